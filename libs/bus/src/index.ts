@@ -1,0 +1,18 @@
+export { connectBus, type BusConnectOptions, type TlsMaterial } from './connection.js';
+export { subjects, verb, Kinds, EVENT_STREAM, SNAPSHOT_BUCKET, LOG_STREAM, ALL_EVENTS, type Address, type Kind } from './subjects.js';
+export { permissionsFor, aggregateWriterSubjects, type BusPermissions } from './identity/permissions.js';
+export {
+  createOperatorMaterial,
+  credsFile,
+  issueSystemCredentials,
+  issueUserCredentials,
+  publicKeyOfSeed,
+  serverAuthConfig,
+  signTrustChain,
+  type BusCredentials,
+  type OperatorMaterial,
+  type Revocations,
+  type SignedTrustChain,
+} from './identity/operator.js';
+export { defineCommand, Headers, type CommandDefinition, type ReplyOf, type RequestOf } from './rpc/command.js';
+export { Bus, toCpsError, type BusOptions, type Handler, type HandlerContext, type RequestOptions } from './rpc/bus.js';

@@ -1,0 +1,63 @@
+import { ID_PATTERN, ValidationError, type Identity } from '@cps/core';
+
+/**
+ * Every subject of cps, in one place. Grammar: `cps.<kind>.<app>.<svc>[.<node>].<verb>`; each id
+ * is one token (see ID_PATTERN), so every permission is a pattern over ids.
+ *
+ * | kind | direction | transport |
+ * |---|---|---|
+ * | `mgr`  | director -> a service's manager (commands) | request/reply |
+ * | `agt`  | manager -> one of its agents (commands) | request/reply |
+ * | `node` | agent -> its manager (heartbeats, reports) | core publish |
+ * | `evt`  | aggregate events | JetStream stream `CPS_EVENTS` |
+ * | `sys`  | platform services hosted by the director (identity issuer, provisioner) | request/reply |
+ */
+export const Kinds = { mgr: 'mgr', agt: 'agt', node: 'node', evt: 'evt', sys: 'sys' } as const;
+export type Kind = (typeof Kinds)[keyof typeof Kinds];
+
+export const EVENT_STREAM = 'CPS_EVENTS';
+export const SNAPSHOT_BUCKET = 'cps_snapshots';
+export const LOG_STREAM = 'CPS_LOGS';
+
+const VERB = /^[a-z][a-z0-9_]{0,62}$/;
+
+const id = (v: string, what: string): string => {
+  if (!ID_PATTERN.test(v)) {
+    throw new ValidationError(`${what} is not a valid id: ${JSON.stringify(v)}`, [
+      { path: `$.${what}`, code: 'invalid_id', message: `must match ${ID_PATTERN.source}` },
+    ]);
+  }
+  return v;
+};
+
+export const verb = (v: string): string => {
+  if (!VERB.test(v)) throw new ValidationError(`not a valid verb: ${JSON.stringify(v)}`, [{ path: '$.verb', code: 'invalid_verb', message: `must match ${VERB.source}` }]);
+  return v;
+};
+
+/** A subject prefix that commands are addressed to: `<address>.<verb>`. */
+export type Address = string & { readonly __address: unique symbol };
+const address = (s: string): Address => s as Address;
+
+export const subjects = {
+  /** Commands for the manager of service `svc` of application `app`. */
+  manager: (app: string, svc: string): Address => address(`cps.mgr.${id(app, 'app')}.${id(svc, 'svc')}`),
+  /** Commands for the agent on node `node` of service `svc`. */
+  agent: (app: string, svc: string, node: string): Address =>
+    address(`cps.agt.${id(app, 'app')}.${id(svc, 'svc')}.${id(node, 'node')}`),
+  /** Messages from node `node` to its manager: `<prefix>.heartbeat`, `<prefix>.report`. */
+  fromNode: (app: string, svc: string, node: string): Address =>
+    address(`cps.node.${id(app, 'app')}.${id(svc, 'svc')}.${id(node, 'node')}`),
+  /** Platform services (director-hosted). */
+  system: (service: string): Address => address(`cps.sys.${id(service, 'service')}`),
+  /** Where an identity asks for its own renewal: the subject itself names who asks. */
+  renewal: (identity: Pick<Identity, 'role' | 'id'>): string => `cps.sys.identity.renew.${identity.role}.${id(identity.id, 'id')}`,
+  /** The event subject of one aggregate. `key` is one or more ids joined by dots. */
+  events: (aggregateType: string, ...key: string[]): string =>
+    ['cps.evt', id(aggregateType, 'aggregateType'), ...key.map((k) => id(k, 'aggregateId'))].join('.'),
+  /** The inbox prefix of an identity: only it may subscribe below it. */
+  inbox: (identity: Pick<Identity, 'role' | 'id'>): string => `_INBOX.${identity.role}.${id(identity.id, 'id')}`,
+  command: (to: Address, name: string): string => `${to}.${verb(name)}`,
+} as const;
+
+export const ALL_EVENTS = 'cps.evt.>';

@@ -1,0 +1,191 @@
+import { createPublicKey, generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
+import forge from 'node-forge';
+import { ValidationError } from '../errors/cps-error.js';
+import { identityFromUri, identityToUri, type Identity } from './identity.js';
+
+export interface KeyPair {
+  readonly privateKeyPem: string;
+  readonly publicKeyPem: string;
+}
+
+/** A CA: its certificate and private key (PEM), plus the chain above it (PEM, leaf-first). */
+export interface CertificateAuthority {
+  readonly certPem: string;
+  readonly keyPem: string;
+  readonly chainPem: readonly string[];
+}
+
+export type CertUsage = 'server' | 'client' | 'server+client';
+
+export interface IssueOptions {
+  readonly identity: Identity;
+  readonly usage: CertUsage;
+  readonly publicKeyPem: string;
+  readonly now: Date;
+  readonly validForMs: number;
+  readonly dnsNames?: readonly string[];
+  readonly ipAddresses?: readonly string[];
+}
+
+export interface CertificateInfo {
+  readonly serial: string;
+  readonly subject: string;
+  readonly issuer: string;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  readonly identity?: Identity;
+  readonly fingerprint256: string;
+}
+
+const RSA_BITS = 2048;
+const CLOCK_SKEW_MS = 5 * 60_000;
+
+/** RSA key pair from Node's native generator (forge's is ~50x slower). */
+export const generateKeyPair = (bits = RSA_BITS): KeyPair => {
+  if (bits < RSA_BITS) throw new ValidationError(`RSA keys must have at least ${RSA_BITS} bits`);
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', {
+    modulusLength: bits,
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  });
+  return { privateKeyPem: privateKey, publicKeyPem: publicKey };
+};
+
+/** A random positive serial of 128 bits (the high bit cleared so DER keeps it positive). */
+const randomSerial = (): string => {
+  const b = randomBytes(16);
+  b[0] = (b[0] as number) & 0x7f | 0x01;
+  return b.toString('hex');
+};
+
+const toForgeKey = (pem: string): forge.pki.rsa.PrivateKey => {
+  // forge reads PKCS#1 or PKCS#8 unencrypted keys
+  return forge.pki.privateKeyFromPem(pem);
+};
+
+const attrsFor = (cn: string, ou?: string): forge.pki.CertificateField[] => [
+  { shortName: 'O', value: 'cps' },
+  ...(ou ? [{ shortName: 'OU', value: ou }] : []),
+  { shortName: 'CN', value: cn },
+];
+
+const newCert = (publicKeyPem: string, now: Date, validForMs: number): forge.pki.Certificate => {
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = forge.pki.publicKeyFromPem(publicKeyPem);
+  cert.serialNumber = randomSerial();
+  cert.validity.notBefore = new Date(now.getTime() - CLOCK_SKEW_MS);
+  cert.validity.notAfter = new Date(now.getTime() + validForMs);
+  return cert;
+};
+
+const signWith = (cert: forge.pki.Certificate, keyPem: string): string => {
+  cert.sign(toForgeKey(keyPem), forge.md.sha256.create());
+  return forge.pki.certificateToPem(cert);
+};
+
+/** A self-signed platform root CA. */
+export const createRootCa = (opts: { commonName: string; now: Date; validForMs: number; key?: KeyPair }): CertificateAuthority => {
+  const key = opts.key ?? generateKeyPair(3072);
+  const cert = newCert(key.publicKeyPem, opts.now, opts.validForMs);
+  cert.setSubject(attrsFor(opts.commonName, 'root'));
+  cert.setIssuer(attrsFor(opts.commonName, 'root'));
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: true, critical: true },
+    { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
+    { name: 'subjectKeyIdentifier' },
+  ]);
+  return { certPem: signWith(cert, key.privateKeyPem), keyPem: key.privateKeyPem, chainPem: [] };
+};
+
+/** An issuing CA under `parent` (path length 0: it signs leaves only). */
+export const createIssuingCa = (
+  parent: CertificateAuthority,
+  opts: { commonName: string; now: Date; validForMs: number; key?: KeyPair },
+): CertificateAuthority => {
+  const key = opts.key ?? generateKeyPair();
+  const parentCert = forge.pki.certificateFromPem(parent.certPem);
+  const cert = newCert(key.publicKeyPem, opts.now, opts.validForMs);
+  cert.setSubject(attrsFor(opts.commonName, 'issuing'));
+  cert.setIssuer(parentCert.subject.attributes);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: true, pathLenConstraint: 0, critical: true },
+    { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
+    { name: 'subjectKeyIdentifier' },
+  ]);
+  return { certPem: signWith(cert, parent.keyPem), keyPem: key.privateKeyPem, chainPem: [parent.certPem, ...parent.chainPem] };
+};
+
+/** Issues a leaf certificate for `identity`: the identity is in the subject DN and a URI SAN. */
+export const issueCertificate = (ca: CertificateAuthority, opts: IssueOptions): string => {
+  const caCert = forge.pki.certificateFromPem(ca.certPem);
+  const cert = newCert(opts.publicKeyPem, opts.now, opts.validForMs);
+  cert.setSubject(attrsFor(`${opts.identity.role}:${opts.identity.id}`, opts.identity.role));
+  cert.setIssuer(caCert.subject.attributes);
+  const altNames: { type: number; value?: string; ip?: string }[] = [{ type: 6, value: identityToUri(opts.identity) }];
+  for (const d of opts.dnsNames ?? []) altNames.push({ type: 2, value: d });
+  for (const ip of opts.ipAddresses ?? []) altNames.push({ type: 7, ip });
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: false, critical: true },
+    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+    {
+      name: 'extKeyUsage',
+      serverAuth: opts.usage !== 'client',
+      clientAuth: opts.usage !== 'server',
+    },
+    { name: 'subjectAltName', altNames },
+    { name: 'subjectKeyIdentifier' },
+    { name: 'authorityKeyIdentifier', keyIdentifier: caCert.generateSubjectKeyIdentifier().getBytes() },
+  ]);
+  return signWith(cert, ca.keyPem);
+};
+
+/** A CSR made where the private key lives (the user's machine, a cloud node). */
+export const createCsr = (key: KeyPair, commonName: string): string => {
+  const csr = forge.pki.createCertificationRequest();
+  csr.publicKey = forge.pki.publicKeyFromPem(key.publicKeyPem);
+  csr.setSubject([{ shortName: 'CN', value: commonName }]);
+  csr.sign(toForgeKey(key.privateKeyPem), forge.md.sha256.create());
+  return forge.pki.certificationRequestToPem(csr);
+};
+
+/**
+ * Checks a CSR's self-signature and key size and returns its public key. The subject the CSR asks
+ * for is ignored: the issuer decides the identity.
+ */
+export const publicKeyFromCsr = (csrPem: string): string => {
+  let csr: ReturnType<typeof forge.pki.certificationRequestFromPem>;
+  try {
+    csr = forge.pki.certificationRequestFromPem(csrPem);
+  } catch (e) {
+    throw new ValidationError('malformed CSR', [{ path: '$.csr', code: 'malformed', message: 'not a PEM CSR' }], { cause: e });
+  }
+  if (!csr.verify()) throw new ValidationError('CSR signature does not verify', [{ path: '$.csr', code: 'bad_signature', message: 'signature does not verify' }]);
+  const pub = csr.publicKey as forge.pki.rsa.PublicKey | null;
+  if (!pub || pub.n.bitLength() < RSA_BITS) {
+    throw new ValidationError(`CSR key must be RSA >= ${RSA_BITS} bits`, [{ path: '$.csr', code: 'weak_key', message: `RSA >= ${RSA_BITS} bits required` }]);
+  }
+  return forge.pki.publicKeyToPem(pub);
+};
+
+/** Reads what cps needs from a certificate (Node's parser: also checks the PEM is sound). */
+export const inspectCertificate = (pem: string): CertificateInfo => {
+  const x = new X509Certificate(pem);
+  const uri = (x.subjectAltName ?? '')
+    .split(', ')
+    .find((s) => s.startsWith('URI:'))
+    ?.slice(4);
+  const identity = uri ? identityFromUri(uri) : undefined;
+  return {
+    serial: x.serialNumber.toLowerCase(),
+    subject: x.subject,
+    issuer: x.issuer,
+    notBefore: new Date(x.validFrom),
+    notAfter: new Date(x.validTo),
+    fingerprint256: x.fingerprint256,
+    ...(identity ? { identity } : {}),
+  };
+};
+
+/** True when `certPem` was signed by `caPem` (signature check only). */
+export const isIssuedBy = (certPem: string, caPem: string): boolean =>
+  new X509Certificate(certPem).verify(createPublicKey(new X509Certificate(caPem).publicKey));

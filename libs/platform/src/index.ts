@@ -1,0 +1,15 @@
+export { findNatsServer } from './nats-server/binary.js';
+export { renderServerConfig, type ServerConfigOptions, type ServerTlsFiles } from './nats-server/config.js';
+export { freePort } from './nats-server/ports.js';
+export { AddressInUseError, NatsServerProcess, type NatsServerStartOptions } from './nats-server/process.js';
+export { NatsServers, type NatsNodeSpec, type StartServersOptions } from './nats-server/cluster.js';
+export {
+  busTrustPem,
+  createPlatformSecrets,
+  freshKeys,
+  issueBusIdentity,
+  issueServerCert,
+  type BusIdentity,
+  type KeySource,
+  type PlatformSecrets,
+} from './trust.js';

@@ -1,0 +1,82 @@
+import {
+  createIssuingCa,
+  createRootCa,
+  generateKeyPair,
+  issueCertificate,
+  type CertificateAuthority,
+  type Identity,
+  type KeyPair,
+} from '@cps/core';
+import { createOperatorMaterial, issueUserCredentials, type BusCredentials, type OperatorMaterial, type TlsMaterial } from '@cps/bus';
+
+const DAY = 24 * 3600_000;
+
+/**
+ * Everything secret a platform is made of: the root CA, the bus and user issuing CAs and the NATS
+ * operator material. Kept sealed at rest by the bootstrap module.
+ */
+export interface PlatformSecrets {
+  readonly root: CertificateAuthority;
+  readonly busCa: CertificateAuthority;
+  readonly userCa: CertificateAuthority;
+  readonly operator: OperatorMaterial;
+}
+
+export interface KeySource {
+  next(): KeyPair;
+}
+
+export const freshKeys: KeySource = { next: () => generateKeyPair() };
+
+export const createPlatformSecrets = (now: Date, keys: KeySource = freshKeys): PlatformSecrets => {
+  const root = createRootCa({ commonName: 'cps root', now, validForMs: 3650 * DAY, key: keys.next() });
+  return {
+    root,
+    busCa: createIssuingCa(root, { commonName: 'cps bus', now, validForMs: 1825 * DAY, key: keys.next() }),
+    userCa: createIssuingCa(root, { commonName: 'cps users', now, validForMs: 1825 * DAY, key: keys.next() }),
+    operator: createOperatorMaterial(),
+  };
+};
+
+/** The CA bundle every bus party trusts: the bus issuing CA and the root. */
+export const busTrustPem = (s: Pick<PlatformSecrets, 'busCa'>): string => [s.busCa.certPem, ...s.busCa.chainPem].join('');
+
+/** A nats-server certificate: serves clients and cluster routes on loopback. */
+export const issueServerCert = (s: PlatformSecrets, name: string, now: Date, key: KeyPair): string =>
+  issueCertificate(s.busCa, {
+    identity: { role: 'server', id: name },
+    usage: 'server+client',
+    publicKeyPem: key.publicKeyPem,
+    now,
+    validForMs: 365 * DAY,
+    dnsNames: ['localhost'],
+    ipAddresses: ['127.0.0.1'],
+  });
+
+/** What a process needs to join the bus as `identity`: TLS material plus JWT credentials. */
+export interface BusIdentity {
+  readonly tls: TlsMaterial;
+  readonly credentials: { readonly jwt: string; readonly seed: string };
+  readonly inboxPrefix: string;
+  readonly identity: Identity;
+  readonly certExpiresAt: Date;
+  readonly bus: BusCredentials;
+}
+
+/** Issues a certificate and a user JWT for `identity` (the issuer side of enrollment). */
+export const issueBusIdentity = async (
+  s: PlatformSecrets,
+  identity: Identity,
+  opts: { now: Date; ttlMs: number; key: KeyPair },
+): Promise<BusIdentity> => {
+  const cert = issueCertificate(s.busCa, { identity, usage: 'client', publicKeyPem: opts.key.publicKeyPem, now: opts.now, validForMs: opts.ttlMs });
+  const bus = await issueUserCredentials(s.operator, identity, { now: opts.now, ttlMs: opts.ttlMs });
+  return {
+    tls: { ca: busTrustPem(s), cert: [cert, s.busCa.certPem].join(''), key: opts.key.privateKeyPem },
+    credentials: { jwt: bus.jwt, seed: bus.seed as string },
+    inboxPrefix: bus.inboxPrefix,
+    identity,
+    certExpiresAt: new Date(opts.now.getTime() + opts.ttlMs),
+    bus,
+  };
+};

@@ -1,0 +1,2 @@
+export { TestNats, type TestNatsOptions } from './nats.js';
+export { pooledKeys, testKeyPool } from './keys.js';
