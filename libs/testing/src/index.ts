@@ -1,2 +1,3 @@
 export { TestNats, type TestNatsOptions } from './nats.js';
 export { pooledKeys, testKeyPool } from './keys.js';
+export { eventStoreContract, type StoreUnderTest } from './event-store-contract.js';
