@@ -1,3 +1,4 @@
 export { TestNats, type TestNatsOptions } from './nats.js';
 export { pooledKeys, testKeyPool } from './keys.js';
 export { eventStoreContract, type StoreUnderTest } from './event-store-contract.js';
+export { ViolationLog, trySubscribe } from './permissions.js';

@@ -21,7 +21,6 @@ export const aggregateWriterSubjects = (eventSubject: string, snapshotKey: strin
   eventSubject,
   `${JS}.CONSUMER.CREATE.${EVENT_STREAM}.*.${eventSubject}`,
   `${JS}.DIRECT.GET.${EVENT_STREAM}.${eventSubject}`,
-  `${JS}.STREAM.INFO.KV_${SNAPSHOT_BUCKET}`,
   `${JS}.DIRECT.GET.KV_${SNAPSHOT_BUCKET}.$KV.${SNAPSHOT_BUCKET}.${snapshotKey}`,
   `$KV.${SNAPSHOT_BUCKET}.${snapshotKey}`,
 ];

@@ -29,7 +29,7 @@ export class InMemorySnapshotStore implements SnapshotStore {
 
 /** Creates the snapshot bucket (administrative: directors and bootstrap). */
 export const ensureSnapshotBucket = async (nc: NatsConnection, replicas = 1): Promise<void> => {
-  await new Kvm(nc).create(SNAPSHOT_BUCKET, { history: 1, replicas });
+  await new Kvm(nc).create(SNAPSHOT_BUCKET, { history: 1, replicas, allow_direct: true });
 };
 
 /**
@@ -52,7 +52,7 @@ export class KvSnapshotStore implements SnapshotStore {
   }
 
   private bucket(): Promise<KV> {
-    this.kv ??= new Kvm(this.nc).open(SNAPSHOT_BUCKET);
+    this.kv ??= new Kvm(this.nc).open(SNAPSHOT_BUCKET, { allow_direct: true });
     return this.kv;
   }
 }
