@@ -3,7 +3,12 @@ import { defaultServerConditions } from 'vite';
 
 const tier = (name: string, pattern: string, timeout: number) => ({
   extends: true as const,
-  test: { name, include: [`{libs,apps,tools}/*/src/**/*.${pattern}.spec.ts`, `bench/**/*.${pattern}.spec.ts`], testTimeout: timeout, hookTimeout: timeout * 2 },
+  test: {
+    name,
+    include: [`{libs,apps,tools}/*/src/**/*.${pattern}.spec.ts`, `bench/**/*.${pattern}.spec.ts`],
+    testTimeout: timeout,
+    hookTimeout: timeout * 2,
+  },
 });
 
 export default defineConfig({

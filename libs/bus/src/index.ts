@@ -1,5 +1,15 @@
 export { connectBus, type BusConnectOptions, type TlsMaterial } from './connection.js';
-export { subjects, verb, Kinds, EVENT_STREAM, SNAPSHOT_BUCKET, LOG_STREAM, ALL_EVENTS, type Address, type Kind } from './subjects.js';
+export {
+  subjects,
+  verb,
+  Kinds,
+  EVENT_STREAM,
+  SNAPSHOT_BUCKET,
+  LOG_STREAM,
+  ALL_EVENTS,
+  type Address,
+  type Kind,
+} from './subjects.js';
 export { permissionsFor, aggregateWriterSubjects, type BusPermissions } from './identity/permissions.js';
 export {
   createOperatorMaterial,
@@ -14,5 +24,18 @@ export {
   type Revocations,
   type SignedTrustChain,
 } from './identity/operator.js';
-export { defineCommand, Headers, type CommandDefinition, type ReplyOf, type RequestOf } from './rpc/command.js';
-export { Bus, toCpsError, type BusOptions, type Handler, type HandlerContext, type RequestOptions } from './rpc/bus.js';
+export {
+  defineCommand,
+  Headers,
+  type CommandDefinition,
+  type ReplyOf,
+  type RequestOf,
+} from './rpc/command.js';
+export {
+  Bus,
+  toCpsError,
+  type BusOptions,
+  type Handler,
+  type HandlerContext,
+  type RequestOptions,
+} from './rpc/bus.js';

@@ -6,7 +6,13 @@ import { ensureEventStream, ensureSnapshotBucket, JetStreamEventStore, KvSnapsho
 import { TestNats, ViolationLog, trySubscribe } from '@cps/testing';
 import type { NatsConnection } from '@nats-io/transport-node';
 
-const node = (svc: string, id: string): Identity => ({ role: 'agent', id, appId: 'a1', serviceId: svc, nodeId: id });
+const node = (svc: string, id: string): Identity => ({
+  role: 'agent',
+  id,
+  appId: 'a1',
+  serviceId: svc,
+  nodeId: id,
+});
 const manager = (svc: string): Identity => ({ role: 'manager', id: svc, appId: 'a1', serviceId: svc });
 const ping = defineCommand('ping', z.object({ n: z.number() }), z.object({ n: z.number(), by: z.string() }));
 const meta = { actor: 't', correlationId: 'c', causationId: 'r' };
@@ -20,7 +26,10 @@ describe('least privilege on the bus', () => {
     await ensureEventStream(director);
     await ensureSnapshotBucket(director);
     // agents n1 (service s1) and n2 (service s2) serve ping on their own subjects
-    for (const [svc, id] of [['s1', 'n1'], ['s2', 'n2']] as const) {
+    for (const [svc, id] of [
+      ['s1', 'n1'],
+      ['s2', 'n2'],
+    ] as const) {
       const bus = await nats.bus(node(svc, id));
       bus.handle(subjects.agent('a1', svc, id), ping, (d) => ({ n: d.n, by: id }));
     }
@@ -29,12 +38,17 @@ describe('least privilege on the bus', () => {
 
   it('lets a manager command its own agents', async () => {
     const m1 = await nats.bus(manager('s1'));
-    await expect(m1.request(subjects.agent('a1', 's1', 'n1'), ping, { n: 1 })).resolves.toEqual({ n: 1, by: 'n1' });
+    await expect(m1.request(subjects.agent('a1', 's1', 'n1'), ping, { n: 1 })).resolves.toEqual({
+      n: 1,
+      by: 'n1',
+    });
   });
 
   it('refuses a manager of service s1 commanding an agent of service s2', async () => {
     const m1 = await nats.bus(manager('s1'));
-    await expect(m1.request(subjects.agent('a1', 's2', 'n2'), ping, { n: 1 })).rejects.toSatisfy((e) => hasErrorCode(e, 'forbidden'));
+    await expect(m1.request(subjects.agent('a1', 's2', 'n2'), ping, { n: 1 })).rejects.toSatisfy((e) =>
+      hasErrorCode(e, 'forbidden'),
+    );
   });
 
   it("refuses an agent subscribing to another agent's commands or another identity's inbox", async () => {
@@ -49,7 +63,16 @@ describe('least privilege on the bus', () => {
   it('refuses an agent publishing on manager or agent subjects, JetStream, KV or $SRV', async () => {
     const a = await nats.connect(node('s1', 'n3'));
     const log = ViolationLog.watch(a);
-    for (const s of ['cps.mgr.a1.s1.shutdown', 'cps.agt.a1.s1.n1.ping', '$JS.API.INFO', '$JS.API.STREAM.NAMES', '$KV.cps_snapshots.svc.a1.s1', '$SRV.PING', 'cps.evt.svc.a1.s1', 'cps.node.a1.s1.n1.heartbeat']) {
+    for (const s of [
+      'cps.mgr.a1.s1.shutdown',
+      'cps.agt.a1.s1.n1.ping',
+      '$JS.API.INFO',
+      '$JS.API.STREAM.NAMES',
+      '$KV.cps_snapshots.svc.a1.s1',
+      '$SRV.PING',
+      'cps.evt.svc.a1.s1',
+      'cps.node.a1.s1.n1.heartbeat',
+    ]) {
       a.publish(s, '{}');
       await log.expect('Publish', s);
     }
@@ -62,25 +85,43 @@ describe('least privilege on the bus', () => {
   it("confines a manager to its own aggregate's events and snapshot", async () => {
     const dstore = new JetStreamEventStore(director);
     await dstore.append('svc.a1.s1', [{ type: 'created', data: {} }], { expectedVersion: 0, metadata: meta });
-    await dstore.append('svc.a1.s2', [{ type: 'created', data: { secret: 'of s2' } }], { expectedVersion: 0, metadata: meta });
+    await dstore.append('svc.a1.s2', [{ type: 'created', data: { secret: 'of s2' } }], {
+      expectedVersion: 0,
+      metadata: meta,
+    });
     const m1 = await nats.connect(manager('s1'));
     const own = new JetStreamEventStore(m1);
     expect((await own.readAggregate('svc.a1.s1')).version).toBe(1);
-    await expect(own.append('svc.a1.s1', [{ type: 'started', data: {} }], { expectedVersion: 1, metadata: meta })).resolves.toMatchObject({ version: 2 });
+    await expect(
+      own.append('svc.a1.s1', [{ type: 'started', data: {} }], { expectedVersion: 1, metadata: meta }),
+    ).resolves.toMatchObject({ version: 2 });
     await expect(own.readAggregate('svc.a1.s2')).rejects.toThrow(/permission/i);
-    await expect(own.append('svc.a1.s2', [{ type: 'x', data: {} }], { expectedVersion: 1, metadata: meta })).rejects.toThrow(/permission/i);
+    await expect(
+      own.append('svc.a1.s2', [{ type: 'x', data: {} }], { expectedVersion: 1, metadata: meta }),
+    ).rejects.toThrow(/permission/i);
     await expect(own.readAll()).rejects.toThrow(/permission/i);
 
     const snaps = new KvSnapshotStore(m1);
     await snaps.put('svc.a1.s1', { version: 2, position: 2, state: {}, handled: [] });
     await expect(snaps.get('svc.a1.s1')).resolves.toMatchObject({ version: 2 });
     await expect(snaps.get('svc.a1.s2')).rejects.toThrow(/permission/i);
-    await expect(snaps.put('svc.a1.s2', { version: 1, position: 1, state: {}, handled: [] })).rejects.toThrow(/permission|timeout/i);
+    await expect(snaps.put('svc.a1.s2', { version: 1, position: 1, state: {}, handled: [] })).rejects.toThrow(
+      /permission|timeout/i,
+    );
   });
 
   it('refuses a manager stream administration and payload-addressed reads', async () => {
     const m1 = await nats.connect(manager('s1'));
-    for (const s of ['$JS.API.STREAM.DELETE.CPS_EVENTS', '$JS.API.STREAM.PURGE.CPS_EVENTS', '$JS.API.STREAM.UPDATE.CPS_EVENTS', '$JS.API.DIRECT.GET.CPS_EVENTS', '$JS.API.STREAM.MSG.GET.CPS_EVENTS', '$JS.API.CONSUMER.CREATE.CPS_EVENTS', '$JS.API.CONSUMER.CREATE.CPS_EVENTS.x.cps.evt.svc.a1.s2', '$JS.API.CONSUMER.DURABLE.CREATE.CPS_EVENTS.x']) {
+    for (const s of [
+      '$JS.API.STREAM.DELETE.CPS_EVENTS',
+      '$JS.API.STREAM.PURGE.CPS_EVENTS',
+      '$JS.API.STREAM.UPDATE.CPS_EVENTS',
+      '$JS.API.DIRECT.GET.CPS_EVENTS',
+      '$JS.API.STREAM.MSG.GET.CPS_EVENTS',
+      '$JS.API.CONSUMER.CREATE.CPS_EVENTS',
+      '$JS.API.CONSUMER.CREATE.CPS_EVENTS.x.cps.evt.svc.a1.s2',
+      '$JS.API.CONSUMER.DURABLE.CREATE.CPS_EVENTS.x',
+    ]) {
       await expect(m1.request(s, '{}', { timeout: 1_000 })).rejects.toThrow(/permission/i);
     }
     expect((await new JetStreamEventStore(director).readAggregate('svc.a1.s2')).version).toBe(1);
@@ -94,6 +135,8 @@ describe('least privilege on the bus', () => {
 
   it('gives the agent bus no way around its manager: a request from another agent is refused', async () => {
     const other = new Bus(await nats.connect(node('s1', 'n4')));
-    await expect(other.request(subjects.agent('a1', 's1', 'n1'), ping, { n: 2 })).rejects.toSatisfy((e) => hasErrorCode(e, 'forbidden'));
+    await expect(other.request(subjects.agent('a1', 's1', 'n1'), ping, { n: 2 })).rejects.toSatisfy((e) =>
+      hasErrorCode(e, 'forbidden'),
+    );
   });
 });

@@ -15,7 +15,10 @@ describe('who may connect (mTLS + operator-mode JWT)', () => {
   });
   afterAll(async () => nats.cleanup());
 
-  const attempt = async (tls: { ca: string; cert?: string; key?: string }, creds: { jwt: string; seed: string }) => {
+  const attempt = async (
+    tls: { ca: string; cert?: string; key?: string },
+    creds: { jwt: string; seed: string },
+  ) => {
     const nc = await connect({
       servers: nats.urls,
       tls,
@@ -40,8 +43,16 @@ describe('who may connect (mTLS + operator-mode JWT)', () => {
     const id = await nats.identity(agent);
     const foreign = createPlatformSecrets(new Date(), pooledKeys());
     const key = pooledKeys().next();
-    const cert = issueCertificate(foreign.busCa, { identity: agent, usage: 'client', publicKeyPem: key.publicKeyPem, now: new Date(), validForMs: HOUR });
-    await expect(attempt({ ca: id.tls.ca, cert: cert + foreign.busCa.certPem, key: key.privateKeyPem }, id.credentials)).rejects.toThrow();
+    const cert = issueCertificate(foreign.busCa, {
+      identity: agent,
+      usage: 'client',
+      publicKeyPem: key.publicKeyPem,
+      now: new Date(),
+      validForMs: HOUR,
+    });
+    await expect(
+      attempt({ ca: id.tls.ca, cert: cert + foreign.busCa.certPem, key: key.privateKeyPem }, id.credentials),
+    ).rejects.toThrow();
   });
 
   it('refuses an expired client certificate', async () => {
@@ -54,24 +65,46 @@ describe('who may connect (mTLS + operator-mode JWT)', () => {
       now: new Date(Date.now() - 3 * HOUR),
       validForMs: HOUR,
     });
-    await expect(attempt({ ca: busTrustPem(nats.secrets), cert: cert + nats.secrets.busCa.certPem, key: key.privateKeyPem }, id.credentials)).rejects.toThrow();
+    await expect(
+      attempt(
+        { ca: busTrustPem(nats.secrets), cert: cert + nats.secrets.busCa.certPem, key: key.privateKeyPem },
+        id.credentials,
+      ),
+    ).rejects.toThrow();
   });
 
   it('refuses an expired JWT', async () => {
     const id = await nats.identity(agent);
-    const old = await issueUserCredentials(nats.secrets.operator, agent, { now: new Date(Date.now() - 2 * HOUR), ttlMs: HOUR });
-    await expect(attempt(id.tls, { jwt: old.jwt, seed: old.seed as string })).rejects.toThrow(/authorization|expired/i);
+    const old = await issueUserCredentials(nats.secrets.operator, agent, {
+      now: new Date(Date.now() - 2 * HOUR),
+      ttlMs: HOUR,
+    });
+    await expect(attempt(id.tls, { jwt: old.jwt, seed: old.seed as string })).rejects.toThrow(
+      /authorization|expired/i,
+    );
   });
 
   it('refuses a JWT signed by another operator', async () => {
     const id = await nats.identity(agent);
-    const foreign = await issueUserCredentials(createPlatformSecrets(new Date(), pooledKeys()).operator, agent, { now: new Date(), ttlMs: HOUR });
-    await expect(attempt(id.tls, { jwt: foreign.jwt, seed: foreign.seed as string })).rejects.toThrow(/authorization/i);
+    const foreign = await issueUserCredentials(
+      createPlatformSecrets(new Date(), pooledKeys()).operator,
+      agent,
+      { now: new Date(), ttlMs: HOUR },
+    );
+    await expect(attempt(id.tls, { jwt: foreign.jwt, seed: foreign.seed as string })).rejects.toThrow(
+      /authorization/i,
+    );
   });
 
   it('cuts off a revoked identity that is connected, and refuses it afterwards', async () => {
     const id = await nats.identity({ role: 'agent', id: 'n9', appId: 'a1', serviceId: 's1', nodeId: 'n9' });
-    const live = await connectBus({ servers: nats.urls, tls: id.tls, credentials: id.credentials, inboxPrefix: id.inboxPrefix, reconnect: false });
+    const live = await connectBus({
+      servers: nats.urls,
+      tls: id.tls,
+      credentials: id.credentials,
+      inboxPrefix: id.inboxPrefix,
+      reconnect: false,
+    });
     const closed = live.closed();
     const t0 = Date.now();
     await nats.revoke(id.bus.publicKey);

@@ -31,7 +31,10 @@ const id = (v: string, what: string): string => {
 };
 
 export const verb = (v: string): string => {
-  if (!VERB.test(v)) throw new ValidationError(`not a valid verb: ${JSON.stringify(v)}`, [{ path: '$.verb', code: 'invalid_verb', message: `must match ${VERB.source}` }]);
+  if (!VERB.test(v))
+    throw new ValidationError(`not a valid verb: ${JSON.stringify(v)}`, [
+      { path: '$.verb', code: 'invalid_verb', message: `must match ${VERB.source}` },
+    ]);
   return v;
 };
 
@@ -51,12 +54,14 @@ export const subjects = {
   /** Platform services (director-hosted). */
   system: (service: string): Address => address(`cps.sys.${id(service, 'service')}`),
   /** Where an identity asks for its own renewal: the subject itself names who asks. */
-  renewal: (identity: Pick<Identity, 'role' | 'id'>): string => `cps.sys.identity.renew.${identity.role}.${id(identity.id, 'id')}`,
+  renewal: (identity: Pick<Identity, 'role' | 'id'>): string =>
+    `cps.sys.identity.renew.${identity.role}.${id(identity.id, 'id')}`,
   /** The event subject of one aggregate. `key` is one or more ids joined by dots. */
   events: (aggregateType: string, ...key: string[]): string =>
     ['cps.evt', id(aggregateType, 'aggregateType'), ...key.map((k) => id(k, 'aggregateId'))].join('.'),
   /** The inbox prefix of an identity: only it may subscribe below it. */
-  inbox: (identity: Pick<Identity, 'role' | 'id'>): string => `_INBOX.${identity.role}.${id(identity.id, 'id')}`,
+  inbox: (identity: Pick<Identity, 'role' | 'id'>): string =>
+    `_INBOX.${identity.role}.${id(identity.id, 'id')}`,
   command: (to: Address, name: string): string => `${to}.${verb(name)}`,
 } as const;
 

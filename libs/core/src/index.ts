@@ -13,9 +13,25 @@ export {
   type ErrorBody,
 } from './errors/cps-error.js';
 export { issuesFromZod, parseOrThrow } from './errors/zod.js';
-export { fold, toArray, type Command, type CommandMetadata, type Decider, type Message } from './decider/decider.js';
+export {
+  fold,
+  toArray,
+  type Command,
+  type CommandMetadata,
+  type Decider,
+  type Message,
+} from './decider/decider.js';
 export { DeciderSpecification } from './decider/specification.js';
-export { ID_PATTERN, IdSchema, Roles, TRUST_DOMAIN, identityFromUri, identityToUri, type Identity, type Role } from './pki/identity.js';
+export {
+  ID_PATTERN,
+  IdSchema,
+  Roles,
+  TRUST_DOMAIN,
+  identityFromUri,
+  identityToUri,
+  type Identity,
+  type Role,
+} from './pki/identity.js';
 export {
   createCsr,
   createIssuingCa,
@@ -31,4 +47,11 @@ export {
   type IssueOptions,
   type KeyPair,
 } from './pki/pki.js';
-export { isSealed, newSealingKeyMaterial, seal, sealingKeyFrom, unseal, type SealingKey } from './crypto/sealed.js';
+export {
+  isSealed,
+  newSealingKeyMaterial,
+  seal,
+  sealingKeyFrom,
+  unseal,
+  type SealingKey,
+} from './crypto/sealed.js';

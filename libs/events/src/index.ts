@@ -14,6 +14,22 @@ export { InMemoryEventStore } from './store/memory.js';
 export { JetStreamEventStore, ensureEventStream, type JetStreamStoreOptions } from './store/jetstream.js';
 export type { StoreOptions } from './store/prepare.js';
 export { defineEvent, EventCatalog, type EventDefinition, type EventOf } from './catalog/catalog.js';
-export { CommandHandler, type CommandHandlerOptions, type HandleResult, type Loaded } from './handling/command-handler.js';
-export { ProjectionRunner, InMemoryCheckpoints, type CheckpointStore, type Projection } from './projections/runner.js';
-export { InMemorySnapshotStore, KvSnapshotStore, ensureSnapshotBucket, type Snapshot, type SnapshotStore } from './snapshots/snapshots.js';
+export {
+  CommandHandler,
+  type CommandHandlerOptions,
+  type HandleResult,
+  type Loaded,
+} from './handling/command-handler.js';
+export {
+  ProjectionRunner,
+  InMemoryCheckpoints,
+  type CheckpointStore,
+  type Projection,
+} from './projections/runner.js';
+export {
+  InMemorySnapshotStore,
+  KvSnapshotStore,
+  ensureSnapshotBucket,
+  type Snapshot,
+  type SnapshotStore,
+} from './snapshots/snapshots.js';

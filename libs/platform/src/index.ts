@@ -13,3 +13,13 @@ export {
   type KeySource,
   type PlatformSecrets,
 } from './trust.js';
+export {
+  defaultHome,
+  exportJoinBundle,
+  joinPlatform,
+  PlatformHome,
+  type PlatformInfo,
+} from './home/platform-home.js';
+export { loadMasterKey } from './home/master-key.js';
+export { checkHealth, type PlatformHealth } from './launcher/health.js';
+export { down, runSupervisor, supervisorPid, up } from './launcher/launcher.js';

@@ -7,7 +7,13 @@ import {
   type Identity,
   type KeyPair,
 } from '@cps/core';
-import { createOperatorMaterial, issueUserCredentials, type BusCredentials, type OperatorMaterial, type TlsMaterial } from '@cps/bus';
+import {
+  createOperatorMaterial,
+  issueUserCredentials,
+  type BusCredentials,
+  type OperatorMaterial,
+  type TlsMaterial,
+} from '@cps/bus';
 
 const DAY = 24 * 3600_000;
 
@@ -39,7 +45,8 @@ export const createPlatformSecrets = (now: Date, keys: KeySource = freshKeys): P
 };
 
 /** The CA bundle every bus party trusts: the bus issuing CA and the root. */
-export const busTrustPem = (s: Pick<PlatformSecrets, 'busCa'>): string => [s.busCa.certPem, ...s.busCa.chainPem].join('');
+export const busTrustPem = (s: Pick<PlatformSecrets, 'busCa'>): string =>
+  [s.busCa.certPem, ...s.busCa.chainPem].join('');
 
 /** A nats-server certificate: serves clients and cluster routes on loopback. */
 export const issueServerCert = (s: PlatformSecrets, name: string, now: Date, key: KeyPair): string =>
@@ -69,7 +76,13 @@ export const issueBusIdentity = async (
   identity: Identity,
   opts: { now: Date; ttlMs: number; key: KeyPair },
 ): Promise<BusIdentity> => {
-  const cert = issueCertificate(s.busCa, { identity, usage: 'client', publicKeyPem: opts.key.publicKeyPem, now: opts.now, validForMs: opts.ttlMs });
+  const cert = issueCertificate(s.busCa, {
+    identity,
+    usage: 'client',
+    publicKeyPem: opts.key.publicKeyPem,
+    now: opts.now,
+    validForMs: opts.ttlMs,
+  });
   const bus = await issueUserCredentials(s.operator, identity, { now: opts.now, ttlMs: opts.ttlMs });
   return {
     tls: { ca: busTrustPem(s), cert: [cert, s.busCa.certPem].join(''), key: opts.key.privateKeyPem },

@@ -2,3 +2,4 @@ export { TestNats, type TestNatsOptions } from './nats.js';
 export { pooledKeys, testKeyPool } from './keys.js';
 export { eventStoreContract, type StoreUnderTest } from './event-store-contract.js';
 export { ViolationLog, trySubscribe } from './permissions.js';
+export { eventually } from './eventually.js';

@@ -3,7 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Bus, connectBus, signTrustChain, issueSystemCredentials, type Revocations } from '@cps/bus';
 import type { Identity } from '@cps/core';
-import { createPlatformSecrets, issueBusIdentity, NatsServers, type BusIdentity, type PlatformSecrets } from '@cps/platform';
+import {
+  createPlatformSecrets,
+  issueBusIdentity,
+  NatsServers,
+  type BusIdentity,
+  type PlatformSecrets,
+} from '@cps/platform';
 import { connect, jwtAuthenticator, type NatsConnection } from '@nats-io/transport-node';
 import { pooledKeys } from './keys.js';
 
@@ -46,11 +52,18 @@ export class TestNats {
 
   /** Certificate and JWT for `identity`, valid `ttlMs` from `now`. */
   identity(identity: Identity, o: { ttlMs?: number; now?: Date } = {}): Promise<BusIdentity> {
-    return issueBusIdentity(this.secrets, identity, { now: o.now ?? new Date(), ttlMs: o.ttlMs ?? 3600_000, key: this.keys.next() });
+    return issueBusIdentity(this.secrets, identity, {
+      now: o.now ?? new Date(),
+      ttlMs: o.ttlMs ?? 3600_000,
+      key: this.keys.next(),
+    });
   }
 
   /** Connects as `identity` (or with the given material); closed at cleanup. */
-  async connect(who: Identity | BusIdentity, o: { servers?: string[]; reconnect?: boolean } = {}): Promise<NatsConnection> {
+  async connect(
+    who: Identity | BusIdentity,
+    o: { servers?: string[]; reconnect?: boolean } = {},
+  ): Promise<NatsConnection> {
     const id = 'tls' in who ? who : await this.identity(who);
     const nc = await connectBus({
       servers: o.servers ?? this.urls,
@@ -90,7 +103,9 @@ export class TestNats {
   async pushAccount(revocations: Revocations): Promise<void> {
     const chain = await signTrustChain(this.secrets.operator, revocations);
     const sys = await this.system();
-    await sys.request(`$SYS.REQ.ACCOUNT.${chain.account}.CLAIMS.UPDATE`, chain.accountJwt, { timeout: 5_000 });
+    await sys.request(`$SYS.REQ.ACCOUNT.${chain.account}.CLAIMS.UPDATE`, chain.accountJwt, {
+      timeout: 5_000,
+    });
     await sys.close();
   }
 

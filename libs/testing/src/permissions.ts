@@ -31,9 +31,16 @@ export class ViolationLog {
 }
 
 /** Subscribes to `subject` and resolves with the server's refusal, or undefined if it was allowed. */
-export const trySubscribe = async (nc: NatsConnection, subject: string, ms = 1_000): Promise<Error | undefined> => {
+export const trySubscribe = async (
+  nc: NatsConnection,
+  subject: string,
+  ms = 1_000,
+): Promise<Error | undefined> => {
   const sub = nc.subscribe(subject);
-  const r = await Promise.race([sub.closed.then((e) => e ?? undefined), new Promise<'open'>((res) => setTimeout(() => res('open'), ms))]);
+  const r = await Promise.race([
+    sub.closed.then((e) => e ?? undefined),
+    new Promise<'open'>((res) => setTimeout(() => res('open'), ms)),
+  ]);
   if (r === 'open') {
     sub.unsubscribe();
     return undefined;

@@ -52,7 +52,16 @@ const dec = new TextDecoder();
 const seedOf = (kp: KeyPair): string => dec.decode(kp.getSeed());
 const kp = (seed: string): KeyPair => fromSeed(enc.encode(seed));
 
-const UNLIMITED = { subs: -1, data: -1, payload: -1, imports: -1, exports: -1, wildcards: true, conn: -1, leaf: -1 };
+const UNLIMITED = {
+  subs: -1,
+  data: -1,
+  payload: -1,
+  imports: -1,
+  exports: -1,
+  wildcards: true,
+  conn: -1,
+  leaf: -1,
+};
 const JETSTREAM_UNLIMITED = {
   mem_storage: -1,
   disk_storage: -1,
@@ -77,7 +86,10 @@ export const publicKeyOfSeed = (seed: string): string => kp(seed).getPublicKey()
  * Signs the operator and account JWTs. Limits are set to -1 explicitly: an absent limit means 0
  * on nats-server 2.9 and nobody could connect.
  */
-export const signTrustChain = async (m: OperatorMaterial, revocations: Revocations = {}): Promise<SignedTrustChain> => {
+export const signTrustChain = async (
+  m: OperatorMaterial,
+  revocations: Revocations = {},
+): Promise<SignedTrustChain> => {
   const operator = kp(m.operatorSeed);
   const sys = kp(m.systemAccountSeed);
   const acc = kp(m.accountSeed);
@@ -94,7 +106,13 @@ export const signTrustChain = async (m: OperatorMaterial, revocations: Revocatio
     },
     { signer: operator },
   );
-  return { operatorJwt, systemAccountJwt, systemAccount: sys.getPublicKey(), accountJwt, account: acc.getPublicKey() };
+  return {
+    operatorJwt,
+    systemAccountJwt,
+    systemAccount: sys.getPublicKey(),
+    accountJwt,
+    account: acc.getPublicKey(),
+  };
 };
 
 const toJwtPermissions = (p: BusPermissions) => ({
@@ -116,10 +134,16 @@ export const issueUserCredentials = async (
   const user = opts.publicKey ? fromPublic(opts.publicKey) : createUser();
   const expiresAt = new Date(opts.now.getTime() + opts.ttlMs);
   const perms = opts.permissions ?? permissionsFor(identity);
-  const jwt = await encodeUser(`${identity.role}:${identity.id}`, user, kp(m.accountSeed), toJwtPermissions(perms), {
-    signer: kp(m.accountSigningSeed),
-    exp: Math.floor(expiresAt.getTime() / 1000),
-  });
+  const jwt = await encodeUser(
+    `${identity.role}:${identity.id}`,
+    user,
+    kp(m.accountSeed),
+    toJwtPermissions(perms),
+    {
+      signer: kp(m.accountSigningSeed),
+      exp: Math.floor(expiresAt.getTime() / 1000),
+    },
+  );
   return {
     identity,
     jwt,
@@ -131,9 +155,19 @@ export const issueUserCredentials = async (
 };
 
 /** Credentials of the system account (for pushing account updates): guard them like the operator key. */
-export const issueSystemCredentials = async (m: OperatorMaterial, now: Date, ttlMs: number): Promise<{ jwt: string; seed: string }> => {
+export const issueSystemCredentials = async (
+  m: OperatorMaterial,
+  now: Date,
+  ttlMs: number,
+): Promise<{ jwt: string; seed: string }> => {
   const user = createUser();
-  const jwt = await encodeUser('sys', user, kp(m.systemAccountSeed), {}, { exp: Math.floor((now.getTime() + ttlMs) / 1000) });
+  const jwt = await encodeUser(
+    'sys',
+    user,
+    kp(m.systemAccountSeed),
+    {},
+    { exp: Math.floor((now.getTime() + ttlMs) / 1000) },
+  );
   return { jwt, seed: seedOf(user) };
 };
 

@@ -28,7 +28,10 @@ export const aggregateWriterSubjects = (eventSubject: string, snapshotKey: strin
 const requireIds = (i: Identity, ...fields: ('appId' | 'serviceId' | 'nodeId')[]): string[] =>
   fields.map((f) => {
     const v = i[f];
-    if (v === undefined) throw new ValidationError(`a ${i.role} identity needs ${f}`, [{ path: `$.${f}`, code: 'required', message: 'required' }]);
+    if (v === undefined)
+      throw new ValidationError(`a ${i.role} identity needs ${f}`, [
+        { path: `$.${f}`, code: 'required', message: 'required' },
+      ]);
     return v;
   });
 
@@ -57,14 +60,25 @@ export const permissionsFor = (identity: Identity): BusPermissions => {
           deny: [],
         },
         sub: {
-          allow: [inbox, `${self}.>`, `cps.node.${app}.${svc}.>`, '$SRV.*', `$SRV.*.cps-manager`, `$SRV.*.cps-manager.*`],
+          allow: [
+            inbox,
+            `${self}.>`,
+            `cps.node.${app}.${svc}.>`,
+            '$SRV.*',
+            `$SRV.*.cps-manager`,
+            `$SRV.*.cps-manager.*`,
+          ],
           deny: [],
         },
         respond: true,
       };
     }
     case 'agent': {
-      const [app, svc, node] = requireIds(identity, 'appId', 'serviceId', 'nodeId') as [string, string, string];
+      const [app, svc, node] = requireIds(identity, 'appId', 'serviceId', 'nodeId') as [
+        string,
+        string,
+        string,
+      ];
       return {
         pub: { allow: [`${subjects.fromNode(app, svc, node)}.>`, renew], deny: ['$JS.>', '$KV.>', '$SRV.>'] },
         sub: { allow: [inbox, `${subjects.agent(app, svc, node)}.>`], deny: [] },
@@ -74,6 +88,8 @@ export const permissionsFor = (identity: Identity): BusPermissions => {
     case 'user':
     case 'admin':
     case 'server':
-      throw new ValidationError(`role ${identity.role} never connects to the bus`, [{ path: '$.role', code: 'not_a_bus_role', message: 'not a bus role' }]);
+      throw new ValidationError(`role ${identity.role} never connects to the bus`, [
+        { path: '$.role', code: 'not_a_bus_role', message: 'not a bus role' },
+      ]);
   }
 };

@@ -2,12 +2,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { headers } from '@nats-io/transport-node';
 import { CpsError, hasErrorCode, type ErrorBody } from '@cps/core';
-import { Bus, defineCommand, Headers, subjects } from '@cps/bus';
+import { type Bus, defineCommand, Headers, subjects } from '@cps/bus';
 import { TestNats } from '@cps/testing';
 
 const addNodes = defineCommand(
   'add_nodes',
-  z.object({ nodes: z.record(z.string(), z.number().int().min(1).max(100)), cloud: z.string().max(64).default('local') }),
+  z.object({
+    nodes: z.record(z.string(), z.number().int().min(1).max(100)),
+    cloud: z.string().max(64).default('local'),
+  }),
   z.object({ operationId: z.string() }),
 );
 const mgr = subjects.manager('a1', 's1');
@@ -41,7 +44,10 @@ describe('typed request/reply', () => {
   });
 
   it('answers malformed JSON with a validation error at $', async () => {
-    expect(await raw('{not json')).toMatchObject({ code: 'validation', issues: [{ path: '$', code: 'invalid_json' }] });
+    expect(await raw('{not json')).toMatchObject({
+      code: 'validation',
+      issues: [{ path: '$', code: 'invalid_json' }],
+    });
   });
 
   it('answers schema violations with the offending paths', async () => {
@@ -63,7 +69,9 @@ describe('typed request/reply', () => {
   it('refuses a payload over max_payload at the client and keeps serving', async () => {
     const huge = 'x'.repeat(2 * 1024 * 1024);
     await expect(director.request(mgr, addNodes, { nodes: { node: 1 }, cloud: huge })).rejects.toThrow();
-    await expect(director.connection.request(`${mgr}.add_nodes`, huge, { timeout: 1_000 })).rejects.toThrow(/payload/i);
+    await expect(director.connection.request(`${mgr}.add_nodes`, huge, { timeout: 1_000 })).rejects.toThrow(
+      /payload/i,
+    );
     const big = JSON.stringify({ nodes: { node: 1 }, cloud: 'y'.repeat(900_000) });
     expect(await raw(big)).toMatchObject({ code: 'validation', issues: [{ path: '$.cloud' }] });
     await expect(director.request(mgr, addNodes, { nodes: { a: 1 } })).resolves.toHaveProperty('operationId');
@@ -86,14 +94,19 @@ describe('typed request/reply', () => {
     expect(calls).toBe(before + 1);
     const h = headers();
     h.set(Headers.requestId, 'same');
-    const r = await director.connection.request(`${mgr}.add_nodes`, JSON.stringify({ nodes: { n: 3 } }), { timeout: 1_000, headers: h });
+    const r = await director.connection.request(`${mgr}.add_nodes`, JSON.stringify({ nodes: { n: 3 } }), {
+      timeout: 1_000,
+      headers: h,
+    });
     expect(r.json()).toEqual(a);
     expect(calls).toBe(before + 1);
   });
 
   it('reports unknown subjects as unavailable, quickly', async () => {
     const t0 = Date.now();
-    await expect(director.request(subjects.manager('a1', 'nobody'), addNodes, { nodes: { a: 1 } })).rejects.toSatisfy((e) => hasErrorCode(e, 'unavailable'));
+    await expect(
+      director.request(subjects.manager('a1', 'nobody'), addNodes, { nodes: { a: 1 } }),
+    ).rejects.toSatisfy((e) => hasErrorCode(e, 'unavailable'));
     expect(Date.now() - t0).toBeLessThan(1_000);
   });
 });

@@ -26,7 +26,10 @@ export interface HandlerContext {
   readonly subject: string;
 }
 
-export type Handler<C extends CommandDefinition> = (data: z.output<C['request']>, ctx: HandlerContext) => Promise<ReplyOf<C>> | ReplyOf<C>;
+export type Handler<C extends CommandDefinition> = (
+  data: z.output<C['request']>,
+  ctx: HandlerContext,
+) => Promise<ReplyOf<C>> | ReplyOf<C>;
 
 export interface BusOptions {
   readonly defaultTimeoutMs?: number;
@@ -57,7 +60,11 @@ const decodeJson = (m: Msg): unknown => {
   try {
     return JSON.parse(dec.decode(m.data)) as unknown;
   } catch (e) {
-    throw new ValidationError('payload is not valid JSON', [{ path: '$', code: 'invalid_json', message: 'payload is not valid JSON' }], { cause: e });
+    throw new ValidationError(
+      'payload is not valid JSON',
+      [{ path: '$', code: 'invalid_json', message: 'payload is not valid JSON' }],
+      { cause: e },
+    );
   }
 };
 
@@ -66,10 +73,14 @@ export const toCpsError = (e: unknown, subject: string): CpsError => {
   if (isCpsError(e)) return e;
   const err = e as { name?: string; message?: string; code?: string };
   const text = `${err.name ?? ''} ${err.message ?? ''} ${err.code ?? ''}`.toLowerCase();
-  if (text.includes('timeout')) return new CpsError('timeout', `no reply on ${subject} in time`, [], { cause: e });
-  if (text.includes('no responders') || text.includes('503')) return new CpsError('unavailable', `nobody serves ${subject}`, [], { cause: e });
-  if (text.includes('permission')) return new CpsError('forbidden', `not permitted: ${subject}`, [], { cause: e });
-  if (text.includes('closed') || text.includes('draining')) return new CpsError('unavailable', 'bus connection closed', [], { cause: e });
+  if (text.includes('timeout'))
+    return new CpsError('timeout', `no reply on ${subject} in time`, [], { cause: e });
+  if (text.includes('no responders') || text.includes('503'))
+    return new CpsError('unavailable', `nobody serves ${subject}`, [], { cause: e });
+  if (text.includes('permission'))
+    return new CpsError('forbidden', `not permitted: ${subject}`, [], { cause: e });
+  if (text.includes('closed') || text.includes('draining'))
+    return new CpsError('unavailable', 'bus connection closed', [], { cause: e });
   return new CpsError('internal', `bus failure on ${subject}: ${err.message ?? String(e)}`, [], { cause: e });
 };
 
@@ -92,9 +103,15 @@ export class Bus {
     return this.conn;
   }
 
-  async request<C extends CommandDefinition>(to: Address, command: C, data: RequestOf<C>, o: RequestOptions = {}): Promise<ReplyOf<C>> {
+  async request<C extends CommandDefinition>(
+    to: Address,
+    command: C,
+    data: RequestOf<C>,
+    o: RequestOptions = {},
+  ): Promise<ReplyOf<C>> {
     const parsed = command.request.safeParse(data);
-    if (!parsed.success) throw new ValidationError(`invalid ${command.name} request`, issuesFromZod(parsed.error));
+    if (!parsed.success)
+      throw new ValidationError(`invalid ${command.name} request`, issuesFromZod(parsed.error));
     const subject = subjects.command(to, command.name);
     const h = natsHeaders();
     const requestId = o.requestId ?? randomUUID();
@@ -104,7 +121,12 @@ export class Bus {
     const attempts = 1 + (o.retries ?? 0);
     for (let attempt = 1; ; attempt++) {
       try {
-        const reply = await this.track(this.conn, (nc) => nc.request(subject, payload, { timeout: o.timeoutMs ?? this.options.defaultTimeoutMs ?? 5_000, headers: h }));
+        const reply = await this.track(this.conn, (nc) =>
+          nc.request(subject, payload, {
+            timeout: o.timeoutMs ?? this.options.defaultTimeoutMs ?? 5_000,
+            headers: h,
+          }),
+        );
         return this.readReply(command, reply, subject);
       } catch (e) {
         const err = toCpsError(e, subject);
@@ -142,7 +164,8 @@ export class Bus {
       await oldSub.drain();
     }
     const deadline = Date.now() + graceMs;
-    while ((this.inFlight.get(old) ?? 0) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    while ((this.inFlight.get(old) ?? 0) > 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 10));
     await old.drain().catch(() => undefined);
   }
 
@@ -150,12 +173,22 @@ export class Bus {
     for (const reg of this.registrations) await reg.sub.drain().catch(() => undefined);
     this.registrations.clear();
     const deadline = Date.now() + 5_000;
-    while ((this.inFlight.get(this.conn) ?? 0) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    while ((this.inFlight.get(this.conn) ?? 0) > 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 10));
     await this.conn.drain().catch(() => undefined);
   }
 
-  private subscribe(nc: NatsConnection, subject: string, onMessage: (m: Msg, nc: NatsConnection) => void): Subscription {
-    return nc.subscribe(subject, { queue: QUEUE, callback: (err, m) => { if (!err) onMessage(m, nc); } });
+  private subscribe(
+    nc: NatsConnection,
+    subject: string,
+    onMessage: (m: Msg, nc: NatsConnection) => void,
+  ): Subscription {
+    return nc.subscribe(subject, {
+      queue: QUEUE,
+      callback: (err, m) => {
+        if (!err) onMessage(m, nc);
+      },
+    });
   }
 
   private async track<T>(nc: NatsConnection, work: (nc: NatsConnection) => Promise<T>): Promise<T> {
@@ -170,13 +203,24 @@ export class Bus {
   private readReply<C extends CommandDefinition>(command: C, reply: Msg, subject: string): ReplyOf<C> {
     const code = reply.headers?.get(Headers.error);
     if (code) throw CpsError.fromBody(decodeJson(reply));
-    if (reply.headers?.hasError) throw toCpsError(new Error(`${reply.headers.code} ${reply.headers.description}`), subject);
+    if (reply.headers?.hasError)
+      throw toCpsError(new Error(`${reply.headers.code} ${reply.headers.description}`), subject);
     const parsed = command.reply.safeParse(decodeJson(reply));
-    if (!parsed.success) throw new CpsError('internal', `reply to ${command.name} does not match its schema`, issuesFromZod(parsed.error));
+    if (!parsed.success)
+      throw new CpsError(
+        'internal',
+        `reply to ${command.name} does not match its schema`,
+        issuesFromZod(parsed.error),
+      );
     return parsed.data as ReplyOf<C>;
   }
 
-  private async serve<C extends CommandDefinition>(command: C, handler: Handler<C>, m: Msg, subject: string): Promise<void> {
+  private async serve<C extends CommandDefinition>(
+    command: C,
+    handler: Handler<C>,
+    m: Msg,
+    subject: string,
+  ): Promise<void> {
     if (!m.reply) return;
     const requestId = m.headers?.get(Headers.requestId) || randomUUID();
     const correlationId = m.headers?.get(Headers.correlationId) || requestId;
@@ -191,13 +235,24 @@ export class Bus {
     m.respond(out.data, out.headers ? { headers: out.headers } : undefined);
   }
 
-  private async run<C extends CommandDefinition>(command: C, handler: Handler<C>, m: Msg, ctx: HandlerContext): Promise<Outcome> {
+  private async run<C extends CommandDefinition>(
+    command: C,
+    handler: Handler<C>,
+    m: Msg,
+    ctx: HandlerContext,
+  ): Promise<Outcome> {
     try {
       const input = command.request.safeParse(decodeJson(m));
-      if (!input.success) throw new ValidationError(`invalid ${command.name} request`, issuesFromZod(input.error));
+      if (!input.success)
+        throw new ValidationError(`invalid ${command.name} request`, issuesFromZod(input.error));
       const result = await handler(input.data as z.output<C['request']>, ctx);
       const out = command.reply.safeParse(result);
-      if (!out.success) throw new CpsError('internal', `handler of ${command.name} returned an invalid reply`, issuesFromZod(out.error));
+      if (!out.success)
+        throw new CpsError(
+          'internal',
+          `handler of ${command.name} returned an invalid reply`,
+          issuesFromZod(out.error),
+        );
       return { data: enc.encode(JSON.stringify(out.data)) };
     } catch (e) {
       if (!isCpsError(e) || e.code === 'internal') this.options.onInternalError?.(e, ctx.subject);

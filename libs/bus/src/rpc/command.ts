@@ -5,7 +5,11 @@ import { verb } from '../subjects.js';
  * A command defined once and shared by its sender and its handler: both ends validate against
  * the same schemas. `name` is the last subject token (`<address>.<name>`).
  */
-export interface CommandDefinition<Name extends string = string, Req extends z.ZodType = z.ZodType, Rep extends z.ZodType = z.ZodType> {
+export interface CommandDefinition<
+  Name extends string = string,
+  Req extends z.ZodType = z.ZodType,
+  Rep extends z.ZodType = z.ZodType,
+> {
   readonly name: Name;
   readonly request: Req;
   readonly reply: Rep;

@@ -16,7 +16,11 @@ export const sealingKeyFrom = (material: string): SealingKey => {
   const trimmed = material.trim();
   const raw = Buffer.from(trimmed, 'base64');
   if (raw.length === 32 && raw.toString('base64') === trimmed) return { bytes: raw };
-  if (trimmed.length < 16) throw new CpsError('validation', 'the master key must be 32 bytes base64 or a passphrase of 16+ characters');
+  if (trimmed.length < 16)
+    throw new CpsError(
+      'validation',
+      'the master key must be 32 bytes base64 or a passphrase of 16+ characters',
+    );
   return { bytes: scryptSync(trimmed, 'cps-master-key-v1', 32) };
 };
 
@@ -34,7 +38,10 @@ export const isSealed = (text: string): boolean => text.startsWith(PREFIX);
 
 export const unseal = (key: SealingKey, sealed: string, context = ''): Buffer => {
   if (!isSealed(sealed)) throw new CpsError('validation', 'not a sealed value');
-  const [iv, tag, ct] = sealed.slice(PREFIX.length).split(':').map((s) => Buffer.from(s, 'base64'));
+  const [iv, tag, ct] = sealed
+    .slice(PREFIX.length)
+    .split(':')
+    .map((s) => Buffer.from(s, 'base64'));
   if (!iv || !tag || !ct) throw new CpsError('validation', 'malformed sealed value');
   const d = createDecipheriv('aes-256-gcm', key.bytes, iv);
   d.setAAD(Buffer.from(context));
@@ -42,6 +49,11 @@ export const unseal = (key: SealingKey, sealed: string, context = ''): Buffer =>
   try {
     return Buffer.concat([d.update(ct), d.final()]);
   } catch (e) {
-    throw new CpsError('unauthenticated', 'sealed value does not open with this key (wrong master key?)', [], { cause: e });
+    throw new CpsError(
+      'unauthenticated',
+      'sealed value does not open with this key (wrong master key?)',
+      [],
+      { cause: e },
+    );
   }
 };

@@ -25,7 +25,10 @@ export interface Decider<C extends Command, E extends Message, S> {
   initialState(): S;
 }
 
-export const toArray = <T>(v: T | readonly T[]): readonly T[] => (Array.isArray(v) ? (v as readonly T[]) : [v as T]);
+export const toArray = <T>(v: T | readonly T[]): readonly T[] =>
+  Array.isArray(v) ? (v as readonly T[]) : [v as T];
 
-export const fold = <E extends Message, S>(decider: Pick<Decider<never, E, S>, 'evolve' | 'initialState'>, events: readonly E[]): S =>
-  events.reduce((s, e) => decider.evolve(s, e), decider.initialState());
+export const fold = <E extends Message, S>(
+  decider: Pick<Decider<never, E, S>, 'evolve' | 'initialState'>,
+  events: readonly E[],
+): S => events.reduce((s, e) => decider.evolve(s, e), decider.initialState());

@@ -14,7 +14,10 @@ export const parseOrThrow = <S extends z.ZodType>(schema: S, input: unknown, wha
   const r = schema.safeParse(input);
   if (!r.success) {
     const issues = issuesFromZod(r.error);
-    throw new ValidationError(`invalid ${what}: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`, issues);
+    throw new ValidationError(
+      `invalid ${what}: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`,
+      issues,
+    );
   }
   return r.data;
 };

@@ -54,7 +54,7 @@ export const generateKeyPair = (bits = RSA_BITS): KeyPair => {
 /** A random positive serial of 128 bits (the high bit cleared so DER keeps it positive). */
 const randomSerial = (): string => {
   const b = randomBytes(16);
-  b[0] = (b[0] as number) & 0x7f | 0x01;
+  b[0] = ((b[0] as number) & 0x7f) | 0x01;
   return b.toString('hex');
 };
 
@@ -84,7 +84,12 @@ const signWith = (cert: forge.pki.Certificate, keyPem: string): string => {
 };
 
 /** A self-signed platform root CA. */
-export const createRootCa = (opts: { commonName: string; now: Date; validForMs: number; key?: KeyPair }): CertificateAuthority => {
+export const createRootCa = (opts: {
+  commonName: string;
+  now: Date;
+  validForMs: number;
+  key?: KeyPair;
+}): CertificateAuthority => {
   const key = opts.key ?? generateKeyPair(3072);
   const cert = newCert(key.publicKeyPem, opts.now, opts.validForMs);
   cert.setSubject(attrsFor(opts.commonName, 'root'));
@@ -112,7 +117,11 @@ export const createIssuingCa = (
     { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
     { name: 'subjectKeyIdentifier' },
   ]);
-  return { certPem: signWith(cert, parent.keyPem), keyPem: key.privateKeyPem, chainPem: [parent.certPem, ...parent.chainPem] };
+  return {
+    certPem: signWith(cert, parent.keyPem),
+    keyPem: key.privateKeyPem,
+    chainPem: [parent.certPem, ...parent.chainPem],
+  };
 };
 
 /** Issues a leaf certificate for `identity`: the identity is in the subject DN and a URI SAN. */
@@ -121,7 +130,9 @@ export const issueCertificate = (ca: CertificateAuthority, opts: IssueOptions): 
   const cert = newCert(opts.publicKeyPem, opts.now, opts.validForMs);
   cert.setSubject(attrsFor(`${opts.identity.role}:${opts.identity.id}`, opts.identity.role));
   cert.setIssuer(caCert.subject.attributes);
-  const altNames: { type: number; value?: string; ip?: string }[] = [{ type: 6, value: identityToUri(opts.identity) }];
+  const altNames: { type: number; value?: string; ip?: string }[] = [
+    { type: 6, value: identityToUri(opts.identity) },
+  ];
   for (const d of opts.dnsNames ?? []) altNames.push({ type: 2, value: d });
   for (const ip of opts.ipAddresses ?? []) altNames.push({ type: 7, ip });
   cert.setExtensions([
@@ -157,12 +168,21 @@ export const publicKeyFromCsr = (csrPem: string): string => {
   try {
     csr = forge.pki.certificationRequestFromPem(csrPem);
   } catch (e) {
-    throw new ValidationError('malformed CSR', [{ path: '$.csr', code: 'malformed', message: 'not a PEM CSR' }], { cause: e });
+    throw new ValidationError(
+      'malformed CSR',
+      [{ path: '$.csr', code: 'malformed', message: 'not a PEM CSR' }],
+      { cause: e },
+    );
   }
-  if (!csr.verify()) throw new ValidationError('CSR signature does not verify', [{ path: '$.csr', code: 'bad_signature', message: 'signature does not verify' }]);
+  if (!csr.verify())
+    throw new ValidationError('CSR signature does not verify', [
+      { path: '$.csr', code: 'bad_signature', message: 'signature does not verify' },
+    ]);
   const pub = csr.publicKey as forge.pki.rsa.PublicKey | null;
   if (!pub || pub.n.bitLength() < RSA_BITS) {
-    throw new ValidationError(`CSR key must be RSA >= ${RSA_BITS} bits`, [{ path: '$.csr', code: 'weak_key', message: `RSA >= ${RSA_BITS} bits required` }]);
+    throw new ValidationError(`CSR key must be RSA >= ${RSA_BITS} bits`, [
+      { path: '$.csr', code: 'weak_key', message: `RSA >= ${RSA_BITS} bits required` },
+    ]);
   }
   return forge.pki.publicKeyToPem(pub);
 };

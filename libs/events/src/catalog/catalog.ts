@@ -15,7 +15,8 @@ export interface EventDefinition<Type extends string = string, Schema extends z.
   (data: z.input<Schema>): NewEvent<Type, z.output<Schema>>;
 }
 
-export type EventOf<D extends EventDefinition> = D extends EventDefinition<infer T, infer S> ? { readonly type: T; readonly data: z.output<S> } : never;
+export type EventOf<D extends EventDefinition> =
+  D extends EventDefinition<infer T, infer S> ? { readonly type: T; readonly data: z.output<S> } : never;
 
 export const defineEvent = <Type extends string, Schema extends z.ZodType>(
   type: Type,
@@ -26,8 +27,12 @@ export const defineEvent = <Type extends string, Schema extends z.ZodType>(
   for (let v = 1; v < version; v++) {
     if (!options.upcasters?.[v]) throw new Error(`event ${type} v${version} lacks an upcaster from v${v}`);
   }
-  const make = (data: z.input<Schema>): NewEvent<Type, z.output<Schema>> => ({ type, version, data: data as z.output<Schema> });
-  return Object.assign(make, { type, version, schema, upcasters: options.upcasters ?? {} }) as EventDefinition<Type, Schema>;
+  const make = (data: z.input<Schema>): NewEvent<Type, z.output<Schema>> => ({
+    type,
+    version,
+    data: data as z.output<Schema>,
+  });
+  return Object.assign(make, { type, version, schema, upcasters: options.upcasters ?? {} });
 };
 
 /** The event types one store knows: validates on append, upcasts and validates on read. */
@@ -48,7 +53,10 @@ export class EventCatalog {
   /** Checks a new event against its schema; returns it with its version set. */
   prepare(e: NewEvent): Required<NewEvent> {
     const d = this.byType.get(e.type);
-    if (!d) throw new ValidationError(`unknown event type ${e.type}`, [{ path: '$.type', code: 'unknown_event', message: `unknown event type ${e.type}` }]);
+    if (!d)
+      throw new ValidationError(`unknown event type ${e.type}`, [
+        { path: '$.type', code: 'unknown_event', message: `unknown event type ${e.type}` },
+      ]);
     const r = d.schema.safeParse(e.data);
     if (!r.success) throw new ValidationError(`invalid ${e.type} event`, issuesFromZod(r.error));
     return { type: e.type, version: d.version, data: r.data };
@@ -65,7 +73,12 @@ export class EventCatalog {
       data = up(data);
     }
     const r = d.schema.safeParse(data);
-    if (!r.success) throw new CpsError('internal', `stored ${e.type} event does not match its schema`, issuesFromZod(r.error));
+    if (!r.success)
+      throw new CpsError(
+        'internal',
+        `stored ${e.type} event does not match its schema`,
+        issuesFromZod(r.error),
+      );
     return { ...e, version: d.version, data: r.data };
   }
 }

@@ -1,6 +1,6 @@
 import { hasErrorCode, toArray, type Command, type Decider, type Message } from '@cps/core';
 import type { SnapshotStore } from '../snapshots/snapshots.js';
-import type { EventStore, NewEvent } from '../store/types.js';
+import type { EventStore } from '../store/types.js';
 
 /** An aggregate folded in memory: the single writer keeps it between commands. */
 export interface Loaded<S> {
@@ -52,9 +52,10 @@ export class CommandHandler<C extends Command, E extends Message, S> {
         return { events: [], state: current.state, version: current.version, repeated: true };
       }
       const events = toArray(this.decider.decide(command, current.state));
-      if (events.length === 0) return { events, state: current.state, version: current.version, repeated: false };
+      if (events.length === 0)
+        return { events, state: current.state, version: current.version, repeated: false };
       try {
-        const r = await this.store.append(aggregate, events as readonly NewEvent[], {
+        const r = await this.store.append(aggregate, events, {
           expectedVersion: current.version,
           metadata: {
             actor: command.metadata.actor,
@@ -70,6 +71,7 @@ export class CommandHandler<C extends Command, E extends Message, S> {
       } catch (e) {
         this.cache.delete(aggregate);
         if (!hasErrorCode(e, 'concurrency') || attempt >= attempts) throw e;
+        await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
       }
     }
   }
@@ -82,9 +84,18 @@ export class CommandHandler<C extends Command, E extends Message, S> {
     let loaded: Loaded<S> = snap
       ? { state: snap.state.state, version: snap.version, position: snap.position, handled: snap.handled }
       : { state: this.decider.initialState(), version: 0, position: 0, handled: [] };
-    const read = await this.store.readAggregate(aggregate, { fromVersion: loaded.version, fromPosition: loaded.position });
+    const read = await this.store.readAggregate(aggregate, {
+      fromVersion: loaded.version,
+      fromPosition: loaded.position,
+    });
     for (const e of read.events) {
-      loaded = this.remember(loaded, [e as unknown as E], e.metadata.causationId, e.aggregateVersion, e.position.commit);
+      loaded = this.remember(
+        loaded,
+        [e as unknown as E],
+        e.metadata.causationId,
+        e.aggregateVersion,
+        e.position.commit,
+      );
     }
     this.cache.set(aggregate, loaded);
     return loaded;
@@ -96,15 +107,32 @@ export class CommandHandler<C extends Command, E extends Message, S> {
     else this.cache.clear();
   }
 
-  private remember(from: Loaded<S>, events: readonly E[], requestId: string, version: number, position: number): Loaded<S> {
+  private remember(
+    from: Loaded<S>,
+    events: readonly E[],
+    requestId: string,
+    version: number,
+    position: number,
+  ): Loaded<S> {
     const limit = this.options.rememberRequests ?? 1_000;
-    const handled = from.handled.at(-1) === requestId ? from.handled : [...from.handled, requestId].slice(-limit);
-    return { state: events.reduce((s, e) => this.decider.evolve(s, e), from.state), version, position, handled };
+    const handled =
+      from.handled.at(-1) === requestId ? from.handled : [...from.handled, requestId].slice(-limit);
+    return {
+      state: events.reduce((s, e) => this.decider.evolve(s, e), from.state),
+      version,
+      position,
+      handled,
+    };
   }
 
   private async maybeSnapshot(aggregate: string, before: number, after: Loaded<S>): Promise<void> {
     const every = this.options.snapshotEvery ?? 50;
     if (!this.options.snapshots || Math.floor(after.version / every) === Math.floor(before / every)) return;
-    await this.options.snapshots.put(aggregate, { version: after.version, position: after.position, state: { state: after.state }, handled: after.handled });
+    await this.options.snapshots.put(aggregate, {
+      version: after.version,
+      position: after.position,
+      state: { state: after.state },
+      handled: after.handled,
+    });
   }
 }

@@ -49,11 +49,18 @@ export class ProjectionRunner {
     const from = this.last ? this.last.commit - 1 : 0;
     const caughtUp = this.waitFor(head);
     this.sub = this.store.subscribeAll(from, async (e) => {
-      if (this.last && (e.position.commit < this.last.commit || (e.position.commit === this.last.commit && e.position.index <= this.last.index))) return;
+      if (
+        this.last &&
+        (e.position.commit < this.last.commit ||
+          (e.position.commit === this.last.commit && e.position.index <= this.last.index))
+      )
+        return;
       await this.projection.handle(e);
       this.last = e.position;
       await this.checkpoints.save(this.projection.name, e.position);
-      this.waiters = this.waiters.filter((w) => (w.position <= e.position.commit ? (w.resolve(), false) : true));
+      this.waiters = this.waiters.filter((w) =>
+        w.position <= e.position.commit ? (w.resolve(), false) : true,
+      );
     });
     await caughtUp;
   }

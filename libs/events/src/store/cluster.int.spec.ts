@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasErrorCode } from '@cps/core';
 import { EVENT_STREAM } from '@cps/bus';
 import { ensureEventStream, JetStreamEventStore } from '@cps/events';
-import { eventStoreContract, TestNats } from '@cps/testing';
+import { eventStoreContract, eventually, TestNats } from '@cps/testing';
 import type { NatsConnection } from '@nats-io/transport-node';
 
 const meta = () => ({ actor: 't', correlationId: 'c', causationId: randomUUID() });
@@ -22,7 +22,11 @@ eventStoreContract('JetStream, 3-server cluster, R3 stream', async () => {
   const a = await nats.connect({ role: 'director', id: 'd1' }, { servers: [u1 as string] });
   const b = await nats.connect({ role: 'director', id: 'd2' }, { servers: [u2 as string] });
   await ensureEventStream(a, { replicas: 3 });
-  return { store: new JetStreamEventStore(a), other: new JetStreamEventStore(b), cleanup: () => Promise.resolve() };
+  return {
+    store: new JetStreamEventStore(a),
+    other: new JetStreamEventStore(b),
+    cleanup: () => Promise.resolve(),
+  };
 });
 
 describe('R3 cluster faults', () => {
@@ -41,15 +45,30 @@ describe('R3 cluster faults', () => {
     for (let i = 0; i < 200; i++) {
       const agg = `race.r${i}`;
       await s0.append(agg, [{ type: 'x', data: {} }], { expectedVersion: 0, metadata: meta() });
-      await Promise.all([s1.readAggregate(agg), s2.readAggregate(agg)]);
+      await Promise.all(
+        [s1, s2].map((s) =>
+          eventually(
+            () => s.readAggregate(agg),
+            (r) => r.version >= 1,
+          ),
+        ),
+      );
       const rs = await Promise.allSettled([
         s1.append(agg, [{ type: 'x', data: { w: 1 } }], { expectedVersion: 1, metadata: meta() }),
         s2.append(agg, [{ type: 'x', data: { w: 2 } }], { expectedVersion: 1, metadata: meta() }),
       ]);
       const won = rs.filter((r) => r.status === 'fulfilled').length;
       if (won !== 1) doubleWins++;
-      for (const r of rs) if (r.status === 'rejected') expect(hasErrorCode(r.reason, 'concurrency')).toBe(true);
-      expect((await s0.readAggregate(agg)).events).toHaveLength(2);
+      for (const r of rs)
+        if (r.status === 'rejected') expect(hasErrorCode(r.reason, 'concurrency')).toBe(true);
+      expect(
+        (
+          await eventually(
+            () => s0.readAggregate(agg),
+            (r) => r.events.length >= 2,
+          )
+        ).events,
+      ).toHaveLength(2);
     }
     expect(doubleWins).toBe(0);
   });
@@ -64,7 +83,10 @@ describe('R3 cluster faults', () => {
     const run = (async () => {
       while (!stopped) {
         const agg = `kill.k${n % 4}`;
-        const r = await store.append(agg, [{ type: 'tick', data: { n } }], { expectedVersion: versions.get(agg) ?? 0, metadata: meta() });
+        const r = await store.append(agg, [{ type: 'tick', data: { n } }], {
+          expectedVersion: versions.get(agg) ?? 0,
+          metadata: meta(),
+        });
         versions.set(agg, r.version);
         acked.push(n++);
       }
@@ -81,7 +103,10 @@ describe('R3 cluster faults', () => {
     expect(acked.length).toBeGreaterThan(atKill + 100);
     await nats.servers.restart(index);
 
-    const all = await store.readAll();
+    const all = await eventually(
+      () => store.readAll(),
+      (evs) => evs.filter((e) => e.aggregate.startsWith('kill.')).length >= acked.length,
+    );
     const ns = all.filter((e) => e.aggregate.startsWith('kill.')).map((e) => (e.data as { n: number }).n);
     expect(new Set(ns).size).toBe(ns.length);
     expect(ns).toEqual(acked);

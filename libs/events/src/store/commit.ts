@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { EventMetadata, RecordedEvent } from './types.js';
+import type { RecordedEvent } from './types.js';
 
 /** The stored form of one append: the events of one aggregate that landed together. */
 export const CommitSchema = z.object({
@@ -31,7 +31,7 @@ export const eventsOfCommit = (c: Commit, position: number): RecordedEvent[] =>
     type: e.type,
     version: e.version,
     data: e.data,
-    metadata: e.metadata as EventMetadata,
+    metadata: e.metadata,
     aggregate: c.a,
     aggregateVersion: c.v + index,
     position: { commit: position, index },

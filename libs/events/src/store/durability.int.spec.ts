@@ -15,7 +15,10 @@ const writer = (store: JetStreamEventStore, aggregates: string[]) => {
     while (!stopped) {
       const aggregate = aggregates[n % aggregates.length] as string;
       const v = versions.get(aggregate) as number;
-      const r = await store.append(aggregate, [{ type: 'tick', data: { n } }], { expectedVersion: v, metadata: meta() });
+      const r = await store.append(aggregate, [{ type: 'tick', data: { n } }], {
+        expectedVersion: v,
+        metadata: meta(),
+      });
       versions.set(aggregate, r.version);
       acked.push({ aggregate, version: r.version, position: r.position, n });
       n++;
@@ -24,7 +27,10 @@ const writer = (store: JetStreamEventStore, aggregates: string[]) => {
   return { acked, stop: async () => ((stopped = true), await done) };
 };
 
-const checkNothingLost = async (store: JetStreamEventStore, acked: { aggregate: string; version: number; n: number }[]) => {
+const checkNothingLost = async (
+  store: JetStreamEventStore,
+  acked: { aggregate: string; version: number; n: number }[],
+) => {
   const all = await store.readAll();
   const ns = all.map((e) => (e.data as { n: number }).n);
   expect(new Set(ns).size).toBe(ns.length);
@@ -55,7 +61,8 @@ describe('durability: kill -9 of a single nats-server during appends', () => {
     await new Promise((r) => setTimeout(r, 500));
     await nats.servers.restart(0);
     const deadline = Date.now() + 20_000;
-    while (w.acked.length < atKill + 200 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    while (w.acked.length < atKill + 200 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
     await w.stop();
     expect(atKill).toBeGreaterThan(50);
     expect(w.acked.length).toBeGreaterThan(atKill + 100);

@@ -6,5 +6,9 @@ eventStoreContract('JetStream, one server', async () => {
   const a = await nats.connect({ role: 'director', id: 'd1' });
   const b = await nats.connect({ role: 'director', id: 'd2' });
   await ensureEventStream(a);
-  return { store: new JetStreamEventStore(a), other: new JetStreamEventStore(b), cleanup: () => nats.cleanup() };
+  return {
+    store: new JetStreamEventStore(a),
+    other: new JetStreamEventStore(b),
+    cleanup: () => nats.cleanup(),
+  };
 });

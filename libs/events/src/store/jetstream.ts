@@ -13,7 +13,15 @@ import { ConcurrencyError, CpsError, isCpsError } from '@cps/core';
 import { EVENT_STREAM, toCpsError } from '@cps/bus';
 import { CommitSchema, eventsOfCommit, lastVersionOf, msgIdOf, type Commit } from './commit.js';
 import { buildCommit, checkAggregate, type StoreOptions } from './prepare.js';
-import type { AggregateRead, AppendOptions, AppendResult, EventStore, NewEvent, RecordedEvent, Subscription } from './types.js';
+import type {
+  AggregateRead,
+  AppendOptions,
+  AppendResult,
+  EventStore,
+  NewEvent,
+  RecordedEvent,
+  Subscription,
+} from './types.js';
 
 export interface JetStreamStoreOptions extends StoreOptions {
   readonly stream?: string;
@@ -24,6 +32,7 @@ export interface JetStreamStoreOptions extends StoreOptions {
 
 const SUBJECT_ROOT = 'cps.evt';
 const WRONG_LAST_SEQUENCE = 10071;
+const REPLICA_LAG_RETRIES = 8;
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -49,11 +58,16 @@ const isWrongLastSequence = (e: unknown): boolean => {
 const isRetryable = (e: unknown): boolean => {
   if (isCpsError(e)) return e.retryable;
   const text = `${(e as Error).name} ${(e as Error).message}`.toLowerCase();
-  return /timeout|no responders|503|not enabled|no suitable peers|leader|temporarily unavailable|disconnect|reconnect/.test(text);
+  return /timeout|no responders|503|not enabled|no suitable peers|leader|temporarily unavailable|disconnect|reconnect/.test(
+    text,
+  );
 };
 
 /** Creates (or checks) the event stream. An administrative step: directors and bootstrap only. */
-export const ensureEventStream = async (nc: NatsConnection, o: { replicas?: number; stream?: string } = {}): Promise<void> => {
+export const ensureEventStream = async (
+  nc: NatsConnection,
+  o: { replicas?: number; stream?: string } = {},
+): Promise<void> => {
   const jsm = await jetstreamManager(nc);
   const name = o.stream ?? EVENT_STREAM;
   try {
@@ -124,7 +138,10 @@ export class JetStreamEventStore implements EventStore {
     }
   }
 
-  async readAggregate(aggregate: string, o: { fromVersion?: number; fromPosition?: number } = {}): Promise<AggregateRead> {
+  async readAggregate(
+    aggregate: string,
+    o: { fromVersion?: number; fromPosition?: number } = {},
+  ): Promise<AggregateRead> {
     checkAggregate(aggregate);
     const commits = await this.readSubject(`${SUBJECT_ROOT}.${aggregate}`, (o.fromPosition ?? 0) + 1);
     const from = o.fromVersion ?? 0;
@@ -138,7 +155,9 @@ export class JetStreamEventStore implements EventStore {
     const known = this.heads.get(aggregate);
     if (o.fromPosition && known) return { version: known.version, position: known.seq, events };
     const tail = o.fromPosition ? await this.lastCommit(aggregate) : undefined;
-    return tail ? { version: lastVersionOf(tail.commit), position: tail.seq, events } : { version: 0, position: 0, events };
+    return tail
+      ? { version: lastVersionOf(tail.commit), position: tail.seq, events }
+      : { version: 0, position: 0, events };
   }
 
   async readAll(o: { after?: number; limit?: number } = {}): Promise<readonly RecordedEvent[]> {
@@ -147,7 +166,10 @@ export class JetStreamEventStore implements EventStore {
     const until = o.limit === undefined ? head : Math.min(head, after + o.limit);
     if (until <= after) return [];
     const out: RecordedEvent[] = [];
-    const consumer = await this.js.consumers.get(this.stream, { deliver_policy: 'by_start_sequence' as never, opt_start_seq: after + 1 });
+    const consumer = await this.js.consumers.get(this.stream, {
+      deliver_policy: 'by_start_sequence' as never,
+      opt_start_seq: after + 1,
+    });
     try {
       let seen = after;
       while (seen < until) {
@@ -171,7 +193,10 @@ export class JetStreamEventStore implements EventStore {
     let stopped = false;
     let stopIterator: (() => void) | undefined;
     const done = (async () => {
-      const consumer = await this.js.consumers.get(this.stream, { deliver_policy: 'by_start_sequence' as never, opt_start_seq: after + 1 });
+      const consumer = await this.js.consumers.get(this.stream, {
+        deliver_policy: 'by_start_sequence' as never,
+        opt_start_seq: after + 1,
+      });
       const messages = await consumer.consume({ max_messages: 1_000 });
       stopIterator = () => void messages.stop();
       if (stopped) messages.stop();
@@ -191,9 +216,15 @@ export class JetStreamEventStore implements EventStore {
   }
 
   async head(): Promise<number> {
-    const r = await this.nc.request(`$JS.API.STREAM.INFO.${this.stream}`, undefined, { timeout: this.options.requestTimeoutMs ?? 5_000 });
-    const info = JSON.parse(r.string()) as { state?: { last_seq?: number }; error?: { description?: string } };
-    if (!info.state) throw new CpsError('unavailable', `stream ${this.stream}: ${info.error?.description ?? 'no state'}`);
+    const r = await this.nc.request(`$JS.API.STREAM.INFO.${this.stream}`, undefined, {
+      timeout: this.options.requestTimeoutMs ?? 5_000,
+    });
+    const info = JSON.parse(r.string()) as {
+      state?: { last_seq?: number };
+      error?: { description?: string };
+    };
+    if (!info.state)
+      throw new CpsError('unavailable', `stream ${this.stream}: ${info.error?.description ?? 'no state'}`);
     return info.state.last_seq ?? 0;
   }
 
@@ -203,14 +234,21 @@ export class JetStreamEventStore implements EventStore {
     return catalog ? events.map((e) => catalog.read(e)) : events;
   }
 
-  private async expectation(aggregate: string, expectedVersion: number | 'any'): Promise<{ expected: number; seq: number }> {
+  private async expectation(
+    aggregate: string,
+    expectedVersion: number | 'any',
+  ): Promise<{ expected: number; seq: number }> {
     if (expectedVersion === 0) return { expected: 0, seq: 0 };
     const known = this.heads.get(aggregate);
     if (known && known.version === expectedVersion) return { expected: expectedVersion, seq: known.seq };
-    const last = await this.lastCommit(aggregate);
+    const last = await this.lastCommitAtLeast(aggregate, expectedVersion === 'any' ? 0 : expectedVersion);
     const version = last ? lastVersionOf(last.commit) : 0;
     if (expectedVersion !== 'any' && version !== expectedVersion) {
-      throw new ConcurrencyError(`${aggregate} is at version ${version}, expected ${expectedVersion}`, expectedVersion, version);
+      throw new ConcurrencyError(
+        `${aggregate} is at version ${version}, expected ${expectedVersion}`,
+        expectedVersion,
+        version,
+      );
     }
     return { expected: version, seq: last?.seq ?? 0 };
   }
@@ -228,23 +266,43 @@ export class JetStreamEventStore implements EventStore {
         return { version: lastVersionOf(commit), position: stored.seq };
       }
     }
-    throw new ConcurrencyError(`${aggregate}: another writer appended version ${commit.v} first`, commit.v - 1);
+    throw new ConcurrencyError(
+      `${aggregate}: another writer appended version ${commit.v} first`,
+      commit.v - 1,
+    );
   }
 
   private async commitAt(aggregate: string, version: number): Promise<StoredCommit | undefined> {
-    const last = await this.lastCommit(aggregate);
+    const last = await this.lastCommitAtLeast(aggregate, version);
     if (!last || lastVersionOf(last.commit) < version) return undefined;
     if (last.commit.v === version) return last;
     const all = await this.readSubject(`${SUBJECT_ROOT}.${aggregate}`, 1);
     return all.find((c) => c.commit.v === version);
   }
 
+  /**
+   * The last commit, read again for a moment while it is older than `version`: direct gets of an R3
+   * stream may be answered by a replica that lags the leader by a few milliseconds.
+   */
+  private async lastCommitAtLeast(aggregate: string, version: number): Promise<StoredCommit | undefined> {
+    for (let attempt = 0; ; attempt++) {
+      const last = await this.lastCommit(aggregate);
+      if (attempt >= REPLICA_LAG_RETRIES || (last ? lastVersionOf(last.commit) : 0) >= version) return last;
+      await sleep(10 * (attempt + 1));
+    }
+  }
+
   private async lastCommit(aggregate: string): Promise<StoredCommit | undefined> {
-    const r = await this.nc.request(`$JS.API.DIRECT.GET.${this.stream}.${SUBJECT_ROOT}.${aggregate}`, undefined, {
-      timeout: this.options.requestTimeoutMs ?? 5_000,
-    });
+    const r = await this.nc.request(
+      `$JS.API.DIRECT.GET.${this.stream}.${SUBJECT_ROOT}.${aggregate}`,
+      undefined,
+      {
+        timeout: this.options.requestTimeoutMs ?? 5_000,
+      },
+    );
     if (r.headers?.code === 404) return undefined;
-    if (r.headers?.hasError) throw new CpsError('unavailable', `direct get failed: ${r.headers.code} ${r.headers.description}`);
+    if (r.headers?.hasError)
+      throw new CpsError('unavailable', `direct get failed: ${r.headers.code} ${r.headers.description}`);
     const seq = Number(r.headers?.get('Nats-Sequence'));
     return parseCommit(r.data, seq);
   }
@@ -255,7 +313,9 @@ export class JetStreamEventStore implements EventStore {
    * connection's own inbox.
    */
   private async readSubject(subject: string, startSeq: number): Promise<StoredCommit[]> {
-    const inbox = createInbox((this.nc as unknown as { options?: { inboxPrefix?: string } }).options?.inboxPrefix);
+    const inbox = createInbox(
+      (this.nc as unknown as { options?: { inboxPrefix?: string } }).options?.inboxPrefix,
+    );
     const name = `r${randomBytes(8).toString('hex')}`;
     const commits: StoredCommit[] = [];
     let finish!: () => void;
@@ -287,13 +347,28 @@ export class JetStreamEventStore implements EventStore {
         replay_policy: 'instant',
         inactive_threshold: 5 * 1e9,
       };
-      const r = await this.nc.request(`$JS.API.CONSUMER.CREATE.${this.stream}.${name}.${subject}`, JSON.stringify({ stream_name: this.stream, config }), {
-        timeout: this.options.requestTimeoutMs ?? 5_000,
-      });
-      const info = JSON.parse(r.string()) as { num_pending?: number; delivered?: { consumer_seq?: number }; error?: { code: number; description: string } };
-      if (info.error) throw new CpsError(info.error.code === 403 ? 'forbidden' : 'unavailable', `reading ${subject}: ${info.error.description}`);
+      const r = await this.nc.request(
+        `$JS.API.CONSUMER.CREATE.${this.stream}.${name}.${subject}`,
+        JSON.stringify({ stream_name: this.stream, config }),
+        {
+          timeout: this.options.requestTimeoutMs ?? 5_000,
+        },
+      );
+      const info = JSON.parse(r.string()) as {
+        num_pending?: number;
+        delivered?: { consumer_seq?: number };
+        error?: { code: number; description: string };
+      };
+      if (info.error)
+        throw new CpsError(
+          info.error.code === 403 ? 'forbidden' : 'unavailable',
+          `reading ${subject}: ${info.error.description}`,
+        );
       if (info.num_pending === 0 && (info.delivered?.consumer_seq ?? 0) === 0) finish();
-      const timer = setTimeout(() => fail(new CpsError('timeout', `reading ${subject} did not finish`)), 30_000);
+      const timer = setTimeout(
+        () => fail(new CpsError('timeout', `reading ${subject} did not finish`)),
+        30_000,
+      );
       await finished.finally(() => clearTimeout(timer));
       return commits;
     } finally {

@@ -1,7 +1,15 @@
 import { ConcurrencyError } from '@cps/core';
 import { eventsOfCommit, lastVersionOf, type Commit } from './commit.js';
 import { buildCommit, checkAggregate, type StoreOptions } from './prepare.js';
-import type { AggregateRead, AppendOptions, AppendResult, EventStore, NewEvent, RecordedEvent, Subscription } from './types.js';
+import type {
+  AggregateRead,
+  AppendOptions,
+  AppendResult,
+  EventStore,
+  NewEvent,
+  RecordedEvent,
+  Subscription,
+} from './types.js';
 
 /** The in-memory event store: same contract as JetStream, for unit tests and tools. */
 export class InMemoryEventStore implements EventStore {
@@ -21,7 +29,11 @@ export class InMemoryEventStore implements EventStore {
       if (landed && first !== undefined && landed.e[0]?.metadata.eventId === first) {
         return { version: lastVersionOf(landed), position: this.log.indexOf(landed) + 1 };
       }
-      throw new ConcurrencyError(`${aggregate} is at version ${head.version}, expected ${expected}`, expected, head.version);
+      throw new ConcurrencyError(
+        `${aggregate} is at version ${head.version}, expected ${expected}`,
+        expected,
+        head.version,
+      );
     }
     const commit = buildCommit(aggregate, expected + 1, events, o, this.options);
     this.log.push(commit);

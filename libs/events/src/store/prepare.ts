@@ -12,15 +12,28 @@ export interface StoreOptions {
 export const checkAggregate = (aggregate: string): void => {
   if (!isAggregateKey(aggregate)) {
     throw new ValidationError(`not an aggregate key: ${JSON.stringify(aggregate)}`, [
-      { path: '$.aggregate', code: 'invalid_aggregate', message: 'expected <type>.<id>[.<id>...] of lowercase ids' },
+      {
+        path: '$.aggregate',
+        code: 'invalid_aggregate',
+        message: 'expected <type>.<id>[.<id>...] of lowercase ids',
+      },
     ]);
   }
 };
 
 /** Builds the commit of one append (validation, versions, metadata) for any store implementation. */
-export const buildCommit = (aggregate: string, firstVersion: number, events: readonly NewEvent[], o: AppendOptions, s: StoreOptions): Commit => {
+export const buildCommit = (
+  aggregate: string,
+  firstVersion: number,
+  events: readonly NewEvent[],
+  o: AppendOptions,
+  s: StoreOptions,
+): Commit => {
   checkAggregate(aggregate);
-  if (events.length === 0) throw new ValidationError('nothing to append', [{ path: '$.events', code: 'empty', message: 'at least one event' }]);
+  if (events.length === 0)
+    throw new ValidationError('nothing to append', [
+      { path: '$.events', code: 'empty', message: 'at least one event' },
+    ]);
   const at = o.metadata.at ?? (s.clock ?? (() => new Date()))().toISOString();
   return {
     a: aggregate,

@@ -44,7 +44,10 @@ export type ExpectedVersion = number | 'any';
 export interface AppendOptions {
   /** The aggregate version the caller decided on; 0 means "must not exist yet". */
   readonly expectedVersion: ExpectedVersion;
-  readonly metadata: Omit<EventMetadata, 'eventId' | 'at'> & { readonly at?: string; readonly eventIds?: readonly string[] };
+  readonly metadata: Omit<EventMetadata, 'eventId' | 'at'> & {
+    readonly at?: string;
+    readonly eventIds?: readonly string[];
+  };
 }
 
 export interface AppendResult {
@@ -69,7 +72,10 @@ export interface EventStore {
   /** Appends atomically; raises `ConcurrencyError` when `expectedVersion` is stale. */
   append(aggregate: string, events: readonly NewEvent[], options: AppendOptions): Promise<AppendResult>;
   /** All events of one aggregate after `fromVersion` (exclusive, default 0). */
-  readAggregate(aggregate: string, options?: { fromVersion?: number; fromPosition?: number }): Promise<AggregateRead>;
+  readAggregate(
+    aggregate: string,
+    options?: { fromVersion?: number; fromPosition?: number },
+  ): Promise<AggregateRead>;
   /** Events of every aggregate after global commit position `after` (exclusive), up to `limit`. */
   readAll(options?: { after?: number; limit?: number }): Promise<readonly RecordedEvent[]>;
   /** Catch up from `after`, then follow live; `handler` sees each event once, in order. */

@@ -53,11 +53,15 @@ export class NatsServers {
       const nodes = await NatsServers.write(o, attempt === 0 ? o.port : undefined);
       const started: NatsServerProcess[] = [];
       try {
-        const ps = await Promise.all(nodes.map((n) => NatsServers.spawn(binary, n, o.detached ?? false).then((p) => (started.push(p), p))));
+        const ps = await Promise.all(
+          nodes.map((n) =>
+            NatsServers.spawn(binary, n, o.detached ?? false).then((p) => (started.push(p), p)),
+          ),
+        );
         return new NatsServers(nodes, ps, binary, o.detached ?? false);
       } catch (e) {
         await Promise.all(started.map((p) => p.kill()));
-        if (!(e instanceof AddressInUseError) || attempt >= 5) throw e;
+        if (!(e instanceof AddressInUseError) || attempt >= 5 || o.port !== undefined) throw e;
       }
     }
   }
@@ -88,12 +92,26 @@ export class NatsServers {
       const name = `n${i + 1}`;
       const dir = join(o.dir, name);
       const port = i === 0 && fixedPort ? fixedPort : await pick();
-      specs.push({ name, dir, port, monitorPort: await pick(), configFile: join(dir, 'server.conf'), ...(size > 1 ? { clusterPort: await pick() } : {}) });
+      specs.push({
+        name,
+        dir,
+        port,
+        monitorPort: await pick(),
+        configFile: join(dir, 'server.conf'),
+        ...(size > 1 ? { clusterPort: await pick() } : {}),
+      });
     }
     for (const s of specs) {
       mkdirSync(join(s.dir, 'resolver'), { recursive: true, mode: 0o700 });
-      const tls = { certFile: join(s.dir, 'server-cert.pem'), keyFile: join(s.dir, 'server-key.pem'), caFile: join(s.dir, 'ca.pem') };
-      writeFileSync(tls.certFile, issueServerCert(o.secrets, `nats-${s.name}`, now, o.serverKey) + o.secrets.busCa.certPem);
+      const tls = {
+        certFile: join(s.dir, 'server-cert.pem'),
+        keyFile: join(s.dir, 'server-key.pem'),
+        caFile: join(s.dir, 'ca.pem'),
+      };
+      writeFileSync(
+        tls.certFile,
+        issueServerCert(o.secrets, `nats-${s.name}`, now, o.serverKey) + o.secrets.busCa.certPem,
+      );
       writeFileSync(tls.keyFile, o.serverKey.privateKeyPem, { mode: 0o600 });
       writeFileSync(tls.caFile, busTrustPem(o.secrets));
       const conf = renderServerConfig({
@@ -104,7 +122,13 @@ export class NatsServers {
         auth: serverAuthConfig(chain, join(s.dir, 'resolver')),
         jetstreamDir: join(s.dir, 'jetstream'),
         ...(s.clusterPort
-          ? { cluster: { name: 'cps', port: s.clusterPort, routes: specs.filter((x) => x !== s).map((x) => `tls://127.0.0.1:${String(x.clusterPort)}`) } }
+          ? {
+              cluster: {
+                name: 'cps',
+                port: s.clusterPort,
+                routes: specs.filter((x) => x !== s).map((x) => `tls://127.0.0.1:${String(x.clusterPort)}`),
+              },
+            }
           : {}),
       });
       writeFileSync(s.configFile, conf, { mode: 0o600 });

@@ -74,7 +74,10 @@ export class NatsServerProcess {
     while (Date.now() < deadline) {
       if (!p.running) {
         if (/address already in use/i.test(output)) throw new AddressInUseError(output.slice(-500));
-        throw new CpsError('unavailable', `nats-server exited with ${String(p.exitCode)}: ${output.slice(-1500)}`);
+        throw new CpsError(
+          'unavailable',
+          `nats-server exited with ${String(p.exitCode)}: ${output.slice(-1500)}`,
+        );
       }
       if (output.includes('Server is ready') && (await p.healthy())) return p;
       await sleep(20);

@@ -1,0 +1,157 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { connectBus } from '@cps/bus';
+import { CpsError } from '@cps/core';
+import { ensureEventStream, ensureSnapshotBucket } from '@cps/events';
+import { NatsServers } from '../nats-server/cluster.js';
+import type { PlatformHome } from '../home/platform-home.js';
+import { checkHealth, type PlatformHealth } from './health.js';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+const pidFile = (home: PlatformHome): string => join(home.runDir, 'supervisor.pid');
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** The pid of this home's running supervisor, if any (a stale pid file is ignored). */
+export const supervisorPid = (home: PlatformHome): number | undefined => {
+  if (!existsSync(pidFile(home))) return undefined;
+  const pid = Number(readFileSync(pidFile(home), 'utf8').trim());
+  if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) return undefined;
+  const cmd = existsSync(`/proc/${pid}/cmdline`)
+    ? readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+    : 'supervisor';
+  return cmd.includes('supervisor') ? pid : undefined;
+};
+
+/**
+ * Runs in the foreground: starts the platform's nats-server, creates the event stream and snapshot
+ * bucket, and restarts the server (with back-off) whenever it dies, until SIGTERM/SIGINT.
+ */
+export const runSupervisor = async (
+  home: PlatformHome,
+  log: (line: string) => void = console.log,
+): Promise<void> => {
+  mkdirSync(home.runDir, { recursive: true, mode: 0o700 });
+  if (supervisorPid(home) !== undefined)
+    throw new CpsError('conflict', 'a supervisor already runs for this platform');
+  writeFileSync(pidFile(home), String(process.pid), { mode: 0o600 });
+  const secrets = home.secrets();
+  const info = home.info();
+  let stopping = false;
+  const servers = await NatsServers.start({
+    dir: home.natsDir,
+    secrets,
+    size: 1,
+    serverKey: secrets.serverKey,
+    port: info.natsPort,
+  });
+  const natsPid = (pid: number | undefined): void =>
+    writeFileSync(join(home.runDir, 'nats.pid'), String(pid), { mode: 0o600 });
+  natsPid(servers.processes[0]?.pid);
+  log(`nats-server pid ${servers.processes[0]?.pid} on ${servers.urls.join(', ')}`);
+  const director = await home.directorIdentity();
+  const nc = await connectBus({
+    servers: info.natsUrls,
+    tls: director.tls,
+    credentials: director.credentials,
+    inboxPrefix: director.inboxPrefix,
+    reconnect: false,
+  });
+  await ensureEventStream(nc);
+  await ensureSnapshotBucket(nc);
+  await nc.close();
+
+  const stop = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log('stopping');
+    await servers.stop();
+    rmSync(pidFile(home), { force: true });
+    rmSync(join(home.runDir, 'nats.pid'), { force: true });
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop());
+  process.on('SIGINT', () => void stop());
+
+  let backoff = 250;
+  for (;;) {
+    const started = Date.now();
+    const code = await (servers.processes[0] as NonNullable<(typeof servers.processes)[0]>).whenExited();
+    if (stopping) return;
+    log(`nats-server exited (${String(code)}); restarting in ${backoff} ms`);
+    await sleep(backoff);
+    backoff = Date.now() - started > 60_000 ? 250 : Math.min(backoff * 2, 10_000);
+    try {
+      const p = await servers.restart(0);
+      natsPid(p.pid);
+      log(`nats-server restarted, pid ${p.pid}`);
+    } catch (e) {
+      log(`restart failed: ${(e as Error).message}`);
+    }
+  }
+};
+
+/**
+ * Starts the supervisor in the background (unless it already runs) and waits until the platform
+ * answers a health check. Safe to run twice.
+ */
+export const up = async (
+  home: PlatformHome,
+  supervisorEntry: string,
+  timeoutMs = 30_000,
+): Promise<{ started: boolean; pid: number; health: PlatformHealth }> => {
+  let pid = supervisorPid(home);
+  const started = pid === undefined;
+  if (pid === undefined) {
+    mkdirSync(join(home.dir, 'logs'), { recursive: true, mode: 0o700 });
+    const out = openSync(join(home.dir, 'logs', 'supervisor.log'), 'a', 0o600);
+    const child = spawn(process.execPath, [supervisorEntry, 'supervisor'], {
+      detached: true,
+      stdio: ['ignore', out, out],
+      env: { ...process.env, CPS_HOME: home.dir },
+    });
+    child.unref();
+    if (child.pid === undefined) throw new CpsError('unavailable', 'could not start the supervisor');
+    pid = child.pid;
+  }
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    if (!alive(pid))
+      throw new CpsError(
+        'unavailable',
+        `the supervisor exited: see ${join(home.dir, 'logs', 'supervisor.log')}`,
+      );
+    try {
+      const health = await checkHealth(home);
+      if (health.jetstream.snapshotBucket) return { started, pid, health };
+    } catch (e) {
+      last = e;
+    }
+    await sleep(200);
+  }
+  throw new CpsError(
+    'timeout',
+    `the platform did not become healthy: ${(last as Error | undefined)?.message ?? 'no answer'}`,
+  );
+};
+
+/** Stops the supervisor (and so nats-server). Safe when nothing runs. */
+export const down = async (home: PlatformHome, timeoutMs = 15_000): Promise<boolean> => {
+  const pid = supervisorPid(home);
+  if (pid === undefined) return false;
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + timeoutMs;
+  while (alive(pid) && Date.now() < deadline) await sleep(50);
+  if (alive(pid)) throw new CpsError('timeout', `supervisor ${pid} did not stop`);
+  return true;
+};

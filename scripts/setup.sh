@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what cps needs on a Debian machine, idempotently: nats-server (apt, when missing and
+# running as root), the npm packages (npm ci when package-lock.json changed), and builds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+have_nats() {
+  [ -n "${CPS_NATS_SERVER:-}" ] && [ -x "${CPS_NATS_SERVER}" ] && return 0
+  command -v nats-server >/dev/null 2>&1 && return 0
+  [ -x /usr/sbin/nats-server ] && return 0
+  return 1
+}
+
+if ! have_nats; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing nats-server (Debian package)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q nats-server >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q nats-server >/dev/null; }
+  else
+    echo "setup: nats-server is missing. Install the Debian package: sudo apt-get install -y nats-server (or set CPS_NATS_SERVER)" >&2
+    exit 1
+  fi
+fi
+
+if ! command -v node >/dev/null 2>&1; then
+  echo "setup: Node.js >= 20.19 is required" >&2
+  exit 1
+fi
+
+stamp=node_modules/.cps-lock-stamp
+if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
+  echo "setup: npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  cp package-lock.json "$stamp"
+fi
+
+echo "setup: build"
+npm run --silent build

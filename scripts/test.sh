@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Every test tier, against real nats-server processes: set up what is missing, type-check, lint, then
+# unit, integration and end-to-end tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+npm run --silent lint
+npm run --silent test:unit
+npm run --silent test:int
+npm run --silent test:e2e

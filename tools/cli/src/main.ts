@@ -1,0 +1,120 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
+import { isCpsError } from '@cps/core';
+import {
+  checkHealth,
+  defaultHome,
+  down,
+  exportJoinBundle,
+  joinPlatform,
+  PlatformHome,
+  runSupervisor,
+  supervisorPid,
+  up,
+  type PlatformHealth,
+} from '@cps/platform';
+
+const entry = fileURLToPath(import.meta.url);
+
+const show = (h: PlatformHealth, json: boolean): void => {
+  if (json) {
+    console.log(JSON.stringify(h, null, 2));
+    return;
+  }
+  console.log(`platform ${h.platformId}: healthy`);
+  console.log(`  nats-server ${h.server.version} (${h.server.name}) at ${h.urls.join(', ')}`);
+  console.log(
+    `  mTLS: ${h.server.tlsRequired && h.server.tlsVerify ? 'required, client certificates verified' : 'NOT ENFORCED'}`,
+  );
+  console.log(`  identity: ${h.director} via operator-mode JWT in account ${h.account.slice(0, 12)}...`);
+  console.log(
+    `  JetStream: ${h.jetstream.streams} streams, ${h.jetstream.events} commits in CPS_EVENTS, snapshots ${h.jetstream.snapshotBucket ? 'ready' : 'missing'}`,
+  );
+  console.log(`  round trip: ${h.roundTripMs.toFixed(2)} ms`);
+};
+
+const program = new Command()
+  .name('cps')
+  .description('cps: a platform-as-a-service on NATS JetStream')
+  .option('--home <dir>', 'platform data directory (CPS_HOME)', defaultHome())
+  .option('--json', 'print JSON');
+
+const opts = (): { home: string; json: boolean } =>
+  program.opts<{ home: string; json?: boolean }>() as { home: string; json: boolean };
+
+program
+  .command('up')
+  .description('create the local platform if needed, start it in the background and wait until it is healthy')
+  .action(async () => {
+    const home = await PlatformHome.init(opts().home);
+    const r = await up(home, entry);
+    if (!opts().json)
+      console.log(
+        r.started ? `started supervisor (pid ${r.pid})` : `already running (supervisor pid ${r.pid})`,
+      );
+    show(r.health, opts().json);
+  });
+
+program
+  .command('status')
+  .description('health of the local platform')
+  .action(async () => {
+    const home = PlatformHome.open(opts().home);
+    if (supervisorPid(home) === undefined) console.log('supervisor: not running');
+    show(await checkHealth(home), opts().json);
+  });
+
+program
+  .command('down')
+  .description('stop the local platform (its data stays)')
+  .action(async () => {
+    const stopped = await down(PlatformHome.open(opts().home));
+    console.log(stopped ? 'stopped' : 'not running');
+  });
+
+program
+  .command('supervisor', { hidden: true })
+  .description('run the nats-server supervisor in the foreground')
+  .action(async () => {
+    await runSupervisor(PlatformHome.open(opts().home), (l) =>
+      console.log(`${new Date().toISOString()} ${l}`),
+    );
+  });
+
+const platform = program.command('platform').description('platform material for additional directors');
+platform
+  .command('export-join')
+  .description('write a join bundle sealed with the passphrase in CPS_JOIN_PASSPHRASE')
+  .requiredOption('--out <file>', 'bundle file (mode 0600)')
+  .action((o: { out: string }) => {
+    const pass = process.env['CPS_JOIN_PASSPHRASE'] ?? '';
+    writeFileSync(o.out, exportJoinBundle(PlatformHome.open(opts().home), pass), { mode: 0o600 });
+    console.log(`wrote ${o.out}; hand it and the passphrase to the new director separately`);
+  });
+platform
+  .command('join')
+  .description('create this home from a join bundle (passphrase in CPS_JOIN_PASSPHRASE)')
+  .requiredOption('--bundle <file>', 'bundle file')
+  .requiredOption('--director-id <id>', 'id of the new director')
+  .option('--nats <urls>', 'comma-separated NATS URLs of the platform')
+  .action(async (o: { bundle: string; directorId: string; nats?: string }) => {
+    const home = await joinPlatform(
+      opts().home,
+      readFileSync(o.bundle, 'utf8'),
+      process.env['CPS_JOIN_PASSPHRASE'] ?? '',
+      {
+        directorId: o.directorId,
+        ...(o.nats ? { natsUrls: o.nats.split(',') } : {}),
+      },
+    );
+    console.log(`joined platform ${home.info().platformId} as director ${o.directorId}`);
+  });
+
+program.parseAsync().catch((e: unknown) => {
+  if (isCpsError(e)) {
+    console.error(`error [${e.code}]: ${e.message}`);
+    for (const i of e.issues) console.error(`  ${i.path}: ${i.message}`);
+  } else console.error(`error: ${(e as Error).message ?? String(e)}`);
+  process.exit(1);
+});

@@ -1,0 +1,105 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectBus } from '@cps/bus';
+import { JetStreamEventStore } from '@cps/events';
+import { freePort, PlatformHome } from '@cps/platform';
+
+const run = promisify(execFile);
+const CLI = join(process.cwd(), 'tools', 'cli', 'bin', 'cps.js');
+
+describe('cps up / status / down: the local platform as a user runs it', () => {
+  const root = mkdtempSync(join(tmpdir(), 'cps-e2e-'));
+  const home = join(root, 'home');
+  let env: NodeJS.ProcessEnv;
+  const cps = (...args: string[]) => run(process.execPath, [CLI, ...args], { env, timeout: 60_000 });
+
+  beforeAll(async () => {
+    env = { ...process.env, CPS_HOME: home };
+    // a free port for this run instead of the default, so tests never meet a user's platform
+    const port = await freePort();
+    await PlatformHome.init(home, { env, natsPort: port });
+  });
+  afterAll(async () => {
+    await cps('down').catch(() => undefined);
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('comes up healthy with mTLS, operator-mode JWT and JetStream, twice in a row', async () => {
+    const first = await cps('up', '--json');
+    const h = JSON.parse(first.stdout.slice(first.stdout.indexOf('{'))) as {
+      server: { tlsRequired: boolean; tlsVerify: boolean; version: string };
+      jetstream: { snapshotBucket: boolean };
+    };
+    expect(h.server).toMatchObject({ tlsRequired: true, tlsVerify: true, version: '2.9.10' });
+    expect(h.jetstream.snapshotBucket).toBe(true);
+    const second = await cps('up');
+    expect(second.stdout).toMatch(/already running/);
+    expect(statSync(join(home, 'secrets.sealed')).mode & 0o077).toBe(0);
+    expect(statSync(join(home, 'master.key')).mode & 0o077).toBe(0);
+    expect(readFileSync(join(home, 'secrets.sealed'), 'utf8')).not.toMatch(/PRIVATE KEY|SU[A-Z0-9]{20}/);
+  });
+
+  it('restarts nats-server after kill -9 with every acknowledged event kept', async () => {
+    const p = PlatformHome.open(home, env);
+    const id = await p.directorIdentity();
+    const open = () =>
+      connectBus({
+        servers: p.info().natsUrls,
+        tls: id.tls,
+        credentials: id.credentials,
+        inboxPrefix: id.inboxPrefix,
+      });
+    const nc = await open();
+    const store = new JetStreamEventStore(nc);
+    for (let v = 0; v < 20; v++)
+      await store.append('e2e.k1', [{ type: 'tick', data: { v } }], {
+        expectedVersion: v,
+        metadata: { actor: 't', correlationId: 'c', causationId: `r${v}` },
+      });
+    await nc.close();
+    const natsPid = Number(readFileSync(join(home, 'run', 'nats.pid'), 'utf8'));
+    process.kill(natsPid, 'SIGKILL');
+    const deadline = Date.now() + 20_000;
+    let status = '';
+    while (Date.now() < deadline) {
+      const again = Number(readFileSync(join(home, 'run', 'nats.pid'), 'utf8'));
+      if (again !== natsPid) {
+        status = (await cps('status').catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }))).stdout;
+        if (status.includes('healthy')) break;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(status).toMatch(/healthy/);
+    const nc2 = await open();
+    expect((await new JetStreamEventStore(nc2).readAggregate('e2e.k1')).version).toBe(20);
+    await nc2.close();
+  });
+
+  it('lets a second director join with an explicit sealed bundle', async () => {
+    const bundle = join(root, 'join.bundle');
+    const joinEnv = { ...env, CPS_JOIN_PASSPHRASE: 'correct horse battery staple' };
+    await run(process.execPath, [CLI, 'platform', 'export-join', '--out', bundle], { env: joinEnv });
+    expect(statSync(bundle).mode & 0o077).toBe(0);
+    const home2 = join(root, 'home2');
+    const env2 = { ...joinEnv, CPS_HOME: home2 };
+    await expect(
+      run(process.execPath, [CLI, 'platform', 'join', '--bundle', bundle, '--director-id', 'd2'], {
+        env: { ...env2, CPS_JOIN_PASSPHRASE: 'wrong passphrase, long enough' },
+      }),
+    ).rejects.toMatchObject({ stderr: expect.stringMatching(/unauthenticated/) });
+    await run(process.execPath, [CLI, 'platform', 'join', '--bundle', bundle, '--director-id', 'd2'], {
+      env: env2,
+    });
+    const s = await run(process.execPath, [CLI, 'status', '--json'], { env: env2 });
+    expect(s.stdout).toMatch(/"director": "director:d2"/);
+  });
+
+  it('stops with down, and down again is harmless', async () => {
+    expect((await cps('down')).stdout).toMatch(/stopped/);
+    expect((await cps('down')).stdout).toMatch(/not running/);
+  });
+});
