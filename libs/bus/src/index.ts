@@ -14,6 +14,7 @@ export { permissionsFor, aggregateWriterSubjects, type BusPermissions } from './
 export {
   createOperatorMaterial,
   credsFile,
+  newUserKey,
   issueSystemCredentials,
   issueUserCredentials,
   publicKeyOfSeed,
@@ -39,3 +40,4 @@ export {
   type HandlerContext,
   type RequestOptions,
 } from './rpc/bus.js';
+export { OperatorModeAuthority, type BusAuthority } from './identity/authority.js';

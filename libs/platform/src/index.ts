@@ -23,3 +23,20 @@ export {
 export { loadMasterKey } from './home/master-key.js';
 export { checkHealth, type PlatformHealth } from './launcher/health.js';
 export { down, runSupervisor, supervisorPid, up } from './launcher/launcher.js';
+export {
+  identityAggregate,
+  identityDecider,
+  identityEvents,
+  IdentitySchema,
+  type IdentityCommand,
+  type IdentityEvent,
+  type IdentityState,
+} from './identity/identity-decider.js';
+export {
+  IdentityIssuer,
+  renewIdentity,
+  RENEWAL_SUBJECTS,
+  type Enrolled,
+  type IssuerOptions,
+} from './identity/identity-issuer.js';
+export { IdentityRenewer, type RenewerOptions } from './identity/renewer.js';

@@ -174,13 +174,23 @@ export const issueSystemCredentials = async (
 export const credsFile = (jwt: string, seed: string): string => dec.decode(fmtCreds(jwt, kp(seed)));
 
 /** The `operator`/`resolver` part of a nats-server configuration for this trust chain. */
-export const serverAuthConfig = (chain: SignedTrustChain, resolverDir: string): string =>
+export const serverAuthConfig = (
+  chain: SignedTrustChain,
+  resolverDir: string,
+  o: { preloadAccount?: boolean } = {},
+): string =>
   [
     `operator: "${chain.operatorJwt}"`,
     `system_account: "${chain.systemAccount}"`,
     `resolver: { type: full, dir: ${JSON.stringify(resolverDir)}, allow_delete: false, interval: "2m" }`,
     `resolver_preload: {`,
     `  ${chain.systemAccount}: "${chain.systemAccountJwt}"`,
-    `  ${chain.account}: "${chain.accountJwt}"`,
+    ...(o.preloadAccount === false ? [] : [`  ${chain.account}: "${chain.accountJwt}"`]),
     `}`,
   ].join('\n');
+
+/** A new user nkey pair; the seed never leaves the process that made it. */
+export const newUserKey = (): { publicKey: string; seed: string } => {
+  const u = createUser();
+  return { publicKey: u.getPublicKey(), seed: seedOf(u) };
+};

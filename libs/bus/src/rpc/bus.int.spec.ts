@@ -29,6 +29,7 @@ describe('typed request/reply', () => {
       await new Promise((r) => setTimeout(r, 20));
       return { operationId: `op-${ctx.requestId}` };
     });
+    await server.flush();
     director = await nats.bus({ role: 'director', id: 'd1' });
   });
   afterAll(async () => nats.cleanup());

@@ -103,8 +103,19 @@ export class Bus {
     return this.conn;
   }
 
+  /** Sends `command` to `<to>.<command.name>` and returns the validated reply. */
   async request<C extends CommandDefinition>(
     to: Address,
+    command: C,
+    data: RequestOf<C>,
+    o: RequestOptions = {},
+  ): Promise<ReplyOf<C>> {
+    return this.requestAt(subjects.command(to, command.name), command, data, o);
+  }
+
+  /** Sends `command` to an explicit subject (for subjects that are not `<address>.<verb>`). */
+  async requestAt<C extends CommandDefinition>(
+    subject: string,
     command: C,
     data: RequestOf<C>,
     o: RequestOptions = {},
@@ -112,7 +123,6 @@ export class Bus {
     const parsed = command.request.safeParse(data);
     if (!parsed.success)
       throw new ValidationError(`invalid ${command.name} request`, issuesFromZod(parsed.error));
-    const subject = subjects.command(to, command.name);
     const h = natsHeaders();
     const requestId = o.requestId ?? randomUUID();
     h.set(Headers.requestId, requestId);
@@ -137,12 +147,21 @@ export class Bus {
 
   /** Serves `command` at `<to>.<command.name>`; invalid input is answered with a `validation` error. */
   handle<C extends CommandDefinition>(to: Address, command: C, handler: Handler<C>): void {
-    const subject = subjects.command(to, command.name);
+    this.handleAt(subjects.command(to, command.name), command, handler);
+  }
+
+  /** Serves `command` on a subject pattern; the handler sees the concrete subject in its context. */
+  handleAt<C extends CommandDefinition>(subject: string, command: C, handler: Handler<C>): void {
     const onMessage = (m: Msg, nc: NatsConnection): void => {
-      void this.track(nc, () => this.serve(command, handler, m, subject));
+      void this.track(nc, () => this.serve(command, handler, m, m.subject));
     };
     const reg: Registration = { subject, onMessage, sub: this.subscribe(this.conn, subject, onMessage) };
     this.registrations.add(reg);
+  }
+
+  /** Resolves once the server has every subscription made so far: handlers are then reachable. */
+  async flush(): Promise<void> {
+    await this.conn.flush();
   }
 
   /** Fire-and-forget publish of telemetry (heartbeats) on core NATS. */

@@ -12,7 +12,8 @@ export interface Loaded<S> {
 }
 
 export interface CommandHandlerOptions<C extends Command> {
-  readonly aggregateOf: (command: C) => string;
+  /** Which aggregate a command addresses, unless `handle` is told. */
+  readonly aggregateOf?: (command: C) => string;
   /** Read-decide-append attempts on a concurrency conflict (default 5). */
   readonly maxAttempts?: number;
   readonly snapshots?: SnapshotStore;
@@ -43,8 +44,8 @@ export class CommandHandler<C extends Command, E extends Message, S> {
     private readonly options: CommandHandlerOptions<C>,
   ) {}
 
-  async handle(command: C): Promise<HandleResult<E, S>> {
-    const aggregate = this.options.aggregateOf(command);
+  async handle(command: C, aggregate = this.options.aggregateOf?.(command)): Promise<HandleResult<E, S>> {
+    if (aggregate === undefined) throw new Error('CommandHandler: no aggregate for this command');
     const attempts = this.options.maxAttempts ?? 5;
     for (let attempt = 1; ; attempt++) {
       const current = await this.load(aggregate);

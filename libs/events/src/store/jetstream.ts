@@ -143,7 +143,9 @@ export class JetStreamEventStore implements EventStore {
     o: { fromVersion?: number; fromPosition?: number } = {},
   ): Promise<AggregateRead> {
     checkAggregate(aggregate);
-    const commits = await this.readSubject(`${SUBJECT_ROOT}.${aggregate}`, (o.fromPosition ?? 0) + 1);
+    const commits = await this.retrying(() =>
+      this.readSubject(`${SUBJECT_ROOT}.${aggregate}`, (o.fromPosition ?? 0) + 1),
+    );
     const from = o.fromVersion ?? 0;
     const events = commits.flatMap((c) => this.toEvents(c)).filter((e) => e.aggregateVersion > from);
     const last = commits.at(-1);
@@ -161,6 +163,14 @@ export class JetStreamEventStore implements EventStore {
   }
 
   async readAll(o: { after?: number; limit?: number } = {}): Promise<readonly RecordedEvent[]> {
+    try {
+      return await this.readAllOnce(o);
+    } catch (e) {
+      throw isCpsError(e) ? e : toCpsError(e, `${SUBJECT_ROOT}.>`);
+    }
+  }
+
+  private async readAllOnce(o: { after?: number; limit?: number }): Promise<readonly RecordedEvent[]> {
     const head = await this.head();
     const after = o.after ?? 0;
     const until = o.limit === undefined ? head : Math.min(head, after + o.limit);
@@ -216,6 +226,10 @@ export class JetStreamEventStore implements EventStore {
   }
 
   async head(): Promise<number> {
+    return this.retrying(() => this.headOnce());
+  }
+
+  private async headOnce(): Promise<number> {
     const r = await this.nc.request(`$JS.API.STREAM.INFO.${this.stream}`, undefined, {
       timeout: this.options.requestTimeoutMs ?? 5_000,
     });
@@ -293,6 +307,24 @@ export class JetStreamEventStore implements EventStore {
   }
 
   private async lastCommit(aggregate: string): Promise<StoredCommit | undefined> {
+    return this.retrying(() => this.lastCommitOnce(aggregate));
+  }
+
+  /** Reads are idempotent: retried through reconnects and leader elections until the deadline. */
+  private async retrying<T>(read: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + (this.options.appendDeadlineMs ?? 30_000);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await read();
+      } catch (e) {
+        if (!isRetryable(e) || Date.now() >= deadline)
+          throw isCpsError(e) ? e : toCpsError(e, `stream ${this.stream}`);
+        await sleep(Math.min(1_000, 50 * 2 ** attempt));
+      }
+    }
+  }
+
+  private async lastCommitOnce(aggregate: string): Promise<StoredCommit | undefined> {
     const r = await this.nc.request(
       `$JS.API.DIRECT.GET.${this.stream}.${SUBJECT_ROOT}.${aggregate}`,
       undefined,

@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { serverAuthConfig, signTrustChain, type Revocations } from '@cps/bus';
 import type { KeyPair } from '@cps/core';
@@ -119,7 +119,10 @@ export class NatsServers {
         port: s.port,
         monitorPort: s.monitorPort,
         tls,
-        auth: serverAuthConfig(chain, join(s.dir, 'resolver')),
+        // once the resolver holds the account JWT (maybe with pushed revocations), never overwrite it
+        auth: serverAuthConfig(chain, join(s.dir, 'resolver'), {
+          preloadAccount: !existsSync(join(s.dir, 'resolver', `${chain.account}.jwt`)),
+        }),
         jetstreamDir: join(s.dir, 'jetstream'),
         ...(s.clusterPort
           ? {

@@ -1,0 +1,244 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import {
+  CpsError,
+  generateKeyPair,
+  inspectCertificate,
+  issueCertificate,
+  publicKeyFromCsr,
+  ValidationError,
+  type Identity,
+} from '@cps/core';
+import { defineCommand, type Bus, type BusAuthority } from '@cps/bus';
+import { CommandHandler, type EventStore } from '@cps/events';
+import { busTrustPem, type BusIdentity, type PlatformSecrets } from '../trust.js';
+import {
+  identityAggregate,
+  identityDecider,
+  type IdentityCommand,
+  type IdentityEvent,
+  type IdentityState,
+} from './identity-decider.js';
+
+/** A renewal: the holder's new CSR and new user nkey; the identity comes from the subject. */
+export const renewIdentity = defineCommand(
+  'renew',
+  z.object({ csr: z.string().max(16_384), userKey: z.string().regex(/^U[A-Z2-7]{55}$/) }),
+  z.object({ cert: z.string(), jwt: z.string(), expiresAt: z.string() }),
+);
+
+export const RENEWAL_SUBJECTS = 'cps.sys.identity.renew.*.*';
+
+export interface IssuerOptions {
+  readonly secrets: PlatformSecrets;
+  readonly store: EventStore;
+  readonly authority: BusAuthority;
+  /** Certificate and JWT lifetime per role (defaults: managers and agents 1 h, directors 30 days). */
+  readonly ttlMs?: Partial<Record<'director' | 'manager' | 'agent', number>>;
+  readonly clock?: () => Date;
+}
+
+export interface Enrolled {
+  readonly identity: Identity;
+  readonly cert: string;
+  readonly ca: string;
+  readonly jwt: string;
+  readonly expiresAt: string;
+}
+
+const TTL = { director: 30 * 24 * 3600_000, manager: 3600_000, agent: 3600_000 };
+const hash = (s: string): string => createHash('sha256').update(s).digest('hex');
+
+/**
+ * Issues bus identities (certificate + user JWT), renews them on request over the bus, trades
+ * one-time enrollment tokens for identities, and revokes them. Every step is an event of the
+ * identity's aggregate `identity.<role>.<id>`.
+ */
+export class IdentityIssuer {
+  private readonly handler: CommandHandler<IdentityCommand, IdentityEvent, IdentityState>;
+  private readonly now: () => Date;
+
+  constructor(private readonly o: IssuerOptions) {
+    this.now = o.clock ?? (() => new Date());
+    this.handler = new CommandHandler(o.store, identityDecider, {});
+  }
+
+  /** Serves renewals on `cps.sys.identity.renew.<role>.<id>` (bus permissions let only that identity publish there). */
+  serve(bus: Bus): void {
+    bus.handleAt(RENEWAL_SUBJECTS, renewIdentity, async (d, ctx) => {
+      const [, , , , role, id] = ctx.subject.split('.');
+      return this.renew(
+        { role: role as Identity['role'], id: id as string },
+        d.csr,
+        d.userKey,
+        ctx.requestId,
+      );
+    });
+  }
+
+  /** A fresh key pair, certificate and JWT for a process a supervisor starts. */
+  async issue(identity: Identity, via: 'supervisor' | 'bootstrap' = 'supervisor'): Promise<BusIdentity> {
+    const now = this.now();
+    const key = generateKeyPair();
+    const ttlMs = this.ttl(identity);
+    const cert = this.certFor(identity, key.publicKeyPem, now, ttlMs);
+    const creds = await this.o.authority.credentialsFor(identity, { now, ttlMs });
+    const expiresAt = new Date(now.getTime() + ttlMs);
+    await this.run(
+      identity,
+      {
+        type: 'Issue',
+        data: {
+          identity,
+          via,
+          serial: inspectCertificate(cert).serial,
+          certExpiresAt: expiresAt.toISOString(),
+          userKey: creds.publicKey,
+        },
+      },
+      randomUUID(),
+    );
+    return {
+      tls: {
+        ca: busTrustPem(this.o.secrets),
+        cert: cert + this.o.secrets.busCa.certPem,
+        key: key.privateKeyPem,
+      },
+      credentials: { jwt: creds.jwt, seed: creds.seed as string },
+      inboxPrefix: creds.inboxPrefix,
+      identity,
+      certExpiresAt: expiresAt,
+      bus: creds,
+    };
+  }
+
+  async renew(
+    who: Pick<Identity, 'role' | 'id'>,
+    csr: string,
+    userKey: string,
+    requestId: string = randomUUID(),
+  ): Promise<{ cert: string; jwt: string; expiresAt: string }> {
+    const state = await this.state(who);
+    if (state.status !== 'active')
+      throw new CpsError('forbidden', `${who.role}:${who.id} is ${state.status}: it cannot renew`);
+    const now = this.now();
+    const ttlMs = this.ttl(state.identity);
+    const cert = this.certFor(state.identity, publicKeyFromCsr(csr), now, ttlMs);
+    const creds = await this.o.authority.credentialsFor(state.identity, { now, ttlMs, publicKey: userKey });
+    const expiresAt = new Date(now.getTime() + ttlMs).toISOString();
+    await this.run(
+      who,
+      { type: 'Renew', data: { serial: inspectCertificate(cert).serial, certExpiresAt: expiresAt, userKey } },
+      requestId,
+    );
+    return { cert: cert + this.o.secrets.busCa.certPem, jwt: creds.jwt, expiresAt };
+  }
+
+  /** A one-time token (for a cloud node's user-data) that `enroll` trades for the identity. */
+  async offerEnrollment(identity: Identity, ttlMs = 15 * 60_000): Promise<string> {
+    const secret = randomBytes(32).toString('base64url');
+    const expiresAt = new Date(this.now().getTime() + ttlMs).toISOString();
+    await this.run(
+      identity,
+      { type: 'Offer', data: { identity, tokenHash: hash(secret), expiresAt } },
+      randomUUID(),
+    );
+    return `${identity.role}.${identity.id}.${secret}`;
+  }
+
+  /** Redeems an enrollment token: the node keeps its private keys, sending only a CSR and a public nkey. */
+  async enroll(token: string, csr: string, userKey: string): Promise<Enrolled> {
+    const [role, id, secret] = token.split('.');
+    if (!role || !id || !secret || !['manager', 'agent'].includes(role)) {
+      throw new CpsError('unauthenticated', 'unknown or used enrollment token');
+    }
+    const who = { role: role as Identity['role'], id };
+    const state = await this.state(who);
+    if (state.status !== 'offered') throw new CpsError('unauthenticated', 'unknown or used enrollment token');
+    if (!/^U[A-Z2-7]{55}$/.test(userKey))
+      throw new ValidationError('invalid user key', [
+        { path: '$.userKey', code: 'invalid', message: 'an nkey user public key' },
+      ]);
+    const now = this.now();
+    const ttlMs = this.ttl(state.identity);
+    const cert = this.certFor(state.identity, publicKeyFromCsr(csr), now, ttlMs);
+    const creds = await this.o.authority.credentialsFor(state.identity, { now, ttlMs, publicKey: userKey });
+    const expiresAt = new Date(now.getTime() + ttlMs).toISOString();
+    await this.run(
+      who,
+      {
+        type: 'Redeem',
+        data: {
+          tokenHash: hash(secret),
+          serial: inspectCertificate(cert).serial,
+          certExpiresAt: expiresAt,
+          userKey,
+        },
+      },
+      randomUUID(),
+    );
+    return {
+      identity: state.identity,
+      cert: cert + this.o.secrets.busCa.certPem,
+      ca: busTrustPem(this.o.secrets),
+      jwt: creds.jwt,
+      expiresAt,
+    };
+  }
+
+  /** Revokes every credential of the identity: its JWTs are refused and live connections cut off. */
+  async revoke(who: Pick<Identity, 'role' | 'id'>, reason: string): Promise<void> {
+    const r = await this.run(who, { type: 'Revoke', data: { reason } }, randomUUID());
+    const revoked = r.find((e) => e.type === 'IdentityRevoked');
+    const state = await this.state(who);
+    const keys =
+      revoked?.type === 'IdentityRevoked'
+        ? revoked.data.userKeys
+        : state.status === 'revoked'
+          ? state.userKeys
+          : [];
+    if (keys.length > 0) await this.o.authority.revoke(keys, this.now());
+  }
+
+  /** Rebuilds the revocation list from the history (at start) and pushes it to the servers. */
+  async restoreRevocations(): Promise<number> {
+    const keys: string[] = [];
+    for (const e of await this.o.store.readAll()) {
+      if (e.type === 'IdentityRevoked') keys.push(...(e.data as { userKeys: string[] }).userKeys);
+    }
+    if (keys.length > 0) await this.o.authority.revoke(keys, this.now());
+    return keys.length;
+  }
+
+  state(who: Pick<Identity, 'role' | 'id'>): Promise<IdentityState> {
+    return this.handler.load(identityAggregate(who)).then((l) => l.state);
+  }
+
+  private ttl(i: Identity): number {
+    const role = i.role as keyof typeof TTL;
+    return this.o.ttlMs?.[role] ?? TTL[role] ?? TTL.agent;
+  }
+
+  private certFor(identity: Identity, publicKeyPem: string, now: Date, ttlMs: number): string {
+    return issueCertificate(this.o.secrets.busCa, {
+      identity,
+      usage: 'client',
+      publicKeyPem,
+      now,
+      validForMs: ttlMs,
+    });
+  }
+
+  private async run(
+    who: Pick<Identity, 'role' | 'id'>,
+    c: Omit<IdentityCommand, 'metadata'>,
+    requestId: string,
+  ): Promise<readonly IdentityEvent[]> {
+    const command = {
+      ...c,
+      metadata: { now: this.now(), requestId, actor: 'identity-issuer' },
+    } as IdentityCommand;
+    const r = await this.handler.handle(command, identityAggregate(who));
+    return r.events;
+  }
+}
