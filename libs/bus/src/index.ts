@@ -41,3 +41,9 @@ export {
   type RequestOptions,
 } from './rpc/bus.js';
 export { OperatorModeAuthority, type BusAuthority } from './identity/authority.js';
+export {
+  CpsBusContext,
+  CpsBusTransport,
+  CpsRpcExceptionFilter,
+  type CpsBusTransportOptions,
+} from './nest/transport.js';
