@@ -10,9 +10,10 @@ import { ID_PATTERN, ValidationError, type Identity } from '@cps/core';
  * | `agt`  | manager -> one of its agents (commands) | request/reply |
  * | `node` | agent -> its manager (heartbeats, reports) | core publish |
  * | `evt`  | aggregate events | JetStream stream `CPS_EVENTS` |
+ * | `log`  | log lines of nodes, written by their manager | JetStream stream `CPS_LOGS` (size-limited) |
  * | `sys`  | platform services hosted by the director (identity issuer, provisioner) | request/reply |
  */
-export const Kinds = { mgr: 'mgr', agt: 'agt', node: 'node', evt: 'evt', sys: 'sys' } as const;
+export const Kinds = { mgr: 'mgr', agt: 'agt', node: 'node', evt: 'evt', log: 'log', sys: 'sys' } as const;
 export type Kind = (typeof Kinds)[keyof typeof Kinds];
 
 export const EVENT_STREAM = 'CPS_EVENTS';
@@ -51,6 +52,9 @@ export const subjects = {
   /** Messages from node `node` to its manager: `<prefix>.heartbeat`, `<prefix>.report`. */
   fromNode: (app: string, svc: string, node: string): Address =>
     address(`cps.node.${id(app, 'app')}.${id(svc, 'svc')}.${id(node, 'node')}`),
+  /** Log lines of one node, kept in the size-limited stream `CPS_LOGS` (never in the event stream). */
+  logs: (app: string, svc: string, node: string): string =>
+    `cps.log.${id(app, 'app')}.${id(svc, 'svc')}.${id(node, 'node')}`,
   /** Platform services (director-hosted). */
   system: (service: string): Address => address(`cps.sys.${id(service, 'service')}`),
   /** Where an identity asks for its own renewal: the subject itself names who asks. */

@@ -11,7 +11,12 @@ export type {
   Subscription,
 } from './store/types.js';
 export { InMemoryEventStore } from './store/memory.js';
-export { JetStreamEventStore, ensureEventStream, type JetStreamStoreOptions } from './store/jetstream.js';
+export {
+  JetStreamEventStore,
+  ensureEventStream,
+  ensureLogStream,
+  type JetStreamStoreOptions,
+} from './store/jetstream.js';
 export type { StoreOptions } from './store/prepare.js';
 export { defineEvent, EventCatalog, type EventDefinition, type EventOf } from './catalog/catalog.js';
 export {

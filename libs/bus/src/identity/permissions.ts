@@ -53,6 +53,7 @@ export const permissionsFor = (identity: Identity): BusPermissions => {
         pub: {
           allow: [
             `cps.agt.${app}.${svc}.>`,
+            `cps.log.${app}.${svc}.>`,
             renew,
             'cps.sys.node.>',
             ...aggregateWriterSubjects(subjects.events('svc', app, svc), `svc.${app}.${svc}`),

@@ -45,7 +45,7 @@ export class CpsBusTransport extends Server implements CustomTransportStrategy {
         const out = this.transformToObservable(
           await handler(data, new CpsBusContext([ctx])),
         ) as Observable<unknown>;
-        return (isObservable(out) ? await lastValueFrom(out) : out);
+        return isObservable(out) ? await lastValueFrom(out) : out;
       });
     }
     this.o.bus.flush().then(() => callback(), callback);

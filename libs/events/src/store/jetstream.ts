@@ -10,7 +10,7 @@ import {
   type PubAck,
 } from '@nats-io/jetstream';
 import { ConcurrencyError, CpsError, isCpsError } from '@cps/core';
-import { EVENT_STREAM, toCpsError } from '@cps/bus';
+import { EVENT_STREAM, LOG_STREAM, toCpsError } from '@cps/bus';
 import { CommitSchema, eventsOfCommit, lastVersionOf, msgIdOf, type Commit } from './commit.js';
 import { buildCommit, checkAggregate, type StoreOptions } from './prepare.js';
 import type {
@@ -85,6 +85,33 @@ export const ensureEventStream = async (
       max_msgs_per_subject: -1,
       deny_delete: true,
       deny_purge: true,
+    });
+  }
+};
+
+/**
+ * Creates the log stream: high-rate node output kept apart from the event stream, bounded in size
+ * and age (oldest lines are dropped first).
+ */
+export const ensureLogStream = async (
+  nc: NatsConnection,
+  o: { replicas?: number; maxBytes?: number } = {},
+): Promise<void> => {
+  const jsm = await jetstreamManager(nc);
+  try {
+    await jsm.streams.info(LOG_STREAM);
+  } catch {
+    await jsm.streams.add({
+      name: LOG_STREAM,
+      subjects: ['cps.log.>'],
+      storage: StorageType.File,
+      retention: RetentionPolicy.Limits,
+      discard: DiscardPolicy.Old,
+      num_replicas: o.replicas ?? 1,
+      max_bytes: o.maxBytes ?? 256 * 1024 * 1024,
+      max_age: 7 * 24 * 3600 * 1e9,
+      max_msg_size: 64 * 1024,
+      allow_direct: true,
     });
   }
 };

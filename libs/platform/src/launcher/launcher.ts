@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } 
 import { join } from 'node:path';
 import { connectBus } from '@cps/bus';
 import { CpsError } from '@cps/core';
-import { ensureEventStream, ensureSnapshotBucket } from '@cps/events';
+import { ensureEventStream, ensureLogStream, ensureSnapshotBucket } from '@cps/events';
 import { NatsServers } from '../nats-server/cluster.js';
 import type { PlatformHome } from '../home/platform-home.js';
 import { checkHealth, type PlatformHealth } from './health.js';
@@ -68,6 +68,7 @@ export const runSupervisor = async (
   });
   await ensureEventStream(nc);
   await ensureSnapshotBucket(nc);
+  await ensureLogStream(nc);
   await nc.close();
 
   const stop = async (): Promise<void> => {
