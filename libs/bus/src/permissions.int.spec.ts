@@ -75,6 +75,9 @@ describe('least privilege on the bus', () => {
       '$SRV.PING',
       'cps.evt.svc.a1.s1',
       'cps.node.a1.s1.n1.heartbeat',
+      '_INBOX.manager.s2.x',
+      '_INBOX.director.d1.x',
+      '_INBOX.agent.n1.x',
     ]) {
       a.publish(s, '{}');
       await log.expect('Publish', s);
@@ -130,8 +133,13 @@ describe('least privilege on the bus', () => {
     expect((await new JetStreamEventStore(director).readAggregate('svc.a1.s2')).version).toBe(1);
   });
 
-  it('keeps replies private: a manager cannot read the director inbox', async () => {
+  it('keeps replies private: a manager cannot read the director inbox, nor write into another manager or agent inbox', async () => {
     const m1 = await nats.connect(manager('s1'));
+    const log = ViolationLog.watch(m1);
+    for (const s of ['_INBOX.manager.s2.x', '_INBOX.agent.n1.x']) {
+      m1.publish(s, '{}');
+      await log.expect('Publish', s);
+    }
     expect(await trySubscribe(m1, '_INBOX.director.d1.>')).toBeInstanceOf(Error);
     expect(await trySubscribe(m1, '_INBOX.>')).toBeInstanceOf(Error);
   });

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectBus } from '@cps/bus';
 import { JetStreamEventStore } from '@cps/events';
-import { freePort, PlatformHome } from '@cps/platform';
+import { freePort, isRunning, PlatformHome } from '@cps/platform';
 
 const run = promisify(execFile);
 const CLI = join(process.cwd(), 'tools', 'cli', 'bin', 'cps.js');
@@ -77,6 +77,28 @@ describe('cps up / status / down: the local platform as a user runs it', () => {
     const nc2 = await open();
     expect((await new JetStreamEventStore(nc2).readAggregate('e2e.k1')).version).toBe(20);
     await nc2.close();
+  });
+
+  it('after kill -9 of the supervisor, up replaces the orphaned nats-server and keeps the data', async () => {
+    const supervisor = Number(readFileSync(join(home, 'run', 'supervisor.pid'), 'utf8'));
+    const orphan = Number(readFileSync(join(home, 'run', 'nats.pid'), 'utf8'));
+    process.kill(supervisor, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 200));
+    const again = await cps('up');
+    expect(again.stdout).toMatch(/started supervisor/);
+    expect(again.stdout).toMatch(/healthy/);
+    expect(isRunning(orphan)).toBe(false);
+    expect(isRunning(Number(readFileSync(join(home, 'run', 'nats.pid'), 'utf8')))).toBe(true);
+    const p = PlatformHome.open(home, env);
+    const id = await p.directorIdentity();
+    const nc = await connectBus({
+      servers: p.info().natsUrls,
+      tls: id.tls,
+      credentials: id.credentials,
+      inboxPrefix: id.inboxPrefix,
+    });
+    expect((await new JetStreamEventStore(nc).readAggregate('e2e.k1')).version).toBe(20);
+    await nc.close();
   });
 
   it('lets a second director join with an explicit sealed bundle', async () => {

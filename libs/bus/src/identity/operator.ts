@@ -118,7 +118,6 @@ export const signTrustChain = async (
 const toJwtPermissions = (p: BusPermissions) => ({
   pub: { allow: [...p.pub.allow], deny: [...p.pub.deny] },
   sub: { allow: [...p.sub.allow], deny: [...p.sub.deny] },
-  ...(p.respond ? { resp: { max: 1, ttl: 0 } } : {}),
 });
 
 /**

@@ -5,9 +5,14 @@ import { EVENT_STREAM, SNAPSHOT_BUCKET, subjects } from '../subjects.js';
 export interface BusPermissions {
   readonly pub: { readonly allow: readonly string[]; readonly deny: readonly string[] };
   readonly sub: { readonly allow: readonly string[]; readonly deny: readonly string[] };
-  /** May publish one reply to each request it received (for responders). */
-  readonly respond: boolean;
 }
+
+/**
+ * Replies are published to the requester's inbox, which the responder's allow-list names
+ * explicitly (a manager answers the director, an agent only its own manager). NATS's
+ * `allow_responses` is not used: on nats-server 2.9 it tracks every message received with a reply
+ * subject, JetStream deliveries included, and slows a long-lived connection down more and more.
+ */
 
 const JS = '$JS.API';
 
@@ -44,7 +49,6 @@ export const permissionsFor = (identity: Identity): BusPermissions => {
       return {
         pub: { allow: ['>'], deny: ['$SYS.>'] },
         sub: { allow: ['>'], deny: ['$SYS.>', '_INBOX.manager.>', '_INBOX.agent.>'] },
-        respond: true,
       };
     case 'manager': {
       const [app, svc] = requireIds(identity, 'appId', 'serviceId') as [string, string];
@@ -54,6 +58,7 @@ export const permissionsFor = (identity: Identity): BusPermissions => {
           allow: [
             `cps.agt.${app}.${svc}.>`,
             `cps.log.${app}.${svc}.>`,
+            '_INBOX.director.>',
             renew,
             'cps.sys.node.>',
             ...aggregateWriterSubjects(subjects.events('svc', app, svc), `svc.${app}.${svc}`),
@@ -71,7 +76,6 @@ export const permissionsFor = (identity: Identity): BusPermissions => {
           ],
           deny: [],
         },
-        respond: true,
       };
     }
     case 'agent': {
@@ -81,9 +85,15 @@ export const permissionsFor = (identity: Identity): BusPermissions => {
         string,
       ];
       return {
-        pub: { allow: [`${subjects.fromNode(app, svc, node)}.>`, renew], deny: ['$JS.>', '$KV.>', '$SRV.>'] },
+        pub: {
+          allow: [
+            `${subjects.fromNode(app, svc, node)}.>`,
+            `${subjects.inbox({ role: 'manager', id: svc })}.>`,
+            renew,
+          ],
+          deny: ['$JS.>', '$KV.>', '$SRV.>'],
+        },
         sub: { allow: [inbox, `${subjects.agent(app, svc, node)}.>`], deny: [] },
-        respond: true,
       };
     }
     case 'user':

