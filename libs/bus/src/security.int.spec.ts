@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, jwtAuthenticator } from '@nats-io/transport-node';
 import { issueCertificate, type Identity } from '@cps/core';
 import { connectBus, issueUserCredentials } from '@cps/bus';
-import { busTrustPem, createPlatformSecrets } from '@cps/platform';
+import { busTrustPem, createPlatformSecrets, freshKeys } from '@cps/platform';
 import { TestNats, pooledKeys } from '@cps/testing';
 
 const agent: Identity = { role: 'agent', id: 'n1', appId: 'a1', serviceId: 's1', nodeId: 'n1' };
@@ -41,7 +41,8 @@ describe('who may connect (mTLS + operator-mode JWT)', () => {
 
   it('refuses a client certificate from another CA', async () => {
     const id = await nats.identity(agent);
-    const foreign = createPlatformSecrets(new Date(), pooledKeys());
+    // fresh keys: a pooled key could be the real bus CA's own key, and then the "foreign" CA would not be foreign
+    const foreign = createPlatformSecrets(new Date(), freshKeys);
     const key = pooledKeys().next();
     const cert = issueCertificate(foreign.busCa, {
       identity: agent,

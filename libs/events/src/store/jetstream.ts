@@ -222,20 +222,14 @@ export class JetStreamEventStore implements EventStore {
       deliver_policy: 'by_start_sequence' as never,
       opt_start_seq: after + 1,
     });
+    const messages = await consumer.consume({ max_messages: 5_000 });
     try {
-      let seen = after;
-      while (seen < until) {
-        const batch = await consumer.fetch({ max_messages: Math.min(5_000, until - seen), expires: 5_000 });
-        let got = 0;
-        for await (const m of batch) {
-          got++;
-          seen = m.seq;
-          if (m.seq <= until) out.push(...this.toEvents(parseCommit(m.data, m.seq)));
-          if (seen >= until) break;
-        }
-        if (got === 0) break;
+      for await (const m of messages) {
+        if (m.seq <= until) out.push(...this.toEvents(parseCommit(m.data, m.seq)));
+        if (m.seq >= until) break;
       }
     } finally {
+      messages.stop();
       await consumer.delete().catch(() => undefined);
     }
     return out;

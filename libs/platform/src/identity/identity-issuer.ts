@@ -121,17 +121,13 @@ export class IdentityIssuer {
     const state = await this.state(who);
     if (state.status !== 'active')
       throw new CpsError('forbidden', `${who.role}:${who.id} is ${state.status}: it cannot renew`);
-    const now = this.now();
-    const ttlMs = this.ttl(state.identity);
-    const cert = this.certFor(state.identity, publicKeyFromCsr(csr), now, ttlMs);
-    const creds = await this.o.authority.credentialsFor(state.identity, { now, ttlMs, publicKey: userKey });
-    const expiresAt = new Date(now.getTime() + ttlMs).toISOString();
+    const c = await this.fromCsr(state.identity, csr, userKey);
     await this.run(
       who,
-      { type: 'Renew', data: { serial: inspectCertificate(cert).serial, certExpiresAt: expiresAt, userKey } },
+      { type: 'Renew', data: { serial: c.serial, certExpiresAt: c.expiresAt, userKey } },
       requestId,
     );
-    return { cert: cert + this.o.secrets.busCa.certPem, jwt: creds.jwt, expiresAt };
+    return { cert: c.cert, jwt: c.jwt, expiresAt: c.expiresAt };
   }
 
   /** A one-time token (for a cloud node's user-data) that `enroll` trades for the identity. */
@@ -159,30 +155,15 @@ export class IdentityIssuer {
       throw new ValidationError('invalid user key', [
         { path: '$.userKey', code: 'invalid', message: 'an nkey user public key' },
       ]);
-    const now = this.now();
-    const ttlMs = this.ttl(state.identity);
-    const cert = this.certFor(state.identity, publicKeyFromCsr(csr), now, ttlMs);
-    const creds = await this.o.authority.credentialsFor(state.identity, { now, ttlMs, publicKey: userKey });
-    const expiresAt = new Date(now.getTime() + ttlMs).toISOString();
-    await this.run(
-      who,
-      {
-        type: 'Redeem',
-        data: {
-          tokenHash: hash(secret),
-          serial: inspectCertificate(cert).serial,
-          certExpiresAt: expiresAt,
-          userKey,
-        },
-      },
-      randomUUID(),
-    );
+    const c = await this.fromCsr(state.identity, csr, userKey);
+    const data = { tokenHash: hash(secret), serial: c.serial, certExpiresAt: c.expiresAt, userKey };
+    await this.run(who, { type: 'Redeem', data }, randomUUID());
     return {
       identity: state.identity,
-      cert: cert + this.o.secrets.busCa.certPem,
+      cert: c.cert,
       ca: busTrustPem(this.o.secrets),
-      jwt: creds.jwt,
-      expiresAt,
+      jwt: c.jwt,
+      expiresAt: c.expiresAt,
     };
   }
 
@@ -212,6 +193,24 @@ export class IdentityIssuer {
 
   state(who: Pick<Identity, 'role' | 'id'>): Promise<IdentityState> {
     return this.handler.load(identityAggregate(who)).then((l) => l.state);
+  }
+
+  /** Certificate (with its issuing CA) for the CSR's key and a JWT for the holder's nkey. */
+  private async fromCsr(
+    identity: Identity,
+    csr: string,
+    userKey: string,
+  ): Promise<{ cert: string; serial: string; jwt: string; expiresAt: string }> {
+    const now = this.now();
+    const ttlMs = this.ttl(identity);
+    const cert = this.certFor(identity, publicKeyFromCsr(csr), now, ttlMs);
+    const creds = await this.o.authority.credentialsFor(identity, { now, ttlMs, publicKey: userKey });
+    return {
+      cert: cert + this.o.secrets.busCa.certPem,
+      serial: inspectCertificate(cert).serial,
+      jwt: creds.jwt,
+      expiresAt: new Date(now.getTime() + ttlMs).toISOString(),
+    };
   }
 
   private ttl(i: Identity): number {
