@@ -31,6 +31,8 @@ export class ProjectionRunner {
   private sub: Subscription | undefined;
   private last: Position | undefined;
   private waiters: { position: number; resolve: () => void }[] = [];
+  /** Highest commit whose events have all been handled (or were handled before the checkpoint). */
+  private completed = 0;
 
   constructor(
     private readonly store: EventStore,
@@ -49,26 +51,33 @@ export class ProjectionRunner {
     const from = this.last ? this.last.commit - 1 : 0;
     const caughtUp = this.waitFor(head);
     this.sub = this.store.subscribeAll(from, async (e) => {
-      if (
-        this.last &&
-        (e.position.commit < this.last.commit ||
-          (e.position.commit === this.last.commit && e.position.index <= this.last.index))
-      )
-        return;
-      await this.projection.handle(e);
-      this.last = e.position;
-      await this.checkpoints.save(this.projection.name, e.position);
-      this.waiters = this.waiters.filter((w) =>
-        w.position <= e.position.commit ? (w.resolve(), false) : true,
-      );
+      if (!this.handledBefore(e)) {
+        await this.projection.handle(e);
+        this.last = e.position;
+        await this.checkpoints.save(this.projection.name, e.position);
+      }
+      if (e.endOfCommit) {
+        this.completed = Math.max(this.completed, e.position.commit);
+        this.waiters = this.waiters.filter((w) =>
+          w.position <= this.completed ? (w.resolve(), false) : true,
+        );
+      }
     });
     await caughtUp;
   }
 
-  /** Resolves once the projection has handled the commit at `position`. */
+  /** Resolves once the projection has handled every event of the commit at `position`. */
   waitFor(position: number): Promise<void> {
-    if (position === 0 || (this.last && this.last.commit >= position)) return Promise.resolve();
+    if (position <= this.completed) return Promise.resolve();
     return new Promise((resolve) => this.waiters.push({ position, resolve }));
+  }
+
+  private handledBefore(e: RecordedEvent): boolean {
+    const l = this.last;
+    return (
+      l !== undefined &&
+      (e.position.commit < l.commit || (e.position.commit === l.commit && e.position.index <= l.index))
+    );
   }
 
   async stop(): Promise<void> {

@@ -35,6 +35,7 @@ export const eventsOfCommit = (c: Commit, position: number): RecordedEvent[] =>
     aggregate: c.a,
     aggregateVersion: c.v + index,
     position: { commit: position, index },
+    endOfCommit: index === c.e.length - 1,
   }));
 
 export const lastVersionOf = (c: Commit): number => c.v + c.e.length - 1;

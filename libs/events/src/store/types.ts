@@ -37,6 +37,8 @@ export interface RecordedEvent<Type extends string = string, Data = unknown> {
   /** 1-based position of this event in its aggregate. */
   readonly aggregateVersion: number;
   readonly position: Position;
+  /** True for the last event of its commit: everything appended together has now been seen. */
+  readonly endOfCommit: boolean;
 }
 
 export type ExpectedVersion = number | 'any';
