@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 npm run --silent lint
+npm run --silent format:check
 npm run --silent test:unit
 npm run --silent test:int
 npm run --silent test:e2e
