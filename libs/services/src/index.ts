@@ -1,1 +1,28 @@
-export {};
+export {
+  agentMethod,
+  defineService,
+  GENERIC_AGENT_METHODS,
+  GENERIC_MANAGER_METHODS,
+  managerMethod,
+  ServiceStatuses,
+  type AnyAgentMethod,
+  type AnyManagerMethod,
+  type MethodDefinition,
+  type ServiceDefinition,
+  type ServiceStatus,
+} from './contract/service.js';
+export type {
+  AgentContext,
+  ManagerContext,
+  NodeView,
+  PluginLogger,
+  WorkloadRequest,
+} from './contract/context.js';
+export { ServiceRegistry, type MethodInfo, type ServiceTypeInfo } from './contract/registry.js';
+export { isSecret, mapSecrets, redact, REDACTED, secret, secretRegistry } from './contract/secrets.js';
+export { helloworldService } from './helloworld/helloworld.js';
+
+import { helloworldService } from './helloworld/helloworld.js';
+
+/** Every service type cps ships, in one explicit list. */
+export const builtinServices = [helloworldService] as const;
