@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { type z } from 'zod';
 import { IdSchema, ValidationError } from '@cps/core';
 import type { AgentContext, ManagerContext } from './context.js';
 
