@@ -1,0 +1,70 @@
+import { z } from 'zod';
+import { IdSchema } from '@cps/core';
+import { defineEvent, type EventOf } from '@cps/events';
+
+const Status = z.enum(['INIT', 'PROLOGUE', 'RUNNING', 'ADAPTING', 'EPILOGUE', 'STOPPED', 'ERROR']);
+const OperationKind = z.enum(['startup', 'add_nodes', 'remove_nodes', 'shutdown']);
+const NodeRequest = z.object({ nodeId: IdSchema, role: IdSchema, cloud: z.string().min(1).max(64) });
+
+export const ServiceCreated = defineEvent(
+  'ServiceCreated',
+  z.object({ appId: IdSchema, serviceId: IdSchema, type: IdSchema, config: z.unknown() }),
+);
+export const ServiceStateChanged = defineEvent(
+  'ServiceStateChanged',
+  z.object({ from: Status, to: Status, reason: z.string().max(1000) }),
+);
+export const OperationStarted = defineEvent(
+  'OperationStarted',
+  z.object({ operationId: z.string(), kind: OperationKind }),
+);
+export const OperationCompleted = defineEvent('OperationCompleted', z.object({ operationId: z.string() }));
+export const OperationFailed = defineEvent(
+  'OperationFailed',
+  z.object({ operationId: z.string(), reason: z.string().max(1000) }),
+);
+export const NodeRequested = defineEvent(
+  'NodeRequested',
+  NodeRequest.extend({ operationId: z.string(), replaces: IdSchema.optional() }),
+);
+export const NodeStarted = defineEvent(
+  'NodeStarted',
+  z.object({ nodeId: IdSchema, instanceId: z.string(), address: z.string().optional() }),
+);
+export const NodeReady = defineEvent('NodeReady', z.object({ nodeId: IdSchema }));
+export const NodeFailed = defineEvent(
+  'NodeFailed',
+  z.object({ nodeId: IdSchema, reason: z.string().max(1000) }),
+);
+export const NodeRemovalRequested = defineEvent(
+  'NodeRemovalRequested',
+  z.object({ nodeId: IdSchema, operationId: z.string() }),
+);
+export const NodeRemoved = defineEvent('NodeRemoved', z.object({ nodeId: IdSchema }));
+
+export const serviceEvents = [
+  ServiceCreated,
+  ServiceStateChanged,
+  OperationStarted,
+  OperationCompleted,
+  OperationFailed,
+  NodeRequested,
+  NodeStarted,
+  NodeReady,
+  NodeFailed,
+  NodeRemovalRequested,
+  NodeRemoved,
+];
+
+export type ServiceEvent =
+  | EventOf<typeof ServiceCreated>
+  | EventOf<typeof ServiceStateChanged>
+  | EventOf<typeof OperationStarted>
+  | EventOf<typeof OperationCompleted>
+  | EventOf<typeof OperationFailed>
+  | EventOf<typeof NodeRequested>
+  | EventOf<typeof NodeStarted>
+  | EventOf<typeof NodeReady>
+  | EventOf<typeof NodeFailed>
+  | EventOf<typeof NodeRemovalRequested>
+  | EventOf<typeof NodeRemoved>;

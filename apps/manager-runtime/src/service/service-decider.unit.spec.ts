@@ -1,0 +1,181 @@
+import { describe, expect, it } from 'vitest';
+import { fold, hasErrorCode, toArray } from '@cps/core';
+import type { ServiceEvent } from './events.js';
+import { serviceDecider, type ServiceCommand, type ServiceState } from './service-decider.js';
+
+const decider = serviceDecider({ master: 1 });
+const meta = { now: new Date('2026-11-24T10:00:00Z'), requestId: 'r', actor: 't' };
+const cmd = (type: ServiceCommand['type'], data: object): ServiceCommand =>
+  ({ type, data, metadata: meta }) as ServiceCommand;
+
+/** Runs commands in order from nothing; returns every event and the final state. */
+const run = (...cmds: ServiceCommand[]): { events: ServiceEvent[]; state: ServiceState } => {
+  const events: ServiceEvent[] = [];
+  for (const c of cmds) events.push(...toArray(decider.decide(c, fold(decider, events))));
+  return { events, state: fold(decider, events) };
+};
+const fails = (code: string, ...cmds: ServiceCommand[]): void => {
+  let err: unknown;
+  try {
+    run(...cmds);
+  } catch (e) {
+    err = e;
+  }
+  expect(hasErrorCode(err, code as never), `expected ${code}, got ${String(err)}`).toBe(true);
+};
+
+const create = cmd('Create', { appId: 'a1', serviceId: 's1', type: 'generic', config: {} });
+const startup = cmd('Startup', {
+  operationId: 'op1',
+  nodes: [
+    { nodeId: 'n1', role: 'master', cloud: 'local' },
+    { nodeId: 'n2', role: 'node', cloud: 'local' },
+  ],
+});
+const ready = (id: string) => [
+  cmd('NodeStarted', { nodeId: id, instanceId: `pid-${id}` }),
+  cmd('NodeReady', { nodeId: id }),
+];
+const running = [create, startup, ...ready('n1'), ...ready('n2')];
+const status = (s: ServiceState) => s.status;
+
+describe('service state machine', () => {
+  it('INIT -> PROLOGUE -> RUNNING when every startup node is ready', () => {
+    expect(status(run(create).state)).toBe('INIT');
+    expect(status(run(create, startup).state)).toBe('PROLOGUE');
+    expect(status(run(create, startup, ...ready('n1')).state)).toBe('PROLOGUE');
+    const r = run(...running);
+    expect(status(r.state)).toBe('RUNNING');
+    expect(r.events.filter((e) => e.type === 'OperationCompleted')).toEqual([
+      { type: 'OperationCompleted', data: { operationId: 'op1' } },
+    ]);
+    expect(r.state.status !== 'NONE' && r.state.operation).toBeUndefined();
+  });
+
+  it('RUNNING <-> ADAPTING for add and remove, refusing what the state does not allow with conflict naming it', () => {
+    const add = cmd('AddNodes', {
+      operationId: 'op2',
+      nodes: [{ nodeId: 'n3', role: 'node', cloud: 'local' }],
+    });
+    expect(status(run(...running, add).state)).toBe('ADAPTING');
+    fails(
+      'conflict',
+      ...running,
+      add,
+      cmd('AddNodes', { operationId: 'op3', nodes: [{ nodeId: 'n4', role: 'node', cloud: 'local' }] }),
+    );
+    expect(status(run(...running, add, ...ready('n3')).state)).toBe('RUNNING');
+    const rm = cmd('RemoveNodes', { operationId: 'op4', nodeIds: ['n2'] });
+    expect(status(run(...running, rm).state)).toBe('ADAPTING');
+    expect(status(run(...running, rm, cmd('NodeRemoved', { nodeId: 'n2' })).state)).toBe('RUNNING');
+    let message = '';
+    try {
+      run(create, add);
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toMatch(/while the service is INIT/);
+  });
+
+  it('keeps the fixed roles: the only master cannot be removed', () => {
+    fails('conflict', ...running, cmd('RemoveNodes', { operationId: 'op2', nodeIds: ['n1'] }));
+    fails('not_found', ...running, cmd('RemoveNodes', { operationId: 'op2', nodeIds: ['n9'] }));
+    fails('validation', ...running, cmd('RemoveNodes', { operationId: 'op2', nodeIds: [] }));
+  });
+
+  it('shuts down through EPILOGUE to STOPPED, and a stopped service starts again', () => {
+    const down = cmd('Shutdown', { operationId: 'op9' });
+    const epilogue = run(...running, down);
+    expect(status(epilogue.state)).toBe('EPILOGUE');
+    expect(epilogue.events.filter((e) => e.type === 'NodeRemovalRequested')).toHaveLength(2);
+    const stopped = run(
+      ...running,
+      down,
+      cmd('NodeRemoved', { nodeId: 'n1' }),
+      cmd('NodeRemoved', { nodeId: 'n2' }),
+    );
+    expect(status(stopped.state)).toBe('STOPPED');
+    const again = cmd('Startup', {
+      operationId: 'op10',
+      nodes: [{ nodeId: 'n5', role: 'master', cloud: 'local' }],
+    });
+    expect(
+      status(
+        run(
+          ...running,
+          down,
+          cmd('NodeRemoved', { nodeId: 'n1' }),
+          cmd('NodeRemoved', { nodeId: 'n2' }),
+          again,
+        ).state,
+      ),
+    ).toBe('PROLOGUE');
+    fails(
+      'conflict',
+      ...running,
+      cmd('Startup', { operationId: 'opx', nodes: [{ nodeId: 'n7', role: 'master', cloud: 'local' }] }),
+    );
+    expect(status(run(create, down).state)).toBe('STOPPED');
+  });
+
+  it('never hangs on failed nodes: a failed startup ends in ERROR, a partial one in RUNNING, and ERROR can be shut down', () => {
+    const allFailed = run(
+      create,
+      startup,
+      cmd('NodeFailed', { nodeId: 'n1', reason: 'not ready in 60 s' }),
+      cmd('NodeFailed', { nodeId: 'n2', reason: 'x' }),
+    );
+    expect(status(allFailed.state)).toBe('ERROR');
+    expect(allFailed.events.find((e) => e.type === 'OperationFailed')).toMatchObject({
+      data: { reason: expect.stringMatching(/n1 \(not ready in 60 s\)/) },
+    });
+    expect(
+      status(run(create, startup, ...ready('n1'), cmd('NodeFailed', { nodeId: 'n2', reason: 'x' })).state),
+    ).toBe('RUNNING');
+    const down = run(
+      create,
+      startup,
+      cmd('NodeFailed', { nodeId: 'n1', reason: 'x' }),
+      cmd('NodeFailed', { nodeId: 'n2', reason: 'x' }),
+      cmd('Shutdown', { operationId: 'op3' }),
+    );
+    expect(status(down.state)).toBe('EPILOGUE');
+    fails(
+      'conflict',
+      create,
+      startup,
+      cmd('NodeFailed', { nodeId: 'n1', reason: 'x' }),
+      cmd('NodeFailed', { nodeId: 'n2', reason: 'x' }),
+      cmd('AddNodes', { operationId: 'o', nodes: [{ nodeId: 'n3', role: 'node', cloud: 'local' }] }),
+    );
+  });
+
+  it('replaces a failed node in one operation, and ignores repeated node reports', () => {
+    const failed = [...running, cmd('NodeFailed', { nodeId: 'n2', reason: 'heartbeat lost' })];
+    expect(status(run(...failed).state)).toBe('RUNNING');
+    const replace = cmd('AddNodes', {
+      operationId: 'op5',
+      nodes: [{ nodeId: 'n6', role: 'node', cloud: 'local', replaces: 'n2' }],
+    });
+    const r = run(...failed, replace, ...ready('n6'), cmd('NodeRemoved', { nodeId: 'n2' }));
+    expect(status(r.state)).toBe('RUNNING');
+    expect(r.state.status !== 'NONE' && r.state.nodes['n2']?.state).toBe('removed');
+    const twice = run(
+      ...running,
+      cmd('NodeReady', { nodeId: 'n1' }),
+      cmd('NodeFailed', { nodeId: 'n2', reason: 'x' }),
+      cmd('NodeFailed', { nodeId: 'n2', reason: 'x' }),
+    );
+    expect(twice.events.filter((e) => e.type === 'NodeFailed')).toHaveLength(1);
+  });
+
+  it('refuses reused node ids and commands on a service that does not exist', () => {
+    fails(
+      'conflict',
+      ...running,
+      cmd('AddNodes', { operationId: 'op2', nodes: [{ nodeId: 'n1', role: 'node', cloud: 'local' }] }),
+    );
+    fails('not_found', startup);
+    fails('conflict', create, create);
+  });
+});
