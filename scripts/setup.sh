@@ -22,6 +22,15 @@ if ! have_nats; then
   fi
 fi
 
+# --- libs/clouds: the workload account --------------------------------------------------------
+# Workloads on local nodes run as this unprivileged system account (see workloadUser() in
+# libs/clouds). Only root can create it; without it, workloads keep the platform's own account.
+if [ "$(id -u)" = "0" ] && ! id -u cps-work >/dev/null 2>&1 && command -v useradd >/dev/null 2>&1; then
+  echo "setup: creating the workload account cps-work"
+  useradd --system --no-create-home --shell /usr/sbin/nologin cps-work
+fi
+# --- end libs/clouds ---------------------------------------------------------------------------
+
 if ! command -v node >/dev/null 2>&1; then
   echo "setup: Node.js >= 20.19 is required" >&2
   exit 1

@@ -1,1 +1,22 @@
-export {};
+export {
+  CloudNodeStates,
+  type BaseCloud,
+  type CloudNode,
+  type CloudNodeState,
+  type Contextualization,
+  type NodeKind,
+  type NodeSpec,
+} from './types.js';
+export { LocalCloud, type LocalCloudOptions, type LocalCommand } from './local/local-cloud.js';
+export { WORKLOAD_USER, workloadUser, type WorkloadUser } from './local/workload-user.js';
+export {
+  createNode,
+  destroyNode,
+  Provisioner,
+  type MissingNodePolicy,
+  type NodeIdentitySource,
+  type ProvisionerOptions,
+  type ProvisionPolicy,
+  type ReconcileReport,
+} from './provisioner/provisioner.js';
+export { evolveNode, nodeEvents, type NodeEvent, type NodeRecord } from './provisioner/node-events.js';

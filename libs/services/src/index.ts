@@ -21,6 +21,23 @@ export type {
 export { ServiceRegistry, type MethodInfo, type ServiceTypeInfo } from './contract/registry.js';
 export { isSecret, mapSecrets, redact, REDACTED, secret, secretRegistry } from './contract/secrets.js';
 export { helloworldService } from './helloworld/helloworld.js';
+export {
+  addNodes,
+  agentLogs,
+  callMethod,
+  checkAgentProcess,
+  getLogs,
+  getNodeInfo,
+  getServiceInfo,
+  HeartbeatSchema,
+  listNodes,
+  NodeInfoSchema,
+  removeNodes,
+  shutdownService,
+  startupService,
+  type Heartbeat,
+  type NodeInfo,
+} from './generic/commands.js';
 
 import { helloworldService } from './helloworld/helloworld.js';
 

@@ -1,0 +1,426 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { z } from 'zod';
+import type { Subscription as NatsSubscription } from '@nats-io/transport-node';
+import { ConflictError, CpsError, issuesFromZod, NotFoundError, ValidationError } from '@cps/core';
+import { subjects, type Bus } from '@cps/bus';
+import { CommandHandler, type EventStore, type SnapshotStore } from '@cps/events';
+import {
+  addNodes,
+  callMethod,
+  getLogs,
+  getNodeInfo,
+  getServiceInfo,
+  HeartbeatSchema,
+  listNodes,
+  removeNodes,
+  shutdownService,
+  startupService,
+  agentLogs,
+  type ManagerContext,
+  type MethodDefinition,
+  type NodeInfo,
+  type PluginLogger,
+  type ServiceDefinition,
+  type ServiceStatus,
+} from '@cps/services';
+import { createNode, destroyNode } from '@cps/clouds';
+import type { ServiceEvent } from '../service/events.js';
+import {
+  serviceDecider,
+  type NodeRequest,
+  type ServiceCommand,
+  type ServiceNode,
+  type ServiceState,
+} from '../service/service-decider.js';
+
+export interface ManagerRuntimeOptions {
+  readonly bus: Bus;
+  readonly store: EventStore;
+  readonly snapshots?: SnapshotStore;
+  readonly service: ServiceDefinition;
+  readonly appId: string;
+  readonly serviceId: string;
+  readonly config?: unknown;
+  /** A node that is not ready this long after it was requested is marked failed (default 60 s). */
+  readonly readyTimeoutMs?: number;
+  /** A running node silent this long is marked failed (default 3 s). */
+  readonly heartbeatTimeoutMs?: number;
+  /** Replace a failed node by a new one of its role (default true). */
+  readonly replaceFailedNodes?: boolean;
+  readonly log?: PluginLogger;
+  readonly clock?: () => Date;
+}
+
+type Live = Exclude<ServiceState, { status: 'NONE' }>;
+
+const silent: PluginLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+/**
+ * One service's manager: the single writer of the service aggregate `svc.<app>.<svc>`. Serves the
+ * generic methods and the plugin's own over the bus, asks the Provisioner for nodes, watches its
+ * agents' heartbeats, and after a restart resumes whatever its history says was under way.
+ */
+export class ManagerRuntime {
+  private readonly handler: CommandHandler<ServiceCommand, ServiceEvent, ServiceState>;
+  private readonly aggregate: string;
+  private readonly since = new Map<string, number>();
+  private readonly seen = new Map<string, { at: number; ready: boolean; metrics: Record<string, number> }>();
+  private readonly inFlight = new Set<string>();
+  private queue: Promise<unknown> = Promise.resolve();
+  private timer: NodeJS.Timeout | undefined;
+  private heartbeats: NatsSubscription | undefined;
+  private stopped = false;
+
+  constructor(private readonly o: ManagerRuntimeOptions) {
+    this.aggregate = `svc.${o.appId}.${o.serviceId}`;
+    this.handler = new CommandHandler(
+      o.store,
+      serviceDecider(o.service.fixedRoles as Record<string, number> | undefined),
+      {
+        ...(o.snapshots ? { snapshots: o.snapshots } : {}),
+        snapshotEvery: 20,
+      },
+    );
+  }
+
+  private get log(): PluginLogger {
+    return this.o.log ?? silent;
+  }
+
+  private now(): Date {
+    return (this.o.clock ?? (() => new Date()))();
+  }
+
+  async start(): Promise<void> {
+    const loaded = await this.handler.load(this.aggregate);
+    if (loaded.state.status === 'NONE') {
+      const config = this.o.service.configSchema.parse(this.o.config ?? {});
+      await this.exec(
+        'Create',
+        { appId: this.o.appId, serviceId: this.o.serviceId, type: this.o.service.type, config },
+        `create:${this.o.serviceId}`,
+      );
+    }
+    this.serve();
+    this.heartbeats = this.o.bus.connection.subscribe(
+      `cps.node.${this.o.appId}.${this.o.serviceId}.*.heartbeat`,
+      {
+        callback: (err, m) => {
+          if (err) return;
+          const hb = HeartbeatSchema.safeParse(m.json());
+          const nodeId = m.subject.split('.')[4];
+          if (hb.success && nodeId === hb.data.nodeId)
+            this.seen.set(nodeId, { at: Date.now(), ready: hb.data.ready, metrics: hb.data.metrics });
+        },
+      },
+    );
+    await this.o.bus.flush();
+    await this.resume();
+    this.timer = setInterval(
+      () => void this.check().catch((e: unknown) => this.log.error('check failed', { error: String(e) })),
+      250,
+    );
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    this.heartbeats?.unsubscribe();
+    await this.queue.catch(() => undefined);
+  }
+
+  async state(): Promise<ServiceState> {
+    return (await this.handler.load(this.aggregate)).state;
+  }
+
+  private async live(): Promise<Live> {
+    const s = await this.state();
+    if (s.status === 'NONE') throw new NotFoundError('no such service');
+    return s;
+  }
+
+  /** Runs one command through the decider (serialised: this process is the single writer). */
+  private exec<T extends ServiceCommand['type']>(
+    type: T,
+    data: Extract<ServiceCommand, { type: T }>['data'],
+    requestId: string = randomUUID(),
+  ): Promise<readonly ServiceEvent[]> {
+    const run = async (): Promise<readonly ServiceEvent[]> => {
+      const command = {
+        type,
+        data,
+        metadata: { now: this.now(), requestId, actor: `manager:${this.o.serviceId}` },
+      } as ServiceCommand;
+      const r = await this.handler.handle(command, this.aggregate);
+      for (const e of r.events) this.react(e, r.state);
+      return r.events;
+    };
+    const next = this.queue.then(run, run);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private react(e: ServiceEvent, state: ServiceState): void {
+    if (e.type === 'NodeRequested') {
+      this.since.set(e.data.nodeId, Date.now());
+      this.provision(e.data.nodeId, e.data.role, e.data.cloud);
+    } else if (e.type === 'NodeRemovalRequested') {
+      this.deprovision(e.data.nodeId);
+    } else if (
+      e.type === 'NodeFailed' &&
+      state.status === 'RUNNING' &&
+      !state.operation &&
+      this.o.replaceFailedNodes !== false
+    ) {
+      const failed = state.nodes[e.data.nodeId];
+      if (failed) void this.replace(failed);
+    }
+  }
+
+  private provision(nodeId: string, role: string, cloud: string): void {
+    if (this.inFlight.has(`create:${nodeId}`)) return;
+    this.inFlight.add(`create:${nodeId}`);
+    void this.o.bus
+      .request(
+        subjects.provisioner(this.o.appId, this.o.serviceId),
+        createNode,
+        { nodeId, kind: 'agent', role, cloud },
+        { requestId: `create:${nodeId}`, timeoutMs: 60_000, retries: 3 },
+      )
+      .then(
+        (r) =>
+          this.exec('NodeStarted', {
+            nodeId,
+            instanceId: r.instanceId,
+            ...(r.address ? { address: r.address } : {}),
+          }),
+        (e: unknown) =>
+          this.exec('NodeFailed', { nodeId, reason: `provisioning failed: ${(e as Error).message}` }),
+      )
+      .catch((e: unknown) => this.log.error('provision', { nodeId, error: String(e) }))
+      .finally(() => this.inFlight.delete(`create:${nodeId}`));
+  }
+
+  private deprovision(nodeId: string): void {
+    if (this.inFlight.has(`destroy:${nodeId}`)) return;
+    this.inFlight.add(`destroy:${nodeId}`);
+    void this.o.bus
+      .request(
+        subjects.provisioner(this.o.appId, this.o.serviceId),
+        destroyNode,
+        { nodeId },
+        { requestId: `destroy:${nodeId}`, timeoutMs: 30_000, retries: 3 },
+      )
+      .then(
+        () => this.exec('NodeRemoved', { nodeId }),
+        (e: unknown) => {
+          if (e instanceof CpsError && e.code === 'not_found') return this.exec('NodeRemoved', { nodeId });
+          this.log.error('deprovision', { nodeId, error: String(e) });
+          return undefined;
+        },
+      )
+      .catch((e: unknown) => this.log.error('deprovision', { nodeId, error: String(e) }))
+      .finally(() => {
+        this.inFlight.delete(`destroy:${nodeId}`);
+        this.seen.delete(nodeId);
+      });
+  }
+
+  private async replace(failed: ServiceNode): Promise<void> {
+    const nodes: NodeRequest[] = [
+      { nodeId: newNodeId(), role: failed.role, cloud: failed.cloud, replaces: failed.nodeId },
+    ];
+    await this.exec('AddNodes', { operationId: `op-${randomUUID()}`, nodes }).catch((e: unknown) =>
+      this.log.warn('replace', { nodeId: failed.nodeId, error: String(e) }),
+    );
+  }
+
+  /** After a restart: carry on with every node whose step was under way. */
+  private async resume(): Promise<void> {
+    const s = await this.state();
+    if (s.status === 'NONE') return;
+    for (const n of Object.values(s.nodes)) {
+      if (n.state === 'requested' || n.state === 'starting') this.since.set(n.nodeId, Date.now());
+      if (n.state === 'requested') this.provision(n.nodeId, n.role, n.cloud);
+      if (n.state === 'removing') this.deprovision(n.nodeId);
+      if (n.state === 'running' && !this.seen.has(n.nodeId))
+        this.seen.set(n.nodeId, { at: Date.now(), ready: true, metrics: {} });
+    }
+  }
+
+  /** Readiness and liveness, from heartbeats; runs every 250 ms. */
+  private async check(): Promise<void> {
+    if (this.stopped) return;
+    const s = await this.state();
+    if (s.status === 'NONE') return;
+    const now = Date.now();
+    const readyTimeout = this.o.readyTimeoutMs ?? 60_000;
+    const hbTimeout = this.o.heartbeatTimeoutMs ?? 3_000;
+    for (const n of Object.values(s.nodes)) {
+      const hb = this.seen.get(n.nodeId);
+      if ((n.state === 'requested' || n.state === 'starting') && hb?.ready)
+        await this.exec('NodeReady', { nodeId: n.nodeId });
+      else if (
+        (n.state === 'requested' || n.state === 'starting') &&
+        now - (this.since.get(n.nodeId) ?? now) > readyTimeout
+      ) {
+        await this.exec('NodeFailed', { nodeId: n.nodeId, reason: `not ready within ${readyTimeout} ms` });
+        this.deprovision(n.nodeId);
+      } else if (n.state === 'running' && hb && now - hb.at > hbTimeout) {
+        await this.exec('NodeFailed', { nodeId: n.nodeId, reason: `no heartbeat for ${now - hb.at} ms` });
+      }
+    }
+  }
+
+  private nodeInfo(n: ServiceNode): NodeInfo {
+    const hb = this.seen.get(n.nodeId);
+    return {
+      nodeId: n.nodeId,
+      role: n.role,
+      cloud: n.cloud,
+      state: n.state,
+      ...(n.address ? { address: n.address } : {}),
+      ...(n.reason ? { reason: n.reason } : {}),
+      ...(hb ? { lastHeartbeat: new Date(hb.at).toISOString(), metrics: hb.metrics } : {}),
+    };
+  }
+
+  private checkRoles(nodes: Record<string, number>): void {
+    const unknown = Object.keys(nodes).filter((r) => !this.o.service.roles.includes(r));
+    if (unknown.length > 0) {
+      throw new ValidationError(
+        `unknown role(s) ${unknown.join(', ')} for ${this.o.service.type}`,
+        unknown.map((r) => ({
+          path: `$.nodes.${r}`,
+          code: 'unknown_role',
+          message: `roles: ${this.o.service.roles.join(', ')}`,
+        })),
+      );
+    }
+  }
+
+  private serve(): void {
+    const bus = this.o.bus;
+    const at = subjects.manager(this.o.appId, this.o.serviceId);
+    const requests = (counts: Record<string, number>, cloud: string): NodeRequest[] =>
+      Object.entries(counts).flatMap(([role, n]) =>
+        Array.from({ length: n }, () => ({ nodeId: newNodeId(), role, cloud })),
+      );
+    bus.handle(at, startupService, async (d, ctx) => {
+      const operationId = `op-${ctx.requestId}`;
+      await this.exec(
+        'Startup',
+        { operationId, nodes: requests(this.o.service.defaultRoles as Record<string, number>, d.cloud) },
+        ctx.requestId,
+      );
+      return { operationId };
+    });
+    bus.handle(at, addNodes, async (d, ctx) => {
+      this.checkRoles(d.nodes);
+      const operationId = `op-${ctx.requestId}`;
+      await this.exec('AddNodes', { operationId, nodes: requests(d.nodes, d.cloud) }, ctx.requestId);
+      return { operationId };
+    });
+    bus.handle(at, removeNodes, async (d, ctx) => {
+      const s = await this.live();
+      const operationId = `op-${ctx.requestId}`;
+      const nodeIds = 'nodeIds' in d ? d.nodeIds : this.pickNodes(s, d.nodes);
+      await this.exec('RemoveNodes', { operationId, nodeIds }, ctx.requestId);
+      return { operationId };
+    });
+    bus.handle(at, shutdownService, async (_d, ctx) => {
+      const operationId = `op-${ctx.requestId}`;
+      await this.exec('Shutdown', { operationId }, ctx.requestId);
+      return { operationId };
+    });
+    bus.handle(at, listNodes, async () => ({
+      nodes: Object.values((await this.live()).nodes).map((n) => this.nodeInfo(n)),
+    }));
+    bus.handle(at, getNodeInfo, async (d) => {
+      const n = (await this.live()).nodes[d.nodeId];
+      if (!n) throw new NotFoundError(`no node ${d.nodeId}`);
+      return this.nodeInfo(n);
+    });
+    bus.handle(at, getServiceInfo, async () => {
+      const s = await this.live();
+      const count: Record<string, number> = {};
+      for (const n of Object.values(s.nodes))
+        if (n.state !== 'removed') count[n.role] = (count[n.role] ?? 0) + 1;
+      return {
+        appId: s.appId,
+        serviceId: s.serviceId,
+        type: s.type,
+        state: s.status,
+        nodes: count,
+        ...(s.operation
+          ? { operation: { operationId: s.operation.operationId, kind: s.operation.kind } }
+          : {}),
+      };
+    });
+    bus.handle(at, getLogs, async (d) => {
+      if (!d.nodeId)
+        throw new ValidationError('name the node whose logs you want', [
+          { path: '$.nodeId', code: 'required', message: 'required' },
+        ]);
+      const n = (await this.live()).nodes[d.nodeId];
+      if (!n || n.state === 'removed') throw new NotFoundError(`no running node ${d.nodeId}`);
+      return bus.request(subjects.agent(this.o.appId, this.o.serviceId, d.nodeId), agentLogs, {
+        tailBytes: d.tailBytes,
+        ...(d.workload ? { workload: d.workload } : {}),
+      });
+    });
+    bus.handle(at, callMethod, async (d) => ({ result: await this.callPlugin(d.method, d.args) }));
+  }
+
+  private pickNodes(s: Live, counts: Record<string, number>): string[] {
+    this.checkRoles(counts);
+    return Object.entries(counts).flatMap(([role, n]) => {
+      const candidates = Object.values(s.nodes).filter(
+        (x) => x.role === role && (x.state === 'running' || x.state === 'failed'),
+      );
+      if (candidates.length < n)
+        throw new ConflictError(`only ${candidates.length} ${role} node(s) to remove`);
+      return candidates.slice(-n).map((x) => x.nodeId);
+    });
+  }
+
+  private async callPlugin(name: string, args: unknown): Promise<unknown> {
+    const m: MethodDefinition<z.ZodType, z.ZodType, ManagerContext> | undefined = this.o.service.manager.methods[name];
+    if (!m) throw new NotFoundError(`${this.o.service.type} has no method ${name}`);
+    const s = await this.live();
+    const allowed: readonly ServiceStatus[] = m.states ?? ['RUNNING'];
+    if (!allowed.includes(s.status))
+      throw new ConflictError(`${name} is not allowed while the service is ${s.status}`);
+    const parsed = m.args.safeParse(args ?? {});
+    if (!parsed.success)
+      throw new ValidationError(`invalid arguments for ${name}`, issuesFromZod(parsed.error));
+    const result: unknown = await m.handle(this.context(s), parsed.data);
+    const out = m.result.safeParse(result);
+    if (!out.success)
+      throw new CpsError('internal', `${name} returned an invalid result`, issuesFromZod(out.error));
+    return out.data;
+  }
+
+  private context(s: Live): ManagerContext {
+    return {
+      appId: s.appId,
+      serviceId: s.serviceId,
+      type: s.type,
+      config: s.config,
+      nodes: () =>
+        Object.values(s.nodes).map((n) => ({
+          nodeId: n.nodeId,
+          role: n.role,
+          cloud: n.cloud,
+          state: n.state,
+          ...(n.address ? { address: n.address } : {}),
+        })),
+      callAgent: async (nodeId, method, args) =>
+        (await this.o.bus.request(subjects.agent(s.appId, s.serviceId, nodeId), callMethod, { method, args }))
+          .result,
+      log: this.log,
+    };
+  }
+}
+
+const newNodeId = (): string => `n${randomBytes(6).toString('hex')}`;

@@ -1,0 +1,221 @@
+import { spawn } from 'node:child_process';
+import { chownSync, closeSync, existsSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { CpsError, ValidationError } from '@cps/core';
+import type { BaseCloud, CloudNode, NodeSpec } from '../types.js';
+import { withDirLock } from './dir-lock.js';
+import { validateNodeId, validateNodeSpec, writeNodeFiles } from './node-spec.js';
+import {
+  freeRange,
+  readRecord,
+  readRecords,
+  writeRecord,
+  type NodeRecord,
+  type PortRange,
+} from './node-record.js';
+import { isAlive, procStat, stopGroup } from './proc.js';
+import type { WorkloadUser } from './workload-user.js';
+
+const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin';
+
+/** How a local node is started: the program and its arguments, resolved against the node's `PATH`. */
+export interface LocalCommand {
+  readonly command: string;
+  readonly args: readonly string[];
+}
+
+export interface LocalCloudOptions {
+  /** The name this cloud is configured under; `local` by default. */
+  readonly name?: string;
+  /** Holds the state and working directory of every node (`<dir>/nodes/<nodeId>/`, mode 0700). */
+  readonly dir: string;
+  /** The program a node runs (an agent runtime, a manager runtime), chosen from its spec. */
+  readonly command: (spec: NodeSpec) => LocalCommand;
+  /** First port handed out; each node gets `portsPerNode` consecutive ports no other node holds. Default 20000. */
+  readonly portBase?: number;
+  /** Size of each node's port range; default 20. */
+  readonly portsPerNode?: number;
+  /**
+   * The account workloads run as: `<node>/work/` is given to it when this process runs as root.
+   * The node's own process keeps this process's account (see {@link workloadUser}).
+   */
+  readonly workloadUser?: WorkloadUser;
+  /** How long `destroy` waits after SIGTERM before it sends SIGKILL; default 5000 ms. */
+  readonly stopGraceMs?: number;
+}
+
+const positiveInt = (v: number, path: string, max: number): number => {
+  if (!Number.isInteger(v) || v < 1 || v > max)
+    throw new ValidationError(`${path} must be an integer from 1 to ${max}`, [
+      { path: `$.${path}`, code: 'out_of_range', message: `must be an integer from 1 to ${max}` },
+    ]);
+  return v;
+};
+
+/**
+ * The embedded cloud: each node is a process on this machine, detached into its own process
+ * group and session, so it outlives the process that created it. A node's process gets a clean
+ * environment (its contextualization env, `PATH`, `HOME` = its directory, `CPS_NODE_ID`,
+ * `CPS_NODE_DIR`, `CPS_PORT_FROM`, `CPS_PORT_TO`), its directory as working directory, and its
+ * output in `<node>/node.log`. State lives in `<node>/node.json`, so a new `LocalCloud` on the
+ * same `dir` (after a restart) finds every node again.
+ */
+export class LocalCloud implements BaseCloud {
+  readonly driver = 'local' as const;
+  readonly name: string;
+  private readonly dir: string;
+  private readonly nodesDir: string;
+  private readonly portBase: number;
+  private readonly portsPerNode: number;
+  private readonly stopGraceMs: number;
+
+  constructor(private readonly options: LocalCloudOptions) {
+    this.name = options.name ?? 'local';
+    this.dir = resolve(options.dir);
+    this.nodesDir = join(this.dir, 'nodes');
+    this.portBase = positiveInt(options.portBase ?? 20_000, 'portBase', 65_535);
+    this.portsPerNode = positiveInt(options.portsPerNode ?? 20, 'portsPerNode', 65_535);
+    this.stopGraceMs = options.stopGraceMs ?? 5_000;
+  }
+
+  /**
+   * Starts the node unless it is recorded already: a recorded node is returned as it is, running
+   * or stopped (a stopped node is not restarted: the caller destroys and creates it again).
+   */
+  async create(spec: NodeSpec): Promise<CloudNode> {
+    validateNodeSpec(spec);
+    return this.locked(async () => {
+      const existing = readRecord(this.nodeDir(spec.nodeId));
+      return this.toNode(existing ?? (await this.start(spec)));
+    });
+  }
+
+  async list(): Promise<CloudNode[]> {
+    return readRecords(this.nodesDir).map((r) => this.toNode(r));
+  }
+
+  async get(nodeId: string): Promise<CloudNode | undefined> {
+    validateNodeId(nodeId);
+    const r = readRecord(this.nodeDir(nodeId));
+    return r && this.toNode(r);
+  }
+
+  /** Stops the node's whole process group (SIGTERM, then SIGKILL) and removes its directory. */
+  async destroy(nodeId: string): Promise<void> {
+    validateNodeId(nodeId);
+    await this.locked(async () => {
+      const dir = this.nodeDir(nodeId);
+      if (!existsSync(dir)) return;
+      const r = readRecord(dir);
+      if (r) await stopGroup(r.pid, r.startTime, this.stopGraceMs);
+      const trash = join(this.nodesDir, `.destroyed-${nodeId}-${process.pid}-${Date.now()}`);
+      renameSync(dir, trash);
+      rmSync(trash, { recursive: true, force: true });
+    });
+  }
+
+  private locked<T>(fn: () => Promise<T>): Promise<T> {
+    mkdirSync(this.nodesDir, { recursive: true, mode: 0o700 });
+    return withDirLock(this.dir, fn);
+  }
+
+  private nodeDir(nodeId: string): string {
+    return join(this.nodesDir, nodeId);
+  }
+
+  private toNode(r: NodeRecord): CloudNode {
+    return {
+      nodeId: r.nodeId,
+      cloud: this.name,
+      instanceId: String(r.pid),
+      state: isAlive(r.pid, r.startTime) ? 'running' : 'stopped',
+      kind: r.kind,
+      appId: r.appId,
+      serviceId: r.serviceId,
+      address: '127.0.0.1',
+      ports: r.ports,
+      createdAt: r.createdAt,
+    };
+  }
+
+  private async start(spec: NodeSpec): Promise<NodeRecord> {
+    const ports = freeRange(
+      readRecords(this.nodesDir).map((r) => r.ports),
+      this.portBase,
+      this.portsPerNode,
+    );
+    const dir = this.nodeDir(spec.nodeId);
+    rmSync(dir, { recursive: true, force: true });
+    let pid: number | undefined;
+    try {
+      this.prepareDir(dir, spec);
+      const { command, args } = this.options.command(spec);
+      pid = await this.spawn(dir, spec, ports, command, args);
+      const startTime = procStat(pid)?.startTime;
+      const record: NodeRecord = {
+        nodeId: spec.nodeId,
+        kind: spec.kind,
+        appId: spec.appId,
+        serviceId: spec.serviceId,
+        ...(spec.role === undefined ? {} : { role: spec.role }),
+        pid,
+        ...(startTime === undefined ? {} : { startTime }),
+        command: [command, ...args],
+        ports,
+        createdAt: new Date().toISOString(),
+      };
+      writeRecord(dir, record);
+      return record;
+    } catch (e) {
+      if (pid !== undefined) await stopGroup(pid, undefined, 0);
+      rmSync(dir, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  private prepareDir(dir: string, spec: NodeSpec): void {
+    mkdirSync(dir, { mode: 0o700 });
+    const work = join(dir, 'work');
+    mkdirSync(work, { mode: 0o700 });
+    const user = this.options.workloadUser;
+    if (user && process.getuid?.() === 0) chownSync(work, user.uid, user.gid);
+    writeNodeFiles(dir, spec.contextualization.files);
+  }
+
+  private async spawn(
+    dir: string,
+    spec: NodeSpec,
+    ports: PortRange,
+    command: string,
+    args: readonly string[],
+  ): Promise<number> {
+    const env = {
+      PATH: process.env.PATH ?? DEFAULT_PATH,
+      ...spec.contextualization.env,
+      HOME: dir,
+      CPS_NODE_ID: spec.nodeId,
+      CPS_NODE_DIR: dir,
+      CPS_PORT_FROM: String(ports.from),
+      CPS_PORT_TO: String(ports.to),
+    };
+    const out = openSync(join(dir, 'node.log'), 'a', 0o600);
+    let error: Error | undefined;
+    try {
+      const child = spawn(command, args, { cwd: dir, env, detached: true, stdio: ['ignore', out, out] });
+      child.once('error', (e) => (error = e));
+      child.unref();
+      if (child.pid !== undefined) return child.pid;
+    } finally {
+      closeSync(out);
+    }
+    await new Promise((r) => setImmediate(r));
+    throw new CpsError(
+      'unavailable',
+      `node ${spec.nodeId}: cannot start ${command}: ${error?.message ?? 'no error reported'}`,
+      [],
+      {
+        cause: error,
+      },
+    );
+  }
+}

@@ -1,0 +1,297 @@
+import { z } from 'zod';
+import { ConflictError, CpsError, ForbiddenError, IdSchema, NotFoundError, type Identity } from '@cps/core';
+import { defineCommand, type Bus } from '@cps/bus';
+import type { AppendOptions, EventStore } from '@cps/events';
+import type { BaseCloud, CloudNode, Contextualization, NodeKind } from '../types.js';
+import { evolveNode, type NodeEvent, type NodeRecord } from './node-events.js';
+
+export const createNode = defineCommand(
+  'create',
+  z.object({
+    nodeId: IdSchema,
+    kind: z.enum(['agent']),
+    role: IdSchema,
+    cloud: z.string().min(1).max(64).default('local'),
+  }),
+  z.object({
+    nodeId: z.string(),
+    instanceId: z.string(),
+    address: z.string().optional(),
+    ports: z.object({ from: z.number(), to: z.number() }).optional(),
+  }),
+);
+export const destroyNode = defineCommand(
+  'destroy',
+  z.object({ nodeId: IdSchema }),
+  z.object({ nodeId: z.string(), destroyed: z.boolean() }),
+);
+
+/** What a node receives to join the bus (identity files, enrollment token, URLs). */
+export interface NodeIdentitySource {
+  contextualize(identity: Identity, o: { cloud: string; kind: NodeKind }): Promise<Contextualization>;
+}
+
+/** Decides whether a node may be created (quotas and credit arrive with the director). */
+export interface ProvisionPolicy {
+  check(request: {
+    appId: string;
+    serviceId: string;
+    kind: NodeKind;
+    role?: string;
+    cloud: string;
+  }): Promise<void>;
+}
+
+/** What the reconciler does with a node recorded as provisioned that its cloud no longer runs. */
+export type MissingNodePolicy = (node: NodeRecord) => 'recreate' | 'forget';
+
+export interface ProvisionerOptions {
+  readonly store: EventStore;
+  readonly clouds: readonly BaseCloud[];
+  readonly identities: NodeIdentitySource;
+  readonly policy?: ProvisionPolicy;
+  readonly onMissing?: MissingNodePolicy;
+  readonly clock?: () => Date;
+}
+
+export interface ReconcileReport {
+  readonly orphansDestroyed: string[];
+  readonly recreated: string[];
+  readonly forgotten: string[];
+}
+
+const aggregate = (nodeId: string): string => `node.${nodeId}`;
+
+/**
+ * Owns the clouds: creates and destroys nodes for managers (and supervisors), recording every node
+ * before the cloud is called, so a crash in between leaves a record the reconciler can settle; and
+ * reconciles each cloud with the records (orphans destroyed, missing nodes re-created per policy).
+ */
+export class Provisioner {
+  private readonly records = new Map<string, { record: NodeRecord; version: number }>();
+  private readonly clouds: ReadonlyMap<string, BaseCloud>;
+
+  constructor(private readonly o: ProvisionerOptions) {
+    this.clouds = new Map(o.clouds.map((c) => [c.name, c]));
+  }
+
+  /** Loads the records from the event history (call once at start). */
+  async load(): Promise<void> {
+    for (const e of await this.o.store.readAll()) {
+      if (!e.aggregate.startsWith('node.')) continue;
+      const id = e.aggregate.slice('node.'.length);
+      const next = evolveNode(this.records.get(id)?.record, e as unknown as NodeEvent);
+      if (next) this.records.set(id, { record: next, version: e.aggregateVersion });
+    }
+  }
+
+  /** Serves `create` and `destroy` for every manager; the subject names the asking service. */
+  serve(bus: Bus): void {
+    bus.handleAt(`cps.sys.node.*.*.${createNode.name}`, createNode, (d, ctx) => {
+      const [, , , app, svc] = ctx.subject.split('.');
+      return this.create({ ...d, appId: app as string, serviceId: svc as string }, ctx.requestId);
+    });
+    bus.handleAt(`cps.sys.node.*.*.${destroyNode.name}`, destroyNode, (d, ctx) => {
+      const [, , , app, svc] = ctx.subject.split('.');
+      return this.destroy(d.nodeId, { appId: app as string, serviceId: svc as string }, ctx.requestId);
+    });
+  }
+
+  list(): NodeRecord[] {
+    return [...this.records.values()].map((r) => r.record);
+  }
+
+  get(nodeId: string): NodeRecord | undefined {
+    return this.records.get(nodeId)?.record;
+  }
+
+  async create(
+    req: { nodeId: string; kind: NodeKind; role?: string; cloud: string; appId: string; serviceId: string },
+    requestId: string,
+  ): Promise<z.output<typeof createNode.reply>> {
+    const cloud = this.cloud(req.cloud);
+    let record = this.get(req.nodeId);
+    if (record && (record.appId !== req.appId || record.serviceId !== req.serviceId)) {
+      throw new ForbiddenError(`node ${req.nodeId} belongs to another service`);
+    }
+    if (!record) {
+      await this.o.policy?.check(req);
+      const { nodeId, kind, appId, serviceId, cloud: c } = req;
+      record = await this.append(
+        nodeId,
+        [
+          {
+            type: 'NodeRecorded',
+            data: { nodeId, kind, appId, serviceId, cloud: c, ...(req.role ? { role: req.role } : {}) },
+          },
+        ],
+        requestId,
+      );
+    }
+    if (record.status === 'destroying' || record.status === 'destroyed')
+      throw new ConflictError(`node ${req.nodeId} is ${record.status}`);
+    if (record.status === 'provisioned') {
+      const live = await cloud.get(req.nodeId);
+      if (live?.state === 'running') return this.reply(live);
+    }
+    return this.reply(await this.provision(record, cloud, requestId, record.status === 'provisioned'));
+  }
+
+  async destroy(
+    nodeId: string,
+    owner: { appId: string; serviceId: string } | undefined,
+    requestId: string,
+  ): Promise<{ nodeId: string; destroyed: boolean }> {
+    const record = this.get(nodeId);
+    if (!record) throw new NotFoundError(`no node ${nodeId}`);
+    if (owner && (record.appId !== owner.appId || record.serviceId !== owner.serviceId))
+      throw new ForbiddenError(`node ${nodeId} belongs to another service`);
+    if (record.status === 'destroyed') return { nodeId, destroyed: true };
+    if (record.status !== 'destroying')
+      await this.append(nodeId, [{ type: 'NodeDestroyRequested', data: { reason: 'requested' } }], requestId);
+    await this.cloud(record.cloud).destroy(nodeId);
+    await this.append(nodeId, [{ type: 'NodeDestroyed', data: {} }], `${requestId}:done`);
+    return { nodeId, destroyed: true };
+  }
+
+  /** Compares every cloud with the records: destroys orphans, re-creates or forgets missing nodes. */
+  async reconcile(): Promise<ReconcileReport> {
+    const report: ReconcileReport = { orphansDestroyed: [], recreated: [], forgotten: [] };
+    for (const cloud of this.clouds.values()) {
+      const actual = await cloud.list();
+      for (const n of actual) {
+        const r = this.get(n.nodeId);
+        if (!r || r.status === 'destroyed' || r.status === 'destroying' || r.cloud !== cloud.name) {
+          await cloud.destroy(n.nodeId);
+          if (r?.status === 'destroying')
+            await this.append(
+              n.nodeId,
+              [{ type: 'NodeDestroyed', data: {} }],
+              `reconcile:${n.nodeId}:destroyed`,
+            );
+          report.orphansDestroyed.push(n.nodeId);
+        }
+      }
+      const running = new Set(actual.filter((n) => n.state === 'running').map((n) => n.nodeId));
+      for (const r of this.list().filter((x) => x.cloud === cloud.name)) {
+        if (r.status === 'destroying') {
+          await this.destroy(r.nodeId, undefined, `reconcile:${r.nodeId}`);
+          continue;
+        }
+        if ((r.status !== 'provisioned' && r.status !== 'recorded') || running.has(r.nodeId)) continue;
+        if ((this.o.onMissing ?? (() => 'recreate'))(r) === 'recreate') {
+          await cloud.destroy(r.nodeId);
+          await this.provision(r, cloud, `reconcile:${r.nodeId}:${this.now().getTime()}`, true);
+          report.recreated.push(r.nodeId);
+        } else {
+          await this.destroy(r.nodeId, undefined, `reconcile:${r.nodeId}:forget`);
+          report.forgotten.push(r.nodeId);
+        }
+      }
+    }
+    return report;
+  }
+
+  private async provision(
+    record: NodeRecord,
+    cloud: BaseCloud,
+    requestId: string,
+    recreated: boolean,
+  ): Promise<CloudNode> {
+    const identity: Identity =
+      record.kind === 'agent'
+        ? {
+            role: 'agent',
+            id: record.nodeId,
+            appId: record.appId,
+            serviceId: record.serviceId,
+            nodeId: record.nodeId,
+          }
+        : { role: 'manager', id: record.serviceId, appId: record.appId, serviceId: record.serviceId };
+    let node: CloudNode;
+    try {
+      const contextualization = await this.o.identities.contextualize(identity, {
+        cloud: cloud.name,
+        kind: record.kind,
+      });
+      node = await cloud.create({
+        nodeId: record.nodeId,
+        kind: record.kind,
+        appId: record.appId,
+        serviceId: record.serviceId,
+        ...(record.role ? { role: record.role } : {}),
+        contextualization,
+      });
+    } catch (e) {
+      await this.append(
+        record.nodeId,
+        [{ type: 'NodeProvisionFailed', data: { reason: (e as Error).message } }],
+        `${requestId}:failed`,
+      );
+      throw e instanceof CpsError
+        ? e
+        : new CpsError(
+            'unavailable',
+            `cloud ${cloud.name} could not create ${record.nodeId}: ${(e as Error).message}`,
+            [],
+            { cause: e },
+          );
+    }
+    await this.append(
+      record.nodeId,
+      [
+        {
+          type: 'NodeProvisioned',
+          data: {
+            instanceId: node.instanceId,
+            recreated,
+            ...(node.address ? { address: node.address } : {}),
+            ...(node.ports ? { ports: node.ports } : {}),
+          },
+        },
+      ],
+      `${requestId}:provisioned`,
+    );
+    return node;
+  }
+
+  private reply(n: CloudNode): z.output<typeof createNode.reply> {
+    return {
+      nodeId: n.nodeId,
+      instanceId: n.instanceId,
+      ...(n.address ? { address: n.address } : {}),
+      ...(n.ports ? { ports: n.ports } : {}),
+    };
+  }
+
+  private cloud(name: string): BaseCloud {
+    const c = this.clouds.get(name);
+    if (!c)
+      throw new NotFoundError(
+        `no cloud named ${JSON.stringify(name)}; configured: ${[...this.clouds.keys()].join(', ')}`,
+      );
+    return c;
+  }
+
+  private now(): Date {
+    return (this.o.clock ?? (() => new Date()))();
+  }
+
+  /** Single writer of node aggregates: appends at the version it holds, folds what it wrote. */
+  private async append(nodeId: string, events: NodeEvent[], requestId: string): Promise<NodeRecord> {
+    const held = this.records.get(nodeId);
+    const meta: AppendOptions['metadata'] = {
+      actor: 'provisioner',
+      correlationId: requestId,
+      causationId: requestId,
+      at: this.now().toISOString(),
+    };
+    const r = await this.o.store.append(aggregate(nodeId), events, {
+      expectedVersion: held?.version ?? 0,
+      metadata: meta,
+    });
+    const record = events.reduce<NodeRecord | undefined>(evolveNode, held?.record) as NodeRecord;
+    this.records.set(nodeId, { record, version: r.version });
+    return record;
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * The cloud contract: every driver (local processes, EC2, OpenNebula, ...) creates, lists, inspects
+ * and destroys nodes the same way. The Provisioner records a node (with its id) before it calls
+ * `create`, so drivers must be idempotent per `nodeId`: a retried create returns the same node.
+ */
+
+/** What a node needs to start, handed to it by the cloud (user-data, environment, files). */
+export interface Contextualization {
+  /** Environment of the node's main process (a clean environment: nothing else is inherited). */
+  readonly env: Readonly<Record<string, string>>;
+  /** Files written into the node's working directory before it starts (relative path -> content). */
+  readonly files: Readonly<Record<string, string>>;
+}
+
+export type NodeKind = 'manager' | 'agent';
+
+export interface NodeSpec {
+  /** Chosen by the Provisioner, unique on the platform, one NATS token (`[a-z0-9][a-z0-9_-]*`). */
+  readonly nodeId: string;
+  readonly kind: NodeKind;
+  readonly appId: string;
+  readonly serviceId: string;
+  readonly role?: string;
+  readonly contextualization: Contextualization;
+}
+
+export const CloudNodeStates = {
+  pending: 'pending',
+  running: 'running',
+  stopped: 'stopped',
+  failed: 'failed',
+  terminated: 'terminated',
+} as const;
+export type CloudNodeState = (typeof CloudNodeStates)[keyof typeof CloudNodeStates];
+
+export interface CloudNode {
+  readonly nodeId: string;
+  readonly cloud: string;
+  /** The cloud's own id (a pid for `local`, an instance id for EC2, a VM id for OpenNebula). */
+  readonly instanceId: string;
+  readonly state: CloudNodeState;
+  readonly kind: NodeKind;
+  readonly appId: string;
+  readonly serviceId: string;
+  readonly address?: string;
+  /** Ports the node may listen on (local driver: a range of its own). */
+  readonly ports?: { readonly from: number; readonly to: number };
+  readonly createdAt: string;
+}
+
+export interface BaseCloud {
+  /** The name this cloud is configured under (`local`, `ec2-eu`, ...). */
+  readonly name: string;
+  readonly driver: 'local' | 'ec2' | 'opennebula';
+  /** Starts a node; idempotent per `spec.nodeId`. */
+  create(spec: NodeSpec): Promise<CloudNode>;
+  /** Every node this cloud holds for this platform, whatever its state. */
+  list(): Promise<CloudNode[]>;
+  get(nodeId: string): Promise<CloudNode | undefined>;
+  /** Stops and removes a node; idempotent (destroying an unknown node is not an error). */
+  destroy(nodeId: string): Promise<void>;
+}

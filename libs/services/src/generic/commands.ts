@@ -1,0 +1,103 @@
+import { z } from 'zod';
+import { IdSchema } from '@cps/core';
+import { defineCommand } from '@cps/bus';
+
+/**
+ * The generic commands every manager and every agent serves, defined once for the sender (the
+ * director, or the manager for agents) and the handler (the runtimes).
+ */
+
+const Operation = z.object({ operationId: z.string() });
+const RoleCounts = z.record(IdSchema, z.number().int().min(1).max(100));
+export const NodeInfoSchema = z.object({
+  nodeId: z.string(),
+  role: z.string(),
+  cloud: z.string(),
+  state: z.enum(['requested', 'starting', 'running', 'failed', 'removing', 'removed']),
+  address: z.string().optional(),
+  reason: z.string().optional(),
+  lastHeartbeat: z.string().optional(),
+  metrics: z.record(z.string(), z.number()).optional(),
+});
+export type NodeInfo = z.infer<typeof NodeInfoSchema>;
+
+export const startupService = defineCommand(
+  'startup',
+  z.object({ cloud: z.string().min(1).max(64).default('local') }),
+  Operation,
+);
+export const shutdownService = defineCommand('shutdown', z.object({}), Operation);
+export const addNodes = defineCommand(
+  'add_nodes',
+  z.object({
+    nodes: RoleCounts.refine((r) => Object.keys(r).length > 0, 'at least one role'),
+    cloud: z.string().min(1).max(64).default('local'),
+  }),
+  Operation,
+);
+export const removeNodes = defineCommand(
+  'remove_nodes',
+  z.union([z.object({ nodeIds: z.array(IdSchema).min(1).max(1000) }), z.object({ nodes: RoleCounts })]),
+  Operation,
+);
+export const listNodes = defineCommand(
+  'list_nodes',
+  z.object({}),
+  z.object({ nodes: z.array(NodeInfoSchema) }),
+);
+export const getNodeInfo = defineCommand('get_node_info', z.object({ nodeId: IdSchema }), NodeInfoSchema);
+export const getServiceInfo = defineCommand(
+  'get_service_info',
+  z.object({}),
+  z.object({
+    appId: z.string(),
+    serviceId: z.string(),
+    type: z.string(),
+    state: z.string(),
+    operation: z.object({ operationId: z.string(), kind: z.string() }).optional(),
+    nodes: z.record(z.string(), z.number()),
+  }),
+);
+export const getLogs = defineCommand(
+  'get_logs',
+  z.object({
+    nodeId: IdSchema.optional(),
+    workload: IdSchema.optional(),
+    tailBytes: z.number().int().min(1).max(1_048_576).default(65_536),
+  }),
+  z.object({ text: z.string() }),
+);
+/** A plugin method, by name; `args` is validated against the method's own schema by the handler. */
+export const callMethod = defineCommand(
+  'call',
+  z.object({ method: z.string().regex(/^[a-z][a-z0-9_]{0,62}$/), args: z.unknown() }),
+  z.object({ result: z.unknown() }),
+);
+
+export const checkAgentProcess = defineCommand(
+  'check_agent_process',
+  z.object({}),
+  z.object({
+    nodeId: z.string(),
+    role: z.string(),
+    workloads: z.array(z.object({ name: z.string(), state: z.string(), restarts: z.number() })),
+  }),
+);
+export const agentLogs = defineCommand(
+  'get_logs',
+  z.object({
+    workload: IdSchema.optional(),
+    tailBytes: z.number().int().min(1).max(1_048_576).default(65_536),
+  }),
+  z.object({ text: z.string() }),
+);
+
+/** The agent's heartbeat (core NATS, every second): never stored as an event. */
+export const HeartbeatSchema = z.object({
+  nodeId: z.string(),
+  role: z.string(),
+  at: z.string(),
+  ready: z.boolean(),
+  metrics: z.record(z.string(), z.number()),
+});
+export type Heartbeat = z.infer<typeof HeartbeatSchema>;
