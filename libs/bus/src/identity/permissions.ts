@@ -60,7 +60,7 @@ export const permissionsFor = (identity: Identity): BusPermissions => {
             `cps.log.${app}.${svc}.>`,
             '_INBOX.director.>',
             renew,
-            'cps.sys.node.>',
+            `${subjects.provisioner(app, svc)}.>`,
             ...aggregateWriterSubjects(subjects.events('svc', app, svc), `svc.${app}.${svc}`),
           ],
           deny: [],
