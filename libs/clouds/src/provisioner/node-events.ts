@@ -11,6 +11,7 @@ export const NodeRecorded = defineEvent(
     appId: IdSchema,
     serviceId: IdSchema,
     role: IdSchema.optional(),
+    serviceType: IdSchema.optional(),
     cloud: z.string().min(1).max(64),
   }),
 );
@@ -54,6 +55,7 @@ export interface NodeRecord {
   readonly appId: string;
   readonly serviceId: string;
   readonly role?: string;
+  readonly serviceType?: string;
   readonly cloud: string;
   readonly status: 'recorded' | 'provisioned' | 'failed' | 'destroying' | 'destroyed';
   readonly instanceId?: string;

@@ -10,6 +10,7 @@ export const createNode = defineCommand(
   z.object({
     nodeId: IdSchema,
     kind: z.enum(['agent']),
+    serviceType: IdSchema,
     role: IdSchema,
     cloud: z.string().min(1).max(64).default('local'),
   }),
@@ -106,7 +107,15 @@ export class Provisioner {
   }
 
   async create(
-    req: { nodeId: string; kind: NodeKind; role?: string; cloud: string; appId: string; serviceId: string },
+    req: {
+      nodeId: string;
+      kind: NodeKind;
+      role?: string;
+      serviceType?: string;
+      cloud: string;
+      appId: string;
+      serviceId: string;
+    },
     requestId: string,
   ): Promise<z.output<typeof createNode.reply>> {
     const cloud = this.cloud(req.cloud);
@@ -122,7 +131,15 @@ export class Provisioner {
         [
           {
             type: 'NodeRecorded',
-            data: { nodeId, kind, appId, serviceId, cloud: c, ...(req.role ? { role: req.role } : {}) },
+            data: {
+              nodeId,
+              kind,
+              appId,
+              serviceId,
+              cloud: c,
+              ...(req.role ? { role: req.role } : {}),
+              ...(req.serviceType ? { serviceType: req.serviceType } : {}),
+            },
           },
         ],
         requestId,
@@ -210,10 +227,18 @@ export class Provisioner {
         : { role: 'manager', id: record.serviceId, appId: record.appId, serviceId: record.serviceId };
     let node: CloudNode;
     try {
-      const contextualization = await this.o.identities.contextualize(identity, {
-        cloud: cloud.name,
-        kind: record.kind,
-      });
+      const given = await this.o.identities.contextualize(identity, { cloud: cloud.name, kind: record.kind });
+      const contextualization = {
+        files: given.files,
+        env: {
+          ...given.env,
+          CPS_APP_ID: record.appId,
+          CPS_SERVICE_ID: record.serviceId,
+          CPS_NODE_KIND: record.kind,
+          ...(record.role ? { CPS_NODE_ROLE: record.role } : {}),
+          ...(record.serviceType ? { CPS_SERVICE_TYPE: record.serviceType } : {}),
+        },
+      };
       node = await cloud.create({
         nodeId: record.nodeId,
         kind: record.kind,
