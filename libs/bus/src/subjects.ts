@@ -56,7 +56,8 @@ export const subjects = {
   logs: (app: string, svc: string, node: string): string =>
     `cps.log.${id(app, 'app')}.${id(svc, 'svc')}.${id(node, 'node')}`,
   /** Where the manager of `app.svc` asks the Provisioner for nodes: the subject names who asks. */
-  provisioner: (app: string, svc: string): Address => address(`cps.sys.node.${id(app, 'app')}.${id(svc, 'svc')}`),
+  provisioner: (app: string, svc: string): Address =>
+    address(`cps.sys.node.${id(app, 'app')}.${id(svc, 'svc')}`),
   /** Platform services (director-hosted). */
   system: (service: string): Address => address(`cps.sys.${id(service, 'service')}`),
   /** Where an identity asks for its own renewal: the subject itself names who asks. */

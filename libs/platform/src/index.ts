@@ -40,3 +40,4 @@ export {
   type IssuerOptions,
 } from './identity/identity-issuer.js';
 export { IdentityRenewer, type RenewerOptions } from './identity/renewer.js';
+export { IssuedNodeIdentities } from './identity/node-identities.js';

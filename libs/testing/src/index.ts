@@ -3,3 +3,4 @@ export { pooledKeys, testKeyPool } from './keys.js';
 export { eventStoreContract, type StoreUnderTest } from './event-store-contract.js';
 export { ViolationLog, trySubscribe } from './permissions.js';
 export { eventually } from './eventually.js';
+export { TestHost, type TestHostOptions } from './host.js';

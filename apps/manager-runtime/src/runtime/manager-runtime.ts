@@ -184,7 +184,7 @@ export class ManagerRuntime {
       .request(
         subjects.provisioner(this.o.appId, this.o.serviceId),
         createNode,
-        { nodeId, kind: 'agent', role, cloud },
+        { nodeId, kind: 'agent', serviceType: this.o.service.type, role, cloud },
         { requestId: `create:${nodeId}`, timeoutMs: 60_000, retries: 3 },
       )
       .then(
@@ -385,7 +385,8 @@ export class ManagerRuntime {
   }
 
   private async callPlugin(name: string, args: unknown): Promise<unknown> {
-    const m: MethodDefinition<z.ZodType, z.ZodType, ManagerContext> | undefined = this.o.service.manager.methods[name];
+    const m: MethodDefinition<z.ZodType, z.ZodType, ManagerContext> | undefined =
+      this.o.service.manager.methods[name];
     if (!m) throw new NotFoundError(`${this.o.service.type} has no method ${name}`);
     const s = await this.live();
     const allowed: readonly ServiceStatus[] = m.states ?? ['RUNNING'];

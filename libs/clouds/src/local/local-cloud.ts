@@ -1,5 +1,15 @@
 import { spawn } from 'node:child_process';
-import { chownSync, closeSync, existsSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs';
+import {
+  chownSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+} from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CpsError, ValidationError } from '@cps/core';
 import type { BaseCloud, CloudNode, NodeSpec } from '../types.js';
@@ -108,6 +118,7 @@ export class LocalCloud implements BaseCloud {
       if (!existsSync(dir)) return;
       const r = readRecord(dir);
       if (r) await stopGroup(r.pid, r.startTime, this.stopGraceMs);
+      await stopWorkloadGroups(dir, this.stopGraceMs);
       const trash = join(this.nodesDir, `.destroyed-${nodeId}-${process.pid}-${Date.now()}`);
       renameSync(dir, trash);
       rmSync(trash, { recursive: true, force: true });
@@ -219,3 +230,26 @@ export class LocalCloud implements BaseCloud {
     );
   }
 }
+
+/**
+ * Workloads lead process groups of their own (outside the node's), listed by the agent in
+ * `<node>/workload-pgids`. A listed group is ended only while its leader still works inside this
+ * node's directory, so a reused pid is never signalled.
+ */
+const stopWorkloadGroups = async (dir: string, graceMs: number): Promise<void> => {
+  const file = join(dir, 'workload-pgids');
+  if (!existsSync(file)) return;
+  const pids = readFileSync(file, 'utf8')
+    .split('\n')
+    .map(Number)
+    .filter((n) => Number.isInteger(n) && n > 1);
+  for (const pid of pids) {
+    let cwd: string;
+    try {
+      cwd = readlinkSync(`/proc/${pid}/cwd`);
+    } catch {
+      continue;
+    }
+    if (cwd === dir || cwd.startsWith(`${dir}/`)) await stopGroup(pid, undefined, graceMs);
+  }
+};

@@ -1,0 +1,74 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Bus, OperatorModeAuthority } from '@cps/bus';
+import { LocalCloud, nodeEvents, Provisioner } from '@cps/clouds';
+import {
+  EventCatalog,
+  ensureEventStream,
+  ensureLogStream,
+  ensureSnapshotBucket,
+  JetStreamEventStore,
+} from '@cps/events';
+import { identityEvents, IdentityIssuer, IssuedNodeIdentities } from '@cps/platform';
+import { TestNats } from './nats.js';
+
+export interface TestHostOptions {
+  /** The JS entry a local node runs (the built agent runtime). */
+  readonly agentEntry: string;
+  readonly stopGraceMs?: number;
+}
+
+/**
+ * Plays the director's part until the director exists: a real nats-server, the identity issuer,
+ * the Provisioner with the local cloud (nodes are real agent-runtime processes).
+ */
+export class TestHost {
+  private constructor(
+    readonly nats: TestNats,
+    readonly bus: Bus,
+    readonly issuer: IdentityIssuer,
+    readonly provisioner: Provisioner,
+    readonly cloud: LocalCloud,
+    readonly dir: string,
+  ) {}
+
+  static async start(o: TestHostOptions): Promise<TestHost> {
+    const nats = await TestNats.start();
+    const dir = mkdtempSync(join(tmpdir(), 'cps-host-'));
+    const nc = await nats.connect({ role: 'director', id: 'd1' });
+    await ensureEventStream(nc);
+    await ensureSnapshotBucket(nc);
+    await ensureLogStream(nc);
+    const bus = new Bus(nc);
+    const store = new JetStreamEventStore(nc, {
+      catalog: new EventCatalog([...identityEvents, ...nodeEvents]),
+    });
+    const issuer = new IdentityIssuer({
+      secrets: nats.secrets,
+      store,
+      authority: new OperatorModeAuthority(nats.secrets.operator, () => nats.system()),
+    });
+    issuer.serve(bus);
+    const cloud = new LocalCloud({
+      dir: join(dir, 'cloud'),
+      command: () => ({ command: process.execPath, args: [o.agentEntry] }),
+      stopGraceMs: o.stopGraceMs ?? 3_000,
+    });
+    const provisioner = new Provisioner({
+      store,
+      clouds: [cloud],
+      identities: new IssuedNodeIdentities(issuer, nats.urls),
+    });
+    await provisioner.load();
+    provisioner.serve(bus);
+    await bus.flush();
+    return new TestHost(nats, bus, issuer, provisioner, cloud, dir);
+  }
+
+  async cleanup(): Promise<void> {
+    for (const n of await this.cloud.list()) await this.cloud.destroy(n.nodeId).catch(() => undefined);
+    await this.nats.cleanup();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
