@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Identity } from '@cps/core';
 import { Bus, OperatorModeAuthority } from '@cps/bus';
 import { LocalCloud, nodeEvents, Provisioner } from '@cps/clouds';
 import {
@@ -14,8 +15,12 @@ import { identityEvents, IdentityIssuer, IssuedNodeIdentities } from '@cps/platf
 import { TestNats } from './nats.js';
 
 export interface TestHostOptions {
-  /** The JS entry a local node runs (the built agent runtime). */
+  /** The JS entry a local agent node runs (the built agent runtime). */
   readonly agentEntry: string;
+  /** The JS entry a local manager node runs (the built manager runtime). */
+  readonly managerEntry?: string;
+  /** Extra environment of manager nodes (e.g. shorter timeouts for tests). */
+  readonly managerEnv?: Readonly<Record<string, string>>;
   readonly stopGraceMs?: number;
 }
 
@@ -52,7 +57,10 @@ export class TestHost {
     issuer.serve(bus);
     const cloud = new LocalCloud({
       dir: join(dir, 'cloud'),
-      command: () => ({ command: process.execPath, args: [o.agentEntry] }),
+      command: (spec) => ({
+        command: process.execPath,
+        args: [spec.kind === 'manager' && o.managerEntry ? o.managerEntry : o.agentEntry],
+      }),
       stopGraceMs: o.stopGraceMs ?? 3_000,
     });
     const provisioner = new Provisioner({
