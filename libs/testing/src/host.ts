@@ -63,11 +63,14 @@ export class TestHost {
       }),
       stopGraceMs: o.stopGraceMs ?? 3_000,
     });
-    const provisioner = new Provisioner({
-      store,
-      clouds: [cloud],
-      identities: new IssuedNodeIdentities(issuer, nats.urls),
-    });
+    const issued = new IssuedNodeIdentities(issuer, nats.urls);
+    const identities = {
+      contextualize: async (identity: Identity) => {
+        const c = await issued.contextualize(identity);
+        return identity.role === 'manager' ? { ...c, env: { ...c.env, ...o.managerEnv } } : c;
+      },
+    };
+    const provisioner = new Provisioner({ store, clouds: [cloud], identities });
     await provisioner.load();
     provisioner.serve(bus);
     await bus.flush();
