@@ -17,8 +17,9 @@ import append from './cases/append.mjs';
 import load from './cases/load.mjs';
 import replay from './cases/replay.mjs';
 import replicas from './cases/replicas.mjs';
+import nodes from './cases/nodes.mjs';
 
-const ALL = [rpc, append, load, replay, replicas];
+const ALL = [rpc, append, load, replay, replicas, nodes];
 
 const usage = `usage: node bench/run.mjs [options]
   --only LIST   comma-separated benchmarks: ${ALL.map((c) => `${c.id} (${c.letter})`).join(', ')}

@@ -1,7 +1,8 @@
 // Servers and data the benchmarks share. Every nats-server is started through TestNats (operator
 // mode, mTLS, loopback) and registered with `servers` so that the runner can stop it whatever happens.
 import { randomUUID } from 'node:crypto';
-import { TestNats } from '@cps/testing';
+import { join } from 'node:path';
+import { TestHost, TestNats } from '@cps/testing';
 import { EVENT_STREAM } from '@cps/bus';
 import {
   CommandHandler,
@@ -78,7 +79,29 @@ export const commitPayload = (aggregate, version, n) => {
   );
 };
 
+const root = process.cwd();
+export const agentEntry = join(root, 'apps', 'agent-runtime', 'dist', 'main.js');
+export const managerEntry = join(root, 'apps', 'manager-runtime', 'dist', 'main.js');
+
 export const fixtures = {
+  /** The test host: nats-server, identity issuer, Provisioner with the local cloud (real agent processes). */
+  host: {
+    async create() {
+      const host = await TestHost.start({
+        agentEntry,
+        managerEntry,
+        managerEnv: { CPS_HEARTBEAT_TIMEOUT_MS: '3000', CPS_READY_TIMEOUT_MS: '60000' },
+        stopGraceMs: 2_000,
+      });
+      servers.add(host.nats);
+      return { host };
+    },
+    dispose: async (fx) => {
+      servers.delete(fx.host.nats);
+      await fx.host.cleanup();
+    },
+  },
+
   /** One server; a director (requester, JetStream writer) and a manager (responder) connection. */
   server: {
     async create() {

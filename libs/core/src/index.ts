@@ -37,6 +37,8 @@ export {
   createIssuingCa,
   createRootCa,
   generateKeyPair,
+  generateKeyPairAsync,
+  KeyPairPool,
   inspectCertificate,
   isIssuedBy,
   issueCertificate,

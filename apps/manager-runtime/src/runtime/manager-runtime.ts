@@ -70,6 +70,7 @@ export class ManagerRuntime {
   private timer: NodeJS.Timeout | undefined;
   private heartbeats: NatsSubscription | undefined;
   private stopped = false;
+  private checkQueued = false;
 
   constructor(private readonly o: ManagerRuntimeOptions) {
     this.aggregate = `svc.${o.appId}.${o.serviceId}`;
@@ -109,8 +110,10 @@ export class ManagerRuntime {
           if (err) return;
           const hb = HeartbeatSchema.safeParse(m.json());
           const nodeId = m.subject.split('.')[4];
-          if (hb.success && nodeId === hb.data.nodeId)
-            this.seen.set(nodeId, { at: Date.now(), ready: hb.data.ready, metrics: hb.data.metrics });
+          if (!hb.success || nodeId !== hb.data.nodeId) return;
+          const before = this.seen.get(nodeId);
+          this.seen.set(nodeId, { at: Date.now(), ready: hb.data.ready, metrics: hb.data.metrics });
+          if (hb.data.ready && !before?.ready) this.checkSoon();
         },
       },
     );
@@ -120,6 +123,16 @@ export class ManagerRuntime {
       () => void this.check().catch((e: unknown) => this.log.error('check failed', { error: String(e) })),
       250,
     );
+  }
+
+  /** A node just became ready: check now rather than at the next tick (coalesced). */
+  private checkSoon(): void {
+    if (this.checkQueued) return;
+    this.checkQueued = true;
+    setImmediate(() => {
+      this.checkQueued = false;
+      void this.check().catch((e: unknown) => this.log.error('check failed', { error: String(e) }));
+    });
   }
 
   async stop(): Promise<void> {

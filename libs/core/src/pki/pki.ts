@@ -1,4 +1,9 @@
-import { generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
+import {
+  generateKeyPair as generateKeyPairCb,
+  generateKeyPairSync,
+  randomBytes,
+  X509Certificate,
+} from 'node:crypto';
 import forge from 'node-forge';
 import { ValidationError } from '../errors/cps-error.js';
 import { identityFromUri, identityToUri, type Identity } from './identity.js';
@@ -50,6 +55,42 @@ export const generateKeyPair = (bits = RSA_BITS): KeyPair => {
   });
   return { privateKeyPem: privateKey, publicKeyPem: publicKey };
 };
+
+/** Like {@link generateKeyPair}, off the event loop (Node's thread pool). */
+export const generateKeyPairAsync = (bits = RSA_BITS): Promise<KeyPair> => {
+  if (bits < RSA_BITS)
+    return Promise.reject(new ValidationError(`RSA keys must have at least ${RSA_BITS} bits`));
+  return new Promise((resolve, reject) =>
+    generateKeyPairCb(
+      'rsa',
+      {
+        modulusLength: bits,
+        publicKeyEncoding: { type: 'spki', format: 'pem' },
+        privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+      },
+      (err, publicKey, privateKey) =>
+        err ? reject(err) : resolve({ privateKeyPem: privateKey, publicKeyPem: publicKey }),
+    ),
+  );
+};
+
+/**
+ * Keeps a few key pairs generated ahead (in the thread pool), so issuing an identity does not wait
+ * ~170 ms for RSA generation.
+ */
+export class KeyPairPool {
+  private readonly ready: Promise<KeyPair>[] = [];
+
+  constructor(private readonly size = 4) {
+    for (let i = 0; i < size; i++) this.ready.push(generateKeyPairAsync());
+  }
+
+  take(): Promise<KeyPair> {
+    const next = this.ready.shift() ?? generateKeyPairAsync();
+    this.ready.push(generateKeyPairAsync());
+    return next;
+  }
+}
 
 /** A random positive serial of 128 bits (the high bit cleared so DER keeps it positive). */
 const randomSerial = (): string => {

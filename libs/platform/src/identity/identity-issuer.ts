@@ -2,7 +2,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import {
   CpsError,
-  generateKeyPair,
+  KeyPairPool,
   inspectCertificate,
   issueCertificate,
   publicKeyFromCsr,
@@ -58,6 +58,8 @@ export class IdentityIssuer {
   private readonly handler: CommandHandler<IdentityCommand, IdentityEvent, IdentityState>;
   private readonly now: () => Date;
 
+  private readonly keys = new KeyPairPool(4);
+
   constructor(private readonly o: IssuerOptions) {
     this.now = o.clock ?? (() => new Date());
     this.handler = new CommandHandler(o.store, identityDecider, {});
@@ -79,7 +81,7 @@ export class IdentityIssuer {
   /** A fresh key pair, certificate and JWT for a process a supervisor starts. */
   async issue(identity: Identity, via: 'supervisor' | 'bootstrap' = 'supervisor'): Promise<BusIdentity> {
     const now = this.now();
-    const key = generateKeyPair();
+    const key = await this.keys.take();
     const ttlMs = this.ttl(identity);
     const cert = this.certFor(identity, key.publicKeyPem, now, ttlMs);
     const creds = await this.o.authority.credentialsFor(identity, { now, ttlMs });

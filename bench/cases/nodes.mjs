@@ -1,0 +1,138 @@
+// (f) add_nodes of 3 nodes until all are RUNNING on the local cloud, vs starting the same agent
+// processes by hand (identities issued beforehand, timed until each sends a ready heartbeat).
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { subjects } from '@cps/bus';
+import { addNodes, getServiceInfo, listNodes, removeNodes, startupService } from '@cps/services';
+import { agentEntry } from '../lib/fixtures.mjs';
+import { median, now, sleep } from '../lib/stats.mjs';
+
+const at = subjects.manager('a1', 's1');
+const MANAGER = 'mgr-bench';
+
+const waitFor = async (read, ok, ms, what) => {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await read().catch(() => undefined);
+    if (v !== undefined && ok(v)) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+};
+
+export default {
+  id: 'nodes',
+  letter: 'f',
+  title: 'add_nodes of 3 nodes to RUNNING on local vs the same agents started by hand',
+  fixture: 'host',
+  figures: [
+    {
+      key: 'add3',
+      label: 'f. add_nodes(3) to all RUNNING',
+      unit: 'ms',
+      target: { on: 'ratio', op: '<=', value: 1.5 },
+    },
+  ],
+
+  async prepare({ host }) {
+    const bus = host.bus;
+    await host.provisioner.create(
+      {
+        nodeId: MANAGER,
+        kind: 'manager',
+        appId: 'a1',
+        serviceId: 's1',
+        serviceType: 'helloworld',
+        cloud: 'local',
+      },
+      'bench-manager',
+    );
+    const info = () => bus.request(at, getServiceInfo, {}, { timeoutMs: 2_000 });
+    await waitFor(info, () => true, 30_000, 'the manager');
+    await bus.request(at, startupService, {});
+    await waitFor(info, (i) => i.state === 'RUNNING', 60_000, 'RUNNING');
+    return { host, bus, info, rawDir: join(host.dir, 'raw') };
+  },
+
+  async run(state, runIndex) {
+    const cps = async () => {
+      const before = new Set((await state.bus.request(at, listNodes, {})).nodes.map((n) => n.nodeId));
+      const t0 = now();
+      await state.bus.request(at, addNodes, { nodes: { node: 3 } });
+      await waitFor(state.info, (i) => i.state === 'RUNNING', 60_000, 'RUNNING after add_nodes');
+      const ms = now() - t0;
+      const added = (await state.bus.request(at, listNodes, {})).nodes
+        .filter((n) => !before.has(n.nodeId))
+        .map((n) => n.nodeId);
+      if (added.length !== 3) throw new Error(`expected 3 new nodes, got ${added.length}`);
+      await state.bus.request(at, removeNodes, { nodeIds: added });
+      await waitFor(state.info, (i) => i.state === 'RUNNING', 60_000, 'RUNNING after remove_nodes');
+      return ms;
+    };
+    const raw = async () => {
+      const ids = [0, 1, 2].map((i) => `raw${runIndex}x${i}${Date.now().toString(36)}`);
+      const prepared = await Promise.all(
+        ids.map(async (id, i) => {
+          const dir = join(state.rawDir, id);
+          mkdirSync(join(dir, 'work'), { recursive: true, mode: 0o700 });
+          const identity = await state.host.issuer.issue({
+            role: 'agent',
+            id,
+            appId: 'a1',
+            serviceId: 's1',
+            nodeId: id,
+          });
+          writeFileSync(join(dir, 'identity.json'), JSON.stringify(identity), { mode: 0o600 });
+          const env = {
+            PATH: process.env.PATH ?? '/usr/bin:/bin',
+            HOME: dir,
+            CPS_NODE_DIR: dir,
+            CPS_NODE_ID: id,
+            CPS_PORT_FROM: String(30_000 + i * 10),
+            CPS_PORT_TO: String(30_009 + i * 10),
+            CPS_NATS_URLS: state.host.nats.urls.join(','),
+            CPS_APP_ID: 'a1',
+            CPS_SERVICE_ID: 's1',
+            CPS_SERVICE_TYPE: 'helloworld',
+            CPS_NODE_ROLE: 'node',
+          };
+          return { id, dir, env };
+        }),
+      );
+      const ready = new Set();
+      const sub = state.bus.connection.subscribe('cps.node.a1.s1.*.heartbeat', {
+        callback: (err, m) => {
+          if (!err && m.json().ready) ready.add(m.subject.split('.')[4]);
+        },
+      });
+      await state.bus.connection.flush();
+      const t0 = now();
+      const children = prepared.map((p) =>
+        spawn(process.execPath, [agentEntry], { cwd: p.dir, env: p.env, stdio: 'ignore', detached: true }),
+      );
+      await waitFor(
+        async () => ids.every((id) => ready.has(id)),
+        (v) => v,
+        60_000,
+        'raw agents ready',
+      );
+      const ms = now() - t0;
+      sub.unsubscribe();
+      for (const c of children) {
+        try {
+          process.kill(-c.pid, 'SIGTERM');
+        } catch {}
+      }
+      await sleep(300);
+      for (const p of prepared) rmSync(p.dir, { recursive: true, force: true });
+      return ms;
+    };
+    const samples = { cps: [], raw: [] };
+    for (let i = 0; i < 3; i++) {
+      for (const which of (runIndex + i) % 2 === 0 ? ['cps', 'raw'] : ['raw', 'cps'])
+        samples[which].push(await (which === 'cps' ? cps() : raw()));
+    }
+    return { add3: { cps: median(samples.cps), raw: median(samples.raw) } };
+  },
+};
