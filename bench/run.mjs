@@ -18,8 +18,9 @@ import load from './cases/load.mjs';
 import replay from './cases/replay.mjs';
 import replicas from './cases/replicas.mjs';
 import nodes from './cases/nodes.mjs';
+import heartbeats from './cases/heartbeats.mjs';
 
-const ALL = [rpc, append, load, replay, replicas, nodes];
+const ALL = [rpc, append, load, replay, replicas, nodes, heartbeats];
 
 const usage = `usage: node bench/run.mjs [options]
   --only LIST   comma-separated benchmarks: ${ALL.map((c) => `${c.id} (${c.letter})`).join(', ')}
@@ -64,7 +65,7 @@ const fmt = (value, unit) => {
   if (unit === 'events/s') return Math.round(value).toLocaleString('en-US');
   if (unit === 'ms') return value < 10 ? value.toFixed(3) : value.toFixed(1);
   if (unit === 'x') return `${value.toFixed(2)}x`;
-  if (unit === 'MB') return value.toFixed(1);
+  if (unit === 'MB' || unit === '% core') return value.toFixed(1);
   return String(value);
 };
 
