@@ -11,6 +11,7 @@ import {
   getNodeInfo,
   getServiceInfo,
   HeartbeatSchema,
+  mapSecrets,
   listNodes,
   removeNodes,
   shutdownService,
@@ -41,6 +42,11 @@ export interface ManagerRuntimeOptions {
   readonly appId: string;
   readonly serviceId: string;
   readonly config?: unknown;
+  /**
+   * Seals the config's secret fields before they reach the event stream, and opens them for the
+   * plugin. Without it, a config that carries a secret is refused.
+   */
+  readonly secrets?: SecretSealer;
   /** A node that is not ready this long after it was requested is marked failed (default 60 s). */
   readonly readyTimeoutMs?: number;
   /** A running node silent this long is marked failed (default 3 s). */
@@ -52,6 +58,12 @@ export interface ManagerRuntimeOptions {
 }
 
 type Live = Exclude<ServiceState, { status: 'NONE' }>;
+
+/** Seals secret values for the event stream (e.g. AES-GCM under a key the supervisor hands over). */
+export interface SecretSealer {
+  seal(clear: string, path: string): string;
+  open(sealed: string): string;
+}
 
 const silent: PluginLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
@@ -95,7 +107,15 @@ export class ManagerRuntime {
   async start(): Promise<void> {
     const loaded = await this.handler.load(this.aggregate);
     if (loaded.state.status === 'NONE') {
-      const config = this.o.service.configSchema.parse(this.o.config ?? {});
+      const parsed = this.o.service.configSchema.safeParse(this.o.config ?? {});
+      if (!parsed.success) throw new ValidationError('invalid service config', issuesFromZod(parsed.error));
+      const config = mapSecrets(this.o.service.configSchema, parsed.data, (v, path) => {
+        if (!this.o.secrets)
+          throw new ValidationError('this manager has no key to seal secrets with', [
+            { path, code: 'no_sealing_key', message: 'secret fields need a sealing key' },
+          ]);
+        return this.o.secrets.seal(String(v), path);
+      });
       await this.exec(
         'Create',
         { appId: this.o.appId, serviceId: this.o.serviceId, type: this.o.service.type, config },
@@ -420,7 +440,9 @@ export class ManagerRuntime {
       appId: s.appId,
       serviceId: s.serviceId,
       type: s.type,
-      config: s.config,
+      config: mapSecrets(this.o.service.configSchema, s.config, (v) =>
+        this.o.secrets ? this.o.secrets.open(String(v)) : v,
+      ),
       nodes: () =>
         Object.values(s.nodes).map((n) => ({
           nodeId: n.nodeId,

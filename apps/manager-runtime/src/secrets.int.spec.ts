@@ -1,0 +1,87 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { hasErrorCode, newSealingKeyMaterial, seal, sealingKeyFrom, unseal } from '@cps/core';
+import { Bus, subjects, EVENT_STREAM } from '@cps/bus';
+import { EventCatalog, ensureEventStream, JetStreamEventStore } from '@cps/events';
+import { callMethod, defineService, managerMethod, secret } from '@cps/services';
+import { TestNats } from '@cps/testing';
+import { serviceEvents } from './service/events.js';
+import { ManagerRuntime } from './runtime/manager-runtime.js';
+
+const PASSWORD = 'correct-horse-battery-staple';
+const vault = defineService({
+  type: 'vault',
+  description: 'test plugin with a secret in its config',
+  roles: ['node'],
+  defaultRoles: { node: 1 },
+  configSchema: z.object({ user: z.string(), password: secret(z.string().min(8)) }),
+  manifestKeys: z.object({}),
+  manager: {
+    methods: {
+      whoami: managerMethod({
+        description: 'what the plugin sees',
+        args: z.object({}),
+        result: z.object({ user: z.string(), passwordOk: z.boolean() }),
+        states: ['INIT'],
+        handle: (ctx) => {
+          const c = ctx.config as { user: string; password: string };
+          return { user: c.user, passwordOk: c.password === PASSWORD };
+        },
+      }),
+    },
+  },
+  agent: { methods: {} },
+});
+
+describe('secrets never reach the event stream in clear', () => {
+  let nats: TestNats;
+  beforeAll(async () => {
+    nats = await TestNats.start();
+    await ensureEventStream(await nats.connect({ role: 'director', id: 'd1' }));
+  });
+  afterAll(async () => nats.cleanup());
+
+  const runtime = async (svc: string, secrets?: { seal(v: string): string; open(s: string): string }) => {
+    const nc = await nats.connect({ role: 'manager', id: svc, appId: 'a1', serviceId: svc });
+    return new ManagerRuntime({
+      bus: new Bus(nc),
+      store: new JetStreamEventStore(nc, { catalog: new EventCatalog(serviceEvents) }),
+      service: vault,
+      appId: 'a1',
+      serviceId: svc,
+      config: { user: 'mysqldb', password: PASSWORD },
+      ...(secrets ? { secrets } : {}),
+    });
+  };
+
+  it('refuses a secret when the manager has no key to seal it with', async () => {
+    const m = await runtime('s1');
+    await expect(m.start()).rejects.toSatisfy(
+      (e) => hasErrorCode(e, 'validation') && e.issues[0]?.path === '$.password',
+    );
+    await m.stop();
+  });
+
+  it('stores only the sealed value; the plugin sees the clear one', async () => {
+    const key = sealingKeyFrom(newSealingKeyMaterial());
+    const m = await runtime('s2', {
+      seal: (v) => seal(key, v, 'svc.a1.s2'),
+      open: (s) => unseal(key, s, 'svc.a1.s2').toString(),
+    });
+    await m.start();
+    const director = await nats.bus({ role: 'director', id: 'd2' });
+    const r = await director.request(subjects.manager('a1', 's2'), callMethod, {
+      method: 'whoami',
+      args: {},
+    });
+    expect(r.result).toEqual({ user: 'mysqldb', passwordOk: true });
+    const jsm = await jetstreamManager(director.connection);
+    const raw = await jsm.streams.getMessage(EVENT_STREAM, { last_by_subj: 'cps.evt.svc.a1.s2' });
+    const text = new TextDecoder().decode(raw?.data);
+    expect(text).toContain('mysqldb');
+    expect(text).toContain('cps-sealed:v1:');
+    expect(text).not.toContain(PASSWORD);
+    await m.stop();
+  });
+});
