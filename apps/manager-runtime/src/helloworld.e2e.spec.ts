@@ -7,6 +7,7 @@ import { isRunning } from '@cps/platform';
 import {
   addNodes,
   callMethod,
+  getHistory,
   getServiceInfo,
   helloworldService,
   listNodes,
@@ -144,5 +145,21 @@ describe('a helloworld service driven as the director will: real agents on the l
     await director.request(at, startupService, {});
     await until('RUNNING');
     expect(await running()).toHaveLength(1);
+    const h = await director.request(at, getHistory, {});
+    expect(h.history.map((x) => x.to)).toEqual([
+      'PROLOGUE',
+      'RUNNING',
+      'ADAPTING',
+      'RUNNING',
+      'ADAPTING',
+      'RUNNING',
+      'ADAPTING',
+      'RUNNING',
+      'EPILOGUE',
+      'STOPPED',
+      'PROLOGUE',
+      'RUNNING',
+    ]);
+    expect(h.operations.filter((o) => o.event === 'OperationStarted')).toHaveLength(6);
   });
 });

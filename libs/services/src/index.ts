@@ -26,6 +26,7 @@ export {
   agentLogs,
   callMethod,
   checkAgentProcess,
+  getHistory,
   getLogs,
   getNodeInfo,
   getServiceInfo,

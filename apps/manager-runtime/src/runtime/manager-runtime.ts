@@ -7,6 +7,7 @@ import { CommandHandler, type EventStore, type SnapshotStore } from '@cps/events
 import {
   addNodes,
   callMethod,
+  getHistory,
   getLogs,
   getNodeInfo,
   getServiceInfo,
@@ -403,6 +404,20 @@ export class ManagerRuntime {
       });
     });
     bus.handle(at, callMethod, async (d) => ({ result: await this.callPlugin(d.method, d.args) }));
+    bus.handle(at, getHistory, async (d) => {
+      const { events } = await this.o.store.readAggregate(this.aggregate);
+      const history = events.flatMap((e) =>
+        e.type === 'ServiceStateChanged'
+          ? [{ at: e.metadata.at, ...(e.data as { from: string; to: string; reason: string }) }]
+          : [],
+      );
+      const operations = events.flatMap((e) =>
+        e.type === 'OperationStarted' || e.type === 'OperationCompleted' || e.type === 'OperationFailed'
+          ? [{ at: e.metadata.at, event: e.type, ...(e.data as { operationId: string; reason?: string }) }]
+          : [],
+      );
+      return { history: history.slice(-d.limit), operations: operations.slice(-d.limit) };
+    });
   }
 
   private pickNodes(s: Live, counts: Record<string, number>): string[] {

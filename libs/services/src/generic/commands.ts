@@ -67,6 +67,16 @@ export const getLogs = defineCommand(
   }),
   z.object({ text: z.string() }),
 );
+export const getHistory = defineCommand(
+  'get_history',
+  z.object({ limit: z.number().int().min(1).max(1000).default(100) }),
+  z.object({
+    history: z.array(z.object({ at: z.string(), from: z.string(), to: z.string(), reason: z.string() })),
+    operations: z.array(
+      z.object({ at: z.string(), operationId: z.string(), event: z.string(), reason: z.string().optional() }),
+    ),
+  }),
+);
 /** A plugin method, by name; `args` is validated against the method's own schema by the handler. */
 export const callMethod = defineCommand(
   'call',
