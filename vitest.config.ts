@@ -12,7 +12,8 @@ const tier = (name: string, pattern: string, timeout: number) => ({
 });
 
 export default defineConfig({
-  ssr: { resolve: { conditions: ['@cps/source', ...defaultServerConditions] } },
+  // 'module' is a bundler-only condition: in Node workers it makes some packages (the AWS SDK) load their bundler build
+  ssr: { resolve: { conditions: ['@cps/source', ...defaultServerConditions.filter((c) => c !== 'module')] } },
   resolve: { conditions: ['@cps/source'] },
   test: {
     pool: 'forks',

@@ -1,0 +1,127 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { Objm } from '@nats-io/obj';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { hasErrorCode } from '@cps/core';
+import { TestNats } from '@cps/testing';
+import { ARCHIVE_BUCKET, ARCHIVE_CHUNK_BYTES, ArchiveStore, ensureArchiveBucket } from '@cps/archives';
+
+const STREAM = `OBJ_${ARCHIVE_BUCKET}`;
+const MiB = 1024 * 1024;
+const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+async function* unevenly(b: Buffer): AsyncGenerator<Uint8Array> {
+  for (let i = 0, n = 1; i < b.length; i += n, n = 1 + ((n * 7 + 1013) % 300_000)) yield b.subarray(i, i + n);
+}
+
+const readAll = async (chunks: AsyncIterable<Uint8Array>): Promise<Buffer> => {
+  const parts: Uint8Array[] = [];
+  for await (const c of chunks) parts.push(c);
+  return Buffer.concat(parts);
+};
+
+const chunkSubject = async (nc: NatsConnection, name: string): Promise<string> => {
+  const info = await (await new Objm(nc).open(ARCHIVE_BUCKET)).info(name);
+  return `$O.${ARCHIVE_BUCKET}.C.${info!.nuid}`;
+};
+
+describe('ArchiveStore on the JetStream object store', () => {
+  let nats: TestNats;
+  let director: NatsConnection;
+  let jsm: JetStreamManager;
+  let store: ArchiveStore;
+  beforeAll(async () => {
+    nats = await TestNats.start();
+    director = await nats.connect({ role: 'director', id: 'd1' });
+    await ensureArchiveBucket(director);
+    jsm = await jetstreamManager(director);
+    store = new ArchiveStore(director, { idleTimeoutMs: 1_000 });
+  });
+  afterAll(async () => nats.cleanup());
+
+  it('puts a 5 MiB archive in chunks no bigger than max_payload and gets it back identical', async () => {
+    const data = randomBytes(5 * MiB);
+    const before = (await jsm.streams.info(STREAM)).state.messages;
+    const info = await store.put('a1.s1.v1', unevenly(data), { maxBytes: 8 * MiB });
+    expect(info).toEqual({ name: 'a1.s1.v1', size: 5 * MiB, digest: sha256(data), chunks: 40 });
+
+    const maxPayload = director.info!.max_payload;
+    expect(ARCHIVE_CHUNK_BYTES).toBeLessThanOrEqual(maxPayload);
+    const { state } = await jsm.streams.info(STREAM);
+    expect(state.messages - before).toBe(41);
+    for (let seq = state.last_seq - 40; seq <= state.last_seq; seq++) {
+      const m = await jsm.streams.getMessage(STREAM, { seq });
+      expect(m!.data.length).toBeLessThanOrEqual(Math.min(ARCHIVE_CHUNK_BYTES, maxPayload));
+    }
+
+    const r = await store.get('a1.s1.v1');
+    expect(r.info).toEqual(info);
+    expect((await readAll(r.chunks)).equals(data)).toBe(true);
+  });
+
+  it('fails clearly on a missing archive and an invalid name', async () => {
+    await expect(store.get('a1.s1.nope')).rejects.toSatisfy((e) => hasErrorCode(e, 'not_found'));
+    expect(await store.info('a1.s1.nope')).toBeUndefined();
+    await expect(store.get('a1.s1/../x')).rejects.toSatisfy(
+      (e) => hasErrorCode(e, 'validation') && e.issues[0]?.path === '$.name',
+    );
+    await expect(store.put('a1.s1', new Uint8Array(1), { maxBytes: 10 })).rejects.toSatisfy((e) =>
+      hasErrorCode(e, 'validation'),
+    );
+  });
+
+  it('detects a corrupted chunk while reading, after the last chunk', async () => {
+    const data = randomBytes(300 * 1024);
+    await store.put('a1.s1.v2', data, { maxBytes: MiB });
+    const subject = await chunkSubject(director, 'a1.s1.v2');
+    const last = await jsm.streams.getMessage(STREAM, { last_by_subj: subject });
+    await jsm.streams.deleteMessage(STREAM, last!.seq);
+    const tampered = Buffer.from(last!.data);
+    tampered[0] = tampered[0]! ^ 0xff;
+    await director.request(subject, tampered);
+
+    const r = await store.get('a1.s1.v2');
+    await expect(readAll(r.chunks)).rejects.toSatisfy(
+      (e) => hasErrorCode(e, 'internal') && /corrupt/.test(e.message),
+    );
+  });
+
+  it('times out clearly when the chunks of an archive are gone', async () => {
+    await store.put('a1.s1.v3', randomBytes(1000), { maxBytes: MiB });
+    await jsm.streams.purge(STREAM, { filter: await chunkSubject(director, 'a1.s1.v3') });
+    const r = await store.get('a1.s1.v3');
+    await expect(readAll(r.chunks)).rejects.toSatisfy((e) => hasErrorCode(e, 'timeout'));
+  });
+
+  it('refuses an archive over maxBytes and keeps nothing of it', async () => {
+    const before = (await jsm.streams.info(STREAM)).state.messages;
+    await expect(store.put('a1.s1.big', unevenly(randomBytes(2 * MiB)), { maxBytes: MiB })).rejects.toSatisfy(
+      (e) => hasErrorCode(e, 'payload_too_large') && e.issues[0]?.path === '$.archive',
+    );
+    expect(await store.info('a1.s1.big')).toBeUndefined();
+    expect((await jsm.streams.info(STREAM)).state.messages).toBe(before);
+  });
+
+  it('writes a name once, deletes it, and lets it be written again', async () => {
+    await store.put('a1.s1.v4', Buffer.from('one'), { maxBytes: 10 });
+    await expect(store.put('a1.s1.v4', Buffer.from('two'), { maxBytes: 10 })).rejects.toSatisfy((e) =>
+      hasErrorCode(e, 'conflict'),
+    );
+    expect(await store.delete('a1.s1.v4')).toBe(true);
+    expect(await store.delete('a1.s1.v4')).toBe(false);
+    await expect(store.get('a1.s1.v4')).rejects.toSatisfy((e) => hasErrorCode(e, 'not_found'));
+    await store.put('a1.s1.v4', Buffer.from('three'), { maxBytes: 10 });
+    expect((await readAll((await store.get('a1.s1.v4')).chunks)).toString()).toBe('three');
+  });
+
+  // Observation, not policy: managers' permissions grant no object-store API subject, so a manager
+  // cannot read its archive from the bucket; the director (or a grant added later) must hand it over.
+  it('a manager identity cannot open the archive bucket under its current permissions', async () => {
+    const manager = await nats.connect({ role: 'manager', id: 's1', appId: 'a1', serviceId: 's1' });
+    const e = await new ArchiveStore(manager).get('a1.s1.v1').catch((err: unknown) => err);
+    expect(hasErrorCode(e, 'forbidden')).toBe(true);
+    // the first call of opening a bucket, the JetStream account info, is already refused
+    expect(String((e as Error).cause)).toContain('Permissions Violation for Publish to "$JS.API.INFO"');
+  });
+});

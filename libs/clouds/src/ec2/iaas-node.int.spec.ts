@@ -1,0 +1,99 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { eventually, nodeSpec } from '../cloud-contract.spec-helpers.js';
+import type { CloudNode } from '../types.js';
+import { bootScript, onePerNode, redact } from './iaas-node.js';
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+const readText = (file: string): string => {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+};
+
+describe('bootScript', () => {
+  it('writes the files 0600 in 0700 directories and starts the node with only its env', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'cps-boot-'));
+    dirs.push(home);
+    const env = { CPS_ENROLL_TOKEN: "tok'en $HOME `x`", MULTI: 'a\nb' };
+    const files = { 'enroll.token': 'one-time', 'certs/ca.pem': 'CA\n', 'odd name.txt': "it's" };
+    const spec = nodeSpec('n-boot', { contextualization: { env, files } });
+    const record = `require('node:fs').writeFileSync('env.json', JSON.stringify(process.env))`;
+    const script = bootScript(spec, [process.execPath, '-e', record]);
+
+    const r = spawnSync('sh', ['-c', script], {
+      env: { PATH: process.env.PATH, CPS_HOME: home, SECRET_OF_THE_HOST: 'x' },
+      encoding: 'utf8',
+    });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+
+    const dir = join(home, 'node');
+    const text = await eventually(
+      async () => readText(join(dir, 'env.json')),
+      (t) => t.endsWith('}'),
+    );
+    const seen = JSON.parse(text) as Record<string, string>;
+    delete seen.PWD;
+    delete seen.SHLVL;
+    delete seen._;
+    expect(seen).toEqual({
+      ...env,
+      PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      HOME: dir,
+      CPS_NODE_ID: 'n-boot',
+      CPS_NODE_DIR: dir,
+    });
+    for (const [file, content] of Object.entries(files)) {
+      expect(readFileSync(join(dir, file), 'utf8')).toBe(content);
+      expect([file, statSync(join(dir, file)).mode & 0o777]).toEqual([file, 0o600]);
+    }
+    expect(statSync(join(dir, 'certs')).mode & 0o777).toBe(0o700);
+    expect(statSync(join(home, 'node.env')).mode & 0o777).toBe(0o600);
+  });
+});
+
+describe('onePerNode', () => {
+  const node = (nodeId: string, instanceId: string, over: Partial<CloudNode> = {}): CloudNode => ({
+    nodeId,
+    cloud: 'c',
+    instanceId,
+    state: 'running',
+    kind: 'agent',
+    appId: 'a',
+    serviceId: 's',
+    createdAt: '2026-01-01T00:00:00.000Z',
+    ...over,
+  });
+
+  it('keeps a live instance over a terminated one, then the oldest, then the lowest id', () => {
+    const picked = onePerNode([
+      node('a', '10', { state: 'terminated', createdAt: '2025-01-01T00:00:00.000Z' }),
+      node('a', '12'),
+      node('b', '9', { createdAt: '2026-02-01T00:00:00.000Z' }),
+      node('b', '20'),
+      node('c', '10'),
+      node('c', '9'),
+    ]);
+    expect(picked.map((n) => [n.nodeId, n.instanceId])).toEqual([
+      ['a', '12'],
+      ['b', '20'],
+      ['c', '9'],
+    ]);
+  });
+});
+
+describe('redact', () => {
+  it('replaces every occurrence of every secret, longest first, ignoring empty ones', () => {
+    expect(redact('user:pw and pw again', ['pw', 'user:pw', ''])).toBe('*** and *** again');
+  });
+});
