@@ -21,6 +21,7 @@ export type {
 export { ServiceRegistry, type MethodInfo, type ServiceTypeInfo } from './contract/registry.js';
 export { isSecret, mapSecrets, redact, REDACTED, secret, secretRegistry } from './contract/secrets.js';
 export { helloworldService } from './helloworld/helloworld.js';
+export { genericService } from './generic-service/generic.js';
 export {
   addNodes,
   agentLogs,
@@ -41,6 +42,7 @@ export {
 } from './generic/commands.js';
 
 import { helloworldService } from './helloworld/helloworld.js';
+import { genericService } from './generic-service/generic.js';
 
 /** Every service type cps ships, in one explicit list. */
-export const builtinServices = [helloworldService] as const;
+export const builtinServices = [helloworldService, genericService] as const;

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Identity } from '@cps/core';
 import { Bus, OperatorModeAuthority } from '@cps/bus';
-import { LocalCloud, nodeEvents, Provisioner } from '@cps/clouds';
+import { LocalCloud, nodeEvents, Provisioner, workloadUser } from '@cps/clouds';
 import {
   EventCatalog,
   ensureEventStream,
@@ -55,6 +55,7 @@ export class TestHost {
       authority: new OperatorModeAuthority(nats.secrets.operator, () => nats.system()),
     });
     issuer.serve(bus);
+    const user = workloadUser();
     const cloud = new LocalCloud({
       dir: join(dir, 'cloud'),
       command: (spec) => ({
@@ -62,6 +63,8 @@ export class TestHost {
         args: [spec.kind === 'manager' && o.managerEntry ? o.managerEntry : o.agentEntry],
       }),
       stopGraceMs: o.stopGraceMs ?? 3_000,
+      // nodes' workloads run as the unprivileged workload user when we can switch users
+      ...(user && process.getuid?.() === 0 ? { workloadUser: user } : {}),
     });
     const issued = new IssuedNodeIdentities(issuer, nats.urls);
     const identities = {

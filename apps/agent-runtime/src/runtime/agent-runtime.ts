@@ -137,6 +137,10 @@ export class AgentRuntime {
         });
         this.recordGroups();
       },
+      workload: (name) => {
+        const w = this.o.supervisor.list().find((x) => x.name === name);
+        return w ? { state: w.state, ...(w.lastExit ? { exitCode: w.lastExit.code } : {}) } : undefined;
+      },
       stopWorkload: async (name) => {
         await this.o.supervisor.stop(name);
         this.recordGroups();

@@ -84,6 +84,7 @@ export class ManagerRuntime {
   private heartbeats: NatsSubscription | undefined;
   private stopped = false;
   private checkQueued = false;
+  private nodesChangedQueued = false;
 
   constructor(private readonly o: ManagerRuntimeOptions) {
     this.aggregate = `svc.${o.appId}.${o.serviceId}`;
@@ -146,6 +147,19 @@ export class ManagerRuntime {
     );
   }
 
+  /** Tells the plugin its nodes changed, once per burst of changes. */
+  private nodesChangedSoon(): void {
+    if (this.nodesChangedQueued) return;
+    this.nodesChangedQueued = true;
+    setTimeout(() => {
+      this.nodesChangedQueued = false;
+      void (async () => {
+        const s = await this.live();
+        await this.o.service.manager.onNodesChanged?.(this.context(s));
+      })().catch((err: unknown) => this.log.warn('onNodesChanged failed', { error: String(err) }));
+    }, 50);
+  }
+
   /** A node just became ready: check now rather than at the next tick (coalesced). */
   private checkSoon(): void {
     if (this.checkQueued) return;
@@ -195,6 +209,8 @@ export class ManagerRuntime {
   }
 
   private react(e: ServiceEvent, state: ServiceState): void {
+    if ((e.type === 'NodeReady' || e.type === 'NodeRemoved') && this.o.service.manager.onNodesChanged)
+      this.nodesChangedSoon();
     if (e.type === 'NodeRequested') {
       this.since.set(e.data.nodeId, Date.now());
       this.provision(e.data.nodeId, e.data.role, e.data.cloud);

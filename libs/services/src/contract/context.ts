@@ -48,6 +48,8 @@ export interface AgentContext {
   /** The ports this node may listen on. */
   readonly ports: { readonly from: number; readonly to: number };
   startWorkload(w: WorkloadRequest): Promise<void>;
+  /** A workload's state, or undefined if it was never started. */
+  workload(name: string): { readonly state: string; readonly exitCode?: number | null } | undefined;
   stopWorkload(name: string): Promise<void>;
   readonly log: PluginLogger;
 }

@@ -63,7 +63,11 @@ export interface ServiceDefinition<
   readonly fixedRoles?: Readonly<Partial<Record<Roles, number>>>;
   readonly configSchema: z.ZodType;
   readonly manifestKeys: z.ZodObject;
-  readonly manager: { readonly methods: ManagerMethods };
+  readonly manager: {
+    readonly methods: ManagerMethods;
+    /** Runs after a node became ready or was removed (e.g. to tell every agent its peers). */
+    readonly onNodesChanged?: (ctx: ManagerContext) => Promise<void>;
+  };
   readonly agent: {
     readonly methods: AgentMethods;
     /** Runs when the agent has joined: start the role's workloads here. */

@@ -1,0 +1,158 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { create as tarCreate } from 'tar';
+import { hasErrorCode } from '@cps/core';
+import { Bus, connectBus, subjects } from '@cps/bus';
+import { workloadUser } from '@cps/clouds';
+import { EventCatalog, JetStreamEventStore, KvSnapshotStore } from '@cps/events';
+import {
+  addNodes,
+  callMethod,
+  genericService,
+  getLogs,
+  getServiceInfo,
+  listNodes,
+  removeNodes,
+  shutdownService,
+  startupService,
+} from '@cps/services';
+import { eventually, TestHost } from '@cps/testing';
+import { serviceEvents } from './service/events.js';
+import { ManagerRuntime } from './runtime/manager-runtime.js';
+
+const AGENT = join(process.cwd(), 'apps', 'agent-runtime', 'dist', 'main.js');
+const at = subjects.manager('a1', 'g1');
+const SCRIPTS: Record<string, string> = {
+  'init.sh': 'echo "init as $MY_ROLE"\n',
+  'notify.sh': 'echo "peers: $(grep -c nodeId "$AGENTS_JSON")"\n',
+  'run.sh':
+    'echo "run $1 on $MY_NODE as $MY_ROLE, peers $(grep -c nodeId "$AGENTS_JSON"), uid $(id -u)"\ncat ../identity.json 2>&1 | head -c 200\necho\nsleep 60\n',
+  'interrupt.sh': 'echo "interrupting"\nsleep 30\n',
+  'cleanup.sh': 'echo "cleaned"\n',
+};
+
+describe('the generic service: scripts on every node, with their peers', () => {
+  let host: TestHost;
+  let manager: ManagerRuntime;
+  let director: Bus;
+  let archive: string;
+  const call = (method: string, args: unknown = {}) =>
+    director.request(at, callMethod, { method, args }, { timeoutMs: 15_000 });
+  const until = async (state: string) => {
+    const r = await eventually(
+      () => director.request(at, getServiceInfo, {}),
+      (i) => i.state === state,
+      30_000,
+    );
+    expect(r.state).toBe(state);
+  };
+  const status = async () =>
+    (await call('get_script_status')).result as { nodes: Record<string, Record<string, string>> };
+
+  beforeAll(async () => {
+    const src = mkdtempSync(join(tmpdir(), 'cps-generic-'));
+    for (const [name, body] of Object.entries(SCRIPTS)) writeFileSync(join(src, name), body, { mode: 0o755 });
+    const file = join(src, 'code.tar.gz');
+    await tarCreate({ gzip: true, file, cwd: src }, Object.keys(SCRIPTS));
+    archive = (await import('node:fs')).readFileSync(file).toString('base64');
+    rmSync(src, { recursive: true, force: true });
+
+    host = await TestHost.start({ agentEntry: AGENT, stopGraceMs: 2_000 });
+    const id = await host.issuer.issue({ role: 'manager', id: 'g1', appId: 'a1', serviceId: 'g1' });
+    const nc = await connectBus({
+      servers: host.nats.urls,
+      tls: id.tls,
+      credentials: id.credentials,
+      inboxPrefix: id.inboxPrefix,
+    });
+    manager = new ManagerRuntime({
+      bus: new Bus(nc),
+      store: new JetStreamEventStore(nc, { catalog: new EventCatalog(serviceEvents) }),
+      snapshots: new KvSnapshotStore(nc),
+      service: genericService,
+      appId: 'a1',
+      serviceId: 'g1',
+      readyTimeoutMs: 20_000,
+    });
+    await manager.start();
+    director = host.bus;
+  });
+  afterAll(async () => {
+    await manager?.stop();
+    await host?.cleanup();
+  });
+
+  it('starts with its one master, takes the code, adds nodes that get the code and their peers', async () => {
+    await director.request(at, startupService, {});
+    await until('RUNNING');
+    expect((await call('upload_code', { archiveBase64: archive })).result).toMatchObject({
+      version: 1,
+      nodes: 1,
+    });
+    await director.request(at, addNodes, { nodes: { node: 2 } });
+    await until('RUNNING');
+    const s = await eventually(
+      status,
+      (x) =>
+        Object.values(x.nodes).length === 3 && Object.values(x.nodes).every((n) => n['init'] === 'exited'),
+      20_000,
+    );
+    expect(Object.values(s.nodes).map((n) => n['init'])).toEqual(['exited', 'exited', 'exited']);
+  });
+
+  it('runs run.sh everywhere with its parameters; its output is in get_logs', async () => {
+    const r = (await call('run', { parameters: ['job-7'] })).result as { nodes: { started: boolean }[] };
+    expect(r.nodes.map((n) => n.started)).toEqual([true, true, true]);
+    const nodes = (await director.request(at, listNodes, {})).nodes;
+    const master = nodes.find((n) => n.role === 'master')!;
+    const log = await eventually(
+      () => director.request(at, getLogs, { nodeId: master.nodeId, workload: 'run' }),
+      (l) => l.text.includes('job-7'),
+      10_000,
+    );
+    expect(log.text).toContain(`run job-7 on ${master.nodeId} as master, peers 3`);
+    expect(log.text).not.toContain('PRIVATE KEY');
+    const user = workloadUser();
+    if (process.getuid?.() === 0 && user) {
+      expect(log.text).toContain(`uid ${user.uid}`);
+      expect(log.text).toMatch(/Permission denied/);
+    }
+    await expect(call('run')).rejects.toSatisfy((e) => hasErrorCode(e, 'conflict'));
+  });
+
+  it('interrupts: interrupt.sh first, a second interrupt ends run.sh', async () => {
+    await call('interrupt');
+    await eventually(
+      status,
+      (x) => Object.values(x.nodes).every((n) => n['interrupt'] === 'running'),
+      10_000,
+    );
+    await call('interrupt');
+    const s = await eventually(
+      status,
+      (x) => Object.values(x.nodes).every((n) => n['run'] !== 'running'),
+      15_000,
+    );
+    expect(Object.values(s.nodes).every((n) => n['run'] !== 'running')).toBe(true);
+  });
+
+  it('removes a node (never the master), shuts down and leaves nothing behind', async () => {
+    const nodes = (await director.request(at, listNodes, {})).nodes;
+    const master = nodes.find((n) => n.role === 'master')!;
+    await expect(director.request(at, removeNodes, { nodeIds: [master.nodeId] })).rejects.toSatisfy((e) =>
+      hasErrorCode(e, 'conflict'),
+    );
+    await director.request(at, removeNodes, { nodes: { node: 1 } });
+    await until('RUNNING');
+    await director.request(at, shutdownService, {});
+    await until('STOPPED');
+    await eventually(
+      () => host.cloud.list(),
+      (n) => n.length === 0,
+      15_000,
+    );
+    expect(await host.cloud.list()).toEqual([]);
+  });
+});

@@ -1,0 +1,231 @@
+import { existsSync, readFileSync as readFile, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { ConflictError, IdSchema } from '@cps/core';
+import { extractArchive } from '@cps/archives';
+import type { AgentContext, ManagerContext } from '../contract/context.js';
+import { agentMethod, defineService, managerMethod } from '../contract/service.js';
+
+/**
+ * ConPaaS's generic service: the user's archive holds `init.sh`, `notify.sh`, `run.sh`,
+ * `interrupt.sh` and `cleanup.sh`; every node gets the list of its peers (`agents.json`, and
+ * `MY_ROLE`, `MY_IP`, `MASTER_IP` in the scripts' environment). Exactly one `master`.
+ */
+const SCRIPTS = ['init', 'notify', 'run', 'interrupt', 'cleanup'] as const;
+type Script = (typeof SCRIPTS)[number];
+const Agents = z.array(z.object({ nodeId: IdSchema, role: z.string(), address: z.string() }));
+const MAX_INLINE_ARCHIVE = 700_000;
+const codeVersions = new Map<string, { version: number; archive: string }>();
+
+const scriptEnv = (ctx: AgentContext): Record<string, string> => {
+  const file = join(ctx.workDir, 'agents.json');
+  const agents = existsSync(file) ? (JSON.parse(readFile(file, 'utf8')) as z.infer<typeof Agents>) : [];
+  const master = agents.find((a) => a.role === 'master');
+  return {
+    MY_ROLE: ctx.role,
+    MY_IP: '127.0.0.1',
+    MY_NODE: ctx.nodeId,
+    MASTER_IP: master?.address ?? '',
+    // relative to the script's working directory: the node's own directory is closed to workloads
+    AGENTS_JSON: 'agents.json',
+  };
+};
+
+const runScript = async (
+  ctx: AgentContext,
+  script: Script,
+  parameters: readonly string[] = [],
+): Promise<boolean> => {
+  const path = join(ctx.workDir, 'code', `${script}.sh`);
+  if (!existsSync(path)) return false;
+  await ctx.stopWorkload(script).catch(() => undefined);
+  await ctx.startWorkload({
+    name: script,
+    command: '/bin/sh',
+    args: [`code/${script}.sh`, ...parameters],
+    env: scriptEnv(ctx),
+    restart: 'never',
+  });
+  return true;
+};
+
+const isRunning = (ctx: AgentContext, script: Script): boolean => {
+  const w = ctx.workload(script);
+  return w?.state === 'running' || w?.state === 'starting';
+};
+
+const pushCode = async (ctx: ManagerContext, nodeIds: readonly string[]): Promise<void> => {
+  const code = codeVersions.get(ctx.serviceId);
+  if (!code) return;
+  await Promise.all(
+    nodeIds.map((n) =>
+      ctx.callAgent(n, 'update_code', { version: code.version, archiveBase64: code.archive }),
+    ),
+  );
+};
+
+const running = (ctx: ManagerContext) => ctx.nodes().filter((n) => n.state === 'running');
+
+const onAll = async (
+  ctx: ManagerContext,
+  command: 'run' | 'interrupt' | 'cleanup',
+  parameters: readonly string[],
+) => {
+  const nodes = running(ctx);
+  const replies = await Promise.all(
+    nodes.map((n) => ctx.callAgent(n.nodeId, 'execute_script', { command, parameters })),
+  );
+  return {
+    nodes: nodes.map((n, i) => ({ nodeId: n.nodeId, started: (replies[i] as { started: boolean }).started })),
+  };
+};
+
+const ScriptResult = z.object({ nodes: z.array(z.object({ nodeId: z.string(), started: z.boolean() })) });
+const ScriptArgs = z.object({ parameters: z.array(z.string().max(1000)).max(50).default([]) });
+
+export const genericService = defineService({
+  type: 'generic',
+  description: 'Any application, driven by init/notify/run/interrupt/cleanup scripts',
+  roles: ['master', 'node'],
+  defaultRoles: { master: 1 },
+  fixedRoles: { master: 1 },
+  configSchema: z.object({}),
+  manifestKeys: z.object({ Archive: z.string().url().optional(), StartRole: z.string().optional() }),
+  manager: {
+    methods: {
+      upload_code: managerMethod({
+        description:
+          'Deploys a code archive (tar, tar.gz or zip, base64) to every node; new nodes get it too',
+        args: z.object({ archiveBase64: z.string().min(1).max(MAX_INLINE_ARCHIVE) }),
+        result: z.object({ version: z.number(), nodes: z.number() }),
+        handle: async (ctx, args) => {
+          const version = (codeVersions.get(ctx.serviceId)?.version ?? 0) + 1;
+          codeVersions.set(ctx.serviceId, { version, archive: args.archiveBase64 });
+          const nodes = running(ctx).map((n) => n.nodeId);
+          await pushCode(ctx, nodes);
+          return { version, nodes: nodes.length };
+        },
+      }),
+      run: managerMethod({
+        description: 'Starts run.sh on every node',
+        args: ScriptArgs,
+        result: ScriptResult,
+        handle: (ctx, a) => onAll(ctx, 'run', a.parameters),
+      }),
+      interrupt: managerMethod({
+        description: 'Starts interrupt.sh on every node (a second interrupt kills run.sh)',
+        args: ScriptArgs,
+        result: ScriptResult,
+        handle: (ctx, a) => onAll(ctx, 'interrupt', a.parameters),
+      }),
+      cleanup: managerMethod({
+        description: 'Starts cleanup.sh on every node',
+        args: ScriptArgs,
+        result: ScriptResult,
+        handle: (ctx, a) => onAll(ctx, 'cleanup', a.parameters),
+      }),
+      get_script_status: managerMethod({
+        description: 'The state of each script on each node',
+        args: z.object({}),
+        result: z.object({ nodes: z.record(z.string(), z.record(z.string(), z.string())) }),
+        handle: async (ctx) => {
+          const nodes = running(ctx);
+          const replies = await Promise.all(
+            nodes.map((n) => ctx.callAgent(n.nodeId, 'get_script_status', {})),
+          );
+          return {
+            nodes: Object.fromEntries(
+              nodes.map((n, i) => [n.nodeId, (replies[i] as { scripts: Record<string, string> }).scripts]),
+            ),
+          };
+        },
+      }),
+    },
+    onNodesChanged: async (ctx) => {
+      const nodes = running(ctx);
+      const agents = nodes.map((n) => ({
+        nodeId: n.nodeId,
+        role: n.role,
+        address: n.address ?? '127.0.0.1',
+      }));
+      const statuses = await Promise.all(nodes.map((n) => ctx.callAgent(n.nodeId, 'init_agent', { agents })));
+      const code = codeVersions.get(ctx.serviceId);
+      const lacking = nodes.filter(
+        (_, i) => code && (statuses[i] as { codeVersion: number }).codeVersion < code.version,
+      );
+      await pushCode(
+        ctx,
+        lacking.map((n) => n.nodeId),
+      );
+    },
+  },
+  agent: {
+    methods: {
+      init_agent: agentMethod({
+        description: 'Tells the node its peers (agents.json); runs notify.sh when the code is there',
+        args: z.object({ agents: Agents }),
+        result: z.object({ codeVersion: z.number() }),
+        handle: async (ctx, args) => {
+          writeFileSync(join(ctx.workDir, 'agents.json'), JSON.stringify(args.agents, null, 2), {
+            mode: 0o644,
+          });
+          await runScript(ctx, 'notify');
+          return { codeVersion: codeVersionOf(ctx) };
+        },
+      }),
+      update_code: agentMethod({
+        description: 'Replaces the code with an archive, then runs init.sh',
+        args: z.object({
+          version: z.number().int().min(1),
+          archiveBase64: z.string().max(MAX_INLINE_ARCHIVE),
+        }),
+        result: z.object({ files: z.number() }),
+        handle: async (ctx, args) => {
+          if (isRunning(ctx, 'run'))
+            throw new ConflictError('run.sh is running: interrupt it before replacing the code');
+          const dest = join(ctx.workDir, 'code');
+          rmSync(dest, { recursive: true, force: true });
+          const r = await extractArchive(Buffer.from(args.archiveBase64, 'base64'), dest, {
+            maxBytes: 64 * 1024 * 1024,
+          });
+          writeFileSync(join(ctx.workDir, '.code-version'), String(args.version));
+          await runScript(ctx, 'init');
+          return { files: r.files };
+        },
+      }),
+      execute_script: agentMethod({
+        description: 'Runs run.sh, interrupt.sh or cleanup.sh',
+        args: z.object({
+          command: z.enum(['run', 'interrupt', 'cleanup']),
+          parameters: z.array(z.string().max(1000)).max(50).default([]),
+        }),
+        result: z.object({ started: z.boolean() }),
+        handle: async (ctx, args) => {
+          if (args.command === 'interrupt') {
+            if (isRunning(ctx, 'interrupt')) {
+              await ctx.stopWorkload('run').catch(() => undefined);
+              return { started: false };
+            }
+            return { started: await runScript(ctx, 'interrupt', args.parameters) };
+          }
+          if (isRunning(ctx, 'run') || isRunning(ctx, 'cleanup'))
+            throw new ConflictError(`cannot start ${args.command}.sh while scripts run`);
+          return { started: await runScript(ctx, args.command, args.parameters) };
+        },
+      }),
+      get_script_status: agentMethod({
+        description: 'The state of each script on this node',
+        args: z.object({}),
+        result: z.object({ scripts: z.record(z.string(), z.string()) }),
+        handle: (ctx) => ({
+          scripts: Object.fromEntries(SCRIPTS.map((s) => [s, ctx.workload(s)?.state ?? 'not_started'])),
+        }),
+      }),
+    },
+  },
+});
+
+const codeVersionOf = (ctx: AgentContext): number => {
+  const f = join(ctx.workDir, '.code-version');
+  return existsSync(f) ? Number(readFile(f, 'utf8')) : 0;
+};
