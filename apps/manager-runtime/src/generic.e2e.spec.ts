@@ -4,9 +4,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { create as tarCreate } from 'tar';
 import { hasErrorCode } from '@cps/core';
-import { Bus, connectBus, subjects } from '@cps/bus';
+import { subjects, type Bus } from '@cps/bus';
 import { workloadUser } from '@cps/clouds';
-import { EventCatalog, JetStreamEventStore, KvSnapshotStore } from '@cps/events';
 import {
   addNodes,
   callMethod,
@@ -19,8 +18,8 @@ import {
   startupService,
 } from '@cps/services';
 import { eventually, TestHost } from '@cps/testing';
-import { serviceEvents } from './service/events.js';
-import { ManagerRuntime } from './runtime/manager-runtime.js';
+import type { ManagerRuntime } from './runtime/manager-runtime.js';
+import { startManager } from './manager.spec-helpers.js';
 
 const AGENT = join(process.cwd(), 'apps', 'agent-runtime', 'dist', 'main.js');
 const at = subjects.manager('a1', 'g1');
@@ -60,23 +59,12 @@ describe('the generic service: scripts on every node, with their peers', () => {
     rmSync(src, { recursive: true, force: true });
 
     host = await TestHost.start({ agentEntry: AGENT, stopGraceMs: 2_000 });
-    const id = await host.issuer.issue({ role: 'manager', id: 'g1', appId: 'a1', serviceId: 'g1' });
-    const nc = await connectBus({
-      servers: host.nats.urls,
-      tls: id.tls,
-      credentials: id.credentials,
-      inboxPrefix: id.inboxPrefix,
-    });
-    manager = new ManagerRuntime({
-      bus: new Bus(nc),
-      store: new JetStreamEventStore(nc, { catalog: new EventCatalog(serviceEvents) }),
-      snapshots: new KvSnapshotStore(nc),
+    manager = await startManager(host, {
       service: genericService,
       appId: 'a1',
       serviceId: 'g1',
       readyTimeoutMs: 20_000,
     });
-    await manager.start();
     director = host.bus;
   });
   afterAll(async () => {

@@ -1,8 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasErrorCode } from '@cps/core';
-import { Bus, connectBus, subjects } from '@cps/bus';
-import { EventCatalog, JetStreamEventStore, KvSnapshotStore } from '@cps/events';
+import { subjects, type Bus } from '@cps/bus';
 import { isRunning } from '@cps/platform';
 import {
   addNodes,
@@ -16,8 +15,8 @@ import {
   startupService,
 } from '@cps/services';
 import { eventually, TestHost } from '@cps/testing';
-import { serviceEvents } from './service/events.js';
-import { ManagerRuntime } from './runtime/manager-runtime.js';
+import type { ManagerRuntime } from './runtime/manager-runtime.js';
+import { startManager } from './manager.spec-helpers.js';
 
 const AGENT = join(process.cwd(), 'apps', 'agent-runtime', 'dist', 'main.js');
 const at = subjects.manager('a1', 's1');
@@ -38,24 +37,13 @@ describe('a helloworld service driven as the director will: real agents on the l
 
   beforeAll(async () => {
     host = await TestHost.start({ agentEntry: AGENT, stopGraceMs: 2_000 });
-    const id = await host.issuer.issue({ role: 'manager', id: 's1', appId: 'a1', serviceId: 's1' });
-    const nc = await connectBus({
-      servers: host.nats.urls,
-      tls: id.tls,
-      credentials: id.credentials,
-      inboxPrefix: id.inboxPrefix,
-    });
-    manager = new ManagerRuntime({
-      bus: new Bus(nc),
-      store: new JetStreamEventStore(nc, { catalog: new EventCatalog(serviceEvents) }),
-      snapshots: new KvSnapshotStore(nc),
+    manager = await startManager(host, {
       service: helloworldService,
       appId: 'a1',
       serviceId: 's1',
       heartbeatTimeoutMs: 3_000,
       readyTimeoutMs: 20_000,
     });
-    await manager.start();
     director = host.bus;
   });
   afterAll(async () => {

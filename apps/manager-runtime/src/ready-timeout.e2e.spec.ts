@@ -2,12 +2,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Bus, connectBus, subjects } from '@cps/bus';
-import { EventCatalog, JetStreamEventStore } from '@cps/events';
+import { subjects, type Bus } from '@cps/bus';
 import { getServiceInfo, helloworldService, listNodes, shutdownService, startupService } from '@cps/services';
 import { eventually, TestHost } from '@cps/testing';
-import { serviceEvents } from './service/events.js';
-import { ManagerRuntime } from './runtime/manager-runtime.js';
+import type { ManagerRuntime } from './runtime/manager-runtime.js';
+import { startManager } from './manager.spec-helpers.js';
 
 const at = subjects.manager('a1', 'h1');
 
@@ -22,23 +21,13 @@ describe('a node that never becomes ready (ConPaaS issue #16: never hang)', () =
     // a node process that starts but never joins the bus
     writeFileSync(mute, 'setInterval(() => {}, 1000);\n');
     host = await TestHost.start({ agentEntry: mute, stopGraceMs: 1_000 });
-    const id = await host.issuer.issue({ role: 'manager', id: 'h1', appId: 'a1', serviceId: 'h1' });
-    const nc = await connectBus({
-      servers: host.nats.urls,
-      tls: id.tls,
-      credentials: id.credentials,
-      inboxPrefix: id.inboxPrefix,
-    });
-    manager = new ManagerRuntime({
-      bus: new Bus(nc),
-      store: new JetStreamEventStore(nc, { catalog: new EventCatalog(serviceEvents) }),
+    manager = await startManager(host, {
       service: helloworldService,
       appId: 'a1',
       serviceId: 'h1',
       readyTimeoutMs: 2_000,
       replaceFailedNodes: false,
     });
-    await manager.start();
     director = host.bus;
   });
   afterAll(async () => {

@@ -41,3 +41,4 @@ export {
 } from './identity/identity-issuer.js';
 export { IdentityRenewer, type RenewerOptions } from './identity/renewer.js';
 export { IssuedNodeIdentities } from './identity/node-identities.js';
+export { joinBus, requireEnv, runNodeProcess } from './node/node-process.js';
