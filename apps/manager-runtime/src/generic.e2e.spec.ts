@@ -27,7 +27,7 @@ const SCRIPTS: Record<string, string> = {
   'init.sh': 'echo "init as $MY_ROLE"\n',
   'notify.sh': 'echo "peers: $(grep -c nodeId "$AGENTS_JSON")"\n',
   'run.sh':
-    'echo "run $1 on $MY_NODE as $MY_ROLE, peers $(grep -c nodeId "$AGENTS_JSON"), uid $(id -u)"\ncat ../identity.json 2>&1 | head -c 200\necho\nsleep 60\n',
+    'echo "run $1 on $MY_NODE as $MY_ROLE, peers $(grep -c nodeId "$AGENTS_JSON"), uid $(id -u)"\ncat ../identity.json 2>&1 | head -c 200\necho\necho "checked keys"\nsleep 60\n',
   'interrupt.sh': 'echo "interrupting"\nsleep 30\n',
   'cleanup.sh': 'echo "cleaned"\n',
 };
@@ -97,7 +97,7 @@ describe('the generic service: scripts on every node, with their peers', () => {
     const master = nodes.find((n) => n.role === 'master')!;
     const log = await eventually(
       () => director.request(at, getLogs, { nodeId: master.nodeId, workload: 'run' }),
-      (l) => l.text.includes('job-7'),
+      (l) => l.text.includes('job-7') && l.text.includes('checked keys'),
       10_000,
     );
     expect(log.text).toContain(`run job-7 on ${master.nodeId} as master, peers 3`);

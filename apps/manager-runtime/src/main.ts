@@ -3,6 +3,7 @@ import { joinBus, requireEnv as env, runNodeProcess } from '@cps/platform';
 import { builtinServices, ServiceRegistry } from '@cps/services';
 import { serviceEvents } from './service/events.js';
 import { ManagerRuntime } from './runtime/manager-runtime.js';
+import { createManagerApp } from './nest/manager.app.js';
 
 const optionalMs = (name: string): number | undefined =>
   process.env[name] ? Number(process.env[name]) : undefined;
@@ -28,6 +29,14 @@ runNodeProcess('manager', async () => {
     ...(readyTimeoutMs ? { readyTimeoutMs } : {}),
     log: { info: line('info'), warn: line('warn'), error: line('error') },
   });
-  await manager.start();
-  return { bus, renewer, stop: () => manager.stop() };
+  await manager.start({ serveBus: false });
+  const app = await createManagerApp(manager, bus, env('CPS_APP_ID'), env('CPS_SERVICE_ID'));
+  return {
+    bus,
+    renewer,
+    stop: async () => {
+      await manager.stop();
+      await app.close();
+    },
+  };
 });

@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { z } from 'zod';
 import type { Subscription as NatsSubscription } from '@nats-io/transport-node';
 import { ConflictError, CpsError, issuesFromZod, NotFoundError, ValidationError } from '@cps/core';
-import { subjects, type Bus } from '@cps/bus';
+import { subjects, type Bus, type CommandDefinition, type Handler } from '@cps/bus';
 import { CommandHandler, type EventStore, type SnapshotStore } from '@cps/events';
 import {
   addNodes,
@@ -60,6 +60,12 @@ export interface ManagerRuntimeOptions {
 
 type Live = Exclude<ServiceState, { status: 'NONE' }>;
 
+/** One command a manager serves, with its handler. */
+export interface ServedCommand {
+  readonly command: CommandDefinition;
+  readonly handle: Handler<CommandDefinition>;
+}
+
 /** Seals secret values for the event stream (e.g. AES-GCM under a key the supervisor hands over). */
 export interface SecretSealer {
   seal(clear: string, path: string): string;
@@ -85,6 +91,7 @@ export class ManagerRuntime {
   private stopped = false;
   private checkQueued = false;
   private nodesChangedQueued = false;
+  private table: Map<string, ServedCommand> | undefined;
 
   constructor(private readonly o: ManagerRuntimeOptions) {
     this.aggregate = `svc.${o.appId}.${o.serviceId}`;
@@ -106,7 +113,7 @@ export class ManagerRuntime {
     return (this.o.clock ?? (() => new Date()))();
   }
 
-  async start(): Promise<void> {
+  async start(o: { serveBus?: boolean } = {}): Promise<void> {
     const loaded = await this.handler.load(this.aggregate);
     if (loaded.state.status === 'NONE') {
       const parsed = this.o.service.configSchema.safeParse(this.o.config ?? {});
@@ -124,7 +131,7 @@ export class ManagerRuntime {
         `create:${this.o.serviceId}`,
       );
     }
-    this.serve();
+    if (o.serveBus !== false) this.serve();
     this.heartbeats = this.o.bus.connection.subscribe(
       `cps.node.${this.o.appId}.${this.o.serviceId}.*.heartbeat`,
       {
@@ -349,14 +356,22 @@ export class ManagerRuntime {
     }
   }
 
-  private serve(): void {
+  /**
+   * The commands this manager serves, by name: the bus handlers, whether registered directly
+   * (`start()`) or through the NestJS transport (`start({ serveBus: false })` + `createManagerApp`).
+   */
+  commands(): ReadonlyMap<string, ServedCommand> {
+    if (this.table) return this.table;
     const bus = this.o.bus;
-    const at = subjects.manager(this.o.appId, this.o.serviceId);
+    const table = new Map<string, ServedCommand>();
+    const handle = <C extends CommandDefinition>(command: C, h: Handler<C>): void => {
+      table.set(command.name, { command, handle: h });
+    };
     const requests = (counts: Record<string, number>, cloud: string): NodeRequest[] =>
       Object.entries(counts).flatMap(([role, n]) =>
         Array.from({ length: n }, () => ({ nodeId: newNodeId(), role, cloud })),
       );
-    bus.handle(at, startupService, async (d, ctx) => {
+    handle(startupService, async (d, ctx) => {
       const operationId = `op-${ctx.requestId}`;
       await this.exec(
         'Startup',
@@ -365,33 +380,33 @@ export class ManagerRuntime {
       );
       return { operationId };
     });
-    bus.handle(at, addNodes, async (d, ctx) => {
+    handle(addNodes, async (d, ctx) => {
       this.checkRoles(d.nodes);
       const operationId = `op-${ctx.requestId}`;
       await this.exec('AddNodes', { operationId, nodes: requests(d.nodes, d.cloud) }, ctx.requestId);
       return { operationId };
     });
-    bus.handle(at, removeNodes, async (d, ctx) => {
+    handle(removeNodes, async (d, ctx) => {
       const s = await this.live();
       const operationId = `op-${ctx.requestId}`;
       const nodeIds = 'nodeIds' in d ? d.nodeIds : this.pickNodes(s, d.nodes);
       await this.exec('RemoveNodes', { operationId, nodeIds }, ctx.requestId);
       return { operationId };
     });
-    bus.handle(at, shutdownService, async (_d, ctx) => {
+    handle(shutdownService, async (_d, ctx) => {
       const operationId = `op-${ctx.requestId}`;
       await this.exec('Shutdown', { operationId }, ctx.requestId);
       return { operationId };
     });
-    bus.handle(at, listNodes, async () => ({
+    handle(listNodes, async () => ({
       nodes: Object.values((await this.live()).nodes).map((n) => this.nodeInfo(n)),
     }));
-    bus.handle(at, getNodeInfo, async (d) => {
+    handle(getNodeInfo, async (d) => {
       const n = (await this.live()).nodes[d.nodeId];
       if (!n) throw new NotFoundError(`no node ${d.nodeId}`);
       return this.nodeInfo(n);
     });
-    bus.handle(at, getServiceInfo, async () => {
+    handle(getServiceInfo, async () => {
       const s = await this.live();
       const count: Record<string, number> = {};
       for (const n of Object.values(s.nodes))
@@ -407,7 +422,7 @@ export class ManagerRuntime {
           : {}),
       };
     });
-    bus.handle(at, getLogs, async (d) => {
+    handle(getLogs, async (d) => {
       if (!d.nodeId)
         throw new ValidationError('name the node whose logs you want', [
           { path: '$.nodeId', code: 'required', message: 'required' },
@@ -419,8 +434,8 @@ export class ManagerRuntime {
         ...(d.workload ? { workload: d.workload } : {}),
       });
     });
-    bus.handle(at, callMethod, async (d) => ({ result: await this.callPlugin(d.method, d.args) }));
-    bus.handle(at, getHistory, async (d) => {
+    handle(callMethod, async (d) => ({ result: await this.callPlugin(d.method, d.args) }));
+    handle(getHistory, async (d) => {
       const { events } = await this.o.store.readAggregate(this.aggregate);
       const history = events.flatMap((e) =>
         e.type === 'ServiceStateChanged'
@@ -434,6 +449,13 @@ export class ManagerRuntime {
       );
       return { history: history.slice(-d.limit), operations: operations.slice(-d.limit) };
     });
+    this.table = table;
+    return table;
+  }
+
+  private serve(): void {
+    const at = subjects.manager(this.o.appId, this.o.serviceId);
+    for (const { command, handle } of this.commands().values()) this.o.bus.handle(at, command, handle);
   }
 
   private pickNodes(s: Live, counts: Record<string, number>): string[] {
