@@ -46,7 +46,7 @@ export interface LocalCloudOptions {
   /** Size of each node's port range; default 20. */
   readonly portsPerNode?: number;
   /**
-   * The account workloads run as: `<node>/work/` is given to it when this process runs as root.
+   * The account workloads run as: the node's `work` directory is given to it when this process runs as root.
    * The node's own process keeps this process's account (see {@link workloadUser}).
    */
   readonly workloadUser?: WorkloadUser;
