@@ -7,6 +7,7 @@ import {
   addNodes,
   callMethod,
   getHistory,
+  getLogs,
   getServiceInfo,
   helloworldService,
   listNodes,
@@ -69,6 +70,9 @@ describe('a helloworld service driven as the director will: real agents on the l
     expect(nodes).toHaveLength(3);
     expect(nodes.every((n) => n.lastHeartbeat && (n.metrics?.memTotalBytes ?? 0) > 0)).toBe(true);
     expect((await host.cloud.list()).filter((n) => n.state === 'running')).toHaveLength(3);
+    const own = await director.request(at, getLogs, {});
+    expect(own.text).toMatch(/info NodeReady/);
+    expect(own.text).toMatch(/info OperationCompleted/);
   });
 
   it('refuses bad input with codes and paths', async () => {

@@ -105,9 +105,21 @@ export class ManagerRuntime {
     );
   }
 
-  private get log(): PluginLogger {
-    return this.o.log ?? silent;
-  }
+  /** The manager's own log: kept (last 1,000 lines) for `get_logs`, and passed to the configured logger. */
+  private readonly recent: string[] = [];
+  private readonly log: PluginLogger = (['info', 'warn', 'error'] as const).reduce(
+    (l, level) => ({
+      ...l,
+      [level]: (msg: string, fields?: Record<string, unknown>) => {
+        this.recent.push(
+          `${new Date().toISOString()} ${level} ${msg}${fields ? ` ${JSON.stringify(fields)}` : ''}`,
+        );
+        if (this.recent.length > 1_000) this.recent.splice(0, this.recent.length - 1_000);
+        (this.o.log ?? silent)[level](msg, fields);
+      },
+    }),
+    silent,
+  );
 
   private now(): Date {
     return (this.o.clock ?? (() => new Date()))();
@@ -216,6 +228,7 @@ export class ManagerRuntime {
   }
 
   private react(e: ServiceEvent, state: ServiceState): void {
+    if (e.type !== 'NodeStarted') this.log.info(e.type, e.data);
     if ((e.type === 'NodeReady' || e.type === 'NodeRemoved') && this.o.service.manager.onNodesChanged)
       this.nodesChangedSoon();
     if (e.type === 'NodeRequested') {
@@ -423,10 +436,7 @@ export class ManagerRuntime {
       };
     });
     handle(getLogs, async (d) => {
-      if (!d.nodeId)
-        throw new ValidationError('name the node whose logs you want', [
-          { path: '$.nodeId', code: 'required', message: 'required' },
-        ]);
+      if (!d.nodeId) return { text: tail(this.recent.join('\n'), d.tailBytes) };
       const n = (await this.live()).nodes[d.nodeId];
       if (!n || n.state === 'removed') throw new NotFoundError(`no running node ${d.nodeId}`);
       return bus.request(subjects.agent(this.o.appId, this.o.serviceId, d.nodeId), agentLogs, {
@@ -511,5 +521,10 @@ export class ManagerRuntime {
     };
   }
 }
+
+const tail = (text: string, bytes: number): string => {
+  const b = Buffer.from(text);
+  return b.length <= bytes ? text : b.subarray(b.length - bytes).toString();
+};
 
 const newNodeId = (): string => `n${randomBytes(6).toString('hex')}`;
