@@ -21,7 +21,7 @@ export {
 } from './provisioner/provisioner.js';
 export { evolveNode, nodeEvents, type NodeEvent, type NodeRecord } from './provisioner/node-events.js';
 export { Ec2Cloud, Ec2Tags, type Ec2CloudOptions, type Ec2Credentials } from './ec2/ec2-cloud.js';
-export { type IaasNodeOptions } from './ec2/iaas-node.js';
+export { type IaasNodeOptions } from './iaas/iaas-node.js';
 export {
   OpenNebulaCloud,
   type OpenNebulaCloudOptions,

@@ -11,23 +11,13 @@ import { NestFactory } from '@nestjs/core';
 import { Ctx, MessagePattern, Payload, type MicroserviceOptions } from '@nestjs/microservices';
 import { NotFoundError } from '@cps/core';
 import { CpsBusContext, CpsBusTransport, CpsRpcExceptionFilter, subjects, type Bus } from '@cps/bus';
+import { GENERIC_MANAGER_METHODS } from '@cps/services';
 import type { ManagerRuntime } from '../runtime/manager-runtime.js';
 
 const MANAGER_RUNTIME = Symbol('ManagerRuntime');
 
-/** The generic commands every manager serves (plugin methods arrive through `call`). */
-const COMMANDS = [
-  'startup',
-  'shutdown',
-  'add_nodes',
-  'remove_nodes',
-  'list_nodes',
-  'get_node_info',
-  'get_service_info',
-  'get_logs',
-  'get_history',
-  'call',
-];
+/** The generic commands every manager serves; plugin methods arrive through `call`. */
+const COMMANDS = [...GENERIC_MANAGER_METHODS, 'call'];
 
 @Controller()
 @UseFilters(new CpsRpcExceptionFilter())

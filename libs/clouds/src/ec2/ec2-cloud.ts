@@ -13,7 +13,14 @@ import {
 import { CpsError, ID_PATTERN, isCpsError, ValidationError } from '@cps/core';
 import type { BaseCloud, CloudNode, CloudNodeState, NodeKind, NodeSpec } from '../types.js';
 import { validateNodeId, validateNodeSpec } from '../local/node-spec.js';
-import { bootScript, onePerNode, redact, refuseSecrets, settle, type IaasNodeOptions } from './iaas-node.js';
+import {
+  bootScript,
+  onePerNode,
+  redact,
+  refuseSecrets,
+  settle,
+  type IaasNodeOptions,
+} from '../iaas/iaas-node.js';
 
 /** Static AWS credentials: the driver never looks for others (no environment, files or metadata service). */
 export interface Ec2Credentials {

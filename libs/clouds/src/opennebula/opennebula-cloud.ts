@@ -9,7 +9,7 @@ import {
   refuseSecrets,
   settle,
   type IaasNodeOptions,
-} from '../ec2/iaas-node.js';
+} from '../iaas/iaas-node.js';
 import { callXmlRpc, escapeXml, XmlRpcFault, type XmlRpcValue } from './xml-rpc.js';
 
 /** What every node's VM gets: the basics of an OpenNebula VM template. */
