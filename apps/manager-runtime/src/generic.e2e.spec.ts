@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,6 +7,7 @@ import { create as tarCreate } from 'tar';
 import { hasErrorCode } from '@cps/core';
 import { subjects, type Bus } from '@cps/bus';
 import { workloadUser } from '@cps/clouds';
+import { ArchiveStore, ensureArchiveBucket } from '@cps/archives';
 import {
   addNodes,
   callMethod,
@@ -14,17 +16,18 @@ import {
   getServiceInfo,
   listNodes,
   removeNodes,
+  setArchive,
   shutdownService,
   startupService,
 } from '@cps/services';
 import { eventually, TestHost } from '@cps/testing';
 import type { ManagerRuntime } from './runtime/manager-runtime.js';
-import { startManager } from './manager.spec-helpers.js';
+import { startManager, stopManager } from './manager.spec-helpers.js';
 
 const AGENT = join(process.cwd(), 'apps', 'agent-runtime', 'dist', 'main.js');
 const at = subjects.manager('a1', 'g1');
 const SCRIPTS: Record<string, string> = {
-  'init.sh': 'echo "init as $MY_ROLE"\n',
+  'init.sh': 'echo "init as $MY_ROLE, data $(wc -c < code/data.bin) bytes"\n',
   'notify.sh': 'echo "peers: $(grep -c nodeId "$AGENTS_JSON")"\n',
   'run.sh':
     'echo "run $1 on $MY_NODE as $MY_ROLE, peers $(grep -c nodeId "$AGENTS_JSON"), uid $(id -u)"\ncat ../identity.json 2>&1 | head -c 200\necho\necho "checked keys"\nsleep 60\n',
@@ -36,7 +39,7 @@ describe('the generic service: scripts on every node, with their peers', () => {
   let host: TestHost;
   let manager: ManagerRuntime;
   let director: Bus;
-  let archive: string;
+  let archive: Buffer;
   const call = (method: string, args: unknown = {}) =>
     director.request(at, callMethod, { method, args }, { timeoutMs: 15_000 });
   const until = async (state: string) => {
@@ -53,9 +56,11 @@ describe('the generic service: scripts on every node, with their peers', () => {
   beforeAll(async () => {
     const src = mkdtempSync(join(tmpdir(), 'cps-generic-'));
     for (const [name, body] of Object.entries(SCRIPTS)) writeFileSync(join(src, name), body, { mode: 0o755 });
+    // incompressible, so the archive is bigger than a NATS message and travels in pieces
+    writeFileSync(join(src, 'data.bin'), randomBytes(3 * 1024 * 1024));
     const file = join(src, 'code.tar.gz');
-    await tarCreate({ gzip: true, file, cwd: src }, Object.keys(SCRIPTS));
-    archive = (await import('node:fs')).readFileSync(file).toString('base64');
+    await tarCreate({ gzip: true, file, cwd: src }, [...Object.keys(SCRIPTS), 'data.bin']);
+    archive = readFileSync(file);
     rmSync(src, { recursive: true, force: true });
 
     host = await TestHost.start({ agentEntry: AGENT, stopGraceMs: 2_000 });
@@ -66,19 +71,26 @@ describe('the generic service: scripts on every node, with their peers', () => {
       readyTimeoutMs: 20_000,
     });
     director = host.bus;
+    // the director's part: the upload lands in the service's bucket
+    await ensureArchiveBucket(director.connection, 'g1');
+    await new ArchiveStore(director.connection, { serviceId: 'g1' }).put('v1', archive, {
+      maxBytes: 16 * 1024 * 1024,
+    });
   });
   afterAll(async () => {
-    await manager?.stop();
+    await stopManager(manager);
     await host?.cleanup();
   });
 
   it('starts with its one master, takes the code, adds nodes that get the code and their peers', async () => {
     await director.request(at, startupService, {});
     await until('RUNNING');
-    expect((await call('upload_code', { archiveBase64: archive })).result).toMatchObject({
-      version: 1,
-      nodes: 1,
-    });
+    await expect(director.request(at, setArchive, { version: 'v2' })).rejects.toSatisfy(
+      (e) => hasErrorCode(e, 'validation') && e.issues[0]?.path === '$.version',
+    );
+    const set = await director.request(at, setArchive, { version: 'v1' }, { timeoutMs: 30_000 });
+    expect(set).toMatchObject({ version: 'v1', size: archive.length });
+    expect((await director.request(at, getServiceInfo, {})).archive).toEqual(set);
     await director.request(at, addNodes, { nodes: { node: 2 } });
     await until('RUNNING');
     const s = await eventually(
@@ -88,6 +100,10 @@ describe('the generic service: scripts on every node, with their peers', () => {
       20_000,
     );
     expect(Object.values(s.nodes).map((n) => n['init'])).toEqual(['exited', 'exited', 'exited']);
+    for (const n of (await director.request(at, listNodes, {})).nodes) {
+      const log = await director.request(at, getLogs, { nodeId: n.nodeId, workload: 'init' });
+      expect(log.text).toContain(`init as ${n.role}, data ${3 * 1024 * 1024} bytes`);
+    }
   });
 
   it('runs run.sh everywhere with its parameters; its output is in get_logs', async () => {
@@ -142,5 +158,26 @@ describe('the generic service: scripts on every node, with their peers', () => {
       15_000,
     );
     expect(await host.cloud.list()).toEqual([]);
+  });
+
+  it('a fresh manager (state from the events alone) starts the stopped service again, code included', async () => {
+    await stopManager(manager);
+    manager = await startManager(host, {
+      service: genericService,
+      appId: 'a1',
+      serviceId: 'g1',
+      readyTimeoutMs: 20_000,
+    });
+    expect((await director.request(at, getServiceInfo, {})).archive?.version).toBe('v1');
+    await director.request(at, startupService, {});
+    await until('RUNNING');
+    const s = await eventually(
+      status,
+      (x) => Object.values(x.nodes).some((n) => n['init'] === 'exited'),
+      20_000,
+    );
+    expect(Object.values(s.nodes)).toHaveLength(1);
+    await director.request(at, shutdownService, {});
+    await until('STOPPED');
   });
 });

@@ -17,7 +17,7 @@ import {
 } from '@cps/services';
 import { eventually, TestHost } from '@cps/testing';
 import type { ManagerRuntime } from './runtime/manager-runtime.js';
-import { startManager } from './manager.spec-helpers.js';
+import { startManager, stopManager } from './manager.spec-helpers.js';
 
 const AGENT = join(process.cwd(), 'apps', 'agent-runtime', 'dist', 'main.js');
 const at = subjects.manager('a1', 's1');
@@ -48,7 +48,7 @@ describe('a helloworld service driven as the director will: real agents on the l
     director = host.bus;
   });
   afterAll(async () => {
-    await manager?.stop();
+    await stopManager(manager);
     await host?.cleanup();
   });
 

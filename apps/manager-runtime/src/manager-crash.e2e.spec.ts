@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { subjects, type Bus } from '@cps/bus';
+import { createManagerNode } from '@cps/clouds';
 import { isRunning } from '@cps/platform';
 import { addNodes, getServiceInfo, listNodes, shutdownService, startupService } from '@cps/services';
 import { eventually, TestHost } from '@cps/testing';
@@ -31,16 +32,12 @@ describe('kill -9 of the manager process during add_nodes', () => {
       stopGraceMs: 2_000,
     });
     director = host.bus;
-    await host.provisioner.create(
-      {
-        nodeId: MANAGER_NODE,
-        kind: 'manager',
-        appId: 'a1',
-        serviceId: 's1',
-        serviceType: 'helloworld',
-        cloud: 'local',
-      },
-      'start-manager',
+    // the supervisor's part: ask the Provisioner for the service's manager process
+    await director.request(
+      subjects.managerProvisioner('a1', 's1'),
+      createManagerNode,
+      { nodeId: MANAGER_NODE, serviceType: 'helloworld' },
+      { requestId: 'start-manager', timeoutMs: 30_000 },
     );
     await eventually(
       () => info().catch(() => undefined),

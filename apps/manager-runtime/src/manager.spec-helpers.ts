@@ -4,6 +4,15 @@ import type { TestHost } from '@cps/testing';
 import { serviceEvents } from './service/events.js';
 import { ManagerRuntime, type ManagerRuntimeOptions } from './runtime/manager-runtime.js';
 
+const buses = new WeakMap<ManagerRuntime, Bus>();
+
+/** Stops a manager of {@link startManager} and closes its connection (its handlers go with it). */
+export const stopManager = async (manager: ManagerRuntime | undefined): Promise<void> => {
+  if (!manager) return;
+  await manager.stop();
+  await buses.get(manager)?.close();
+};
+
 /** A manager in this test process, with an identity from the host's issuer, as a supervisor would start it. */
 export const startManager = async (
   host: TestHost,
@@ -21,12 +30,14 @@ export const startManager = async (
     credentials: id.credentials,
     inboxPrefix: id.inboxPrefix,
   });
+  const bus = new Bus(nc);
   const manager = new ManagerRuntime({
     ...o,
-    bus: new Bus(nc),
+    bus,
     store: new JetStreamEventStore(nc, { catalog: new EventCatalog(serviceEvents) }),
     snapshots: new KvSnapshotStore(nc),
   });
+  buses.set(manager, bus);
   await manager.start();
   return manager;
 };

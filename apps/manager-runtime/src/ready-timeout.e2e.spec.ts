@@ -6,7 +6,7 @@ import { subjects, type Bus } from '@cps/bus';
 import { getServiceInfo, helloworldService, listNodes, shutdownService, startupService } from '@cps/services';
 import { eventually, TestHost } from '@cps/testing';
 import type { ManagerRuntime } from './runtime/manager-runtime.js';
-import { startManager } from './manager.spec-helpers.js';
+import { startManager, stopManager } from './manager.spec-helpers.js';
 
 const at = subjects.manager('a1', 'h1');
 
@@ -31,7 +31,7 @@ describe('a node that never becomes ready (ConPaaS issue #16: never hang)', () =
     director = host.bus;
   });
   afterAll(async () => {
-    await manager?.stop();
+    await stopManager(manager);
     await host?.cleanup();
     rmSync(dir, { recursive: true, force: true });
   });

@@ -8,12 +8,11 @@ export {
 export { type ExtractLimits } from './extract/sink.js';
 export { ArchiveIssueCodes, type ArchiveIssueCode } from './extract/refusal.js';
 export {
-  ARCHIVE_BUCKET,
   ARCHIVE_CHUNK_BYTES,
   ArchiveStore,
-  archiveName,
+  checkArchiveVersion,
+  deleteArchiveBucket,
   ensureArchiveBucket,
-  parseArchiveName,
   type ArchiveInfo,
   type ArchiveReader,
 } from './object-store.js';

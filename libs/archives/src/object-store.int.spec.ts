@@ -5,9 +5,11 @@ import { Objm } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { hasErrorCode } from '@cps/core';
 import { TestNats } from '@cps/testing';
-import { ARCHIVE_BUCKET, ARCHIVE_CHUNK_BYTES, ArchiveStore, ensureArchiveBucket } from '@cps/archives';
+import { subjects } from '@cps/bus';
+import { ARCHIVE_CHUNK_BYTES, ArchiveStore, deleteArchiveBucket, ensureArchiveBucket } from '@cps/archives';
 
-const STREAM = `OBJ_${ARCHIVE_BUCKET}`;
+const BUCKET = subjects.archiveBucket('s1');
+const STREAM = `OBJ_${BUCKET}`;
 const MiB = 1024 * 1024;
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
@@ -22,8 +24,8 @@ const readAll = async (chunks: AsyncIterable<Uint8Array>): Promise<Buffer> => {
 };
 
 const chunkSubject = async (nc: NatsConnection, name: string): Promise<string> => {
-  const info = await (await new Objm(nc).open(ARCHIVE_BUCKET)).info(name);
-  return `$O.${ARCHIVE_BUCKET}.C.${info!.nuid}`;
+  const info = await (await new Objm(nc).open(BUCKET)).info(name);
+  return `$O.${BUCKET}.C.${info!.nuid}`;
 };
 
 describe('ArchiveStore on the JetStream object store', () => {
@@ -34,17 +36,18 @@ describe('ArchiveStore on the JetStream object store', () => {
   beforeAll(async () => {
     nats = await TestNats.start();
     director = await nats.connect({ role: 'director', id: 'd1' });
-    await ensureArchiveBucket(director);
+    await ensureArchiveBucket(director, 's1');
+    await ensureArchiveBucket(director, 's2');
     jsm = await jetstreamManager(director);
-    store = new ArchiveStore(director, { idleTimeoutMs: 1_000 });
+    store = new ArchiveStore(director, { serviceId: 's1', idleTimeoutMs: 1_000 });
   });
   afterAll(async () => nats.cleanup());
 
   it('puts a 5 MiB archive in chunks no bigger than max_payload and gets it back identical', async () => {
     const data = randomBytes(5 * MiB);
     const before = (await jsm.streams.info(STREAM)).state.messages;
-    const info = await store.put('a1.s1.v1', unevenly(data), { maxBytes: 8 * MiB });
-    expect(info).toEqual({ name: 'a1.s1.v1', size: 5 * MiB, digest: sha256(data), chunks: 40 });
+    const info = await store.put('v1', unevenly(data), { maxBytes: 8 * MiB });
+    expect(info).toEqual({ version: 'v1', size: 5 * MiB, digest: sha256(data), chunks: 40 });
 
     const maxPayload = director.info!.max_payload;
     expect(ARCHIVE_CHUNK_BYTES).toBeLessThanOrEqual(maxPayload);
@@ -55,73 +58,91 @@ describe('ArchiveStore on the JetStream object store', () => {
       expect(m!.data.length).toBeLessThanOrEqual(Math.min(ARCHIVE_CHUNK_BYTES, maxPayload));
     }
 
-    const r = await store.get('a1.s1.v1');
+    const r = await store.get('v1');
     expect(r.info).toEqual(info);
     expect((await readAll(r.chunks)).equals(data)).toBe(true);
   });
 
-  it('fails clearly on a missing archive and an invalid name', async () => {
-    await expect(store.get('a1.s1.nope')).rejects.toSatisfy((e) => hasErrorCode(e, 'not_found'));
-    expect(await store.info('a1.s1.nope')).toBeUndefined();
-    await expect(store.get('a1.s1/../x')).rejects.toSatisfy(
-      (e) => hasErrorCode(e, 'validation') && e.issues[0]?.path === '$.name',
+  it('fails clearly on a missing archive and an invalid version', async () => {
+    await expect(store.get('nope')).rejects.toSatisfy((e) => hasErrorCode(e, 'not_found'));
+    expect(await store.info('nope')).toBeUndefined();
+    await expect(store.get('v1/../x')).rejects.toSatisfy(
+      (e) => hasErrorCode(e, 'validation') && e.issues[0]?.path === '$.version',
     );
-    await expect(store.put('a1.s1', new Uint8Array(1), { maxBytes: 10 })).rejects.toSatisfy((e) =>
-      hasErrorCode(e, 'validation'),
-    );
+    for (const bad of ['a.b', 'V1', '', 'x'.repeat(65)])
+      await expect(store.put(bad, new Uint8Array(1), { maxBytes: 10 })).rejects.toSatisfy((e) =>
+        hasErrorCode(e, 'validation'),
+      );
   });
 
   it('detects a corrupted chunk while reading, after the last chunk', async () => {
     const data = randomBytes(300 * 1024);
-    await store.put('a1.s1.v2', data, { maxBytes: MiB });
-    const subject = await chunkSubject(director, 'a1.s1.v2');
+    await store.put('v2', data, { maxBytes: MiB });
+    const subject = await chunkSubject(director, 'v2');
     const last = await jsm.streams.getMessage(STREAM, { last_by_subj: subject });
     await jsm.streams.deleteMessage(STREAM, last!.seq);
     const tampered = Buffer.from(last!.data);
     tampered[0] = tampered[0]! ^ 0xff;
     await director.request(subject, tampered);
 
-    const r = await store.get('a1.s1.v2');
+    const r = await store.get('v2');
     await expect(readAll(r.chunks)).rejects.toSatisfy(
       (e) => hasErrorCode(e, 'internal') && /corrupt/.test(e.message),
     );
   });
 
   it('times out clearly when the chunks of an archive are gone', async () => {
-    await store.put('a1.s1.v3', randomBytes(1000), { maxBytes: MiB });
-    await jsm.streams.purge(STREAM, { filter: await chunkSubject(director, 'a1.s1.v3') });
-    const r = await store.get('a1.s1.v3');
+    await store.put('v3', randomBytes(1000), { maxBytes: MiB });
+    await jsm.streams.purge(STREAM, { filter: await chunkSubject(director, 'v3') });
+    const r = await store.get('v3');
     await expect(readAll(r.chunks)).rejects.toSatisfy((e) => hasErrorCode(e, 'timeout'));
   });
 
   it('refuses an archive over maxBytes and keeps nothing of it', async () => {
     const before = (await jsm.streams.info(STREAM)).state.messages;
-    await expect(store.put('a1.s1.big', unevenly(randomBytes(2 * MiB)), { maxBytes: MiB })).rejects.toSatisfy(
+    await expect(store.put('big', unevenly(randomBytes(2 * MiB)), { maxBytes: MiB })).rejects.toSatisfy(
       (e) => hasErrorCode(e, 'payload_too_large') && e.issues[0]?.path === '$.archive',
     );
-    expect(await store.info('a1.s1.big')).toBeUndefined();
+    expect(await store.info('big')).toBeUndefined();
     expect((await jsm.streams.info(STREAM)).state.messages).toBe(before);
   });
 
   it('writes a name once, deletes it, and lets it be written again', async () => {
-    await store.put('a1.s1.v4', Buffer.from('one'), { maxBytes: 10 });
-    await expect(store.put('a1.s1.v4', Buffer.from('two'), { maxBytes: 10 })).rejects.toSatisfy((e) =>
+    await store.put('v4', Buffer.from('one'), { maxBytes: 10 });
+    await expect(store.put('v4', Buffer.from('two'), { maxBytes: 10 })).rejects.toSatisfy((e) =>
       hasErrorCode(e, 'conflict'),
     );
-    expect(await store.delete('a1.s1.v4')).toBe(true);
-    expect(await store.delete('a1.s1.v4')).toBe(false);
-    await expect(store.get('a1.s1.v4')).rejects.toSatisfy((e) => hasErrorCode(e, 'not_found'));
-    await store.put('a1.s1.v4', Buffer.from('three'), { maxBytes: 10 });
-    expect((await readAll((await store.get('a1.s1.v4')).chunks)).toString()).toBe('three');
+    expect(await store.delete('v4')).toBe(true);
+    expect(await store.delete('v4')).toBe(false);
+    await expect(store.get('v4')).rejects.toSatisfy((e) => hasErrorCode(e, 'not_found'));
+    await store.put('v4', Buffer.from('three'), { maxBytes: 10 });
+    expect((await readAll((await store.get('v4')).chunks)).toString()).toBe('three');
   });
 
-  // Observation, not policy: managers' permissions grant no object-store API subject, so a manager
-  // cannot read its archive from the bucket; the director (or a grant added later) must hand it over.
-  it('a manager identity cannot open the archive bucket under its current permissions', async () => {
+  it("lets a manager read its own service's archives and nothing else", async () => {
+    const other = new ArchiveStore(director, { serviceId: 's2' });
+    await other.put('v1', Buffer.from('not yours'), { maxBytes: 100 });
     const manager = await nats.connect({ role: 'manager', id: 's1', appId: 'a1', serviceId: 's1' });
-    const e = await new ArchiveStore(manager).get('a1.s1.v1').catch((err: unknown) => err);
+    const own = await new ArchiveStore(manager, { serviceId: 's1' }).get('v1');
+    expect((await readAll(own.chunks)).length).toBe(5 * MiB);
+
+    const e = await new ArchiveStore(manager, { serviceId: 's2' }).get('v1').catch((err: unknown) => err);
     expect(hasErrorCode(e, 'forbidden')).toBe(true);
-    // the first call of opening a bucket, the JetStream account info, is already refused
-    expect(String((e as Error).cause)).toContain('Permissions Violation for Publish to "$JS.API.INFO"');
+    expect(String((e as Error).cause)).toContain(
+      `Permissions Violation for Publish to "$JS.API.STREAM.INFO.OBJ_${subjects.archiveBucket('s2')}"`,
+    );
+    const write = await new ArchiveStore(manager, { serviceId: 's1' })
+      .put('v9', Buffer.from('x'), { maxBytes: 10 })
+      .catch((err: unknown) => err);
+    expect(hasErrorCode(write, 'forbidden')).toBe(true);
+    expect(await store.info('v9')).toBeUndefined();
+  });
+
+  it('deletes a service bucket with its archives', async () => {
+    expect(await deleteArchiveBucket(director, 's2')).toBe(true);
+    expect(await deleteArchiveBucket(director, 's2')).toBe(false);
+    await expect(new ArchiveStore(director, { serviceId: 's2' }).info('v1')).rejects.toSatisfy((e) =>
+      hasErrorCode(e, 'not_found'),
+    );
   });
 });

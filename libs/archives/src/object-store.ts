@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Objm, StorageType, type ObjectInfo, type ObjectStore } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
@@ -10,18 +11,15 @@ import {
   ValidationError,
   type ErrorCode,
 } from '@cps/core';
-import { toCpsError } from '@cps/bus';
-
-/** The JetStream object store bucket holding uploaded code archives. */
-export const ARCHIVE_BUCKET = 'cps_archives';
+import { subjects, toCpsError } from '@cps/bus';
 
 /** Bytes per stored chunk (one JetStream message each); never above the server's max_payload. */
 export const ARCHIVE_CHUNK_BYTES = 128 * 1024;
 
 /** A stored archive. */
 export interface ArchiveInfo {
-  /** `<appId>.<serviceId>.<version>`. */
-  readonly name: string;
+  /** The archive's version within its service (an id: `[a-z0-9][a-z0-9_-]*`). */
+  readonly version: string;
   readonly size: number;
   /** SHA-256 of the content, lowercase hex. */
   readonly digest: string;
@@ -40,36 +38,40 @@ export interface ArchiveReader {
   readonly chunks: AsyncIterable<Uint8Array>;
 }
 
-const invalidName = (name: string): ValidationError =>
-  new ValidationError(`invalid archive name ${JSON.stringify(name.slice(0, 200))}`, [
-    { path: '$.name', code: 'invalid_name', message: 'must be <appId>.<serviceId>.<version>, each an id' },
-  ]);
-
-/** Checks an archive name, `<appId>.<serviceId>.<version>`, each token an id (`[a-z0-9][a-z0-9_-]*`). */
-export const parseArchiveName = (name: string): { appId: string; serviceId: string; version: string } => {
-  const [appId, serviceId, version, ...rest] = name.split('.');
-  if (appId === undefined || serviceId === undefined || version === undefined || rest.length > 0)
-    throw invalidName(name);
-  if (![appId, serviceId, version].every((t) => ID_PATTERN.test(t))) throw invalidName(name);
-  return { appId, serviceId, version };
+/** Checks an archive version: one id token (`[a-z0-9][a-z0-9_-]*`, at most 64 characters). */
+export const checkArchiveVersion = (version: string): string => {
+  if (version.length > 64 || !ID_PATTERN.test(version))
+    throw new ValidationError(`invalid archive version ${JSON.stringify(version.slice(0, 200))}`, [
+      { path: '$.version', code: 'invalid_version', message: 'an id: [a-z0-9][a-z0-9_-]*, at most 64' },
+    ]);
+  return version;
 };
 
-export const archiveName = (appId: string, serviceId: string, version: string): string => {
-  const name = `${appId}.${serviceId}.${version}`;
-  parseArchiveName(name);
-  return name;
-};
-
-/** Creates the archive bucket if it is missing (administrative: directors and bootstrap). */
+/**
+ * Creates the archive bucket of service `serviceId` if it is missing (administrative: directors).
+ * Each service has its own bucket so that its manager's read permission covers its archives only.
+ */
 export const ensureArchiveBucket = async (
   nc: NatsConnection,
+  serviceId: string,
   o: { replicas?: number; maxBytes?: number } = {},
 ): Promise<void> => {
-  await new Objm(nc).create(ARCHIVE_BUCKET, {
+  await new Objm(nc).create(subjects.archiveBucket(serviceId), {
     replicas: o.replicas ?? 1,
     storage: StorageType.File,
     ...(o.maxBytes === undefined ? {} : { max_bytes: o.maxBytes }),
   });
+};
+
+/** Deletes the archive bucket of `serviceId` with everything in it (when the service is deleted). */
+export const deleteArchiveBucket = async (nc: NatsConnection, serviceId: string): Promise<boolean> => {
+  const stream = `OBJ_${subjects.archiveBucket(serviceId)}`;
+  try {
+    return await (await jetstreamManager(nc)).streams.delete(stream);
+  } catch (e) {
+    if (/stream not found/i.test((e as Error).message)) return false;
+    throw toCpsError(e, stream);
+  }
 };
 
 const DIGEST_PREFIX = 'SHA-256=';
@@ -80,7 +82,7 @@ const hexDigest = (stored: string): string =>
     : '';
 
 const toInfo = (i: ObjectInfo): ArchiveInfo => ({
-  name: i.name,
+  version: i.name,
   size: i.size,
   digest: hexDigest(i.digest),
   chunks: i.chunks,
@@ -123,86 +125,91 @@ const limited = (source: AsyncIterator<Uint8Array, void>, maxBytes: number, onTo
 };
 
 /**
- * Code archives in the JetStream object store bucket {@link ARCHIVE_BUCKET}, named
- * `<appId>.<serviceId>.<version>`. Content is split in {@link ARCHIVE_CHUNK_BYTES} messages and
- * checked against its SHA-256 on the way in and on the way out. A name is written once: `put` refuses
- * an existing name (`conflict`), so a version's content never changes under its readers.
+ * The code archives of one service, in its JetStream object-store bucket
+ * (`subjects.archiveBucket(serviceId)`), one object per version. Content is split in
+ * {@link ARCHIVE_CHUNK_BYTES} messages and checked against its SHA-256 on the way in and on the way
+ * out. A version is written once: `put` refuses an existing one (`conflict`), so a version's content
+ * never changes under its readers. The director writes; the service's manager may only read.
  */
 export class ArchiveStore {
   private store: Promise<ObjectStore> | undefined;
 
+  private readonly bucketName: string;
+
   constructor(
     private readonly nc: NatsConnection,
-    private readonly o: { readonly idleTimeoutMs?: number } = {},
-  ) {}
+    private readonly o: { readonly serviceId: string; readonly idleTimeoutMs?: number },
+  ) {
+    this.bucketName = subjects.archiveBucket(o.serviceId);
+  }
 
   /**
-   * Stores `data` under `name`. Refuses more than `maxBytes` (`payload_too_large`, nothing kept) and
-   * an existing name (`conflict`).
+   * Stores `data` as `version`. Refuses more than `maxBytes` (`payload_too_large`, nothing kept) and
+   * an existing version (`conflict`).
    */
   async put(
-    name: string,
+    version: string,
     data: Uint8Array | AsyncIterable<Uint8Array>,
     o: { readonly maxBytes: number },
   ): Promise<ArchiveInfo> {
-    parseArchiveName(name);
+    checkArchiveVersion(version);
     const os = await this.bucket();
-    const old = await os.info(name).catch((e: unknown) => {
-      throw toCpsError(e, ARCHIVE_BUCKET);
+    const old = await os.info(version).catch((e: unknown) => {
+      throw toCpsError(e, this.bucketName);
     });
-    if (old !== null && !old.deleted) throw new ConflictError(`archive ${name} already exists`);
+    if (old !== null && !old.deleted) throw new ConflictError(`archive ${version} already exists`);
     let tooLarge = false;
     const { stream, digest } = limited(iterate(data), o.maxBytes, () => (tooLarge = true));
     let info: ObjectInfo;
     try {
-      info = await os.put({ name, options: { max_chunk_size: ARCHIVE_CHUNK_BYTES } }, stream, {
+      info = await os.put({ name: version, options: { max_chunk_size: ARCHIVE_CHUNK_BYTES } }, stream, {
         previousRevision: old?.revision ?? 0,
       });
     } catch (e) {
       if (tooLarge)
-        throw new CpsError('payload_too_large', `archive ${name} is larger than ${o.maxBytes} bytes`, [
+        throw new CpsError('payload_too_large', `archive ${version} is larger than ${o.maxBytes} bytes`, [
           { path: '$.archive', code: 'too_large', message: `larger than ${o.maxBytes} bytes` },
         ]);
       if (/wrong last sequence/i.test((e as Error).message))
-        throw new ConflictError(`archive ${name} already exists`, { cause: e });
-      throw toCpsError(e, ARCHIVE_BUCKET);
+        throw new ConflictError(`archive ${version} already exists`, { cause: e });
+      throw toCpsError(e, this.bucketName);
     }
     const stored = toInfo(info);
     if (stored.digest !== digest())
-      throw fail('internal', `archive ${name}: stored digest differs from sent`);
+      throw fail('internal', `archive ${version}: stored digest differs from sent`);
     return stored;
   }
 
-  /** The stored info of `name`, or undefined. */
-  async info(name: string): Promise<ArchiveInfo | undefined> {
-    parseArchiveName(name);
-    const i = await (await this.bucket()).info(name).catch((e: unknown) => {
-      throw toCpsError(e, ARCHIVE_BUCKET);
+  /** The stored info of `version`, or undefined. */
+  async info(version: string): Promise<ArchiveInfo | undefined> {
+    checkArchiveVersion(version);
+    const i = await (await this.bucket()).info(version).catch((e: unknown) => {
+      throw toCpsError(e, this.bucketName);
     });
     return i === null || i.deleted ? undefined : toInfo(i);
   }
 
-  /** Opens `name` for reading (`not_found` if it does not exist). */
-  async get(name: string): Promise<ArchiveReader> {
-    parseArchiveName(name);
-    const r = await (await this.bucket()).get(name).catch((e: unknown) => {
-      throw toCpsError(e, ARCHIVE_BUCKET);
+  /** Opens `version` for reading (`not_found` if it does not exist). */
+  async get(version: string): Promise<ArchiveReader> {
+    checkArchiveVersion(version);
+    const r = await (await this.bucket()).get(version).catch((e: unknown) => {
+      throw toCpsError(e, this.bucketName);
     });
-    if (r === null) throw new NotFoundError(`archive ${name} not found`);
+    if (r === null) throw new NotFoundError(`archive ${version} not found`);
     const info = toInfo(r.info);
     return { info, chunks: this.verified(info, r.data) };
   }
 
-  /** Deletes `name`; false if there was nothing to delete. */
-  async delete(name: string): Promise<boolean> {
-    parseArchiveName(name);
+  /** Deletes `version`; false if there was nothing to delete. */
+  async delete(version: string): Promise<boolean> {
+    checkArchiveVersion(version);
     const os = await this.bucket();
     try {
-      const i = await os.info(name);
+      const i = await os.info(version);
       if (i === null || i.deleted) return false;
-      return (await os.delete(name)).success;
+      return (await os.delete(version)).success;
     } catch (e) {
-      throw toCpsError(e, ARCHIVE_BUCKET);
+      throw toCpsError(e, this.bucketName);
     }
   }
 
@@ -222,7 +229,10 @@ export class ArchiveStore {
       await reader.cancel().catch(() => undefined);
     }
     if (size !== info.size || hash.digest('hex') !== info.digest)
-      throw fail('internal', `archive ${info.name} is corrupt: size or digest differs from the stored one`);
+      throw fail(
+        'internal',
+        `archive ${info.version} is corrupt: size or digest differs from the stored one`,
+      );
   }
 
   private async nextChunk(
@@ -236,24 +246,29 @@ export class ArchiveStore {
         reader.read(),
         new Promise<never>((_, reject) => {
           timer = setTimeout(
-            () => reject(fail('timeout', `archive ${info.name}: no data for ${ms} ms (chunks missing?)`)),
+            () => reject(fail('timeout', `archive ${info.version}: no data for ${ms} ms (chunks missing?)`)),
             ms,
           );
         }),
       ]);
     } catch (e) {
       if (isCpsError(e)) throw e;
-      throw fail('internal', `archive ${info.name} is corrupt: ${(e as Error).message}`, e);
+      throw fail('internal', `archive ${info.version} is corrupt: ${(e as Error).message}`, e);
     } finally {
       clearTimeout(timer);
     }
   }
 
   private bucket(): Promise<ObjectStore> {
-    this.store ??= new Objm(this.nc).open(ARCHIVE_BUCKET).catch((e: unknown) => {
-      this.store = undefined;
-      throw toCpsError(e, ARCHIVE_BUCKET);
-    });
+    // no JetStream account-info probe: a manager may touch nothing but its own bucket
+    this.store ??= new Objm(jetstream(this.nc, { checkAPI: false }))
+      .open(this.bucketName)
+      .catch((e: unknown) => {
+        this.store = undefined;
+        if (/object store not found/i.test((e as Error).message))
+          throw new NotFoundError(`service ${this.o.serviceId} has no archive bucket`, { cause: e });
+        throw toCpsError(e, this.bucketName);
+      });
     return this.store;
   }
 }

@@ -6,11 +6,17 @@ export {
   EVENT_STREAM,
   SNAPSHOT_BUCKET,
   LOG_STREAM,
+  ARCHIVE_BUCKET_PREFIX,
   ALL_EVENTS,
   type Address,
   type Kind,
 } from './subjects.js';
-export { permissionsFor, aggregateWriterSubjects, type BusPermissions } from './identity/permissions.js';
+export {
+  permissionsFor,
+  aggregateWriterSubjects,
+  bucketReaderSubjects,
+  type BusPermissions,
+} from './identity/permissions.js';
 export {
   createOperatorMaterial,
   credsFile,

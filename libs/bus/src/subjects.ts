@@ -19,6 +19,8 @@ export type Kind = (typeof Kinds)[keyof typeof Kinds];
 export const EVENT_STREAM = 'CPS_EVENTS';
 export const SNAPSHOT_BUCKET = 'cps_snapshots';
 export const LOG_STREAM = 'CPS_LOGS';
+/** Code archives of one service live in their own object-store bucket: the unit its manager may read. */
+export const ARCHIVE_BUCKET_PREFIX = 'cps_archive_';
 
 const VERB = /^[a-z][a-z0-9_]{0,62}$/;
 
@@ -58,6 +60,14 @@ export const subjects = {
   /** Where the manager of `app.svc` asks the Provisioner for nodes: the subject names who asks. */
   provisioner: (app: string, svc: string): Address =>
     address(`cps.sys.node.${id(app, 'app')}.${id(svc, 'svc')}`),
+  /**
+   * Where a supervisor (a director) asks the Provisioner for the manager process of `app.svc`.
+   * Only directors may publish here: a manager can never start a second writer of its own service.
+   */
+  managerProvisioner: (app: string, svc: string): Address =>
+    address(`cps.sys.mgrnode.${id(app, 'app')}.${id(svc, 'svc')}`),
+  /** The object-store bucket holding the code archives of service `svc` (service ids are platform-unique). */
+  archiveBucket: (svc: string): string => `${ARCHIVE_BUCKET_PREFIX}${id(svc, 'svc')}`,
   /** Platform services (director-hosted). */
   system: (service: string): Address => address(`cps.sys.${id(service, 'service')}`),
   /** Where an identity asks for its own renewal: the subject itself names who asks. */

@@ -40,5 +40,16 @@ export {
   type IssuerOptions,
 } from './identity/identity-issuer.js';
 export { IdentityRenewer, type RenewerOptions } from './identity/renewer.js';
-export { IssuedNodeIdentities } from './identity/node-identities.js';
+export { EnrollingNodeIdentities, IssuedNodeIdentities } from './identity/node-identities.js';
+export {
+  ENROLL_PATH,
+  enrollNode,
+  EnrollReplySchema,
+  EnrollRequestSchema,
+  handleEnrollment,
+  type EnrollNodeOptions,
+  type EnrollReply,
+  type EnrollRequest,
+  type EnrollTransport,
+} from './enrollment/enrollment.js';
 export { joinBus, requireEnv, runNodeProcess } from './node/node-process.js';

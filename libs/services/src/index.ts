@@ -13,6 +13,7 @@ export {
 } from './contract/service.js';
 export type {
   AgentContext,
+  ArchiveView,
   ManagerContext,
   NodeView,
   PluginLogger,
@@ -25,6 +26,9 @@ export { genericService } from './generic-service/generic.js';
 export {
   addNodes,
   agentLogs,
+  archiveChunk,
+  ARCHIVE_TRANSFER_CHUNK,
+  MAX_ARCHIVE_BYTES,
   callMethod,
   checkAgentProcess,
   getHistory,
@@ -35,6 +39,7 @@ export {
   listNodes,
   NodeInfoSchema,
   removeNodes,
+  setArchive,
   shutdownService,
   startupService,
   type Heartbeat,

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Identity } from '@cps/core';
 import { Bus, OperatorModeAuthority } from '@cps/bus';
-import { LocalCloud, nodeEvents, Provisioner, workloadUser } from '@cps/clouds';
+import { LocalCloud, nodeEvents, Provisioner, workloadUser, type ProvisionPolicy } from '@cps/clouds';
 import {
   EventCatalog,
   ensureEventStream,
@@ -22,6 +22,8 @@ export interface TestHostOptions {
   /** Extra environment of manager nodes (e.g. shorter timeouts for tests). */
   readonly managerEnv?: Readonly<Record<string, string>>;
   readonly stopGraceMs?: number;
+  /** The Provisioner's policy hook (quotas and credit, in the director). */
+  readonly policy?: ProvisionPolicy;
 }
 
 /**
@@ -73,7 +75,12 @@ export class TestHost {
         return identity.role === 'manager' ? { ...c, env: { ...c.env, ...o.managerEnv } } : c;
       },
     };
-    const provisioner = new Provisioner({ store, clouds: [cloud], identities });
+    const provisioner = new Provisioner({
+      store,
+      clouds: [cloud],
+      identities,
+      ...(o.policy ? { policy: o.policy } : {}),
+    });
     await provisioner.load();
     provisioner.serve(bus);
     await bus.flush();

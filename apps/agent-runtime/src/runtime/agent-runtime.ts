@@ -5,6 +5,7 @@ import { CpsError, issuesFromZod, NotFoundError, ValidationError } from '@cps/co
 import { subjects, type Bus } from '@cps/bus';
 import {
   agentLogs,
+  archiveChunk,
   callMethod,
   checkAgentProcess,
   type AgentContext,
@@ -14,6 +15,7 @@ import {
   type ServiceDefinition,
 } from '@cps/services';
 import { MetricsSampler, type ProcessSupervisor } from '../processes/index.js';
+import { ArchiveReceiver } from './archive-receiver.js';
 
 export interface AgentRuntimeOptions {
   readonly bus: Bus;
@@ -41,8 +43,12 @@ export class AgentRuntime {
   private timer: NodeJS.Timeout | undefined;
   private ready = false;
   private readonly sampler = new MetricsSampler();
+  private readonly archives: ArchiveReceiver;
 
-  constructor(private readonly o: AgentRuntimeOptions) {}
+  constructor(private readonly o: AgentRuntimeOptions) {
+    // beside `work`, never inside it: workloads must not swap an archive between check and extraction
+    this.archives = new ArchiveReceiver(join(o.nodeDir, 'archives'));
+  }
 
   private get workDir(): string {
     return join(this.o.nodeDir, 'work');
@@ -59,6 +65,9 @@ export class AgentRuntime {
     }));
     this.o.bus.handle(at, agentLogs, (d) => ({ text: this.logs(d.workload, d.tailBytes) }));
     this.o.bus.handle(at, callMethod, async (d) => ({ result: await this.call(d.method, d.args) }));
+    this.o.bus.handle(at, archiveChunk, (d) =>
+      this.archives.receive({ ...d, data: Buffer.from(d.data, 'base64') }),
+    );
     await this.o.bus.flush();
     this.heartbeat();
     this.timer = setInterval(() => this.heartbeat(), this.o.heartbeatMs ?? 1_000);
@@ -125,6 +134,7 @@ export class AgentRuntime {
       workDir: this.workDir,
       ports: this.o.ports,
       log: this.o.log ?? silent,
+      archivePath: (version) => this.archives.path(version),
       startWorkload: async (w) => {
         await this.o.supervisor.start({
           name: w.name,

@@ -18,6 +18,10 @@ import {
   shutdownService,
   startupService,
   agentLogs,
+  archiveChunk,
+  ARCHIVE_TRANSFER_CHUNK,
+  setArchive,
+  type ArchiveView,
   type ManagerContext,
   type MethodDefinition,
   type NodeInfo,
@@ -26,6 +30,7 @@ import {
   type ServiceStatus,
 } from '@cps/services';
 import { createNode, destroyNode } from '@cps/clouds';
+import { ArchiveStore } from '@cps/archives';
 import type { ServiceEvent } from '../service/events.js';
 import {
   serviceDecider,
@@ -92,6 +97,8 @@ export class ManagerRuntime {
   private checkQueued = false;
   private nodesChangedQueued = false;
   private table: Map<string, ServedCommand> | undefined;
+  private archiveStore: ArchiveStore | undefined;
+  private readonly transfers = new Map<string, Promise<ArchiveView>>();
 
   constructor(private readonly o: ManagerRuntimeOptions) {
     this.aggregate = `svc.${o.appId}.${o.serviceId}`;
@@ -433,7 +440,19 @@ export class ManagerRuntime {
         ...(s.operation
           ? { operation: { operationId: s.operation.operationId, kind: s.operation.kind } }
           : {}),
+        ...(s.archive ? { archive: s.archive } : {}),
       };
+    });
+    handle(setArchive, async (d, ctx) => {
+      const info = await this.archives().info(d.version);
+      if (!info)
+        throw new ValidationError(`service ${this.o.serviceId} has no archive ${d.version}`, [
+          { path: '$.version', code: 'not_found', message: 'no such archive in the service bucket' },
+        ]);
+      const archive = { version: info.version, size: info.size, digest: info.digest };
+      const events = await this.exec('SetArchive', archive, ctx.requestId);
+      if (events.length > 0) await this.o.service.manager.onArchiveChanged?.(this.context(await this.live()));
+      return archive;
     });
     handle(getLogs, async (d) => {
       if (!d.nodeId) return { text: tail(this.recent.join('\n'), d.tailBytes) };
@@ -498,11 +517,59 @@ export class ManagerRuntime {
     return out.data;
   }
 
+  private archives(): ArchiveStore {
+    this.archiveStore ??= new ArchiveStore(this.o.bus.connection, { serviceId: this.o.serviceId });
+    return this.archiveStore;
+  }
+
+  /**
+   * Streams the current archive from the service's bucket to one agent, piece by piece; concurrent
+   * asks for the same node and version share one transfer.
+   */
+  private async sendArchive(nodeId: string): Promise<ArchiveView> {
+    const a = (await this.live()).archive;
+    if (!a) throw new ConflictError(`service ${this.o.serviceId} has no archive`);
+    const key = `${nodeId}:${a.version}`;
+    const running = this.transfers.get(key);
+    if (running) return running;
+    const t = this.transfer(nodeId, a).finally(() => this.transfers.delete(key));
+    this.transfers.set(key, t);
+    return t;
+  }
+
+  private async transfer(nodeId: string, a: ArchiveView): Promise<ArchiveView> {
+    const to = subjects.agent(this.o.appId, this.o.serviceId, nodeId);
+    const { chunks } = await this.archives().get(a.version);
+    let offset = 0;
+    let pending = Buffer.alloc(0);
+    const send = async (data: Buffer) => {
+      await this.o.bus.request(
+        to,
+        archiveChunk,
+        { ...a, offset, data: data.toString('base64') },
+        { timeoutMs: 30_000 },
+      );
+      offset += data.length;
+    };
+    for await (const c of chunks) {
+      pending = Buffer.concat([pending, c]);
+      while (pending.length >= ARCHIVE_TRANSFER_CHUNK) {
+        await send(pending.subarray(0, ARCHIVE_TRANSFER_CHUNK));
+        pending = pending.subarray(ARCHIVE_TRANSFER_CHUNK);
+      }
+    }
+    if (pending.length > 0 || offset === 0) await send(pending);
+    this.log.info('archive sent', { nodeId, version: a.version, bytes: offset });
+    return a;
+  }
+
   private context(s: Live): ManagerContext {
     return {
       appId: s.appId,
       serviceId: s.serviceId,
       type: s.type,
+      archive: () => s.archive,
+      sendArchive: (nodeId) => this.sendArchive(nodeId),
       config: mapSecrets(this.o.service.configSchema, s.config, (v) =>
         this.o.secrets ? this.o.secrets.open(String(v)) : v,
       ),

@@ -41,6 +41,11 @@ export const NodeRemovalRequested = defineEvent(
   z.object({ nodeId: IdSchema, operationId: z.string() }),
 );
 export const NodeRemoved = defineEvent('NodeRemoved', z.object({ nodeId: IdSchema }));
+/** The service's code is now this archive of its bucket (the content stays in the object store). */
+export const ArchiveSet = defineEvent(
+  'ArchiveSet',
+  z.object({ version: IdSchema, size: z.number().int().min(0), digest: z.string().regex(/^[0-9a-f]{64}$/) }),
+);
 
 export const serviceEvents = [
   ServiceCreated,
@@ -54,6 +59,7 @@ export const serviceEvents = [
   NodeFailed,
   NodeRemovalRequested,
   NodeRemoved,
+  ArchiveSet,
 ];
 
 export type ServiceEvent =
@@ -67,4 +73,5 @@ export type ServiceEvent =
   | EventOf<typeof NodeReady>
   | EventOf<typeof NodeFailed>
   | EventOf<typeof NodeRemovalRequested>
-  | EventOf<typeof NodeRemoved>;
+  | EventOf<typeof NodeRemoved>
+  | EventOf<typeof ArchiveSet>;

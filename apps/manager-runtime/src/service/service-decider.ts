@@ -6,7 +6,7 @@ import {
   type Command,
   type Decider,
 } from '@cps/core';
-import type { ServiceStatus } from '@cps/services';
+import type { ArchiveView, ServiceStatus } from '@cps/services';
 import type { ServiceEvent } from './events.js';
 
 export type NodeState = 'requested' | 'starting' | 'running' | 'failed' | 'removing' | 'removed';
@@ -39,6 +39,7 @@ export type ServiceState =
       readonly config: unknown;
       readonly nodes: Readonly<Record<string, ServiceNode>>;
       readonly operation?: Operation;
+      readonly archive?: ArchiveView;
     };
 
 type Live = Exclude<ServiceState, { status: 'NONE' }>;
@@ -59,7 +60,8 @@ export type ServiceCommand =
   | Command<'NodeStarted', { nodeId: string; instanceId: string; address?: string }>
   | Command<'NodeReady', { nodeId: string }>
   | Command<'NodeFailed', { nodeId: string; reason: string }>
-  | Command<'NodeRemoved', { nodeId: string }>;
+  | Command<'NodeRemoved', { nodeId: string }>
+  | Command<'SetArchive', ArchiveView>;
 
 const ev = <T extends ServiceEvent['type']>(
   type: T,
@@ -295,6 +297,8 @@ export const evolveService = (state: ServiceState, e: ServiceEvent): ServiceStat
     }
     case 'NodeRemoved':
       return withNode(s, e.data.nodeId, { state: 'removed' });
+    case 'ArchiveSet':
+      return { ...s, archive: e.data };
   }
 };
 
@@ -328,6 +332,9 @@ export const serviceDecider = (
       case 'NodeFailed':
       case 'NodeRemoved':
         return settle(s, nodeEvent(s, c), evolveService);
+      case 'SetArchive':
+        requireState(s, ['INIT', 'PROLOGUE', 'RUNNING', 'ADAPTING', 'STOPPED', 'ERROR'], 'set the archive');
+        return s.archive?.version === c.data.version ? [] : [ev('ArchiveSet', c.data)];
       default: {
         const unknown: never = c;
         throw new CpsError('validation', `unknown command ${JSON.stringify(unknown)}`);

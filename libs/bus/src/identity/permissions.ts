@@ -30,6 +30,26 @@ export const aggregateWriterSubjects = (eventSubject: string, snapshotKey: strin
   `$KV.${SNAPSHOT_BUCKET}.${snapshotKey}`,
 ];
 
+/**
+ * Read-only access to one object-store bucket (the service's code archives): its stream info, its
+ * messages by subject, consumers on its own stream (filtered or not) and their flow control. Nothing
+ * that writes or reaches another stream.
+ */
+export const bucketReaderSubjects = (bucket: string): string[] => {
+  const stream = `OBJ_${bucket}`;
+  return [
+    `${JS}.STREAM.INFO.${stream}`,
+    `${JS}.STREAM.MSG.GET.${stream}`,
+    `${JS}.DIRECT.GET.${stream}`,
+    `${JS}.DIRECT.GET.${stream}.>`,
+    `${JS}.CONSUMER.CREATE.${stream}`,
+    `${JS}.CONSUMER.CREATE.${stream}.>`,
+    `${JS}.CONSUMER.INFO.${stream}.*`,
+    `${JS}.CONSUMER.DELETE.${stream}.*`,
+    `$JS.FC.${stream}.>`,
+  ];
+};
+
 const requireIds = (i: Identity, ...fields: ('appId' | 'serviceId' | 'nodeId')[]): string[] =>
   fields.map((f) => {
     const v = i[f];
@@ -62,6 +82,7 @@ export const permissionsFor = (identity: Identity): BusPermissions => {
             renew,
             `${subjects.provisioner(app, svc)}.>`,
             ...aggregateWriterSubjects(subjects.events('svc', app, svc), `svc.${app}.${svc}`),
+            ...bucketReaderSubjects(subjects.archiveBucket(svc)),
           ],
           deny: [],
         },

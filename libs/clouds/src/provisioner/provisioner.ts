@@ -21,6 +21,19 @@ export const createNode = defineCommand(
     ports: z.object({ from: z.number(), to: z.number() }).optional(),
   }),
 );
+/**
+ * A supervisor (a director) asks for the manager process of a service, on
+ * `subjects.managerProvisioner(app, svc)`: a subject only directors may publish to.
+ */
+export const createManagerNode = defineCommand(
+  'create',
+  z.object({
+    nodeId: IdSchema,
+    serviceType: IdSchema,
+    cloud: z.string().min(1).max(64).default('local'),
+  }),
+  createNode.reply,
+);
 export const destroyNode = defineCommand(
   'destroy',
   z.object({ nodeId: IdSchema }),
@@ -70,6 +83,19 @@ const aggregate = (nodeId: string): string => `node.${nodeId}`;
  */
 export class Provisioner {
   private readonly records = new Map<string, { record: NodeRecord; version: number }>();
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  /** One step at a time per node: racing requests for one node id see each other's records. */
+  private serial<T>(nodeId: string, step: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(nodeId) ?? Promise.resolve();
+    const next = prev.then(step, step);
+    const settled = next.catch(() => undefined);
+    this.locks.set(nodeId, settled);
+    void settled.then(() => {
+      if (this.locks.get(nodeId) === settled) this.locks.delete(nodeId);
+    });
+    return next;
+  }
   private readonly clouds: ReadonlyMap<string, BaseCloud>;
 
   constructor(private readonly o: ProvisionerOptions) {
@@ -86,15 +112,32 @@ export class Provisioner {
     }
   }
 
-  /** Serves `create` and `destroy` for every manager; the subject names the asking service. */
+  /**
+   * Serves `create` and `destroy` of agents for every manager, and of manager processes for
+   * supervisors; the subject names the service asked for.
+   */
   serve(bus: Bus): void {
+    const supervisor = 'cps.sys.mgrnode.*.*';
+    bus.handleAt(`${supervisor}.${createManagerNode.name}`, createManagerNode, (d, ctx) => {
+      const [, , , app, svc] = ctx.subject.split('.');
+      return this.create(
+        { ...d, kind: 'manager', appId: app as string, serviceId: svc as string },
+        ctx.requestId,
+      );
+    });
+    bus.handleAt(`${supervisor}.${destroyNode.name}`, destroyNode, (d, ctx) => {
+      const [, , , app, svc] = ctx.subject.split('.');
+      const owner = { appId: app as string, serviceId: svc as string, kind: 'manager' as const };
+      return this.destroy(d.nodeId, owner, ctx.requestId);
+    });
     bus.handleAt(`cps.sys.node.*.*.${createNode.name}`, createNode, (d, ctx) => {
       const [, , , app, svc] = ctx.subject.split('.');
       return this.create({ ...d, appId: app as string, serviceId: svc as string }, ctx.requestId);
     });
     bus.handleAt(`cps.sys.node.*.*.${destroyNode.name}`, destroyNode, (d, ctx) => {
       const [, , , app, svc] = ctx.subject.split('.');
-      return this.destroy(d.nodeId, { appId: app as string, serviceId: svc as string }, ctx.requestId);
+      const owner = { appId: app as string, serviceId: svc as string, kind: 'agent' as const };
+      return this.destroy(d.nodeId, owner, ctx.requestId);
     });
   }
 
@@ -106,7 +149,7 @@ export class Provisioner {
     return this.records.get(nodeId)?.record;
   }
 
-  async create(
+  create(
     req: {
       nodeId: string;
       kind: NodeKind;
@@ -118,11 +161,20 @@ export class Provisioner {
     },
     requestId: string,
   ): Promise<z.output<typeof createNode.reply>> {
+    return this.serial(req.nodeId, () => this.createNow(req, requestId));
+  }
+
+  private async createNow(
+    req: Parameters<Provisioner['create']>[0],
+    requestId: string,
+  ): Promise<z.output<typeof createNode.reply>> {
     const cloud = this.cloud(req.cloud);
     let record = this.get(req.nodeId);
     if (record && (record.appId !== req.appId || record.serviceId !== req.serviceId)) {
       throw new ForbiddenError(`node ${req.nodeId} belongs to another service`);
     }
+    if (record && record.kind !== req.kind)
+      throw new ForbiddenError(`node ${req.nodeId} is a ${record.kind} node`);
     if (!record) {
       await this.o.policy?.check(req);
       const { nodeId, kind, appId, serviceId, cloud: c } = req;
@@ -154,15 +206,25 @@ export class Provisioner {
     return this.reply(await this.provision(record, cloud, requestId, record.status === 'provisioned'));
   }
 
-  async destroy(
+  destroy(
     nodeId: string,
-    owner: { appId: string; serviceId: string } | undefined,
+    owner: { appId: string; serviceId: string; kind?: NodeKind } | undefined,
+    requestId: string,
+  ): Promise<{ nodeId: string; destroyed: boolean }> {
+    return this.serial(nodeId, () => this.destroyNow(nodeId, owner, requestId));
+  }
+
+  private async destroyNow(
+    nodeId: string,
+    owner: Parameters<Provisioner['destroy']>[1],
     requestId: string,
   ): Promise<{ nodeId: string; destroyed: boolean }> {
     const record = this.get(nodeId);
     if (!record) throw new NotFoundError(`no node ${nodeId}`);
     if (owner && (record.appId !== owner.appId || record.serviceId !== owner.serviceId))
       throw new ForbiddenError(`node ${nodeId} belongs to another service`);
+    if (owner?.kind && record.kind !== owner.kind)
+      throw new ForbiddenError(`node ${nodeId} is a ${record.kind} node: not destroyed through this subject`);
     if (record.status === 'destroyed') return { nodeId, destroyed: true };
     if (record.status !== 'destroying')
       await this.append(nodeId, [{ type: 'NodeDestroyRequested', data: { reason: 'requested' } }], requestId);

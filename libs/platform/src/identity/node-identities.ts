@@ -22,3 +22,33 @@ export class IssuedNodeIdentities {
     };
   }
 }
+
+/**
+ * Contextualization for nodes on clouds that are not this machine (EC2, OpenNebula), whose user-data
+ * anyone on the instance can read: no private key, only a one-time enrollment token (valid `ttlMs`,
+ * default 15 minutes), the director's enrollment URL and the CA bundle (`bus-ca.pem`) its HTTPS
+ * certificate chains to. The node makes its own keys and trades the token (see `enrollNode`).
+ */
+export class EnrollingNodeIdentities {
+  constructor(
+    private readonly issuer: IdentityIssuer,
+    private readonly natsUrls: readonly string[],
+    private readonly enrollUrl: string,
+    private readonly caPem: string,
+    private readonly ttlMs?: number,
+  ) {}
+
+  async contextualize(
+    identity: Identity,
+  ): Promise<{ env: Record<string, string>; files: Record<string, string> }> {
+    const token = await this.issuer.offerEnrollment(identity, this.ttlMs);
+    return {
+      env: {
+        CPS_NATS_URLS: this.natsUrls.join(','),
+        CPS_ENROLL_URL: this.enrollUrl,
+        CPS_ENROLL_TOKEN: token,
+      },
+      files: { 'bus-ca.pem': this.caPem },
+    };
+  }
+}

@@ -1,7 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CpsError, isCpsError } from '@cps/core';
 import { Bus, connectBus } from '@cps/bus';
+import { enrollNode } from '../enrollment/enrollment.js';
 import { IdentityRenewer } from '../identity/renewer.js';
 import type { BusIdentity } from '../trust.js';
 
@@ -14,12 +15,17 @@ export const requireEnv = (name: string): string => {
 
 /**
  * What every node process (manager or agent) does first: read the identity its cloud left in its
- * node directory, connect to the bus with it, and keep it renewed.
+ * node directory (or, when there is none, enroll with `CPS_ENROLL_TOKEN` at `CPS_ENROLL_URL`,
+ * trusting `bus-ca.pem` of that directory), connect to the bus with it, and keep it renewed.
  */
 export const joinBus = async (name: string): Promise<{ bus: Bus; renewer: IdentityRenewer }> => {
-  const identity = JSON.parse(
-    readFileSync(join(requireEnv('CPS_NODE_DIR'), 'identity.json'), 'utf8'),
-  ) as BusIdentity;
+  const nodeDir = requireEnv('CPS_NODE_DIR');
+  const file = join(nodeDir, 'identity.json');
+  const { CPS_ENROLL_TOKEN: token, CPS_ENROLL_URL: url } = process.env;
+  if (!existsSync(file) && token && url)
+    await enrollNode({ url, token, caPem: readFileSync(join(nodeDir, 'bus-ca.pem'), 'utf8'), nodeDir });
+  delete process.env.CPS_ENROLL_TOKEN;
+  const identity = JSON.parse(readFileSync(file, 'utf8')) as BusIdentity;
   const servers = requireEnv('CPS_NATS_URLS').split(',');
   const open = (id: BusIdentity) =>
     connectBus({ servers, tls: id.tls, credentials: id.credentials, inboxPrefix: id.inboxPrefix, name });

@@ -17,11 +17,26 @@ export interface PluginLogger {
   error(msg: string, fields?: Record<string, unknown>): void;
 }
 
+/** A code archive as the service's state records it (the content stays in the object store). */
+export interface ArchiveView {
+  readonly version: string;
+  readonly size: number;
+  /** SHA-256, lowercase hex. */
+  readonly digest: string;
+}
+
 export interface ManagerContext {
   readonly appId: string;
   readonly serviceId: string;
   readonly type: string;
   readonly config: unknown;
+  /** The service's current code archive, if one was set. */
+  archive(): ArchiveView | undefined;
+  /**
+   * Copies the current archive to a node, in pieces over the bus; resolves once the agent has it
+   * whole and verified (then `AgentContext.archivePath(version)` finds it). `conflict` if no archive.
+   */
+  sendArchive(nodeId: string): Promise<ArchiveView>;
   /** The service's nodes as the manager's state knows them. */
   nodes(): readonly NodeView[];
   /** Calls a method of the plugin's agent part on one node (validated against its schemas). */
@@ -47,6 +62,11 @@ export interface AgentContext {
   readonly workDir: string;
   /** The ports this node may listen on. */
   readonly ports: { readonly from: number; readonly to: number };
+  /**
+   * Where the archive `version` that the manager sent lies, verified (in the node's private
+   * directory; extract it into `workDir`). `not_found` if this node does not have it whole.
+   */
+  archivePath(version: string): string;
   startWorkload(w: WorkloadRequest): Promise<void>;
   /** A workload's state, or undefined if it was never started. */
   workload(name: string): { readonly state: string; readonly exitCode?: number | null } | undefined;

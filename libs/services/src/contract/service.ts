@@ -67,6 +67,8 @@ export interface ServiceDefinition<
     readonly methods: ManagerMethods;
     /** Runs after a node became ready or was removed (e.g. to tell every agent its peers). */
     readonly onNodesChanged?: (ctx: ManagerContext) => Promise<void>;
+    /** Runs after `set_archive` made a new archive current (e.g. to send it to every node). */
+    readonly onArchiveChanged?: (ctx: ManagerContext) => Promise<void>;
   };
   readonly agent: {
     readonly methods: AgentMethods;
@@ -91,8 +93,9 @@ export const GENERIC_MANAGER_METHODS = [
   'get_service_info',
   'get_logs',
   'get_history',
+  'set_archive',
 ] as const;
-export const GENERIC_AGENT_METHODS = ['check_agent_process', 'get_logs'] as const;
+export const GENERIC_AGENT_METHODS = ['check_agent_process', 'get_logs', 'archive_chunk'] as const;
 
 const METHOD_NAME = /^[a-z][a-z0-9_]{0,62}$/;
 

@@ -13,9 +13,8 @@ import { agentMethod, defineService, managerMethod } from '../contract/service.j
  */
 const SCRIPTS = ['init', 'notify', 'run', 'interrupt', 'cleanup'] as const;
 type Script = (typeof SCRIPTS)[number];
+let updates: Promise<unknown> = Promise.resolve();
 const Agents = z.array(z.object({ nodeId: IdSchema, role: z.string(), address: z.string() }));
-const MAX_INLINE_ARCHIVE = 700_000;
-const codeVersions = new Map<string, { version: number; archive: string }>();
 
 const scriptEnv = (ctx: AgentContext): Record<string, string> => {
   const file = join(ctx.workDir, 'agents.json');
@@ -54,14 +53,17 @@ const isRunning = (ctx: AgentContext, script: Script): boolean => {
   return w?.state === 'running' || w?.state === 'starting';
 };
 
-const pushCode = async (ctx: ManagerContext, nodeIds: readonly string[]): Promise<void> => {
-  const code = codeVersions.get(ctx.serviceId);
-  if (!code) return;
+/** Sends the current archive to each node and has it unpacked there (init.sh runs after). */
+const deliverCode = async (ctx: ManagerContext, nodeIds: readonly string[]): Promise<number> => {
+  const archive = ctx.archive();
+  if (!archive) return 0;
   await Promise.all(
-    nodeIds.map((n) =>
-      ctx.callAgent(n, 'update_code', { version: code.version, archiveBase64: code.archive }),
-    ),
+    nodeIds.map(async (n) => {
+      await ctx.sendArchive(n);
+      await ctx.callAgent(n, 'update_code', { version: archive.version });
+    }),
   );
+  return nodeIds.length;
 };
 
 const running = (ctx: ManagerContext) => ctx.nodes().filter((n) => n.state === 'running');
@@ -93,19 +95,6 @@ export const genericService = defineService({
   manifestKeys: z.object({ Archive: z.string().url().optional(), StartRole: z.string().optional() }),
   manager: {
     methods: {
-      upload_code: managerMethod({
-        description:
-          'Deploys a code archive (tar, tar.gz or zip, base64) to every node; new nodes get it too',
-        args: z.object({ archiveBase64: z.string().min(1).max(MAX_INLINE_ARCHIVE) }),
-        result: z.object({ version: z.number(), nodes: z.number() }),
-        handle: async (ctx, args) => {
-          const version = (codeVersions.get(ctx.serviceId)?.version ?? 0) + 1;
-          codeVersions.set(ctx.serviceId, { version, archive: args.archiveBase64 });
-          const nodes = running(ctx).map((n) => n.nodeId);
-          await pushCode(ctx, nodes);
-          return { version, nodes: nodes.length };
-        },
-      }),
       run: managerMethod({
         description: 'Starts run.sh on every node',
         args: ScriptArgs,
@@ -149,13 +138,19 @@ export const genericService = defineService({
         address: n.address ?? '127.0.0.1',
       }));
       const statuses = await Promise.all(nodes.map((n) => ctx.callAgent(n.nodeId, 'init_agent', { agents })));
-      const code = codeVersions.get(ctx.serviceId);
+      const current = ctx.archive()?.version;
       const lacking = nodes.filter(
-        (_, i) => code && (statuses[i] as { codeVersion: number }).codeVersion < code.version,
+        (_, i) => current !== undefined && (statuses[i] as { codeVersion: string }).codeVersion !== current,
       );
-      await pushCode(
+      await deliverCode(
         ctx,
         lacking.map((n) => n.nodeId),
+      );
+    },
+    onArchiveChanged: async (ctx) => {
+      await deliverCode(
+        ctx,
+        running(ctx).map((n) => n.nodeId),
       );
     },
   },
@@ -164,7 +159,7 @@ export const genericService = defineService({
       init_agent: agentMethod({
         description: 'Tells the node its peers (agents.json); runs notify.sh when the code is there',
         args: z.object({ agents: Agents }),
-        result: z.object({ codeVersion: z.number() }),
+        result: z.object({ codeVersion: z.string() }),
         handle: async (ctx, args) => {
           writeFileSync(join(ctx.workDir, 'agents.json'), JSON.stringify(args.agents, null, 2), {
             mode: 0o644,
@@ -174,23 +169,25 @@ export const genericService = defineService({
         },
       }),
       update_code: agentMethod({
-        description: 'Replaces the code with an archive, then runs init.sh',
-        args: z.object({
-          version: z.number().int().min(1),
-          archiveBase64: z.string().max(MAX_INLINE_ARCHIVE),
-        }),
-        result: z.object({ files: z.number() }),
-        handle: async (ctx, args) => {
-          if (isRunning(ctx, 'run'))
-            throw new ConflictError('run.sh is running: interrupt it before replacing the code');
-          const dest = join(ctx.workDir, 'code');
-          rmSync(dest, { recursive: true, force: true });
-          const r = await extractArchive(Buffer.from(args.archiveBase64, 'base64'), dest, {
-            maxBytes: 64 * 1024 * 1024,
-          });
-          writeFileSync(join(ctx.workDir, '.code-version'), String(args.version));
-          await runScript(ctx, 'init');
-          return { files: r.files };
+        description: 'Replaces the code with an archive the manager sent, then runs init.sh',
+        args: z.object({ version: z.string().max(64) }),
+        result: z.object({ updated: z.boolean() }),
+        // one update at a time; the version already in place is not unpacked again
+        handle: (ctx, args) => {
+          const update = async () => {
+            if (codeVersionOf(ctx) === args.version) return { updated: false };
+            if (isRunning(ctx, 'run'))
+              throw new ConflictError('run.sh is running: interrupt it before replacing the code');
+            const dest = join(ctx.workDir, 'code');
+            rmSync(dest, { recursive: true, force: true });
+            await extractArchive(ctx.archivePath(args.version), dest);
+            writeFileSync(join(ctx.workDir, '.code-version'), args.version);
+            await runScript(ctx, 'init');
+            return { updated: true };
+          };
+          const next = updates.then(update, update);
+          updates = next.catch(() => undefined);
+          return next;
         },
       }),
       execute_script: agentMethod({
@@ -225,7 +222,7 @@ export const genericService = defineService({
   },
 });
 
-const codeVersionOf = (ctx: AgentContext): number => {
+const codeVersionOf = (ctx: AgentContext): string => {
   const f = join(ctx.workDir, '.code-version');
-  return existsSync(f) ? Number(readFile(f, 'utf8')) : 0;
+  return existsSync(f) ? readFile(f, 'utf8') : '';
 };

@@ -56,7 +56,46 @@ export const getServiceInfo = defineCommand(
     state: z.string(),
     operation: z.object({ operationId: z.string(), kind: z.string() }).optional(),
     nodes: z.record(z.string(), z.number()),
+    archive: z.object({ version: z.string(), size: z.number(), digest: z.string() }).optional(),
   }),
+);
+
+const ArchiveVersion = z
+  .string()
+  .max(64)
+  .regex(/^[a-z0-9][a-z0-9_-]*$/);
+const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/);
+
+/**
+ * Makes an archive of the service's bucket (uploaded there by the director) the service's current
+ * code; the plugin is told (`onArchiveChanged`) and hands it to its nodes.
+ */
+export const setArchive = defineCommand(
+  'set_archive',
+  z.object({ version: ArchiveVersion }),
+  z.object({ version: z.string(), size: z.number(), digest: z.string() }),
+);
+
+/** Largest archive an agent accepts (the extraction limit). */
+export const MAX_ARCHIVE_BYTES = 256 * 1024 * 1024;
+/** Raw bytes per `archive_chunk` (base64 in the message: well under the default 1 MiB max_payload). */
+export const ARCHIVE_TRANSFER_CHUNK = 128 * 1024;
+
+/**
+ * One piece of an archive, from a manager to one of its agents (agents have no JetStream access).
+ * Pieces arrive in order: `offset` is the number of bytes the agent already holds (0 restarts the
+ * transfer). The agent checks size and SHA-256 when the last piece arrives.
+ */
+export const archiveChunk = defineCommand(
+  'archive_chunk',
+  z.object({
+    version: ArchiveVersion,
+    size: z.number().int().min(0).max(MAX_ARCHIVE_BYTES),
+    digest: Sha256Hex,
+    offset: z.number().int().min(0).max(MAX_ARCHIVE_BYTES),
+    data: z.base64().max(Math.ceil(ARCHIVE_TRANSFER_CHUNK / 3) * 4),
+  }),
+  z.object({ received: z.number(), complete: z.boolean() }),
 );
 export const getLogs = defineCommand(
   'get_logs',

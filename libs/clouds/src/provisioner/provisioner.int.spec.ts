@@ -1,0 +1,151 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hasErrorCode, ForbiddenError } from '@cps/core';
+import { Bus, subjects } from '@cps/bus';
+import { createManagerNode, createNode, destroyNode } from '@cps/clouds';
+import { eventually, TestHost, ViolationLog } from '@cps/testing';
+
+/**
+ * The Provisioner over the bus, as managers and supervisors use it: real nats-server, real
+ * identities, real local processes (a node here is an idle Node process: what it runs is the
+ * agent runtime's business, tested elsewhere).
+ */
+describe('Provisioner: nodes for managers, manager processes for supervisors', () => {
+  let host: TestHost;
+  let dir: string;
+  let manager: Bus;
+  let other: Bus;
+  let refuse = false;
+  const mine = subjects.provisioner('a1', 's1');
+  const agent = (nodeId: string) => ({
+    nodeId,
+    kind: 'agent' as const,
+    serviceType: 'helloworld',
+    role: 'node',
+  });
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cps-prov-'));
+    const idle = join(dir, 'idle.mjs');
+    writeFileSync(idle, 'setInterval(() => {}, 1000);\n');
+    host = await TestHost.start({
+      agentEntry: idle,
+      managerEntry: idle,
+      stopGraceMs: 500,
+      policy: {
+        check: () =>
+          refuse ? Promise.reject(new ForbiddenError('quota: no nodes left')) : Promise.resolve(),
+      },
+    });
+    manager = new Bus(await host.nats.connect({ role: 'manager', id: 's1', appId: 'a1', serviceId: 's1' }));
+    other = new Bus(await host.nats.connect({ role: 'manager', id: 's2', appId: 'a1', serviceId: 's2' }));
+  });
+  afterAll(async () => {
+    await manager?.close();
+    await other?.close();
+    await host?.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('creates an agent once per node id, however often the request is retried', async () => {
+    const [a, b] = await Promise.all([
+      manager.request(mine, createNode, agent('n1'), { requestId: 'create:n1', timeoutMs: 20_000 }),
+      manager.request(mine, createNode, agent('n1'), { requestId: 'create:n1-retry', timeoutMs: 20_000 }),
+    ]);
+    expect(a.instanceId).toBe(b.instanceId);
+    const live = (await host.cloud.list()).filter((n) => n.nodeId === 'n1');
+    expect(live).toHaveLength(1);
+    expect(host.provisioner.get('n1')).toMatchObject({ kind: 'agent', appId: 'a1', serviceId: 's1' });
+  });
+
+  it('refuses a manager asking for a manager process, or for nodes of another service', async () => {
+    await expect(
+      manager.request(mine, createNode, { ...agent('m1'), kind: 'manager' } as never),
+    ).rejects.toSatisfy((e) => hasErrorCode(e, 'validation') && e.issues[0]?.path === '$.kind');
+
+    const log = ViolationLog.watch(manager.connection);
+    const theirs = `${subjects.managerProvisioner('a1', 's1')}.${createManagerNode.name}`;
+    manager.connection.publish(theirs, '{}');
+    await log.expect('Publish', theirs);
+    const foreign = `${subjects.provisioner('a1', 's2')}.${createNode.name}`;
+    manager.connection.publish(foreign, '{}');
+    await log.expect('Publish', foreign);
+
+    // n1 is s1's: s2's manager can neither destroy nor claim it
+    await expect(
+      other.request(subjects.provisioner('a1', 's2'), destroyNode, { nodeId: 'n1' }),
+    ).rejects.toSatisfy((e) => hasErrorCode(e, 'forbidden'));
+    await expect(other.request(subjects.provisioner('a1', 's2'), createNode, agent('n1'))).rejects.toSatisfy(
+      (e) => hasErrorCode(e, 'forbidden'),
+    );
+    expect(host.provisioner.get('m1')).toBeUndefined();
+  });
+
+  it("starts a service's manager process for a supervisor; its manager cannot destroy it", async () => {
+    const r = await host.bus.request(
+      subjects.managerProvisioner('a1', 's1'),
+      createManagerNode,
+      { nodeId: 'mgr-s1', serviceType: 'helloworld' },
+      { timeoutMs: 20_000 },
+    );
+    expect((await host.cloud.get('mgr-s1'))?.instanceId).toBe(r.instanceId);
+    expect(host.provisioner.get('mgr-s1')).toMatchObject({ kind: 'manager', serviceId: 's1' });
+    await expect(manager.request(mine, destroyNode, { nodeId: 'mgr-s1' })).rejects.toSatisfy((e) =>
+      hasErrorCode(e, 'forbidden'),
+    );
+    await expect(
+      host.bus.request(subjects.managerProvisioner('a1', 's1'), destroyNode, { nodeId: 'n1' }),
+    ).rejects.toSatisfy((e) => hasErrorCode(e, 'forbidden'));
+    await host.bus.request(subjects.managerProvisioner('a1', 's1'), destroyNode, { nodeId: 'mgr-s1' });
+    expect(await host.cloud.get('mgr-s1')).toBeUndefined();
+    expect(host.provisioner.get('mgr-s1')?.status).toBe('destroyed');
+  });
+
+  it('records nothing and starts nothing when the policy refuses', async () => {
+    const before = (await host.cloud.list()).length;
+    refuse = true;
+    try {
+      await expect(manager.request(mine, createNode, agent('n9'))).rejects.toSatisfy(
+        (e) => hasErrorCode(e, 'forbidden') && /quota/.test(e.message),
+      );
+    } finally {
+      refuse = false;
+    }
+    expect(host.provisioner.get('n9')).toBeUndefined();
+    expect((await host.cloud.list()).length).toBe(before);
+  });
+
+  it('reconciles: destroys an orphan process, re-creates a recorded node that died', async () => {
+    const orphan = await host.cloud.create({
+      nodeId: 'orphan1',
+      kind: 'agent',
+      appId: 'a1',
+      serviceId: 's1',
+      contextualization: { env: {}, files: {} },
+    });
+    const n1 = (await host.cloud.get('n1'))!;
+    process.kill(Number(n1.instanceId), 'SIGKILL');
+    await eventually(
+      () => host.cloud.get('n1'),
+      (n) => n?.state !== 'running',
+      5_000,
+    );
+
+    const report = await host.provisioner.reconcile();
+    expect(report.orphansDestroyed).toEqual([orphan.nodeId]);
+    expect(report.recreated).toEqual(['n1']);
+    expect(await host.cloud.get('orphan1')).toBeUndefined();
+    const again = (await host.cloud.get('n1'))!;
+    expect(again.state).toBe('running');
+    expect(again.instanceId).not.toBe(n1.instanceId);
+
+    // a second pass finds nothing to do
+    expect(await host.provisioner.reconcile()).toEqual({
+      orphansDestroyed: [],
+      recreated: [],
+      forgotten: [],
+    });
+  });
+});
