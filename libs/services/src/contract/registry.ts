@@ -15,6 +15,9 @@ export interface ServiceTypeInfo {
   readonly description: string;
   readonly roles: readonly string[];
   readonly defaultRoles: Readonly<Record<string, number>>;
+  /** JSON Schemas of the service's settings and of its type-specific manifest keys. */
+  readonly config: unknown;
+  readonly manifestKeys: unknown;
   readonly manager: readonly MethodInfo[];
   readonly agent: readonly MethodInfo[];
 }
@@ -39,6 +42,10 @@ export class ServiceRegistry {
     this.byType = m;
   }
 
+  has(type: string): boolean {
+    return this.byType.has(type);
+  }
+
   types(): string[] {
     return [...this.byType.keys()].sort();
   }
@@ -59,6 +66,8 @@ export class ServiceRegistry {
       description: d.description,
       roles: d.roles,
       defaultRoles: d.defaultRoles as Record<string, number>,
+      config: z.toJSONSchema(d.configSchema, { unrepresentable: 'any' }),
+      manifestKeys: z.toJSONSchema(d.manifestKeys, { unrepresentable: 'any' }),
       manager: Object.entries(d.manager.methods).map(([n, m]) => info(n, m)),
       agent: Object.entries(d.agent.methods).map(([n, m]) => info(n, m)),
     };

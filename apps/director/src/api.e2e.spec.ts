@@ -1,0 +1,177 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Director } from './director.js';
+import { ADMIN_PASSWORD, DirectorHarness, type Client } from './director.spec-helpers.js';
+
+describe('director over HTTPS: users, tokens, applications, errors', () => {
+  let h: DirectorHarness;
+  let d: Director;
+  let anon: Client;
+  let admin: Client;
+  let alice: Client;
+  let bob: Client;
+
+  beforeAll(async () => {
+    h = await DirectorHarness.start();
+    d = await h.startDirector();
+    anon = h.client(d);
+    admin = await h.signIn(d, 'admin', ADMIN_PASSWORD);
+    alice = await h.user(d, 'alice');
+    bob = await h.user(d, 'bob');
+  });
+  afterAll(async () => h?.cleanup());
+
+  it('serves health, readiness and metrics without signing in', async () => {
+    expect((await anon.get('/healthz')).body).toMatchObject({ status: 'ok' });
+    expect((await anon.get('/readyz')).status).toBe(200);
+    const m = await anon.get('/metrics');
+    expect(m.status).toBe(200);
+    expect(m.text).toContain('cps_http_request_duration_seconds');
+  });
+
+  it('signs in, tells who is signed in, and signs out', async () => {
+    const me = await alice.get('/v1/me');
+    expect(me.body).toMatchObject({ username: 'alice', role: 'user', credit: 50 });
+    const s = await h.signIn(d, 'alice', 'alice-password');
+    expect((await s.delete('/v1/sessions/current')).status).toBe(204);
+    const after = await s.get('/v1/me');
+    expect(after.status).toBe(401);
+    expect(after.body).toMatchObject({ code: 'unauthenticated' });
+    expect(after.headers['content-type']).toContain('application/problem+json');
+  });
+
+  it('refuses wrong passwords, then rate-limits the user name', async () => {
+    const bad = await anon.post('/v1/sessions', { username: 'bob', password: 'wrong-password' });
+    expect(bad.status).toBe(401);
+    expect(bad.body.code).toBe('unauthenticated');
+    let last = bad;
+    for (let i = 0; i < 6; i++) last = await anon.post('/v1/sessions', { username: 'bob', password: 'wrong' });
+    expect(last.status).toBe(429);
+    expect(last.body.code).toBe('rate_limited');
+    // even the right password waits out the window
+    expect((await anon.post('/v1/sessions', { username: 'bob', password: 'bob-password' })).status).toBe(429);
+    // other users are not affected
+    expect((await anon.post('/v1/sessions', { username: 'alice', password: 'alice-password' })).status).toBe(201);
+  });
+
+  it('creates API tokens shown once, lists them without secrets, revokes them', async () => {
+    const t = await alice.post('/v1/tokens', { name: 'ci' });
+    expect(t.status).toBe(201);
+    expect(t.body.token).toMatch(/^cps_t[0-9a-f]+_/);
+    const viaToken = h.client(d).as(t.body.token as string);
+    expect((await viaToken.get('/v1/me')).body.username).toBe('alice');
+    const list = await alice.get('/v1/tokens');
+    const listed = list.body.tokens.find((x: { tokenId: string }) => x.tokenId === t.body.tokenId);
+    expect(listed).toMatchObject({ name: 'ci', kind: 'api', revoked: false });
+    expect(JSON.stringify(list.body)).not.toContain(t.body.token);
+    expect((await bob.delete(`/v1/tokens/${t.body.tokenId}`)).status).toBe(404);
+    expect((await alice.delete(`/v1/tokens/${t.body.tokenId}`)).status).toBe(204);
+    expect((await viaToken.get('/v1/me')).status).toBe(401);
+    expect((await h.client(d).as('cps_tnope_' + 'x'.repeat(43)).get('/v1/me')).status).toBe(401);
+    expect((await h.client(d).as('garbage').get('/v1/me')).body.code).toBe('unauthenticated');
+  });
+
+  it('creates applications with unique names per user; others see 404', async () => {
+    const a = await alice.post('/v1/applications', { name: 'shop', description: 'the shop' });
+    expect(a.status).toBe(201);
+    expect(a.body).toMatchObject({ name: 'shop', description: 'the shop', services: [] });
+    const again = await alice.post('/v1/applications', { name: 'shop' });
+    expect(again.status).toBe(409);
+    expect(again.body).toMatchObject({ code: 'name_taken', issues: [{ path: '$.name', code: 'name_taken' }] });
+    // the same name is fine for another user
+    expect((await bob.post('/v1/applications', { name: 'shop' })).status).toBe(201);
+
+    expect((await alice.get('/v1/applications/shop')).body.appId).toBe(a.body.appId);
+    expect((await alice.get(`/v1/applications/${a.body.appId}`)).body.name).toBe('shop');
+    for (const path of [`/v1/applications/${a.body.appId}`, `/v1/applications/${a.body.appId}/services`]) {
+      const r = await bob.get(path);
+      expect(r.status).toBe(404);
+      expect(r.body.code).toBe('not_found');
+    }
+    expect((await bob.patch(`/v1/applications/${a.body.appId}`, { name: 'mine' })).status).toBe(404);
+    expect((await bob.delete(`/v1/applications/${a.body.appId}`)).status).toBe(404);
+    const bobs = (await bob.get('/v1/applications')).body.applications as { appId: string }[];
+    expect(bobs.map((x) => x.appId)).not.toContain(a.body.appId);
+    // admins see everybody's
+    const all = (await admin.get('/v1/applications')).body.applications as { appId: string }[];
+    expect(all.map((x) => x.appId)).toContain(a.body.appId);
+  });
+
+  it('renames an application and frees the old name', async () => {
+    const a = await alice.post('/v1/applications', { name: 'blog' });
+    const r = await alice.patch('/v1/applications/blog', { name: 'journal' });
+    expect(r.status).toBe(200);
+    expect(r.body.name).toBe('journal');
+    expect((await alice.get('/v1/applications/journal')).body.appId).toBe(a.body.appId);
+    expect((await alice.get('/v1/applications/blog')).status).toBe(404);
+    expect((await alice.post('/v1/applications', { name: 'blog' })).status).toBe(201);
+  });
+
+  it('answers bad input with problem+json naming every offending field, and writes nothing', async () => {
+    const before = (await alice.get('/v1/applications')).body.applications.length as number;
+    const cases: [string, unknown, string][] = [
+      ['name too long', { name: 'x'.repeat(65) }, '$.name'],
+      ['odd characters', { name: 'a/b' }, '$.name'],
+      ['wrong type', { name: 42 }, '$.name'],
+      ['unknown field', { name: 'ok', owner: 'bob' }, '$.owner'],
+      ['missing name', {}, '$.name'],
+    ];
+    for (const [what, body, path] of cases) {
+      const r = await alice.post('/v1/applications', body);
+      expect(r.status, what).toBe(400);
+      expect(r.body.code, what).toBe('validation');
+      expect(
+        (r.body.issues as { path: string }[]).some((i) => i.path === path),
+        `${what}: ${JSON.stringify(r.body.issues)}`,
+      ).toBe(true);
+    }
+    const malformed = await alice.request('POST', '/v1/applications', { raw: '{"name": ', contentType: 'application/json' });
+    expect(malformed.status).toBe(400);
+    expect(malformed.body).toMatchObject({ code: 'validation', issues: [{ path: '$', code: 'invalid_json' }] });
+    const huge = await alice.request('POST', '/v1/applications', {
+      raw: JSON.stringify({ name: 'big', description: 'x'.repeat(2 * 1024 * 1024) }),
+      contentType: 'application/json',
+    });
+    expect(huge.status).toBe(413);
+    expect(huge.body.code).toBe('payload_too_large');
+    const unknownRoute = await alice.get('/v1/nothing-here');
+    expect(unknownRoute.status).toBe(404);
+    expect(unknownRoute.body.code).toBe('not_found');
+    expect((await anon.get('/v1/applications')).status).toBe(401);
+    expect((await alice.get('/v1/applications')).body.applications.length).toBe(before);
+  });
+
+  it('keeps admin routes for admins', async () => {
+    expect((await alice.get('/v1/users')).status).toBe(403);
+    const users = await admin.get('/v1/users');
+    expect(users.body.users.map((u: { username: string }) => u.username)).toEqual(
+      expect.arrayContaining(['admin', 'alice', 'bob']),
+    );
+    expect((await alice.post('/v1/users/bob/credit', { amount: 5 })).status).toBe(403);
+    const granted = await admin.post('/v1/users/bob/credit', { amount: 7, reason: 'test' });
+    expect(granted.status).toBe(200);
+    expect(granted.body.credit).toBe(57);
+    expect((await alice.get('/v1/users/bob')).status).toBe(404);
+    expect((await alice.get('/v1/users/alice')).body.username).toBe('alice');
+    // registering yourself as admin is refused
+    const sneaky = await anon.post('/v1/users', { username: 'mallory', password: 'password123', role: 'admin' });
+    expect(sneaky.status).toBe(403);
+    const dup = await anon.post('/v1/users', { username: 'alice', password: 'password123' });
+    expect(dup.status).toBe(409);
+    expect(dup.body.code).toBe('name_taken');
+  });
+
+  it('lists the service types with their methods and schemas', async () => {
+    const r = await alice.get('/v1/service-types');
+    const generic = r.body.serviceTypes.find((t: { type: string }) => t.type === 'generic');
+    expect(generic.roles).toEqual(['master', 'node']);
+    expect(generic.methods.map((m: { name: string }) => m.name)).toEqual(
+      expect.arrayContaining(['run', 'interrupt', 'cleanup', 'get_script_status']),
+    );
+  });
+
+  it('serves an OpenAPI 3.1 document with every route', async () => {
+    const r = await anon.get('/openapi.json');
+    expect(r.body.openapi).toBe('3.1.0');
+    expect(Object.keys(r.body.paths)).toEqual(expect.arrayContaining(['/v1/applications', '/v1/sessions']));
+  });
+});

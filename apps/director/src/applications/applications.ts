@@ -1,0 +1,384 @@
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { z } from 'zod';
+import { ConflictError, CpsError, NotFoundError, ValidationError, issuesFromZod } from '@cps/core';
+import { subjects, type Bus, type CommandDefinition } from '@cps/bus';
+import { ArchiveStore, deleteArchiveBucket, ensureArchiveBucket } from '@cps/archives';
+import {
+  addNodes,
+  callMethod,
+  getHistory,
+  getLogs,
+  getNodeInfo,
+  listNodes,
+  removeNodes,
+  setArchive,
+  shutdownService,
+  startupService,
+  type ServiceRegistry,
+} from '@cps/services';
+import type { ServiceCommand, ServiceEvent, ServiceState } from '@cps/manager-runtime';
+import type { Principal } from '../http/request.js';
+import type { Aggregates, DirectorCore } from '../director-core.js';
+import type { ApplicationView, ServiceView } from '../read-models/directory.js';
+import type { Supervisor } from '../supervision/supervisor.js';
+
+const hashId = (prefix: string, seed: string): string =>
+  `${prefix}${createHash('sha256').update(seed).digest('hex').slice(0, 12)}`;
+
+export interface ApplicationsOptions {
+  readonly maxApplicationsPerUser: number;
+  readonly maxArchiveBytes: number;
+  readonly clouds: readonly string[];
+  readonly operationTimeoutMs: number;
+}
+
+type Actor = { requestId: string; actor: string };
+
+/**
+ * Applications and their services: the director's side (names, ownership, the order of services)
+ * and the gateway to each service's manager (clients never reach managers themselves). Long steps
+ * are operations: recorded, answered with 202, carried on in the background and after a restart.
+ */
+export class Applications {
+  constructor(
+    private readonly core: DirectorCore,
+    private readonly bus: Bus,
+    private readonly registry: ServiceRegistry,
+    private readonly supervisor: Supervisor,
+    private readonly services: Aggregates<ServiceCommand, ServiceEvent, ServiceState>,
+    private readonly o: ApplicationsOptions,
+  ) {}
+
+  // ---- reads
+
+  private owner(p: Principal): string | undefined {
+    return p.role === 'admin' ? undefined : p.userId;
+  }
+
+  /** An application the caller owns (admins: any), by id or name; others' answer 404. */
+  app(p: Principal, ref: string): ApplicationView {
+    const a = this.core.directory.appOf(this.owner(p), ref) ?? this.core.directory.appOf(p.userId, ref);
+    if (!a) throw new NotFoundError(`no application ${ref}`);
+    return a;
+  }
+
+  service(p: Principal, appRef: string, svcRef: string): { app: ApplicationView; svc: ServiceView } {
+    const app = this.app(p, appRef);
+    const list = this.core.directory.servicesOf(app);
+    const svc = list.find((s) => s.serviceId === svcRef) ?? list.find((s) => s.name === svcRef);
+    if (!svc) throw new NotFoundError(`no service ${svcRef} in ${app.name}`);
+    return { app, svc };
+  }
+
+  list(p: Principal): ApplicationView[] {
+    const owner = this.owner(p);
+    return [...this.core.directory.apps.values()].filter((a) => !a.deleted && (owner === undefined || a.owner === owner));
+  }
+
+  servicesOf(app: ApplicationView): ServiceView[] {
+    return this.core.directory.servicesOf(app);
+  }
+
+  appDto(a: ApplicationView) {
+    return {
+      appId: a.appId,
+      name: a.name,
+      description: a.description,
+      owner: a.owner,
+      createdAt: a.createdAt,
+      services: this.core.directory.servicesOf(a).map((s) => ({ serviceId: s.serviceId, name: s.name, type: s.type, cloud: s.cloud, state: s.state })),
+    };
+  }
+
+  serviceDto(s: ServiceView) {
+    const nodes: Record<string, number> = {};
+    for (const n of Object.values(s.nodes)) nodes[n['role'] as string] = (nodes[n['role'] as string] ?? 0) + 1;
+    return {
+      serviceId: s.serviceId,
+      appId: s.appId,
+      name: s.name,
+      type: s.type,
+      cloud: s.cloud,
+      state: s.state,
+      nodes,
+      managerRunning: this.supervisor.managerOf(s.serviceId) !== undefined,
+      ...(s.archive ? { archive: s.archive } : {}),
+    };
+  }
+
+  // ---- applications
+
+  async create(p: Principal, r: { name: string; description: string }, m: Actor): Promise<ApplicationView> {
+    if (this.list({ ...p, role: 'user' }).length >= this.o.maxApplicationsPerUser)
+      throw new CpsError('quota_exceeded', `at most ${this.o.maxApplicationsPerUser} applications per user`);
+    const appId = hashId('a', m.requestId);
+    await this.core.names.claim(`app.${p.userId}`, r.name, appId, `${m.requestId}:name`);
+    try {
+      const res = await this.core.apps.run(`app.${appId}`, 'Create', { appId, owner: p.userId, name: r.name, description: r.description }, m);
+      await this.core.caughtUp(res.position);
+    } catch (e) {
+      await this.core.names.release(`app.${p.userId}`, r.name, appId, `${m.requestId}:release`).catch(() => undefined);
+      throw e;
+    }
+    return this.app(p, appId);
+  }
+
+  async update(p: Principal, ref: string, r: { name?: string | undefined; description?: string | undefined }, m: Actor): Promise<ApplicationView> {
+    const a = this.app(p, ref);
+    const rename = r.name !== undefined && r.name !== a.name;
+    if (rename) await this.core.names.claim(`app.${a.owner}`, r.name as string, a.appId, `${m.requestId}:name`);
+    const old = a.name;
+    const res = await this.core.apps.run(`app.${a.appId}`, 'Update', { ...(r.name !== undefined ? { name: r.name } : {}), ...(r.description !== undefined ? { description: r.description } : {}) }, m);
+    if (rename) await this.core.names.release(`app.${a.owner}`, old, a.appId, `${m.requestId}:release`);
+    await this.core.caughtUp(res.position);
+    return this.app(p, a.appId);
+  }
+
+  // ---- services
+
+  async addService(
+    p: Principal,
+    appRef: string,
+    r: { type: string; name: string; cloud: string; config: Record<string, unknown> },
+    m: Actor,
+  ): Promise<ServiceView> {
+    const app = this.app(p, appRef);
+    if (!this.registry.has(r.type))
+      throw new ValidationError(`unknown service type ${r.type}`, [
+        { path: '$.type', code: 'unknown_service_type', message: `types: ${this.registry.types().join(', ')}` },
+      ]);
+    if (!this.o.clouds.includes(r.cloud))
+      throw new ValidationError(`unknown cloud ${r.cloud}`, [{ path: '$.cloud', code: 'unknown_cloud', message: `clouds: ${this.o.clouds.join(', ')}` }]);
+    const def = this.registry.get(r.type);
+    const parsed = def.configSchema.safeParse(r.config);
+    if (!parsed.success)
+      throw new ValidationError('invalid service config', issuesFromZod(parsed.error).map((i) => ({ ...i, path: i.path.replace(/^\$/, '$.config') })));
+    const serviceId = hashId('s', m.requestId);
+    // the service aggregate is born here, before any manager exists: its manager finds it at start
+    await this.services.run(`svc.${app.appId}.${serviceId}`, 'Create', { appId: app.appId, serviceId, type: r.type, config: parsed.data }, m);
+    const res = await this.core.apps.run(`app.${app.appId}`, 'AddService', { serviceId, name: r.name, type: r.type, cloud: r.cloud, config: parsed.data }, m);
+    await this.core.caughtUp(res.position);
+    return this.service(p, app.appId, serviceId).svc;
+  }
+
+  async renameService(p: Principal, appRef: string, svcRef: string, name: string, m: Actor): Promise<ServiceView> {
+    const { app, svc } = this.service(p, appRef, svcRef);
+    const res = await this.core.apps.run(`app.${app.appId}`, 'RenameService', { serviceId: svc.serviceId, name }, m);
+    await this.core.caughtUp(res.position);
+    return this.service(p, app.appId, svc.serviceId).svc;
+  }
+
+  /** Asks the service's manager (it must be running). */
+  async ask<C extends CommandDefinition>(app: ApplicationView, svc: ServiceView, c: C, args: z.input<C['request']>, requestId?: string): Promise<z.output<C['reply']>> {
+    if (!this.supervisor.managerOf(svc.serviceId))
+      throw new ConflictError(`service ${svc.name} is not started (state ${svc.state})`);
+    return this.bus.request(subjects.manager(app.appId, svc.serviceId), c, args, {
+      timeoutMs: 30_000,
+      ...(requestId ? { requestId } : {}),
+    });
+  }
+
+  nodes(p: Principal, a: string, s: string) {
+    const { app, svc } = this.service(p, a, s);
+    return this.ask(app, svc, listNodes, {});
+  }
+
+  node(p: Principal, a: string, s: string, nodeId: string) {
+    const { app, svc } = this.service(p, a, s);
+    return this.ask(app, svc, getNodeInfo, { nodeId });
+  }
+
+  async addNodes(p: Principal, a: string, s: string, r: { nodes: Record<string, number>; cloud: string }, m: Actor) {
+    const { app, svc } = this.service(p, a, s);
+    if (!this.o.clouds.includes(r.cloud))
+      throw new ValidationError(`unknown cloud ${r.cloud}`, [{ path: '$.cloud', code: 'unknown_cloud', message: `clouds: ${this.o.clouds.join(', ')}` }]);
+    return this.ask(app, svc, addNodes, r, m.requestId);
+  }
+
+  async removeNodes(p: Principal, a: string, s: string, r: { nodeIds: string[] } | { nodes: Record<string, number> }, m: Actor) {
+    const { app, svc } = this.service(p, a, s);
+    return this.ask(app, svc, removeNodes, r, m.requestId);
+  }
+
+  async logs(p: Principal, a: string, s: string, q: { node?: string | undefined; workload?: string | undefined; tailBytes: number }) {
+    const { app, svc } = this.service(p, a, s);
+    return this.ask(app, svc, getLogs, { tailBytes: q.tailBytes, ...(q.node ? { nodeId: q.node } : {}), ...(q.workload ? { workload: q.workload } : {}) });
+  }
+
+  /** State changes and operations, from the service's events (no manager needed). */
+  async history(p: Principal, a: string, s: string) {
+    const { app, svc } = this.service(p, a, s);
+    if (this.supervisor.managerOf(svc.serviceId)) return this.ask(app, svc, getHistory, { limit: 1000 });
+    const { events } = await this.core.store.readAggregate(`svc.${app.appId}.${svc.serviceId}`);
+    return {
+      history: events.flatMap((e) => (e.type === 'ServiceStateChanged' ? [{ at: e.metadata.at, ...(e.data as { from: string; to: string; reason: string }) }] : [])),
+      operations: events.flatMap((e) =>
+        ['OperationStarted', 'OperationCompleted', 'OperationFailed'].includes(e.type)
+          ? [{ at: e.metadata.at, event: e.type, ...(e.data as { operationId: string; reason?: string }) }]
+          : [],
+      ),
+    };
+  }
+
+  async call(p: Principal, a: string, s: string, method: string, args: unknown, m: Actor) {
+    const { app, svc } = this.service(p, a, s);
+    const def = this.registry.get(svc.type);
+    const mm = def.manager.methods[method];
+    if (!mm) throw new NotFoundError(`${svc.type} has no method ${method}`);
+    const parsed = mm.args.safeParse(args ?? {});
+    if (!parsed.success) throw new ValidationError(`invalid arguments for ${method}`, issuesFromZod(parsed.error));
+    return this.ask(app, svc, callMethod, { method, args: parsed.data }, m.requestId);
+  }
+
+  /** Streams an upload into the service's bucket, then makes it the service's code. */
+  async uploadArchive(p: Principal, a: string, s: string, body: unknown, m: Actor) {
+    const { app, svc } = this.service(p, a, s);
+    if (!body || typeof (body as Readable)[Symbol.asyncIterator] !== 'function')
+      throw new ValidationError('send the archive as the raw body (application/octet-stream)', [
+        { path: '$', code: 'unsupported_media_type', message: 'application/octet-stream' },
+      ]);
+    await ensureArchiveBucket(this.bus.connection, svc.serviceId);
+    const store = new ArchiveStore(this.bus.connection, { serviceId: svc.serviceId });
+    const version = `v${Date.now().toString(36)}${createHash('sha256').update(m.requestId).digest('hex').slice(0, 6)}`;
+    const info = await store.put(version, body as AsyncIterable<Uint8Array>, { maxBytes: this.o.maxArchiveBytes });
+    if (this.supervisor.managerOf(svc.serviceId)) await this.ask(app, svc, setArchive, { version }, m.requestId);
+    else {
+      const res = await this.services.run(`svc.${app.appId}.${svc.serviceId}`, 'SetArchive', { version, size: info.size, digest: info.digest }, m);
+      await this.core.caughtUp(res.position);
+    }
+    return { version, size: info.size, digest: info.digest };
+  }
+
+  // ---- operations (start, stop, remove)
+
+  async startService(p: Principal, a: string, s: string, m: Actor) {
+    const { app, svc } = this.service(p, a, s);
+    if (!['INIT', 'STOPPED', 'ERROR'].includes(svc.state) || this.supervisor.managerOf(svc.serviceId) && svc.state !== 'ERROR')
+      throw new ConflictError(`service ${svc.name} is ${svc.state}: start needs INIT or STOPPED`);
+    return this.operation(p, 'start_service', app, svc, m);
+  }
+
+  async stopService(p: Principal, a: string, s: string, m: Actor) {
+    const { app, svc } = this.service(p, a, s);
+    if (svc.state === 'STOPPED' || svc.state === 'INIT') throw new ConflictError(`service ${svc.name} is ${svc.state}`);
+    return this.operation(p, 'stop_service', app, svc, m);
+  }
+
+  async removeService(p: Principal, a: string, s: string, m: Actor) {
+    const { app, svc } = this.service(p, a, s);
+    return this.operation(p, 'remove_service', app, svc, m);
+  }
+
+  async startApplication(p: Principal, ref: string, m: Actor) {
+    const app = this.app(p, ref);
+    return this.operation(p, 'start_application', app, undefined, m);
+  }
+
+  async stopApplication(p: Principal, ref: string, m: Actor) {
+    const app = this.app(p, ref);
+    return this.operation(p, 'stop_application', app, undefined, m);
+  }
+
+  async deleteApplication(p: Principal, ref: string, m: Actor) {
+    const app = this.app(p, ref);
+    return this.operation(p, 'delete_application', app, undefined, m);
+  }
+
+  private async operation(p: Principal, kind: string, app: ApplicationView, svc: ServiceView | undefined, m: Actor) {
+    const operationId = hashId('op', `${kind}:${m.requestId}`);
+    const res = await this.core.operations.run(
+      `op.${operationId}`,
+      'Request',
+      { operationId, kind, owner: app.owner, appId: app.appId, ...(svc ? { serviceId: svc.serviceId } : {}) },
+      m,
+    );
+    await this.core.caughtUp(res.position);
+    void this.carryOn(operationId);
+    void p;
+    return { operationId };
+  }
+
+  /** Runs (or resumes) an operation to its end; records the outcome. Never throws. */
+  async carryOn(operationId: string): Promise<void> {
+    const agg = `op.${operationId}`;
+    const meta = { requestId: `${operationId}:end`, actor: 'director' };
+    try {
+      const op = await this.core.operations.state(agg);
+      if (op.status !== 'running') return;
+      const app = this.core.directory.apps.get(op.appId ?? '');
+      if (!app) throw new NotFoundError('application gone');
+      const svcs = op.serviceId ? [this.core.directory.services.get(op.serviceId)].filter((x): x is ServiceView => !!x) : this.core.directory.servicesOf(app);
+      switch (op.kind) {
+        case 'start_service':
+        case 'start_application':
+          for (const s of svcs) await this.startOne(app, s, operationId);
+          break;
+        case 'stop_service':
+        case 'stop_application':
+          for (const s of [...svcs].reverse()) await this.stopOne(app, s, operationId);
+          break;
+        case 'remove_service':
+        case 'delete_application': {
+          for (const s of [...svcs].reverse()) {
+            await this.stopOne(app, s, operationId);
+            await deleteArchiveBucket(this.bus.connection, s.serviceId);
+            if (op.kind === 'remove_service') {
+              const r = await this.core.apps.run(`app.${app.appId}`, 'RemoveService', { serviceId: s.serviceId }, { requestId: `${operationId}:remove:${s.serviceId}`, actor: 'director' });
+              await this.core.caughtUp(r.position);
+            }
+          }
+          if (op.kind === 'delete_application') {
+            const r = await this.core.apps.run(`app.${app.appId}`, 'Delete', {}, { requestId: `${operationId}:delete`, actor: 'director' });
+            await this.core.names.release(`app.${app.owner}`, app.name, app.appId, `${operationId}:release`);
+            await this.core.caughtUp(r.position);
+          }
+          break;
+        }
+        default:
+          throw new CpsError('internal', `unknown operation ${op.kind}`);
+      }
+      await this.core.operations.run(agg, 'Succeed', {}, meta);
+    } catch (e) {
+      await this.core.operations
+        .run(agg, 'Fail', { reason: e instanceof Error ? e.message : String(e) }, meta)
+        .catch(() => undefined);
+    }
+  }
+
+  private async startOne(app: ApplicationView, s: ServiceView, operationId: string): Promise<void> {
+    if (s.state === 'RUNNING' && this.supervisor.managerOf(s.serviceId)) return;
+    await this.supervisor.ensureManager(app.appId, s.serviceId, s.type, operationId);
+    const info = await this.bus.request(subjects.manager(app.appId, s.serviceId), startupService, { cloud: s.cloud }, { requestId: `${operationId}:startup:${s.serviceId}`, timeoutMs: 30_000 })
+      .catch((e: unknown) => {
+        if (e instanceof CpsError && e.code === 'conflict') return undefined;
+        throw e;
+      });
+    await this.settled(s.serviceId, ['RUNNING', 'ERROR']);
+    if (info && this.core.directory.services.get(s.serviceId)?.state === 'ERROR')
+      throw new CpsError('conflict', `service ${s.name} failed to start`);
+  }
+
+  private async stopOne(app: ApplicationView, s: ServiceView, operationId: string): Promise<void> {
+    if (this.supervisor.managerOf(s.serviceId)) {
+      if (!['STOPPED', 'INIT'].includes(s.state)) {
+        await this.supervisor.answering(app.appId, s.serviceId);
+        await this.bus.request(subjects.manager(app.appId, s.serviceId), shutdownService, {}, { requestId: `${operationId}:shutdown:${s.serviceId}`, timeoutMs: 30_000 })
+          .catch((e: unknown) => {
+            if (e instanceof CpsError && e.code === 'conflict') return undefined;
+            throw e;
+          });
+        await this.settled(s.serviceId, ['STOPPED', 'INIT']);
+      }
+      await this.supervisor.stopManager(app.appId, s.serviceId, operationId);
+    }
+  }
+
+  private async settled(serviceId: string, states: readonly string[]): Promise<void> {
+    const deadline = Date.now() + this.o.operationTimeoutMs;
+    while (!states.includes(this.core.directory.services.get(serviceId)?.state ?? '')) {
+      if (Date.now() > deadline) throw new CpsError('timeout', `service ${serviceId} did not reach ${states.join(' or ')}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}

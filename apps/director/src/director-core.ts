@@ -1,0 +1,83 @@
+import type { Command, Decider, Message } from '@cps/core';
+import { CommandHandler, type EventStore, type ProjectionRunner, type SnapshotStore } from '@cps/events';
+import type { PlatformSecrets } from '@cps/platform';
+import type { Directory } from './read-models/directory.js';
+import { nameAggregate, type NameCommand, type NameEvent, type NameState } from './names/name-claims.js';
+import type { RateLimits } from './users/rate-limits.js';
+import type { UserCommand, UserState } from './users/user-decider.js';
+import type { UserEvent } from './users/user-events.js';
+import type { AppCommand, AppState } from './applications/app-decider.js';
+import type { AppEvent } from './applications/app-events.js';
+import type { OperationCommand, OperationEvent, OperationState } from './operations/operation-events.js';
+
+/**
+ * Runs commands against one kind of aggregate through its pure decider; the answer carries the
+ * commit position, so a caller can wait for the read model to show it (read-your-writes).
+ */
+export class Aggregates<C extends Command, E extends Message, S> {
+  private readonly handler: CommandHandler<C, E, S>;
+
+  constructor(store: EventStore, decider: Decider<C, E, S>, snapshots?: SnapshotStore) {
+    this.handler = new CommandHandler(store, decider, {
+      ...(snapshots ? { snapshots, snapshotEvery: 50 } : {}),
+    });
+  }
+
+  async run<T extends C['type']>(
+    aggregate: string,
+    type: T,
+    data: Extract<C, { type: T }>['data'],
+    m: { requestId: string; actor: string; now?: Date },
+  ): Promise<{ events: readonly E[]; state: S; position: number }> {
+    const command = {
+      type,
+      data,
+      metadata: { now: m.now ?? new Date(), requestId: m.requestId, actor: m.actor },
+    } as unknown as C;
+    const r = await this.handler.handle(command, aggregate);
+    const loaded = await this.handler.load(aggregate);
+    return { events: r.events, state: r.state, position: loaded.position };
+  }
+
+  async state(aggregate: string): Promise<S> {
+    return (await this.handler.load(aggregate)).state;
+  }
+
+  /** Drops the cached state (another director may have written since). */
+  forget(aggregate: string): void {
+    this.handler.evict(aggregate);
+  }
+}
+
+/** Unique names by create-only claims (see `name-claims.ts`). */
+export class Names {
+  constructor(private readonly claims: Aggregates<NameCommand, NameEvent, NameState>) {}
+
+  async claim(scope: string, name: string, holder: string, requestId: string): Promise<void> {
+    const agg = nameAggregate(scope, name);
+    this.claims.forget(agg);
+    await this.claims.run(agg, 'Claim', { scope, name, holder }, { requestId, actor: `claim:${holder}` });
+  }
+
+  async release(scope: string, name: string, holder: string, requestId: string): Promise<void> {
+    const agg = nameAggregate(scope, name);
+    this.claims.forget(agg);
+    await this.claims.run(agg, 'Release', { holder }, { requestId, actor: `claim:${holder}` });
+  }
+}
+
+/** What the director's services share: the store, the read model, the aggregates, the clock. */
+export interface DirectorCore {
+  readonly store: EventStore;
+  readonly directory: Directory;
+  readonly runner: ProjectionRunner;
+  readonly users: Aggregates<UserCommand, UserEvent, UserState>;
+  readonly apps: Aggregates<AppCommand, AppEvent, AppState>;
+  readonly operations: Aggregates<OperationCommand, OperationEvent, OperationState>;
+  readonly names: Names;
+  readonly rateLimits: RateLimits;
+  readonly secrets: PlatformSecrets;
+  now(): Date;
+  /** Resolves once the read model shows the commit at `position` (and all before it). */
+  caughtUp(position: number): Promise<void>;
+}

@@ -1,0 +1,168 @@
+import { request as httpsRequest } from 'node:https';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { OperatorModeAuthority } from '@cps/bus';
+import { LocalCloud, workloadUser } from '@cps/clouds';
+import { IssuedNodeIdentities, IdentityIssuer } from '@cps/platform';
+import { TestNats } from '@cps/testing';
+import { JetStreamEventStore, EventCatalog } from '@cps/events';
+import { identityEvents } from '@cps/platform';
+import { Director, type DirectorOptions } from './director.js';
+
+export interface HttpAnswer {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly text: string;
+  /** The body parsed as JSON (undefined when it is not JSON). */
+  readonly body: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- tests read any field
+}
+
+/** An HTTPS client that trusts the platform CA only (as the CLI will). */
+export class Client {
+  constructor(
+    readonly url: string,
+    private readonly ca: string,
+    readonly token?: string,
+    private readonly cert?: { cert: string; key: string },
+  ) {}
+
+  as(token: string | undefined): Client {
+    return new Client(this.url, this.ca, token, this.cert);
+  }
+
+  withCertificate(cert: { cert: string; key: string }): Client {
+    return new Client(this.url, this.ca, undefined, cert);
+  }
+
+  request(
+    method: string,
+    path: string,
+    o: { json?: unknown; raw?: Buffer | string; headers?: Record<string, string>; contentType?: string } = {},
+  ): Promise<HttpAnswer> {
+    const body =
+      o.raw !== undefined ? Buffer.from(o.raw) : o.json !== undefined ? Buffer.from(JSON.stringify(o.json)) : undefined;
+    const headers: Record<string, string> = {
+      ...(body ? { 'content-type': o.contentType ?? (o.raw !== undefined ? 'application/octet-stream' : 'application/json') } : {}),
+      ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
+      ...o.headers,
+    };
+    return new Promise((resolve, reject) => {
+      const req = httpsRequest(
+        new URL(path, this.url),
+        { method, headers, ca: this.ca, ...(this.cert ?? {}), agent: false },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            let parsed: unknown;
+            try {
+              parsed = text ? JSON.parse(text) : undefined;
+            } catch {
+              parsed = undefined;
+            }
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, text, body: parsed });
+          });
+        },
+      );
+      req.on('error', reject);
+      if (body) req.write(body);
+      req.end();
+    });
+  }
+
+  get = (path: string) => this.request('GET', path);
+  post = (path: string, json?: unknown) => this.request('POST', path, json === undefined ? {} : { json });
+  patch = (path: string, json: unknown) => this.request('PATCH', path, { json });
+  put = (path: string, raw: Buffer) => this.request('PUT', path, { raw });
+  delete = (path: string, json?: unknown) => this.request('DELETE', path, json === undefined ? {} : { json });
+}
+
+export const ADMIN_PASSWORD = 'admin-password-for-tests';
+
+/**
+ * A real platform for director tests: a nats-server with operator-mode mTLS, the local cloud with
+ * the built manager and agent runtimes, and directors in this process over HTTPS.
+ */
+export class DirectorHarness {
+  readonly directors: Director[] = [];
+
+  private constructor(
+    readonly nats: TestNats,
+    readonly dir: string,
+    readonly cloud: LocalCloud,
+  ) {}
+
+  static async start(o: { size?: number } = {}): Promise<DirectorHarness> {
+    const nats = await TestNats.start(o.size ? { size: o.size } : {});
+    const dir = mkdtempSync(join(tmpdir(), 'cps-director-'));
+    const root = process.cwd();
+    const user = workloadUser();
+    const cloud = new LocalCloud({
+      dir: join(dir, 'cloud'),
+      command: (spec) => ({
+        command: process.execPath,
+        args: [join(root, 'apps', spec.kind === 'manager' ? 'manager-runtime' : 'agent-runtime', 'dist', 'main.js')],
+      }),
+      stopGraceMs: 2_000,
+      ...(user && process.getuid?.() === 0 ? { workloadUser: user } : {}),
+    });
+    return new DirectorHarness(nats, dir, cloud);
+  }
+
+  async startDirector(id = `d${this.directors.length + 1}`, extra: Partial<DirectorOptions> = {}): Promise<Director> {
+    const identity = await this.nats.identity({ role: 'director', id });
+    const nc = await this.nats.connect(identity);
+    // the node identities come from an issuer on the director's store (any director may issue)
+    const store = new JetStreamEventStore(nc, { catalog: new EventCatalog(identityEvents) });
+    const authority = new OperatorModeAuthority(this.nats.secrets.operator, () => this.nats.system());
+    const issuer = new IdentityIssuer({ secrets: this.nats.secrets, store, authority });
+    const d = await Director.start({
+      directorId: id,
+      natsUrls: this.nats.urls,
+      identity,
+      secrets: this.nats.secrets,
+      authority,
+      clouds: [this.cloud],
+      nodeIdentities: new IssuedNodeIdentities(issuer, this.nats.urls),
+      port: 0,
+      adminPassword: ADMIN_PASSWORD,
+      accounts: { scryptN: 2 ** 10, registration: 'open', loginAttempts: 5, loginWindowMs: 60_000 },
+      log: pino({ level: process.env['CPS_TEST_LOG'] ?? 'silent' }),
+      reconcileEveryMs: 2_000,
+      managerReadyTimeoutMs: 20_000,
+      operationTimeoutMs: 60_000,
+      ...extra,
+    });
+    this.directors.push(d);
+    return d;
+  }
+
+  /** An anonymous client of a director, trusting the platform's CA. */
+  client(d: Director): Client {
+    return new Client(d.url, [this.nats.secrets.busCa.certPem, ...this.nats.secrets.busCa.chainPem].join(''));
+  }
+
+  /** Signs in and answers a client carrying the session token. */
+  async signIn(d: Director, username: string, password: string): Promise<Client> {
+    const r = await this.client(d).post('/v1/sessions', { username, password });
+    if (r.status !== 201) throw new Error(`sign-in failed: ${r.status} ${r.text}`);
+    return this.client(d).as(r.body.token as string);
+  }
+
+  /** Registers a user (open registration) and signs in. */
+  async user(d: Director, username: string): Promise<Client> {
+    const r = await this.client(d).post('/v1/users', { username, password: `${username}-password` });
+    if (r.status !== 201) throw new Error(`register failed: ${r.status} ${r.text}`);
+    return this.signIn(d, username, `${username}-password`);
+  }
+
+  async cleanup(): Promise<void> {
+    for (const d of this.directors) await d.stop().catch(() => undefined);
+    for (const n of await this.cloud.list()) await this.cloud.destroy(n.nodeId).catch(() => undefined);
+    await this.nats.cleanup();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}

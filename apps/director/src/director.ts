@@ -1,0 +1,241 @@
+import { generateKeyPair, issueCertificate } from '@cps/core';
+import { Bus, connectBus, type BusAuthority } from '@cps/bus';
+import {
+  EventCatalog,
+  ensureEventStream,
+  ensureLogStream,
+  ensureSnapshotBucket,
+  JetStreamEventStore,
+  KvSnapshotStore,
+  ProjectionRunner,
+} from '@cps/events';
+import { identityEvents, IdentityIssuer, type BusIdentity, type PlatformSecrets } from '@cps/platform';
+import { nodeEvents, Provisioner, type BaseCloud, type NodeIdentitySource } from '@cps/clouds';
+import { builtinServices, ServiceRegistry } from '@cps/services';
+import { serviceDecider, serviceEvents } from '@cps/manager-runtime';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import pino, { type Logger } from 'pino';
+import { routes } from './api/routes.js';
+import { buildOpenApi } from './api/openapi.js';
+import { Aggregates, Names, type DirectorCore } from './director-core.js';
+import { Directory } from './read-models/directory.js';
+import { userDecider } from './users/user-decider.js';
+import { userEvents } from './users/user-events.js';
+import { appDecider } from './applications/app-decider.js';
+import { appEvents } from './applications/app-events.js';
+import { nameDecider, nameEvents } from './names/name-claims.js';
+import { operationDecider, operationEvents } from './operations/operation-events.js';
+import { RateLimits } from './users/rate-limits.js';
+import { Accounts, type AccountsOptions } from './users/accounts.js';
+import { Applications } from './applications/applications.js';
+import { Supervisor } from './supervision/supervisor.js';
+import { Platform } from './platform/platform.js';
+import { HttpMetrics } from './http/metrics.js';
+import { createHttpApp } from './http/http-app.js';
+import { UsersController } from './controllers/users.controller.js';
+import { ApplicationsController } from './controllers/applications.controller.js';
+import { PlatformController } from './controllers/platform.controller.js';
+import { ACCOUNTS, APPLICATIONS, PLATFORM } from './controllers/tokens.js';
+
+export interface DirectorOptions {
+  readonly directorId: string;
+  readonly natsUrls: readonly string[];
+  /** The director's own bus identity. */
+  readonly identity: BusIdentity;
+  readonly secrets: PlatformSecrets;
+  /** Pushes revocations to the NATS servers. */
+  readonly authority: BusAuthority;
+  readonly clouds: readonly BaseCloud[];
+  /** What a node gets to join the bus (identity files for local nodes, enrollment tokens elsewhere). */
+  readonly nodeIdentities: NodeIdentitySource;
+  /** HTTPS port on 127.0.0.1 (0: any free port). */
+  readonly port: number;
+  readonly accounts?: Partial<AccountsOptions>;
+  /** The `admin` password on first start (else one is generated and returned once). */
+  readonly adminPassword?: string;
+  readonly replicas?: number;
+  readonly maxApplicationsPerUser?: number;
+  readonly maxArchiveBytes?: number;
+  readonly operationTimeoutMs?: number;
+  readonly managerReadyTimeoutMs?: number;
+  /** How often the leader reconciles clouds with the records (default 10 s). */
+  readonly reconcileEveryMs?: number;
+  readonly log?: Logger;
+  readonly version?: string;
+}
+
+/**
+ * One director: the composition root. Joins the bus with its identity, rebuilds the read model
+ * from the event stream, hosts the identity issuer, the Provisioner and manager supervision, and
+ * serves the HTTPS API. Any number of directors may run against one NATS; they share everything
+ * through JetStream.
+ */
+export class Director {
+  private timer: NodeJS.Timeout | undefined;
+
+  private constructor(
+    readonly url: string,
+    readonly app: NestFastifyApplication,
+    readonly bus: Bus,
+    readonly core: DirectorCore,
+    readonly provisioner: Provisioner,
+    readonly applications: Applications,
+    /** The generated admin password, on the start that created the admin (shown once). */
+    readonly adminPassword: string | undefined,
+    private readonly runner: ProjectionRunner,
+  ) {}
+
+  static async start(o: DirectorOptions): Promise<Director> {
+    const log = o.log ?? pino({ level: 'info' });
+    const nc = await connectBus({
+      servers: [...o.natsUrls],
+      tls: o.identity.tls,
+      credentials: o.identity.credentials,
+      inboxPrefix: o.identity.inboxPrefix,
+      name: `director:${o.directorId}`,
+    });
+    const bus = new Bus(nc);
+    const replicas = o.replicas ?? 1;
+    await ensureEventStream(nc, { replicas });
+    await ensureSnapshotBucket(nc, replicas);
+    await ensureLogStream(nc, { replicas });
+    const windowMs = o.accounts?.loginWindowMs ?? 5 * 60_000;
+    await RateLimits.ensure(nc, windowMs, replicas);
+
+    const store = new JetStreamEventStore(nc, {
+      catalog: new EventCatalog([
+        ...identityEvents,
+        ...nodeEvents,
+        ...serviceEvents,
+        ...userEvents,
+        ...appEvents,
+        ...nameEvents,
+        ...operationEvents,
+      ]),
+    });
+    const snapshots = new KvSnapshotStore(nc);
+    const metrics = new HttpMetrics();
+    const directory = new Directory();
+    const runner = new ProjectionRunner(store, {
+      name: directory.name,
+      handle: (e) => {
+        metrics.events.inc();
+        directory.handle(e);
+      },
+    });
+    await runner.start();
+    const core: DirectorCore = {
+      store,
+      directory,
+      runner,
+      users: new Aggregates(store, userDecider, snapshots),
+      apps: new Aggregates(store, appDecider, snapshots),
+      operations: new Aggregates(store, operationDecider),
+      names: new Names(new Aggregates(store, nameDecider)),
+      rateLimits: new RateLimits(nc),
+      secrets: o.secrets,
+      now: () => new Date(),
+      caughtUp: (position) => runner.waitFor(position),
+    };
+
+    const issuer = new IdentityIssuer({ secrets: o.secrets, store, authority: o.authority });
+    issuer.serve(bus);
+    const provisioner = new Provisioner({ store, clouds: o.clouds, identities: o.nodeIdentities });
+    await provisioner.load();
+    provisioner.serve(bus);
+    await bus.flush();
+
+    const registry = new ServiceRegistry([...builtinServices]);
+    const supervisor = new Supervisor(bus, directory, {
+      readyTimeoutMs: o.managerReadyTimeoutMs ?? 30_000,
+      cloud: o.clouds[0]?.name ?? 'local',
+    });
+    const applications = new Applications(core, bus, registry, supervisor, new Aggregates(store, serviceDecider()), {
+      maxApplicationsPerUser: o.maxApplicationsPerUser ?? 50,
+      maxArchiveBytes: o.maxArchiveBytes ?? 256 * 1024 * 1024,
+      clouds: o.clouds.map((c) => c.name),
+      operationTimeoutMs: o.operationTimeoutMs ?? 120_000,
+    });
+    const accounts = new Accounts(core, {
+      registration: 'admin',
+      sessionTtlMs: 12 * 3600_000,
+      initialCredit: 50,
+      loginAttempts: 10,
+      loginWindowMs: windowMs,
+      ...o.accounts,
+    });
+    const openapi = buildOpenApi(routes, { version: o.version ?? '0.1.0' });
+    const platform = new Platform(core, registry, issuer, metrics, {
+      clouds: o.clouds.map((c) => ({ name: c.name, kind: c.name })),
+      openapi: () => openapi,
+      ready: () => ({ bus: nc.isClosed() ? 'closed' : 'ok', readModel: 'ok' }),
+    });
+
+    const tls = issueHttpsCert(o.secrets, o.directorId);
+    const app = await createHttpApp({
+      controllers: [PlatformController, UsersController, ApplicationsController],
+      providers: [
+        { provide: ACCOUNTS, useValue: accounts },
+        { provide: APPLICATIONS, useValue: applications },
+        { provide: PLATFORM, useValue: platform },
+      ],
+      authenticator: accounts,
+      log,
+      metrics,
+      tls,
+    });
+    const fastify = app.getHttpAdapter().getInstance();
+    fastify.addContentTypeParser(
+      ['application/octet-stream', 'application/gzip', 'application/x-tar', 'application/zip'],
+      (_req, payload, done) => done(null, payload),
+    );
+    const boot = await accounts.bootstrapAdmin(o.adminPassword);
+    await app.listen(o.port, '127.0.0.1');
+    const address = fastify.server.address();
+    const port = typeof address === 'object' && address ? address.port : o.port;
+    const director = new Director(
+      `https://127.0.0.1:${port}`,
+      app,
+      bus,
+      core,
+      provisioner,
+      applications,
+      boot.password,
+      runner,
+    );
+    // resume what a previous director left under way, then keep clouds and records in step
+    for (const op of directory.operations.values())
+      if (op.state === 'running' && op.owner) void applications.carryOn(op.operationId);
+    director.timer = setInterval(() => {
+      void provisioner.reconcile().catch((e: unknown) => log.warn({ err: e }, 'reconcile failed'));
+    }, o.reconcileEveryMs ?? 10_000);
+    log.info({ url: director.url, directorId: o.directorId }, 'director ready');
+    return director;
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.app.close();
+    await this.runner.stop();
+    await this.bus.close();
+  }
+}
+
+/** The director's HTTPS certificate, from the platform's bus CA, for localhost and 127.0.0.1. */
+const issueHttpsCert = (s: PlatformSecrets, directorId: string) => {
+  const key = generateKeyPair();
+  const cert = issueCertificate(s.busCa, {
+    identity: { role: 'server', id: `director-${directorId}` },
+    usage: 'server',
+    publicKeyPem: key.publicKeyPem,
+    now: new Date(),
+    validForMs: 90 * 24 * 3600_000,
+    dnsNames: ['localhost'],
+    ipAddresses: ['127.0.0.1'],
+  });
+  return {
+    cert: [cert, s.busCa.certPem].join(''),
+    key: key.privateKeyPem,
+    ca: [s.userCa.certPem, ...s.userCa.chainPem].join(''),
+  };
+};

@@ -1,0 +1,74 @@
+import { CpsError, httpStatusOf, isCpsError, isErrorCode, type ErrorCode, type Issue } from '@cps/core';
+
+/** The body of every error answer (`application/problem+json`, RFC 9457, plus cps's code and issues). */
+export interface Problem {
+  readonly type: string;
+  readonly title: string;
+  readonly status: number;
+  readonly code: ErrorCode;
+  readonly detail: string;
+  readonly issues?: readonly Issue[];
+  readonly requestId: string;
+}
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+const TITLES: Record<ErrorCode, string> = {
+  validation: 'Invalid request',
+  unauthenticated: 'Not signed in',
+  forbidden: 'Not allowed',
+  not_found: 'Not found',
+  conflict: 'Conflict',
+  name_taken: 'Name taken',
+  concurrency: 'Changed concurrently',
+  payload_too_large: 'Too large',
+  quota_exceeded: 'Quota exceeded',
+  rate_limited: 'Too many requests',
+  internal: 'Internal error',
+  unavailable: 'Unavailable',
+  timeout: 'Timed out',
+};
+
+/** Errors of the HTTP layer itself (fastify's parsers and router), by their fastify code. */
+const FRAMEWORK: Record<string, { code: ErrorCode; issue?: Issue }> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: { code: 'payload_too_large', issue: { path: '$', code: 'too_large', message: 'request body too large' } },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: {
+    code: 'validation',
+    issue: { path: '$', code: 'unsupported_media_type', message: 'send application/json' },
+  },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { code: 'validation', issue: { path: '$', code: 'empty_body', message: 'empty JSON body' } },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { code: 'validation' },
+};
+
+/** Any thrown value as a CpsError: framework errors by code, the rest as `internal` (details hidden). */
+export const toCpsErrorHttp = (e: unknown): CpsError => {
+  if (isCpsError(e)) return e;
+  const err = e as { code?: string; statusCode?: number; message?: string; status?: number };
+  const known = err.code ? FRAMEWORK[err.code] : undefined;
+  if (known) return new CpsError(known.code, err.message ?? known.code, known.issue ? [known.issue] : []);
+  const status = err.statusCode ?? err.status;
+  if (err instanceof SyntaxError || (status === 400 && /JSON/i.test(err.message ?? '')))
+    return new CpsError('validation', 'malformed JSON body', [
+      { path: '$', code: 'invalid_json', message: err.message ?? 'malformed JSON' },
+    ]);
+  if (status === 404) return new CpsError('not_found', 'no such route');
+  if (status === 405) return new CpsError('not_found', 'no such route');
+  if (status === 413) return new CpsError('payload_too_large', 'request body too large');
+  if (status === 415)
+    return new CpsError('validation', 'unsupported media type', [
+      { path: '$', code: 'unsupported_media_type', message: 'send application/json' },
+    ]);
+  if (typeof status === 'number' && status >= 400 && status < 500)
+    return new CpsError('validation', err.message ?? 'bad request');
+  return new CpsError('internal', 'internal error', [], { cause: e });
+};
+
+export const problemOf = (e: CpsError, requestId: string): Problem => ({
+  type: `urn:cps:error:${e.code}`,
+  title: TITLES[e.code],
+  status: httpStatusOf(e.code),
+  code: isErrorCode(e.code) ? e.code : 'internal',
+  detail: e.code === 'internal' ? 'internal error' : e.message,
+  ...(e.issues.length > 0 ? { issues: e.issues } : {}),
+  requestId,
+});

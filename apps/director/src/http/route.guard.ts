@@ -1,0 +1,65 @@
+import { Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import type { z } from 'zod';
+import { CpsError, ForbiddenError, issuesFromZod, ValidationError, type Issue } from '@cps/core';
+import type { RouteDefinition } from '../api/route.js';
+import { ROUTE_METADATA } from './route.decorator.js';
+import type { CpsRequest, Principal } from './request.js';
+
+/** Finds who calls from a request's credentials; throws `unauthenticated` for bad ones. */
+export interface Authenticator {
+  authenticate(req: CpsRequest): Promise<Principal | undefined>;
+}
+
+export const AUTHENTICATOR = Symbol('Authenticator');
+
+const parse = (schema: z.ZodType, value: unknown, prefix: string): { data?: unknown; issues: Issue[] } => {
+  const r = schema.safeParse(value);
+  if (r.success) return { data: r.data, issues: [] };
+  return {
+    issues: issuesFromZod(r.error).map((i) => ({ ...i, path: i.path.replace(/^\$/, prefix) })),
+  };
+};
+
+/**
+ * Runs before every handler: authenticates, checks the route's access level, and validates
+ * params, query and body against the route's schemas (every problem reported, with its path:
+ * `$…` for the body, `query…` and `path…` for the others). Nothing reaches a handler unchecked.
+ */
+@Injectable()
+export class RouteGuard implements CanActivate {
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly auth: Authenticator,
+  ) {}
+
+  async canActivate(ctx: ExecutionContext): Promise<boolean> {
+    const def = this.reflector.get<RouteDefinition | undefined>(ROUTE_METADATA, ctx.getHandler());
+    if (!def) throw new CpsError('internal', 'a handler without a route definition');
+    const req = ctx.switchToHttp().getRequest<CpsRequest>();
+    req.cps.route = def;
+    const principal = await this.auth.authenticate(req);
+    if (principal) req.cps.principal = principal;
+    if (def.auth !== 'none' && !principal) throw new CpsError('unauthenticated', 'sign in first');
+    if (def.auth === 'admin' && principal?.role !== 'admin') throw new ForbiddenError('admins only');
+
+    const params = parse(def.params, req.params ?? {}, 'path');
+    const query = parse(def.query, req.query ?? {}, 'query');
+    const body = def.body
+      ? parse(def.body, req.body, '$')
+      : req.body === undefined || req.body === null || (typeof req.body === 'object' && Object.keys(req.body).length === 0)
+        ? { data: undefined, issues: [] }
+        : { issues: [{ path: '$', code: 'unexpected_body', message: 'this route takes no body' }] };
+    const issues = [...params.issues, ...query.issues, ...body.issues];
+    if (issues.length > 0)
+      throw new ValidationError(
+        `invalid request: ${issues
+          .slice(0, 5)
+          .map((i) => `${i.path} ${i.message}`)
+          .join('; ')}`,
+        issues,
+      );
+    req.cps.input = { params: params.data, query: query.data, body: body.data };
+    return true;
+  }
+}

@@ -1,0 +1,70 @@
+import { randomBytes } from 'node:crypto';
+import { CpsError } from '@cps/core';
+import { subjects, type Bus } from '@cps/bus';
+import { createManagerNode, destroyNode } from '@cps/clouds';
+import { getServiceInfo } from '@cps/services';
+import type { Directory, NodeView } from '../read-models/directory.js';
+
+/**
+ * Manager processes: one per started service, asked of the Provisioner on the supervisors'
+ * subject, with a short-lived identity of its own. A dead manager is started again (its state is
+ * in its events), a stopped service's manager is destroyed. Runs on the leader director only.
+ */
+export class Supervisor {
+  constructor(
+    private readonly bus: Bus,
+    private readonly directory: Directory,
+    private readonly o: { readonly readyTimeoutMs: number; readonly cloud: string },
+  ) {}
+
+  /** The live manager node of a service, if any. */
+  managerOf(serviceId: string): NodeView | undefined {
+    return [...this.directory.nodes.values()].find(
+      (n) =>
+        n.kind === 'manager' &&
+        n.serviceId === serviceId &&
+        (n.status === 'provisioned' || n.status === 'recorded'),
+    );
+  }
+
+  /** Starts the service's manager unless one runs, and waits until it answers. */
+  async ensureManager(appId: string, serviceId: string, type: string, requestId: string): Promise<void> {
+    if (!this.managerOf(serviceId)) {
+      const nodeId = `m${serviceId.replace(/[^a-z0-9]/g, '').slice(0, 24)}${randomBytes(3).toString('hex')}`;
+      await this.bus.request(
+        subjects.managerProvisioner(appId, serviceId),
+        createManagerNode,
+        { nodeId, serviceType: type, cloud: this.o.cloud },
+        { requestId: `${requestId}:manager`, timeoutMs: 60_000, retries: 2 },
+      );
+    }
+    await this.answering(appId, serviceId);
+  }
+
+  /** Waits until the service's manager answers on the bus. */
+  async answering(appId: string, serviceId: string): Promise<void> {
+    const deadline = Date.now() + this.o.readyTimeoutMs;
+    for (;;) {
+      try {
+        await this.bus.request(subjects.manager(appId, serviceId), getServiceInfo, {}, { timeoutMs: 1_000 });
+        return;
+      } catch (e) {
+        if (Date.now() > deadline)
+          throw new CpsError('unavailable', `the manager of ${serviceId} did not answer in time`, [], { cause: e });
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
+
+  /** Destroys the service's manager process (after its service stopped). */
+  async stopManager(appId: string, serviceId: string, requestId: string): Promise<void> {
+    const m = this.managerOf(serviceId);
+    if (!m) return;
+    await this.bus.request(
+      subjects.managerProvisioner(appId, serviceId),
+      destroyNode,
+      { nodeId: m.nodeId },
+      { requestId: `${requestId}:manager-stop`, timeoutMs: 30_000, retries: 2 },
+    );
+  }
+}

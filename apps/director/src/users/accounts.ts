@@ -1,0 +1,197 @@
+import { createHash, randomBytes, timingSafeEqual, X509Certificate } from 'node:crypto';
+import { CpsError, ForbiddenError, NotFoundError, inspectCertificate, isIssuedBy } from '@cps/core';
+import type { Principal, CpsRequest } from '../http/request.js';
+import type { Authenticator } from '../http/route.guard.js';
+import type { DirectorCore } from '../director-core.js';
+import type { TokenView, UserView } from '../read-models/directory.js';
+import { hashPassword, verifyPassword } from './passwords.js';
+
+const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
+const newId = (prefix: string): string => `${prefix}${randomBytes(6).toString('hex')}`;
+
+/** Bearer tokens read `cps_<tokenId>_<secret>`: the id finds the record, the secret's hash is checked. */
+const TOKEN = /^cps_([a-z0-9]+)_([A-Za-z0-9_-]{43})$/;
+
+export interface AccountsOptions {
+  /** Who may register: anyone (`open`) or admins only (default). */
+  readonly registration: 'open' | 'admin';
+  readonly sessionTtlMs: number;
+  readonly initialCredit: number;
+  /** Failed logins per user name allowed per window before `rate_limited`. */
+  readonly loginAttempts: number;
+  readonly loginWindowMs: number;
+  readonly scryptN?: number;
+}
+
+/**
+ * Users and their credentials: registration, password login (rate-limited per user name, the count
+ * shared by every director through KV), sessions and API tokens (random 256-bit secrets of which
+ * only the SHA-256 is stored), client certificates, credit.
+ */
+export class Accounts implements Authenticator {
+  private readonly dummy: Promise<string>;
+
+  constructor(
+    private readonly core: DirectorCore,
+    private readonly o: AccountsOptions,
+  ) {
+    this.dummy = hashPassword('not a password', o.scryptN);
+  }
+
+  view(userId: string): UserView {
+    const u = this.core.directory.users.get(userId);
+    if (!u) throw new NotFoundError(`no user ${userId}`);
+    return u;
+  }
+
+  all(): UserView[] {
+    return [...this.core.directory.users.values()];
+  }
+
+  /** A user by id or name, as `caller` may see it (themselves; admins: anyone). */
+  find(caller: Principal, ref: string): UserView {
+    const id = this.core.directory.users.has(ref) ? ref : this.core.directory.usernames.get(ref);
+    const u = id ? this.core.directory.users.get(id) : undefined;
+    if (!u || (caller.role !== 'admin' && u.userId !== caller.userId)) throw new NotFoundError(`no user ${ref}`);
+    return u;
+  }
+
+  async register(
+    caller: Principal | undefined,
+    r: { username: string; password: string; role: 'admin' | 'user'; credit?: number | undefined },
+    requestId: string,
+  ): Promise<UserView> {
+    const admin = caller?.role === 'admin';
+    if (!admin && this.o.registration !== 'open') throw new ForbiddenError('registration is for admins only');
+    if (!admin && (r.role !== 'user' || r.credit !== undefined))
+      throw new ForbiddenError('only admins choose a role or credit');
+    // derived from the request id: a retried registration (same Idempotency-Key) finishes the first one
+    const userId = r.username === 'admin' && requestId === 'bootstrap-admin' ? 'uadmin' : `u${sha256(requestId).slice(0, 12)}`;
+    await this.core.names.claim('user', r.username, userId, `${requestId}:name`);
+    const passwordHash = await hashPassword(r.password, this.o.scryptN);
+    const result = await this.core.users.run(
+      `user.${userId}`,
+      'Register',
+      { userId, username: r.username, role: r.role, passwordHash, credit: r.credit ?? this.o.initialCredit },
+      { requestId, actor: caller ? `user:${caller.userId}` : 'anonymous' },
+    );
+    await this.core.caughtUp(result.position);
+    return this.view(userId);
+  }
+
+  /** Password login: a session token (shown once). Failures count towards the rate limit. */
+  async login(username: string, password: string, requestId: string): Promise<{ token: string; tokenId: string; expiresAt: string; user: UserView }> {
+    const limiter = this.core.rateLimits;
+    const key = `login.${sha256(username).slice(0, 32)}`;
+    const retryAfter = await limiter.blocked(key, this.o.loginAttempts, this.o.loginWindowMs);
+    if (retryAfter > 0)
+      throw new CpsError('rate_limited', `too many failed sign-ins; retry in ${Math.ceil(retryAfter / 1000)} s`);
+    const userId = this.core.directory.usernames.get(username);
+    const state = userId ? await this.core.users.state(`user.${userId}`) : undefined;
+    const hash = state && state.status === 'ACTIVE' ? state.passwordHash : await this.dummy;
+    const ok = await verifyPassword(password, hash);
+    if (!ok || !userId) {
+      await limiter.hit(key, this.o.loginWindowMs);
+      throw new CpsError('unauthenticated', 'wrong user name or password');
+    }
+    const t = await this.createToken(userId, { kind: 'session', name: 'session', scopes: ['read', 'write'], ttlMs: this.o.sessionTtlMs }, requestId, `user:${userId}`);
+    return { token: t.token, tokenId: t.view.tokenId, expiresAt: t.view.expiresAt, user: this.view(userId) };
+  }
+
+  async createToken(
+    userId: string,
+    t: { kind: 'session' | 'api'; name: string; scopes: ('read' | 'write' | 'admin')[]; ttlMs: number },
+    requestId: string,
+    actor: string,
+  ): Promise<{ token: string; view: TokenView }> {
+    const tokenId = newId('t');
+    const secret = randomBytes(32).toString('base64url');
+    const expiresAt = new Date(this.core.now().getTime() + t.ttlMs).toISOString();
+    const r = await this.core.users.run(
+      `user.${userId}`,
+      'CreateToken',
+      { tokenId, kind: t.kind, name: t.name, hash: sha256(secret), scopes: t.scopes, expiresAt },
+      { requestId, actor },
+    );
+    await this.core.caughtUp(r.position);
+    const view = this.core.directory.tokens.get(tokenId);
+    if (!view) throw new CpsError('internal', 'token not projected');
+    return { token: `cps_${tokenId}_${secret}`, view };
+  }
+
+  tokensOf(userId: string): TokenView[] {
+    const now = this.core.now().getTime();
+    return [...this.core.directory.tokens.values()].filter(
+      (t) => t.userId === userId && (t.kind === 'api' || (!t.revoked && Date.parse(t.expiresAt) > now)),
+    );
+  }
+
+  async revokeToken(caller: Principal, tokenId: string, requestId: string): Promise<void> {
+    const t = this.core.directory.tokens.get(tokenId);
+    if (!t || t.userId !== caller.userId) throw new NotFoundError(`no token ${tokenId}`);
+    const r = await this.core.users.run(`user.${t.userId}`, 'RevokeToken', { tokenId }, { requestId, actor: `user:${caller.userId}` });
+    await this.core.caughtUp(r.position);
+  }
+
+  async grantCredit(caller: Principal, userId: string, amount: number, reason: string, requestId: string): Promise<UserView> {
+    const r = await this.core.users.run(`user.${userId}`, 'GrantCredit', { amount, by: caller.userId, reason }, { requestId, actor: `user:${caller.userId}` });
+    await this.core.caughtUp(r.position);
+    return this.view(userId);
+  }
+
+  /** Bearer token or client certificate; none at all is fine here (the route decides). */
+  async authenticate(req: CpsRequest): Promise<Principal | undefined> {
+    const h = req.headers.authorization;
+    if (typeof h === 'string' && h.length > 0) return this.byToken(h);
+    return this.byCertificate(req);
+  }
+
+  private async byToken(header: string): Promise<Principal> {
+    const m = /^Bearer (.+)$/.exec(header);
+    const parts = m ? TOKEN.exec(m[1] as string) : null;
+    if (!parts) throw new CpsError('unauthenticated', 'malformed Authorization header');
+    const [, tokenId, secret] = parts as unknown as [string, string, string];
+    let t = this.core.directory.tokens.get(tokenId);
+    // created on another director a moment ago: catch up once before refusing
+    if (!t) {
+      await this.core.caughtUp(await this.core.store.head());
+      t = this.core.directory.tokens.get(tokenId);
+    }
+    const given = Buffer.from(sha256(secret), 'hex');
+    if (!t || !timingSafeEqual(given, Buffer.from(t.hash, 'hex')))
+      throw new CpsError('unauthenticated', 'unknown token');
+    if (t.revoked) throw new CpsError('unauthenticated', 'token revoked');
+    if (Date.parse(t.expiresAt) <= this.core.now().getTime()) throw new CpsError('unauthenticated', 'token expired');
+    const u = this.view(t.userId);
+    return { userId: u.userId, username: u.username, role: t.scopes.includes('admin') || t.kind === 'session' ? u.role : 'user', via: t.kind === 'session' ? 'session' : 'token', tokenId };
+  }
+
+  private byCertificate(req: CpsRequest): Principal | undefined {
+    const socket = req.raw.socket as { getPeerX509Certificate?: () => X509Certificate | undefined; authorized?: boolean };
+    const cert = socket.getPeerX509Certificate?.();
+    if (!cert) return undefined;
+    const pem = cert.toString();
+    if (!socket.authorized || !isIssuedBy(pem, this.core.secrets.userCa.certPem))
+      throw new CpsError('unauthenticated', 'client certificate not issued by this platform');
+    const info = inspectCertificate(pem);
+    const c = this.core.directory.certificates.get(info.serial);
+    if (!c || c.revoked) throw new CpsError('unauthenticated', 'client certificate unknown or revoked');
+    if (Date.parse(c.expiresAt) <= this.core.now().getTime()) throw new CpsError('unauthenticated', 'client certificate expired');
+    const u = this.view(c.userId);
+    return { userId: u.userId, username: u.username, role: u.role, via: 'certificate' };
+  }
+
+  /** The first start: the `admin` account, with the given password or a generated one (returned once). */
+  async bootstrapAdmin(password: string | undefined): Promise<{ created: boolean; password?: string }> {
+    if (this.core.directory.usernames.has('admin')) return { created: false };
+    const chosen = password ?? randomBytes(18).toString('base64url');
+    try {
+      await this.register({ userId: 'bootstrap', username: 'bootstrap', role: 'admin', via: 'session' }, { username: 'admin', password: chosen, role: 'admin', credit: 1_000_000 }, 'bootstrap-admin');
+    } catch (e) {
+      // another director created it at the same moment
+      if (e instanceof CpsError && e.code === 'name_taken') return { created: false };
+      throw e;
+    }
+    return { created: true, ...(password ? {} : { password: chosen }) };
+  }
+}
