@@ -44,13 +44,16 @@ describe('director over HTTPS: users, tokens, applications, errors', () => {
     expect(bad.status).toBe(401);
     expect(bad.body.code).toBe('unauthenticated');
     let last = bad;
-    for (let i = 0; i < 6; i++) last = await anon.post('/v1/sessions', { username: 'bob', password: 'wrong' });
+    for (let i = 0; i < 6; i++)
+      last = await anon.post('/v1/sessions', { username: 'bob', password: 'wrong' });
     expect(last.status).toBe(429);
     expect(last.body.code).toBe('rate_limited');
     // even the right password waits out the window
     expect((await anon.post('/v1/sessions', { username: 'bob', password: 'bob-password' })).status).toBe(429);
     // other users are not affected
-    expect((await anon.post('/v1/sessions', { username: 'alice', password: 'alice-password' })).status).toBe(201);
+    expect((await anon.post('/v1/sessions', { username: 'alice', password: 'alice-password' })).status).toBe(
+      201,
+    );
   });
 
   it('creates API tokens shown once, lists them without secrets, revokes them', async () => {
@@ -66,7 +69,14 @@ describe('director over HTTPS: users, tokens, applications, errors', () => {
     expect((await bob.delete(`/v1/tokens/${t.body.tokenId}`)).status).toBe(404);
     expect((await alice.delete(`/v1/tokens/${t.body.tokenId}`)).status).toBe(204);
     expect((await viaToken.get('/v1/me')).status).toBe(401);
-    expect((await h.client(d).as('cps_tnope_' + 'x'.repeat(43)).get('/v1/me')).status).toBe(401);
+    expect(
+      (
+        await h
+          .client(d)
+          .as('cps_tnope_' + 'x'.repeat(43))
+          .get('/v1/me')
+      ).status,
+    ).toBe(401);
     expect((await h.client(d).as('garbage').get('/v1/me')).body.code).toBe('unauthenticated');
   });
 
@@ -76,7 +86,10 @@ describe('director over HTTPS: users, tokens, applications, errors', () => {
     expect(a.body).toMatchObject({ name: 'shop', description: 'the shop', services: [] });
     const again = await alice.post('/v1/applications', { name: 'shop' });
     expect(again.status).toBe(409);
-    expect(again.body).toMatchObject({ code: 'name_taken', issues: [{ path: '$.name', code: 'name_taken' }] });
+    expect(again.body).toMatchObject({
+      code: 'name_taken',
+      issues: [{ path: '$.name', code: 'name_taken' }],
+    });
     // the same name is fine for another user
     expect((await bob.post('/v1/applications', { name: 'shop' })).status).toBe(201);
 
@@ -124,9 +137,15 @@ describe('director over HTTPS: users, tokens, applications, errors', () => {
         `${what}: ${JSON.stringify(r.body.issues)}`,
       ).toBe(true);
     }
-    const malformed = await alice.request('POST', '/v1/applications', { raw: '{"name": ', contentType: 'application/json' });
+    const malformed = await alice.request('POST', '/v1/applications', {
+      raw: '{"name": ',
+      contentType: 'application/json',
+    });
     expect(malformed.status).toBe(400);
-    expect(malformed.body).toMatchObject({ code: 'validation', issues: [{ path: '$', code: 'invalid_json' }] });
+    expect(malformed.body).toMatchObject({
+      code: 'validation',
+      issues: [{ path: '$', code: 'invalid_json' }],
+    });
     const huge = await alice.request('POST', '/v1/applications', {
       raw: JSON.stringify({ name: 'big', description: 'x'.repeat(2 * 1024 * 1024) }),
       contentType: 'application/json',
@@ -153,7 +172,11 @@ describe('director over HTTPS: users, tokens, applications, errors', () => {
     expect((await alice.get('/v1/users/bob')).status).toBe(404);
     expect((await alice.get('/v1/users/alice')).body.username).toBe('alice');
     // registering yourself as admin is refused
-    const sneaky = await anon.post('/v1/users', { username: 'mallory', password: 'password123', role: 'admin' });
+    const sneaky = await anon.post('/v1/users', {
+      username: 'mallory',
+      password: 'password123',
+      role: 'admin',
+    });
     expect(sneaky.status).toBe(403);
     const dup = await anon.post('/v1/users', { username: 'alice', password: 'password123' });
     expect(dup.status).toBe(409);

@@ -42,9 +42,18 @@ export class Client {
     o: { json?: unknown; raw?: Buffer | string; headers?: Record<string, string>; contentType?: string } = {},
   ): Promise<HttpAnswer> {
     const body =
-      o.raw !== undefined ? Buffer.from(o.raw) : o.json !== undefined ? Buffer.from(JSON.stringify(o.json)) : undefined;
+      o.raw !== undefined
+        ? Buffer.from(o.raw)
+        : o.json !== undefined
+          ? Buffer.from(JSON.stringify(o.json))
+          : undefined;
     const headers: Record<string, string> = {
-      ...(body ? { 'content-type': o.contentType ?? (o.raw !== undefined ? 'application/octet-stream' : 'application/json') } : {}),
+      ...(body
+        ? {
+            'content-type':
+              o.contentType ?? (o.raw !== undefined ? 'application/octet-stream' : 'application/json'),
+          }
+        : {}),
       ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
       ...o.headers,
     };
@@ -104,7 +113,15 @@ export class DirectorHarness {
       dir: join(dir, 'cloud'),
       command: (spec) => ({
         command: process.execPath,
-        args: [join(root, 'apps', spec.kind === 'manager' ? 'manager-runtime' : 'agent-runtime', 'dist', 'main.js')],
+        args: [
+          join(
+            root,
+            'apps',
+            spec.kind === 'manager' ? 'manager-runtime' : 'agent-runtime',
+            'dist',
+            'main.js',
+          ),
+        ],
       }),
       stopGraceMs: 2_000,
       ...(user && process.getuid?.() === 0 ? { workloadUser: user } : {}),
@@ -112,7 +129,10 @@ export class DirectorHarness {
     return new DirectorHarness(nats, dir, cloud);
   }
 
-  async startDirector(id = `d${this.directors.length + 1}`, extra: Partial<DirectorOptions> = {}): Promise<Director> {
+  async startDirector(
+    id = `d${this.directors.length + 1}`,
+    extra: Partial<DirectorOptions> = {},
+  ): Promise<Director> {
     const identity = await this.nats.identity({ role: 'director', id });
     const nc = await this.nats.connect(identity);
     // the node identities come from an issuer on the director's store (any director may issue)

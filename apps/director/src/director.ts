@@ -15,8 +15,9 @@ import { builtinServices, ServiceRegistry } from '@cps/services';
 import { serviceDecider, serviceEvents } from '@cps/manager-runtime';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import pino, { type Logger } from 'pino';
-import { routes } from './api/routes.js';
 import { buildOpenApi } from './api/openapi.js';
+import { allRoutes, builtinFeatures } from './features.js';
+import type { DirectorFeature } from './feature.js';
 import { Aggregates, Names, type DirectorCore } from './director-core.js';
 import { Directory } from './read-models/directory.js';
 import { userDecider } from './users/user-decider.js';
@@ -83,6 +84,7 @@ export class Director {
     /** The generated admin password, on the start that created the admin (shown once). */
     readonly adminPassword: string | undefined,
     private readonly runner: ProjectionRunner,
+    private readonly features: readonly DirectorFeature[],
   ) {}
 
   static async start(o: DirectorOptions): Promise<Director> {
@@ -150,12 +152,19 @@ export class Director {
       readyTimeoutMs: o.managerReadyTimeoutMs ?? 30_000,
       cloud: o.clouds[0]?.name ?? 'local',
     });
-    const applications = new Applications(core, bus, registry, supervisor, new Aggregates(store, serviceDecider()), {
-      maxApplicationsPerUser: o.maxApplicationsPerUser ?? 50,
-      maxArchiveBytes: o.maxArchiveBytes ?? 256 * 1024 * 1024,
-      clouds: o.clouds.map((c) => c.name),
-      operationTimeoutMs: o.operationTimeoutMs ?? 120_000,
-    });
+    const applications = new Applications(
+      core,
+      bus,
+      registry,
+      supervisor,
+      new Aggregates(store, serviceDecider()),
+      {
+        maxApplicationsPerUser: o.maxApplicationsPerUser ?? 50,
+        maxArchiveBytes: o.maxArchiveBytes ?? 256 * 1024 * 1024,
+        clouds: o.clouds.map((c) => c.name),
+        operationTimeoutMs: o.operationTimeoutMs ?? 120_000,
+      },
+    );
     const accounts = new Accounts(core, {
       registration: 'admin',
       sessionTtlMs: 12 * 3600_000,
@@ -164,7 +173,10 @@ export class Director {
       loginWindowMs: windowMs,
       ...o.accounts,
     });
-    const openapi = buildOpenApi(routes, { version: o.version ?? '0.1.0' });
+    const features = builtinFeatures.map((f) =>
+      f({ core, bus, registry, accounts, applications, supervisor, provisioner, issuer, log }),
+    );
+    const openapi = buildOpenApi(allRoutes, { version: o.version ?? '0.1.0' });
     const platform = new Platform(core, registry, issuer, metrics, {
       clouds: o.clouds.map((c) => ({ name: c.name, kind: c.name })),
       openapi: () => openapi,
@@ -173,11 +185,17 @@ export class Director {
 
     const tls = issueHttpsCert(o.secrets, o.directorId);
     const app = await createHttpApp({
-      controllers: [PlatformController, UsersController, ApplicationsController],
+      controllers: [
+        PlatformController,
+        UsersController,
+        ApplicationsController,
+        ...features.flatMap((f) => f.controllers),
+      ],
       providers: [
         { provide: ACCOUNTS, useValue: accounts },
         { provide: APPLICATIONS, useValue: applications },
         { provide: PLATFORM, useValue: platform },
+        ...features.flatMap((f) => f.providers),
       ],
       authenticator: accounts,
       log,
@@ -202,7 +220,9 @@ export class Director {
       applications,
       boot.password,
       runner,
+      features,
     );
+    for (const f of features) f.leading?.();
     // resume what a previous director left under way, then keep clouds and records in step
     for (const op of directory.operations.values())
       if (op.state === 'running' && op.owner) void applications.carryOn(op.operationId);
@@ -215,6 +235,7 @@ export class Director {
 
   async stop(): Promise<void> {
     clearInterval(this.timer);
+    for (const f of this.features) await f.stop?.();
     await this.app.close();
     await this.runner.stop();
     await this.bus.close();

@@ -6,7 +6,15 @@ import { ProblemSchema } from './schemas.js';
 type Json = Record<string, unknown>;
 
 /** Error codes any route may answer (besides those its definition lists). */
-export const COMMON_ERRORS = ['validation', 'unauthenticated', 'forbidden', 'not_found', 'payload_too_large', 'internal', 'unavailable'] as const;
+export const COMMON_ERRORS = [
+  'validation',
+  'unauthenticated',
+  'forbidden',
+  'not_found',
+  'payload_too_large',
+  'internal',
+  'unavailable',
+] as const;
 
 const statusText: Record<number, string> = {
   200: 'OK',
@@ -38,7 +46,7 @@ class SchemaCollector {
     if (id) return { $ref: `#/components/schemas/${this.place(id, fixed, io)}` };
     for (const [name, def] of Object.entries(this.components))
       this.components[name] = this.refs(def, rename) as Json;
-    return fixed as Json;
+    return fixed;
   }
 
   private place(id: string, def: Json, io: 'input' | 'output'): string {
@@ -91,7 +99,11 @@ export const buildOpenApi = (routes: Record<string, RouteDefinition>, info: { ve
         ? { description: statusText[r.status] }
         : {
             description: statusText[r.status],
-            content: { [r.produces ?? 'application/json']: { schema: r.produces ? { type: 'string' } : c.convert(r.response, 'output') } },
+            content: {
+              [r.produces ?? 'application/json']: {
+                schema: r.produces ? { type: 'string' } : c.convert(r.response, 'output'),
+              },
+            },
             ...(r.status === 202
               ? { headers: { Location: { description: 'the operation', schema: { type: 'string' } } } }
               : {}),
@@ -140,7 +152,11 @@ export const buildOpenApi = (routes: Record<string, RouteDefinition>, info: { ve
     components: {
       schemas: c.components,
       securitySchemes: {
-        bearer: { type: 'http', scheme: 'bearer', description: 'a session token (POST /v1/sessions) or an API token' },
+        bearer: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'a session token (POST /v1/sessions) or an API token',
+        },
         clientCertificate: { type: 'mutualTLS', description: 'a certificate from POST /v1/certificates' },
       },
     },

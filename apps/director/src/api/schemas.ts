@@ -45,7 +45,10 @@ export const UserSchema = z
   })
   .meta({ id: 'User' });
 
-export const LoginSchema = z.strictObject({ username: z.string().min(1).max(64), password: z.string().min(1).max(256) });
+export const LoginSchema = z.strictObject({
+  username: z.string().min(1).max(64),
+  password: z.string().min(1).max(256),
+});
 export const SessionSchema = z
   .object({ token: z.string(), tokenId: z.string(), expiresAt: Time, user: UserSchema })
   .meta({ id: 'Session' });
@@ -57,7 +60,12 @@ export const RegisterSchema = z.strictObject({
   credit: z.number().int().min(0).max(1_000_000).optional(),
 });
 export const CreditSchema = z.strictObject({
-  amount: z.number().int().min(-1_000_000).max(1_000_000).refine((n) => n !== 0, 'not zero'),
+  amount: z
+    .number()
+    .int()
+    .min(-1_000_000)
+    .max(1_000_000)
+    .refine((n) => n !== 0, 'not zero'),
   reason: z.string().max(200).default(''),
 });
 
@@ -74,7 +82,11 @@ export const TokenSchema = z
   .meta({ id: 'Token' });
 export const NewTokenSchema = z.strictObject({
   name: NameSchema,
-  scopes: z.array(z.enum(['read', 'write', 'admin'])).min(1).max(3).default(['read', 'write']),
+  scopes: z
+    .array(z.enum(['read', 'write', 'admin']))
+    .min(1)
+    .max(3)
+    .default(['read', 'write']),
   ttlDays: z.number().int().min(1).max(3650).default(90),
 });
 export const CreatedTokenSchema = TokenSchema.extend({
@@ -101,7 +113,10 @@ export const ApplicationSchema = z
     services: z.array(ServiceSummarySchema),
   })
   .meta({ id: 'Application' });
-export const NewApplicationSchema = z.strictObject({ name: NameSchema, description: Description.default('') });
+export const NewApplicationSchema = z.strictObject({
+  name: NameSchema,
+  description: Description.default(''),
+});
 export const PatchApplicationSchema = z
   .strictObject({ name: NameSchema.optional(), description: Description.optional() })
   .refine((p) => p.name !== undefined || p.description !== undefined, 'name or description');
@@ -140,7 +155,12 @@ export const AddNodesSchema = z.strictObject({
   cloud: z.string().min(1).max(64).default('local'),
 });
 export const RemoveNodesSchema = z.union([
-  z.strictObject({ nodeIds: z.array(z.string().regex(/^[a-z0-9][a-z0-9_-]*$/)).min(1).max(1000) }),
+  z.strictObject({
+    nodeIds: z
+      .array(z.string().regex(/^[a-z0-9][a-z0-9_-]*$/))
+      .min(1)
+      .max(1000),
+  }),
   z.strictObject({ nodes: RoleCounts }),
 ]);
 export const NodeSchema = NodeInfoSchema.meta({ id: 'Node' });
@@ -188,5 +208,7 @@ export const ResourceSchema = z.object({
   cost: z.number().int().describe('credits: one per started node-hour'),
 });
 
-export const HealthSchema = z.object({ status: z.enum(['ok', 'starting', 'degraded']), checks: z.record(z.string(), z.string()) });
-
+export const HealthSchema = z.object({
+  status: z.enum(['ok', 'starting', 'degraded']),
+  checks: z.record(z.string(), z.string()),
+});

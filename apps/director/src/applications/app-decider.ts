@@ -39,7 +39,9 @@ const active = (s: AppState): Active => {
 };
 
 const nameTaken = (what: string): CpsError =>
-  new CpsError('name_taken', `${what} is taken`, [{ path: '$.name', code: 'name_taken', message: `${what} is taken` }]);
+  new CpsError('name_taken', `${what} is taken`, [
+    { path: '$.name', code: 'name_taken', message: `${what} is taken` },
+  ]);
 
 export const evolveApp = (s: AppState, e: AppEvent): AppState => {
   if (e.type === 'ApplicationCreated') return { status: 'ACTIVE', ...e.data, services: [] };

@@ -7,7 +7,10 @@ export const ApplicationCreated = defineEvent(
   z.object({ appId: IdSchema, owner: IdSchema, name: z.string(), description: z.string() }),
 );
 export const ApplicationRenamed = defineEvent('ApplicationRenamed', z.object({ name: z.string() }));
-export const ApplicationDescribed = defineEvent('ApplicationDescribed', z.object({ description: z.string() }));
+export const ApplicationDescribed = defineEvent(
+  'ApplicationDescribed',
+  z.object({ description: z.string() }),
+);
 /** `config` holds secret fields sealed (see the service type's schema): never in clear. */
 export const ServiceAdded = defineEvent(
   'ServiceAdded',
@@ -19,7 +22,10 @@ export const ServiceAdded = defineEvent(
     config: z.unknown(),
   }),
 );
-export const ServiceRenamed = defineEvent('ServiceRenamed', z.object({ serviceId: IdSchema, name: z.string() }));
+export const ServiceRenamed = defineEvent(
+  'ServiceRenamed',
+  z.object({ serviceId: IdSchema, name: z.string() }),
+);
 export const ServiceRemoved = defineEvent('ServiceRemoved', z.object({ serviceId: IdSchema }));
 export const ApplicationDeleted = defineEvent('ApplicationDeleted', z.object({}));
 

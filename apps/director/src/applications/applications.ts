@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { ConflictError, CpsError, NotFoundError, ValidationError, issuesFromZod } from '@cps/core';
 import { subjects, type Bus, type CommandDefinition } from '@cps/bus';
 import { ArchiveStore, deleteArchiveBucket, ensureArchiveBucket } from '@cps/archives';
@@ -15,6 +15,7 @@ import {
   setArchive,
   shutdownService,
   startupService,
+  type AnyManagerMethod,
   type ServiceRegistry,
 } from '@cps/services';
 import type { ServiceCommand, ServiceEvent, ServiceState } from '@cps/manager-runtime';
@@ -73,7 +74,9 @@ export class Applications {
 
   list(p: Principal): ApplicationView[] {
     const owner = this.owner(p);
-    return [...this.core.directory.apps.values()].filter((a) => !a.deleted && (owner === undefined || a.owner === owner));
+    return [...this.core.directory.apps.values()].filter(
+      (a) => !a.deleted && (owner === undefined || a.owner === owner),
+    );
   }
 
   servicesOf(app: ApplicationView): ServiceView[] {
@@ -87,13 +90,16 @@ export class Applications {
       description: a.description,
       owner: a.owner,
       createdAt: a.createdAt,
-      services: this.core.directory.servicesOf(a).map((s) => ({ serviceId: s.serviceId, name: s.name, type: s.type, cloud: s.cloud, state: s.state })),
+      services: this.core.directory
+        .servicesOf(a)
+        .map((s) => ({ serviceId: s.serviceId, name: s.name, type: s.type, cloud: s.cloud, state: s.state })),
     };
   }
 
   serviceDto(s: ServiceView) {
     const nodes: Record<string, number> = {};
-    for (const n of Object.values(s.nodes)) nodes[n['role'] as string] = (nodes[n['role'] as string] ?? 0) + 1;
+    for (const n of Object.values(s.nodes))
+      nodes[n['role'] as string] = (nodes[n['role'] as string] ?? 0) + 1;
     return {
       serviceId: s.serviceId,
       appId: s.appId,
@@ -115,21 +121,42 @@ export class Applications {
     const appId = hashId('a', m.requestId);
     await this.core.names.claim(`app.${p.userId}`, r.name, appId, `${m.requestId}:name`);
     try {
-      const res = await this.core.apps.run(`app.${appId}`, 'Create', { appId, owner: p.userId, name: r.name, description: r.description }, m);
+      const res = await this.core.apps.run(
+        `app.${appId}`,
+        'Create',
+        { appId, owner: p.userId, name: r.name, description: r.description },
+        m,
+      );
       await this.core.caughtUp(res.position);
     } catch (e) {
-      await this.core.names.release(`app.${p.userId}`, r.name, appId, `${m.requestId}:release`).catch(() => undefined);
+      await this.core.names
+        .release(`app.${p.userId}`, r.name, appId, `${m.requestId}:release`)
+        .catch(() => undefined);
       throw e;
     }
     return this.app(p, appId);
   }
 
-  async update(p: Principal, ref: string, r: { name?: string | undefined; description?: string | undefined }, m: Actor): Promise<ApplicationView> {
+  async update(
+    p: Principal,
+    ref: string,
+    r: { name?: string | undefined; description?: string | undefined },
+    m: Actor,
+  ): Promise<ApplicationView> {
     const a = this.app(p, ref);
     const rename = r.name !== undefined && r.name !== a.name;
-    if (rename) await this.core.names.claim(`app.${a.owner}`, r.name as string, a.appId, `${m.requestId}:name`);
+    if (rename)
+      await this.core.names.claim(`app.${a.owner}`, r.name as string, a.appId, `${m.requestId}:name`);
     const old = a.name;
-    const res = await this.core.apps.run(`app.${a.appId}`, 'Update', { ...(r.name !== undefined ? { name: r.name } : {}), ...(r.description !== undefined ? { description: r.description } : {}) }, m);
+    const res = await this.core.apps.run(
+      `app.${a.appId}`,
+      'Update',
+      {
+        ...(r.name !== undefined ? { name: r.name } : {}),
+        ...(r.description !== undefined ? { description: r.description } : {}),
+      },
+      m,
+    );
     if (rename) await this.core.names.release(`app.${a.owner}`, old, a.appId, `${m.requestId}:release`);
     await this.core.caughtUp(res.position);
     return this.app(p, a.appId);
@@ -146,31 +173,67 @@ export class Applications {
     const app = this.app(p, appRef);
     if (!this.registry.has(r.type))
       throw new ValidationError(`unknown service type ${r.type}`, [
-        { path: '$.type', code: 'unknown_service_type', message: `types: ${this.registry.types().join(', ')}` },
+        {
+          path: '$.type',
+          code: 'unknown_service_type',
+          message: `types: ${this.registry.types().join(', ')}`,
+        },
       ]);
     if (!this.o.clouds.includes(r.cloud))
-      throw new ValidationError(`unknown cloud ${r.cloud}`, [{ path: '$.cloud', code: 'unknown_cloud', message: `clouds: ${this.o.clouds.join(', ')}` }]);
+      throw new ValidationError(`unknown cloud ${r.cloud}`, [
+        { path: '$.cloud', code: 'unknown_cloud', message: `clouds: ${this.o.clouds.join(', ')}` },
+      ]);
     const def = this.registry.get(r.type);
     const parsed = def.configSchema.safeParse(r.config);
     if (!parsed.success)
-      throw new ValidationError('invalid service config', issuesFromZod(parsed.error).map((i) => ({ ...i, path: i.path.replace(/^\$/, '$.config') })));
+      throw new ValidationError(
+        'invalid service config',
+        issuesFromZod(parsed.error).map((i) => ({ ...i, path: i.path.replace(/^\$/, '$.config') })),
+      );
     const serviceId = hashId('s', m.requestId);
     // the service aggregate is born here, before any manager exists: its manager finds it at start
-    await this.services.run(`svc.${app.appId}.${serviceId}`, 'Create', { appId: app.appId, serviceId, type: r.type, config: parsed.data }, m);
-    const res = await this.core.apps.run(`app.${app.appId}`, 'AddService', { serviceId, name: r.name, type: r.type, cloud: r.cloud, config: parsed.data }, m);
+    await this.services.run(
+      `svc.${app.appId}.${serviceId}`,
+      'Create',
+      { appId: app.appId, serviceId, type: r.type, config: parsed.data },
+      m,
+    );
+    const res = await this.core.apps.run(
+      `app.${app.appId}`,
+      'AddService',
+      { serviceId, name: r.name, type: r.type, cloud: r.cloud, config: parsed.data },
+      m,
+    );
     await this.core.caughtUp(res.position);
     return this.service(p, app.appId, serviceId).svc;
   }
 
-  async renameService(p: Principal, appRef: string, svcRef: string, name: string, m: Actor): Promise<ServiceView> {
+  async renameService(
+    p: Principal,
+    appRef: string,
+    svcRef: string,
+    name: string,
+    m: Actor,
+  ): Promise<ServiceView> {
     const { app, svc } = this.service(p, appRef, svcRef);
-    const res = await this.core.apps.run(`app.${app.appId}`, 'RenameService', { serviceId: svc.serviceId, name }, m);
+    const res = await this.core.apps.run(
+      `app.${app.appId}`,
+      'RenameService',
+      { serviceId: svc.serviceId, name },
+      m,
+    );
     await this.core.caughtUp(res.position);
     return this.service(p, app.appId, svc.serviceId).svc;
   }
 
   /** Asks the service's manager (it must be running). */
-  async ask<C extends CommandDefinition>(app: ApplicationView, svc: ServiceView, c: C, args: z.input<C['request']>, requestId?: string): Promise<z.output<C['reply']>> {
+  async ask<C extends CommandDefinition>(
+    app: ApplicationView,
+    svc: ServiceView,
+    c: C,
+    args: z.input<C['request']>,
+    requestId?: string,
+  ): Promise<z.output<C['reply']>> {
     if (!this.supervisor.managerOf(svc.serviceId))
       throw new ConflictError(`service ${svc.name} is not started (state ${svc.state})`);
     return this.bus.request(subjects.manager(app.appId, svc.serviceId), c, args, {
@@ -189,21 +252,44 @@ export class Applications {
     return this.ask(app, svc, getNodeInfo, { nodeId });
   }
 
-  async addNodes(p: Principal, a: string, s: string, r: { nodes: Record<string, number>; cloud: string }, m: Actor) {
+  async addNodes(
+    p: Principal,
+    a: string,
+    s: string,
+    r: { nodes: Record<string, number>; cloud: string },
+    m: Actor,
+  ) {
     const { app, svc } = this.service(p, a, s);
     if (!this.o.clouds.includes(r.cloud))
-      throw new ValidationError(`unknown cloud ${r.cloud}`, [{ path: '$.cloud', code: 'unknown_cloud', message: `clouds: ${this.o.clouds.join(', ')}` }]);
+      throw new ValidationError(`unknown cloud ${r.cloud}`, [
+        { path: '$.cloud', code: 'unknown_cloud', message: `clouds: ${this.o.clouds.join(', ')}` },
+      ]);
     return this.ask(app, svc, addNodes, r, m.requestId);
   }
 
-  async removeNodes(p: Principal, a: string, s: string, r: { nodeIds: string[] } | { nodes: Record<string, number> }, m: Actor) {
+  async removeNodes(
+    p: Principal,
+    a: string,
+    s: string,
+    r: { nodeIds: string[] } | { nodes: Record<string, number> },
+    m: Actor,
+  ) {
     const { app, svc } = this.service(p, a, s);
     return this.ask(app, svc, removeNodes, r, m.requestId);
   }
 
-  async logs(p: Principal, a: string, s: string, q: { node?: string | undefined; workload?: string | undefined; tailBytes: number }) {
+  async logs(
+    p: Principal,
+    a: string,
+    s: string,
+    q: { node?: string | undefined; workload?: string | undefined; tailBytes: number },
+  ) {
     const { app, svc } = this.service(p, a, s);
-    return this.ask(app, svc, getLogs, { tailBytes: q.tailBytes, ...(q.node ? { nodeId: q.node } : {}), ...(q.workload ? { workload: q.workload } : {}) });
+    return this.ask(app, svc, getLogs, {
+      tailBytes: q.tailBytes,
+      ...(q.node ? { nodeId: q.node } : {}),
+      ...(q.workload ? { workload: q.workload } : {}),
+    });
   }
 
   /** State changes and operations, from the service's events (no manager needed). */
@@ -212,7 +298,11 @@ export class Applications {
     if (this.supervisor.managerOf(svc.serviceId)) return this.ask(app, svc, getHistory, { limit: 1000 });
     const { events } = await this.core.store.readAggregate(`svc.${app.appId}.${svc.serviceId}`);
     return {
-      history: events.flatMap((e) => (e.type === 'ServiceStateChanged' ? [{ at: e.metadata.at, ...(e.data as { from: string; to: string; reason: string }) }] : [])),
+      history: events.flatMap((e) =>
+        e.type === 'ServiceStateChanged'
+          ? [{ at: e.metadata.at, ...(e.data as { from: string; to: string; reason: string }) }]
+          : [],
+      ),
       operations: events.flatMap((e) =>
         ['OperationStarted', 'OperationCompleted', 'OperationFailed'].includes(e.type)
           ? [{ at: e.metadata.at, event: e.type, ...(e.data as { operationId: string; reason?: string }) }]
@@ -224,10 +314,11 @@ export class Applications {
   async call(p: Principal, a: string, s: string, method: string, args: unknown, m: Actor) {
     const { app, svc } = this.service(p, a, s);
     const def = this.registry.get(svc.type);
-    const mm = def.manager.methods[method];
+    const mm: AnyManagerMethod | undefined = def.manager.methods[method];
     if (!mm) throw new NotFoundError(`${svc.type} has no method ${method}`);
-    const parsed = mm.args.safeParse(args ?? {});
-    if (!parsed.success) throw new ValidationError(`invalid arguments for ${method}`, issuesFromZod(parsed.error));
+    const parsed = (mm.args as z.ZodType).safeParse(args ?? {});
+    if (!parsed.success)
+      throw new ValidationError(`invalid arguments for ${method}`, issuesFromZod(parsed.error));
     return this.ask(app, svc, callMethod, { method, args: parsed.data }, m.requestId);
   }
 
@@ -241,10 +332,18 @@ export class Applications {
     await ensureArchiveBucket(this.bus.connection, svc.serviceId);
     const store = new ArchiveStore(this.bus.connection, { serviceId: svc.serviceId });
     const version = `v${Date.now().toString(36)}${createHash('sha256').update(m.requestId).digest('hex').slice(0, 6)}`;
-    const info = await store.put(version, body as AsyncIterable<Uint8Array>, { maxBytes: this.o.maxArchiveBytes });
-    if (this.supervisor.managerOf(svc.serviceId)) await this.ask(app, svc, setArchive, { version }, m.requestId);
+    const info = await store.put(version, body as AsyncIterable<Uint8Array>, {
+      maxBytes: this.o.maxArchiveBytes,
+    });
+    if (this.supervisor.managerOf(svc.serviceId))
+      await this.ask(app, svc, setArchive, { version }, m.requestId);
     else {
-      const res = await this.services.run(`svc.${app.appId}.${svc.serviceId}`, 'SetArchive', { version, size: info.size, digest: info.digest }, m);
+      const res = await this.services.run(
+        `svc.${app.appId}.${svc.serviceId}`,
+        'SetArchive',
+        { version, size: info.size, digest: info.digest },
+        m,
+      );
       await this.core.caughtUp(res.position);
     }
     return { version, size: info.size, digest: info.digest };
@@ -254,14 +353,18 @@ export class Applications {
 
   async startService(p: Principal, a: string, s: string, m: Actor) {
     const { app, svc } = this.service(p, a, s);
-    if (!['INIT', 'STOPPED', 'ERROR'].includes(svc.state) || this.supervisor.managerOf(svc.serviceId) && svc.state !== 'ERROR')
+    if (
+      !['INIT', 'STOPPED', 'ERROR'].includes(svc.state) ||
+      (this.supervisor.managerOf(svc.serviceId) && svc.state !== 'ERROR')
+    )
       throw new ConflictError(`service ${svc.name} is ${svc.state}: start needs INIT or STOPPED`);
     return this.operation(p, 'start_service', app, svc, m);
   }
 
   async stopService(p: Principal, a: string, s: string, m: Actor) {
     const { app, svc } = this.service(p, a, s);
-    if (svc.state === 'STOPPED' || svc.state === 'INIT') throw new ConflictError(`service ${svc.name} is ${svc.state}`);
+    if (svc.state === 'STOPPED' || svc.state === 'INIT')
+      throw new ConflictError(`service ${svc.name} is ${svc.state}`);
     return this.operation(p, 'stop_service', app, svc, m);
   }
 
@@ -285,7 +388,13 @@ export class Applications {
     return this.operation(p, 'delete_application', app, undefined, m);
   }
 
-  private async operation(p: Principal, kind: string, app: ApplicationView, svc: ServiceView | undefined, m: Actor) {
+  private async operation(
+    p: Principal,
+    kind: string,
+    app: ApplicationView,
+    svc: ServiceView | undefined,
+    m: Actor,
+  ) {
     const operationId = hashId('op', `${kind}:${m.requestId}`);
     const res = await this.core.operations.run(
       `op.${operationId}`,
@@ -308,7 +417,9 @@ export class Applications {
       if (op.status !== 'running') return;
       const app = this.core.directory.apps.get(op.appId ?? '');
       if (!app) throw new NotFoundError('application gone');
-      const svcs = op.serviceId ? [this.core.directory.services.get(op.serviceId)].filter((x): x is ServiceView => !!x) : this.core.directory.servicesOf(app);
+      const svcs = op.serviceId
+        ? [this.core.directory.services.get(op.serviceId)].filter((x): x is ServiceView => !!x)
+        : this.core.directory.servicesOf(app);
       switch (op.kind) {
         case 'start_service':
         case 'start_application':
@@ -324,12 +435,22 @@ export class Applications {
             await this.stopOne(app, s, operationId);
             await deleteArchiveBucket(this.bus.connection, s.serviceId);
             if (op.kind === 'remove_service') {
-              const r = await this.core.apps.run(`app.${app.appId}`, 'RemoveService', { serviceId: s.serviceId }, { requestId: `${operationId}:remove:${s.serviceId}`, actor: 'director' });
+              const r = await this.core.apps.run(
+                `app.${app.appId}`,
+                'RemoveService',
+                { serviceId: s.serviceId },
+                { requestId: `${operationId}:remove:${s.serviceId}`, actor: 'director' },
+              );
               await this.core.caughtUp(r.position);
             }
           }
           if (op.kind === 'delete_application') {
-            const r = await this.core.apps.run(`app.${app.appId}`, 'Delete', {}, { requestId: `${operationId}:delete`, actor: 'director' });
+            const r = await this.core.apps.run(
+              `app.${app.appId}`,
+              'Delete',
+              {},
+              { requestId: `${operationId}:delete`, actor: 'director' },
+            );
             await this.core.names.release(`app.${app.owner}`, app.name, app.appId, `${operationId}:release`);
             await this.core.caughtUp(r.position);
           }
@@ -349,7 +470,13 @@ export class Applications {
   private async startOne(app: ApplicationView, s: ServiceView, operationId: string): Promise<void> {
     if (s.state === 'RUNNING' && this.supervisor.managerOf(s.serviceId)) return;
     await this.supervisor.ensureManager(app.appId, s.serviceId, s.type, operationId);
-    const info = await this.bus.request(subjects.manager(app.appId, s.serviceId), startupService, { cloud: s.cloud }, { requestId: `${operationId}:startup:${s.serviceId}`, timeoutMs: 30_000 })
+    const info = await this.bus
+      .request(
+        subjects.manager(app.appId, s.serviceId),
+        startupService,
+        { cloud: s.cloud },
+        { requestId: `${operationId}:startup:${s.serviceId}`, timeoutMs: 30_000 },
+      )
       .catch((e: unknown) => {
         if (e instanceof CpsError && e.code === 'conflict') return undefined;
         throw e;
@@ -363,7 +490,13 @@ export class Applications {
     if (this.supervisor.managerOf(s.serviceId)) {
       if (!['STOPPED', 'INIT'].includes(s.state)) {
         await this.supervisor.answering(app.appId, s.serviceId);
-        await this.bus.request(subjects.manager(app.appId, s.serviceId), shutdownService, {}, { requestId: `${operationId}:shutdown:${s.serviceId}`, timeoutMs: 30_000 })
+        await this.bus
+          .request(
+            subjects.manager(app.appId, s.serviceId),
+            shutdownService,
+            {},
+            { requestId: `${operationId}:shutdown:${s.serviceId}`, timeoutMs: 30_000 },
+          )
           .catch((e: unknown) => {
             if (e instanceof CpsError && e.code === 'conflict') return undefined;
             throw e;
@@ -377,7 +510,8 @@ export class Applications {
   private async settled(serviceId: string, states: readonly string[]): Promise<void> {
     const deadline = Date.now() + this.o.operationTimeoutMs;
     while (!states.includes(this.core.directory.services.get(serviceId)?.state ?? '')) {
-      if (Date.now() > deadline) throw new CpsError('timeout', `service ${serviceId} did not reach ${states.join(' or ')}`);
+      if (Date.now() > deadline)
+        throw new CpsError('timeout', `service ${serviceId} did not reach ${states.join(' or ')}`);
       await new Promise((r) => setTimeout(r, 100));
     }
   }

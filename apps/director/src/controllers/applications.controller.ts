@@ -20,7 +20,11 @@ export class ApplicationsController {
   }
 
   @Route(routes.createApplication)
-  async create(@Input() i: RouteInput<R['createApplication']>, @Caller() p: Principal, @Req() c: RequestContext): Promise<RouteOutput<R['createApplication']>> {
+  async create(
+    @Input() i: RouteInput<R['createApplication']>,
+    @Caller() p: Principal,
+    @Req() c: RequestContext,
+  ): Promise<RouteOutput<R['createApplication']>> {
     return this.apps.appDto(await this.apps.create(p, i.body, meta(c, 'create-app')));
   }
 
@@ -30,33 +34,56 @@ export class ApplicationsController {
   }
 
   @Route(routes.updateApplication)
-  async update(@Input() i: RouteInput<R['updateApplication']>, @Caller() p: Principal, @Req() c: RequestContext): Promise<RouteOutput<R['updateApplication']>> {
+  async update(
+    @Input() i: RouteInput<R['updateApplication']>,
+    @Caller() p: Principal,
+    @Req() c: RequestContext,
+  ): Promise<RouteOutput<R['updateApplication']>> {
     return this.apps.appDto(await this.apps.update(p, i.params.app, i.body, meta(c, 'update-app')));
   }
 
   @Route(routes.deleteApplication)
-  delete(@Input() i: RouteInput<R['deleteApplication']>, @Caller() p: Principal, @Req() c: RequestContext): Promise<RouteOutput<R['deleteApplication']>> {
+  delete(
+    @Input() i: RouteInput<R['deleteApplication']>,
+    @Caller() p: Principal,
+    @Req() c: RequestContext,
+  ): Promise<RouteOutput<R['deleteApplication']>> {
     return this.apps.deleteApplication(p, i.params.app, meta(c, 'delete-app'));
   }
 
   @Route(routes.startApplication)
-  start(@Input() i: RouteInput<R['startApplication']>, @Caller() p: Principal, @Req() c: RequestContext): Promise<RouteOutput<R['startApplication']>> {
+  start(
+    @Input() i: RouteInput<R['startApplication']>,
+    @Caller() p: Principal,
+    @Req() c: RequestContext,
+  ): Promise<RouteOutput<R['startApplication']>> {
     return this.apps.startApplication(p, i.params.app, meta(c, 'start-app'));
   }
 
   @Route(routes.stopApplication)
-  stop(@Input() i: RouteInput<R['stopApplication']>, @Caller() p: Principal, @Req() c: RequestContext): Promise<RouteOutput<R['stopApplication']>> {
+  stop(
+    @Input() i: RouteInput<R['stopApplication']>,
+    @Caller() p: Principal,
+    @Req() c: RequestContext,
+  ): Promise<RouteOutput<R['stopApplication']>> {
     return this.apps.stopApplication(p, i.params.app, meta(c, 'stop-app'));
   }
 
   @Route(routes.listServices)
-  services(@Input() i: RouteInput<R['listServices']>, @Caller() p: Principal): RouteOutput<R['listServices']> {
+  services(
+    @Input() i: RouteInput<R['listServices']>,
+    @Caller() p: Principal,
+  ): RouteOutput<R['listServices']> {
     const app = this.apps.app(p, i.params.app);
     return { services: this.apps.servicesOf(app).map((s) => this.apps.serviceDto(s)) };
   }
 
   @Route(routes.addService)
-  async addService(@Input() i: RouteInput<R['addService']>, @Caller() p: Principal, @Req() c: RequestContext): Promise<RouteOutput<R['addService']>> {
+  async addService(
+    @Input() i: RouteInput<R['addService']>,
+    @Caller() p: Principal,
+    @Req() c: RequestContext,
+  ): Promise<RouteOutput<R['addService']>> {
     return this.apps.serviceDto(await this.apps.addService(p, i.params.app, i.body, meta(c, 'add-service')));
   }
 
@@ -66,37 +93,66 @@ export class ApplicationsController {
   }
 
   @Route(routes.updateService)
-  async updateService(@Input() i: RouteInput<R['updateService']>, @Caller() p: Principal, @Req() c: RequestContext): Promise<RouteOutput<R['updateService']>> {
-    return this.apps.serviceDto(await this.apps.renameService(p, i.params.app, i.params.svc, i.body.name, meta(c, 'rename-service')));
+  async updateService(
+    @Input() i: RouteInput<R['updateService']>,
+    @Caller() p: Principal,
+    @Req() c: RequestContext,
+  ): Promise<RouteOutput<R['updateService']>> {
+    return this.apps.serviceDto(
+      await this.apps.renameService(p, i.params.app, i.params.svc, i.body.name, meta(c, 'rename-service')),
+    );
   }
 
   @Route(routes.removeService)
-  removeService(@Input() i: RouteInput<R['removeService']>, @Caller() p: Principal, @Req() c: RequestContext): Promise<RouteOutput<R['removeService']>> {
+  removeService(
+    @Input() i: RouteInput<R['removeService']>,
+    @Caller() p: Principal,
+    @Req() c: RequestContext,
+  ): Promise<RouteOutput<R['removeService']>> {
     return this.apps.removeService(p, i.params.app, i.params.svc, meta(c, 'remove-service'));
   }
 
   @Route(routes.startService)
-  startService(@Input() i: RouteInput<R['startService']>, @Caller() p: Principal, @Req() c: RequestContext): Promise<RouteOutput<R['startService']>> {
+  startService(
+    @Input() i: RouteInput<R['startService']>,
+    @Caller() p: Principal,
+    @Req() c: RequestContext,
+  ): Promise<RouteOutput<R['startService']>> {
     return this.apps.startService(p, i.params.app, i.params.svc, meta(c, 'start-service'));
   }
 
   @Route(routes.stopService)
-  stopService(@Input() i: RouteInput<R['stopService']>, @Caller() p: Principal, @Req() c: RequestContext): Promise<RouteOutput<R['stopService']>> {
+  stopService(
+    @Input() i: RouteInput<R['stopService']>,
+    @Caller() p: Principal,
+    @Req() c: RequestContext,
+  ): Promise<RouteOutput<R['stopService']>> {
     return this.apps.stopService(p, i.params.app, i.params.svc, meta(c, 'stop-service'));
   }
 
   @Route(routes.listNodes)
-  nodes(@Input() i: RouteInput<R['listNodes']>, @Caller() p: Principal): Promise<RouteOutput<R['listNodes']>> {
+  nodes(
+    @Input() i: RouteInput<R['listNodes']>,
+    @Caller() p: Principal,
+  ): Promise<RouteOutput<R['listNodes']>> {
     return this.apps.nodes(p, i.params.app, i.params.svc);
   }
 
   @Route(routes.addNodes)
-  addNodes(@Input() i: RouteInput<R['addNodes']>, @Caller() p: Principal, @Req() c: RequestContext): Promise<RouteOutput<R['addNodes']>> {
+  addNodes(
+    @Input() i: RouteInput<R['addNodes']>,
+    @Caller() p: Principal,
+    @Req() c: RequestContext,
+  ): Promise<RouteOutput<R['addNodes']>> {
     return this.apps.addNodes(p, i.params.app, i.params.svc, i.body, meta(c, 'add-nodes'));
   }
 
   @Route(routes.removeNodes)
-  removeNodes(@Input() i: RouteInput<R['removeNodes']>, @Caller() p: Principal, @Req() c: RequestContext): Promise<RouteOutput<R['removeNodes']>> {
+  removeNodes(
+    @Input() i: RouteInput<R['removeNodes']>,
+    @Caller() p: Principal,
+    @Req() c: RequestContext,
+  ): Promise<RouteOutput<R['removeNodes']>> {
     return this.apps.removeNodes(p, i.params.app, i.params.svc, i.body, meta(c, 'remove-nodes'));
   }
 
@@ -106,22 +162,36 @@ export class ApplicationsController {
   }
 
   @Route(routes.serviceLogs)
-  logs(@Input() i: RouteInput<R['serviceLogs']>, @Caller() p: Principal): Promise<RouteOutput<R['serviceLogs']>> {
+  logs(
+    @Input() i: RouteInput<R['serviceLogs']>,
+    @Caller() p: Principal,
+  ): Promise<RouteOutput<R['serviceLogs']>> {
     return this.apps.logs(p, i.params.app, i.params.svc, i.query);
   }
 
   @Route(routes.serviceHistory)
-  history(@Input() i: RouteInput<R['serviceHistory']>, @Caller() p: Principal): Promise<RouteOutput<R['serviceHistory']>> {
+  history(
+    @Input() i: RouteInput<R['serviceHistory']>,
+    @Caller() p: Principal,
+  ): Promise<RouteOutput<R['serviceHistory']>> {
     return this.apps.history(p, i.params.app, i.params.svc);
   }
 
   @Route(routes.callMethod)
-  call(@Input() i: RouteInput<R['callMethod']>, @Caller() p: Principal, @Req() c: RequestContext): Promise<RouteOutput<R['callMethod']>> {
+  call(
+    @Input() i: RouteInput<R['callMethod']>,
+    @Caller() p: Principal,
+    @Req() c: RequestContext,
+  ): Promise<RouteOutput<R['callMethod']>> {
     return this.apps.call(p, i.params.app, i.params.svc, i.params.method, i.body, meta(c, 'call'));
   }
 
   @Route(routes.uploadArchive)
-  upload(@Input() i: RouteInput<R['uploadArchive']>, @Caller() p: Principal, @Req() c: RequestContext): Promise<RouteOutput<R['uploadArchive']>> {
+  upload(
+    @Input() i: RouteInput<R['uploadArchive']>,
+    @Caller() p: Principal,
+    @Req() c: RequestContext,
+  ): Promise<RouteOutput<R['uploadArchive']>> {
     return this.apps.uploadArchive(p, i.params.app, i.params.svc, i.body, meta(c, 'archive'));
   }
 }

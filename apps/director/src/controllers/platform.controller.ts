@@ -53,7 +53,10 @@ export class PlatformController {
   }
 
   @Route(routes.getOperation)
-  operation(@Input() i: RouteInput<R['getOperation']>, @Caller() p: Principal): RouteOutput<R['getOperation']> {
+  operation(
+    @Input() i: RouteInput<R['getOperation']>,
+    @Caller() p: Principal,
+  ): RouteOutput<R['getOperation']> {
     return this.platform.operation(p, i.params.id);
   }
 

@@ -11,7 +11,13 @@ import { ACCOUNTS } from './tokens.js';
 type R = typeof routes;
 const DAY = 24 * 3600_000;
 
-const user = (u: UserView) => ({ userId: u.userId, username: u.username, role: u.role, credit: u.credit, createdAt: u.createdAt });
+const user = (u: UserView) => ({
+  userId: u.userId,
+  username: u.username,
+  role: u.role,
+  credit: u.credit,
+  createdAt: u.createdAt,
+});
 const token = (t: TokenView) => ({
   tokenId: t.tokenId,
   kind: t.kind,
@@ -28,7 +34,10 @@ export class UsersController {
   constructor(@Inject(ACCOUNTS) private readonly accounts: Accounts) {}
 
   @Route(routes.login)
-  async login(@Input() i: RouteInput<R['login']>, @Req() c: RequestContext): Promise<RouteOutput<R['login']>> {
+  async login(
+    @Input() i: RouteInput<R['login']>,
+    @Req() c: RequestContext,
+  ): Promise<RouteOutput<R['login']>> {
     const s = await this.accounts.login(i.body.username, i.body.password, commandIdOf(c, 'login'));
     return { ...s, user: user(s.user) };
   }
@@ -50,7 +59,11 @@ export class UsersController {
   }
 
   @Route(routes.register)
-  async register(@Input() i: RouteInput<R['register']>, @Caller() p: Principal | undefined, @Req() c: RequestContext): Promise<RouteOutput<R['register']>> {
+  async register(
+    @Input() i: RouteInput<R['register']>,
+    @Caller() p: Principal | undefined,
+    @Req() c: RequestContext,
+  ): Promise<RouteOutput<R['register']>> {
     return user(await this.accounts.register(p, i.body, commandIdOf(c, 'register')));
   }
 
@@ -60,9 +73,21 @@ export class UsersController {
   }
 
   @Route(routes.grantCredit)
-  async credit(@Input() i: RouteInput<R['grantCredit']>, @Caller() p: Principal, @Req() c: RequestContext): Promise<RouteOutput<R['grantCredit']>> {
+  async credit(
+    @Input() i: RouteInput<R['grantCredit']>,
+    @Caller() p: Principal,
+    @Req() c: RequestContext,
+  ): Promise<RouteOutput<R['grantCredit']>> {
     const target = this.accounts.find(p, i.params.user);
-    return user(await this.accounts.grantCredit(p, target.userId, i.body.amount, i.body.reason, commandIdOf(c, 'credit')));
+    return user(
+      await this.accounts.grantCredit(
+        p,
+        target.userId,
+        i.body.amount,
+        i.body.reason,
+        commandIdOf(c, 'credit'),
+      ),
+    );
   }
 
   @Route(routes.listTokens)
@@ -71,14 +96,28 @@ export class UsersController {
   }
 
   @Route(routes.createToken)
-  async createToken(@Input() i: RouteInput<R['createToken']>, @Caller() p: Principal, @Req() c: RequestContext): Promise<RouteOutput<R['createToken']>> {
-    if (i.body.scopes.includes('admin') && p.role !== 'admin') throw new CpsError('forbidden', 'only admins grant the admin scope');
-    const t = await this.accounts.createToken(p.userId, { kind: 'api', name: i.body.name, scopes: i.body.scopes, ttlMs: i.body.ttlDays * DAY }, commandIdOf(c, 'token'), actorOf(c));
+  async createToken(
+    @Input() i: RouteInput<R['createToken']>,
+    @Caller() p: Principal,
+    @Req() c: RequestContext,
+  ): Promise<RouteOutput<R['createToken']>> {
+    if (i.body.scopes.includes('admin') && p.role !== 'admin')
+      throw new CpsError('forbidden', 'only admins grant the admin scope');
+    const t = await this.accounts.createToken(
+      p.userId,
+      { kind: 'api', name: i.body.name, scopes: i.body.scopes, ttlMs: i.body.ttlDays * DAY },
+      commandIdOf(c, 'token'),
+      actorOf(c),
+    );
     return { ...token(t.view), token: t.token };
   }
 
   @Route(routes.revokeToken)
-  async revokeToken(@Input() i: RouteInput<R['revokeToken']>, @Caller() p: Principal, @Req() c: RequestContext): Promise<void> {
+  async revokeToken(
+    @Input() i: RouteInput<R['revokeToken']>,
+    @Caller() p: Principal,
+    @Req() c: RequestContext,
+  ): Promise<void> {
     await this.accounts.revokeToken(p, i.params.id, commandIdOf(c, 'revoke-token'));
   }
 }

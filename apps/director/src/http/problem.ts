@@ -31,12 +31,18 @@ const TITLES: Record<ErrorCode, string> = {
 
 /** Errors of the HTTP layer itself (fastify's parsers and router), by their fastify code. */
 const FRAMEWORK: Record<string, { code: ErrorCode; issue?: Issue }> = {
-  FST_ERR_CTP_BODY_TOO_LARGE: { code: 'payload_too_large', issue: { path: '$', code: 'too_large', message: 'request body too large' } },
+  FST_ERR_CTP_BODY_TOO_LARGE: {
+    code: 'payload_too_large',
+    issue: { path: '$', code: 'too_large', message: 'request body too large' },
+  },
   FST_ERR_CTP_INVALID_MEDIA_TYPE: {
     code: 'validation',
     issue: { path: '$', code: 'unsupported_media_type', message: 'send application/json' },
   },
-  FST_ERR_CTP_EMPTY_JSON_BODY: { code: 'validation', issue: { path: '$', code: 'empty_body', message: 'empty JSON body' } },
+  FST_ERR_CTP_EMPTY_JSON_BODY: {
+    code: 'validation',
+    issue: { path: '$', code: 'empty_body', message: 'empty JSON body' },
+  },
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: { code: 'validation' },
 };
 

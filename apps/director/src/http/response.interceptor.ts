@@ -18,7 +18,11 @@ export class ResponseInterceptor implements NestInterceptor {
         if (!def?.response || def.produces) return value;
         const r = def.response.safeParse(value);
         if (!r.success)
-          throw new CpsError('internal', `${def.operationId} answered off its schema`, issuesFromZod(r.error));
+          throw new CpsError(
+            'internal',
+            `${def.operationId} answered off its schema`,
+            issuesFromZod(r.error),
+          );
         const operationId = (r.data as { operationId?: unknown } | null)?.operationId;
         if (def.status === 202 && typeof operationId === 'string')
           void reply.header('location', `/v1/operations/${encodeURIComponent(operationId)}`);

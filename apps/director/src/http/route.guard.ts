@@ -47,7 +47,9 @@ export class RouteGuard implements CanActivate {
     const query = parse(def.query, req.query ?? {}, 'query');
     const body = def.body
       ? parse(def.body, req.body, '$')
-      : req.body === undefined || req.body === null || (typeof req.body === 'object' && Object.keys(req.body).length === 0)
+      : req.body === undefined ||
+          req.body === null ||
+          (typeof req.body === 'object' && Object.keys(req.body).length === 0)
         ? { data: undefined, issues: [] }
         : { issues: [{ path: '$', code: 'unexpected_body', message: 'this route takes no body' }] };
     const issues = [...params.issues, ...query.issues, ...body.issues];

@@ -8,19 +8,22 @@ import { defineEvent, type EventOf } from '@cps/events';
  * keyed by the name: the event store's expected-version check (and message id) lets exactly one of
  * several racing directors win, with no central database.
  */
-export const NameClaimed = defineEvent('NameClaimed', z.object({ scope: z.string(), name: z.string(), holder: z.string() }));
+export const NameClaimed = defineEvent(
+  'NameClaimed',
+  z.object({ scope: z.string(), name: z.string(), holder: z.string() }),
+);
 export const NameReleased = defineEvent('NameReleased', z.object({ holder: z.string() }));
 export const nameEvents = [NameClaimed, NameReleased];
 export type NameEvent = EventOf<typeof NameClaimed> | EventOf<typeof NameReleased>;
 
 export type NameState = { readonly holder?: string };
 export type NameCommand =
-  | Command<'Claim', { scope: string; name: string; holder: string }>
-  | Command<'Release', { holder: string }>;
+  Command<'Claim', { scope: string; name: string; holder: string }> | Command<'Release', { holder: string }>;
 
 export const nameDecider: Decider<NameCommand, NameEvent, NameState> = {
   initialState: () => ({}),
-  evolve: (s, e) => (e.type === 'NameClaimed' ? { holder: e.data.holder } : s.holder === e.data.holder ? {} : s),
+  evolve: (s, e) =>
+    e.type === 'NameClaimed' ? { holder: e.data.holder } : s.holder === e.data.holder ? {} : s,
   decide: (c, s) => {
     if (c.type === 'Claim') {
       if (s.holder === c.data.holder) return [];

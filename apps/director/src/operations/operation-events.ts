@@ -19,11 +19,25 @@ export const OperationRequested = defineEvent(
     input: z.unknown().optional(),
   }),
 );
-export const OperationProgressed = defineEvent('OperationProgressed', z.object({ step: z.string().max(200) }));
-export const OperationSucceeded = defineEvent('OperationSucceeded', z.object({ result: z.unknown().optional() }));
-export const OperationFailedEvent = defineEvent('DirectorOperationFailed', z.object({ reason: z.string().max(2000) }));
+export const OperationProgressed = defineEvent(
+  'OperationProgressed',
+  z.object({ step: z.string().max(200) }),
+);
+export const OperationSucceeded = defineEvent(
+  'OperationSucceeded',
+  z.object({ result: z.unknown().optional() }),
+);
+export const OperationFailedEvent = defineEvent(
+  'DirectorOperationFailed',
+  z.object({ reason: z.string().max(2000) }),
+);
 
-export const operationEvents = [OperationRequested, OperationProgressed, OperationSucceeded, OperationFailedEvent];
+export const operationEvents = [
+  OperationRequested,
+  OperationProgressed,
+  OperationSucceeded,
+  OperationFailedEvent,
+];
 export type OperationEvent =
   | EventOf<typeof OperationRequested>
   | EventOf<typeof OperationProgressed>

@@ -46,7 +46,12 @@ export class Platform {
         defaultRoles: d.defaultRoles as Record<string, number>,
         configSchema: info.config,
         manifestKeys: info.manifestKeys,
-        methods: info.manager.map((m) => ({ name: m.name, description: m.description, args: m.args, result: m.result })),
+        methods: info.manager.map((m) => ({
+          name: m.name,
+          description: m.description,
+          args: m.args,
+          result: m.result,
+        })),
       };
     });
   }

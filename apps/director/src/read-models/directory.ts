@@ -87,7 +87,10 @@ export class Directory implements Projection {
   readonly operations = new Map<string, OperationView>();
   readonly nodes = new Map<string, NodeView>();
   /** Certificates by serial: owner and state (the PEM itself is the user's). */
-  readonly certificates = new Map<string, { userId: string; subject: string; expiresAt: string; revoked: boolean; createdAt: string }>();
+  readonly certificates = new Map<
+    string,
+    { userId: string; subject: string; expiresAt: string; revoked: boolean; createdAt: string }
+  >();
   private readonly appNames = new Map<string, string>();
   applied = 0;
 
@@ -113,7 +116,12 @@ export class Directory implements Projection {
   /** An application of `owner` by id or by name (undefined when deleted or someone else's). */
   appOf(owner: string | undefined, ref: string): ApplicationView | undefined {
     const byId = this.apps.get(ref);
-    const a = byId && !byId.deleted ? byId : owner ? this.apps.get(this.appNames.get(`${owner}\u0000${ref}`) ?? '') : undefined;
+    const a =
+      byId && !byId.deleted
+        ? byId
+        : owner
+          ? this.apps.get(this.appNames.get(`${owner}\u0000${ref}`) ?? '')
+          : undefined;
     if (!a || a.deleted) return undefined;
     return owner === undefined || a.owner === owner ? a : undefined;
   }
@@ -253,7 +261,16 @@ export class Directory implements Projection {
     let s = this.services.get(serviceId);
     if (!s) {
       // the manager's first events may come before the application's ServiceAdded is read
-      s = { serviceId, appId, name: serviceId, type: '', cloud: '', state: 'INIT', nodes: {}, removed: false };
+      s = {
+        serviceId,
+        appId,
+        name: serviceId,
+        type: '',
+        cloud: '',
+        state: 'INIT',
+        nodes: {},
+        removed: false,
+      };
       this.services.set(serviceId, s);
     }
     const d = e.data as Record<string, unknown>;
@@ -263,7 +280,11 @@ export class Directory implements Projection {
         s.state = d['to'] as string;
         return;
       case 'ArchiveSet':
-        s.archive = { version: d['version'] as string, size: d['size'] as number, digest: d['digest'] as string };
+        s.archive = {
+          version: d['version'] as string,
+          size: d['size'] as number,
+          digest: d['digest'] as string,
+        };
         return;
       case 'NodeRequested':
         s.nodes[node as string] = { role: d['role'] as string, state: 'requested' };
@@ -275,7 +296,15 @@ export class Directory implements Projection {
       case 'NodeRemoved': {
         const n = s.nodes[node as string];
         if (!n) return;
-        n['state'] = ({ NodeStarted: 'starting', NodeReady: 'running', NodeFailed: 'failed', NodeRemovalRequested: 'removing', NodeRemoved: 'removed' } as Record<string, string>)[e.type] as string;
+        n['state'] = (
+          {
+            NodeStarted: 'starting',
+            NodeReady: 'running',
+            NodeFailed: 'failed',
+            NodeRemovalRequested: 'removing',
+            NodeRemoved: 'removed',
+          } as Record<string, string>
+        )[e.type] as string;
         if (n['state'] === 'removed') delete s.nodes[node as string];
         return;
       }
@@ -343,7 +372,14 @@ export class Directory implements Projection {
     }
     const n = this.nodes.get(nodeId);
     if (!n) return;
-    const status = ({ NodeProvisioned: 'provisioned', NodeProvisionFailed: 'failed', NodeDestroyRequested: 'destroying', NodeDestroyed: 'destroyed' } as Record<string, string>)[e.type];
+    const status = (
+      {
+        NodeProvisioned: 'provisioned',
+        NodeProvisionFailed: 'failed',
+        NodeDestroyRequested: 'destroying',
+        NodeDestroyed: 'destroyed',
+      } as Record<string, string>
+    )[e.type];
     if (!status) return;
     n.status = status;
     if (status === 'destroyed' || status === 'failed') n.until = e.metadata.at;

@@ -50,7 +50,9 @@ export class Supervisor {
         return;
       } catch (e) {
         if (Date.now() > deadline)
-          throw new CpsError('unavailable', `the manager of ${serviceId} did not answer in time`, [], { cause: e });
+          throw new CpsError('unavailable', `the manager of ${serviceId} did not answer in time`, [], {
+            cause: e,
+          });
         await new Promise((r) => setTimeout(r, 200));
       }
     }

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual, X509Certificate } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual, type X509Certificate } from 'node:crypto';
 import { CpsError, ForbiddenError, NotFoundError, inspectCertificate, isIssuedBy } from '@cps/core';
 import type { Principal, CpsRequest } from '../http/request.js';
 import type { Authenticator } from '../http/route.guard.js';
@@ -52,7 +52,8 @@ export class Accounts implements Authenticator {
   find(caller: Principal, ref: string): UserView {
     const id = this.core.directory.users.has(ref) ? ref : this.core.directory.usernames.get(ref);
     const u = id ? this.core.directory.users.get(id) : undefined;
-    if (!u || (caller.role !== 'admin' && u.userId !== caller.userId)) throw new NotFoundError(`no user ${ref}`);
+    if (!u || (caller.role !== 'admin' && u.userId !== caller.userId))
+      throw new NotFoundError(`no user ${ref}`);
     return u;
   }
 
@@ -66,7 +67,10 @@ export class Accounts implements Authenticator {
     if (!admin && (r.role !== 'user' || r.credit !== undefined))
       throw new ForbiddenError('only admins choose a role or credit');
     // derived from the request id: a retried registration (same Idempotency-Key) finishes the first one
-    const userId = r.username === 'admin' && requestId === 'bootstrap-admin' ? 'uadmin' : `u${sha256(requestId).slice(0, 12)}`;
+    const userId =
+      r.username === 'admin' && requestId === 'bootstrap-admin'
+        ? 'uadmin'
+        : `u${sha256(requestId).slice(0, 12)}`;
     await this.core.names.claim('user', r.username, userId, `${requestId}:name`);
     const passwordHash = await hashPassword(r.password, this.o.scryptN);
     const result = await this.core.users.run(
@@ -80,12 +84,19 @@ export class Accounts implements Authenticator {
   }
 
   /** Password login: a session token (shown once). Failures count towards the rate limit. */
-  async login(username: string, password: string, requestId: string): Promise<{ token: string; tokenId: string; expiresAt: string; user: UserView }> {
+  async login(
+    username: string,
+    password: string,
+    requestId: string,
+  ): Promise<{ token: string; tokenId: string; expiresAt: string; user: UserView }> {
     const limiter = this.core.rateLimits;
     const key = `login.${sha256(username).slice(0, 32)}`;
     const retryAfter = await limiter.blocked(key, this.o.loginAttempts, this.o.loginWindowMs);
     if (retryAfter > 0)
-      throw new CpsError('rate_limited', `too many failed sign-ins; retry in ${Math.ceil(retryAfter / 1000)} s`);
+      throw new CpsError(
+        'rate_limited',
+        `too many failed sign-ins; retry in ${Math.ceil(retryAfter / 1000)} s`,
+      );
     const userId = this.core.directory.usernames.get(username);
     const state = userId ? await this.core.users.state(`user.${userId}`) : undefined;
     const hash = state && state.status === 'ACTIVE' ? state.passwordHash : await this.dummy;
@@ -94,7 +105,12 @@ export class Accounts implements Authenticator {
       await limiter.hit(key, this.o.loginWindowMs);
       throw new CpsError('unauthenticated', 'wrong user name or password');
     }
-    const t = await this.createToken(userId, { kind: 'session', name: 'session', scopes: ['read', 'write'], ttlMs: this.o.sessionTtlMs }, requestId, `user:${userId}`);
+    const t = await this.createToken(
+      userId,
+      { kind: 'session', name: 'session', scopes: ['read', 'write'], ttlMs: this.o.sessionTtlMs },
+      requestId,
+      `user:${userId}`,
+    );
     return { token: t.token, tokenId: t.view.tokenId, expiresAt: t.view.expiresAt, user: this.view(userId) };
   }
 
@@ -129,12 +145,28 @@ export class Accounts implements Authenticator {
   async revokeToken(caller: Principal, tokenId: string, requestId: string): Promise<void> {
     const t = this.core.directory.tokens.get(tokenId);
     if (!t || t.userId !== caller.userId) throw new NotFoundError(`no token ${tokenId}`);
-    const r = await this.core.users.run(`user.${t.userId}`, 'RevokeToken', { tokenId }, { requestId, actor: `user:${caller.userId}` });
+    const r = await this.core.users.run(
+      `user.${t.userId}`,
+      'RevokeToken',
+      { tokenId },
+      { requestId, actor: `user:${caller.userId}` },
+    );
     await this.core.caughtUp(r.position);
   }
 
-  async grantCredit(caller: Principal, userId: string, amount: number, reason: string, requestId: string): Promise<UserView> {
-    const r = await this.core.users.run(`user.${userId}`, 'GrantCredit', { amount, by: caller.userId, reason }, { requestId, actor: `user:${caller.userId}` });
+  async grantCredit(
+    caller: Principal,
+    userId: string,
+    amount: number,
+    reason: string,
+    requestId: string,
+  ): Promise<UserView> {
+    const r = await this.core.users.run(
+      `user.${userId}`,
+      'GrantCredit',
+      { amount, by: caller.userId, reason },
+      { requestId, actor: `user:${caller.userId}` },
+    );
     await this.core.caughtUp(r.position);
     return this.view(userId);
   }
@@ -161,13 +193,23 @@ export class Accounts implements Authenticator {
     if (!t || !timingSafeEqual(given, Buffer.from(t.hash, 'hex')))
       throw new CpsError('unauthenticated', 'unknown token');
     if (t.revoked) throw new CpsError('unauthenticated', 'token revoked');
-    if (Date.parse(t.expiresAt) <= this.core.now().getTime()) throw new CpsError('unauthenticated', 'token expired');
+    if (Date.parse(t.expiresAt) <= this.core.now().getTime())
+      throw new CpsError('unauthenticated', 'token expired');
     const u = this.view(t.userId);
-    return { userId: u.userId, username: u.username, role: t.scopes.includes('admin') || t.kind === 'session' ? u.role : 'user', via: t.kind === 'session' ? 'session' : 'token', tokenId };
+    return {
+      userId: u.userId,
+      username: u.username,
+      role: t.scopes.includes('admin') || t.kind === 'session' ? u.role : 'user',
+      via: t.kind === 'session' ? 'session' : 'token',
+      tokenId,
+    };
   }
 
   private byCertificate(req: CpsRequest): Principal | undefined {
-    const socket = req.raw.socket as { getPeerX509Certificate?: () => X509Certificate | undefined; authorized?: boolean };
+    const socket = req.raw.socket as {
+      getPeerX509Certificate?: () => X509Certificate | undefined;
+      authorized?: boolean;
+    };
     const cert = socket.getPeerX509Certificate?.();
     if (!cert) return undefined;
     const pem = cert.toString();
@@ -176,7 +218,8 @@ export class Accounts implements Authenticator {
     const info = inspectCertificate(pem);
     const c = this.core.directory.certificates.get(info.serial);
     if (!c || c.revoked) throw new CpsError('unauthenticated', 'client certificate unknown or revoked');
-    if (Date.parse(c.expiresAt) <= this.core.now().getTime()) throw new CpsError('unauthenticated', 'client certificate expired');
+    if (Date.parse(c.expiresAt) <= this.core.now().getTime())
+      throw new CpsError('unauthenticated', 'client certificate expired');
     const u = this.view(c.userId);
     return { userId: u.userId, username: u.username, role: u.role, via: 'certificate' };
   }
@@ -186,7 +229,11 @@ export class Accounts implements Authenticator {
     if (this.core.directory.usernames.has('admin')) return { created: false };
     const chosen = password ?? randomBytes(18).toString('base64url');
     try {
-      await this.register({ userId: 'bootstrap', username: 'bootstrap', role: 'admin', via: 'session' }, { username: 'admin', password: chosen, role: 'admin', credit: 1_000_000 }, 'bootstrap-admin');
+      await this.register(
+        { userId: 'bootstrap', username: 'bootstrap', role: 'admin', via: 'session' },
+        { username: 'admin', password: chosen, role: 'admin', credit: 1_000_000 },
+        'bootstrap-admin',
+      );
     } catch (e) {
       // another director created it at the same moment
       if (e instanceof CpsError && e.code === 'name_taken') return { created: false };

@@ -60,8 +60,9 @@ const active = (s: UserState): Active => {
 };
 
 const liveApiTokens = (s: Active, now: Date): number =>
-  Object.values(s.tokens).filter((t) => t.kind === 'api' && !t.revoked && Date.parse(t.expiresAt) > now.getTime())
-    .length;
+  Object.values(s.tokens).filter(
+    (t) => t.kind === 'api' && !t.revoked && Date.parse(t.expiresAt) > now.getTime(),
+  ).length;
 
 export const evolveUser = (s: UserState, e: UserEvent): UserState => {
   if (e.type === 'UserRegistered')
