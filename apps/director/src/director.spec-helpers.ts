@@ -5,10 +5,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { OperatorModeAuthority } from '@cps/bus';
 import { LocalCloud, workloadUser } from '@cps/clouds';
-import { IssuedNodeIdentities, IdentityIssuer } from '@cps/platform';
 import { TestNats } from '@cps/testing';
-import { JetStreamEventStore, EventCatalog } from '@cps/events';
-import { identityEvents } from '@cps/platform';
 import { Director, type DirectorOptions } from './director.js';
 
 export interface HttpAnswer {
@@ -52,6 +49,7 @@ export class Client {
         ? {
             'content-type':
               o.contentType ?? (o.raw !== undefined ? 'application/octet-stream' : 'application/json'),
+            'content-length': String(body.length),
           }
         : {}),
       ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
@@ -134,11 +132,7 @@ export class DirectorHarness {
     extra: Partial<DirectorOptions> = {},
   ): Promise<Director> {
     const identity = await this.nats.identity({ role: 'director', id });
-    const nc = await this.nats.connect(identity);
-    // the node identities come from an issuer on the director's store (any director may issue)
-    const store = new JetStreamEventStore(nc, { catalog: new EventCatalog(identityEvents) });
     const authority = new OperatorModeAuthority(this.nats.secrets.operator, () => this.nats.system());
-    const issuer = new IdentityIssuer({ secrets: this.nats.secrets, store, authority });
     const d = await Director.start({
       directorId: id,
       natsUrls: this.nats.urls,
@@ -146,12 +140,12 @@ export class DirectorHarness {
       secrets: this.nats.secrets,
       authority,
       clouds: [this.cloud],
-      nodeIdentities: new IssuedNodeIdentities(issuer, this.nats.urls),
       port: 0,
       adminPassword: ADMIN_PASSWORD,
       accounts: { scryptN: 2 ** 10, registration: 'open', loginAttempts: 5, loginWindowMs: 60_000 },
       log: pino({ level: process.env['CPS_TEST_LOG'] ?? 'silent' }),
       reconcileEveryMs: 2_000,
+      leaseEpochMs: 1_000,
       managerReadyTimeoutMs: 20_000,
       operationTimeoutMs: 60_000,
       ...extra,

@@ -9,7 +9,13 @@ import {
   KvSnapshotStore,
   ProjectionRunner,
 } from '@cps/events';
-import { identityEvents, IdentityIssuer, type BusIdentity, type PlatformSecrets } from '@cps/platform';
+import {
+  identityEvents,
+  IdentityIssuer,
+  IssuedNodeIdentities,
+  type BusIdentity,
+  type PlatformSecrets,
+} from '@cps/platform';
 import { nodeEvents, Provisioner, type BaseCloud, type NodeIdentitySource } from '@cps/clouds';
 import { builtinServices, ServiceRegistry } from '@cps/services';
 import { serviceDecider, serviceEvents } from '@cps/manager-runtime';
@@ -32,6 +38,7 @@ import { Applications } from './applications/applications.js';
 import { Supervisor } from './supervision/supervisor.js';
 import { Platform } from './platform/platform.js';
 import { HttpMetrics } from './http/metrics.js';
+import { ensureLeaseStream, Lease } from './leadership/lease.js';
 import { createHttpApp } from './http/http-app.js';
 import { UsersController } from './controllers/users.controller.js';
 import { ApplicationsController } from './controllers/applications.controller.js';
@@ -47,8 +54,11 @@ export interface DirectorOptions {
   /** Pushes revocations to the NATS servers. */
   readonly authority: BusAuthority;
   readonly clouds: readonly BaseCloud[];
-  /** What a node gets to join the bus (identity files for local nodes, enrollment tokens elsewhere). */
-  readonly nodeIdentities: NodeIdentitySource;
+  /**
+   * What a node gets to join the bus, from the director's identity issuer (default: a fresh
+   * identity file, for clouds on this machine; IaaS clouds get enrollment tokens instead).
+   */
+  readonly nodeIdentities?: (issuer: IdentityIssuer) => NodeIdentitySource;
   /** HTTPS port on 127.0.0.1 (0: any free port). */
   readonly port: number;
   readonly accounts?: Partial<AccountsOptions>;
@@ -61,6 +71,8 @@ export interface DirectorOptions {
   readonly managerReadyTimeoutMs?: number;
   /** How often the leader reconciles clouds with the records (default 10 s). */
   readonly reconcileEveryMs?: number;
+  /** Length of a leader lease epoch (default 5 s): a dead leader is replaced within about two. */
+  readonly leaseEpochMs?: number;
   readonly log?: Logger;
   readonly version?: string;
 }
@@ -72,8 +84,6 @@ export interface DirectorOptions {
  * through JetStream.
  */
 export class Director {
-  private timer: NodeJS.Timeout | undefined;
-
   private constructor(
     readonly url: string,
     readonly app: NestFastifyApplication,
@@ -142,10 +152,9 @@ export class Director {
 
     const issuer = new IdentityIssuer({ secrets: o.secrets, store, authority: o.authority });
     issuer.serve(bus);
-    const provisioner = new Provisioner({ store, clouds: o.clouds, identities: o.nodeIdentities });
-    await provisioner.load();
-    provisioner.serve(bus);
-    await bus.flush();
+    const identities = o.nodeIdentities?.(issuer) ?? new IssuedNodeIdentities(issuer, o.natsUrls);
+    const provisioner = new Provisioner({ store, clouds: o.clouds, identities });
+    await ensureLeaseStream(nc, replicas);
 
     const registry = new ServiceRegistry([...builtinServices]);
     const supervisor = new Supervisor(bus, directory, {
@@ -222,19 +231,66 @@ export class Director {
       runner,
       features,
     );
-    for (const f of features) f.leading?.();
-    // resume what a previous director left under way, then keep clouds and records in step
-    for (const op of directory.operations.values())
-      if (op.state === 'running' && op.owner) void applications.carryOn(op.operationId);
-    director.timer = setInterval(() => {
-      void provisioner.reconcile().catch((e: unknown) => log.warn({ err: e }, 'reconcile failed'));
-    }, o.reconcileEveryMs ?? 10_000);
+    director.lease = new Lease(nc, {
+      name: 'director',
+      holder: `director:${o.directorId}`,
+      epochMs: o.leaseEpochMs ?? 5_000,
+      onChange: (leading) => director.transition(leading, o, log, metrics),
+    });
+    director.lease.start();
     log.info({ url: director.url, directorId: o.directorId }, 'director ready');
     return director;
   }
 
+  /** True while this director holds the leader lease (and runs the singleton duties). */
+  get leading(): boolean {
+    return this.duties !== undefined;
+  }
+
+  private lease: Lease | undefined;
+  private duties: { stop(): Promise<void> } | undefined;
+  private transitions: Promise<void> = Promise.resolve();
+
+  /**
+   * Leader: the Provisioner (records reloaded, so it adopts the nodes and managers it finds),
+   * the reconciler, the features' singleton duties, and the operations a director left under way.
+   */
+  private transition(leading: boolean, o: DirectorOptions, log: Logger, metrics: HttpMetrics): void {
+    this.transitions = this.transitions.then(async () => {
+      if (leading && !this.duties) {
+        await this.provisioner.load();
+        const served = this.provisioner.serve(this.bus);
+        await this.bus.flush();
+        const timer = setInterval(() => {
+          void this.provisioner.reconcile().catch((e: unknown) => log.warn({ err: e }, 'reconcile failed'));
+        }, o.reconcileEveryMs ?? 10_000);
+        const featureDuties = this.features.flatMap((f) => (f.leading ? [f.leading()] : []));
+        for (const op of this.core.directory.operations.values())
+          if (op.state === 'running' && op.owner) void this.applications.carryOn(op.operationId);
+        this.duties = {
+          stop: async () => {
+            clearInterval(timer);
+            for (const d of featureDuties) await d.stop();
+            await served.stop();
+          },
+        };
+        metrics.leader.set(1);
+        log.info({ directorId: o.directorId }, 'leading');
+      } else if (!leading && this.duties) {
+        const d = this.duties;
+        this.duties = undefined;
+        await d.stop();
+        metrics.leader.set(0);
+        log.info({ directorId: o.directorId }, 'following');
+      }
+    });
+  }
+
   async stop(): Promise<void> {
-    clearInterval(this.timer);
+    await this.lease?.stop();
+    await this.transitions;
+    await this.duties?.stop();
+    this.duties = undefined;
     for (const f of this.features) await f.stop?.();
     await this.app.close();
     await this.runner.stop();

@@ -45,6 +45,7 @@ export {
   type Handler,
   type HandlerContext,
   type RequestOptions,
+  type Served,
 } from './rpc/bus.js';
 export { OperatorModeAuthority, type BusAuthority } from './identity/authority.js';
 export {

@@ -22,7 +22,7 @@ export {
 } from './home/platform-home.js';
 export { loadMasterKey } from './home/master-key.js';
 export { checkHealth, type PlatformHealth } from './launcher/health.js';
-export { down, isRunning, runSupervisor, supervisorPid, up } from './launcher/launcher.js';
+export { down, isRunning, readyInfo, runSupervisor, supervisorPid, up } from './launcher/launcher.js';
 export {
   identityAggregate,
   identityDecider,

@@ -1,4 +1,5 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { isCpsError } from '@cps/core';
@@ -16,6 +17,17 @@ import {
 } from '@cps/platform';
 
 const entry = fileURLToPath(import.meta.url);
+/** The director process, beside this CLI in the repository. */
+const directorEntry = fileURLToPath(new URL('../../../apps/director/dist/main.js', import.meta.url));
+
+/** The admin's first password, left by the director that created it: shown once, then removed. */
+const adminLogin = (home: PlatformHome): { username: string; password: string } | undefined => {
+  const file = join(home.runDir, 'admin.json');
+  if (!existsSync(file)) return undefined;
+  const login = JSON.parse(readFileSync(file, 'utf8')) as { username: string; password: string };
+  rmSync(file, { force: true });
+  return login;
+};
 
 const show = (h: PlatformHealth, json: boolean): void => {
   if (json) {
@@ -49,11 +61,23 @@ program
   .action(async () => {
     const home = await PlatformHome.init(opts().home);
     const r = await up(home, entry);
-    if (!opts().json)
+    const login = adminLogin(home);
+    if (opts().json) {
+      console.log(JSON.stringify({ ...r, ...(login ? { admin: login } : {}) }, null, 2));
+      return;
+    }
+    console.log(
+      r.started ? `started supervisor (pid ${r.pid})` : `already running (supervisor pid ${r.pid})`,
+    );
+    show(r.health, false);
+    if (r.directorUrl) {
+      console.log(`  director: ${r.directorUrl} (CA: ${join(home.dir, 'ca.pem')})`);
       console.log(
-        r.started ? `started supervisor (pid ${r.pid})` : `already running (supervisor pid ${r.pid})`,
+        login
+          ? `  admin login: admin / ${login.password}  (shown once: keep it, or set CPS_ADMIN_PASSWORD before the first start)`
+          : '  admin login: admin (password shown at the first start, or CPS_ADMIN_PASSWORD)',
       );
-    show(r.health, opts().json);
+    }
   });
 
 program
@@ -77,8 +101,10 @@ program
   .command('supervisor', { hidden: true })
   .description('run the nats-server supervisor in the foreground')
   .action(async () => {
-    await runSupervisor(PlatformHome.open(opts().home), (l) =>
-      console.log(`${new Date().toISOString()} ${l}`),
+    await runSupervisor(
+      PlatformHome.open(opts().home),
+      (l) => console.log(`${new Date().toISOString()} ${l}`),
+      { directorEntry },
     );
   });
 

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { CpsError } from '@cps/core';
 import { subjects, type Bus } from '@cps/bus';
 import { createManagerNode, destroyNode } from '@cps/clouds';
@@ -30,12 +30,15 @@ export class Supervisor {
   /** Starts the service's manager unless one runs, and waits until it answers. */
   async ensureManager(appId: string, serviceId: string, type: string, requestId: string): Promise<void> {
     if (!this.managerOf(serviceId)) {
-      const nodeId = `m${serviceId.replace(/[^a-z0-9]/g, '').slice(0, 24)}${randomBytes(3).toString('hex')}`;
-      await this.bus.request(
-        subjects.managerProvisioner(appId, serviceId),
-        createManagerNode,
-        { nodeId, serviceType: type, cloud: this.o.cloud },
-        { requestId: `${requestId}:manager`, timeoutMs: 60_000, retries: 2 },
+      // one node id per start operation: a retried or resumed operation asks for the same node
+      const nodeId = `m${createHash('sha256').update(`${serviceId}:${requestId}`).digest('hex').slice(0, 16)}`;
+      await this.untilServed(() =>
+        this.bus.request(
+          subjects.managerProvisioner(appId, serviceId),
+          createManagerNode,
+          { nodeId, serviceType: type, cloud: this.o.cloud },
+          { requestId: `${requestId}:manager`, timeoutMs: 60_000 },
+        ),
       );
     }
     await this.answering(appId, serviceId);
@@ -62,11 +65,26 @@ export class Supervisor {
   async stopManager(appId: string, serviceId: string, requestId: string): Promise<void> {
     const m = this.managerOf(serviceId);
     if (!m) return;
-    await this.bus.request(
-      subjects.managerProvisioner(appId, serviceId),
-      destroyNode,
-      { nodeId: m.nodeId },
-      { requestId: `${requestId}:manager-stop`, timeoutMs: 30_000, retries: 2 },
+    await this.untilServed(() =>
+      this.bus.request(
+        subjects.managerProvisioner(appId, serviceId),
+        destroyNode,
+        { nodeId: m.nodeId },
+        { requestId: `${requestId}:manager-stop`, timeoutMs: 30_000 },
+      ),
     );
+  }
+
+  /** Retries while nobody serves the Provisioner (a leader hand-over under way), up to the ready timeout. */
+  private async untilServed<T>(ask: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + this.o.readyTimeoutMs;
+    for (;;) {
+      try {
+        return await ask();
+      } catch (e) {
+        if (!(e instanceof CpsError && e.code === 'unavailable') || Date.now() > deadline) throw e;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
   }
 }

@@ -89,6 +89,11 @@ export const toCpsError = (e: unknown, subject: string): CpsError => {
  * `defineCommand`, `handle` serves one. The connection can be swapped (certificate renewal) without
  * dropping in-flight work.
  */
+/** A handler being served; `stop` unsubscribes it (requests under way finish). */
+export interface Served {
+  stop(): Promise<void>;
+}
+
 export class Bus {
   private readonly registrations = new Set<Registration>();
   private readonly replyCache = new Map<string, Promise<Outcome>>();
@@ -146,17 +151,23 @@ export class Bus {
   }
 
   /** Serves `command` at `<to>.<command.name>`; invalid input is answered with a `validation` error. */
-  handle<C extends CommandDefinition>(to: Address, command: C, handler: Handler<C>): void {
-    this.handleAt(subjects.command(to, command.name), command, handler);
+  handle<C extends CommandDefinition>(to: Address, command: C, handler: Handler<C>): Served {
+    return this.handleAt(subjects.command(to, command.name), command, handler);
   }
 
   /** Serves `command` on a subject pattern; the handler sees the concrete subject in its context. */
-  handleAt<C extends CommandDefinition>(subject: string, command: C, handler: Handler<C>): void {
+  handleAt<C extends CommandDefinition>(subject: string, command: C, handler: Handler<C>): Served {
     const onMessage = (m: Msg, nc: NatsConnection): void => {
       void this.track(nc, () => this.serve(command, handler, m, m.subject));
     };
     const reg: Registration = { subject, onMessage, sub: this.subscribe(this.conn, subject, onMessage) };
     this.registrations.add(reg);
+    return {
+      stop: async () => {
+        this.registrations.delete(reg);
+        await reg.sub.drain().catch(() => undefined);
+      },
+    };
   }
 
   /** Resolves once the server has every subscription made so far: handlers are then reachable. */

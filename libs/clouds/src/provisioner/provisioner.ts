@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ConflictError, CpsError, ForbiddenError, IdSchema, NotFoundError, type Identity } from '@cps/core';
-import { defineCommand, type Bus } from '@cps/bus';
+import { defineCommand, type Bus, type Served } from '@cps/bus';
 import type { AppendOptions, EventStore } from '@cps/events';
 import type { BaseCloud, CloudNode, Contextualization, NodeKind } from '../types.js';
 import { evolveNode, type NodeEvent, type NodeRecord } from './node-events.js';
@@ -116,29 +116,32 @@ export class Provisioner {
    * Serves `create` and `destroy` of agents for every manager, and of manager processes for
    * supervisors; the subject names the service asked for.
    */
-  serve(bus: Bus): void {
+  serve(bus: Bus): Served {
     const supervisor = 'cps.sys.mgrnode.*.*';
-    bus.handleAt(`${supervisor}.${createManagerNode.name}`, createManagerNode, (d, ctx) => {
-      const [, , , app, svc] = ctx.subject.split('.');
-      return this.create(
-        { ...d, kind: 'manager', appId: app as string, serviceId: svc as string },
-        ctx.requestId,
-      );
-    });
-    bus.handleAt(`${supervisor}.${destroyNode.name}`, destroyNode, (d, ctx) => {
-      const [, , , app, svc] = ctx.subject.split('.');
-      const owner = { appId: app as string, serviceId: svc as string, kind: 'manager' as const };
-      return this.destroy(d.nodeId, owner, ctx.requestId);
-    });
-    bus.handleAt(`cps.sys.node.*.*.${createNode.name}`, createNode, (d, ctx) => {
-      const [, , , app, svc] = ctx.subject.split('.');
-      return this.create({ ...d, appId: app as string, serviceId: svc as string }, ctx.requestId);
-    });
-    bus.handleAt(`cps.sys.node.*.*.${destroyNode.name}`, destroyNode, (d, ctx) => {
-      const [, , , app, svc] = ctx.subject.split('.');
-      const owner = { appId: app as string, serviceId: svc as string, kind: 'agent' as const };
-      return this.destroy(d.nodeId, owner, ctx.requestId);
-    });
+    const served = [
+      bus.handleAt(`${supervisor}.${createManagerNode.name}`, createManagerNode, (d, ctx) => {
+        const [, , , app, svc] = ctx.subject.split('.');
+        return this.create(
+          { ...d, kind: 'manager', appId: app as string, serviceId: svc as string },
+          ctx.requestId,
+        );
+      }),
+      bus.handleAt(`${supervisor}.${destroyNode.name}`, destroyNode, (d, ctx) => {
+        const [, , , app, svc] = ctx.subject.split('.');
+        const owner = { appId: app as string, serviceId: svc as string, kind: 'manager' as const };
+        return this.destroy(d.nodeId, owner, ctx.requestId);
+      }),
+      bus.handleAt(`cps.sys.node.*.*.${createNode.name}`, createNode, (d, ctx) => {
+        const [, , , app, svc] = ctx.subject.split('.');
+        return this.create({ ...d, appId: app as string, serviceId: svc as string }, ctx.requestId);
+      }),
+      bus.handleAt(`cps.sys.node.*.*.${destroyNode.name}`, destroyNode, (d, ctx) => {
+        const [, , , app, svc] = ctx.subject.split('.');
+        const owner = { appId: app as string, serviceId: svc as string, kind: 'agent' as const };
+        return this.destroy(d.nodeId, owner, ctx.requestId);
+      }),
+    ];
+    return { stop: async () => void (await Promise.all(served.map((s) => s.stop()))) };
   }
 
   list(): NodeRecord[] {

@@ -33,6 +33,8 @@ export interface PlatformInfo {
   /** Client URL of the local nats-server this home launches (or of the cluster it joined). */
   readonly natsUrls: readonly string[];
   readonly natsPort: number;
+  /** The HTTPS port of this home's director on 127.0.0.1 (absent in homes made before it: 14443). */
+  readonly directorPort?: number;
   readonly busTrustPem: string;
   readonly userCaPem: string;
   readonly rootCaPem: string;
@@ -84,12 +86,19 @@ export class PlatformHome {
   /** Opens an existing home, or creates it. Idempotent. */
   static async init(
     dir: string,
-    o: { env?: NodeJS.ProcessEnv; natsPort?: number; keys?: KeySource; now?: Date } = {},
+    o: {
+      env?: NodeJS.ProcessEnv;
+      natsPort?: number;
+      directorPort?: number;
+      keys?: KeySource;
+      now?: Date;
+    } = {},
   ): Promise<PlatformHome> {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     chmodSync(dir, 0o700);
     const home = new PlatformHome(dir, loadMasterKey(dir, o.env, !PlatformHome.exists(dir)));
-    if (!PlatformHome.exists(dir)) await home.create(o.natsPort ?? 14222, o.keys, o.now ?? new Date());
+    if (!PlatformHome.exists(dir))
+      await home.create(o.natsPort ?? 14222, o.directorPort ?? 14443, o.keys, o.now ?? new Date());
     else home.secrets();
     return home;
   }
@@ -139,7 +148,12 @@ export class PlatformHome {
     return issued;
   }
 
-  private async create(natsPort: number, keys: KeySource | undefined, now: Date): Promise<void> {
+  private async create(
+    natsPort: number,
+    directorPort: number,
+    keys: KeySource | undefined,
+    now: Date,
+  ): Promise<void> {
     const secrets = createPlatformSecrets(now, keys);
     const serverKey = keys ? keys.next() : generateKeyPair();
     const sealed: SealedSecrets = { ...secrets, serverKey };
@@ -150,6 +164,7 @@ export class PlatformHome {
       createdAt: now.toISOString(),
       natsUrls: [`tls://127.0.0.1:${natsPort}`],
       natsPort,
+      directorPort,
       busTrustPem: busTrustPem(secrets),
       userCaPem: secrets.userCa.certPem,
       rootCaPem: secrets.root.certPem,

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connectBus } from '@cps/bus';
@@ -14,11 +14,16 @@ const pidFile = (home: PlatformHome): string => join(home.runDir, 'supervisor.pi
 const readyFile = (home: PlatformHome): string => join(home.runDir, 'ready.json');
 
 /** True once supervisor `pid` has started its server and created the streams. */
-const readyBy = (home: PlatformHome, pid: number): boolean => {
+const readyBy = (home: PlatformHome, pid: number): boolean => readyInfo(home)?.supervisor === pid;
+
+/** What the running supervisor wrote once its children were ready. */
+export const readyInfo = (
+  home: PlatformHome,
+): { supervisor: number; nats?: number; directorUrl?: string } | undefined => {
   try {
-    return (JSON.parse(readFileSync(readyFile(home), 'utf8')) as { supervisor?: number }).supervisor === pid;
+    return JSON.parse(readFileSync(readyFile(home), 'utf8')) as { supervisor: number; directorUrl?: string };
   } catch {
-    return false;
+    return undefined;
   }
 };
 
@@ -49,9 +54,17 @@ export const supervisorPid = (home: PlatformHome): number | undefined => {
   return cmd.includes('supervisor') ? pid : undefined;
 };
 
-/** A nats-server left running by a supervisor that was killed with -9: ours by its pid file. */
-const stopOrphanServer = async (home: PlatformHome, log: (line: string) => void): Promise<void> => {
-  const file = join(home.runDir, 'nats.pid');
+/**
+ * A child (nats-server, director) left running by a supervisor that was killed with -9: ours by its
+ * pid file, and only if that pid still runs the same program.
+ */
+const stopOrphan = async (
+  home: PlatformHome,
+  name: 'nats' | 'director',
+  program: string,
+  log: (line: string) => void,
+): Promise<void> => {
+  const file = join(home.runDir, `${name}.pid`);
   if (!existsSync(file)) return;
   const pid = Number(readFileSync(file, 'utf8').trim());
   const cmdline = `/proc/${pid}/cmdline`;
@@ -60,10 +73,10 @@ const stopOrphanServer = async (home: PlatformHome, log: (line: string) => void)
     pid <= 0 ||
     !alive(pid) ||
     !existsSync(cmdline) ||
-    !readFileSync(cmdline, 'utf8').includes('nats-server')
+    !readFileSync(cmdline, 'utf8').includes(program)
   )
     return;
-  log(`stopping nats-server ${pid} left by a previous supervisor`);
+  log(`stopping ${program} ${pid} left by a previous supervisor`);
   process.kill(pid, 'SIGTERM');
   const deadline = Date.now() + 10_000;
   while (alive(pid) && Date.now() < deadline) await sleep(50);
@@ -78,13 +91,15 @@ const stopOrphanServer = async (home: PlatformHome, log: (line: string) => void)
 export const runSupervisor = async (
   home: PlatformHome,
   log: (line: string) => void = console.log,
+  o: { readonly directorEntry?: string } = {},
 ): Promise<void> => {
   mkdirSync(home.runDir, { recursive: true, mode: 0o700 });
   if (supervisorPid(home) !== undefined)
     throw new CpsError('conflict', 'a supervisor already runs for this platform');
   writeFileSync(pidFile(home), String(process.pid), { mode: 0o600 });
   rmSync(readyFile(home), { force: true });
-  await stopOrphanServer(home, log);
+  await stopOrphan(home, 'nats', 'nats-server', log);
+  if (o.directorEntry) await stopOrphan(home, 'director', o.directorEntry, log);
   const secrets = home.secrets();
   const info = home.info();
   let stopping = false;
@@ -99,21 +114,23 @@ export const runSupervisor = async (
     writeFileSync(join(home.runDir, 'nats.pid'), String(pid), { mode: 0o600 });
   natsPid(servers.processes[0]?.pid);
   log(`nats-server pid ${servers.processes[0]?.pid} on ${servers.urls.join(', ')}`);
-  const director = await home.directorIdentity();
+  const own = await home.directorIdentity();
   const nc = await connectBus({
     servers: info.natsUrls,
-    tls: director.tls,
-    credentials: director.credentials,
-    inboxPrefix: director.inboxPrefix,
+    tls: own.tls,
+    credentials: own.credentials,
+    inboxPrefix: own.inboxPrefix,
     reconnect: false,
   });
   await ensureEventStream(nc);
   await ensureSnapshotBucket(nc);
   await ensureLogStream(nc);
   await nc.close();
+  const director = o.directorEntry ? new DirectorChild(home, o.directorEntry, log) : undefined;
+  const directorUrl = director ? await director.start() : undefined;
   writeFileSync(
     readyFile(home),
-    JSON.stringify({ supervisor: process.pid, nats: servers.processes[0]?.pid }),
+    JSON.stringify({ supervisor: process.pid, nats: servers.processes[0]?.pid, directorUrl }),
     { mode: 0o600 },
   );
 
@@ -121,12 +138,14 @@ export const runSupervisor = async (
     if (stopping) return;
     stopping = true;
     log('stopping');
+    await director?.stop();
     await servers.stop();
     rmSync(pidFile(home), { force: true });
     rmSync(readyFile(home), { force: true });
     rmSync(join(home.runDir, 'nats.pid'), { force: true });
     process.exit(0);
   };
+  void director?.keepAlive(() => stopping);
   process.on('SIGTERM', () => void stop());
   process.on('SIGINT', () => void stop());
 
@@ -149,14 +168,93 @@ export const runSupervisor = async (
 };
 
 /**
+ * The director process of a home, supervised: started after nats-server, ready once it has
+ * written `run/director.json` with its pid, restarted with back-off when it dies, stopped first.
+ */
+class DirectorChild {
+  private child: ChildProcess | undefined;
+
+  constructor(
+    private readonly home: PlatformHome,
+    private readonly entry: string,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  /** Starts the director and waits until it serves; answers its URL. */
+  async start(timeoutMs = 60_000): Promise<string> {
+    const file = join(this.home.runDir, 'director.json');
+    rmSync(file, { force: true });
+    mkdirSync(join(this.home.dir, 'logs'), { recursive: true, mode: 0o700 });
+    const out = openSync(join(this.home.dir, 'logs', 'director.log'), 'a', 0o600);
+    const child = spawn(process.execPath, [this.entry], {
+      stdio: ['ignore', out, out],
+      env: { ...process.env, CPS_HOME: this.home.dir },
+    });
+    this.child = child;
+    writeFileSync(join(this.home.runDir, 'director.pid'), String(child.pid), { mode: 0o600 });
+    this.log(`director pid ${child.pid}`);
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new CpsError(
+          'unavailable',
+          `the director exited: see ${join(this.home.dir, 'logs', 'director.log')}`,
+        );
+      try {
+        const d = JSON.parse(readFileSync(file, 'utf8')) as { url: string; pid: number };
+        if (d.pid === child.pid) return d.url;
+      } catch {
+        // not written yet
+      }
+      await sleep(100);
+    }
+    throw new CpsError('timeout', 'the director did not start in time');
+  }
+
+  /** Restarts the director whenever it exits, until `stopping()`. */
+  async keepAlive(stopping: () => boolean): Promise<void> {
+    let backoff = 250;
+    for (;;) {
+      const child = this.child;
+      if (!child) return;
+      const started = Date.now();
+      const code = await new Promise<number | null>((r) => {
+        if (child.exitCode !== null || child.signalCode !== null) r(child.exitCode);
+        else child.once('exit', (c) => r(c));
+      });
+      if (stopping()) return;
+      this.log(`director exited (${String(code)}); restarting in ${backoff} ms`);
+      await sleep(backoff);
+      backoff = Date.now() - started > 60_000 ? 250 : Math.min(backoff * 2, 10_000);
+      try {
+        await this.start();
+      } catch (e) {
+        this.log(`director restart failed: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    this.child = undefined;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    const deadline = Date.now() + 10_000;
+    while (child.exitCode === null && child.signalCode === null && Date.now() < deadline) await sleep(50);
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    rmSync(join(this.home.runDir, 'director.pid'), { force: true });
+  }
+}
+
+/**
  * Starts the supervisor in the background (unless it already runs) and waits until the platform
  * answers a health check. Safe to run twice.
  */
 export const up = async (
   home: PlatformHome,
   supervisorEntry: string,
-  timeoutMs = 30_000,
-): Promise<{ started: boolean; pid: number; health: PlatformHealth }> => {
+  timeoutMs = 90_000,
+): Promise<{ started: boolean; pid: number; health: PlatformHealth; directorUrl?: string }> => {
   let pid = supervisorPid(home);
   const started = pid === undefined;
   if (pid === undefined) {
@@ -180,7 +278,10 @@ export const up = async (
         `the supervisor exited: see ${join(home.dir, 'logs', 'supervisor.log')}`,
       );
     try {
-      if (readyBy(home, pid)) return { started, pid, health: await checkHealth(home) };
+      if (readyBy(home, pid)) {
+        const url = readyInfo(home)?.directorUrl;
+        return { started, pid, health: await checkHealth(home), ...(url ? { directorUrl: url } : {}) };
+      }
     } catch (e) {
       last = e;
     }

@@ -1,0 +1,146 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { create as tarCreate } from 'tar';
+import { eventually } from '@cps/testing';
+import type { Director } from './director.js';
+import { DirectorHarness, type Client } from './director.spec-helpers.js';
+
+const SCRIPTS: Record<string, string> = {
+  'init.sh': 'echo "init as $MY_ROLE"\n',
+  'run.sh': 'echo "run $1 on $MY_NODE as $MY_ROLE, peers $(grep -c nodeId "$AGENTS_JSON")"\nsleep 60\n',
+  'interrupt.sh': 'echo "interrupting"\n',
+};
+
+describe('a generic service driven through the director, as a user does it', () => {
+  let h: DirectorHarness;
+  let d: Director;
+  let alice: Client;
+  let bob: Client;
+  let archive: Buffer;
+  const svc = '/v1/applications/jobs/services/batch';
+
+  const operation = async (c: Client, location: string) => {
+    const r = await eventually(
+      () => c.get(location),
+      (x) => x.body?.state !== 'running',
+      90_000,
+    );
+    expect(r.body.state, JSON.stringify(r.body)).toBe('succeeded');
+    return r.body;
+  };
+
+  beforeAll(async () => {
+    const src = mkdtempSync(join(tmpdir(), 'cps-generic-'));
+    for (const [name, body] of Object.entries(SCRIPTS)) writeFileSync(join(src, name), body, { mode: 0o755 });
+    writeFileSync(join(src, 'data.bin'), randomBytes(1_500_000));
+    await tarCreate({ gzip: true, file: join(src, 'code.tgz'), cwd: src }, [
+      ...Object.keys(SCRIPTS),
+      'data.bin',
+    ]);
+    archive = readFileSync(join(src, 'code.tgz'));
+    rmSync(src, { recursive: true, force: true });
+    h = await DirectorHarness.start();
+    d = await h.startDirector();
+    alice = await h.user(d, 'alice');
+    bob = await h.user(d, 'bob');
+    await eventually(
+      async () => d.leading,
+      (l) => l,
+      10_000,
+    );
+  });
+  afterAll(async () => h?.cleanup());
+
+  it('creates the application and the service (INIT), refusing unknown types and clouds', async () => {
+    expect((await alice.post('/v1/applications', { name: 'jobs' })).status).toBe(201);
+    const bad = await alice.post('/v1/applications/jobs/services', { type: 'cobol', name: 'x' });
+    expect(bad.status).toBe(400);
+    expect(bad.body.issues[0]).toMatchObject({ path: '$.type', code: 'unknown_service_type' });
+    const cloud = await alice.post('/v1/applications/jobs/services', {
+      type: 'generic',
+      name: 'x',
+      cloud: 'mars',
+    });
+    expect(cloud.body.issues[0]).toMatchObject({ path: '$.cloud', code: 'unknown_cloud' });
+    const s = await alice.post('/v1/applications/jobs/services', { type: 'generic', name: 'batch' });
+    expect(s.status).toBe(201);
+    expect(s.body).toMatchObject({ type: 'generic', state: 'INIT', managerRunning: false });
+    // not started: node routes say so
+    expect((await alice.get(`${svc}/nodes`)).body.code).toBe('conflict');
+  });
+
+  it('uploads the code archive (bigger than a NATS message) into the service bucket', async () => {
+    const r = await alice.put(`${svc}/archive`, archive);
+    expect(r.status, r.text).toBe(200);
+    expect(r.body).toMatchObject({ size: archive.length });
+    expect((await alice.get(svc)).body.archive.version).toBe(r.body.version);
+    expect((await bob.put(`${svc}/archive`, archive)).status).toBe(404);
+  });
+
+  it('starts it: 202 with the operation, a manager process, its master node RUNNING', async () => {
+    const r = await alice.post(`${svc}/start`);
+    expect(r.status).toBe(202);
+    expect(r.headers.location).toBe(`/v1/operations/${r.body.operationId}`);
+    await operation(alice, r.headers.location as string);
+    const s = (await alice.get(svc)).body;
+    expect(s).toMatchObject({ state: 'RUNNING', managerRunning: true, nodes: { master: 1 } });
+    expect((await alice.post(`${svc}/start`)).status).toBe(409);
+    // bob cannot even see the operation
+    expect((await bob.get(r.headers.location as string)).status).toBe(404);
+  });
+
+  it('adds nodes, calls a method on every node, reads the output through logs', async () => {
+    const add = await alice.post(`${svc}/nodes`, { nodes: { node: 2 } });
+    expect(add.status).toBe(202);
+    await operation(alice, add.headers.location as string);
+    const nodes = (await alice.get(`${svc}/nodes`)).body.nodes as {
+      nodeId: string;
+      role: string;
+      state: string;
+    }[];
+    expect(nodes.filter((n) => n.state === 'running')).toHaveLength(3);
+    const bad = await alice.post(`${svc}/calls/run`, { parameters: 'not-a-list' });
+    expect(bad.status).toBe(400);
+    expect(bad.body.issues[0].path).toBe('$.parameters');
+    expect((await alice.post(`${svc}/calls/no_such_method`, {})).status).toBe(404);
+    const run = await alice.post(`${svc}/calls/run`, { parameters: ['job-1'] });
+    expect(run.status, run.text).toBe(200);
+    const master = nodes.find((n) => n.role === 'master')!;
+    const logs = await eventually(
+      () => alice.get(`${svc}/logs?node=${master.nodeId}&workload=run`),
+      (l) => String(l.body?.text).includes('job-1'),
+      15_000,
+    );
+    expect(logs.body.text).toContain(`run job-1 on ${master.nodeId} as master, peers`);
+    expect((await alice.get(`${svc}/logs`)).body.text).toContain('NodeReady');
+    expect((await alice.get(`${svc}/nodes/${master.nodeId}`)).body.role).toBe('master');
+    const history = (await alice.get(`${svc}/history`)).body;
+    expect(history.history.map((x: { to: string }) => x.to)).toEqual(
+      expect.arrayContaining(['PROLOGUE', 'RUNNING', 'ADAPTING']),
+    );
+    const res = (await alice.get('/v1/resources')).body.resources as { kind: string; cost: number }[];
+    expect(res.filter((x) => x.kind === 'agent')).toHaveLength(3);
+    expect((await bob.get('/v1/resources')).body.resources).toEqual([]);
+    for (const path of [`${svc}/nodes`, `${svc}/logs`, `${svc}/history`])
+      expect((await bob.get(path)).status).toBe(404);
+    expect((await bob.post(`${svc}/calls/run`, {})).status).toBe(404);
+  });
+
+  it('removes a node, stops, deletes: nothing left running', async () => {
+    const rm = await alice.delete(`${svc}/nodes`, { nodes: { node: 1 } });
+    expect(rm.status, rm.text).toBe(202);
+    await operation(alice, rm.headers.location as string);
+    const stop = await alice.post(`${svc}/stop`);
+    await operation(alice, stop.headers.location as string);
+    expect((await alice.get(svc)).body).toMatchObject({ state: 'STOPPED', managerRunning: false });
+    expect(await h.cloud.list()).toEqual([]);
+    const del = await alice.delete('/v1/applications/jobs');
+    expect(del.status).toBe(202);
+    await operation(alice, del.headers.location as string);
+    expect((await alice.get('/v1/applications/jobs')).status).toBe(404);
+    expect(await h.cloud.list()).toEqual([]);
+  });
+});
