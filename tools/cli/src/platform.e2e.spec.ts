@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { request as httpsRequest } from 'node:https';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,13 +16,43 @@ describe('cps up / status / down: the local platform as a user runs it', () => {
   const root = mkdtempSync(join(tmpdir(), 'cps-e2e-'));
   const home = join(root, 'home');
   let env: NodeJS.ProcessEnv;
+  let director = '';
+  let token = '';
+  /** A request to the director, trusting only the platform's CA (as the CLI does). */
+  const https = (method: string, path: string, json?: unknown): Promise<{ status: number; body: any }> =>
+    new Promise((resolve, reject) => {
+      const body = json === undefined ? undefined : Buffer.from(JSON.stringify(json));
+      const req = httpsRequest(
+        new URL(path, director),
+        {
+          method,
+          ca: readFileSync(join(home, 'ca.pem'), 'utf8'),
+          agent: false,
+          headers: {
+            ...(token ? { authorization: `Bearer ${token}` } : {}),
+            ...(body ? { 'content-type': 'application/json', 'content-length': String(body.length) } : {}),
+          },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString();
+            resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined });
+          });
+        },
+      );
+      req.on('error', reject);
+      if (body) req.write(body);
+      req.end();
+    });
   const cps = (...args: string[]) => run(process.execPath, [CLI, ...args], { env, timeout: 60_000 });
 
   beforeAll(async () => {
     env = { ...process.env, CPS_HOME: home };
     // a free port for this run instead of the default, so tests never meet a user's platform
     const port = await freePort();
-    await PlatformHome.init(home, { env, natsPort: port });
+    await PlatformHome.init(home, { env, natsPort: port, directorPort: await freePort() });
   });
   afterAll(async () => {
     await cps('down').catch(() => undefined);
@@ -30,14 +61,28 @@ describe('cps up / status / down: the local platform as a user runs it', () => {
 
   it('comes up healthy with mTLS, operator-mode JWT and JetStream, twice in a row', async () => {
     const first = await cps('up', '--json');
-    const h = JSON.parse(first.stdout.slice(first.stdout.indexOf('{'))) as {
-      server: { tlsRequired: boolean; tlsVerify: boolean; version: string };
-      jetstream: { snapshotBucket: boolean };
+    const r = JSON.parse(first.stdout.slice(first.stdout.indexOf('{'))) as {
+      health: {
+        server: { tlsRequired: boolean; tlsVerify: boolean; version: string };
+        jetstream: { snapshotBucket: boolean };
+      };
+      directorUrl: string;
+      admin: { username: string; password: string };
     };
+    const h = r.health;
     expect(h.server).toMatchObject({ tlsRequired: true, tlsVerify: true, version: '2.9.10' });
     expect(h.jetstream.snapshotBucket).toBe(true);
+    expect(r.directorUrl).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    expect(r.admin.username).toBe('admin');
+    director = r.directorUrl;
+    const login = await https('POST', '/v1/sessions', { username: 'admin', password: r.admin.password });
+    expect(login.status).toBe(201);
+    token = login.body.token;
     const second = await cps('up');
     expect(second.stdout).toMatch(/already running/);
+    expect(second.stdout).toContain(`director: ${director}`);
+    // the generated password is shown once
+    expect(second.stdout).not.toContain(r.admin.password);
     expect(statSync(join(home, 'secrets.sealed')).mode & 0o077).toBe(0);
     expect(statSync(join(home, 'master.key')).mode & 0o077).toBe(0);
     expect(readFileSync(join(home, 'secrets.sealed'), 'utf8')).not.toMatch(/PRIVATE KEY|SU[A-Z0-9]{20}/);
@@ -79,16 +124,38 @@ describe('cps up / status / down: the local platform as a user runs it', () => {
     await nc2.close();
   });
 
-  it('after kill -9 of the supervisor, up replaces the orphaned nats-server and keeps the data', async () => {
+  it('restarts the director after kill -9: sessions and applications kept', async () => {
+    expect((await https('POST', '/v1/applications', { name: 'kept' })).status).toBe(201);
+    const pid = Number(readFileSync(join(home, 'run', 'director.pid'), 'utf8'));
+    process.kill(pid, 'SIGKILL');
+    const deadline = Date.now() + 30_000;
+    let app: { status: number; body: any } = { status: 0, body: undefined };
+    while (Date.now() < deadline) {
+      const now = Number(readFileSync(join(home, 'run', 'director.pid'), 'utf8'));
+      if (now !== pid) {
+        app = await https('GET', '/v1/applications/kept').catch(() => app);
+        if (app.status === 200) break;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(app.status).toBe(200);
+    expect(app.body.name).toBe('kept');
+    expect(isRunning(pid)).toBe(false);
+  });
+
+  it('after kill -9 of the supervisor, up replaces the orphaned nats-server and director, and keeps the data', async () => {
     const supervisor = Number(readFileSync(join(home, 'run', 'supervisor.pid'), 'utf8'));
     const orphan = Number(readFileSync(join(home, 'run', 'nats.pid'), 'utf8'));
+    const orphanDirector = Number(readFileSync(join(home, 'run', 'director.pid'), 'utf8'));
     process.kill(supervisor, 'SIGKILL');
     await new Promise((r) => setTimeout(r, 200));
     const again = await cps('up');
     expect(again.stdout).toMatch(/started supervisor/);
     expect(again.stdout).toMatch(/healthy/);
     expect(isRunning(orphan)).toBe(false);
+    expect(isRunning(orphanDirector)).toBe(false);
     expect(isRunning(Number(readFileSync(join(home, 'run', 'nats.pid'), 'utf8')))).toBe(true);
+    expect((await https('GET', '/v1/applications/kept')).status).toBe(200);
     const p = PlatformHome.open(home, env);
     const id = await p.directorIdentity();
     const nc = await connectBus({
