@@ -13,7 +13,7 @@ export interface HttpAnswer {
   readonly headers: Record<string, string | string[] | undefined>;
   readonly text: string;
   /** The body parsed as JSON (undefined when it is not JSON). */
-  readonly body: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- tests read any field
+  readonly body: any;
 }
 
 /** An HTTPS client that trusts the platform CA only (as the CLI will). */
