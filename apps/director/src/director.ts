@@ -39,6 +39,7 @@ import { Supervisor } from './supervision/supervisor.js';
 import { Platform } from './platform/platform.js';
 import { HttpMetrics } from './http/metrics.js';
 import { ensureLeaseStream, Lease } from './leadership/lease.js';
+import { Credit } from './credit/credit.js';
 import { createHttpApp } from './http/http-app.js';
 import { UsersController } from './controllers/users.controller.js';
 import { ApplicationsController } from './controllers/applications.controller.js';
@@ -71,6 +72,10 @@ export interface DirectorOptions {
   readonly managerReadyTimeoutMs?: number;
   /** How often the leader reconciles clouds with the records (default 10 s). */
   readonly reconcileEveryMs?: number;
+  /** Most agent nodes per user (default 20). */
+  readonly maxNodesPerUser?: number;
+  /** How often the leader charges credit for running nodes (default 60 s). */
+  readonly chargeEveryMs?: number;
   /** Length of a leader lease epoch (default 5 s): a dead leader is replaced within about two. */
   readonly leaseEpochMs?: number;
   readonly log?: Logger;
@@ -95,6 +100,7 @@ export class Director {
     readonly adminPassword: string | undefined,
     private readonly runner: ProjectionRunner,
     private readonly features: readonly DirectorFeature[],
+    private readonly credit: Credit,
   ) {}
 
   static async start(o: DirectorOptions): Promise<Director> {
@@ -153,7 +159,11 @@ export class Director {
     const issuer = new IdentityIssuer({ secrets: o.secrets, store, authority: o.authority });
     issuer.serve(bus);
     const identities = o.nodeIdentities?.(issuer) ?? new IssuedNodeIdentities(issuer, o.natsUrls);
-    const provisioner = new Provisioner({ store, clouds: o.clouds, identities });
+    const credit = new Credit(core, {
+      maxNodesPerUser: o.maxNodesPerUser ?? 20,
+      chargeEveryMs: o.chargeEveryMs ?? 60_000,
+    });
+    const provisioner = new Provisioner({ store, clouds: o.clouds, identities, policy: credit });
     await ensureLeaseStream(nc, replicas);
 
     const registry = new ServiceRegistry([...builtinServices]);
@@ -230,6 +240,7 @@ export class Director {
       boot.password,
       runner,
       features,
+      credit,
     );
     director.lease = new Lease(nc, {
       name: 'director',
@@ -264,12 +275,16 @@ export class Director {
         const timer = setInterval(() => {
           void this.provisioner.reconcile().catch((e: unknown) => log.warn({ err: e }, 'reconcile failed'));
         }, o.reconcileEveryMs ?? 10_000);
+        const charger = setInterval(() => {
+          void this.credit.charge(this.applications, log);
+        }, o.chargeEveryMs ?? 60_000);
         const featureDuties = this.features.flatMap((f) => (f.leading ? [f.leading()] : []));
         for (const op of this.core.directory.operations.values())
           if (op.state === 'running' && op.owner) void this.applications.carryOn(op.operationId);
         this.duties = {
           stop: async () => {
             clearInterval(timer);
+            clearInterval(charger);
             for (const d of featureDuties) await d.stop();
             await served.stop();
           },

@@ -260,6 +260,7 @@ export class Applications {
     m: Actor,
   ) {
     const { app, svc } = this.service(p, a, s);
+    this.requireCredit(app);
     if (!this.o.clouds.includes(r.cloud))
       throw new ValidationError(`unknown cloud ${r.cloud}`, [
         { path: '$.cloud', code: 'unknown_cloud', message: `clouds: ${this.o.clouds.join(', ')}` },
@@ -351,8 +352,15 @@ export class Applications {
 
   // ---- operations (start, stop, remove)
 
+  /** ConPaaS: nothing starts without credit. */
+  private requireCredit(app: ApplicationView): void {
+    if ((this.core.directory.users.get(app.owner)?.credit ?? 0) <= 0)
+      throw new CpsError('quota_exceeded', 'no credit left: ask an admin for credit');
+  }
+
   async startService(p: Principal, a: string, s: string, m: Actor) {
     const { app, svc } = this.service(p, a, s);
+    this.requireCredit(app);
     if (
       !['INIT', 'STOPPED', 'ERROR'].includes(svc.state) ||
       (this.supervisor.managerOf(svc.serviceId) && svc.state !== 'ERROR')
@@ -375,6 +383,7 @@ export class Applications {
 
   async startApplication(p: Principal, ref: string, m: Actor) {
     const app = this.app(p, ref);
+    this.requireCredit(app);
     return this.operation(p, 'start_application', app, undefined, m);
   }
 

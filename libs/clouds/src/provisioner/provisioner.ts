@@ -48,6 +48,7 @@ export interface NodeIdentitySource {
 /** Decides whether a node may be created (quotas and credit arrive with the director). */
 export interface ProvisionPolicy {
   check(request: {
+    nodeId: string;
     appId: string;
     serviceId: string;
     kind: NodeKind;
