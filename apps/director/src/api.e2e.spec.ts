@@ -78,6 +78,14 @@ describe('director over HTTPS: users, tokens, applications, errors', () => {
       ).status,
     ).toBe(401);
     expect((await h.client(d).as('garbage').get('/v1/me')).body.code).toBe('unauthenticated');
+    // a read-only token reads and changes nothing
+    const ro = await alice.post('/v1/tokens', { name: 'dashboard', scopes: ['read'] });
+    const reader = h.client(d).as(ro.body.token as string);
+    expect((await reader.get('/v1/applications')).status).toBe(200);
+    const write = await reader.post('/v1/applications', { name: 'nope' });
+    expect(write.status).toBe(403);
+    expect(write.body.code).toBe('forbidden');
+    expect((await alice.post('/v1/tokens', { name: 'root', scopes: ['admin'] })).status).toBe(403);
   });
 
   it('creates applications with unique names per user; others see 404', async () => {

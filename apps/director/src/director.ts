@@ -193,7 +193,18 @@ export class Director {
       ...o.accounts,
     });
     const features = builtinFeatures.map((f) =>
-      f({ core, bus, registry, accounts, applications, supervisor, provisioner, issuer, log }),
+      f({
+        core,
+        bus,
+        registry,
+        accounts,
+        applications,
+        supervisor,
+        provisioner,
+        issuer,
+        clouds: o.clouds.map((c) => c.name),
+        log,
+      }),
     );
     const openapi = buildOpenApi(allRoutes, { version: o.version ?? '0.1.0' });
     const platform = new Platform(core, registry, issuer, metrics, {
@@ -225,6 +236,12 @@ export class Director {
     fastify.addContentTypeParser(
       ['application/octet-stream', 'application/gzip', 'application/x-tar', 'application/zip'],
       (_req, payload, done) => done(null, payload),
+    );
+    // manifests may come as YAML: handed to the route as `{ yaml }`
+    fastify.addContentTypeParser(
+      ['application/yaml', 'text/yaml'],
+      { parseAs: 'string', bodyLimit: 256 * 1024 },
+      (_req, body, done) => done(null, { yaml: body as string }),
     );
     const boot = await accounts.bootstrapAdmin(o.adminPassword);
     await app.listen(o.port, '127.0.0.1');

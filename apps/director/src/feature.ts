@@ -20,6 +20,8 @@ export interface FeatureContext {
   readonly supervisor: Supervisor;
   readonly provisioner: Provisioner;
   readonly issuer: IdentityIssuer;
+  /** The names of the clouds nodes can be placed on (the first is the default). */
+  readonly clouds: readonly string[];
   readonly log: Logger;
 }
 

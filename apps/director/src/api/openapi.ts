@@ -43,6 +43,7 @@ class SchemaCollector {
     const fixed = this.refs(js, rename) as Json;
     // a schema that is itself a component comes back as its definition: refer to it instead
     const id = (schema.meta() as { id?: string } | undefined)?.id;
+    if (id && typeof fixed['$ref'] === 'string' && Object.keys(fixed).length === 1) return fixed;
     if (id) return { $ref: `#/components/schemas/${this.place(id, fixed, io)}` };
     for (const [name, def] of Object.entries(this.components))
       this.components[name] = this.refs(def, rename) as Json;

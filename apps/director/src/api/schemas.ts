@@ -145,6 +145,7 @@ export const OperationSchema = z
     startedAt: Time,
     finishedAt: Time.optional(),
     reason: z.string().optional(),
+    steps: z.array(z.string()).optional().describe('progress of a director operation'),
   })
   .meta({ id: 'Operation' });
 export const AcceptedSchema = z.object({ operationId: z.string() }).meta({ id: 'Accepted' });

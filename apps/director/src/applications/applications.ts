@@ -466,7 +466,8 @@ export class Applications {
           break;
         }
         default:
-          throw new CpsError('internal', `unknown operation ${op.kind}`);
+          // another feature's operation (e.g. deploy_manifest): that feature resumes or ends it
+          return;
       }
       await this.core.operations.run(agg, 'Succeed', {}, meta);
     } catch (e) {

@@ -1,10 +1,19 @@
 import type { DirectorFeature, FeatureContext } from '../feature.js';
+import { CertificatesController } from './certificates.controller.js';
+import { CERTIFICATES, Certificates } from './certificates.js';
+import { certificateRoutes } from './certificates.routes.js';
 
-/** The routes of this feature (merged into the director's route table). */
-export const certificateRoutes = {} as const;
+export { certificateRoutes };
 
-/** Certificates: see the issue; built as one folder, registered in `features.ts`. */
-export const certificateFeature = (ctx: FeatureContext): DirectorFeature => {
-  void ctx;
-  return { name: 'certificates', routes: certificateRoutes, controllers: [], providers: [] };
-};
+/**
+ * Client certificates (ConPaaS's `getcerts`): `POST /v1/certificates` signs a CSR or makes a key
+ * and certificate for the caller, from the user CA; `GET` lists them (admins: anyone's, with
+ * `user`); `DELETE /v1/certificates/{serial}` revokes one. A recorded, live certificate signs
+ * requests in place of a token (see `Accounts.authenticate`).
+ */
+export const certificateFeature = (ctx: FeatureContext): DirectorFeature => ({
+  name: 'certificates',
+  routes: certificateRoutes,
+  controllers: [CertificatesController],
+  providers: [{ provide: CERTIFICATES, useValue: new Certificates(ctx.core) }],
+});

@@ -1,10 +1,30 @@
 import type { DirectorFeature, FeatureContext } from '../feature.js';
+import { HISTORY_AUTHENTICATOR, HistoryController } from './history.controller.js';
+import { History, HISTORY } from './history.js';
+import { historyRoutes } from './history.routes.js';
 
-/** The routes of this feature (merged into the director's route table). */
-export const historyRoutes = {} as const;
+export { historyRoutes } from './history.routes.js';
 
-/** History: see the issue; built as one folder, registered in `features.ts`. */
+/**
+ * The event history: `GET /v1/events` (pages, filtered by application, service, type and time)
+ * and `GET /v1/events/stream` (the same, live, as Server-Sent Events). Each user reads only the
+ * events of what they own, with every secret redacted; admins read all of it.
+ */
 export const historyFeature = (ctx: FeatureContext): DirectorFeature => {
-  void ctx;
-  return { name: 'history', routes: historyRoutes, controllers: [], providers: [] };
+  const history = new History({
+    store: ctx.core.store,
+    directory: ctx.core.directory,
+    caughtUp: (position) => ctx.core.caughtUp(position),
+    log: ctx.log,
+  });
+  return {
+    name: 'history',
+    routes: historyRoutes,
+    controllers: [HistoryController],
+    providers: [
+      { provide: HISTORY, useValue: history },
+      { provide: HISTORY_AUTHENTICATOR, useValue: ctx.accounts },
+    ],
+    stop: () => history.stop(),
+  };
 };

@@ -10,6 +10,8 @@ export interface Principal {
   readonly via: 'session' | 'token' | 'certificate';
   /** The token id (sessions and API tokens), for `DELETE /v1/sessions/current`. */
   readonly tokenId?: string;
+  /** An API token without the `write` scope: only reading routes (GET). */
+  readonly readOnly?: boolean;
 }
 
 /** What the director attaches to each request. */

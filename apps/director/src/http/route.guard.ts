@@ -42,6 +42,8 @@ export class RouteGuard implements CanActivate {
     if (principal) req.cps.principal = principal;
     if (def.auth !== 'none' && !principal) throw new CpsError('unauthenticated', 'sign in first');
     if (def.auth === 'admin' && principal?.role !== 'admin') throw new ForbiddenError('admins only');
+    if (principal?.readOnly && def.method !== 'GET' && def.auth !== 'none')
+      throw new ForbiddenError('this token has the read scope only');
 
     const params = parse(def.params, req.params ?? {}, 'path');
     const query = parse(def.query, req.query ?? {}, 'query');

@@ -96,6 +96,7 @@ export class Platform {
       ...(op.serviceId ? { serviceId: op.serviceId } : {}),
       ...(op.finishedAt ? { finishedAt: op.finishedAt } : {}),
       ...(op.reason ? { reason: op.reason } : {}),
+      ...(op.steps.length > 0 ? { steps: op.steps } : {}),
     };
   }
 

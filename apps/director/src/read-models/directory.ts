@@ -61,6 +61,8 @@ export interface OperationView {
   readonly startedAt: string;
   finishedAt?: string;
   reason?: string;
+  /** Progress steps of a director operation. */
+  readonly steps: string[];
 }
 
 export interface NodeView {
@@ -316,6 +318,7 @@ export class Directory implements Projection {
           appId,
           serviceId,
           startedAt: e.metadata.at,
+          steps: [],
         });
         return;
       case 'OperationCompleted':
@@ -341,6 +344,7 @@ export class Directory implements Projection {
         state: 'running',
         owner: d['owner'] as string,
         startedAt: e.metadata.at,
+        steps: [],
         ...(d['appId'] ? { appId: d['appId'] as string } : {}),
         ...(d['serviceId'] ? { serviceId: d['serviceId'] as string } : {}),
       });
@@ -348,6 +352,7 @@ export class Directory implements Projection {
     }
     const op = this.operations.get(operationId);
     if (!op) return;
+    if (e.type === 'OperationProgressed') op.steps.push(d['step'] as string);
     if (e.type === 'OperationSucceeded' || e.type === 'DirectorOperationFailed') {
       op.state = e.type === 'OperationSucceeded' ? 'succeeded' : 'failed';
       op.finishedAt = e.metadata.at;

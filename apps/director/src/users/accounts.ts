@@ -202,10 +202,11 @@ export class Accounts implements Authenticator {
       role: t.scopes.includes('admin') || t.kind === 'session' ? u.role : 'user',
       via: t.kind === 'session' ? 'session' : 'token',
       tokenId,
+      readOnly: t.kind === 'api' && !t.scopes.includes('write') && !t.scopes.includes('admin'),
     };
   }
 
-  private byCertificate(req: CpsRequest): Principal | undefined {
+  private async byCertificate(req: CpsRequest): Promise<Principal | undefined> {
     const socket = req.raw.socket as {
       getPeerX509Certificate?: () => X509Certificate | undefined;
       authorized?: boolean;
@@ -216,7 +217,12 @@ export class Accounts implements Authenticator {
     if (!socket.authorized || !isIssuedBy(pem, this.core.secrets.userCa.certPem))
       throw new CpsError('unauthenticated', 'client certificate not issued by this platform');
     const info = inspectCertificate(pem);
-    const c = this.core.directory.certificates.get(info.serial);
+    let c = this.core.directory.certificates.get(info.serial);
+    // issued on another director a moment ago: catch up once before refusing
+    if (!c) {
+      await this.core.caughtUp(await this.core.store.head());
+      c = this.core.directory.certificates.get(info.serial);
+    }
     if (!c || c.revoked) throw new CpsError('unauthenticated', 'client certificate unknown or revoked');
     if (Date.parse(c.expiresAt) <= this.core.now().getTime())
       throw new CpsError('unauthenticated', 'client certificate expired');

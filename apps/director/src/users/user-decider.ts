@@ -53,6 +53,11 @@ export type UserCommand =
 
 /** At most this many live API tokens per user (sessions expire by themselves). */
 export const MAX_API_TOKENS = 100;
+/** At most this many live (neither revoked nor expired) client certificates per user. */
+export const MAX_LIVE_CERTIFICATES = 20;
+
+const liveCertificates = (s: Active, now: Date): number =>
+  Object.values(s.certificates).filter((c) => !c.revoked && Date.parse(c.expiresAt) > now.getTime()).length;
 
 const active = (s: UserState): Active => {
   if (s.status === 'NONE') throw new NotFoundError('no such user');
@@ -124,6 +129,9 @@ export const userDecider: Decider<UserCommand, UserEvent, UserState> = {
         return t.revoked ? [] : [{ type: 'TokenRevoked', data: c.data }];
       }
       case 'RecordCertificate':
+        if (liveCertificates(s, c.metadata.now) >= MAX_LIVE_CERTIFICATES)
+          throw new CpsError('quota_exceeded', `at most ${MAX_LIVE_CERTIFICATES} live certificates`);
+        if (s.certificates[c.data.serial]) throw new ConflictError('certificate serial in use');
         return [{ type: 'CertificateIssued', data: c.data }];
       case 'RevokeCertificate': {
         const cert = s.certificates[c.data.serial];

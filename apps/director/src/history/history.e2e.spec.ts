@@ -1,0 +1,394 @@
+import { request as httpsRequest, type RequestOptions } from 'node:https';
+import type { ClientRequest, IncomingHttpHeaders } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Director } from '../director.js';
+import { ADMIN_PASSWORD, DirectorHarness, type Client } from '../director.spec-helpers.js';
+
+interface SseEvent {
+  readonly id: string;
+  readonly event: string;
+  readonly data: any;
+}
+
+/** A streaming `text/event-stream` reader over HTTPS (the harness client buffers whole answers). */
+class SseReader {
+  private buffer = '';
+  private readonly queue: SseEvent[] = [];
+  private waiter: (() => void) | undefined;
+  comments = 0;
+  ended = false;
+
+  private constructor(
+    private readonly req: ClientRequest,
+    readonly status: number,
+    readonly headers: IncomingHttpHeaders,
+    readonly body: string,
+  ) {}
+
+  static open(
+    url: string,
+    ca: string,
+    token: string,
+    path: string,
+    headers: Record<string, string> = {},
+  ): Promise<SseReader> {
+    return new Promise((resolve, reject) => {
+      const o: RequestOptions = {
+        method: 'GET',
+        ca,
+        agent: false,
+        headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream', ...headers },
+      };
+      const req = httpsRequest(new URL(path, url), o, (res) => {
+        res.setEncoding('utf8');
+        if (res.statusCode !== 200) {
+          let text = '';
+          res.on('data', (c: string) => (text += c));
+          res.on('end', () => resolve(new SseReader(req, res.statusCode ?? 0, res.headers, text)));
+          return;
+        }
+        const reader = new SseReader(req, 200, res.headers, '');
+        res.on('data', (c: string) => reader.feed(c));
+        res.on('end', () => reader.finish());
+        res.on('error', () => reader.finish());
+        resolve(reader);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  /** The next event, or a failure after `ms`. */
+  async next(ms = 2_000): Promise<SseEvent> {
+    const end = Date.now() + ms;
+    while (this.queue.length === 0) {
+      const left = end - Date.now();
+      if (left <= 0 || this.ended) throw new Error(this.ended ? 'stream ended' : `no event within ${ms} ms`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, left);
+        this.waiter = () => (clearTimeout(t), r());
+      });
+    }
+    return this.queue.shift()!;
+  }
+
+  /** Every event that arrives within `ms`. */
+  async drain(ms: number): Promise<SseEvent[]> {
+    await new Promise((r) => setTimeout(r, ms));
+    return this.queue.splice(0);
+  }
+
+  close(): void {
+    this.req.destroy();
+  }
+
+  private feed(chunk: string): void {
+    this.buffer += chunk;
+    let cut: number;
+    while ((cut = this.buffer.indexOf('\n\n')) >= 0) {
+      const block = this.buffer.slice(0, cut);
+      this.buffer = this.buffer.slice(cut + 2);
+      const fields: Record<string, string> = {};
+      for (const line of block.split('\n')) {
+        if (line.startsWith(':')) this.comments++;
+        else {
+          const colon = line.indexOf(':');
+          fields[line.slice(0, colon)] = line.slice(colon + 1).replace(/^ /, '');
+        }
+      }
+      if (fields['data'] !== undefined)
+        this.queue.push({
+          id: fields['id'] ?? '',
+          event: fields['event'] ?? 'message',
+          data: JSON.parse(fields['data']),
+        });
+    }
+    this.waiter?.();
+  }
+
+  private finish(): void {
+    this.ended = true;
+    this.waiter?.();
+  }
+}
+
+/** Every event of `GET /v1/events` for a client, following `nextCursor`; also the raw answers. */
+const walk = async (c: Client, query = ''): Promise<{ events: any[]; texts: string[]; pages: number }> => {
+  const events: any[] = [];
+  const texts: string[] = [];
+  let after: string | undefined;
+  let pages = 0;
+  do {
+    const sep = query ? '&' : '';
+    const r = await c.get(`/v1/events?${query}${after ? `${sep}after=${encodeURIComponent(after)}` : ''}`);
+    expect(r.status, r.text).toBe(200);
+    texts.push(r.text);
+    events.push(...r.body.events);
+    after = r.body.nextCursor;
+    if (++pages > 1_000) throw new Error('pages do not end');
+  } while (after);
+  return { events, texts, pages };
+};
+
+/** Every value of a field named `name`, at any depth. */
+const fieldValues = (v: unknown, names: ReadonlySet<string>, out: unknown[] = []): unknown[] => {
+  if (Array.isArray(v)) for (const x of v) fieldValues(x, names, out);
+  else if (v && typeof v === 'object')
+    for (const [k, x] of Object.entries(v)) {
+      if (names.has(k)) out.push(x);
+      fieldValues(x, names, out);
+    }
+  return out;
+};
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('event history over HTTPS', () => {
+  let h: DirectorHarness;
+  let d: Director;
+  let ca: string;
+  let admin: Client;
+  let alice: Client;
+  let bob: Client;
+  const appsOf: Record<string, string[]> = { alice: [], bob: [] };
+  const secrets: string[] = [];
+
+  const createApp = async (c: Client, name: string): Promise<string> => {
+    const r = await c.post('/v1/applications', { name });
+    expect(r.status, r.text).toBe(201);
+    return r.body.appId as string;
+  };
+
+  beforeAll(async () => {
+    h = await DirectorHarness.start();
+    d = await h.startDirector();
+    ca = [h.nats.secrets.busCa.certPem, ...h.nats.secrets.busCa.chainPem].join('');
+    admin = await h.signIn(d, 'admin', ADMIN_PASSWORD);
+    alice = await h.user(d, 'alice');
+    bob = await h.user(d, 'bob');
+    appsOf['alice']!.push(await createApp(alice, 'shop'), await createApp(alice, 'blog'));
+    appsOf['bob']!.push(await createApp(bob, 'shop'), await createApp(bob, 'wiki'));
+    for (const c of [alice, bob]) {
+      const t = await c.post('/v1/tokens', { name: 'ci' });
+      expect(t.status).toBe(201);
+      secrets.push(t.body.token as string);
+    }
+    const again = await h.signIn(d, 'alice', 'alice-password');
+    for (const c of [admin, alice, bob, again]) secrets.push(c.token!);
+    expect((await alice.patch(`/v1/applications/blog`, { description: 'my blog' })).status).toBe(200);
+  });
+  afterAll(async () => h?.cleanup());
+
+  it('shows each user their own events only, and admins everyone’s', async () => {
+    const mine = (await walk(alice)).events;
+    const created = mine.filter((e) => e.type === 'ApplicationCreated');
+    expect(created.map((e) => e.appId).sort()).toEqual([...appsOf['alice']!].sort());
+    expect(created.every((e) => e.actor.startsWith('user:') && e.aggregate === `app.${e.appId}`)).toBe(true);
+    expect(mine.some((e) => e.type === 'ApplicationDescribed' && e.data.description === 'my blog')).toBe(
+      true,
+    );
+    expect(mine.some((e) => e.type === 'UserRegistered')).toBe(true);
+    expect(mine.some((e) => e.type === 'TokenCreated')).toBe(true);
+    const me = (await alice.get('/v1/me')).body.userId as string;
+    for (const e of mine) {
+      expect(appsOf['bob']!).not.toContain(e.appId);
+      expect(e.aggregate).not.toMatch(/^(identity|name)\./);
+      for (const b of appsOf['bob']!) expect(e.aggregate).not.toContain(b);
+      if (e.aggregate.startsWith('user.')) expect(e.aggregate).toBe(`user.${me}`);
+      expect(Object.keys(e).sort()).toEqual(
+        [
+          'actor',
+          'aggregate',
+          'at',
+          'cursor',
+          'data',
+          'id',
+          'position',
+          'type',
+          ...(e.appId ? ['appId'] : []),
+          ...(e.serviceId ? ['serviceId'] : []),
+        ].sort(),
+      );
+    }
+    const theirs = (await walk(bob)).events;
+    expect(
+      theirs
+        .filter((e) => e.type === 'ApplicationCreated')
+        .map((e) => e.appId)
+        .sort(),
+    ).toEqual([...appsOf['bob']!].sort());
+    expect(theirs.some((e) => appsOf['alice']!.includes(e.appId))).toBe(false);
+
+    const all = (await walk(admin)).events;
+    const allCreated = all.filter((e) => e.type === 'ApplicationCreated').map((e) => e.appId);
+    for (const a of [...appsOf['alice']!, ...appsOf['bob']!]) expect(allCreated).toContain(a);
+    expect(all.some((e) => e.aggregate.startsWith('name.'))).toBe(true);
+    expect(all.length).toBeGreaterThan(mine.length + theirs.length);
+  });
+
+  it('filters by application (id or name), type and time', async () => {
+    const [shop, blog] = appsOf['alice']!;
+    const byName = (await walk(alice, 'application=shop')).events;
+    expect(byName.length).toBeGreaterThan(0);
+    expect(byName.every((e) => e.appId === shop)).toBe(true);
+    expect((await walk(alice, `application=${shop}`)).events).toEqual(byName);
+    const blogs = (await walk(alice, 'application=blog&type=ApplicationCreated,ApplicationDescribed')).events;
+    expect(blogs.map((e) => [e.type, e.appId])).toEqual([
+      ['ApplicationCreated', blog],
+      ['ApplicationDescribed', blog],
+    ]);
+    const typed = (await walk(admin, 'type=ApplicationCreated&type=TokenCreated')).events;
+    expect(new Set(typed.map((e) => e.type))).toEqual(new Set(['ApplicationCreated', 'TokenCreated']));
+    expect((await walk(admin, `application=${appsOf['bob']![0]}`)).events.length).toBeGreaterThan(0);
+
+    const before = await createApp(alice, 'early');
+    await sleep(20);
+    const t = new Date().toISOString();
+    await sleep(20);
+    const after = await createApp(alice, 'late');
+    const since = (await walk(alice, `type=ApplicationCreated&since=${encodeURIComponent(t)}`)).events.map(
+      (e) => e.appId,
+    );
+    expect(since).toEqual([after]);
+    const until = (await walk(alice, `type=ApplicationCreated&until=${encodeURIComponent(t)}`)).events.map(
+      (e) => e.appId,
+    );
+    expect(until).toContain(before);
+    expect(until).not.toContain(after);
+    appsOf['alice']!.push(before, after);
+  });
+
+  it('walks small pages without gaps or duplicates', async () => {
+    for (const c of [alice, admin]) {
+      const whole = await c.get('/v1/events?limit=500');
+      expect(whole.body.nextCursor).toBeUndefined();
+      const ids = (whole.body.events as { id: string }[]).map((e) => e.id);
+      expect(new Set(ids).size).toBe(ids.length);
+      for (const limit of [1, 3]) {
+        const paged = await walk(c, `limit=${limit}`);
+        expect(paged.events.map((e) => e.id)).toEqual(ids);
+        expect(paged.pages).toBeGreaterThanOrEqual(Math.ceil(ids.length / limit));
+      }
+    }
+  });
+
+  it('lets no secret out', async () => {
+    for (const c of [alice, bob, admin]) {
+      const { events, texts } = await walk(c, 'limit=7');
+      const raw = texts.join('\n');
+      for (const s of secrets) {
+        expect(raw).not.toContain(s);
+        expect(raw).not.toContain(s.slice(s.lastIndexOf('_') + 1));
+      }
+      expect(raw).not.toContain('scrypt$');
+      expect(raw).not.toContain('cps-sealed:');
+      const hashes = fieldValues(
+        events,
+        new Set(['hash', 'passwordHash', 'tokenHash', 'password', 'userKey']),
+      );
+      expect(hashes.length).toBeGreaterThan(0);
+      expect(new Set(hashes)).toEqual(new Set(['[redacted]']));
+    }
+  });
+
+  it('refuses bad queries with their paths, and others’ applications with 404', async () => {
+    const bad = await alice.get(
+      '/v1/events?limit=0&since=yesterday&until=2025-13-45&after=zz&type=no-such!&bogus=1',
+    );
+    expect(bad.status).toBe(400);
+    expect(bad.body.code).toBe('validation');
+    const paths = (bad.body.issues as { path: string }[]).map((i) => i.path);
+    for (const p of ['query.limit', 'query.since', 'query.until', 'query.after', 'query.bogus'])
+      expect(paths, JSON.stringify(bad.body.issues)).toContain(p);
+    expect(paths.some((p) => p.startsWith('query.type'))).toBe(true);
+    expect((await alice.get('/v1/events?limit=501')).status).toBe(400);
+
+    const other = await alice.get(`/v1/events?application=${appsOf['bob']![0]}`);
+    expect(other.status).toBe(404);
+    expect(other.body.code).toBe('not_found');
+    expect((await alice.get('/v1/events?application=wiki')).status).toBe(404);
+    expect((await alice.get('/v1/events?application=shop&service=nope')).status).toBe(404);
+    expect((await h.client(d).get('/v1/events')).status).toBe(401);
+
+    const s = await SseReader.open(d.url, ca, alice.token!, '/v1/events/stream?after=zz');
+    expect(s.status).toBe(400);
+    expect(JSON.parse(s.body).issues[0].path).toBe('query.after');
+    const h2 = await SseReader.open(d.url, ca, alice.token!, '/v1/events/stream', { 'last-event-id': 'x.y' });
+    expect(h2.status).toBe(400);
+    expect(JSON.parse(h2.body).issues[0].path).toBe('header.last-event-id');
+    const nf = await SseReader.open(
+      d.url,
+      ca,
+      alice.token!,
+      `/v1/events/stream?application=${appsOf['bob']![0]}`,
+    );
+    expect(nf.status).toBe(404);
+    expect((await SseReader.open(d.url, ca, 'nope', '/v1/events/stream')).status).toBe(401);
+  });
+
+  it('streams events live, and resumes after Last-Event-ID without losing or repeating any', async () => {
+    const first = await SseReader.open(d.url, ca, alice.token!, '/v1/events/stream');
+    expect(first.status).toBe(200);
+    expect(first.headers['content-type']).toContain('text/event-stream');
+    expect(first.headers['x-request-id']).toBeDefined();
+    const bobs = await SseReader.open(d.url, ca, bob.token!, '/v1/events/stream');
+
+    const one = await createApp(alice, 'live-one');
+    const e1 = await first.next(2_000);
+    expect(e1).toMatchObject({
+      event: 'ApplicationCreated',
+      data: { type: 'ApplicationCreated', appId: one },
+    });
+    expect(e1.id).toBe(e1.data.cursor);
+    first.close();
+
+    const two = await createApp(alice, 'live-two');
+    const again = await SseReader.open(d.url, ca, alice.token!, '/v1/events/stream', {
+      'last-event-id': e1.id,
+    });
+    expect(again.status).toBe(200);
+    const e2 = await again.next(2_000);
+    expect(e2).toMatchObject({ event: 'ApplicationCreated', data: { appId: two } });
+    const three = await createApp(alice, 'live-three');
+    const e3 = await again.next(2_000);
+    expect(e3).toMatchObject({ event: 'ApplicationCreated', data: { appId: three } });
+    expect(await again.drain(200)).toEqual([]);
+    again.close();
+
+    // bob saw none of it
+    expect(await bobs.drain(100)).toEqual([]);
+    bobs.close();
+
+    // `?after=` resumes the same way, with filters
+    const typed = await SseReader.open(
+      d.url,
+      ca,
+      alice.token!,
+      `/v1/events/stream?after=${encodeURIComponent(e1.id)}&application=live-three`,
+    );
+    expect((await typed.next(2_000)).data.appId).toBe(three);
+    expect(await typed.drain(200)).toEqual([]);
+    typed.close();
+  });
+
+  it('documents both routes in the OpenAPI document', async () => {
+    const doc = (await h.client(d).get('/openapi.json')).body;
+    expect(doc.paths['/v1/events'].get.operationId).toBe('listEvents');
+    expect(Object.keys(doc.paths['/v1/events/stream'].get.responses['200'].content)).toEqual([
+      'text/event-stream',
+    ]);
+    expect(doc.components.schemas.HistoryEvent).toBeDefined();
+    expect(doc.components.schemas.EventPage).toBeDefined();
+    const params = (doc.paths['/v1/events'].get.parameters as { name: string }[]).map((p) => p.name);
+    expect(params).toEqual(
+      expect.arrayContaining(['application', 'service', 'type', 'since', 'until', 'after', 'limit']),
+    );
+  });
+
+  it('ends open streams when the director stops', async () => {
+    const s = await SseReader.open(d.url, ca, admin.token!, '/v1/events/stream');
+    expect(s.status).toBe(200);
+    await d.stop();
+    await expect(s.next(5_000)).rejects.toThrow('stream ended');
+  });
+});

@@ -1,0 +1,28 @@
+import { z } from 'zod';
+import { defineRoute } from '../api/route.js';
+import { EventPageSchema, EventsQuerySchema, EventStreamQuerySchema } from './history.schemas.js';
+
+/** The routes of the event history (merged into the director's route table). */
+export const historyRoutes = {
+  listEvents: defineRoute({
+    operationId: 'listEvents',
+    method: 'GET',
+    path: '/v1/events',
+    summary:
+      'The event history you may see (admins: all of it), oldest first, secrets redacted; page with `after` = `nextCursor`',
+    tag: 'events',
+    query: EventsQuerySchema,
+    response: EventPageSchema,
+  }),
+  streamEvents: defineRoute({
+    operationId: 'streamEvents',
+    method: 'GET',
+    path: '/v1/events/stream',
+    summary:
+      'The same events as Server-Sent Events, live; resumes after `Last-Event-ID` (or `after`), else starts at `since`, else now',
+    tag: 'events',
+    query: EventStreamQuerySchema,
+    response: z.string().describe('`id: <cursor>`, `event: <type>`, `data: <HistoryEvent as JSON>`'),
+    produces: 'text/event-stream',
+  }),
+} as const;

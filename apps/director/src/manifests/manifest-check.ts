@@ -1,0 +1,241 @@
+import type { z } from 'zod';
+import { CpsError, issuesFromZod, type Issue } from '@cps/core';
+import { mapSecrets, redact, type ServiceRegistry } from '@cps/services';
+import { parse as parseYaml } from 'yaml';
+import { NameSchema } from '../api/schemas.js';
+import {
+  COMMON_SERVICE_KEYS,
+  MAX_MANIFEST_BYTES,
+  ManifestEnvelopeSchema,
+  type ManifestServiceSchema,
+  serviceEntrySchema,
+} from './manifest.schema.js';
+
+/** One service of a checked manifest, as the deploy operation carries it out. */
+export interface PlannedService {
+  /** Its position in the manifest (`$.Services[index]`). */
+  readonly index: number;
+  readonly name: string;
+  readonly type: string;
+  readonly cloud: string;
+  readonly start: boolean;
+  readonly archive?: string;
+  /** Nodes per role once started. */
+  readonly instances?: Readonly<Record<string, number>>;
+  /** The settings, parsed by the type's `configSchema` (defaults filled in). */
+  readonly config: Readonly<Record<string, unknown>>;
+  /** Keys the manifest gave that cps does not act on yet (`StartupScript`, `Dump`, `Password`, ...). */
+  readonly pending: readonly string[];
+}
+
+/** A manifest that passed every check. */
+export interface DeployPlan {
+  readonly application: string;
+  readonly description: string;
+  readonly services: readonly PlannedService[];
+}
+
+/** What the checks know of the platform. */
+export interface CheckContext {
+  readonly registry: ServiceRegistry;
+  /** Cloud names; the first is the default. */
+  readonly clouds: readonly string[];
+}
+
+/** The prefix of an exported secret: `secret:<serviceId>/<field>` (a reference, never the value). */
+export const SECRET_REFERENCE = 'secret:';
+
+const at = (issues: readonly Issue[], prefix: string): Issue[] =>
+  issues.map((i) => ({ ...i, path: i.path.replace(/^\$/, prefix) }));
+
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+const tooLarge = (bytes: number): CpsError =>
+  new CpsError('payload_too_large', `the manifest is ${bytes} bytes; at most ${MAX_MANIFEST_BYTES}`, [
+    { path: '$', code: 'too_large', message: `over ${MAX_MANIFEST_BYTES} bytes` },
+  ]);
+
+/**
+ * The manifest a request body carries: the body itself (JSON), or the YAML text of `{"yaml": ...}`
+ * parsed (YAML 1.2 core schema, unique keys, few aliases). A YAML syntax error is an issue at
+ * `$.yaml`; a manifest over {@link MAX_MANIFEST_BYTES} throws `payload_too_large`.
+ */
+export const readManifest = (body: unknown): { input: unknown; issues: Issue[] } => {
+  if (isRecord(body) && Object.keys(body).length === 1 && 'yaml' in body) {
+    const text = body['yaml'];
+    if (typeof text !== 'string')
+      return { input: undefined, issues: [{ path: '$.yaml', code: 'invalid_type', message: 'YAML text' }] };
+    const bytes = Buffer.byteLength(text);
+    if (bytes > MAX_MANIFEST_BYTES) throw tooLarge(bytes);
+    try {
+      return { input: parseYaml(text, { uniqueKeys: true, maxAliasCount: 20 }) as unknown, issues: [] };
+    } catch (e) {
+      const message = (e instanceof Error ? e.message : String(e)).split('\n', 1)[0] ?? 'invalid YAML';
+      return { input: undefined, issues: [{ path: '$.yaml', code: 'invalid_yaml', message }] };
+    }
+  }
+  const bytes = Buffer.byteLength(JSON.stringify(body) ?? '');
+  if (bytes > MAX_MANIFEST_BYTES) throw tooLarge(bytes);
+  return { input: body, issues: [] };
+};
+
+/** The application name of a manifest: `Application`, else one made of `Description`, else `application`. */
+export const applicationName = (m: {
+  Application?: string | undefined;
+  Description?: string | undefined;
+}) => {
+  if (m.Application !== undefined) return m.Application;
+  const derived = (m.Description ?? '')
+    .replace(/[^A-Za-z0-9 ._-]+/g, ' ')
+    .replace(/\s+/g, ' ')
+    .replace(/^[^A-Za-z0-9]+/, '')
+    .slice(0, 64)
+    .trimEnd();
+  return NameSchema.safeParse(derived).success ? derived : 'application';
+};
+
+/**
+ * Checks a manifest against the platform: its structure (every service entry on its own, unknown
+ * keys named), then each service's type, its type-specific keys (`manifestKeys`), its roles and
+ * fixed role counts, its settings (`configSchema`), its cloud, and the uniqueness of names. Answers
+ * every issue with its JSON path, and the plan when there is none. Pure: reads nothing else.
+ */
+export const manifestChecker = (c: CheckContext) => {
+  const declared = c.registry.types().flatMap((t) => Object.keys(c.registry.get(t).manifestKeys.shape));
+  const entrySchema = serviceEntrySchema(declared);
+
+  return (input: unknown): { plan?: DeployPlan; issues: Issue[] } => {
+    const issues: Issue[] = [];
+    const top = ManifestEnvelopeSchema.safeParse(input);
+    if (!top.success) issues.push(...issuesFromZod(top.error));
+    const raw = isRecord(input) && Array.isArray(input['Services']) ? (input['Services'] as unknown[]) : [];
+
+    const planned: (Omit<PlannedService, 'name'> & { name?: string })[] = [];
+    const names = new Map<string, number>();
+    raw.forEach((entry, i) => {
+      const where = `$.Services[${i}]`;
+      const r = entrySchema.safeParse(entry);
+      const unknownType = (type: string) =>
+        issues.push({
+          path: `${where}.Type`,
+          code: 'unknown_service_type',
+          message: `${type} is not a service type here; types: ${c.registry.types().join(', ')}`,
+        });
+      if (!r.success) {
+        issues.push(...at(issuesFromZod(r.error), where));
+        // the type is still worth a word when the rest of the entry is off
+        const type = isRecord(entry) ? entry['Type'] : undefined;
+        if (typeof type === 'string' && type.length > 0 && !c.registry.has(type)) unknownType(type);
+        return;
+      }
+      const s = r.data as z.output<typeof ManifestServiceSchema> & Record<string, unknown>;
+      if (s.ServiceName !== undefined) {
+        const first = names.get(s.ServiceName);
+        if (first !== undefined)
+          issues.push({
+            path: `${where}.ServiceName`,
+            code: 'duplicate_service_name',
+            message: `${s.ServiceName} also names $.Services[${first}]`,
+          });
+        else names.set(s.ServiceName, i);
+      }
+      if (s.Cloud !== undefined && s.Cloud !== 'default' && !c.clouds.includes(s.Cloud))
+        issues.push({
+          path: `${where}.Cloud`,
+          code: 'unknown_cloud',
+          message: `clouds: ${c.clouds.join(', ')}`,
+        });
+      if (!c.registry.has(s.Type)) {
+        unknownType(s.Type);
+        return;
+      }
+      const def = c.registry.get(s.Type);
+      const own = Object.keys(def.manifestKeys.shape);
+      const given = Object.keys(s).filter((k) => !COMMON_SERVICE_KEYS.has(k) && s[k] !== undefined);
+      for (const k of given.filter((k) => !own.includes(k)))
+        issues.push({
+          path: `${where}.${k}`,
+          code: 'not_for_type',
+          message: `type ${s.Type} takes ${own.length > 0 ? own.join(', ') : 'no type-specific keys'}`,
+        });
+      const typeKeys = Object.fromEntries(given.filter((k) => own.includes(k)).map((k) => [k, s[k]]));
+      const keys = def.manifestKeys.safeParse(typeKeys);
+      if (!keys.success) issues.push(...at(issuesFromZod(keys.error), where));
+      const instances: Record<string, number> = {};
+      for (const [role, count] of Object.entries(s.StartupInstances ?? {})) {
+        const n = Number(count);
+        instances[role] = n;
+        const fixed = (def.fixedRoles as Record<string, number> | undefined)?.[role];
+        if (!def.roles.includes(role))
+          issues.push({
+            path: `${where}.StartupInstances.${role}`,
+            code: 'unknown_role',
+            message: `roles of ${s.Type}: ${def.roles.join(', ')}`,
+          });
+        else if (fixed !== undefined && n !== fixed)
+          issues.push({
+            path: `${where}.StartupInstances.${role}`,
+            code: 'fixed_role_count',
+            message: `${s.Type} runs exactly ${fixed} ${role}`,
+          });
+      }
+      const config = def.configSchema.safeParse(s.Config ?? {});
+      if (!config.success) issues.push(...at(issuesFromZod(config.error), `${where}.Config`));
+      const reference = (prefix: string) => (v: unknown, path: string) => {
+        if (typeof v === 'string' && v.startsWith(SECRET_REFERENCE))
+          issues.push({
+            path: path.replace(/^\$/, prefix),
+            code: 'unresolved_secret',
+            message: 'a reference from an exported manifest: put the secret itself here',
+          });
+        return v;
+      };
+      mapSecrets(def.configSchema, s.Config ?? {}, reference(`${where}.Config`));
+      mapSecrets(def.manifestKeys, typeKeys, reference(where));
+      planned.push({
+        index: i,
+        ...(s.ServiceName !== undefined ? { name: s.ServiceName } : {}),
+        type: s.Type,
+        cloud: s.Cloud === undefined || s.Cloud === 'default' ? (c.clouds[0] ?? 'local') : s.Cloud,
+        start: s.Start === true || s.Start === 1,
+        ...(typeof s['Archive'] === 'string' ? { archive: s['Archive'] } : {}),
+        ...(s.StartupInstances ? { instances } : {}),
+        config: config.success ? (config.data as Record<string, unknown>) : {},
+        pending: [
+          ...(s.StartupScript !== undefined ? ['StartupScript'] : []),
+          ...given.filter((k) => k !== 'Archive'),
+        ],
+      });
+    });
+    if (issues.length > 0 || !top.success) return { issues };
+
+    // unnamed services take their type's name, made unique: `generic`, `generic-2`, ...
+    const taken = new Set(names.keys());
+    const services = planned.map((p): PlannedService => {
+      if (p.name !== undefined) return { ...p, name: p.name };
+      const base = p.type.slice(0, 60);
+      let name = base;
+      for (let n = 2; taken.has(name); n++) name = `${base}-${n}`;
+      taken.add(name);
+      return { ...p, name };
+    });
+    return {
+      issues,
+      plan: {
+        application: applicationName(top.data),
+        description: top.data.Description ?? '',
+        services,
+      },
+    };
+  };
+};
+
+/** A plan as the operation records it: settings with their secret fields redacted. */
+export const redactPlan = (plan: DeployPlan, registry: ServiceRegistry): DeployPlan => ({
+  ...plan,
+  services: plan.services.map((s) => ({
+    ...s,
+    config: redact(registry.get(s.type).configSchema, s.config) as Record<string, unknown>,
+  })),
+});

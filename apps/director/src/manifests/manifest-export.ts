@@ -1,0 +1,53 @@
+import type { z } from 'zod';
+import { mapSecrets, type ServiceRegistry } from '@cps/services';
+import type { ApplicationView, ServiceView } from '../read-models/directory.js';
+import { SECRET_REFERENCE } from './manifest-check.js';
+import type { ManifestSchema } from './manifest.schema.js';
+
+/** Node states that count as a node of the service (those on their way out or failed do not). */
+const LIVE = new Set(['requested', 'starting', 'running']);
+
+/** Live nodes per role, from the read model. */
+export const nodeCounts = (s: Pick<ServiceView, 'nodes'>): Record<string, number> => {
+  const counts: Record<string, number> = {};
+  for (const n of Object.values(s.nodes)) {
+    const role = n['role'];
+    if (role !== undefined && LIVE.has(n['state'] ?? '')) counts[role] = (counts[role] ?? 0) + 1;
+  }
+  return counts;
+};
+
+/**
+ * The manifest that deploys an application again: its name and description, then its services
+ * in order, each with its type, cloud, `Start: 1` when RUNNING, its live nodes per role, and its
+ * settings with every secret field replaced by `secret:<serviceId>/<field>` (a deploy refuses such a
+ * reference until the value is put back). Code archives are not exported: cps has no download URL
+ * for them yet. A service whose type is no longer registered is exported without settings.
+ */
+export const exportManifest = (
+  app: ApplicationView,
+  services: readonly { readonly view: ServiceView; readonly config: unknown }[],
+  registry: ServiceRegistry,
+): z.input<typeof ManifestSchema> => ({
+  Application: app.name,
+  Description: app.description,
+  Services: services.map(({ view: s, config }) => {
+    const instances = nodeCounts(s);
+    const settings =
+      registry.has(s.type) && config && typeof config === 'object' && Object.keys(config).length > 0
+        ? (mapSecrets(
+            registry.get(s.type).configSchema,
+            config,
+            (_, path) => `${SECRET_REFERENCE}${s.serviceId}/${path.replace(/^\$\.?/, '')}`,
+          ) as Record<string, unknown>)
+        : undefined;
+    return {
+      ServiceName: s.name,
+      Type: s.type,
+      Cloud: s.cloud,
+      Start: s.state === 'RUNNING' ? 1 : 0,
+      ...(Object.keys(instances).length > 0 ? { StartupInstances: instances } : {}),
+      ...(settings ? { Config: settings } : {}),
+    };
+  }),
+});

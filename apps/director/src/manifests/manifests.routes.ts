@@ -1,0 +1,48 @@
+import { z } from 'zod';
+import { defineRoute } from '../api/route.js';
+import { RefSchema } from '../api/schemas.js';
+import {
+  ManifestDeploymentSchema,
+  ManifestRequestSchema,
+  ManifestSchema,
+  ManifestValidationSchema,
+} from './manifest.schema.js';
+
+/**
+ * The routes of the manifests feature (merged into the director's route table). Validate and
+ * deploy take a manifest as the JSON body, or its YAML text as `{"yaml": "<text>"}`; at most
+ * 256 KiB of manifest (`payload_too_large`).
+ */
+export const manifestRoutes = {
+  validateManifest: defineRoute({
+    operationId: 'validateManifest',
+    method: 'POST',
+    path: '/v1/manifests/validate',
+    summary: 'Check a manifest: every issue, with its JSON path (nothing is created)',
+    tag: 'manifests',
+    status: 200,
+    body: ManifestRequestSchema,
+    response: ManifestValidationSchema,
+  }),
+  deployManifest: defineRoute({
+    operationId: 'deployManifest',
+    method: 'POST',
+    path: '/v1/manifests',
+    summary:
+      'Deploy a manifest: the application now, its services in order by an operation (invalid: nothing is created)',
+    tag: 'manifests',
+    status: 202,
+    body: ManifestRequestSchema,
+    response: ManifestDeploymentSchema,
+    errors: ['name_taken', 'quota_exceeded'],
+  }),
+  exportManifest: defineRoute({
+    operationId: 'exportManifest',
+    method: 'GET',
+    path: '/v1/applications/{app}/manifest',
+    summary: 'The manifest that deploys this application again (secrets as references)',
+    tag: 'manifests',
+    params: z.object({ app: RefSchema }),
+    response: ManifestSchema,
+  }),
+} as const;

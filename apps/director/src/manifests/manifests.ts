@@ -1,0 +1,363 @@
+import { createHash } from 'node:crypto';
+import { CpsError, isCpsError, ValidationError, type Issue } from '@cps/core';
+import { fetchArchive } from '@cps/archives';
+import type { ServiceRegistry } from '@cps/services';
+import type { Logger } from 'pino';
+import type { Applications } from '../applications/applications.js';
+import type { DirectorCore } from '../director-core.js';
+import type { Principal } from '../http/request.js';
+import {
+  manifestChecker,
+  readManifest,
+  redactPlan,
+  type DeployPlan,
+  type PlannedService,
+} from './manifest-check.js';
+import { exportManifest, nodeCounts } from './manifest-export.js';
+
+/** The operation kind of a deploy (aggregate `op.<operationId>`). */
+export const DEPLOY_MANIFEST = 'deploy_manifest';
+
+export interface ManifestsOptions {
+  /** Cloud names; the first is the default (`Cloud` absent or `default`). */
+  readonly clouds: readonly string[];
+  /** URL prefixes `Archive` may be downloaded from, asked when a deploy starts (empty: none). */
+  readonly archiveAllow: () => readonly string[];
+  readonly maxArchiveBytes: number;
+  readonly downloadTimeoutMs: number;
+  /** How long one step may take (a start, a change of nodes). */
+  readonly stepTimeoutMs: number;
+  readonly pollMs: number;
+}
+
+type Actor = { readonly requestId: string; readonly actor: string };
+
+const idOf = (prefix: string, seed: string): string =>
+  `${prefix}${createHash('sha256').update(seed).digest('hex').slice(0, 12)}`;
+
+const clip = (text: string, max: number): string =>
+  text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+
+const once = async function* (bytes: Uint8Array): AsyncIterable<Uint8Array> {
+  yield bytes;
+};
+
+/** A step of a deploy failed: the reason names the manifest path and the service. */
+class StepFailed extends Error {}
+
+/** The director is stopping: the operation is left running, as any other would be. */
+class Stopping extends Error {}
+
+/**
+ * Manifests: checks them, deploys them, exports them. A deploy creates the application at once
+ * (a taken name answers 409 before anything else happens) and carries the rest out as the
+ * operation `deploy_manifest`: services added in manifest order, archives downloaded (allow-listed
+ * sources only) and stored, services with `Start` started in order (each RUNNING before the next),
+ * their `StartupInstances` applied, then later services wired to earlier ones. Each step is an
+ * `OperationProgressed`; a failure fails the operation with the path of its cause and leaves what
+ * was made for the user to inspect or delete. A director restart does not resume a deploy.
+ */
+export class Manifests {
+  private stopping = false;
+  private readonly check: ReturnType<typeof manifestChecker>;
+  private readonly under = new Set<Promise<void>>();
+
+  constructor(
+    private readonly core: DirectorCore,
+    private readonly applications: Applications,
+    private readonly registry: ServiceRegistry,
+    private readonly log: Logger,
+    private readonly o: ManifestsOptions,
+  ) {
+    this.check = manifestChecker({ registry, clouds: o.clouds });
+  }
+
+  /** Every issue of a manifest (a JSON body, or `{"yaml": text}`). */
+  validate(body: unknown): { valid: boolean; issues: Issue[] } {
+    const read = readManifest(body);
+    const issues = read.issues.length > 0 ? read.issues : this.check(read.input).issues;
+    return { valid: issues.length === 0, issues };
+  }
+
+  /** Checks, creates the application, and starts the deploy operation (creates nothing when invalid). */
+  async deploy(p: Principal, body: unknown, m: Actor): Promise<{ operationId: string; appId: string }> {
+    const read = readManifest(body);
+    const checked = read.issues.length > 0 ? { issues: read.issues } : this.check(read.input);
+    if (!checked.plan)
+      throw new ValidationError(
+        `invalid manifest: ${checked.issues
+          .slice(0, 5)
+          .map((i) => `${i.path} ${i.message}`)
+          .join('; ')}`,
+        checked.issues,
+      );
+    const plan = checked.plan;
+    const operationId = idOf('op', `${DEPLOY_MANIFEST}:${m.requestId}`);
+    // the same Idempotency-Key again: the same answer
+    const earlier = this.core.directory.operations.get(operationId);
+    if (earlier?.appId && earlier.owner === p.userId) return { operationId, appId: earlier.appId };
+
+    const app = await this.applications.create(
+      p,
+      { name: plan.application, description: plan.description },
+      m,
+    );
+    const res = await this.core.operations.run(
+      `op.${operationId}`,
+      'Request',
+      {
+        operationId,
+        kind: DEPLOY_MANIFEST,
+        owner: app.owner,
+        appId: app.appId,
+        input: redactPlan(plan, this.registry),
+      },
+      { requestId: `${m.requestId}:operation`, actor: m.actor },
+    );
+    await this.core.caughtUp(res.position);
+    const run = this.carryOn(operationId, p, app.appId, plan, m.actor);
+    this.under.add(run);
+    void run.finally(() => this.under.delete(run));
+    return { operationId, appId: app.appId };
+  }
+
+  /** The manifest that deploys the caller's application again (others' answer 404). */
+  async manifestOf(p: Principal, ref: string) {
+    const app = this.applications.app(p, ref);
+    const state = await this.core.apps.state(`app.${app.appId}`);
+    const configs = new Map(
+      state.status === 'ACTIVE' ? state.services.map((s) => [s.serviceId, s.config] as const) : [],
+    );
+    return exportManifest(
+      app,
+      this.applications.servicesOf(app).map((view) => ({ view, config: configs.get(view.serviceId) })),
+      this.registry,
+    );
+  }
+
+  /** Lets running deploys go (they stop at their next step, their operations left running). */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await Promise.race([
+      Promise.allSettled([...this.under]),
+      new Promise((r) => setTimeout(r, 2 * this.o.pollMs)),
+    ]);
+  }
+
+  // ---- the operation
+
+  private async carryOn(
+    operationId: string,
+    p: Principal,
+    appId: string,
+    plan: DeployPlan,
+    actor: string,
+  ): Promise<void> {
+    const agg = `op.${operationId}`;
+    let steps = 0;
+    const step = async (text: string) => {
+      this.alive();
+      await this.core.operations.run(
+        agg,
+        'Progress',
+        { step: clip(text, 200) },
+        { requestId: `${operationId}:step:${steps++}`, actor: 'director' },
+      );
+    };
+    const as = (what: string): Actor => ({ requestId: `${operationId}:${what}`, actor });
+    try {
+      const ids = new Map<number, string>();
+      const idOfService = (s: PlannedService) => ids.get(s.index) as string;
+      for (const s of plan.services) {
+        const svc = await this.within(s, 'Type', () =>
+          this.applications.addService(
+            p,
+            appId,
+            { type: s.type, name: s.name, cloud: s.cloud, config: { ...s.config } },
+            as(`add:${s.index}`),
+          ),
+        );
+        ids.set(s.index, svc.serviceId);
+        await step(`added ${s.name} (${s.type}) as ${svc.serviceId}`);
+        // keys the service types do not act on yet: recorded, so the user sees they were not applied
+        for (const k of s.pending) await step(`${s.name}: ${k} is not applied yet`);
+      }
+
+      const allow = this.o.archiveAllow();
+      for (const s of plan.services) {
+        if (s.archive === undefined) continue;
+        const url = s.archive;
+        const { bytes } = await this.within(s, 'Archive', () =>
+          fetchArchive(url, {
+            allow,
+            maxBytes: this.o.maxArchiveBytes,
+            timeoutMs: this.o.downloadTimeoutMs,
+          }),
+        );
+        this.alive();
+        const info = await this.within(s, 'Archive', () =>
+          this.applications.uploadArchive(p, appId, idOfService(s), once(bytes), as(`archive:${s.index}`)),
+        );
+        await step(`${s.name}: archive ${info.version} (${info.size} bytes) stored`);
+      }
+
+      const started: PlannedService[] = [];
+      for (const s of plan.services) {
+        if (!s.start) continue;
+        await this.within(s, 'Start', () => this.start(p, appId, idOfService(s), as(`start:${s.index}`)));
+        await step(`${s.name} is RUNNING`);
+        if (s.instances) {
+          const changed = await this.within(s, 'StartupInstances', () =>
+            this.scale(p, appId, idOfService(s), s, as(`nodes:${s.index}`)),
+          );
+          if (changed) await step(`${s.name}: nodes ${changed}`);
+        }
+        started.push(s);
+      }
+
+      // wiring: each started service learns the addresses of the started services before it.
+      // Recorded only: handing them over (ConPaaS's MYSQL_IP, XTREEMFS_IP, ... in the environment)
+      // comes with the service types that use them (php, mysql).
+      for (const [k, s] of started.entries()) {
+        if (k === 0) continue;
+        const earlier: string[] = [];
+        for (const e of started.slice(0, k)) {
+          const { nodes } = await this.within(s, 'Start', () =>
+            this.applications.nodes(p, appId, idOfService(e)),
+          );
+          const addresses = nodes.flatMap((n) => (n.address && n.state === 'running' ? [n.address] : []));
+          earlier.push(`${e.name}=${addresses.join(',') || '-'}`);
+        }
+        await step(`wired ${s.name}: ${earlier.join('; ')}`);
+      }
+
+      this.alive();
+      await this.core.operations.run(
+        agg,
+        'Succeed',
+        { result: { appId, serviceIds: [...ids.values()] } },
+        { requestId: `${operationId}:end`, actor: 'director' },
+      );
+    } catch (e) {
+      if (e instanceof Stopping || this.stopping) return;
+      const reason = e instanceof Error ? e.message : String(e);
+      this.log.info({ operationId, reason }, 'manifest deploy failed');
+      await this.core.operations
+        .run(
+          agg,
+          'Fail',
+          { reason: clip(reason, 2000) },
+          { requestId: `${operationId}:end`, actor: 'director' },
+        )
+        .catch((err: unknown) => this.log.warn({ err, operationId }, 'cannot record the failure'));
+    }
+  }
+
+  /** Runs one step of service `s`; a failure names `$.Services[i].<key>` and the service. */
+  private async within<T>(s: PlannedService, key: string, f: () => Promise<T>): Promise<T> {
+    this.alive();
+    try {
+      return await f();
+    } catch (e) {
+      if (e instanceof Stopping || e instanceof StepFailed) throw e;
+      let why = e instanceof Error ? e.message : String(e);
+      if (isCpsError(e) && e.code === 'forbidden' && key === 'Archive')
+        why += ' (allowed prefixes: the director’s CPS_ARCHIVE_ALLOW)';
+      throw new StepFailed(`$.Services[${s.index}].${key} (service ${s.name}): ${why}`, { cause: e });
+    }
+  }
+
+  /** Starts a service through the Applications' own operation and waits until it is RUNNING. */
+  private async start(p: Principal, appId: string, serviceId: string, m: Actor): Promise<void> {
+    const { operationId } = await this.applications.startService(p, appId, serviceId, m);
+    await this.until(`the start of ${serviceId}`, () => {
+      const op = this.core.directory.operations.get(operationId);
+      if (op?.state === 'failed') throw new CpsError('conflict', op.reason ?? 'the start failed');
+      return op?.state === 'succeeded';
+    });
+    await this.until(`${serviceId} RUNNING`, () => {
+      const state = this.core.directory.services.get(serviceId)?.state;
+      if (state === 'ERROR') throw new CpsError('conflict', 'the service is in ERROR');
+      return state === 'RUNNING';
+    });
+  }
+
+  /**
+   * Brings the roles named in `StartupInstances` to their counts (other roles keep the nodes the
+   * start made) and waits until every node of those roles runs. Answers what changed, if anything.
+   */
+  private async scale(
+    p: Principal,
+    appId: string,
+    serviceId: string,
+    s: PlannedService,
+    m: Actor,
+  ): Promise<string | undefined> {
+    const want = s.instances ?? {};
+    const view = () => this.core.directory.services.get(serviceId);
+    const have = nodeCounts(view() ?? { nodes: {} });
+    const add: Record<string, number> = {};
+    const remove: Record<string, number> = {};
+    for (const [role, n] of Object.entries(want)) {
+      const d = n - (have[role] ?? 0);
+      if (d > 0) add[role] = d;
+      if (d < 0) remove[role] = -d;
+    }
+    const managerOps: string[] = [];
+    if (Object.keys(add).length > 0)
+      managerOps.push(
+        (
+          await this.applications.addNodes(
+            p,
+            appId,
+            serviceId,
+            { nodes: add, cloud: s.cloud },
+            { ...m, requestId: `${m.requestId}:add` },
+          )
+        ).operationId,
+      );
+    if (Object.keys(remove).length > 0)
+      managerOps.push(
+        (
+          await this.applications.removeNodes(
+            p,
+            appId,
+            serviceId,
+            { nodes: remove },
+            { ...m, requestId: `${m.requestId}:remove` },
+          )
+        ).operationId,
+      );
+    if (managerOps.length === 0) return undefined;
+    for (const id of managerOps)
+      await this.until(`the nodes of ${serviceId}`, () => {
+        const op = this.core.directory.operations.get(id);
+        if (op?.state === 'failed') throw new CpsError('conflict', op.reason ?? 'changing the nodes failed');
+        return op?.state === 'succeeded';
+      });
+    await this.until(`the nodes of ${serviceId} running`, () => {
+      const nodes = Object.values(view()?.nodes ?? {});
+      return Object.entries(want).every(
+        ([role, n]) => nodes.filter((x) => x['role'] === role && x['state'] === 'running').length === n,
+      );
+    });
+    return [
+      ...Object.entries(add).map(([r, n]) => `+${n} ${r}`),
+      ...Object.entries(remove).map(([r, n]) => `-${n} ${r}`),
+    ].join(', ');
+  }
+
+  /** Polls `done` until it answers true (it may throw), within the step timeout. */
+  private async until(what: string, done: () => boolean): Promise<void> {
+    const deadline = Date.now() + this.o.stepTimeoutMs;
+    while (!done()) {
+      this.alive();
+      if (Date.now() > deadline) throw new CpsError('timeout', `waited too long for ${what}`);
+      await new Promise((r) => setTimeout(r, this.o.pollMs));
+    }
+  }
+
+  private alive(): void {
+    if (this.stopping) throw new Stopping('the director is stopping');
+  }
+}
