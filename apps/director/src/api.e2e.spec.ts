@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Director } from './director.js';
+import { allRoutes } from './features.js';
 import { ADMIN_PASSWORD, DirectorHarness, type Client } from './director.spec-helpers.js';
 
 describe('director over HTTPS: users, tokens, applications, errors', () => {
@@ -115,6 +116,37 @@ describe('director over HTTPS: users, tokens, applications, errors', () => {
     // admins see everybody's
     const all = (await admin.get('/v1/applications')).body.applications as { appId: string }[];
     expect(all.map((x) => x.appId)).toContain(a.body.appId);
+  });
+
+  it("answers 404 to every route on another user's application or service", async () => {
+    const app = (await alice.get('/v1/applications/shop')).body.appId as string;
+    const svc = await alice.post('/v1/applications/shop/services', { type: 'generic', name: 'svc1' });
+    expect(svc.status).toBe(201);
+    const bodies: Record<string, { json?: unknown; raw?: Buffer }> = {
+      updateApplication: { json: { name: 'stolen' } },
+      addService: { json: { type: 'generic', name: 'x' } },
+      updateService: { json: { name: 'x' } },
+      addNodes: { json: { nodes: { node: 1 } } },
+      removeNodes: { json: { nodeIds: ['n1'] } },
+      callMethod: { json: {} },
+      uploadArchive: { raw: Buffer.from('not yours') },
+    };
+    let checked = 0;
+    for (const r of Object.values(allRoutes)) {
+      if (!r.path.includes('{app}')) continue;
+      const path = r.path
+        .replace('{app}', app)
+        .replace('{svc}', svc.body.serviceId as string)
+        .replace('{node}', 'n1')
+        .replace('{method}', 'run');
+      const res = await bob.request(r.method, path, bodies[r.operationId] ?? {});
+      expect(res.status, `${r.method} ${r.path}: ${res.text}`).toBe(404);
+      expect(res.body.code).toBe('not_found');
+      checked++;
+    }
+    expect(checked).toBeGreaterThan(20);
+    // and nothing of alice's changed
+    expect((await alice.get('/v1/applications/shop')).body.services).toHaveLength(1);
   });
 
   it('renames an application and frees the old name', async () => {

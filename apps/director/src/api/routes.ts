@@ -249,6 +249,21 @@ export const routes = {
     response: AcceptedSchema,
   }),
 
+  applicationLogs: defineRoute({
+    operationId: 'applicationLogs',
+    method: 'GET',
+    path: '/v1/applications/{app}/logs',
+    summary: 'The manager log of every started service of an application',
+    tag: 'applications',
+    params: App,
+    query: z.strictObject({ tailBytes: z.coerce.number().int().min(1).max(1_048_576).default(16_384) }),
+    response: z.object({
+      services: z.array(
+        z.object({ serviceId: z.string(), name: z.string(), state: z.string(), text: z.string() }),
+      ),
+    }),
+  }),
+
   serviceTypes: defineRoute({
     operationId: 'listServiceTypes',
     method: 'GET',

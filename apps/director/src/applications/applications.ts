@@ -293,6 +293,22 @@ export class Applications {
     });
   }
 
+  /** Each service's manager log (services without a running manager answer an empty text). */
+  async applicationLogs(p: Principal, ref: string, tailBytes: number) {
+    const app = this.app(p, ref);
+    const services = await Promise.all(
+      this.servicesOf(app).map(async (s) => ({
+        serviceId: s.serviceId,
+        name: s.name,
+        state: s.state,
+        text: this.supervisor.managerOf(s.serviceId)
+          ? (await this.ask(app, s, getLogs, { tailBytes }).catch(() => ({ text: '' }))).text
+          : '',
+      })),
+    );
+    return { services };
+  }
+
   /** State changes and operations, from the service's events (no manager needed). */
   async history(p: Principal, a: string, s: string) {
     const { app, svc } = this.service(p, a, s);

@@ -69,6 +69,14 @@ export class ApplicationsController {
     return this.apps.stopApplication(p, i.params.app, meta(c, 'stop-app'));
   }
 
+  @Route(routes.applicationLogs)
+  appLogs(
+    @Input() i: RouteInput<R['applicationLogs']>,
+    @Caller() p: Principal,
+  ): Promise<RouteOutput<R['applicationLogs']>> {
+    return this.apps.applicationLogs(p, i.params.app, i.query.tailBytes);
+  }
+
   @Route(routes.listServices)
   services(
     @Input() i: RouteInput<R['listServices']>,
