@@ -40,6 +40,7 @@ import { Platform } from './platform/platform.js';
 import { HttpMetrics } from './http/metrics.js';
 import { ensureLeaseStream, Lease } from './leadership/lease.js';
 import { Credit } from './credit/credit.js';
+import { UserKeys } from './secrets/user-keys.js';
 import { createHttpApp } from './http/http-app.js';
 import { UsersController } from './controllers/users.controller.js';
 import { ApplicationsController } from './controllers/applications.controller.js';
@@ -158,7 +159,18 @@ export class Director {
 
     const issuer = new IdentityIssuer({ secrets: o.secrets, store, authority: o.authority });
     issuer.serve(bus);
-    const identities = o.nodeIdentities?.(issuer) ?? new IssuedNodeIdentities(issuer, o.natsUrls);
+    await UserKeys.ensure(nc, replicas);
+    const userKeys = new UserKeys(nc, o.secrets);
+    const base = o.nodeIdentities?.(issuer) ?? new IssuedNodeIdentities(issuer, o.natsUrls);
+    // a manager gets its owner's key (in its private node directory) to open its service's secrets
+    const identities: NodeIdentitySource = {
+      contextualize: async (identity, c) => {
+        const given = await base.contextualize(identity, c);
+        const owner = identity.appId ? directory.apps.get(identity.appId)?.owner : undefined;
+        if (identity.role !== 'manager' || !owner) return given;
+        return { ...given, files: { ...given.files, 'secrets.key': await userKeys.material(owner) } };
+      },
+    };
     const credit = new Credit(core, {
       maxNodesPerUser: o.maxNodesPerUser ?? 20,
       chargeEveryMs: o.chargeEveryMs ?? 60_000,
@@ -183,6 +195,7 @@ export class Director {
         clouds: o.clouds.map((c) => c.name),
         operationTimeoutMs: o.operationTimeoutMs ?? 120_000,
       },
+      userKeys,
     );
     const accounts = new Accounts(core, {
       registration: 'admin',

@@ -1,3 +1,6 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { seal, sealingKeyFrom, unseal } from '@cps/core';
 import { EventCatalog, JetStreamEventStore, KvSnapshotStore } from '@cps/events';
 import { joinBus, requireEnv as env, runNodeProcess } from '@cps/platform';
 import { builtinServices, ServiceRegistry } from '@cps/services';
@@ -18,6 +21,10 @@ runNodeProcess('manager', async () => {
   const nc = bus.connection;
   const heartbeatTimeoutMs = optionalMs('CPS_HEARTBEAT_TIMEOUT_MS');
   const readyTimeoutMs = optionalMs('CPS_READY_TIMEOUT_MS');
+  // the owner's key, when the supervisor gave one: opens the service's secret settings
+  const keyFile = join(env('CPS_NODE_DIR'), 'secrets.key');
+  const key = existsSync(keyFile) ? sealingKeyFrom(readFileSync(keyFile, 'utf8')) : undefined;
+  const context = `svc:${env('CPS_SERVICE_ID')}`;
   const manager = new ManagerRuntime({
     bus,
     store: new JetStreamEventStore(nc, { catalog: new EventCatalog(serviceEvents) }),
@@ -28,6 +35,14 @@ runNodeProcess('manager', async () => {
     ...(heartbeatTimeoutMs ? { heartbeatTimeoutMs } : {}),
     ...(readyTimeoutMs ? { readyTimeoutMs } : {}),
     log: { info: line('info'), warn: line('warn'), error: line('error') },
+    ...(key
+      ? {
+          secrets: {
+            seal: (clear: string) => seal(key, clear, context),
+            open: (sealed: string) => unseal(key, sealed, context).toString('utf8'),
+          },
+        }
+      : {}),
   });
   await manager.start({ serveBus: false });
   const app = await createManagerApp(manager, bus, env('CPS_APP_ID'), env('CPS_SERVICE_ID'));

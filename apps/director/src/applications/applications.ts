@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { z } from 'zod';
-import { ConflictError, CpsError, NotFoundError, ValidationError, issuesFromZod } from '@cps/core';
+import { ConflictError, CpsError, NotFoundError, ValidationError, issuesFromZod, seal } from '@cps/core';
 import { subjects, type Bus, type CommandDefinition } from '@cps/bus';
 import { ArchiveStore, deleteArchiveBucket, ensureArchiveBucket } from '@cps/archives';
 import {
@@ -15,9 +15,11 @@ import {
   setArchive,
   shutdownService,
   startupService,
+  mapSecrets,
   type AnyManagerMethod,
   type ServiceRegistry,
 } from '@cps/services';
+import { serviceSecretContext, type UserKeys } from '../secrets/user-keys.js';
 import type { ServiceCommand, ServiceEvent, ServiceState } from '@cps/manager-runtime';
 import type { Principal } from '../http/request.js';
 import type { Aggregates, DirectorCore } from '../director-core.js';
@@ -49,6 +51,7 @@ export class Applications {
     private readonly supervisor: Supervisor,
     private readonly services: Aggregates<ServiceCommand, ServiceEvent, ServiceState>,
     private readonly o: ApplicationsOptions,
+    private readonly userKeys: UserKeys,
   ) {}
 
   // ---- reads
@@ -191,17 +194,22 @@ export class Applications {
         issuesFromZod(parsed.error).map((i) => ({ ...i, path: i.path.replace(/^\$/, '$.config') })),
       );
     const serviceId = hashId('s', m.requestId);
+    // secret fields are sealed with the owner's key before any event holds them
+    const key = await this.userKeys.key(app.owner);
+    const config = mapSecrets(def.configSchema, parsed.data, (v) =>
+      seal(key, String(v), serviceSecretContext(serviceId)),
+    );
     // the service aggregate is born here, before any manager exists: its manager finds it at start
     await this.services.run(
       `svc.${app.appId}.${serviceId}`,
       'Create',
-      { appId: app.appId, serviceId, type: r.type, config: parsed.data },
+      { appId: app.appId, serviceId, type: r.type, config },
       m,
     );
     const res = await this.core.apps.run(
       `app.${app.appId}`,
       'AddService',
-      { serviceId, name: r.name, type: r.type, cloud: r.cloud, config: parsed.data },
+      { serviceId, name: r.name, type: r.type, cloud: r.cloud, config },
       m,
     );
     await this.core.caughtUp(res.position);

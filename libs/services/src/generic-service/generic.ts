@@ -5,6 +5,7 @@ import { ConflictError, IdSchema } from '@cps/core';
 import { extractArchive } from '@cps/archives';
 import type { AgentContext, ManagerContext } from '../contract/context.js';
 import { agentMethod, defineService, managerMethod } from '../contract/service.js';
+import { secret } from '../contract/secrets.js';
 
 /**
  * ConPaaS's generic service: the user's archive holds `init.sh`, `notify.sh`, `run.sh`,
@@ -14,6 +15,9 @@ import { agentMethod, defineService, managerMethod } from '../contract/service.j
 const SCRIPTS = ['init', 'notify', 'run', 'interrupt', 'cleanup'] as const;
 type Script = (typeof SCRIPTS)[number];
 let updates: Promise<unknown> = Promise.resolve();
+/** The scripts' own environment (settings and opened secrets), held in memory only. */
+let scriptSettings: Record<string, string> = {};
+const EnvName = z.string().regex(/^[A-Z_][A-Z0-9_]{0,63}$/);
 const Agents = z.array(z.object({ nodeId: IdSchema, role: z.string(), address: z.string() }));
 
 const scriptEnv = (ctx: AgentContext): Record<string, string> => {
@@ -21,6 +25,7 @@ const scriptEnv = (ctx: AgentContext): Record<string, string> => {
   const agents = existsSync(file) ? (JSON.parse(readFile(file, 'utf8')) as z.infer<typeof Agents>) : [];
   const master = agents.find((a) => a.role === 'master');
   return {
+    ...scriptSettings,
     MY_ROLE: ctx.role,
     MY_IP: '127.0.0.1',
     MY_NODE: ctx.nodeId,
@@ -91,7 +96,12 @@ export const genericService = defineService({
   roles: ['master', 'node'],
   defaultRoles: { master: 1 },
   fixedRoles: { master: 1 },
-  configSchema: z.object({}),
+  configSchema: z.object({
+    /** Environment of the scripts. */
+    env: z.record(EnvName, z.string().max(4096)).default({}),
+    /** Environment of the scripts that is secret: sealed in events, redacted everywhere. */
+    secrets: z.record(EnvName, secret(z.string().max(4096))).default({}),
+  }),
   manifestKeys: z.object({ Archive: z.string().url().optional(), StartRole: z.string().optional() }),
   manager: {
     methods: {
@@ -137,7 +147,11 @@ export const genericService = defineService({
         role: n.role,
         address: n.address ?? '127.0.0.1',
       }));
-      const statuses = await Promise.all(nodes.map((n) => ctx.callAgent(n.nodeId, 'init_agent', { agents })));
+      const config = ctx.config as { env?: Record<string, string>; secrets?: Record<string, string> };
+      const settings = { ...config.env, ...config.secrets };
+      const statuses = await Promise.all(
+        nodes.map((n) => ctx.callAgent(n.nodeId, 'init_agent', { agents, settings })),
+      );
       const current = ctx.archive()?.version;
       const lacking = nodes.filter(
         (_, i) => current !== undefined && (statuses[i] as { codeVersion: string }).codeVersion !== current,
@@ -158,9 +172,10 @@ export const genericService = defineService({
     methods: {
       init_agent: agentMethod({
         description: 'Tells the node its peers (agents.json); runs notify.sh when the code is there',
-        args: z.object({ agents: Agents }),
+        args: z.object({ agents: Agents, settings: z.record(EnvName, z.string()).default({}) }),
         result: z.object({ codeVersion: z.string() }),
         handle: async (ctx, args) => {
+          scriptSettings = args.settings;
           writeFileSync(join(ctx.workDir, 'agents.json'), JSON.stringify(args.agents, null, 2), {
             mode: 0o644,
           });
