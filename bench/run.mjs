@@ -19,8 +19,10 @@ import replay from './cases/replay.mjs';
 import replicas from './cases/replicas.mjs';
 import nodes from './cases/nodes.mjs';
 import heartbeats from './cases/heartbeats.mjs';
+import directorHttp from './cases/director-http.mjs';
+import directorStart from './cases/director-start.mjs';
 
-const ALL = [rpc, append, load, replay, replicas, nodes, heartbeats];
+const ALL = [rpc, append, load, replay, replicas, nodes, heartbeats, directorHttp, directorStart];
 
 const usage = `usage: node bench/run.mjs [options]
   --only LIST   comma-separated benchmarks: ${ALL.map((c) => `${c.id} (${c.letter})`).join(', ')}

@@ -13,6 +13,8 @@ import {
 } from '@cps/events';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { now } from './stats.mjs';
+import { directorFixture } from '../cases/director-http.mjs';
+import { apps10kFixture } from '../cases/director-start.mjs';
 
 const enc = new TextEncoder();
 
@@ -84,6 +86,8 @@ export const agentEntry = join(root, 'apps', 'agent-runtime', 'dist', 'main.js')
 export const managerEntry = join(root, 'apps', 'manager-runtime', 'dist', 'main.js');
 
 export const fixtures = {
+  director: { create: (...a) => directorFixture.create(...a), dispose: (fx) => directorFixture.dispose(fx) },
+  apps10k: { create: (...a) => apps10kFixture.create(...a), dispose: (fx) => apps10kFixture.dispose(fx) },
   /** The test host: nats-server, identity issuer, Provisioner with the local cloud (real agent processes). */
   host: {
     async create() {

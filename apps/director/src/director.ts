@@ -1,4 +1,4 @@
-import { generateKeyPair, issueCertificate } from '@cps/core';
+import { generateKeyPairAsync, issueCertificate, type KeyPair } from '@cps/core';
 import { Bus, connectBus, type BusAuthority } from '@cps/bus';
 import {
   EventCatalog,
@@ -115,11 +115,17 @@ export class Director {
     });
     const bus = new Bus(nc);
     const replicas = o.replicas ?? 1;
-    await ensureEventStream(nc, { replicas });
-    await ensureSnapshotBucket(nc, replicas);
-    await ensureLogStream(nc, { replicas });
     const windowMs = o.accounts?.loginWindowMs ?? 5 * 60_000;
-    await RateLimits.ensure(nc, windowMs, replicas);
+    await ensureEventStream(nc, { replicas });
+    await Promise.all([
+      ensureSnapshotBucket(nc, replicas),
+      ensureLogStream(nc, { replicas }),
+      RateLimits.ensure(nc, windowMs, replicas),
+      UserKeys.ensure(nc, replicas),
+      ensureLeaseStream(nc, replicas),
+    ]);
+    // the HTTPS key is made off the event loop while the read model catches up
+    const httpsKey = generateKeyPairAsync();
 
     const store = new JetStreamEventStore(nc, {
       catalog: new EventCatalog([
@@ -142,7 +148,9 @@ export class Director {
         directory.handle(e);
       },
     });
-    await runner.start();
+    // the read model catches up while the rest is built and the HTTP app starts (it answers only
+    // once caught up: the port is opened after both)
+    const caughtUp = runner.start();
     const core: DirectorCore = {
       store,
       directory,
@@ -159,7 +167,6 @@ export class Director {
 
     const issuer = new IdentityIssuer({ secrets: o.secrets, store, authority: o.authority });
     issuer.serve(bus);
-    await UserKeys.ensure(nc, replicas);
     const userKeys = new UserKeys(nc, o.secrets);
     const base = o.nodeIdentities?.(issuer) ?? new IssuedNodeIdentities(issuer, o.natsUrls);
     // a manager gets its owner's key (in its private node directory) to open its service's secrets
@@ -176,7 +183,6 @@ export class Director {
       chargeEveryMs: o.chargeEveryMs ?? 60_000,
     });
     const provisioner = new Provisioner({ store, clouds: o.clouds, identities, policy: credit });
-    await ensureLeaseStream(nc, replicas);
 
     const registry = new ServiceRegistry([...builtinServices]);
     const supervisor = new Supervisor(bus, directory, {
@@ -226,7 +232,7 @@ export class Director {
       ready: () => ({ bus: nc.isClosed() ? 'closed' : 'ok', readModel: 'ok' }),
     });
 
-    const tls = issueHttpsCert(o.secrets, o.directorId);
+    const tls = issueHttpsCert(o.secrets, o.directorId, await httpsKey);
     const app = await createHttpApp({
       controllers: [
         PlatformController,
@@ -256,6 +262,7 @@ export class Director {
       { parseAs: 'string', bodyLimit: 256 * 1024 },
       (_req, body, done) => done(null, { yaml: body as string }),
     );
+    await caughtUp;
     const boot = await accounts.bootstrapAdmin(o.adminPassword);
     await app.listen(o.port, '127.0.0.1');
     const address = fastify.server.address();
@@ -344,8 +351,7 @@ export class Director {
 }
 
 /** The director's HTTPS certificate, from the platform's bus CA, for localhost and 127.0.0.1. */
-const issueHttpsCert = (s: PlatformSecrets, directorId: string) => {
-  const key = generateKeyPair();
+const issueHttpsCert = (s: PlatformSecrets, directorId: string, key: KeyPair) => {
   const cert = issueCertificate(s.busCa, {
     identity: { role: 'server', id: `director-${directorId}` },
     usage: 'server',

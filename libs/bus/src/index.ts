@@ -48,9 +48,3 @@ export {
   type Served,
 } from './rpc/bus.js';
 export { OperatorModeAuthority, type BusAuthority } from './identity/authority.js';
-export {
-  CpsBusContext,
-  CpsBusTransport,
-  CpsRpcExceptionFilter,
-  type CpsBusTransportOptions,
-} from './nest/transport.js';

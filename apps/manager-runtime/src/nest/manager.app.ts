@@ -10,7 +10,8 @@ import {
 import { NestFactory } from '@nestjs/core';
 import { Ctx, MessagePattern, Payload, type MicroserviceOptions } from '@nestjs/microservices';
 import { NotFoundError } from '@cps/core';
-import { CpsBusContext, CpsBusTransport, CpsRpcExceptionFilter, subjects, type Bus } from '@cps/bus';
+import { subjects, type Bus } from '@cps/bus';
+import { CpsBusContext, CpsBusTransport, CpsRpcExceptionFilter } from './transport.js';
 import { GENERIC_MANAGER_METHODS } from '@cps/services';
 import type { ManagerRuntime } from '../runtime/manager-runtime.js';
 

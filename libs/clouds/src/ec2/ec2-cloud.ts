@@ -1,15 +1,13 @@
 import { createHash } from 'node:crypto';
-import {
-  DescribeInstancesCommand,
+import type {
+  _InstanceType,
   EC2Client,
-  paginateDescribeInstances,
-  RunInstancesCommand,
-  TerminateInstancesCommand,
-  type _InstanceType,
-  type Filter,
-  type Instance,
-  type RunInstancesCommandInput,
+  Filter,
+  Instance,
+  RunInstancesCommandInput,
 } from '@aws-sdk/client-ec2';
+
+type Sdk = typeof import('@aws-sdk/client-ec2');
 import { CpsError, ID_PATTERN, isCpsError, ValidationError } from '@cps/core';
 import type { BaseCloud, CloudNode, CloudNodeState, NodeKind, NodeSpec } from '../types.js';
 import { validateNodeId, validateNodeSpec } from '../local/node-spec.js';
@@ -101,7 +99,7 @@ const digest = (...parts: string[]): string =>
 export class Ec2Cloud implements BaseCloud {
   readonly driver = 'ec2' as const;
   readonly name: string;
-  readonly #client: EC2Client;
+  readonly #client: Promise<{ sdk: Sdk; client: EC2Client }>;
   readonly #secrets: readonly string[];
   readonly #o: Ec2CloudOptions;
 
@@ -117,18 +115,22 @@ export class Ec2Cloud implements BaseCloud {
     required(secretAccessKey, 'credentials.secretAccessKey');
     this.#secrets = [secretAccessKey, accessKeyId, ...(sessionToken ? [sessionToken] : [])];
     this.#o = { ...options, credentials: { accessKeyId: '***', secretAccessKey: '***' } };
-    this.#client = new EC2Client({
-      region: options.region,
-      ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
-      credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) },
-      ignoreConfiguredEndpointUrls: true,
-      defaultsMode: 'legacy',
-      retryMode: 'standard',
-      maxAttempts: options.maxAttempts ?? 3,
-      useFipsEndpoint: false,
-      useDualstackEndpoint: false,
-      requestHandler: { connectionTimeout: 5_000, requestTimeout: options.requestTimeoutMs ?? 30_000 },
-    });
+    // the SDK is loaded on first use: processes that never reach EC2 do not pay for it
+    this.#client = import('@aws-sdk/client-ec2').then((sdk) => ({
+      sdk,
+      client: new sdk.EC2Client({
+        region: options.region,
+        ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
+        credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) },
+        ignoreConfiguredEndpointUrls: true,
+        defaultsMode: 'legacy',
+        retryMode: 'standard',
+        maxAttempts: options.maxAttempts ?? 3,
+        useFipsEndpoint: false,
+        useDualstackEndpoint: false,
+        requestHandler: { connectionTimeout: 5_000, requestTimeout: options.requestTimeoutMs ?? 30_000 },
+      }),
+    }));
   }
 
   /**
@@ -168,7 +170,8 @@ export class Ec2Cloud implements BaseCloud {
     const ids = (await this.#instances(nodeId)).map((n) => n.instanceId);
     if (ids.length === 0) return;
     try {
-      await this.#client.send(new TerminateInstancesCommand({ InstanceIds: ids }));
+      const { sdk, client } = await this.#client;
+      await client.send(new sdk.TerminateInstancesCommand({ InstanceIds: ids }));
     } catch (e) {
       if ((e as { name?: string }).name !== 'InvalidInstanceID.NotFound')
         throw this.#fail('TerminateInstances', e);
@@ -192,7 +195,9 @@ export class Ec2Cloud implements BaseCloud {
     let token = `cps-${digest(o.platformId, spec.nodeId, JSON.stringify(input))}`;
     for (let attempt = 0; attempt < 4; attempt++) {
       const out = await this.#send('RunInstances', () =>
-        this.#client.send(new RunInstancesCommand({ ...input, ClientToken: token })),
+        this.#client.then(({ sdk, client }) =>
+          client.send(new sdk.RunInstancesCommand({ ...input, ClientToken: token })),
+        ),
       );
       const instance = out.Instances?.[0];
       const node = instance && this.#toNode(instance, spec);
@@ -223,10 +228,8 @@ export class Ec2Cloud implements BaseCloud {
     const Filters = [{ Name: `tag:${Ec2Tags.platform}`, Values: [this.#o.platformId] }, LIVE, ...filters];
     const out: CloudNode[] = [];
     try {
-      for await (const page of paginateDescribeInstances(
-        { client: this.#client, pageSize: 1000 },
-        { Filters },
-      ))
+      const { sdk, client } = await this.#client;
+      for await (const page of sdk.paginateDescribeInstances({ client, pageSize: 1000 }, { Filters }))
         for (const r of page.Reservations ?? [])
           for (const i of r.Instances ?? []) {
             const node = this.#toNode(i);
@@ -240,7 +243,8 @@ export class Ec2Cloud implements BaseCloud {
 
   async #byInstanceId(instanceId: string): Promise<CloudNode | undefined> {
     try {
-      const out = await this.#client.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
+      const { sdk, client } = await this.#client;
+      const out = await client.send(new sdk.DescribeInstancesCommand({ InstanceIds: [instanceId] }));
       const i = out.Reservations?.[0]?.Instances?.[0];
       return i && this.#toNode(i);
     } catch (e) {

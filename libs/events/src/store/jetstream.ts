@@ -184,6 +184,21 @@ export class JetStreamEventStore implements EventStore {
         if (head) this.heads.set(aggregate, head);
         return { version: head?.version ?? 0, position: head?.seq ?? 0, events: [] };
       }
+    } else {
+      // a new aggregate, or one written in a single commit (a name claim, a fresh application):
+      // one direct get answers, no scan of the stream
+      const last = await this.lastCommit(aggregate);
+      if (!last) return { version: 0, position: 0, events: [] };
+      if (last.commit.v === 1) {
+        const head = { version: lastVersionOf(last.commit), seq: last.seq };
+        this.heads.set(aggregate, head);
+        const from = o.fromVersion ?? 0;
+        return {
+          version: head.version,
+          position: head.seq,
+          events: this.toEvents(last).filter((e) => e.aggregateVersion > from),
+        };
+      }
     }
     const commits = await this.retrying(() =>
       this.readSubject(`${SUBJECT_ROOT}.${aggregate}`, (o.fromPosition ?? 0) + 1),

@@ -1,9 +1,7 @@
 import { Catch, type ArgumentsHost, type RpcExceptionFilter } from '@nestjs/common';
 import { BaseRpcContext, Server, type CustomTransportStrategy } from '@nestjs/microservices';
 import { isObservable, lastValueFrom, throwError, type Observable } from 'rxjs';
-import type { Bus, HandlerContext } from '../rpc/bus.js';
-import type { CommandDefinition } from '../rpc/command.js';
-import type { Address } from '../subjects.js';
+import type { Address, Bus, CommandDefinition, HandlerContext } from '@cps/bus';
 
 /** What a `@MessagePattern` handler receives as its context: the bus request's metadata. */
 export class CpsBusContext extends BaseRpcContext<[HandlerContext]> {

@@ -6,14 +6,8 @@ import { NestFactory } from '@nestjs/core';
 import { Ctx, MessagePattern, Payload, type MicroserviceOptions } from '@nestjs/microservices';
 import type { INestMicroservice } from '@nestjs/common';
 import { ConflictError, hasErrorCode } from '@cps/core';
-import {
-  Bus,
-  CpsBusContext,
-  CpsBusTransport,
-  CpsRpcExceptionFilter,
-  defineCommand,
-  subjects,
-} from '@cps/bus';
+import { Bus, defineCommand, subjects } from '@cps/bus';
+import { CpsBusContext, CpsBusTransport, CpsRpcExceptionFilter } from './transport.js';
 import { TestNats } from '@cps/testing';
 
 const getServiceInfo = defineCommand(
