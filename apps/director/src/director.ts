@@ -225,10 +225,10 @@ export class Director {
         log,
       }),
     );
-    const openapi = buildOpenApi(allRoutes, { version: o.version ?? '0.1.0' });
+    let openapi: Record<string, unknown> | undefined;
     const platform = new Platform(core, registry, issuer, metrics, {
       clouds: o.clouds.map((c) => ({ name: c.name, kind: c.name })),
-      openapi: () => openapi,
+      openapi: () => (openapi ??= buildOpenApi(allRoutes, { version: o.version ?? '0.1.0' })),
       ready: () => ({ bus: nc.isClosed() ? 'closed' : 'ok', readModel: 'ok' }),
     });
 

@@ -8,7 +8,8 @@ export interface Projection {
 
 export interface CheckpointStore {
   load(name: string): Promise<Position | undefined>;
-  save(name: string, position: Position): Promise<void>;
+  /** May answer synchronously (nothing to wait for). */
+  save(name: string, position: Position): Promise<void> | void;
 }
 
 export class InMemoryCheckpoints implements CheckpointStore {
@@ -16,9 +17,8 @@ export class InMemoryCheckpoints implements CheckpointStore {
   async load(name: string): Promise<Position | undefined> {
     return Promise.resolve(this.m.get(name));
   }
-  async save(name: string, p: Position): Promise<void> {
+  save(name: string, p: Position): void {
     this.m.set(name, p);
-    return Promise.resolve();
   }
 }
 
@@ -50,18 +50,26 @@ export class ProjectionRunner {
     const head = await this.store.head();
     const from = this.last ? this.last.commit - 1 : 0;
     const caughtUp = this.waitFor(head);
-    this.sub = this.store.subscribeAll(from, async (e) => {
-      if (!this.handledBefore(e)) {
-        await this.projection.handle(e);
-        this.last = e.position;
-        await this.checkpoints.save(this.projection.name, e.position);
-      }
+    const after = (e: RecordedEvent): void => {
       if (e.endOfCommit) {
         this.completed = Math.max(this.completed, e.position.commit);
-        this.waiters = this.waiters.filter((w) =>
-          w.position <= this.completed ? (w.resolve(), false) : true,
-        );
+        if (this.waiters.length > 0)
+          this.waiters = this.waiters.filter((w) =>
+            w.position <= this.completed ? (w.resolve(), false) : true,
+          );
       }
+    };
+    // synchronous projections and checkpoints take no turn of the event loop per event
+    this.sub = this.store.subscribeAll(from, (e) => {
+      if (this.handledBefore(e)) return after(e);
+      const handled = this.projection.handle(e);
+      const saved = (): Promise<void> | void => {
+        this.last = e.position;
+        const s = this.checkpoints.save(this.projection.name, e.position);
+        if (s) return s.then(() => after(e));
+        after(e);
+      };
+      return handled ? handled.then(saved) : saved();
     });
     await caughtUp;
   }

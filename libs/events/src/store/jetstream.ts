@@ -258,11 +258,15 @@ export class JetStreamEventStore implements EventStore {
         deliver_policy: 'by_start_sequence' as never,
         opt_start_seq: after + 1,
       });
-      const messages = await consumer.consume({ max_messages: 1_000 });
+      const messages = await consumer.consume({ max_messages: 5_000 });
       stopIterator = () => void messages.stop();
       if (stopped) messages.stop();
       for await (const m of messages) {
-        for (const e of this.toEvents(parseCommit(m.data, m.seq))) await handler(e);
+        for (const e of this.toEvents(parseCommit(m.data, m.seq))) {
+          // a synchronous handler costs no turn of the event loop per event
+          const pending = handler(e);
+          if (pending) await pending;
+        }
         if (stopped) break;
       }
     })();
