@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# The platform's main job: set up what is missing, then bring the local platform up and show it healthy.
+# The platform's main job: set up what is missing, bring the local platform up (nats-server and the
+# director, supervised), deploy the sample application, and show what runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec node tools/cli/bin/cps.js up "$@"
+node tools/cli/bin/cps.js up "$@"
+node tools/cli/bin/cps.js deploy examples/generic-hello.json --if-missing
+node tools/cli/bin/cps.js apps

@@ -52,13 +52,22 @@ export default {
 
   async run(s, runIndex) {
     const auth = { authorization: `Bearer ${s.token}` };
-    const json = { ...auth, 'content-type': 'application/json' };
+    // the applications created by the POST runs belong to another user: GET keeps listing 20
+    const json = { authorization: `Bearer ${s.writerToken}`, 'content-type': 'application/json' };
     // autocannon does not verify certificates: the handshake costs the same either way
     const tlsOptions = undefined;
     const getCps = latency(
-      await fire({ url: `${s.director.url}/v1/applications`, overallRate: 1000, seconds: s.seconds, headers: auth, tlsOptions }),
+      await fire({
+        url: `${s.director.url}/v1/applications`,
+        overallRate: 1000,
+        seconds: s.seconds,
+        headers: auth,
+        tlsOptions,
+      }),
     );
-    const getRaw = latency(await fire({ url: `${s.bare}/hello`, overallRate: 1000, seconds: s.seconds, tlsOptions }));
+    const getRaw = latency(
+      await fire({ url: `${s.bare}/hello`, overallRate: 1000, seconds: s.seconds, tlsOptions }),
+    );
     const postCps = latency(
       await fire({
         url: `${s.director.url}/v1/applications`,
@@ -117,6 +126,11 @@ export const directorFixture = {
     await call('POST', '/v1/users', { username: 'bench', password: 'bench-password' });
     const { token } = await call('POST', '/v1/sessions', { username: 'bench', password: 'bench-password' });
     for (let i = 0; i < 20; i++) await call('POST', '/v1/applications', { name: `app-${i}` }, token);
+    await call('POST', '/v1/users', { username: 'writer', password: 'writer-password' });
+    const { token: writerToken } = await call('POST', '/v1/sessions', {
+      username: 'writer',
+      password: 'writer-password',
+    });
     // the bare server gets a certificate like the director's: same CA, same key type and size
     const key = generateKeyPair();
     const cert = issueCertificate(nats.secrets.busCa, {
@@ -128,11 +142,21 @@ export const directorFixture = {
       dnsNames: ['localhost'],
       ipAddresses: ['127.0.0.1'],
     });
-    const bare = Fastify({ https: { key: key.privateKeyPem, cert: [cert, nats.secrets.busCa.certPem].join('') } });
+    const bare = Fastify({
+      https: { key: key.privateKeyPem, cert: [cert, nats.secrets.busCa.certPem].join('') },
+    });
     bare.get('/hello', async () => ({ hello: 'world' }));
     bare.post('/hello', async () => ({ hello: 'world' }));
     await bare.listen({ port: 0, host: '127.0.0.1' });
-    return { nats, director, token, ca, bare: `https://127.0.0.1:${bare.server.address().port}`, bareServer: bare };
+    return {
+      nats,
+      director,
+      token,
+      writerToken,
+      ca,
+      bare: `https://127.0.0.1:${bare.server.address().port}`,
+      bareServer: bare,
+    };
   },
   async dispose(fx) {
     await fx.bareServer.close();

@@ -24,7 +24,13 @@ const commit = (aggregate, version, type, data) => {
           type,
           version: 1,
           data,
-          metadata: { eventId: id, at: new Date().toISOString(), actor: 'bench', correlationId: id, causationId: id },
+          metadata: {
+            eventId: id,
+            at: new Date().toISOString(),
+            actor: 'bench',
+            correlationId: id,
+            causationId: id,
+          },
         },
       ],
     }),
@@ -33,7 +39,10 @@ const commit = (aggregate, version, type, data) => {
 
 const inChild = (task, timeoutMs = 120_000) =>
   new Promise((resolve, reject) => {
-    const child = fork(CHILD, [], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = fork(CHILD, [], {
+      execArgv: ['--expose-gc'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`director child (${task.mode}) did not answer within ${timeoutMs} ms`));
@@ -52,8 +61,18 @@ export default {
   title: 'director start with 100k events / 10k applications: time to serve, resident memory',
   fixture: 'apps10k',
   figures: [
-    { key: 'start', label: 'i. process start to serving, 100k events', unit: 'ms', target: { on: 'cps', op: '<=', value: 2000 } },
-    { key: 'rss', label: 'j. resident memory, 10k applications', unit: 'MB', target: { on: 'cps', op: '<=', value: 200 } },
+    {
+      key: 'start',
+      label: 'i. process start to serving, 100k events',
+      unit: 'ms',
+      target: { on: 'cps', op: '<=', value: 2000 },
+    },
+    {
+      key: 'rss',
+      label: 'j. resident memory, 10k applications',
+      unit: 'MB',
+      target: { on: 'cps', op: '<=', value: 200 },
+    },
   ],
 
   async prepare(fx) {
@@ -70,7 +89,8 @@ export default {
     const order = runIndex % 2 === 0 ? ['cps', 'raw'] : ['raw', 'cps'];
     const r = {};
     for (const mode of order) r[mode] = await inChild({ ...s, mode });
-    if (r.cps.apps !== APPS) throw new Error(`the director projected ${r.cps.apps} applications, expected ${APPS}`);
+    if (r.cps.apps !== APPS)
+      throw new Error(`the director projected ${r.cps.apps} applications, expected ${APPS}`);
     return { start: { cps: r.cps.ms, raw: r.raw.ms }, rss: { cps: r.cps.rssMb, raw: r.raw.rssMb } };
   },
 };
@@ -90,14 +110,26 @@ export const apps10kFixture = {
     };
     await send(
       'cps.evt.user.ubench',
-      commit('user.ubench', 1, 'UserRegistered', { userId: 'ubench', username: 'bench', role: 'user', passwordHash: 'scrypt$x', credit: 50 }),
+      commit('user.ubench', 1, 'UserRegistered', {
+        userId: 'ubench',
+        username: 'bench',
+        role: 'user',
+        passwordHash: 'scrypt$x',
+        credit: 50,
+      }),
     );
     for (let i = 0; i < APPS; i++) {
       const appId = `a${i.toString(16).padStart(12, '0')}`;
       const agg = `app.${appId}`;
-      await send(`cps.evt.${agg}`, commit(agg, 1, 'ApplicationCreated', { appId, owner: 'ubench', name: `app-${i}`, description: '' }));
+      await send(
+        `cps.evt.${agg}`,
+        commit(agg, 1, 'ApplicationCreated', { appId, owner: 'ubench', name: `app-${i}`, description: '' }),
+      );
       for (let v = 2; v <= PER_APP; v++)
-        await send(`cps.evt.${agg}`, commit(agg, v, 'ApplicationDescribed', { description: `version ${v} of application ${i}` }));
+        await send(
+          `cps.evt.${agg}`,
+          commit(agg, v, 'ApplicationDescribed', { description: `version ${v} of application ${i}` }),
+        );
     }
     await Promise.all(pending);
     const lastSeq = APPS * PER_APP + 1;

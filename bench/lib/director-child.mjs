@@ -19,7 +19,9 @@ process.once('message', async (task) => {
         natsUrls: task.urls,
         identity: task.identity,
         secrets: task.secrets,
-        authority: new OperatorModeAuthority(task.secrets.operator, () => Promise.reject(new Error('no revocations here'))),
+        authority: new OperatorModeAuthority(task.secrets.operator, () =>
+          Promise.reject(new Error('no revocations here')),
+        ),
         clouds: [],
         port: 0,
         adminPassword: 'bench-admin-password',
@@ -41,7 +43,10 @@ process.once('message', async (task) => {
       const consumer = await jetstream(nc, { timeout: 10_000 }).consumers.get(EVENT_STREAM);
       let seen = 0;
       while (seen < task.lastSeq) {
-        const batch = await consumer.fetch({ max_messages: Math.min(5_000, task.lastSeq - seen), expires: 5_000 });
+        const batch = await consumer.fetch({
+          max_messages: Math.min(5_000, task.lastSeq - seen),
+          expires: 5_000,
+        });
         let got = 0;
         for await (const m of batch) {
           got++;

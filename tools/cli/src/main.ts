@@ -2,7 +2,9 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { isCpsError } from '@cps/core';
+import { CpsError, isCpsError } from '@cps/core';
+import { LocalCloud } from '@cps/clouds';
+import { DirectorClient, saveCredentials } from './director-client.js';
 import {
   checkHealth,
   defaultHome,
@@ -62,6 +64,15 @@ program
     const home = await PlatformHome.init(opts().home);
     const r = await up(home, entry);
     const login = adminLogin(home);
+    // first start: the CLI keeps an admin API token of its own (like a kubeconfig), mode 0600
+    if (login && r.directorUrl) {
+      const anon = DirectorClient.anonymous(home, r.directorUrl);
+      const s = await anon.call<{ token: string }>('POST', '/v1/sessions', { json: login });
+      const t = await anon.withToken(s.body.token).call<{ token: string }>('POST', '/v1/tokens', {
+        json: { name: 'cps-cli', scopes: ['read', 'write', 'admin'], ttlDays: 3650 },
+      });
+      saveCredentials(home, { url: r.directorUrl, token: t.body.token });
+    }
     if (opts().json) {
       console.log(JSON.stringify({ ...r, ...(login ? { admin: login } : {}) }, null, 2));
       return;
@@ -91,10 +102,21 @@ program
 
 program
   .command('down')
-  .description('stop the local platform (its data stays)')
-  .action(async () => {
-    const stopped = await down(PlatformHome.open(opts().home));
+  .description('stop the local platform (its data stays; nodes keep running unless --nodes)')
+  .option('--nodes', "also stop the local cloud's nodes (managers and agents)")
+  .action(async (o: { nodes?: boolean }) => {
+    const home = PlatformHome.open(opts().home);
+    const stopped = await down(home);
     console.log(stopped ? 'stopped' : 'not running');
+    if (o.nodes) {
+      const cloud = new LocalCloud({
+        dir: join(home.dir, 'cloud'),
+        command: () => ({ command: process.execPath, args: [] }),
+      });
+      const nodes = await cloud.list();
+      for (const n of nodes) await cloud.destroy(n.nodeId);
+      console.log(`stopped ${nodes.length} node(s)`);
+    }
   });
 
 program
@@ -106,6 +128,53 @@ program
       (l) => console.log(`${new Date().toISOString()} ${l}`),
       { directorEntry },
     );
+  });
+
+program
+  .command('deploy')
+  .description('deploy an application manifest (JSON or YAML, ConPaaS format) and wait until it runs')
+  .argument('<manifest>', 'manifest file')
+  .option('--if-missing', 'an application of that name already deployed is fine')
+  .action(async (file: string, o: { ifMissing?: boolean }) => {
+    const client = DirectorClient.of(PlatformHome.open(opts().home));
+    const text = readFileSync(file, 'utf8');
+    const yaml = /\.ya?ml$/i.test(file);
+    try {
+      const r = await client.call<{ operationId: string; appId: string }>(
+        'POST',
+        '/v1/manifests',
+        yaml ? { text, type: 'application/yaml' } : { text },
+      );
+      console.log(`deploying application ${r.body.appId} (operation ${r.body.operationId})`);
+      const op = await client.wait(r.location ?? `/v1/operations/${r.body.operationId}`);
+      if (op.state !== 'succeeded') throw new CpsError('conflict', `deploy ${op.state}: ${op.reason ?? ''}`);
+      console.log(`deployed: ${client.url}/v1/applications/${r.body.appId}`);
+    } catch (e) {
+      if (o.ifMissing && isCpsError(e) && e.code === 'name_taken') {
+        console.log('already deployed');
+        return;
+      }
+      throw e;
+    }
+  });
+
+program
+  .command('apps')
+  .description('your applications and the state of their services')
+  .action(async () => {
+    const client = DirectorClient.of(PlatformHome.open(opts().home));
+    const r = await client.call<{
+      applications: {
+        appId: string;
+        name: string;
+        services: { name: string; type: string; state: string }[];
+      }[];
+    }>('GET', '/v1/applications');
+    if (opts().json) return console.log(JSON.stringify(r.body, null, 2));
+    for (const a of r.body.applications) {
+      console.log(`${a.name} (${a.appId})`);
+      for (const s of a.services) console.log(`  ${s.name}  ${s.type}  ${s.state}`);
+    }
   });
 
 const platform = program.command('platform').description('platform material for additional directors');

@@ -55,7 +55,7 @@ describe('cps up / status / down: the local platform as a user runs it', () => {
     await PlatformHome.init(home, { env, natsPort: port, directorPort: await freePort() });
   });
   afterAll(async () => {
-    await cps('down').catch(() => undefined);
+    await cps('down', '--nodes').catch(() => undefined);
     rmSync(root, { recursive: true, force: true });
   });
 
@@ -124,6 +124,19 @@ describe('cps up / status / down: the local platform as a user runs it', () => {
     await nc2.close();
   });
 
+  it('deploys the sample manifest with the CLI credentials kept by the first up, once', async () => {
+    expect(statSync(join(home, 'cli.json')).mode & 0o077).toBe(0);
+    const sample = join(process.cwd(), 'examples', 'generic-hello.json');
+    const first = await cps('deploy', sample, '--if-missing');
+    expect(first.stdout).toMatch(/deployed: https:\/\/127\.0\.0\.1:\d+\/v1\/applications\//);
+    expect((await cps('deploy', sample, '--if-missing')).stdout).toMatch(/already deployed/);
+    await expect(cps('deploy', sample)).rejects.toMatchObject({
+      stderr: expect.stringMatching(/name_taken/),
+    });
+    const apps = await cps('apps');
+    expect(apps.stdout).toMatch(/generic-hello[^\n]*\n\s+hello\s+generic\s+RUNNING/);
+  });
+
   it('restarts the director after kill -9: sessions and applications kept', async () => {
     expect((await https('POST', '/v1/applications', { name: 'kept' })).status).toBe(201);
     const pid = Number(readFileSync(join(home, 'run', 'director.pid'), 'utf8'));
@@ -187,8 +200,10 @@ describe('cps up / status / down: the local platform as a user runs it', () => {
     expect(s.stdout).toMatch(/"director": "director:d2"/);
   });
 
-  it('stops with down, and down again is harmless', async () => {
-    expect((await cps('down')).stdout).toMatch(/stopped/);
+  it('stops with down (and the nodes with --nodes); down again is harmless', async () => {
+    const down = await cps('down', '--nodes');
+    expect(down.stdout).toMatch(/^stopped/);
+    expect(down.stdout).toMatch(/stopped [1-9]\d* node\(s\)/);
     expect((await cps('down')).stdout).toMatch(/not running/);
   });
 });

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type * as Ec2Sdk from '@aws-sdk/client-ec2';
 import type {
   _InstanceType,
   EC2Client,
@@ -6,8 +7,6 @@ import type {
   Instance,
   RunInstancesCommandInput,
 } from '@aws-sdk/client-ec2';
-
-type Sdk = typeof import('@aws-sdk/client-ec2');
 import { CpsError, ID_PATTERN, isCpsError, ValidationError } from '@cps/core';
 import type { BaseCloud, CloudNode, CloudNodeState, NodeKind, NodeSpec } from '../types.js';
 import { validateNodeId, validateNodeSpec } from '../local/node-spec.js';
@@ -99,7 +98,7 @@ const digest = (...parts: string[]): string =>
 export class Ec2Cloud implements BaseCloud {
   readonly driver = 'ec2' as const;
   readonly name: string;
-  readonly #client: Promise<{ sdk: Sdk; client: EC2Client }>;
+  readonly #client: Promise<{ sdk: typeof Ec2Sdk; client: EC2Client }>;
   readonly #secrets: readonly string[];
   readonly #o: Ec2CloudOptions;
 

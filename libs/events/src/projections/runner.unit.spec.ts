@@ -38,7 +38,7 @@ describe('projection runner', () => {
     await first.stop();
 
     // a checkpoint in the middle of a commit (as after a crash between two events of one commit)
-    await checkpoints.save('p', { commit: r.position, index: 0 });
+    checkpoints.save('p', { commit: r.position, index: 0 });
     seen.length = 0;
     const second = new ProjectionRunner(store, projection, checkpoints);
     await second.start();
