@@ -24,6 +24,12 @@ export const nodeCounts = (s: Pick<ServiceView, 'nodes'>): Record<string, number
  * reference until the value is put back). Code archives are not exported: cps has no download URL
  * for them yet. A service whose type is no longer registered is exported without settings.
  */
+/** Settings equal to the type's defaults are left out of an export (they deploy the same). */
+const isDefault = (registry: ServiceRegistry, type: string, config: object): boolean => {
+  const defaults = registry.get(type).configSchema.safeParse({});
+  return defaults.success && JSON.stringify(defaults.data) === JSON.stringify(config);
+};
+
 export const exportManifest = (
   app: ApplicationView,
   services: readonly { readonly view: ServiceView; readonly config: unknown }[],
@@ -34,7 +40,7 @@ export const exportManifest = (
   Services: services.map(({ view: s, config }) => {
     const instances = nodeCounts(s);
     const settings =
-      registry.has(s.type) && config && typeof config === 'object' && Object.keys(config).length > 0
+      registry.has(s.type) && config && typeof config === 'object' && !isDefault(registry, s.type, config)
         ? (mapSecrets(
             registry.get(s.type).configSchema,
             config,
