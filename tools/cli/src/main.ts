@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { CpsError, isCpsError } from '@cps/core';
 import { LocalCloud } from '@cps/clouds';
-import { DirectorClient, saveCredentials } from './director-client.js';
+import { anonymous, call, saveCredentials, signedIn, waitFor } from './director-client.js';
 import {
   checkHealth,
   defaultHome,
@@ -66,12 +66,15 @@ program
     const login = adminLogin(home);
     // first start: the CLI keeps an admin API token of its own (like a kubeconfig), mode 0600
     if (login && r.directorUrl) {
-      const anon = DirectorClient.anonymous(home, r.directorUrl);
-      const s = await anon.call<{ token: string }>('POST', '/v1/sessions', { json: login });
-      const t = await anon.withToken(s.body.token).call<{ token: string }>('POST', '/v1/tokens', {
-        json: { name: 'cps-cli', scopes: ['read', 'write', 'admin'], ttlDays: 3650 },
-      });
-      saveCredentials(home, { url: r.directorUrl, token: t.body.token });
+      const url = r.directorUrl;
+      const s = await call(url, anonymous(home, url).POST('/v1/sessions', { body: login }));
+      const t = await call(
+        url,
+        anonymous(home, url, s.token).POST('/v1/tokens', {
+          body: { name: 'cps-cli', scopes: ['read', 'write', 'admin'], ttlDays: 3650 },
+        }),
+      );
+      saveCredentials(home, { url, token: t.token });
     }
     if (opts().json) {
       console.log(JSON.stringify({ ...r, ...(login ? { admin: login } : {}) }, null, 2));
@@ -136,19 +139,16 @@ program
   .argument('<manifest>', 'manifest file')
   .option('--if-missing', 'an application of that name already deployed is fine')
   .action(async (file: string, o: { ifMissing?: boolean }) => {
-    const client = DirectorClient.of(PlatformHome.open(opts().home));
+    const { url, cps } = signedIn(PlatformHome.open(opts().home));
     const text = readFileSync(file, 'utf8');
-    const yaml = /\.ya?ml$/i.test(file);
+    // YAML travels as { yaml } (the route's documented form); JSON as the manifest itself
+    const body: unknown = /\.ya?ml$/i.test(file) ? { yaml: text } : (JSON.parse(text) as unknown);
     try {
-      const r = await client.call<{ operationId: string; appId: string }>(
-        'POST',
-        '/v1/manifests',
-        yaml ? { text, type: 'application/yaml' } : { text },
-      );
-      console.log(`deploying application ${r.body.appId} (operation ${r.body.operationId})`);
-      const op = await client.wait(r.location ?? `/v1/operations/${r.body.operationId}`);
+      const r = await call(url, cps.POST('/v1/manifests', { body: body as never }));
+      console.log(`deploying application ${r.appId} (operation ${r.operationId})`);
+      const op = await waitFor(url, cps, r.operationId);
       if (op.state !== 'succeeded') throw new CpsError('conflict', `deploy ${op.state}: ${op.reason ?? ''}`);
-      console.log(`deployed: ${client.url}/v1/applications/${r.body.appId}`);
+      console.log(`deployed: ${url}/v1/applications/${r.appId}`);
     } catch (e) {
       if (o.ifMissing && isCpsError(e) && e.code === 'name_taken') {
         console.log('already deployed');
@@ -162,16 +162,10 @@ program
   .command('apps')
   .description('your applications and the state of their services')
   .action(async () => {
-    const client = DirectorClient.of(PlatformHome.open(opts().home));
-    const r = await client.call<{
-      applications: {
-        appId: string;
-        name: string;
-        services: { name: string; type: string; state: string }[];
-      }[];
-    }>('GET', '/v1/applications');
-    if (opts().json) return console.log(JSON.stringify(r.body, null, 2));
-    for (const a of r.body.applications) {
+    const { url, cps } = signedIn(PlatformHome.open(opts().home));
+    const r = await call(url, cps.GET('/v1/applications'));
+    if (opts().json) return console.log(JSON.stringify(r, null, 2));
+    for (const a of r.applications) {
       console.log(`${a.name} (${a.appId})`);
       for (const s of a.services) console.log(`  ${s.name}  ${s.type}  ${s.state}`);
     }

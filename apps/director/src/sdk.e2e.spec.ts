@@ -1,0 +1,61 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRootCa } from '@cps/core';
+import { createCpsClient, CpsApiError, unwrap } from '@cps/sdk';
+import type { Director } from './director.js';
+import { DirectorHarness } from './director.spec-helpers.js';
+
+/** The generated SDK against a real director over HTTPS, as other programs use it. */
+describe('the SDK against a director', () => {
+  let h: DirectorHarness;
+  let d: Director;
+  let ca: string;
+
+  beforeAll(async () => {
+    h = await DirectorHarness.start();
+    d = await h.startDirector();
+    ca = [h.nats.secrets.busCa.certPem, ...h.nats.secrets.busCa.chainPem].join('');
+  });
+  afterAll(async () => h?.cleanup());
+
+  it('signs in, creates and reads an application with typed calls', async () => {
+    const anon = createCpsClient({ url: d.url, ca });
+    await unwrap(anon.POST('/v1/users', { body: { username: 'sdk', password: 'sdk-password' } }));
+    const session = await unwrap(
+      anon.POST('/v1/sessions', { body: { username: 'sdk', password: 'sdk-password' } }),
+    );
+    const cps = createCpsClient({ url: d.url, ca, token: session.token });
+    const created = await unwrap(
+      cps.POST('/v1/applications', { body: { name: 'from-sdk', description: 'typed' } }),
+    );
+    expect(created.name).toBe('from-sdk');
+    const read = await unwrap(cps.GET('/v1/applications/{app}', { params: { path: { app: 'from-sdk' } } }));
+    expect(read.appId).toBe(created.appId);
+    const types = await unwrap(cps.GET('/v1/service-types'));
+    expect(types.serviceTypes.map((t) => t.type)).toContain('generic');
+  });
+
+  it('throws the director’s code and offending fields', async () => {
+    const anon = createCpsClient({ url: d.url, ca });
+    const e = await unwrap(anon.POST('/v1/sessions', { body: { username: 'sdk', password: 'wrong' } })).catch(
+      (err: unknown) => err,
+    );
+    expect(e).toBeInstanceOf(CpsApiError);
+    expect(e).toMatchObject({ status: 401, code: 'unauthenticated' });
+    const session = await unwrap(
+      anon.POST('/v1/sessions', { body: { username: 'sdk', password: 'sdk-password' } }),
+    );
+    const cps = createCpsClient({ url: d.url, ca, token: session.token });
+    const bad = await unwrap(cps.POST('/v1/applications', { body: { name: 'a/b', description: '' } })).catch(
+      (err: unknown) => err as CpsApiError,
+    );
+    expect(bad).toMatchObject({ code: 'validation', issues: [expect.objectContaining({ path: '$.name' })] });
+  });
+
+  it('refuses a director whose certificate is not from the given CA', async () => {
+    const elsewhere = createRootCa({ commonName: 'another platform', now: new Date(), validForMs: 3600_000 });
+    await expect(createCpsClient({ url: d.url, ca: elsewhere.certPem }).GET('/healthz')).rejects.toThrow();
+    // without a CA, only the system's CAs are trusted: the platform's own is not among them
+    await expect(createCpsClient({ url: d.url }).GET('/healthz')).rejects.toThrow();
+    expect((await createCpsClient({ url: d.url, ca }).GET('/healthz')).data?.status).toBe('ok');
+  });
+});
