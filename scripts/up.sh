@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 node tools/cli/bin/cps.js up "$@"
 node tools/cli/bin/cps.js deploy examples/generic-hello.json --if-missing
-node tools/cli/bin/cps.js apps
+node tools/cli/bin/cps.js app list

@@ -1,10 +1,16 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { CpsError, isCpsError } from '@cps/core';
+import { CpsError } from '@cps/core';
 import { LocalCloud } from '@cps/clouds';
-import { anonymous, call, saveCredentials, signedIn, waitFor } from './director-client.js';
+import { anonymous, call } from './director-client.js';
+import { saveContext } from './config.js';
+import { printError } from './output.js';
+import { appCommands } from './commands/apps.js';
+import { authCommands } from './commands/auth.js';
+import { observeCommands } from './commands/observe.js';
+import type { GlobalFlags } from './commands/shared.js';
 import {
   checkHealth,
   defaultHome,
@@ -51,11 +57,19 @@ const show = (h: PlatformHealth, json: boolean): void => {
 const program = new Command()
   .name('cps')
   .description('cps: a platform-as-a-service on NATS JetStream')
-  .option('--home <dir>', 'platform data directory (CPS_HOME)', defaultHome())
-  .option('--json', 'print JSON');
+  .option('--home, --data <dir>', 'platform data directory of `up`/`down`/`status` (CPS_HOME)', defaultHome())
+  .option('--json', 'print JSON')
+  .option('--context <name>', 'the director context to use (CPS_CONTEXT)')
+  .option('--url <url>', "the director's URL (CPS_URL)")
+  .option('--token <token>', 'a session or API token (CPS_TOKEN)')
+  .option('--ca <file>', "the CA bundle the director's certificate chains to (CPS_CA)")
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride();
 
-const opts = (): { home: string; json: boolean } =>
-  program.opts<{ home: string; json?: boolean }>() as { home: string; json: boolean };
+const opts = (): GlobalFlags => {
+  const o = program.opts<{ home?: string; data?: string } & Omit<GlobalFlags, 'home'>>();
+  return { ...o, home: o.data ?? o.home ?? defaultHome() };
+};
 
 program
   .command('up')
@@ -74,7 +88,8 @@ program
           body: { name: 'cps-cli', scopes: ['read', 'write', 'admin'], ttlDays: 3650 },
         }),
       );
-      saveCredentials(home, { url, token: t.token });
+      // the CLI is signed in to its own platform: a context named after the data directory
+      saveContext(basename(home.dir), { url, token: t.token, user: 'admin', ca: join(home.dir, 'ca.pem') });
     }
     if (opts().json) {
       console.log(JSON.stringify({ ...r, ...(login ? { admin: login } : {}) }, null, 2));
@@ -100,18 +115,18 @@ program
   .action(async () => {
     const home = PlatformHome.open(opts().home);
     if (supervisorPid(home) === undefined) console.log('supervisor: not running');
-    show(await checkHealth(home), opts().json);
+    show(await checkHealth(home), opts().json === true);
   });
 
 program
   .command('down')
-  .description('stop the local platform (its data stays; nodes keep running unless --nodes)')
-  .option('--nodes', "also stop the local cloud's nodes (managers and agents)")
-  .action(async (o: { nodes?: boolean }) => {
+  .description('stop the local platform and its nodes (its data stays: the next `up` brings it all back)')
+  .option('--keep-nodes', "leave the local cloud's nodes running")
+  .action(async (o: { keepNodes?: boolean }) => {
     const home = PlatformHome.open(opts().home);
     const stopped = await down(home);
     console.log(stopped ? 'stopped' : 'not running');
-    if (o.nodes) {
+    if (!o.keepNodes) {
       const cloud = new LocalCloud({
         dir: join(home.dir, 'cloud'),
         command: () => ({ command: process.execPath, args: [] }),
@@ -133,42 +148,15 @@ program
     );
   });
 
+authCommands(program, opts);
+appCommands(program, opts);
+observeCommands(program, opts);
 program
-  .command('deploy')
-  .description('deploy an application manifest (JSON or YAML, ConPaaS format) and wait until it runs')
-  .argument('<manifest>', 'manifest file')
-  .option('--if-missing', 'an application of that name already deployed is fine')
-  .action(async (file: string, o: { ifMissing?: boolean }) => {
-    const { url, cps } = signedIn(PlatformHome.open(opts().home));
-    const text = readFileSync(file, 'utf8');
-    // YAML travels as { yaml } (the route's documented form); JSON as the manifest itself
-    const body: unknown = /\.ya?ml$/i.test(file) ? { yaml: text } : (JSON.parse(text) as unknown);
-    try {
-      const r = await call(url, cps.POST('/v1/manifests', { body: body as never }));
-      console.log(`deploying application ${r.appId} (operation ${r.operationId})`);
-      const op = await waitFor(url, cps, r.operationId);
-      if (op.state !== 'succeeded') throw new CpsError('conflict', `deploy ${op.state}: ${op.reason ?? ''}`);
-      console.log(`deployed: ${url}/v1/applications/${r.appId}`);
-    } catch (e) {
-      if (o.ifMissing && isCpsError(e) && e.code === 'name_taken') {
-        console.log('already deployed');
-        return;
-      }
-      throw e;
-    }
-  });
-
-program
-  .command('apps')
-  .description('your applications and the state of their services')
-  .action(async () => {
-    const { url, cps } = signedIn(PlatformHome.open(opts().home));
-    const r = await call(url, cps.GET('/v1/applications'));
-    if (opts().json) return console.log(JSON.stringify(r, null, 2));
-    for (const a of r.applications) {
-      console.log(`${a.name} (${a.appId})`);
-      for (const s of a.services) console.log(`  ${s.name}  ${s.type}  ${s.state}`);
-    }
+  .command('completion <shell>')
+  .description('a completion script for bash or zsh: `source <(cps completion bash)`')
+  .action((shell: string) => {
+    if (shell !== 'bash' && shell !== 'zsh') throw new CpsError('validation', 'bash or zsh');
+    console.log(completion(program, shell));
   });
 
 const platform = program.command('platform').description('platform material for additional directors');
@@ -200,10 +188,35 @@ platform
     console.log(`joined platform ${home.info().platformId} as director ${o.directorId}`);
   });
 
+/** A completion script: the commands and their subcommands, by position. */
+const completion = (root: Command, shell: 'bash' | 'zsh'): string => {
+  const top = root.commands.map((c) => c.name());
+  const cases = root.commands
+    .filter((c) => c.commands.length > 0)
+    .map((c) => `    ${c.name()}) words="${c.commands.map((s) => s.name()).join(' ')}" ;;`)
+    .join('\n');
+  const body = `_cps() {
+  local cur=\${COMP_WORDS[COMP_CWORD]} words="${top.join(' ')}"
+  if [ "$COMP_CWORD" -ge 2 ]; then
+    case "\${COMP_WORDS[1]}" in
+${cases}
+      *) words="" ;;
+    esac
+  fi
+  COMPREPLY=( $(compgen -W "$words" -- "$cur") )
+}
+complete -F _cps cps`;
+  return shell === 'zsh' ? `autoload -U +X bashcompinit && bashcompinit\n${body}` : body;
+};
+
+// exit codes: 0 ok, 1 failed, 2 usage
 program.parseAsync().catch((e: unknown) => {
-  if (isCpsError(e)) {
-    console.error(`error [${e.code}]: ${e.message}`);
-    for (const i of e.issues) console.error(`  ${i.path}: ${i.message}`);
-  } else console.error(`error: ${(e as Error).message ?? String(e)}`);
+  const code = (e as { code?: string; exitCode?: number }).code;
+  if (typeof code === 'string' && code.startsWith('commander.')) {
+    if (code === 'commander.helpDisplayed' || code === 'commander.version' || code === 'commander.help')
+      process.exit(0);
+    process.exit(2);
+  }
+  printError(e);
   process.exit(1);
 });

@@ -49,13 +49,13 @@ describe('cps up / status / down: the local platform as a user runs it', () => {
   const cps = (...args: string[]) => run(process.execPath, [CLI, ...args], { env, timeout: 60_000 });
 
   beforeAll(async () => {
-    env = { ...process.env, CPS_HOME: home };
+    env = { ...process.env, CPS_HOME: home, CPS_CONFIG_DIR: join(root, 'config') };
     // a free port for this run instead of the default, so tests never meet a user's platform
     const port = await freePort();
     await PlatformHome.init(home, { env, natsPort: port, directorPort: await freePort() });
   });
   afterAll(async () => {
-    await cps('down', '--nodes').catch(() => undefined);
+    await cps('down').catch(() => undefined);
     rmSync(root, { recursive: true, force: true });
   });
 
@@ -125,7 +125,13 @@ describe('cps up / status / down: the local platform as a user runs it', () => {
   });
 
   it('deploys the sample manifest with the CLI credentials kept by the first up, once', async () => {
-    expect(statSync(join(home, 'cli.json')).mode & 0o077).toBe(0);
+    // the first up signed the CLI in: a context named after the data directory, mode 0600
+    const config = join(root, 'config', 'config.json');
+    expect(statSync(config).mode & 0o077).toBe(0);
+    expect(JSON.parse(readFileSync(config, 'utf8'))).toMatchObject({
+      current: 'home',
+      contexts: { home: { user: 'admin', ca: join(home, 'ca.pem') } },
+    });
     const sample = join(process.cwd(), 'examples', 'generic-hello.json');
     const first = await cps('deploy', sample, '--if-missing');
     expect(first.stdout).toMatch(/deployed: https:\/\/127\.0\.0\.1:\d+\/v1\/applications\//);
@@ -133,8 +139,8 @@ describe('cps up / status / down: the local platform as a user runs it', () => {
     await expect(cps('deploy', sample)).rejects.toMatchObject({
       stderr: expect.stringMatching(/name_taken/),
     });
-    const apps = await cps('apps');
-    expect(apps.stdout).toMatch(/generic-hello[^\n]*\n\s+hello\s+generic\s+RUNNING/);
+    const apps = await cps('app', 'list');
+    expect(apps.stdout).toMatch(/generic-hello\s+a[0-9a-f]+\s+hello:RUNNING/);
   });
 
   it('restarts the director after kill -9: sessions and applications kept', async () => {
@@ -200,8 +206,8 @@ describe('cps up / status / down: the local platform as a user runs it', () => {
     expect(s.stdout).toMatch(/"director": "director:d2"/);
   });
 
-  it('stops with down (and the nodes with --nodes); down again is harmless', async () => {
-    const down = await cps('down', '--nodes');
+  it('stops with down, nodes included; down again is harmless', async () => {
+    const down = await cps('down');
     expect(down.stdout).toMatch(/^stopped/);
     expect(down.stdout).toMatch(/stopped [1-9]\d* node\(s\)/);
     expect((await cps('down')).stdout).toMatch(/not running/);

@@ -1,0 +1,379 @@
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { CpsError, isCpsError } from '@cps/core';
+import { json, table } from '../output.js';
+import { director, examples, finish, roleCounts, type Globals } from './shared.js';
+
+const path = (app: string) => ({ params: { path: { app } } });
+const svcPath = (app: string, svc: string) => ({ params: { path: { app, svc } } });
+
+/** `cps app …`, `cps deploy`, `cps service …`. */
+export const appCommands = (program: Command, g: Globals): void => {
+  const app = program.command('app').description('applications');
+  examples(
+    app
+      .command('create <name>')
+      .description('create an application')
+      .option('--description <text>', 'what it is', '')
+      .action(async (name: string, o: { description: string }) => {
+        const d = director(g);
+        const a = await d.ask(d.cps.POST('/v1/applications', { body: { name, description: o.description } }));
+        if (g().json) return json(a);
+        console.log(`created ${a.name} (${a.appId})`);
+      }),
+    ['cps app create shop --description "the shop"'],
+  );
+  app
+    .command('list')
+    .description('your applications')
+    .action(async () => {
+      const d = director(g);
+      const r = await d.ask(d.cps.GET('/v1/applications'));
+      if (g().json) return json(r);
+      table(
+        r.applications.map((a) => ({
+          ...a,
+          services: a.services.map((s) => `${s.name}:${s.state}`).join(' '),
+        })),
+        ['name', 'appId', 'services'],
+      );
+    });
+  app
+    .command('info <app>')
+    .description('an application and its services')
+    .action(async (ref: string) => {
+      const d = director(g);
+      const a = await d.ask(d.cps.GET('/v1/applications/{app}', path(ref)));
+      if (g().json) return json(a);
+      console.log(`${a.name} (${a.appId})${a.description ? `: ${a.description}` : ''}`);
+      table(a.services, ['name', 'serviceId', 'type', 'cloud', 'state']);
+    });
+  app
+    .command('rename <app> <name>')
+    .description('rename an application')
+    .action(async (ref: string, name: string) => {
+      const d = director(g);
+      const a = await d.ask(d.cps.PATCH('/v1/applications/{app}', { ...path(ref), body: { name } }));
+      if (g().json) return json(a);
+      console.log(`renamed to ${a.name}`);
+    });
+  for (const [verb, route, what] of [
+    ['start', '/v1/applications/{app}/start', 'start'],
+    ['stop', '/v1/applications/{app}/stop', 'stop'],
+  ] as const)
+    app
+      .command(`${verb} <app>`)
+      .description(`${verb} every service of an application`)
+      .option('--no-wait', 'answer the operation id at once')
+      .action(async (ref: string, o: { wait: boolean }) => {
+        const d = director(g);
+        const r = await d.ask(d.cps.POST(route, path(ref)));
+        await finish(g, d.cps, d.url, r, { wait: o.wait, what });
+      });
+  app
+    .command('delete <app>')
+    .description('stop and delete an application')
+    .option('--no-wait', 'answer the operation id at once')
+    .action(async (ref: string, o: { wait: boolean }) => {
+      const d = director(g);
+      const r = await d.ask(d.cps.DELETE('/v1/applications/{app}', path(ref)));
+      await finish(g, d.cps, d.url, r, { wait: o.wait, what: 'delete' });
+    });
+  app
+    .command('log <app>')
+    .description("the managers' logs of an application")
+    .action(async (ref: string) => {
+      const d = director(g);
+      const r = await d.ask(d.cps.GET('/v1/applications/{app}/logs', path(ref)));
+      if (g().json) return json(r);
+      for (const s of r.services) console.log(`== ${s.name} (${s.state})\n${s.text}`);
+    });
+  app
+    .command('export <app>')
+    .description('the manifest that deploys this application again')
+    .action(async (ref: string) => {
+      const d = director(g);
+      json(await d.ask(d.cps.GET('/v1/applications/{app}/manifest', path(ref))));
+    });
+
+  examples(
+    program
+      .command('deploy <manifest>')
+      .description('deploy an application manifest (JSON or YAML, ConPaaS format)')
+      .option('--if-missing', 'an application of that name already deployed is fine')
+      .option('--no-wait', 'answer the operation id at once')
+      .action(async (file: string, o: { ifMissing?: boolean; wait: boolean }) => {
+        const d = director(g);
+        const text = readFileSync(file, 'utf8');
+        // YAML travels as { yaml } (the route's documented form); JSON as the manifest itself
+        let body: unknown;
+        try {
+          body = /\.ya?ml$/i.test(file) ? { yaml: text } : (JSON.parse(text) as unknown);
+        } catch (e) {
+          throw new CpsError('validation', `${file} is not valid JSON: ${(e as Error).message}`, [
+            { path: '$', code: 'invalid_json', message: (e as Error).message },
+          ]);
+        }
+        try {
+          const r = await d.ask(d.cps.POST('/v1/manifests', { body: body as never }));
+          if (!g().json) console.error(`deploying application ${r.appId}`);
+          await finish(g, d.cps, d.url, r, { wait: o.wait, what: 'deploy' });
+          if (o.wait && !g().json) console.log(`deployed: ${d.url}/v1/applications/${r.appId}`);
+        } catch (e) {
+          if (o.ifMissing && isCpsError(e) && e.code === 'name_taken') {
+            console.log('already deployed');
+            return;
+          }
+          throw e;
+        }
+      }),
+    ['cps deploy examples/generic-hello.json', 'cps deploy app.yaml --no-wait'],
+  );
+
+  const service = program.command('service').description('the services of an application (give --app)');
+  const needApp = (o: { app?: string }): string => {
+    if (!o.app) throw new CpsError('validation', 'give --app APP');
+    return o.app;
+  };
+  service
+    .command('types')
+    .description('the service types, their roles and methods')
+    .action(async () => {
+      const d = director(g);
+      const r = await d.ask(d.cps.GET('/v1/service-types'));
+      if (g().json) return json(r);
+      table(
+        r.serviceTypes.map((t) => ({
+          ...t,
+          roles: t.roles.join(','),
+          methods: t.methods.map((m) => m.name).join(','),
+        })),
+        ['type', 'roles', 'methods', 'description'],
+      );
+    });
+  service
+    .command('list')
+    .requiredOption('--app <app>', 'application')
+    .description('the services of an application')
+    .action(async (o: { app: string }) => {
+      const d = director(g);
+      const r = await d.ask(d.cps.GET('/v1/applications/{app}/services', path(o.app)));
+      if (g().json) return json(r);
+      table(r.services, ['name', 'serviceId', 'type', 'state', 'nodes']);
+    });
+  examples(
+    service
+      .command('add <type> <name>')
+      .requiredOption('--app <app>', 'application')
+      .option('--cloud <cloud>', 'cloud', 'local')
+      .description('add a service (it starts in INIT)')
+      .action(async (type: string, name: string, o: { app: string; cloud: string }) => {
+        const d = director(g);
+        const s = await d.ask(
+          d.cps.POST('/v1/applications/{app}/services', {
+            ...path(o.app),
+            body: { type, name, cloud: o.cloud },
+          }),
+        );
+        if (g().json) return json(s);
+        console.log(`added ${s.name} (${s.serviceId})`);
+      }),
+    ['cps service add generic jobs --app shop'],
+  );
+  service
+    .command('info <svc>')
+    .option('--app <app>', 'application')
+    .description('a service')
+    .action(async (svc: string, o: { app?: string }) => {
+      const d = director(g);
+      json(await d.ask(d.cps.GET('/v1/applications/{app}/services/{svc}', svcPath(needApp(o), svc))));
+    });
+  service
+    .command('rename <svc> <name>')
+    .option('--app <app>', 'application')
+    .description('rename a service')
+    .action(async (svc: string, name: string, o: { app?: string }) => {
+      const d = director(g);
+      const s = await d.ask(
+        d.cps.PATCH('/v1/applications/{app}/services/{svc}', { ...svcPath(needApp(o), svc), body: { name } }),
+      );
+      if (g().json) return json(s);
+      console.log(`renamed to ${s.name}`);
+    });
+  for (const [verb, what] of [
+    ['start', 'start'],
+    ['stop', 'stop'],
+    ['remove', 'remove'],
+  ] as const)
+    service
+      .command(`${verb} <svc>`)
+      .option('--app <app>', 'application')
+      .option('--no-wait', 'answer the operation id at once')
+      .description(`${verb} a service`)
+      .action(async (svc: string, o: { app?: string; wait: boolean }) => {
+        const d = director(g);
+        const p = svcPath(needApp(o), svc);
+        const r = await d.ask(
+          verb === 'remove'
+            ? d.cps.DELETE('/v1/applications/{app}/services/{svc}', p)
+            : d.cps.POST(
+                verb === 'start'
+                  ? '/v1/applications/{app}/services/{svc}/start'
+                  : '/v1/applications/{app}/services/{svc}/stop',
+                p,
+              ),
+        );
+        await finish(g, d.cps, d.url, r, { wait: o.wait, what });
+      });
+  service
+    .command('nodes <svc>')
+    .option('--app <app>', 'application')
+    .description('the nodes of a service')
+    .action(async (svc: string, o: { app?: string }) => {
+      const d = director(g);
+      const r = await d.ask(
+        d.cps.GET('/v1/applications/{app}/services/{svc}/nodes', svcPath(needApp(o), svc)),
+      );
+      if (g().json) return json(r);
+      table(r.nodes, ['nodeId', 'role', 'state', 'cloud', 'lastHeartbeat']);
+    });
+  examples(
+    service
+      .command('add-nodes <svc>')
+      .option('--app <app>', 'application')
+      .option('--cloud <cloud>', 'cloud', 'local')
+      .option('--no-wait', 'answer the operation id at once')
+      .allowUnknownOption()
+      .argument('[roles...]', '--ROLE N pairs')
+      .description('add nodes by role: --ROLE N ...')
+      .action(
+        async (
+          svc: string,
+          roles: string[],
+          o: { app?: string; cloud: string; wait: boolean },
+          cmd: Command,
+        ) => {
+          const d = director(g);
+          const nodes = roleCounts(cmd.args.slice(1).length ? cmd.args.slice(1) : roles);
+          const r = await d.ask(
+            d.cps.POST('/v1/applications/{app}/services/{svc}/nodes', {
+              ...svcPath(needApp(o), svc),
+              body: { nodes, cloud: o.cloud },
+            }),
+          );
+          await finish(g, d.cps, d.url, r, { wait: o.wait, what: 'add nodes' });
+        },
+      ),
+    ['cps service add-nodes jobs --app shop --node 2'],
+  );
+  service
+    .command('remove-nodes <svc> [nodes...]')
+    .option('--app <app>', 'application')
+    .option('--no-wait', 'answer the operation id at once')
+    .allowUnknownOption()
+    .description('remove nodes: --ROLE N, or node ids')
+    .action(async (svc: string, ids: string[], o: { app?: string; wait: boolean }, cmd: Command) => {
+      const d = director(g);
+      const rest = cmd.args.slice(1);
+      const body = rest.some((a) => a.startsWith('--')) ? { nodes: roleCounts(rest) } : { nodeIds: ids };
+      const r = await d.ask(
+        d.cps.DELETE('/v1/applications/{app}/services/{svc}/nodes', {
+          ...svcPath(needApp(o), svc),
+          body: body as never,
+        }),
+      );
+      await finish(g, d.cps, d.url, r, { wait: o.wait, what: 'remove nodes' });
+    });
+  service
+    .command('log <svc>')
+    .option('--app <app>', 'application')
+    .option('--node <node>', "one node's workload output instead of the manager's log")
+    .option('--workload <name>', 'one workload of that node')
+    .description("a service's logs")
+    .action(async (svc: string, o: { app?: string; node?: string; workload?: string }) => {
+      const d = director(g);
+      const r = await d.ask(
+        d.cps.GET('/v1/applications/{app}/services/{svc}/logs', {
+          params: {
+            path: { app: needApp(o), svc },
+            query: {
+              ...(o.node ? { node: o.node } : {}),
+              ...(o.workload ? { workload: o.workload } : {}),
+            } as never,
+          },
+        }),
+      );
+      if (g().json) return json(r);
+      console.log(r.text);
+    });
+  service
+    .command('history <svc>')
+    .option('--app <app>', 'application')
+    .description('state changes and operations of a service')
+    .action(async (svc: string, o: { app?: string }) => {
+      const d = director(g);
+      const r = await d.ask(
+        d.cps.GET('/v1/applications/{app}/services/{svc}/history', svcPath(needApp(o), svc)),
+      );
+      if (g().json) return json(r);
+      table(r.history, ['at', 'from', 'to', 'reason']);
+    });
+  service
+    .command('methods <svc>')
+    .option('--app <app>', 'application')
+    .description("the methods of a service's type")
+    .action(async (svc: string, o: { app?: string }) => {
+      const d = director(g);
+      const s = await d.ask(d.cps.GET('/v1/applications/{app}/services/{svc}', svcPath(needApp(o), svc)));
+      const types = await d.ask(d.cps.GET('/v1/service-types'));
+      const t = types.serviceTypes.find((x) => x.type === s.type);
+      if (g().json) return json(t?.methods ?? []);
+      table(t?.methods ?? [], ['name', 'description']);
+    });
+  examples(
+    service
+      .command('call <svc> <method>')
+      .option('--app <app>', 'application')
+      .option('--arg <k=v...>', 'an argument (JSON values are parsed: --arg parameters=["a"])', [])
+      .description('call a method of the service type')
+      .action(async (svc: string, method: string, o: { app?: string; arg: string[] }) => {
+        const d = director(g);
+        const args: Record<string, unknown> = {};
+        for (const a of o.arg) {
+          const i = a.indexOf('=');
+          if (i <= 0) throw new CpsError('validation', `--arg needs k=v, got ${a}`);
+          const v = a.slice(i + 1);
+          try {
+            args[a.slice(0, i)] = JSON.parse(v) as unknown;
+          } catch {
+            args[a.slice(0, i)] = v;
+          }
+        }
+        const r = await d.ask(
+          d.cps.POST('/v1/applications/{app}/services/{svc}/calls/{method}', {
+            params: { path: { app: needApp(o), svc, method } },
+            body: args as never,
+          }),
+        );
+        json(r.result);
+      }),
+    ['cps service call jobs run --app shop --arg parameters=\'["job-1"]\''],
+  );
+  service
+    .command('upload <svc> <archive>')
+    .option('--app <app>', 'application')
+    .description('upload a code archive (tar, tar.gz or zip)')
+    .action(async (svc: string, file: string, o: { app?: string }) => {
+      const d = director(g);
+      const r = await d.ask(
+        d.cps.PUT('/v1/applications/{app}/services/{svc}/archive', {
+          ...svcPath(needApp(o), svc),
+          body: readFileSync(file) as never,
+          bodySerializer: (b: unknown) => b as Uint8Array,
+          headers: { 'content-type': 'application/octet-stream' },
+        }),
+      );
+      if (g().json) return json(r);
+      console.log(`uploaded version ${r.version} (${r.size} bytes)`);
+    });
+};

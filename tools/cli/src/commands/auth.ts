@@ -1,0 +1,174 @@
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { CpsError } from '@cps/core';
+import { anonymousWithCa, call } from '../director-client.js';
+import { removeToken, resolveContext, saveContext } from '../config.js';
+import { json, table } from '../output.js';
+import { director, examples, type Globals } from './shared.js';
+
+const readStdin = (): string => readFileSync(0, 'utf8').trim();
+
+/** `cps login`, `logout`, `whoami`, `user …`, `token …`, `cert …`. */
+export const authCommands = (program: Command, g: Globals): void => {
+  examples(
+    program
+      .command('login')
+      .description('sign in to a director and keep the session in a context')
+      .option('--user <name>', 'user name')
+      .option('--password-stdin', 'read the password from standard input')
+      .option('--name <context>', 'context name (default: the current one, else "default")')
+      .action(async (o: { user?: string; passwordStdin?: boolean; name?: string }) => {
+        const { name: current, ctx } = resolveContext(g());
+        if (!o.user) throw new CpsError('validation', 'give --user');
+        if (!o.passwordStdin)
+          throw new CpsError('validation', 'give the password on standard input with --password-stdin');
+        const password = readStdin();
+        const s = await call(
+          ctx.url,
+          anonymousWithCa(ctx.url, ctx.ca).POST('/v1/sessions', { body: { username: o.user, password } }),
+        );
+        const name = o.name ?? (current || 'default');
+        saveContext(name, { url: ctx.url, token: s.token, user: o.user, ...(ctx.ca ? { ca: ctx.ca } : {}) });
+        console.log(`signed in as ${s.user.username} (context ${name})`);
+      }),
+    ['echo "$PASSWORD" | cps login --url https://127.0.0.1:14443 --ca ca.pem --user alice --password-stdin'],
+  );
+  program
+    .command('logout')
+    .description('end the session of the current context')
+    .action(async () => {
+      const d = director(g);
+      await d.ask(d.cps.DELETE('/v1/sessions/current'));
+      removeToken(d.context);
+      console.log('signed out');
+    });
+  program
+    .command('whoami')
+    .description('the signed-in user')
+    .action(async () => {
+      const d = director(g);
+      const me = await d.ask(d.cps.GET('/v1/me'));
+      if (g().json) return json(me);
+      console.log(`${me.username} (${me.role}), credit ${me.credit}, at ${d.url}`);
+    });
+
+  const user = program.command('user').description('users (admins)');
+  examples(
+    user
+      .command('create <name>')
+      .description('create a user; the password comes on standard input')
+      .option('--admin', 'an admin')
+      .option('--credit <n>', 'initial credit', Number)
+      .action(async (name: string, o: { admin?: boolean; credit?: number }) => {
+        const d = director(g);
+        const u = await d.ask(
+          d.cps.POST('/v1/users', {
+            body: {
+              username: name,
+              password: readStdin(),
+              role: o.admin ? 'admin' : 'user',
+              ...(o.credit !== undefined ? { credit: o.credit } : {}),
+            },
+          }),
+        );
+        if (g().json) return json(u);
+        console.log(`created ${u.username} (${u.userId})`);
+      }),
+    ['echo "$PASSWORD" | cps user create bob --credit 100'],
+  );
+  user
+    .command('list')
+    .description('every user')
+    .action(async () => {
+      const d = director(g);
+      const r = await d.ask(d.cps.GET('/v1/users'));
+      if (g().json) return json(r);
+      table(r.users, ['username', 'role', 'credit', 'userId', 'createdAt']);
+    });
+  user
+    .command('credit <name>')
+    .description("a user's credit")
+    .action(async (name: string) => {
+      const d = director(g);
+      const u = await d.ask(d.cps.GET('/v1/users/{user}', { params: { path: { user: name } } }));
+      if (g().json) return json(u);
+      console.log(`${u.username}: ${u.credit}`);
+    });
+  user
+    .command('add-credit <name> <amount>')
+    .description('grant (or, negative, withdraw) credit')
+    .option('--reason <text>', 'why', '')
+    .action(async (name: string, amount: string, o: { reason: string }) => {
+      const d = director(g);
+      const u = await d.ask(
+        d.cps.POST('/v1/users/{user}/credit', {
+          params: { path: { user: name } },
+          body: { amount: Number(amount), reason: o.reason },
+        }),
+      );
+      if (g().json) return json(u);
+      console.log(`${u.username}: ${u.credit}`);
+    });
+
+  const token = program.command('token').description('API tokens');
+  token
+    .command('create <name>')
+    .description('create an API token (shown once)')
+    .option('--scope <scope...>', 'read, write, admin', ['read', 'write'])
+    .option('--days <n>', 'validity in days', Number, 90)
+    .action(async (name: string, o: { scope: ('read' | 'write' | 'admin')[]; days: number }) => {
+      const d = director(g);
+      const t = await d.ask(d.cps.POST('/v1/tokens', { body: { name, scopes: o.scope, ttlDays: o.days } }));
+      if (g().json) return json(t);
+      console.log(t.token);
+    });
+  token
+    .command('list')
+    .description('your tokens')
+    .action(async () => {
+      const d = director(g);
+      const r = await d.ask(d.cps.GET('/v1/tokens'));
+      if (g().json) return json(r);
+      table(r.tokens, ['tokenId', 'kind', 'name', 'scopes', 'expiresAt', 'revoked']);
+    });
+  token
+    .command('revoke <id>')
+    .description('revoke one of your tokens')
+    .action(async (id: string) => {
+      const d = director(g);
+      await d.ask(d.cps.DELETE('/v1/tokens/{id}', { params: { path: { id } } }));
+      console.log(`revoked ${id}`);
+    });
+
+  const cert = program.command('cert').description('client certificates');
+  cert
+    .command('create')
+    .description('a client certificate and key (or give --csr FILE to keep your key)')
+    .option('--csr <file>', 'a PEM certificate request')
+    .option('--days <n>', 'validity in days', Number, 90)
+    .action(async (o: { csr?: string; days: number }) => {
+      const d = director(g);
+      const body = o.csr
+        ? { csr: readFileSync(o.csr, 'utf8'), days: o.days }
+        : { bundle: true as const, days: o.days };
+      const c = await d.ask(d.cps.POST('/v1/certificates', { body: body as never }));
+      json(c);
+    });
+  cert
+    .command('list')
+    .description('your certificates')
+    .action(async () => {
+      const d = director(g);
+      const r = await d.ask(d.cps.GET('/v1/certificates'));
+      if (g().json) return json(r);
+      table(r.certificates, ['serial', 'subject', 'notAfter', 'revoked']);
+    });
+  cert
+    .command('revoke <serial>')
+    .description('revoke one of your certificates')
+    .action(async (serial: string) => {
+      const d = director(g);
+      await d.ask(d.cps.DELETE('/v1/certificates/{serial}', { params: { path: { serial } } }));
+      console.log(`revoked ${serial}`);
+    });
+};

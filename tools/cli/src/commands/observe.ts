@@ -1,0 +1,119 @@
+import { request } from 'node:https';
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { CpsError } from '@cps/core';
+import { resolveContext } from '../config.js';
+import { waitFor } from '../director-client.js';
+import { json, table } from '../output.js';
+import { director, type Globals } from './shared.js';
+
+interface EventRow {
+  at: string;
+  type: string;
+  aggregate: string;
+  actor: string;
+  cursor: string;
+}
+
+/** `cps events`, `cps cloud …`, `cps operation`. */
+export const observeCommands = (program: Command, g: Globals): void => {
+  program
+    .command('events')
+    .description('the event history you may see (--follow: live, as Server-Sent Events)')
+    .option('--app <app>', 'one application')
+    .option('--limit <n>', 'events per page', '100')
+    .option('--follow', 'keep printing new events')
+    .action(async (o: { app?: string; limit: string; follow?: boolean }) => {
+      const d = director(g);
+      const query = { limit: Number(o.limit), ...(o.app ? { application: o.app } : {}) };
+      const page = await d.ask(d.cps.GET('/v1/events', { params: { query: query as never } }));
+      const rows = page.events as unknown as EventRow[];
+      if (g().json && !o.follow) return json(page);
+      for (const e of rows) print(e, g().json === true);
+      if (o.follow) await follow(g, rows.at(-1)?.cursor, o.app);
+    });
+
+  const cloud = program.command('cloud').description('clouds and what runs on them');
+  cloud
+    .command('list')
+    .description('the clouds nodes can be placed on')
+    .action(async () => {
+      const d = director(g);
+      const r = await d.ask(d.cps.GET('/v1/clouds'));
+      if (g().json) return json(r);
+      table(r.clouds, ['name', 'kind', 'default']);
+    });
+  cloud
+    .command('resources')
+    .description('your nodes, with their node-hours and cost')
+    .action(async () => {
+      const d = director(g);
+      const r = await d.ask(d.cps.GET('/v1/resources'));
+      if (g().json) return json(r);
+      table(r.resources, ['nodeId', 'kind', 'role', 'cloud', 'status', 'hours', 'cost']);
+    });
+
+  program
+    .command('operation <id>')
+    .description('a long operation (--wait: until it ends)')
+    .option('--wait', 'follow it until it ends')
+    .action(async (id: string, o: { wait?: boolean }) => {
+      const d = director(g);
+      const op = o.wait
+        ? await waitFor(d.url, d.cps, id, { quiet: g().json === true })
+        : await d.ask(d.cps.GET('/v1/operations/{id}', { params: { path: { id } } }));
+      if (g().json) return json(op);
+      console.log(`${id}: ${op.state}${op.reason ? ` (${op.reason})` : ''}`);
+    });
+};
+
+const print = (e: EventRow, asJson: boolean): void => {
+  if (asJson) console.log(JSON.stringify(e));
+  else console.log(`${e.at}  ${e.type.padEnd(24)} ${e.aggregate}  ${e.actor}`);
+};
+
+/** Follows `/v1/events/stream` (SSE) from `after`, printing each event, until interrupted. */
+const follow = (g: Globals, after: string | undefined, app: string | undefined): Promise<void> =>
+  new Promise((resolve, reject) => {
+    const { ctx } = resolveContext(g());
+    const url = new URL('/v1/events/stream', ctx.url);
+    if (app) url.searchParams.set('application', app);
+    const req = request(
+      url,
+      {
+        headers: {
+          accept: 'text/event-stream',
+          ...(ctx.token ? { authorization: `Bearer ${ctx.token}` } : {}),
+          ...(after ? { 'last-event-id': after } : {}),
+        },
+        ...(ctx.ca ? { ca: readFileSync(ctx.ca, 'utf8') } : {}),
+      },
+      (res) => {
+        if (res.statusCode !== 200)
+          return reject(new CpsError('unavailable', `event stream: HTTP ${res.statusCode}`));
+        let buffer = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          buffer += chunk;
+          let end: number;
+          while ((end = buffer.indexOf('\n\n')) >= 0) {
+            const frame = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            const data = frame
+              .split('\n')
+              .filter((l) => l.startsWith('data: '))
+              .map((l) => l.slice(6))
+              .join('\n');
+            if (data) print(JSON.parse(data) as EventRow, g().json === true);
+          }
+        });
+        res.on('end', resolve);
+      },
+    );
+    req.on('error', reject);
+    process.once('SIGINT', () => {
+      req.destroy();
+      resolve();
+    });
+    req.end();
+  });

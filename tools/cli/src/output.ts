@@ -1,0 +1,42 @@
+import { CpsError, isCpsError } from '@cps/core';
+
+/** Prints rows as an aligned table with a header. */
+export const table = (rows: readonly Record<string, unknown>[], columns: readonly string[]): void => {
+  const cells = rows.map((r) => columns.map((c) => format(r[c])));
+  const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((r) => r[i]?.length ?? 0)));
+  const line = (values: readonly string[]) =>
+    values
+      .map((v, i) => (i === values.length - 1 ? v : v.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  console.log(line(columns.map((c) => c.toUpperCase())));
+  for (const r of cells) console.log(line(r));
+};
+
+const scalar = (v: unknown): string =>
+  typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' ? String(v) : JSON.stringify(v);
+
+const format = (v: unknown): string => {
+  if (v === undefined || v === null) return '-';
+  if (Array.isArray(v)) return v.map(scalar).join(',');
+  if (typeof v === 'object')
+    return Object.entries(v as Record<string, unknown>)
+      .map(([k, x]) => `${k}=${scalar(x)}`)
+      .join(',');
+  return scalar(v);
+};
+
+export const json = (v: unknown): void => console.log(JSON.stringify(v, null, 2));
+
+/** Prints a failure for a person: code, message, one line per offending field; no stack trace. */
+export const printError = (e: unknown): void => {
+  if (isCpsError(e)) {
+    console.error(`error [${e.code}]: ${e.message}`);
+    for (const i of e.issues) console.error(`  ${i.path}: ${i.message} (${i.code})`);
+    return;
+  }
+  console.error(`error: ${(e as Error).message ?? String(e)}`);
+};
+
+export const usage = (message: string): CpsError =>
+  new CpsError('validation', message, [{ path: '$', code: 'usage', message }]);
