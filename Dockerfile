@@ -24,12 +24,12 @@ RUN groupadd --system --gid 10001 cps \
  && install -d -o cps -g cps -m 0700 /var/lib/cps /var/lib/cps/d1 /var/lib/cps/d2 /var/lib/cps/nats \
       /var/lib/cps/data /var/lib/cps/data/resolver /var/lib/cps/data/jetstream
 WORKDIR /app
-COPY --from=prod /app/package.json /app/package-lock.json ./
+COPY --from=prod /app/package.json ./
 COPY --from=prod /app/node_modules ./node_modules
 COPY --from=prod /app/libs ./libs
 COPY --from=prod /app/apps ./apps
 COPY --from=prod /app/tools ./tools
-COPY deploy/docker/init.sh deploy/docker/healthcheck.mjs ./deploy/docker/
+COPY deploy/docker/init.sh ./deploy/docker/
 USER cps
 EXPOSE 14443
 ENTRYPOINT ["node", "tools/cli/bin/cps.js"]

@@ -21,8 +21,9 @@ import nodes from './cases/nodes.mjs';
 import heartbeats from './cases/heartbeats.mjs';
 import directorHttp from './cases/director-http.mjs';
 import directorStart from './cases/director-start.mjs';
+import cli from './cases/cli.mjs';
 
-const ALL = [rpc, append, load, replay, replicas, nodes, heartbeats, directorHttp, directorStart];
+const ALL = [rpc, append, load, replay, replicas, nodes, heartbeats, directorHttp, directorStart, cli];
 
 const usage = `usage: node bench/run.mjs [options]
   --only LIST   comma-separated benchmarks: ${ALL.map((c) => `${c.id} (${c.letter})`).join(', ')}

@@ -86,6 +86,7 @@ export const agentEntry = join(root, 'apps', 'agent-runtime', 'dist', 'main.js')
 export const managerEntry = join(root, 'apps', 'manager-runtime', 'dist', 'main.js');
 
 export const fixtures = {
+  none: { create: async () => ({}), dispose: async () => undefined },
   director: { create: (...a) => directorFixture.create(...a), dispose: (fx) => directorFixture.dispose(fx) },
   apps10k: { create: (...a) => apps10kFixture.create(...a), dispose: (fx) => apps10kFixture.dispose(fx) },
   /** The test host: nats-server, identity issuer, Provisioner with the local cloud (real agent processes). */

@@ -6,8 +6,7 @@
 #   /var/lib/cps/d2    home of director d2, joined through a sealed join bundle
 #   /var/lib/cps/nats  one directory per nats-server: server.conf, server cert and key, ca.pem
 #
-# Two commands used here are NOT in the CLI yet (see deploy/docker/README.md):
-#   cps platform init         create a home without starting a local nats-server and director
+# One command used here is NOT in the CLI yet (see deploy/docker/README.md):
 #   cps platform nats-config  render the configs of the cluster's servers
 set -eu
 
@@ -18,7 +17,6 @@ servers=nats-1,nats-2,nats-3
 urls=tls://nats-1:4222,tls://nats-2:4222,tls://nats-3:4222
 
 if [ ! -f "$base/d1/platform.json" ]; then
-  # NOT IN THE CLI YET: `cps up` creates a home but also starts a local nats-server and director
   cps --home "$base/d1" platform init --nats "$urls"
 fi
 mkdir -p -m 0700 "$base/d1/run"

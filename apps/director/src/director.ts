@@ -61,8 +61,10 @@ export interface DirectorOptions {
    * identity file, for clouds on this machine; IaaS clouds get enrollment tokens instead).
    */
   readonly nodeIdentities?: (issuer: IdentityIssuer) => NodeIdentitySource;
-  /** HTTPS port on 127.0.0.1 (0: any free port). */
+  /** HTTPS port (0: any free port). */
   readonly port: number;
+  /** The address to listen on (default 127.0.0.1; a container publishes 0.0.0.0 to its own network). */
+  readonly host?: string;
   readonly accounts?: Partial<AccountsOptions>;
   /** The `admin` password on first start (else one is generated and returned once). */
   readonly adminPassword?: string;
@@ -264,7 +266,7 @@ export class Director {
     );
     await caughtUp;
     const boot = await accounts.bootstrapAdmin(o.adminPassword);
-    await app.listen(o.port, '127.0.0.1');
+    await app.listen(o.port, o.host ?? '127.0.0.1');
     const address = fastify.server.address();
     const port = typeof address === 'object' && address ? address.port : o.port;
     const director = new Director(

@@ -50,6 +50,8 @@ const main = async (): Promise<void> => {
     authority: new OperatorModeAuthority(secrets.operator, system),
     clouds: [cloud],
     port: Number(process.env['CPS_DIRECTOR_PORT'] ?? info.directorPort ?? 14443),
+    ...(process.env['CPS_DIRECTOR_HOST'] ? { host: process.env['CPS_DIRECTOR_HOST'] } : {}),
+    ...(process.env['CPS_STREAM_REPLICAS'] ? { replicas: Number(process.env['CPS_STREAM_REPLICAS']) } : {}),
     ...(process.env['CPS_ADMIN_PASSWORD'] ? { adminPassword: process.env['CPS_ADMIN_PASSWORD'] } : {}),
     accounts: { registration: process.env['CPS_REGISTRATION'] === 'open' ? 'open' : 'admin' },
     log,

@@ -6,7 +6,7 @@ import { CpsError } from '@cps/core';
 import { LocalCloud } from '@cps/clouds';
 import { anonymous, call } from './director-client.js';
 import { saveContext } from './config.js';
-import { printError } from './output.js';
+import { json, printError } from './output.js';
 import { appCommands } from './commands/apps.js';
 import { authCommands } from './commands/auth.js';
 import { observeCommands } from './commands/observe.js';
@@ -18,6 +18,7 @@ import {
   exportJoinBundle,
   joinPlatform,
   PlatformHome,
+  readyInfo,
   runSupervisor,
   supervisorPid,
   up,
@@ -114,8 +115,23 @@ program
   .description('health of the local platform')
   .action(async () => {
     const home = PlatformHome.open(opts().home);
-    if (supervisorPid(home) === undefined) console.log('supervisor: not running');
-    show(await checkHealth(home), opts().json === true);
+    const pid = supervisorPid(home);
+    const health = await checkHealth(home);
+    const director = readyInfo(home)?.directorUrl;
+    const cloud = new LocalCloud({
+      dir: join(home.dir, 'cloud'),
+      command: () => ({ command: process.execPath, args: [] }),
+    });
+    const nodes = await cloud.list();
+    if (opts().json) return json({ supervisor: pid ?? null, health, directorUrl: director ?? null, nodes });
+    console.log(
+      pid === undefined ? 'supervisor: not running' : `supervisor: pid ${pid}, data in ${home.dir}`,
+    );
+    show(health, false);
+    if (director) console.log(`  director: ${director}`);
+    console.log(
+      `  local nodes: ${nodes.length} (${nodes.filter((n) => n.kind === 'manager').length} managers, ${nodes.filter((n) => n.kind === 'agent').length} agents)`,
+    );
   });
 
 program
@@ -168,6 +184,16 @@ platform
     const pass = process.env['CPS_JOIN_PASSPHRASE'] ?? '';
     writeFileSync(o.out, exportJoinBundle(PlatformHome.open(opts().home), pass), { mode: 0o600 });
     console.log(`wrote ${o.out}; hand it and the passphrase to the new director separately`);
+  });
+platform
+  .command('init')
+  .description('create the platform home (CAs, operator, the first director) without starting anything')
+  .option('--nats <urls>', 'comma-separated NATS URLs the platform will use')
+  .action(async (o: { nats?: string }) => {
+    const home = await PlatformHome.init(opts().home);
+    console.log(
+      `platform ${home.info().platformId} in ${home.dir}${o.nats ? ' (NATS URLs: see platform join --nats)' : ''}`,
+    );
   });
 platform
   .command('join')

@@ -24,6 +24,7 @@ import {
   type PlatformSecrets,
 } from '../trust.js';
 import { loadMasterKey } from './master-key.js';
+import { freePort, isFree } from '../nats-server/ports.js';
 
 /** Public facts of a platform (no secrets): safe to show and to hand out. */
 export interface PlatformInfo {
@@ -49,8 +50,11 @@ interface SealedSecrets extends PlatformSecrets {
 const DIRECTOR_TTL_MS = 30 * 24 * 3600_000;
 
 /** Where a platform's files live: `CPS_HOME`, else `~/.local/share/cps`. */
+const preferredPort = async (port: number, taken: ReadonlySet<number> = new Set()): Promise<number> =>
+  !taken.has(port) && (await isFree(port, '127.0.0.1')) ? port : freePort('127.0.0.1', taken);
+
 export const defaultHome = (env: NodeJS.ProcessEnv = process.env): string =>
-  env['CPS_HOME'] ?? join(homedir(), '.local', 'share', 'cps');
+  env['CPS_HOME'] ?? join(env['XDG_DATA_HOME'] ?? join(homedir(), '.local', 'share'), 'cps');
 
 const writeAtomic = (file: string, text: string, mode = 0o600): void => {
   const tmp = `${file}.${process.pid}.tmp`;
@@ -90,6 +94,8 @@ export class PlatformHome {
       env?: NodeJS.ProcessEnv;
       natsPort?: number;
       directorPort?: number;
+      /** The NATS URLs of a cluster the platform runs on (default: the local server on `natsPort`). */
+      natsUrls?: readonly string[];
       keys?: KeySource;
       now?: Date;
     } = {},
@@ -97,9 +103,12 @@ export class PlatformHome {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     chmodSync(dir, 0o700);
     const home = new PlatformHome(dir, loadMasterKey(dir, o.env, !PlatformHome.exists(dir)));
-    if (!PlatformHome.exists(dir))
-      await home.create(o.natsPort ?? 14222, o.directorPort ?? 14443, o.keys, o.now ?? new Date());
-    else home.secrets();
+    if (!PlatformHome.exists(dir)) {
+      // the usual ports when free, else any free loopback port below 32000; kept for every later start
+      const nats = o.natsPort ?? (await preferredPort(14222));
+      const director = o.directorPort ?? (await preferredPort(14443, new Set([nats])));
+      await home.create(nats, director, o.keys, o.now ?? new Date(), o.natsUrls);
+    } else home.secrets();
     return home;
   }
 
@@ -153,6 +162,7 @@ export class PlatformHome {
     directorPort: number,
     keys: KeySource | undefined,
     now: Date,
+    natsUrls?: readonly string[],
   ): Promise<void> {
     const secrets = createPlatformSecrets(now, keys);
     const serverKey = keys ? keys.next() : generateKeyPair();
@@ -162,7 +172,7 @@ export class PlatformHome {
       formatVersion: 1,
       platformId: randomBytes(8).toString('hex'),
       createdAt: now.toISOString(),
-      natsUrls: [`tls://127.0.0.1:${natsPort}`],
+      natsUrls: natsUrls ?? [`tls://127.0.0.1:${natsPort}`],
       natsPort,
       directorPort,
       busTrustPem: busTrustPem(secrets),

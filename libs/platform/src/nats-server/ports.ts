@@ -3,7 +3,7 @@ import { createServer } from 'node:net';
 const LOW = 10_000;
 const HIGH = 32_000;
 
-const isFree = (port: number, host: string): Promise<boolean> =>
+export const isFree = (port: number, host: string): Promise<boolean> =>
   new Promise((resolve) => {
     const s = createServer();
     s.once('error', () => resolve(false));
