@@ -5,7 +5,17 @@ import importX from 'eslint-plugin-import-x';
 import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
 
 export default tseslint.config(
-  { ignores: ['**/dist/**', '**/node_modules/**', 'bench/**/*.mjs', '**/bin/*.js', 'eslint.config.js', '**/*.gen.ts', 'libs/sdk/scripts/*.mjs'] },
+  {
+    ignores: [
+      '**/dist/**',
+      '**/node_modules/**',
+      'bench/**/*.mjs',
+      '**/bin/*.js',
+      'eslint.config.js',
+      '**/*.gen.ts',
+      'libs/sdk/scripts/*.mjs',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

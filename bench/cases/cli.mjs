@@ -33,8 +33,18 @@ export default {
   figures: [
     { key: 'help', label: 'k. cps --help', unit: 'ms', target: { on: 'cps', op: '<=', value: 300 } },
     { key: 'list', label: 'k. cps app list --json', unit: 'ms', target: { on: 'cps', op: '<=', value: 300 } },
-    { key: 'upFresh', label: 'l. cps up, fresh data directory', unit: 'ms', target: { on: 'cps', op: '<=', value: 5000 } },
-    { key: 'upHistory', label: 'l. cps up, 200 applications of history', unit: 'ms', target: { on: 'cps', op: '<=', value: 5000 } },
+    {
+      key: 'upFresh',
+      label: 'l. cps up, fresh data directory',
+      unit: 'ms',
+      target: { on: 'cps', op: '<=', value: 5000 },
+    },
+    {
+      key: 'upHistory',
+      label: 'l. cps up, 200 applications of history',
+      unit: 'ms',
+      target: { on: 'cps', op: '<=', value: 5000 },
+    },
   ],
 
   async prepare() {
@@ -68,7 +78,9 @@ export default {
   },
 
   async dispose(s) {
-    await run(process.execPath, [CLI, 'down'], { env: s.platform.env, timeout: 60_000 }).catch(() => undefined);
+    await run(process.execPath, [CLI, 'down'], { env: s.platform.env, timeout: 60_000 }).catch(
+      () => undefined,
+    );
     rmSync(s.root, { recursive: true, force: true });
   },
 };
