@@ -17,6 +17,10 @@ interface ConfigFile {
   contexts: Record<string, Context>;
 }
 
+/** The platform's data directory: `CPS_HOME`, else `$XDG_DATA_HOME/cps` (the platform library's rule). */
+export const defaultHome = (env: NodeJS.ProcessEnv = process.env): string =>
+  env['CPS_HOME'] ?? join(env['XDG_DATA_HOME'] ?? join(homedir(), '.local', 'share'), 'cps');
+
 /** `$XDG_CONFIG_HOME/cps` (default `~/.config/cps`); `CPS_CONFIG_DIR` overrides it (tests). */
 export const configDir = (env: NodeJS.ProcessEnv = process.env): string =>
   env['CPS_CONFIG_DIR'] ?? join(env['XDG_CONFIG_HOME'] ?? join(homedir(), '.config'), 'cps');

@@ -3,7 +3,6 @@ import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { CpsError } from '@cps/core';
-import { LocalCloud } from '@cps/clouds';
 import { anonymous, call } from './director-client.js';
 import { saveContext } from './config.js';
 import { json, printError } from './output.js';
@@ -11,19 +10,18 @@ import { appCommands } from './commands/apps.js';
 import { authCommands } from './commands/auth.js';
 import { observeCommands } from './commands/observe.js';
 import type { GlobalFlags } from './commands/shared.js';
-import {
-  checkHealth,
-  defaultHome,
-  down,
-  exportJoinBundle,
-  joinPlatform,
-  PlatformHome,
-  readyInfo,
-  runSupervisor,
-  supervisorPid,
-  up,
-  type PlatformHealth,
-} from '@cps/platform';
+import type { PlatformHealth, PlatformHome } from '@cps/platform';
+import { defaultHome } from './config.js';
+
+/** The platform library, loaded by the commands that need it (the others start faster). */
+const platformLib = () => import('@cps/platform');
+const localCloud = async (home: PlatformHome) => {
+  const { LocalCloud } = await import('@cps/clouds');
+  return new LocalCloud({
+    dir: join(home.dir, 'cloud'),
+    command: () => ({ command: process.execPath, args: [] }),
+  });
+};
 
 const entry = fileURLToPath(import.meta.url);
 /** The director process, beside this CLI in the repository. */
@@ -76,6 +74,7 @@ program
   .command('up')
   .description('create the local platform if needed, start it in the background and wait until it is healthy')
   .action(async () => {
+    const { PlatformHome, up } = await platformLib();
     const home = await PlatformHome.init(opts().home);
     const r = await up(home, entry);
     const login = adminLogin(home);
@@ -114,14 +113,12 @@ program
   .command('status')
   .description('health of the local platform')
   .action(async () => {
+    const { PlatformHome, supervisorPid, checkHealth, readyInfo } = await platformLib();
     const home = PlatformHome.open(opts().home);
     const pid = supervisorPid(home);
     const health = await checkHealth(home);
     const director = readyInfo(home)?.directorUrl;
-    const cloud = new LocalCloud({
-      dir: join(home.dir, 'cloud'),
-      command: () => ({ command: process.execPath, args: [] }),
-    });
+    const cloud = await localCloud(home);
     const nodes = await cloud.list();
     if (opts().json) return json({ supervisor: pid ?? null, health, directorUrl: director ?? null, nodes });
     console.log(
@@ -139,14 +136,12 @@ program
   .description('stop the local platform and its nodes (its data stays: the next `up` brings it all back)')
   .option('--keep-nodes', "leave the local cloud's nodes running")
   .action(async (o: { keepNodes?: boolean }) => {
+    const { PlatformHome, down } = await platformLib();
     const home = PlatformHome.open(opts().home);
     const stopped = await down(home);
     console.log(stopped ? 'stopped' : 'not running');
     if (!o.keepNodes) {
-      const cloud = new LocalCloud({
-        dir: join(home.dir, 'cloud'),
-        command: () => ({ command: process.execPath, args: [] }),
-      });
+      const cloud = await localCloud(home);
       const nodes = await cloud.list();
       for (const n of nodes) await cloud.destroy(n.nodeId);
       console.log(`stopped ${nodes.length} node(s)`);
@@ -157,6 +152,7 @@ program
   .command('supervisor', { hidden: true })
   .description('run the nats-server supervisor in the foreground')
   .action(async () => {
+    const { PlatformHome, runSupervisor } = await platformLib();
     await runSupervisor(
       PlatformHome.open(opts().home),
       (l) => console.log(`${new Date().toISOString()} ${l}`),
@@ -180,19 +176,21 @@ platform
   .command('export-join')
   .description('write a join bundle sealed with the passphrase in CPS_JOIN_PASSPHRASE')
   .requiredOption('--out <file>', 'bundle file (mode 0600)')
-  .action((o: { out: string }) => {
+  .action(async (o: { out: string }) => {
     const pass = process.env['CPS_JOIN_PASSPHRASE'] ?? '';
+    const { PlatformHome, exportJoinBundle } = await platformLib();
     writeFileSync(o.out, exportJoinBundle(PlatformHome.open(opts().home), pass), { mode: 0o600 });
     console.log(`wrote ${o.out}; hand it and the passphrase to the new director separately`);
   });
 platform
   .command('init')
   .description('create the platform home (CAs, operator, the first director) without starting anything')
-  .option('--nats <urls>', 'comma-separated NATS URLs the platform will use')
+  .option('--nats <urls>', 'comma-separated URLs of the NATS cluster the platform runs on')
   .action(async (o: { nats?: string }) => {
-    const home = await PlatformHome.init(opts().home);
+    const { PlatformHome } = await platformLib();
+    const home = await PlatformHome.init(opts().home, o.nats ? { natsUrls: o.nats.split(',') } : {});
     console.log(
-      `platform ${home.info().platformId} in ${home.dir}${o.nats ? ' (NATS URLs: see platform join --nats)' : ''}`,
+      `platform ${home.info().platformId} in ${home.dir} (NATS: ${home.info().natsUrls.join(', ')})`,
     );
   });
 platform
@@ -202,6 +200,7 @@ platform
   .requiredOption('--director-id <id>', 'id of the new director')
   .option('--nats <urls>', 'comma-separated NATS URLs of the platform')
   .action(async (o: { bundle: string; directorId: string; nats?: string }) => {
+    const { joinPlatform } = await platformLib();
     const home = await joinPlatform(
       opts().home,
       readFileSync(o.bundle, 'utf8'),
