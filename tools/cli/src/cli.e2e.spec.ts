@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -76,6 +76,55 @@ describe('the cps CLI: a user’s flow, output and failures', () => {
     const del = await cps('app', 'delete', 'shop');
     expect(del.stderr).toMatch(/delete: done/);
     expect((await fails('app', 'info', 'shop')).stderr).toMatch(/error \[not_found\]/);
+  });
+
+  it('creates a user, signs in as them in another context, makes a token, signs out', async () => {
+    /** `cps …` with `input` on standard input. */
+    const withInput = (input: string, ...args: string[]) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, [CLI, ...args], { env });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        child.on('close', (code) => resolve({ code, stdout, stderr }));
+        child.stdin.end(input);
+      });
+    const created = await withInput('bob-password-1', 'user', 'create', 'bob', '--credit', '10');
+    expect(created.stdout, created.stderr).toMatch(/created bob/);
+    const url = JSON.parse((await cps('--json', 'status')).stdout).directorUrl as string;
+    const login = await withInput(
+      'bob-password-1',
+      '--url',
+      url,
+      '--ca',
+      join(home, 'ca.pem'),
+      'login',
+      '--user',
+      'bob',
+      '--password-stdin',
+      '--name',
+      'bob',
+    );
+    expect(login.stdout, login.stderr).toMatch(/signed in as bob \(context bob\)/);
+    expect((await cps('--context', 'bob', 'whoami')).stdout).toMatch(/^bob \(user\), credit 10/);
+    const token = (await cps('--context', 'bob', 'token', 'create', 'ci')).stdout.trim();
+    expect(token).toMatch(/^cps_t[0-9a-f]+_/);
+    const tokens = JSON.parse((await cps('--json', '--context', 'bob', 'token', 'list')).stdout) as {
+      tokens: { name: string }[];
+    };
+    expect(tokens.tokens.map((t) => t.name)).toContain('ci');
+    expect(
+      (await cps('--url', url, '--ca', join(home, 'ca.pem'), '--token', token, 'whoami')).stdout,
+    ).toMatch(/^bob/);
+    expect((await cps('--context', 'bob', 'logout')).stdout).toMatch(/signed out/);
+    const after = await fails('--context', 'bob', 'whoami');
+    expect(after.code).toBe(1);
+    expect(after.stderr).toMatch(/error \[unauthenticated\]/);
+    // the admin's context is untouched; make it the current one again
+    expect((await cps('context', 'list')).stdout).toMatch(/\*\s+bob/);
+    await cps('context', 'use', 'data');
+    expect((await cps('whoami')).stdout).toMatch(/^admin/);
   });
 
   it('shows every problem of an invalid manifest with its path, exit 1', async () => {

@@ -62,6 +62,14 @@ export const removeToken = (name: string): void => {
 
 export const contexts = (): { current?: string; contexts: Record<string, Context> } => read();
 
+/** Makes `name` the current context. */
+export const useContext = (name: string): void => {
+  const c = read();
+  if (!c.contexts[name]) throw new CpsError('not_found', `no context ${name}`);
+  c.current = name;
+  write(c);
+};
+
 /**
  * The context a command uses: flags first, then `CPS_URL`, `CPS_TOKEN`, `CPS_CA`, then the named (or
  * current) context of the config file.

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { CpsError } from '@cps/core';
 import { anonymousWithCa, call } from '../director-client.js';
-import { removeToken, resolveContext, saveContext } from '../config.js';
+import { contexts, removeToken, resolveContext, saveContext, useContext } from '../config.js';
 import { json, table } from '../output.js';
 import { director, examples, type Globals } from './shared.js';
 
@@ -33,6 +33,30 @@ export const authCommands = (program: Command, g: Globals): void => {
       }),
     ['echo "$PASSWORD" | cps login --url https://127.0.0.1:14443 --ca ca.pem --user alice --password-stdin'],
   );
+  const context = program.command('context').description('the directors the CLI knows (contexts)');
+  context
+    .command('list')
+    .description('every context; * marks the current one')
+    .action(() => {
+      const c = contexts();
+      if (g().json) return json(c);
+      table(
+        Object.entries(c.contexts).map(([name, x]) => ({
+          current: name === c.current ? '*' : '',
+          name,
+          url: x.url,
+          user: x.user,
+        })),
+        ['current', 'name', 'url', 'user'],
+      );
+    });
+  context
+    .command('use <name>')
+    .description('make a context the current one')
+    .action((name: string) => {
+      useContext(name);
+      console.log(`using ${name}`);
+    });
   program
     .command('logout')
     .description('end the session of the current context')
