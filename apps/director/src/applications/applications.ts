@@ -391,44 +391,38 @@ export class Applications {
       (this.supervisor.managerOf(svc.serviceId) && svc.state !== 'ERROR')
     )
       throw new ConflictError(`service ${svc.name} is ${svc.state}: start needs INIT or STOPPED`);
-    return this.operation(p, 'start_service', app, svc, m);
+    return this.operation('start_service', app, svc, m);
   }
 
   async stopService(p: Principal, a: string, s: string, m: Actor) {
     const { app, svc } = this.service(p, a, s);
     if (svc.state === 'STOPPED' || svc.state === 'INIT')
       throw new ConflictError(`service ${svc.name} is ${svc.state}`);
-    return this.operation(p, 'stop_service', app, svc, m);
+    return this.operation('stop_service', app, svc, m);
   }
 
   async removeService(p: Principal, a: string, s: string, m: Actor) {
     const { app, svc } = this.service(p, a, s);
-    return this.operation(p, 'remove_service', app, svc, m);
+    return this.operation('remove_service', app, svc, m);
   }
 
   async startApplication(p: Principal, ref: string, m: Actor) {
     const app = this.app(p, ref);
     this.requireCredit(app);
-    return this.operation(p, 'start_application', app, undefined, m);
+    return this.operation('start_application', app, undefined, m);
   }
 
   async stopApplication(p: Principal, ref: string, m: Actor) {
     const app = this.app(p, ref);
-    return this.operation(p, 'stop_application', app, undefined, m);
+    return this.operation('stop_application', app, undefined, m);
   }
 
   async deleteApplication(p: Principal, ref: string, m: Actor) {
     const app = this.app(p, ref);
-    return this.operation(p, 'delete_application', app, undefined, m);
+    return this.operation('delete_application', app, undefined, m);
   }
 
-  private async operation(
-    p: Principal,
-    kind: string,
-    app: ApplicationView,
-    svc: ServiceView | undefined,
-    m: Actor,
-  ) {
+  private async operation(kind: string, app: ApplicationView, svc: ServiceView | undefined, m: Actor) {
     const operationId = hashId('op', `${kind}:${m.requestId}`);
     const res = await this.core.operations.run(
       `op.${operationId}`,
@@ -438,7 +432,6 @@ export class Applications {
     );
     await this.core.caughtUp(res.position);
     void this.carryOn(operationId);
-    void p;
     return { operationId };
   }
 

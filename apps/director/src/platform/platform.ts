@@ -35,7 +35,15 @@ export class Platform {
     return this.o.openapi();
   }
 
+  /** The registry as the API shows it (built once: the registry does not change while running). */
   serviceTypes() {
+    this.types ??= this.describeTypes();
+    return this.types;
+  }
+
+  private types: ReturnType<Platform['describeTypes']> | undefined;
+
+  private describeTypes() {
     return this.registry.types().map((t) => {
       const d = this.registry.get(t);
       const info = this.registry.describe(t);

@@ -24,6 +24,3 @@ export const verifyPassword = async (password: string, stored: string): Promise<
   const key = await scrypt(password, Buffer.from(salt, 'base64url'), Number(n));
   return key.length === expected.length && timingSafeEqual(key, expected);
 };
-
-/** A dummy hash to verify against when the user does not exist (same cost, no user enumeration). */
-export const DUMMY_HASH = `scrypt$${DEFAULT_SCRYPT_N}$${Buffer.alloc(16).toString('base64url')}$${Buffer.alloc(32).toString('base64url')}`;
