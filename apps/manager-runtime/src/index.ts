@@ -6,3 +6,4 @@ export {
   type ServiceState,
   type ServiceCommand,
 } from './service/service-decider.js';
+export { serviceHistory } from './service/history.js';

@@ -20,7 +20,12 @@ import {
   type ServiceRegistry,
 } from '@cps/services';
 import { serviceSecretContext, type UserKeys } from '../secrets/user-keys.js';
-import type { ServiceCommand, ServiceEvent, ServiceState } from '@cps/manager-runtime';
+import {
+  serviceHistory,
+  type ServiceCommand,
+  type ServiceEvent,
+  type ServiceState,
+} from '@cps/manager-runtime';
 import type { Principal } from '../http/request.js';
 import type { Aggregates, DirectorCore } from '../director-core.js';
 import type { ApplicationView, ServiceView } from '../read-models/directory.js';
@@ -76,10 +81,7 @@ export class Applications {
   }
 
   list(p: Principal): ApplicationView[] {
-    const owner = this.owner(p);
-    return [...this.core.directory.apps.values()].filter(
-      (a) => !a.deleted && (owner === undefined || a.owner === owner),
-    );
+    return this.core.directory.appsOf(this.owner(p));
   }
 
   servicesOf(app: ApplicationView): ServiceView[] {
@@ -323,18 +325,7 @@ export class Applications {
     const { app, svc } = this.service(p, a, s);
     if (this.supervisor.managerOf(svc.serviceId)) return this.ask(app, svc, getHistory, { limit: 1000 });
     const { events } = await this.core.store.readAggregate(`svc.${app.appId}.${svc.serviceId}`);
-    return {
-      history: events.flatMap((e) =>
-        e.type === 'ServiceStateChanged'
-          ? [{ at: e.metadata.at, ...(e.data as { from: string; to: string; reason: string }) }]
-          : [],
-      ),
-      operations: events.flatMap((e) =>
-        ['OperationStarted', 'OperationCompleted', 'OperationFailed'].includes(e.type)
-          ? [{ at: e.metadata.at, event: e.type, ...(e.data as { operationId: string; reason?: string }) }]
-          : [],
-      ),
-    };
+    return serviceHistory(events);
   }
 
   async call(p: Principal, a: string, s: string, method: string, args: unknown, m: Actor) {

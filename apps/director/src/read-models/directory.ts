@@ -94,7 +94,25 @@ export class Directory implements Projection {
     { userId: string; subject: string; expiresAt: string; revoked: boolean; createdAt: string }
   >();
   private readonly appNames = new Map<string, string>();
+  /** Application ids per owner, and the live manager node per service: the API's frequent questions. */
+  private readonly byOwner = new Map<string, Set<string>>();
+  private readonly managerNodes = new Map<string, string>();
   applied = 0;
+
+  /** The live applications of `owner` (all owners' when undefined). */
+  appsOf(owner: string | undefined): ApplicationView[] {
+    const ids = owner === undefined ? this.apps.keys() : (this.byOwner.get(owner) ?? new Set<string>());
+    return [...ids].flatMap((id) => {
+      const a = this.apps.get(id);
+      return a && !a.deleted ? [a] : [];
+    });
+  }
+
+  /** The manager node of a service while it is recorded or provisioned. */
+  managerOf(serviceId: string): NodeView | undefined {
+    const id = this.managerNodes.get(serviceId);
+    return id ? this.nodes.get(id) : undefined;
+  }
 
   handle(e: RecordedEvent): void {
     this.applied++;
@@ -208,6 +226,8 @@ export class Directory implements Projection {
         };
         this.apps.set(appId, view);
         this.appNames.set(`${view.owner}\u0000${view.name}`, appId);
+        const owned = this.byOwner.get(view.owner) ?? new Set<string>();
+        this.byOwner.set(view.owner, owned.add(appId));
         return;
       }
       case 'ApplicationRenamed':
@@ -251,6 +271,7 @@ export class Directory implements Projection {
         if (!a) return;
         a.deleted = true;
         this.appNames.delete(`${a.owner}\u0000${a.name}`);
+        this.byOwner.get(a.owner)?.delete(appId);
         return;
       default:
         return;
@@ -373,6 +394,7 @@ export class Directory implements Projection {
         since: e.metadata.at,
         ...(d['role'] ? { role: d['role'] as string } : {}),
       });
+      if (d['kind'] === 'manager') this.managerNodes.set(d['serviceId'] as string, nodeId);
       return;
     }
     const n = this.nodes.get(nodeId);
@@ -387,6 +409,10 @@ export class Directory implements Projection {
     )[e.type];
     if (!status) return;
     n.status = status;
-    if (status === 'destroyed' || status === 'failed') n.until = e.metadata.at;
+    if (status === 'provisioned' && n.kind === 'manager') this.managerNodes.set(n.serviceId, nodeId);
+    if (status === 'destroyed' || status === 'failed' || status === 'destroying') {
+      if (status !== 'destroying') n.until = e.metadata.at;
+      if (this.managerNodes.get(n.serviceId) === nodeId) this.managerNodes.delete(n.serviceId);
+    }
   }
 }

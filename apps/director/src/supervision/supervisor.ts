@@ -19,12 +19,7 @@ export class Supervisor {
 
   /** The live manager node of a service, if any. */
   managerOf(serviceId: string): NodeView | undefined {
-    return [...this.directory.nodes.values()].find(
-      (n) =>
-        n.kind === 'manager' &&
-        n.serviceId === serviceId &&
-        (n.status === 'provisioned' || n.status === 'recorded'),
-    );
+    return this.directory.managerOf(serviceId);
   }
 
   /** Starts the service's manager unless one runs, and waits until it answers. */

@@ -32,6 +32,7 @@ import {
 import { createNode, destroyNode } from '@cps/clouds';
 import { ArchiveStore } from '@cps/archives';
 import type { ServiceEvent } from '../service/events.js';
+import { serviceHistory } from '../service/history.js';
 import {
   serviceDecider,
   type NodeRequest,
@@ -464,20 +465,9 @@ export class ManagerRuntime {
       });
     });
     handle(callMethod, async (d) => ({ result: await this.callPlugin(d.method, d.args) }));
-    handle(getHistory, async (d) => {
-      const { events } = await this.o.store.readAggregate(this.aggregate);
-      const history = events.flatMap((e) =>
-        e.type === 'ServiceStateChanged'
-          ? [{ at: e.metadata.at, ...(e.data as { from: string; to: string; reason: string }) }]
-          : [],
-      );
-      const operations = events.flatMap((e) =>
-        e.type === 'OperationStarted' || e.type === 'OperationCompleted' || e.type === 'OperationFailed'
-          ? [{ at: e.metadata.at, event: e.type, ...(e.data as { operationId: string; reason?: string }) }]
-          : [],
-      );
-      return { history: history.slice(-d.limit), operations: operations.slice(-d.limit) };
-    });
+    handle(getHistory, async (d) =>
+      serviceHistory((await this.o.store.readAggregate(this.aggregate)).events, d.limit),
+    );
     this.table = table;
     return table;
   }
