@@ -2,6 +2,12 @@ export { findNatsServer } from './nats-server/binary.js';
 export { renderServerConfig, type ServerConfigOptions, type ServerTlsFiles } from './nats-server/config.js';
 export { freePort } from './nats-server/ports.js';
 export { AddressInUseError, NatsServerProcess, type NatsServerStartOptions } from './nats-server/process.js';
+export {
+  writeClusterConfig,
+  type ClusterConfigOptions,
+  type ClusterServer,
+  type WrittenServer,
+} from './nats-server/cluster-config.js';
 export { NatsServers, type NatsNodeSpec, type StartServersOptions } from './nats-server/cluster.js';
 export {
   busTrustPem,

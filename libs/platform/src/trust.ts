@@ -48,16 +48,28 @@ export const createPlatformSecrets = (now: Date, keys: KeySource = freshKeys): P
 export const busTrustPem = (s: Pick<PlatformSecrets, 'busCa'>): string =>
   [s.busCa.certPem, ...s.busCa.chainPem].join('');
 
-/** A nats-server certificate: serves clients and cluster routes on loopback. */
-export const issueServerCert = (s: PlatformSecrets, name: string, now: Date, key: KeyPair): string =>
+const IPV4 = /^\d{1,3}(?:\.\d{1,3}){3}$/;
+
+/**
+ * A nats-server certificate: serves clients and cluster routes (it is also the route's client
+ * certificate). Names default to loopback; a cluster server is named by the host name its clients
+ * and peers dial.
+ */
+export const issueServerCert = (
+  s: PlatformSecrets,
+  name: string,
+  now: Date,
+  key: KeyPair,
+  hosts: readonly string[] = ['localhost', '127.0.0.1'],
+): string =>
   issueCertificate(s.busCa, {
     identity: { role: 'server', id: name },
     usage: 'server+client',
     publicKeyPem: key.publicKeyPem,
     now,
     validForMs: 365 * DAY,
-    dnsNames: ['localhost'],
-    ipAddresses: ['127.0.0.1'],
+    dnsNames: hosts.filter((h) => !IPV4.test(h)),
+    ipAddresses: hosts.filter((h) => IPV4.test(h)),
   });
 
 /** What a process needs to join the bus as `identity`: TLS material plus JWT credentials. */

@@ -1,10 +1,9 @@
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { serverAuthConfig, signTrustChain, type Revocations } from '@cps/bus';
+import { signTrustChain, type Revocations } from '@cps/bus';
 import type { KeyPair } from '@cps/core';
-import { busTrustPem, issueServerCert, type PlatformSecrets } from '../trust.js';
+import type { PlatformSecrets } from '../trust.js';
 import { findNatsServer } from './binary.js';
-import { renderServerConfig } from './config.js';
+import { writeServerFiles } from './server-files.js';
 import { freePort } from './ports.js';
 import { AddressInUseError, NatsServerProcess } from './process.js';
 
@@ -101,41 +100,27 @@ export class NatsServers {
         ...(size > 1 ? { clusterPort: await pick() } : {}),
       });
     }
-    for (const s of specs) {
-      mkdirSync(join(s.dir, 'resolver'), { recursive: true, mode: 0o700 });
-      const tls = {
-        certFile: join(s.dir, 'server-cert.pem'),
-        keyFile: join(s.dir, 'server-key.pem'),
-        caFile: join(s.dir, 'ca.pem'),
-      };
-      writeFileSync(
-        tls.certFile,
-        issueServerCert(o.secrets, `nats-${s.name}`, now, o.serverKey) + o.secrets.busCa.certPem,
+    for (const s of specs)
+      writeServerFiles(
+        {
+          name: s.name,
+          dir: s.dir,
+          dataDir: s.dir,
+          listen: '127.0.0.1',
+          hosts: ['localhost', '127.0.0.1'],
+          port: s.port,
+          monitorPort: s.monitorPort,
+          ...(s.clusterPort
+            ? {
+                cluster: {
+                  port: s.clusterPort,
+                  routes: specs.filter((x) => x !== s).map((x) => `tls://127.0.0.1:${String(x.clusterPort)}`),
+                },
+              }
+            : {}),
+        },
+        { secrets: o.secrets, key: o.serverKey, chain, now },
       );
-      writeFileSync(tls.keyFile, o.serverKey.privateKeyPem, { mode: 0o600 });
-      writeFileSync(tls.caFile, busTrustPem(o.secrets));
-      const conf = renderServerConfig({
-        name: s.name,
-        port: s.port,
-        monitorPort: s.monitorPort,
-        tls,
-        // once the resolver holds the account JWT (maybe with pushed revocations), never overwrite it
-        auth: serverAuthConfig(chain, join(s.dir, 'resolver'), {
-          preloadAccount: !existsSync(join(s.dir, 'resolver', `${chain.account}.jwt`)),
-        }),
-        jetstreamDir: join(s.dir, 'jetstream'),
-        ...(s.clusterPort
-          ? {
-              cluster: {
-                name: 'cps',
-                port: s.clusterPort,
-                routes: specs.filter((x) => x !== s).map((x) => `tls://127.0.0.1:${String(x.clusterPort)}`),
-              },
-            }
-          : {}),
-      });
-      writeFileSync(s.configFile, conf, { mode: 0o600 });
-    }
     return specs;
   }
 

@@ -8,6 +8,8 @@ export interface ServerTlsFiles {
 export interface ServerConfigOptions {
   readonly name: string;
   readonly host?: string;
+  /** Where the monitoring endpoint listens; `host` by default. */
+  readonly monitorHost?: string;
   readonly port: number;
   readonly monitorPort: number;
   readonly tls: ServerTlsFiles;
@@ -27,7 +29,7 @@ export const renderServerConfig = (o: ServerConfigOptions): string => {
   const lines = [
     `server_name: ${q(o.name)}`,
     `listen: "${host}:${o.port}"`,
-    `http: "${host}:${o.monitorPort}"`,
+    `http: "${o.monitorHost ?? host}:${o.monitorPort}"`,
     `max_payload: ${o.maxPayload ?? 1024 * 1024}`,
     `max_connections: 100000`,
     `ping_interval: "20s"`,
