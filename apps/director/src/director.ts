@@ -346,7 +346,11 @@ export class Director {
     await this.duties?.stop();
     this.duties = undefined;
     for (const f of this.features) await f.stop?.();
-    await this.app.close();
+    // requests in flight may finish for a grace; connections still open then are cut, so a
+    // client's kept-alive socket cannot hold the stop for the server's keep-alive timeout
+    const server = this.app.getHttpServer() as { closeAllConnections(): void };
+    const grace = setTimeout(() => server.closeAllConnections(), 3_000);
+    await this.app.close().finally(() => clearTimeout(grace));
     await this.runner.stop();
     await this.bus.close();
   }

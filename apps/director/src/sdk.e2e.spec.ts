@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRootCa } from '@cps/core';
-import { createCpsClient, CpsApiError, unwrap } from '@cps/sdk';
+import { createCpsClient, CpsApiError, followEvents, unwrap, type HistoryEvent } from '@cps/sdk';
 import type { Director } from './director.js';
 import { DirectorHarness } from './director.spec-helpers.js';
 
@@ -57,5 +57,39 @@ describe('the SDK against a director', () => {
     // without a CA, only the system's CAs are trusted: the platform's own is not among them
     await expect(createCpsClient({ url: d.url }).GET('/healthz')).rejects.toThrow();
     expect((await createCpsClient({ url: d.url, ca }).GET('/healthz')).data?.status).toBe('ok');
+  });
+
+  it('follows the live event stream: replays from a time, then live, until aborted', async () => {
+    const anon = createCpsClient({ url: d.url, ca });
+    const session = await unwrap(
+      anon.POST('/v1/sessions', { body: { username: 'sdk', password: 'sdk-password' } }),
+    );
+    const cps = createCpsClient({ url: d.url, ca, token: session.token });
+    const since = new Date().toISOString();
+    const before = await unwrap(
+      cps.POST('/v1/applications', { body: { name: 'streamed-1', description: '' } }),
+    );
+    const abort = new AbortController();
+    const seen: HistoryEvent[] = [];
+    const following = (async () => {
+      for await (const e of followEvents(cps, {
+        query: { since, type: 'ApplicationCreated' },
+        signal: abort.signal,
+      })) {
+        seen.push(e);
+        if (seen.length === 2) abort.abort();
+      }
+    })().catch((e: unknown) => e);
+    const after = await unwrap(
+      cps.POST('/v1/applications', { body: { name: 'streamed-2', description: '' } }),
+    );
+    const ended = await following;
+    expect((ended as Error).name).toBe('AbortError');
+    expect(seen.map((e) => e.appId)).toEqual([before.appId, after.appId]);
+    // a refused stream throws the director's code
+    const denied = await followEvents(anon)
+      .next()
+      .catch((e: unknown) => e);
+    expect(denied).toMatchObject({ status: 401, code: 'unauthenticated' });
   });
 });

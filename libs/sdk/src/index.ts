@@ -1,4 +1,5 @@
 import createClient, { type Client } from 'openapi-fetch';
+import { EventSourceParserStream } from 'eventsource-parser/stream';
 import { Agent, fetch as undiciFetch } from 'undici';
 import type { components, operations, paths } from './openapi.gen.js';
 
@@ -6,6 +7,10 @@ export type { components, operations, paths };
 
 /** The director's answer to a failed request (`application/problem+json`). */
 export type Problem = components['schemas']['Problem'];
+/** One event of the history, as the caller may see it (secrets redacted). */
+export type HistoryEvent = components['schemas']['HistoryEvent'];
+/** Filters of the live event stream: application, service, types, and where to start. */
+export type EventStreamQuery = NonNullable<operations['streamEvents']['parameters']['query']>;
 
 /** A typed client of the cps director: every route of `/openapi.json`, with its inputs and answers. */
 export type CpsClient = Client<paths>;
@@ -47,6 +52,7 @@ export const createCpsClient = (o: CpsClientOptions): CpsClient => {
       method: input.method,
       headers: [...input.headers.entries()],
       ...(body ? { body: new Uint8Array(body) } : {}),
+      signal: input.signal,
       dispatcher,
     });
     // undici's Response is the same class the platform's fetch returns on Node 20
@@ -92,3 +98,30 @@ export const unwrap = async <T>(
   if (error !== undefined || !response.ok) throw CpsApiError.from(error, response);
   return data as T;
 };
+
+/**
+ * Follows the director's live event stream (`GET /v1/events/stream`, Server-Sent Events): the
+ * events the caller may see, oldest first, from `query.after` / `lastEventId`, else `query.since`,
+ * else from now. Ends when the director ends the stream; aborting `signal` ends it with an
+ * `AbortError`. A refused request throws a {@link CpsApiError}.
+ *
+ * ```ts
+ * for await (const e of followEvents(cps, { query: { application: 'shop' } })) console.log(e.type);
+ * ```
+ */
+export async function* followEvents(
+  cps: CpsClient,
+  o: { query?: EventStreamQuery; lastEventId?: string; signal?: AbortSignal } = {},
+): AsyncGenerator<HistoryEvent, void, undefined> {
+  const { error, response } = await cps.GET('/v1/events/stream', {
+    params: { query: o.query ?? {} },
+    headers: { accept: 'text/event-stream', ...(o.lastEventId ? { 'last-event-id': o.lastEventId } : {}) },
+    parseAs: 'stream',
+    ...(o.signal ? { signal: o.signal } : {}),
+  });
+  if (error !== undefined || !response.ok || !response.body) throw CpsApiError.from(error, response);
+  const messages = response.body
+    .pipeThrough(new TextDecoderStream())
+    .pipeThrough(new EventSourceParserStream());
+  for await (const m of messages) if (m.data) yield JSON.parse(m.data) as HistoryEvent;
+}
