@@ -9,7 +9,11 @@ const svcPath = (app: string, svc: string) => ({ params: { path: { app, svc } } 
 
 /** `cps app …`, `cps deploy`, `cps service …`. */
 export const appCommands = (program: Command, g: Globals): void => {
-  const app = program.command('app').description('applications');
+  const app = examples(program.command('app').description('applications'), [
+    'cps app create shop',
+    'cps app list',
+    'cps app info shop',
+  ]);
   examples(
     app
       .command('create <name>')
@@ -21,10 +25,9 @@ export const appCommands = (program: Command, g: Globals): void => {
         if (g().json) return json(a);
         console.log(`created ${a.name} (${a.appId})`);
       }),
-    ['cps app create shop --description "the shop"'],
+    ['cps app create shop', 'cps app create shop --description "the shop"'],
   );
-  app
-    .command('list')
+  examples(app.command('list'), ['cps app list', 'cps --json app list'])
     .description('your applications')
     .action(async () => {
       const d = director(g);
@@ -38,8 +41,7 @@ export const appCommands = (program: Command, g: Globals): void => {
         ['name', 'appId', 'services'],
       );
     });
-  app
-    .command('info <app>')
+  examples(app.command('info <app>'), ['cps app info shop', 'cps app info shop --json'])
     .description('an application and its services')
     .action(async (ref: string) => {
       const d = director(g);
@@ -48,8 +50,7 @@ export const appCommands = (program: Command, g: Globals): void => {
       console.log(`${a.name} (${a.appId})${a.description ? `: ${a.description}` : ''}`);
       table(a.services, ['name', 'serviceId', 'type', 'cloud', 'state']);
     });
-  app
-    .command('rename <app> <name>')
+  examples(app.command('rename <app> <name>'), ['cps app rename shop store'])
     .description('rename an application')
     .action(async (ref: string, name: string) => {
       const d = director(g);
@@ -61,8 +62,7 @@ export const appCommands = (program: Command, g: Globals): void => {
     ['start', '/v1/applications/{app}/start', 'start'],
     ['stop', '/v1/applications/{app}/stop', 'stop'],
   ] as const)
-    app
-      .command(`${verb} <app>`)
+    examples(app.command(`${verb} <app>`), [`cps app ${verb} shop`, `cps app ${verb} shop --no-wait`])
       .description(`${verb} every service of an application`)
       .option('--no-wait', 'answer the operation id at once')
       .action(async (ref: string, o: { wait: boolean }) => {
@@ -70,8 +70,7 @@ export const appCommands = (program: Command, g: Globals): void => {
         const r = await d.ask(d.cps.POST(route, path(ref)));
         await finish(g, d.cps, d.url, r, { wait: o.wait, what });
       });
-  app
-    .command('delete <app>')
+  examples(app.command('delete <app>'), ['cps app delete shop', 'cps app delete shop --no-wait'])
     .description('stop and delete an application')
     .option('--no-wait', 'answer the operation id at once')
     .action(async (ref: string, o: { wait: boolean }) => {
@@ -79,8 +78,7 @@ export const appCommands = (program: Command, g: Globals): void => {
       const r = await d.ask(d.cps.DELETE('/v1/applications/{app}', path(ref)));
       await finish(g, d.cps, d.url, r, { wait: o.wait, what: 'delete' });
     });
-  app
-    .command('log <app>')
+  examples(app.command('log <app>'), ['cps app log shop', 'cps app log shop --json'])
     .description("the managers' logs of an application")
     .action(async (ref: string) => {
       const d = director(g);
@@ -88,8 +86,7 @@ export const appCommands = (program: Command, g: Globals): void => {
       if (g().json) return json(r);
       for (const s of r.services) console.log(`== ${s.name} (${s.state})\n${s.text}`);
     });
-  app
-    .command('export <app>')
+  examples(app.command('export <app>'), ['cps app export shop > shop.json'])
     .description('the manifest that deploys this application again')
     .action(async (ref: string) => {
       const d = director(g);
@@ -130,13 +127,19 @@ export const appCommands = (program: Command, g: Globals): void => {
     ['cps deploy examples/generic-hello.json', 'cps deploy app.yaml --no-wait'],
   );
 
-  const service = program.command('service').description('the services of an application (give --app)');
+  const service = examples(
+    program.command('service').description('the services of an application (give --app)'),
+    [
+      'cps service list --app shop',
+      'cps service add generic jobs --app shop',
+      'cps service add-nodes jobs --app shop --node 2',
+    ],
+  );
   const needApp = (o: { app?: string }): string => {
     if (!o.app) throw new CpsError('validation', 'give --app APP');
     return o.app;
   };
-  service
-    .command('types')
+  examples(service.command('types'), ['cps service types', 'cps service types --json'])
     .description('the service types, their roles and methods')
     .action(async () => {
       const d = director(g);
@@ -151,8 +154,7 @@ export const appCommands = (program: Command, g: Globals): void => {
         ['type', 'roles', 'methods', 'description'],
       );
     });
-  service
-    .command('list')
+  examples(service.command('list'), ['cps service list --app shop'])
     .requiredOption('--app <app>', 'application')
     .description('the services of an application')
     .action(async (o: { app: string }) => {
@@ -178,18 +180,16 @@ export const appCommands = (program: Command, g: Globals): void => {
         if (g().json) return json(s);
         console.log(`added ${s.name} (${s.serviceId})`);
       }),
-    ['cps service add generic jobs --app shop'],
+    ['cps service add generic jobs --app shop', 'cps service add helloworld hello --app shop --cloud local'],
   );
-  service
-    .command('info <svc>')
+  examples(service.command('info <svc>'), ['cps service info jobs --app shop'])
     .option('--app <app>', 'application')
     .description('a service')
     .action(async (svc: string, o: { app?: string }) => {
       const d = director(g);
       json(await d.ask(d.cps.GET('/v1/applications/{app}/services/{svc}', svcPath(needApp(o), svc))));
     });
-  service
-    .command('rename <svc> <name>')
+  examples(service.command('rename <svc> <name>'), ['cps service rename jobs workers --app shop'])
     .option('--app <app>', 'application')
     .description('rename a service')
     .action(async (svc: string, name: string, o: { app?: string }) => {
@@ -205,8 +205,10 @@ export const appCommands = (program: Command, g: Globals): void => {
     ['stop', 'stop'],
     ['remove', 'remove'],
   ] as const)
-    service
-      .command(`${verb} <svc>`)
+    examples(service.command(`${verb} <svc>`), [
+      `cps service ${verb} jobs --app shop`,
+      `cps service ${verb} jobs --app shop --no-wait`,
+    ])
       .option('--app <app>', 'application')
       .option('--no-wait', 'answer the operation id at once')
       .description(`${verb} a service`)
@@ -225,8 +227,7 @@ export const appCommands = (program: Command, g: Globals): void => {
         );
         await finish(g, d.cps, d.url, r, { wait: o.wait, what });
       });
-  service
-    .command('nodes <svc>')
+  examples(service.command('nodes <svc>'), ['cps service nodes jobs --app shop'])
     .option('--app <app>', 'application')
     .description('the nodes of a service')
     .action(async (svc: string, o: { app?: string }) => {
@@ -264,10 +265,15 @@ export const appCommands = (program: Command, g: Globals): void => {
           await finish(g, d.cps, d.url, r, { wait: o.wait, what: 'add nodes' });
         },
       ),
-    ['cps service add-nodes jobs --app shop --node 2'],
+    [
+      'cps service add-nodes jobs --app shop --node 2',
+      'cps service add-nodes jobs --app shop --node 1 --no-wait',
+    ],
   );
-  service
-    .command('remove-nodes <svc> [nodes...]')
+  examples(service.command('remove-nodes <svc> [nodes...]'), [
+    'cps service remove-nodes jobs --app shop --node 1',
+    'cps service remove-nodes jobs n3f9c2a1b7d4e --app shop',
+  ])
     .option('--app <app>', 'application')
     .option('--no-wait', 'answer the operation id at once')
     .allowUnknownOption()
@@ -284,8 +290,10 @@ export const appCommands = (program: Command, g: Globals): void => {
       );
       await finish(g, d.cps, d.url, r, { wait: o.wait, what: 'remove nodes' });
     });
-  service
-    .command('log <svc>')
+  examples(service.command('log <svc>'), [
+    'cps service log jobs --app shop',
+    'cps service log jobs --app shop --node n3f9c2a1b7d4e --workload run',
+  ])
     .option('--app <app>', 'application')
     .option('--node <node>', "one node's workload output instead of the manager's log")
     .option('--workload <name>', 'one workload of that node')
@@ -306,8 +314,7 @@ export const appCommands = (program: Command, g: Globals): void => {
       if (g().json) return json(r);
       console.log(r.text);
     });
-  service
-    .command('history <svc>')
+  examples(service.command('history <svc>'), ['cps service history jobs --app shop'])
     .option('--app <app>', 'application')
     .description('state changes and operations of a service')
     .action(async (svc: string, o: { app?: string }) => {
@@ -318,8 +325,7 @@ export const appCommands = (program: Command, g: Globals): void => {
       if (g().json) return json(r);
       table(r.history, ['at', 'from', 'to', 'reason']);
     });
-  service
-    .command('methods <svc>')
+  examples(service.command('methods <svc>'), ['cps service methods jobs --app shop'])
     .option('--app <app>', 'application')
     .description("the methods of a service's type")
     .action(async (svc: string, o: { app?: string }) => {
@@ -359,8 +365,7 @@ export const appCommands = (program: Command, g: Globals): void => {
       }),
     ['cps service call jobs run --app shop --arg parameters=\'["job-1"]\''],
   );
-  service
-    .command('upload <svc> <archive>')
+  examples(service.command('upload <svc> <archive>'), ['cps service upload jobs jobs.tar.gz --app shop'])
     .option('--app <app>', 'application')
     .description('upload a code archive (tar, tar.gz or zip)')
     .action(async (svc: string, file: string, o: { app?: string }) => {

@@ -31,11 +31,16 @@ export const authCommands = (program: Command, g: Globals): void => {
         saveContext(name, { url: ctx.url, token: s.token, user: o.user, ...(ctx.ca ? { ca: ctx.ca } : {}) });
         console.log(`signed in as ${s.user.username} (context ${name})`);
       }),
-    ['echo "$PASSWORD" | cps login --url https://127.0.0.1:14443 --ca ca.pem --user alice --password-stdin'],
+    [
+      'echo "$PASSWORD" | cps login --url https://127.0.0.1:14443 --ca ca.pem --user alice --password-stdin',
+      'cps --context prod login --user alice --password-stdin < alice.password',
+    ],
   );
-  const context = program.command('context').description('the directors the CLI knows (contexts)');
-  context
-    .command('list')
+  const context = examples(program.command('context').description('the directors the CLI knows (contexts)'), [
+    'cps context list',
+    'cps context use prod',
+  ]);
+  examples(context.command('list'), ['cps context list', 'cps context list --json'])
     .description('every context; * marks the current one')
     .action(() => {
       const c = contexts();
@@ -50,15 +55,13 @@ export const authCommands = (program: Command, g: Globals): void => {
         ['current', 'name', 'url', 'user'],
       );
     });
-  context
-    .command('use <name>')
+  examples(context.command('use <name>'), ['cps context use prod'])
     .description('make a context the current one')
     .action((name: string) => {
       useContext(name);
       console.log(`using ${name}`);
     });
-  program
-    .command('logout')
+  examples(program.command('logout'), ['cps logout', 'cps --context prod logout'])
     .description('end the session of the current context')
     .action(async () => {
       const d = director(g);
@@ -66,8 +69,7 @@ export const authCommands = (program: Command, g: Globals): void => {
       removeToken(d.context);
       console.log('signed out');
     });
-  program
-    .command('whoami')
+  examples(program.command('whoami'), ['cps whoami', 'cps --context prod whoami --json'])
     .description('the signed-in user')
     .action(async () => {
       const d = director(g);
@@ -76,7 +78,11 @@ export const authCommands = (program: Command, g: Globals): void => {
       console.log(`${me.username} (${me.role}), credit ${me.credit}, at ${d.url}`);
     });
 
-  const user = program.command('user').description('users (admins)');
+  const user = examples(program.command('user').description('users (admins)'), [
+    'cps user list',
+    'cps user create bob --credit 100 < bob.password',
+    'cps user add-credit bob 50 --reason "monthly grant"',
+  ]);
   examples(
     user
       .command('create <name>')
@@ -98,10 +104,9 @@ export const authCommands = (program: Command, g: Globals): void => {
         if (g().json) return json(u);
         console.log(`created ${u.username} (${u.userId})`);
       }),
-    ['echo "$PASSWORD" | cps user create bob --credit 100'],
+    ['echo "$PASSWORD" | cps user create bob --credit 100', 'cps user create carol --admin < carol.password'],
   );
-  user
-    .command('list')
+  examples(user.command('list'), ['cps user list', 'cps user list --json'])
     .description('every user')
     .action(async () => {
       const d = director(g);
@@ -109,8 +114,7 @@ export const authCommands = (program: Command, g: Globals): void => {
       if (g().json) return json(r);
       table(r.users, ['username', 'role', 'credit', 'userId', 'createdAt']);
     });
-  user
-    .command('credit <name>')
+  examples(user.command('credit <name>'), ['cps user credit bob'])
     .description("a user's credit")
     .action(async (name: string) => {
       const d = director(g);
@@ -118,8 +122,10 @@ export const authCommands = (program: Command, g: Globals): void => {
       if (g().json) return json(u);
       console.log(`${u.username}: ${u.credit}`);
     });
-  user
-    .command('add-credit <name> <amount>')
+  examples(user.command('add-credit <name> <amount>'), [
+    'cps user add-credit bob 50 --reason "monthly grant"',
+    'cps user add-credit bob -20 --reason refund',
+  ])
     .description('grant (or, negative, withdraw) credit')
     .option('--reason <text>', 'why', '')
     .action(async (name: string, amount: string, o: { reason: string }) => {
@@ -134,9 +140,15 @@ export const authCommands = (program: Command, g: Globals): void => {
       console.log(`${u.username}: ${u.credit}`);
     });
 
-  const token = program.command('token').description('API tokens');
-  token
-    .command('create <name>')
+  const token = examples(program.command('token').description('API tokens'), [
+    'cps token create ci --scope read write --days 30',
+    'cps token list',
+  ]);
+  examples(token.command('create <name>'), [
+    'cps token create ci',
+    'cps token create dashboard --scope read --days 365',
+    'cps token create deploy --scope read write --days 30 > deploy.token',
+  ])
     .description('create an API token (shown once)')
     .option('--scope <scope...>', 'read, write, admin', ['read', 'write'])
     .option('--days <n>', 'validity in days', Number, 90)
@@ -146,8 +158,7 @@ export const authCommands = (program: Command, g: Globals): void => {
       if (g().json) return json(t);
       console.log(t.token);
     });
-  token
-    .command('list')
+  examples(token.command('list'), ['cps token list', 'cps token list --json'])
     .description('your tokens')
     .action(async () => {
       const d = director(g);
@@ -155,8 +166,7 @@ export const authCommands = (program: Command, g: Globals): void => {
       if (g().json) return json(r);
       table(r.tokens, ['tokenId', 'kind', 'name', 'scopes', 'expiresAt', 'revoked']);
     });
-  token
-    .command('revoke <id>')
+  examples(token.command('revoke <id>'), ['cps token revoke t5c1f0e9a2b7d'])
     .description('revoke one of your tokens')
     .action(async (id: string) => {
       const d = director(g);
@@ -164,9 +174,14 @@ export const authCommands = (program: Command, g: Globals): void => {
       console.log(`revoked ${id}`);
     });
 
-  const cert = program.command('cert').description('client certificates');
-  cert
-    .command('create')
+  const cert = examples(program.command('cert').description('client certificates'), [
+    'cps cert create --csr alice.csr',
+    'cps cert list',
+  ]);
+  examples(cert.command('create'), [
+    'cps cert create > alice-cert.json',
+    'cps cert create --csr alice.csr --days 30',
+  ])
     .description('a client certificate and key (or give --csr FILE to keep your key)')
     .option('--csr <file>', 'a PEM certificate request')
     .option('--days <n>', 'validity in days', Number, 90)
@@ -178,8 +193,7 @@ export const authCommands = (program: Command, g: Globals): void => {
       const c = await d.ask(d.cps.POST('/v1/certificates', { body: body as never }));
       json(c);
     });
-  cert
-    .command('list')
+  examples(cert.command('list'), ['cps cert list', 'cps cert list --json'])
     .description('your certificates')
     .action(async () => {
       const d = director(g);
@@ -187,8 +201,7 @@ export const authCommands = (program: Command, g: Globals): void => {
       if (g().json) return json(r);
       table(r.certificates, ['serial', 'subject', 'notAfter', 'revoked']);
     });
-  cert
-    .command('revoke <serial>')
+  examples(cert.command('revoke <serial>'), ['cps cert revoke 5f0c2d9e8a7b41c3b6d2e1f0a9c8b7d6'])
     .description('revoke one of your certificates')
     .action(async (serial: string) => {
       const d = director(g);

@@ -5,7 +5,7 @@ import { CpsError } from '@cps/core';
 import { resolveContext } from '../config.js';
 import { waitFor } from '../director-client.js';
 import { json, table } from '../output.js';
-import { director, type Globals } from './shared.js';
+import { director, examples, type Globals } from './shared.js';
 
 interface EventRow {
   at: string;
@@ -17,8 +17,11 @@ interface EventRow {
 
 /** `cps events`, `cps cloud …`, `cps operation`. */
 export const observeCommands = (program: Command, g: Globals): void => {
-  program
-    .command('events')
+  examples(program.command('events'), [
+    'cps events',
+    'cps events --app shop --limit 20',
+    'cps events --follow --json',
+  ])
     .description('the event history you may see (--follow: live, as Server-Sent Events)')
     .option('--app <app>', 'one application')
     .option('--limit <n>', 'events per page', '100')
@@ -33,9 +36,11 @@ export const observeCommands = (program: Command, g: Globals): void => {
       if (o.follow) await follow(g, rows.at(-1)?.cursor, o.app);
     });
 
-  const cloud = program.command('cloud').description('clouds and what runs on them');
-  cloud
-    .command('list')
+  const cloud = examples(program.command('cloud').description('clouds and what runs on them'), [
+    'cps cloud list',
+    'cps cloud resources',
+  ]);
+  examples(cloud.command('list'), ['cps cloud list', 'cps cloud list --json'])
     .description('the clouds nodes can be placed on')
     .action(async () => {
       const d = director(g);
@@ -43,8 +48,7 @@ export const observeCommands = (program: Command, g: Globals): void => {
       if (g().json) return json(r);
       table(r.clouds, ['name', 'kind', 'default']);
     });
-  cloud
-    .command('resources')
+  examples(cloud.command('resources'), ['cps cloud resources', 'cps --json cloud resources'])
     .description('your nodes, with their node-hours and cost')
     .action(async () => {
       const d = director(g);
@@ -53,8 +57,10 @@ export const observeCommands = (program: Command, g: Globals): void => {
       table(r.resources, ['nodeId', 'kind', 'role', 'cloud', 'status', 'hours', 'cost']);
     });
 
-  program
-    .command('operation <id>')
+  examples(program.command('operation <id>'), [
+    'cps operation op3f9c2a1b7d4e',
+    'cps operation op3f9c2a1b7d4e --wait',
+  ])
     .description('a long operation (--wait: until it ends)')
     .option('--wait', 'follow it until it ends')
     .action(async (id: string, o: { wait?: boolean }) => {

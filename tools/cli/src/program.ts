@@ -1,0 +1,259 @@
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
+import { CpsError } from '@cps/core';
+import { anonymous, call } from './director-client.js';
+import { saveContext } from './config.js';
+import { json } from './output.js';
+import { appCommands } from './commands/apps.js';
+import { authCommands } from './commands/auth.js';
+import { observeCommands } from './commands/observe.js';
+import { examples, type GlobalFlags } from './commands/shared.js';
+import type { PlatformHealth, PlatformHome } from '@cps/platform';
+import { defaultHome } from './config.js';
+
+/** The platform library, loaded by the commands that need it (the others start faster). */
+const platformLib = () => import('@cps/platform');
+const localCloud = async (home: PlatformHome) => {
+  const { LocalCloud } = await import('@cps/clouds');
+  return new LocalCloud({
+    dir: join(home.dir, 'cloud'),
+    command: () => ({ command: process.execPath, args: [] }),
+  });
+};
+
+/** The CLI's entry (main.js, beside this file): `up` starts the supervisor with it. */
+const entry = fileURLToPath(new URL('./main.js', import.meta.url));
+/** The director process, beside this CLI in the repository. */
+const directorEntry = fileURLToPath(new URL('../../../apps/director/dist/main.js', import.meta.url));
+
+/** The admin's first password, left by the director that created it: shown once, then removed. */
+const adminLogin = (home: PlatformHome): { username: string; password: string } | undefined => {
+  const file = join(home.runDir, 'admin.json');
+  if (!existsSync(file)) return undefined;
+  const login = JSON.parse(readFileSync(file, 'utf8')) as { username: string; password: string };
+  rmSync(file, { force: true });
+  return login;
+};
+
+const show = (h: PlatformHealth, json: boolean): void => {
+  if (json) {
+    console.log(JSON.stringify(h, null, 2));
+    return;
+  }
+  console.log(`platform ${h.platformId}: healthy`);
+  console.log(`  nats-server ${h.server.version} (${h.server.name}) at ${h.urls.join(', ')}`);
+  console.log(
+    `  mTLS: ${h.server.tlsRequired && h.server.tlsVerify ? 'required, client certificates verified' : 'NOT ENFORCED'}`,
+  );
+  console.log(`  identity: ${h.director} via operator-mode JWT in account ${h.account.slice(0, 12)}...`);
+  console.log(
+    `  JetStream: ${h.jetstream.streams} streams, ${h.jetstream.events} commits in CPS_EVENTS, snapshots ${h.jetstream.snapshotBucket ? 'ready' : 'missing'}`,
+  );
+  console.log(`  round trip: ${h.roundTripMs.toFixed(2)} ms`);
+};
+
+/** The `cps` command tree, built without parsing anything (main.ts parses; tests read the help). */
+export const buildProgram = (): Command => {
+  const program = new Command()
+    .name('cps')
+    .description('cps: a platform-as-a-service on NATS JetStream')
+    .option(
+      '--home, --data <dir>',
+      'platform data directory of `up`/`down`/`status` (CPS_HOME)',
+      defaultHome(),
+    )
+    .option('--json', 'print JSON')
+    .option('--context <name>', 'the director context to use (CPS_CONTEXT)')
+    .option('--url <url>', "the director's URL (CPS_URL)")
+    .option('--token <token>', 'a session or API token (CPS_TOKEN)')
+    .option('--ca <file>', "the CA bundle the director's certificate chains to (CPS_CA)")
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  examples(program, ['cps up', 'cps app create shop', 'cps --context prod --json app list']);
+
+  const opts = (): GlobalFlags => {
+    const o = program.opts<{ home?: string; data?: string } & Omit<GlobalFlags, 'home'>>();
+    return { ...o, home: o.data ?? o.home ?? defaultHome() };
+  };
+
+  examples(program.command('up'), ['cps up', 'CPS_ADMIN_PASSWORD="$ADMIN_PASSWORD" cps up --home /srv/cps'])
+    .description(
+      'create the local platform if needed, start it in the background and wait until it is healthy',
+    )
+    .action(async () => {
+      const { PlatformHome, up } = await platformLib();
+      const home = await PlatformHome.init(opts().home);
+      const r = await up(home, entry);
+      const login = adminLogin(home);
+      // first start: the CLI keeps an admin API token of its own (like a kubeconfig), mode 0600
+      if (login && r.directorUrl) {
+        const url = r.directorUrl;
+        const s = await call(url, anonymous(home, url).POST('/v1/sessions', { body: login }));
+        const t = await call(
+          url,
+          anonymous(home, url, s.token).POST('/v1/tokens', {
+            body: { name: 'cps-cli', scopes: ['read', 'write', 'admin'], ttlDays: 3650 },
+          }),
+        );
+        // the CLI is signed in to its own platform: a context named after the data directory
+        saveContext(basename(home.dir), { url, token: t.token, user: 'admin', ca: join(home.dir, 'ca.pem') });
+      }
+      if (opts().json) {
+        console.log(JSON.stringify({ ...r, ...(login ? { admin: login } : {}) }, null, 2));
+        return;
+      }
+      console.log(
+        r.started ? `started supervisor (pid ${r.pid})` : `already running (supervisor pid ${r.pid})`,
+      );
+      show(r.health, false);
+      if (r.directorUrl) {
+        console.log(`  director: ${r.directorUrl} (CA: ${join(home.dir, 'ca.pem')})`);
+        console.log(
+          login
+            ? `  admin login: admin / ${login.password}  (shown once: keep it, or set CPS_ADMIN_PASSWORD before the first start)`
+            : '  admin login: admin (password shown at the first start, or CPS_ADMIN_PASSWORD)',
+        );
+      }
+    });
+
+  examples(program.command('status'), ['cps status', 'cps status --home /srv/cps --json'])
+    .description('health of the local platform')
+    .action(async () => {
+      const { PlatformHome, supervisorPid, checkHealth, readyInfo } = await platformLib();
+      const home = PlatformHome.open(opts().home);
+      const pid = supervisorPid(home);
+      const health = await checkHealth(home);
+      const director = readyInfo(home)?.directorUrl;
+      const cloud = await localCloud(home);
+      const nodes = await cloud.list();
+      if (opts().json) return json({ supervisor: pid ?? null, health, directorUrl: director ?? null, nodes });
+      console.log(
+        pid === undefined ? 'supervisor: not running' : `supervisor: pid ${pid}, data in ${home.dir}`,
+      );
+      show(health, false);
+      if (director) console.log(`  director: ${director}`);
+      console.log(
+        `  local nodes: ${nodes.length} (${nodes.filter((n) => n.kind === 'manager').length} managers, ${nodes.filter((n) => n.kind === 'agent').length} agents)`,
+      );
+    });
+
+  examples(program.command('down'), ['cps down', 'cps down --keep-nodes'])
+    .description('stop the local platform and its nodes (its data stays: the next `up` brings it all back)')
+    .option('--keep-nodes', "leave the local cloud's nodes running")
+    .action(async (o: { keepNodes?: boolean }) => {
+      const { PlatformHome, down } = await platformLib();
+      const home = PlatformHome.open(opts().home);
+      const stopped = await down(home);
+      console.log(stopped ? 'stopped' : 'not running');
+      if (!o.keepNodes) {
+        const cloud = await localCloud(home);
+        const nodes = await cloud.list();
+        for (const n of nodes) await cloud.destroy(n.nodeId);
+        console.log(`stopped ${nodes.length} node(s)`);
+      }
+    });
+
+  program
+    .command('supervisor', { hidden: true })
+    .description('run the nats-server supervisor in the foreground')
+    .action(async () => {
+      const { PlatformHome, runSupervisor } = await platformLib();
+      await runSupervisor(
+        PlatformHome.open(opts().home),
+        (l) => console.log(`${new Date().toISOString()} ${l}`),
+        { directorEntry },
+      );
+    });
+
+  authCommands(program, opts);
+  appCommands(program, opts);
+  observeCommands(program, opts);
+  examples(program.command('completion <shell>'), [
+    'source <(cps completion bash)',
+    'source <(cps completion zsh)',
+    'cps completion bash > ~/.local/share/bash-completion/completions/cps',
+  ])
+    .description('a completion script for bash or zsh: `source <(cps completion bash)`')
+    .action((shell: string) => {
+      if (shell !== 'bash' && shell !== 'zsh') throw new CpsError('validation', 'bash or zsh');
+      console.log(completion(program, shell));
+    });
+
+  const platform = examples(
+    program.command('platform').description('platform material for additional directors'),
+    [
+      'cps platform init --nats tls://nats-1:4222,tls://nats-2:4222',
+      'cps platform export-join --out director-2.bundle',
+    ],
+  );
+  examples(platform.command('export-join'), [
+    'CPS_JOIN_PASSPHRASE="$JOIN_PASSPHRASE" cps platform export-join --out director-2.bundle',
+    'cps platform export-join --home /srv/cps --out /tmp/director-2.bundle',
+  ])
+    .description('write a join bundle sealed with the passphrase in CPS_JOIN_PASSPHRASE')
+    .requiredOption('--out <file>', 'bundle file (mode 0600)')
+    .action(async (o: { out: string }) => {
+      const pass = process.env['CPS_JOIN_PASSPHRASE'] ?? '';
+      const { PlatformHome, exportJoinBundle } = await platformLib();
+      writeFileSync(o.out, exportJoinBundle(PlatformHome.open(opts().home), pass), { mode: 0o600 });
+      console.log(`wrote ${o.out}; hand it and the passphrase to the new director separately`);
+    });
+  examples(platform.command('init'), [
+    'cps platform init',
+    'cps platform init --home /srv/cps --nats tls://nats-1:4222,tls://nats-2:4222',
+  ])
+    .description('create the platform home (CAs, operator, the first director) without starting anything')
+    .option('--nats <urls>', 'comma-separated URLs of the NATS cluster the platform runs on')
+    .action(async (o: { nats?: string }) => {
+      const { PlatformHome } = await platformLib();
+      const home = await PlatformHome.init(opts().home, o.nats ? { natsUrls: o.nats.split(',') } : {});
+      console.log(
+        `platform ${home.info().platformId} in ${home.dir} (NATS: ${home.info().natsUrls.join(', ')})`,
+      );
+    });
+  examples(platform.command('join'), [
+    'CPS_JOIN_PASSPHRASE="$JOIN_PASSPHRASE" cps platform join --bundle director-2.bundle --director-id director-2',
+    'cps platform join --bundle director-2.bundle --director-id director-2 --nats tls://nats-1:4222',
+  ])
+    .description('create this home from a join bundle (passphrase in CPS_JOIN_PASSPHRASE)')
+    .requiredOption('--bundle <file>', 'bundle file')
+    .requiredOption('--director-id <id>', 'id of the new director')
+    .option('--nats <urls>', 'comma-separated NATS URLs of the platform')
+    .action(async (o: { bundle: string; directorId: string; nats?: string }) => {
+      const { joinPlatform } = await platformLib();
+      const home = await joinPlatform(
+        opts().home,
+        readFileSync(o.bundle, 'utf8'),
+        process.env['CPS_JOIN_PASSPHRASE'] ?? '',
+        {
+          directorId: o.directorId,
+          ...(o.nats ? { natsUrls: o.nats.split(',') } : {}),
+        },
+      );
+      console.log(`joined platform ${home.info().platformId} as director ${o.directorId}`);
+    });
+  return program;
+};
+
+/** A completion script: the commands and their subcommands, by position. */
+const completion = (root: Command, shell: 'bash' | 'zsh'): string => {
+  const top = root.commands.map((c) => c.name());
+  const cases = root.commands
+    .filter((c) => c.commands.length > 0)
+    .map((c) => `    ${c.name()}) words="${c.commands.map((s) => s.name()).join(' ')}" ;;`)
+    .join('\n');
+  const body = `_cps() {
+  local cur=\${COMP_WORDS[COMP_CWORD]} words="${top.join(' ')}"
+  if [ "$COMP_CWORD" -ge 2 ]; then
+    case "\${COMP_WORDS[1]}" in
+${cases}
+      *) words="" ;;
+    esac
+  fi
+  COMPREPLY=( $(compgen -W "$words" -- "$cur") )
+}
+complete -F _cps cps`;
+  return shell === 'zsh' ? `autoload -U +X bashcompinit && bashcompinit\n${body}` : body;
+};
