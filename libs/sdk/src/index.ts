@@ -1,6 +1,6 @@
 import createClient, { type Client } from 'openapi-fetch';
 import { EventSourceParserStream } from 'eventsource-parser/stream';
-import { Agent, fetch as undiciFetch } from 'undici';
+import { tlsFetch } from './tls-fetch.js';
 import type { components, operations, paths } from './openapi.gen.js';
 
 export type { components, operations, paths };
@@ -38,26 +38,11 @@ export interface CpsClientOptions {
  * ```
  */
 export const createCpsClient = (o: CpsClientOptions): CpsClient => {
-  const dispatcher = new Agent({
-    connect: {
-      ...(o.ca ? { ca: o.ca } : {}),
-      ...(o.certificate ? { cert: o.certificate.cert, key: o.certificate.key } : {}),
-    },
-    headersTimeout: o.timeoutMs ?? 60_000,
-    bodyTimeout: o.timeoutMs ?? 60_000,
+  const fetchWithTls = tlsFetch({
+    ...(o.ca ? { ca: o.ca } : {}),
+    ...(o.certificate ? { cert: o.certificate.cert, key: o.certificate.key } : {}),
+    timeoutMs: o.timeoutMs ?? 60_000,
   });
-  const fetchWithTls = async (input: Request): Promise<Response> => {
-    const body = input.body ? await input.arrayBuffer() : undefined;
-    const r = await undiciFetch(input.url, {
-      method: input.method,
-      headers: [...input.headers.entries()],
-      ...(body ? { body: new Uint8Array(body) } : {}),
-      signal: input.signal,
-      dispatcher,
-    });
-    // undici's Response is the same class the platform's fetch returns on Node 20
-    return r as unknown as Response;
-  };
   return createClient<paths>({
     baseUrl: o.url.replace(/\/+$/, ''),
     fetch: fetchWithTls,

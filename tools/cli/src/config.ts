@@ -9,6 +9,9 @@ export interface Context {
   readonly token?: string;
   /** Path of the CA bundle (PEM). */
   readonly ca?: string;
+  /** Paths of a client certificate and its key (PEM), to sign in without a token. */
+  readonly cert?: string;
+  readonly key?: string;
   readonly user?: string;
 }
 
@@ -71,11 +74,11 @@ export const useContext = (name: string): void => {
 };
 
 /**
- * The context a command uses: flags first, then `CPS_URL`, `CPS_TOKEN`, `CPS_CA`, then the named (or
+ * The context a command uses: flags first, then `CPS_URL`, `CPS_TOKEN`, `CPS_CA`, `CPS_CERT`, `CPS_KEY`, then the named (or
  * current) context of the config file.
  */
 export const resolveContext = (
-  flags: { context?: string; url?: string; token?: string; ca?: string },
+  flags: { context?: string; url?: string; token?: string; ca?: string; cert?: string; key?: string },
   env: NodeJS.ProcessEnv = process.env,
 ): { name: string; ctx: Context } => {
   const c = read();
@@ -89,12 +92,19 @@ export const resolveContext = (
     );
   const token = flags.token ?? env['CPS_TOKEN'] ?? saved.token;
   const ca = flags.ca ?? env['CPS_CA'] ?? saved.ca;
+  const cert = flags.cert ?? env['CPS_CERT'] ?? saved.cert;
+  const key = flags.key ?? env['CPS_KEY'] ?? saved.key;
+  if (cert && !key)
+    throw new CpsError('validation', 'a client certificate needs its key', [
+      { path: '--key', code: 'required', message: 'give --key (or CPS_KEY) with --cert' },
+    ]);
   return {
     name,
     ctx: {
       url,
       ...(token ? { token } : {}),
       ...(ca ? { ca } : {}),
+      ...(cert && key ? { cert, key } : {}),
       ...(saved.user ? { user: saved.user } : {}),
     },
   };

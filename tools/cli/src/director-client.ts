@@ -2,7 +2,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CpsError, isErrorCode } from '@cps/core';
 import type { PlatformHome } from '@cps/platform';
-import { createCpsClient, CpsApiError, unwrap, type CpsClient } from '@cps/sdk';
+import { createCpsClient, CpsApiError, followEvents, unwrap, type CpsClient } from '@cps/sdk';
+import { OperationProgress } from './progress.js';
 import { resolveContext } from './config.js';
 
 /** The platform's CA bundle, which the director's certificate must chain to. */
@@ -13,23 +14,32 @@ export interface ContextFlags {
   readonly url?: string;
   readonly token?: string;
   readonly ca?: string;
+  readonly cert?: string;
+  readonly key?: string;
 }
 
 /** An SDK client for the resolved context (flags, `CPS_*` variables, the config file). */
 export const client = (flags: ContextFlags): { url: string; cps: CpsClient; context: string } => {
   const { name, ctx } = resolveContext(flags);
   const ca = ctx.ca ? readCa(ctx.ca) : undefined;
+  const certificate = ctx.cert ? { cert: readPem(ctx.cert), key: readPem(ctx.key ?? '') } : undefined;
   return {
     url: ctx.url,
     context: name,
-    cps: createCpsClient({ url: ctx.url, ...(ctx.token ? { token: ctx.token } : {}), ...(ca ? { ca } : {}) }),
+    cps: createCpsClient({
+      url: ctx.url,
+      ...(ctx.token ? { token: ctx.token } : {}),
+      ...(ca ? { ca } : {}),
+      ...(certificate ? { certificate } : {}),
+    }),
   };
 };
 
-const readCa = (path: string): string => {
-  if (!existsSync(path)) throw new CpsError('not_found', `CA file ${path} does not exist`);
+const readPem = (path: string, what = 'file'): string => {
+  if (!path || !existsSync(path)) throw new CpsError('not_found', `${what} ${path} does not exist`);
   return readFileSync(path, 'utf8');
 };
+const readCa = (path: string): string => readPem(path, 'CA file');
 
 export const anonymous = (home: PlatformHome, url: string, token?: string): CpsClient =>
   createCpsClient({ url, ca: caOf(home), ...(token ? { token } : {}) });
@@ -54,21 +64,82 @@ export const call = async <T>(
   }
 };
 
-/** Follows an operation until it ends, printing its steps as they come (unless `quiet`); answers it. */
+type Operation = {
+  state: string;
+  reason?: string;
+  startedAt: string;
+  appId?: string;
+  serviceId?: string;
+  steps?: string[];
+};
+
+const getOperation = (url: string, cps: CpsClient, id: string): Promise<Operation> =>
+  call(url, cps.GET('/v1/operations/{id}', { params: { path: { id } } }));
+
+const isAbort = (e: unknown): boolean => (e as { name?: string } | undefined)?.name === 'AbortError';
+
+/**
+ * Follows an operation until it ends and answers it. Progress comes from the live event stream
+ * (replayed from the operation's start, so nothing is missed) and is printed as it happens,
+ * unless `quiet`. The end is confirmed by reading the operation; a check every few seconds covers
+ * an end the stream does not show, and polling takes over if the stream cannot be followed.
+ */
 export const waitFor = async (
   url: string,
   cps: CpsClient,
   operationId: string,
-  o: { timeoutMs?: number; quiet?: boolean } = {},
-): Promise<{ state: string; reason?: string }> => {
-  const deadline = Date.now() + (o.timeoutMs ?? 600_000);
-  let shown = 0;
-  for (;;) {
-    const op = await call(url, cps.GET('/v1/operations/{id}', { params: { path: { id: operationId } } }));
-    for (const step of (op.steps ?? []).slice(shown)) if (!o.quiet) console.error(`  ${step}`);
-    shown = op.steps?.length ?? 0;
-    if (op.state !== 'running') return op;
-    if (Date.now() > deadline) throw new CpsError('timeout', `operation ${operationId} still running`);
-    await new Promise((r) => setTimeout(r, 300));
+  o: { timeoutMs?: number; quiet?: boolean; checkEveryMs?: number } = {},
+): Promise<Operation> => {
+  const print = (line: string): void => {
+    if (!o.quiet && line) console.error(`  ${line}`);
+  };
+  const first = await getOperation(url, cps, operationId);
+  if (first.state !== 'running') {
+    for (const step of first.steps ?? []) print(step);
+    return first;
   }
+  const deadline = Date.now() + (o.timeoutMs ?? 600_000);
+  const abort = new AbortController();
+  const check = setInterval(() => {
+    getOperation(url, cps, operationId).then(
+      (op) => {
+        if (op.state !== 'running' || Date.now() > deadline) abort.abort();
+      },
+      () => undefined,
+    );
+  }, o.checkEveryMs ?? 5_000);
+  const progress = new OperationProgress({
+    operationId,
+    ...(first.appId ? { appId: first.appId } : {}),
+    ...(first.serviceId ? { serviceId: first.serviceId } : {}),
+  });
+  try {
+    const query = { since: first.startedAt, ...(first.appId ? { application: first.appId } : {}) };
+    for await (const e of followEvents(cps, { query, signal: abort.signal })) {
+      const seen = progress.see(e);
+      seen.lines.forEach(print);
+      if (seen.ended) break;
+    }
+  } catch (e) {
+    if (!isAbort(e)) {
+      // the stream is not available (an older director, a proxy that buffers): poll instead
+      for (;;) {
+        const op = await getOperation(url, cps, operationId);
+        if (op.state !== 'running') break;
+        if (Date.now() > deadline) break;
+        await new Promise((r) => setTimeout(r, 300));
+      }
+    }
+  } finally {
+    clearInterval(check);
+    abort.abort();
+  }
+  let ended = await getOperation(url, cps, operationId);
+  // the stream showed the end a moment before the read model: read again briefly
+  for (let i = 0; ended.state === 'running' && Date.now() < deadline && i < 50; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    ended = await getOperation(url, cps, operationId);
+  }
+  if (ended.state === 'running') throw new CpsError('timeout', `operation ${operationId} still running`);
+  return ended;
 };

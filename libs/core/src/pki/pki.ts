@@ -4,9 +4,14 @@ import {
   randomBytes,
   X509Certificate,
 } from 'node:crypto';
-import forge from 'node-forge';
+import { createRequire } from 'node:module';
+import type Forge from 'node-forge';
 import { ValidationError } from '../errors/cps-error.js';
 import { identityFromUri, identityToUri, type Identity } from './identity.js';
+
+let loaded: typeof Forge | undefined;
+/** node-forge, loaded at first use: most processes that import this library never sign anything. */
+const forge = (): typeof Forge => (loaded ??= createRequire(import.meta.url)('node-forge') as typeof Forge);
 
 export interface KeyPair {
   readonly privateKeyPem: string;
@@ -99,29 +104,29 @@ const randomSerial = (): string => {
   return b.toString('hex');
 };
 
-const toForgeKey = (pem: string): forge.pki.rsa.PrivateKey => {
+const toForgeKey = (pem: string): Forge.pki.rsa.PrivateKey => {
   // forge reads PKCS#1 or PKCS#8 unencrypted keys
-  return forge.pki.privateKeyFromPem(pem);
+  return forge().pki.privateKeyFromPem(pem);
 };
 
-const attrsFor = (cn: string, ou?: string): forge.pki.CertificateField[] => [
+const attrsFor = (cn: string, ou?: string): Forge.pki.CertificateField[] => [
   { shortName: 'O', value: 'cps' },
   ...(ou ? [{ shortName: 'OU', value: ou }] : []),
   { shortName: 'CN', value: cn },
 ];
 
-const newCert = (publicKeyPem: string, now: Date, validForMs: number): forge.pki.Certificate => {
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.publicKeyFromPem(publicKeyPem);
+const newCert = (publicKeyPem: string, now: Date, validForMs: number): Forge.pki.Certificate => {
+  const cert = forge().pki.createCertificate();
+  cert.publicKey = forge().pki.publicKeyFromPem(publicKeyPem);
   cert.serialNumber = randomSerial();
   cert.validity.notBefore = new Date(now.getTime() - CLOCK_SKEW_MS);
   cert.validity.notAfter = new Date(now.getTime() + validForMs);
   return cert;
 };
 
-const signWith = (cert: forge.pki.Certificate, keyPem: string): string => {
-  cert.sign(toForgeKey(keyPem), forge.md.sha256.create());
-  return forge.pki.certificateToPem(cert);
+const signWith = (cert: Forge.pki.Certificate, keyPem: string): string => {
+  cert.sign(toForgeKey(keyPem), forge().md.sha256.create());
+  return forge().pki.certificateToPem(cert);
 };
 
 /** A self-signed platform root CA. */
@@ -149,7 +154,7 @@ export const createIssuingCa = (
   opts: { commonName: string; now: Date; validForMs: number; key?: KeyPair },
 ): CertificateAuthority => {
   const key = opts.key ?? generateKeyPair();
-  const parentCert = forge.pki.certificateFromPem(parent.certPem);
+  const parentCert = forge().pki.certificateFromPem(parent.certPem);
   const cert = newCert(key.publicKeyPem, opts.now, opts.validForMs);
   cert.setSubject(attrsFor(opts.commonName, 'issuing'));
   cert.setIssuer(parentCert.subject.attributes);
@@ -167,7 +172,7 @@ export const createIssuingCa = (
 
 /** Issues a leaf certificate for `identity`: the identity is in the subject DN and a URI SAN. */
 export const issueCertificate = (ca: CertificateAuthority, opts: IssueOptions): string => {
-  const caCert = forge.pki.certificateFromPem(ca.certPem);
+  const caCert = forge().pki.certificateFromPem(ca.certPem);
   const cert = newCert(opts.publicKeyPem, opts.now, opts.validForMs);
   cert.setSubject(attrsFor(`${opts.identity.role}:${opts.identity.id}`, opts.identity.role));
   cert.setIssuer(caCert.subject.attributes);
@@ -193,11 +198,11 @@ export const issueCertificate = (ca: CertificateAuthority, opts: IssueOptions): 
 
 /** A CSR made where the private key lives (the user's machine, a cloud node). */
 export const createCsr = (key: KeyPair, commonName: string): string => {
-  const csr = forge.pki.createCertificationRequest();
-  csr.publicKey = forge.pki.publicKeyFromPem(key.publicKeyPem);
+  const csr = forge().pki.createCertificationRequest();
+  csr.publicKey = forge().pki.publicKeyFromPem(key.publicKeyPem);
   csr.setSubject([{ shortName: 'CN', value: commonName }]);
-  csr.sign(toForgeKey(key.privateKeyPem), forge.md.sha256.create());
-  return forge.pki.certificationRequestToPem(csr);
+  csr.sign(toForgeKey(key.privateKeyPem), forge().md.sha256.create());
+  return forge().pki.certificationRequestToPem(csr);
 };
 
 /**
@@ -205,9 +210,9 @@ export const createCsr = (key: KeyPair, commonName: string): string => {
  * for is ignored: the issuer decides the identity.
  */
 export const publicKeyFromCsr = (csrPem: string): string => {
-  let csr: ReturnType<typeof forge.pki.certificationRequestFromPem>;
+  let csr: ReturnType<typeof Forge.pki.certificationRequestFromPem>;
   try {
-    csr = forge.pki.certificationRequestFromPem(csrPem);
+    csr = forge().pki.certificationRequestFromPem(csrPem);
   } catch (e) {
     throw new ValidationError(
       'malformed CSR',
@@ -225,13 +230,13 @@ export const publicKeyFromCsr = (csrPem: string): string => {
     throw new ValidationError('CSR signature does not verify', [
       { path: '$.csr', code: 'bad_signature', message: 'signature does not verify' },
     ]);
-  const pub = csr.publicKey as forge.pki.rsa.PublicKey | null;
+  const pub = csr.publicKey as Forge.pki.rsa.PublicKey | null;
   if (!pub || pub.n.bitLength() < RSA_BITS) {
     throw new ValidationError(`CSR key must be RSA >= ${RSA_BITS} bits`, [
       { path: '$.csr', code: 'weak_key', message: `RSA >= ${RSA_BITS} bits required` },
     ]);
   }
-  return forge.pki.publicKeyToPem(pub);
+  return forge().pki.publicKeyToPem(pub);
 };
 
 /** Reads what cps needs from a certificate (Node's parser: also checks the PEM is sound). */

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { CpsError } from '@cps/core';
 import { anonymousWithCa, call } from '../director-client.js';
@@ -181,17 +181,24 @@ export const authCommands = (program: Command, g: Globals): void => {
   examples(cert.command('create'), [
     'cps cert create > alice-cert.json',
     'cps cert create --csr alice.csr --days 30',
+    'cps cert create --out alice',
   ])
     .description('a client certificate and key (or give --csr FILE to keep your key)')
     .option('--csr <file>', 'a PEM certificate request')
     .option('--days <n>', 'validity in days', Number, 90)
-    .action(async (o: { csr?: string; days: number }) => {
+    .option('--out <prefix>', 'write <prefix>.crt and <prefix>.key (0600) instead of printing JSON')
+    .action(async (o: { csr?: string; days: number; out?: string }) => {
       const d = director(g);
       const body = o.csr
         ? { csr: readFileSync(o.csr, 'utf8'), days: o.days }
         : { bundle: true as const, days: o.days };
       const c = await d.ask(d.cps.POST('/v1/certificates', { body: body as never }));
-      json(c);
+      if (!o.out) return json(c);
+      writeFileSync(`${o.out}.crt`, c.certificate);
+      if (c.privateKey) writeFileSync(`${o.out}.key`, c.privateKey, { mode: 0o600 });
+      console.log(
+        `certificate ${c.serial} in ${o.out}.crt${c.privateKey ? `, its key in ${o.out}.key` : ''}; sign in with --cert and --key`,
+      );
     });
   examples(cert.command('list'), ['cps cert list', 'cps cert list --json'])
     .description('your certificates')

@@ -1,8 +1,6 @@
-import { request } from 'node:https';
-import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { CpsError } from '@cps/core';
-import { resolveContext } from '../config.js';
+import { CpsApiError, followEvents } from '@cps/sdk';
 import { waitFor } from '../director-client.js';
 import { json, table } from '../output.js';
 import { director, examples, type Globals } from './shared.js';
@@ -78,48 +76,20 @@ const print = (e: EventRow, asJson: boolean): void => {
   else console.log(`${e.at}  ${e.type.padEnd(24)} ${e.aggregate}  ${e.actor}`);
 };
 
-/** Follows `/v1/events/stream` (SSE) from `after`, printing each event, until interrupted. */
-const follow = (g: Globals, after: string | undefined, app: string | undefined): Promise<void> =>
-  new Promise((resolve, reject) => {
-    const { ctx } = resolveContext(g());
-    const url = new URL('/v1/events/stream', ctx.url);
-    if (app) url.searchParams.set('application', app);
-    const req = request(
-      url,
-      {
-        headers: {
-          accept: 'text/event-stream',
-          ...(ctx.token ? { authorization: `Bearer ${ctx.token}` } : {}),
-          ...(after ? { 'last-event-id': after } : {}),
-        },
-        ...(ctx.ca ? { ca: readFileSync(ctx.ca, 'utf8') } : {}),
-      },
-      (res) => {
-        if (res.statusCode !== 200)
-          return reject(new CpsError('unavailable', `event stream: HTTP ${res.statusCode}`));
-        let buffer = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => {
-          buffer += chunk;
-          let end: number;
-          while ((end = buffer.indexOf('\n\n')) >= 0) {
-            const frame = buffer.slice(0, end);
-            buffer = buffer.slice(end + 2);
-            const data = frame
-              .split('\n')
-              .filter((l) => l.startsWith('data: '))
-              .map((l) => l.slice(6))
-              .join('\n');
-            if (data) print(JSON.parse(data) as EventRow, g().json === true);
-          }
-        });
-        res.on('end', resolve);
-      },
-    );
-    req.on('error', reject);
-    process.once('SIGINT', () => {
-      req.destroy();
-      resolve();
-    });
-    req.end();
-  });
+/** Follows the live event stream after `after`, printing each event, until interrupted (Ctrl-C). */
+const follow = async (g: Globals, after: string | undefined, app: string | undefined): Promise<void> => {
+  const d = director(g);
+  const abort = new AbortController();
+  const stop = (): void => abort.abort();
+  process.once('SIGINT', stop);
+  try {
+    const query = { ...(after ? { after } : {}), ...(app ? { application: app } : {}) };
+    for await (const e of followEvents(d.cps, { query, signal: abort.signal })) print(e, g().json === true);
+  } catch (e) {
+    if ((e as { name?: string }).name === 'AbortError') return;
+    if (e instanceof CpsApiError) throw new CpsError('unavailable', `event stream: ${e.code}: ${e.message}`);
+    throw new CpsError('unavailable', `the director at ${d.url} does not answer: ${(e as Error).message}`);
+  } finally {
+    process.off('SIGINT', stop);
+  }
+};
