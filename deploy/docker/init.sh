@@ -5,9 +5,6 @@
 #   /var/lib/cps/d1    home of director d1: platform.json, secrets.sealed, master.key, run/
 #   /var/lib/cps/d2    home of director d2, joined through a sealed join bundle
 #   /var/lib/cps/nats  one directory per nats-server: server.conf, server cert and key, ca.pem
-#
-# One command used here is NOT in the CLI yet (see deploy/docker/README.md):
-#   cps platform nats-config  render the configs of the cluster's servers
 set -eu
 
 cps() { node /app/tools/cli/bin/cps.js "$@"; }
@@ -22,8 +19,8 @@ fi
 mkdir -p -m 0700 "$base/d1/run"
 
 if [ ! -f "$base/nats/nats-3/server.conf" ]; then
-  # NOT IN THE CLI YET. Per server <name> of --servers it writes <out>/<name>/: server.conf (server_name
-  # <name>, client port 4222 and cluster port 6222 on 0.0.0.0, monitoring on 8222, mTLS verify: true,
+  # Per server <name> of --servers it writes <out>/<name>/: server.conf (server_name <name>, client
+  # port 4222 and cluster port 6222 on 0.0.0.0, monitoring on 127.0.0.1:8222, mTLS verify: true,
   # operator mode with a full resolver, JetStream, cluster "cps" with TLS routes to the other names),
   # server-cert.pem (DNS SAN <name>: clients and routes check it), server-key.pem (0600), ca.pem.
   # The resolver and JetStream directories are <data-dir>/resolver and <data-dir>/jetstream, the

@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -49,8 +49,14 @@ describe('the cps CLI: a user’s flow, output and failures', () => {
     expect((await cps('service', 'add', 'generic', 'jobs', '--app', 'shop')).stdout).toMatch(/added jobs/);
     const start = await cps('service', 'start', 'jobs', '--app', 'shop');
     expect(start.stderr).toMatch(/start: done/);
+    // the service's manager started its first node meanwhile: shown live from the event stream
+    expect(start.stderr).toMatch(/node n[0-9a-f]+ \(master\) requested on local/);
+    expect(start.stderr).toMatch(/service s[0-9a-f]+: \w+ -> RUNNING/);
     const add = await cps('service', 'add-nodes', 'jobs', '--app', 'shop', '--node', '1');
     expect(add.stderr).toMatch(/add nodes: done/);
+    const added = /node (n[0-9a-f]+) \(node\) requested on local/.exec(add.stderr)?.[1];
+    expect(added, add.stderr).toBeDefined();
+    expect(add.stderr).toContain(`node ${added}: ready`);
     const nodes = JSON.parse((await cps('--json', 'service', 'nodes', 'jobs', '--app', 'shop')).stdout) as {
       nodes: { role: string; state: string }[];
     };
@@ -127,6 +133,50 @@ describe('the cps CLI: a user’s flow, output and failures', () => {
     expect((await cps('whoami')).stdout).toMatch(/^admin/);
   });
 
+  it('follows events live until Ctrl-C, then exits 0', async () => {
+    await cps('app', 'create', 'live');
+    const child = spawn(process.execPath, [CLI, 'events', '--follow', '--app', 'live'], { env });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => child.on('close', r));
+    const until = async (re: RegExp) => {
+      const deadline = Date.now() + 20_000;
+      while (!re.test(out) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(out).toMatch(re);
+    };
+    await until(/ApplicationCreated/);
+    // a change made now reaches the follower as it happens
+    await cps('app', 'rename', 'live', 'live-2');
+    await until(/ApplicationRenamed/);
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
+    await cps('app', 'delete', 'live-2');
+  });
+
+  it('signs in with a client certificate it made, until the certificate is revoked', async () => {
+    const prefix = join(root, 'alice');
+    const made = await cps('cert', 'create', '--out', prefix, '--days', '1');
+    const serial = /certificate ([0-9a-f]+) in /.exec(made.stdout)?.[1] as string;
+    expect(serial, made.stdout).toBeDefined();
+    expect(statSync(`${prefix}.key`).mode & 0o777).toBe(0o600);
+    const url = JSON.parse((await cps('--json', 'status')).stdout).directorUrl as string;
+    // no saved context, no token: the certificate alone
+    const viaCert = ['--context', 'none', '--url', url, '--ca', join(home, 'ca.pem')];
+    const certFlags = ['--cert', `${prefix}.crt`, '--key', `${prefix}.key`];
+    expect((await cps(...viaCert, ...certFlags, 'whoami')).stdout).toMatch(/^admin/);
+    expect((await fails(...viaCert, 'whoami')).stderr).toMatch(/error \[unauthenticated\]/);
+    const missingKey = await fails(...viaCert, '--cert', `${prefix}.crt`, 'whoami');
+    expect(missingKey.stderr).toMatch(/--key/);
+    const list = JSON.parse((await cps('--json', 'cert', 'list')).stdout) as {
+      certificates: { serial: string; revoked?: boolean }[];
+    };
+    expect(list.certificates.map((c) => c.serial)).toContain(serial);
+    expect((await cps('cert', 'revoke', serial)).stdout).toMatch(new RegExp(`revoked ${serial}`));
+    const refused = await fails(...viaCert, ...certFlags, 'whoami');
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/error \[unauthenticated\]/);
+  });
+
   it('shows every problem of an invalid manifest with its path, exit 1', async () => {
     const file = join(root, 'bad.json');
     writeFileSync(file, JSON.stringify({ Services: [{ Type: 'cobol' }, { ServiceName: 'x' }] }));
@@ -135,6 +185,45 @@ describe('the cps CLI: a user’s flow, output and failures', () => {
     expect(e.stderr).toMatch(/error \[validation\]/);
     expect(e.stderr).toMatch(/\$\.Services\[0\]\.Type: .*unknown_service_type/);
     expect(e.stderr).toMatch(/\$\.Services\[1\]\.Type/);
+  });
+
+  it('writes the configs of a three-server NATS cluster, and refuses a bad port or server name', async () => {
+    const out = mkdtempSync(join(root, 'nats-'));
+    const names = ['nats-1', 'nats-2', 'nats-3'];
+    const natsConfig = (...args: string[]) => [
+      '--home',
+      home,
+      'platform',
+      'nats-config',
+      ...args,
+      '--out',
+      out,
+    ];
+    const r = await cps(...natsConfig('--servers', names.join(',')));
+    for (const n of names) {
+      expect(r.stdout).toContain(`${n}  ${join(out, n, 'server.conf')}  tls://${n}:4222`);
+      const conf = readFileSync(join(out, n, 'server.conf'), 'utf8');
+      const routes = /routes: \[([^\]]*)\]/.exec(conf)?.[1] ?? '';
+      expect(routes, n).toBe(
+        names
+          .filter((x) => x !== n)
+          .map((x) => `"tls://${x}:6222"`)
+          .join(', '),
+      );
+      for (const f of ['server-cert.pem', 'server-key.pem', 'ca.pem'])
+        expect(existsSync(join(out, n, f)), `${n}/${f}`).toBe(true);
+    }
+    expect(r.stdout).toMatch(
+      /cps platform init --nats tls:\/\/nats-1:4222,tls:\/\/nats-2:4222,tls:\/\/nats-3:4222$/m,
+    );
+    const port = await fails(...natsConfig('--servers', 'nats-1', '--client-port', '0'));
+    expect(port.code).toBe(1);
+    expect(port.stderr).toMatch(/error \[validation\]/);
+    expect(port.stderr).toMatch(/^ {2}--client-port: /m);
+    const name = await fails(...natsConfig('--servers', 'Bad Name'));
+    expect(name.code).toBe(1);
+    expect(name.stderr).toMatch(/^ {2}servers\[0\]: /m);
+    expect(name.stderr).toContain('"Bad Name"');
   });
 
   it('says plainly that a stopped director does not answer: exit 1, no stack trace', async () => {

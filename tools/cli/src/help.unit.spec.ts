@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { buildProgram } from './program.js';
@@ -122,5 +124,34 @@ describe('cps --help', () => {
       expect(r.error, `${name}: "${line}" parses`).toBeUndefined();
       expect(pathOf(r.ran as Command).slice(0, path.length), `${name}: "${line}" runs it`).toEqual(path);
     }
+  });
+});
+
+describe('deploy/docker/init.sh', () => {
+  // the compose deployment's one-shot set-up runs `cps`: each invocation, its continuation lines
+  // joined and shell variables standing for values, must parse against the command tree
+  const script = readFileSync(
+    fileURLToPath(new URL('../../../deploy/docker/init.sh', import.meta.url)),
+    'utf8',
+  ).replace(/\\\n\s*/g, '');
+  const runs = script
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => /^(?:[A-Z_]+=\S+\s+)*cps\s/.test(l));
+
+  it('runs cps platform init, nats-config, export-join and join', () => {
+    const subs = runs.map((l) =>
+      afterGlobals(cpsArgs(l) ?? [])
+        .slice(0, 2)
+        .join(' '),
+    );
+    expect(subs).toEqual(['platform init', 'platform nats-config', 'platform export-join', 'platform join']);
+  });
+
+  it.each(runs)('parses: %s', async (line) => {
+    const args = cpsArgs(line) ?? [];
+    const r = await parse(args);
+    expect(r.error, line).toBeUndefined();
+    expect(pathOf(r.ran as Command), line).toEqual(afterGlobals(args).slice(0, 2));
   });
 });

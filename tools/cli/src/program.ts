@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { CpsError } from '@cps/core';
@@ -54,6 +54,16 @@ const show = (h: PlatformHealth, json: boolean): void => {
   console.log(`  round trip: ${h.roundTripMs.toFixed(2)} ms`);
 };
 
+/** A port flag's value: an integer 1..65535, or a validation error naming the flag. */
+const port = (flag: string, value: string): number => {
+  const n = /^\s*\d{1,5}\s*$/.test(value) ? Number(value) : NaN;
+  if (!(n >= 1 && n <= 65535))
+    throw new CpsError('validation', `${flag} needs a port number, got ${JSON.stringify(value)}`, [
+      { path: flag, code: 'invalid_port', message: 'an integer from 1 to 65535' },
+    ]);
+  return n;
+};
+
 /** The `cps` command tree, built without parsing anything (main.ts parses; tests read the help). */
 export const buildProgram = (): Command => {
   const program = new Command()
@@ -69,6 +79,8 @@ export const buildProgram = (): Command => {
     .option('--url <url>', "the director's URL (CPS_URL)")
     .option('--token <token>', 'a session or API token (CPS_TOKEN)')
     .option('--ca <file>', "the CA bundle the director's certificate chains to (CPS_CA)")
+    .option('--cert <file>', 'a client certificate (PEM) to sign in with, instead of a token (CPS_CERT)')
+    .option('--key <file>', "the client certificate's private key (PEM) (CPS_KEY)")
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   examples(program, ['cps up', 'cps app create shop', 'cps --context prod --json app list']);
@@ -182,9 +194,14 @@ export const buildProgram = (): Command => {
     });
 
   const platform = examples(
-    program.command('platform').description('platform material for additional directors'),
+    program
+      .command('platform')
+      .description(
+        'platform material: a home, the configs of a NATS cluster, join bundles for more directors',
+      ),
     [
       'cps platform init --nats tls://nats-1:4222,tls://nats-2:4222',
+      'cps platform nats-config --servers nats-1,nats-2 --out ./nats',
       'cps platform export-join --out director-2.bundle',
     ],
   );
@@ -213,6 +230,55 @@ export const buildProgram = (): Command => {
         `platform ${home.info().platformId} in ${home.dir} (NATS: ${home.info().natsUrls.join(', ')})`,
       );
     });
+  examples(platform.command('nats-config'), [
+    'cps platform nats-config --servers nats-1,nats-2,nats-3 --out ./nats',
+    'cps --home /srv/cps platform nats-config --servers nats-1,nats-2,nats-3 --data-dir /var/lib/cps/data --out /srv/nats',
+    'cps --json platform nats-config --servers nats-1 --client-port 4223 --out /tmp/nats',
+  ])
+    .description(
+      "write each nats-server's configuration of a cluster run elsewhere (mTLS, operator mode, JetStream, TLS routes): <out>/<name>/server.conf, certificate naming <name>, key, CA",
+    )
+    .requiredOption('--servers <names>', 'comma-separated host names of the servers (also their server_name)')
+    .option('--client-port <n>', 'client port of every server', '4222')
+    .option('--cluster-port <n>', 'route port of every server', '6222')
+    .option('--monitor-port <n>', 'monitoring port of every server (on 127.0.0.1 only)', '8222')
+    .option(
+      '--data-dir <dir>',
+      'resolver and JetStream directory, as the servers see it',
+      '/var/lib/cps/data',
+    )
+    .option('--listen <addr>', 'address the client and route ports listen on', '0.0.0.0')
+    .requiredOption('--out <dir>', 'where the files go: one directory per server')
+    .action(
+      async (o: {
+        servers: string;
+        clientPort: string;
+        clusterPort: string;
+        monitorPort: string;
+        dataDir: string;
+        listen: string;
+        out: string;
+      }) => {
+        const clientPort = port('--client-port', o.clientPort);
+        const clusterPort = port('--cluster-port', o.clusterPort);
+        const monitorPort = port('--monitor-port', o.monitorPort);
+        const { PlatformHome, writeClusterConfig } = await platformLib();
+        const written = await writeClusterConfig(PlatformHome.open(opts().home), {
+          servers: o.servers.split(',').map((name) => ({ name: name.trim() })),
+          out: resolve(o.out),
+          clientPort,
+          clusterPort,
+          monitorPort,
+          dataDir: o.dataDir,
+          listen: o.listen,
+        });
+        if (opts().json) return json(written);
+        for (const w of written) console.log(`${w.name}  ${w.configFile}  ${w.url}`);
+        console.log(
+          `the directors must list these URLs: cps platform init --nats ${written.map((w) => w.url).join(',')}`,
+        );
+      },
+    );
   examples(platform.command('join'), [
     'CPS_JOIN_PASSPHRASE="$JOIN_PASSPHRASE" cps platform join --bundle director-2.bundle --director-id director-2',
     'cps platform join --bundle director-2.bundle --director-id director-2 --nats tls://nats-1:4222',
