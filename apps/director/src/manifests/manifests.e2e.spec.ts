@@ -456,4 +456,41 @@ describe('manifests: validate, deploy as an operation, export', () => {
       expect((await settled(alice, del.body.operationId as string)).state).toBe('succeeded');
     }
   });
+
+  // last: it stops the file's director
+  it('resumes a deploy its director left running: the next leader finishes it, nothing twice', async () => {
+    const r = await alice.post('/v1/manifests', {
+      yaml: [
+        'Description: Resumed',
+        'Services:',
+        '  - ServiceName: first',
+        '    Type: helloworld',
+        '    Start: 1',
+        '  - ServiceName: second',
+        '    Type: generic',
+        '    Start: 1',
+        '',
+      ].join('\n'),
+    });
+    expect(r.status, r.text).toBe(202);
+    const operationId = r.body.operationId as string;
+    // the director stops mid-deploy: the deploy halts at its next step, its operation still running
+    await d.stop();
+    const d2 = await h.startDirector();
+    const alice2 = await h.signIn(d2, 'alice', 'alice-password');
+    const op = await settled(alice2, operationId);
+    expect(op, JSON.stringify(op)).toMatchObject({ state: 'succeeded' });
+    const app = await alice2.get(`/v1/applications/${r.body.appId}`);
+    const services = app.body.services as { name: string; state: string }[];
+    expect(services.map((x) => [x.name, x.state])).toEqual([
+      ['first', 'RUNNING'],
+      ['second', 'RUNNING'],
+    ]);
+    const s = await d2.core.operations.state(`op.${operationId}`);
+    const done = s.status === 'NONE' ? [] : s.steps;
+    expect(done.filter((x) => x === 'first is RUNNING')).toHaveLength(1);
+    expect(done.filter((x) => x.startsWith('added first'))).toHaveLength(1);
+    const del = await alice2.delete(`/v1/applications/${r.body.appId}`);
+    expect((await settled(alice2, del.body.operationId as string)).state).toBe('succeeded');
+  }, 300_000);
 });

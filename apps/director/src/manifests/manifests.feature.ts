@@ -33,6 +33,10 @@ export const manifestFeature = (ctx: FeatureContext): DirectorFeature => {
     routes: manifestRoutes,
     controllers: [ManifestsController],
     providers: [{ provide: MANIFESTS, useValue: manifests }],
+    leading: () => {
+      manifests.resumeLeft();
+      return { stop: () => undefined };
+    },
     stop: () => manifests.stop(),
   };
 };

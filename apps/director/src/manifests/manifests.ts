@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Applications } from '../applications/applications.js';
 import type { DirectorCore } from '../director-core.js';
 import type { Principal } from '../http/request.js';
+import { REDACTED } from '../history/redact.js';
 import {
   manifestChecker,
   readManifest,
@@ -55,12 +56,14 @@ class Stopping extends Error {}
  * sources only) and stored, services with `Start` started in order (each RUNNING before the next),
  * their `StartupInstances` applied, then later services wired to earlier ones. Each step is an
  * `OperationProgressed`; a failure fails the operation with the path of its cause and leaves what
- * was made for the user to inspect or delete. A director restart does not resume a deploy.
+ * was made for the user to inspect or delete. The leader resumes a deploy another director left
+ * running (`resumeLeft`).
  */
 export class Manifests {
   private stopping = false;
   private readonly check: ReturnType<typeof manifestChecker>;
   private readonly under = new Set<Promise<void>>();
+  private readonly resuming = new Set<string>();
 
   constructor(
     private readonly core: DirectorCore,
@@ -115,9 +118,7 @@ export class Manifests {
       { requestId: `${m.requestId}:operation`, actor: m.actor },
     );
     await this.core.caughtUp(res.position);
-    const run = this.carryOn(operationId, p, app.appId, plan, m.actor);
-    this.under.add(run);
-    void run.finally(() => this.under.delete(run));
+    this.track(this.carryOn(operationId, p, app.appId, plan, m.actor));
     return { operationId, appId: app.appId };
   }
 
@@ -133,6 +134,57 @@ export class Manifests {
       this.applications.servicesOf(app).map((view) => ({ view, config: configs.get(view.serviceId) })),
       this.registry,
     );
+  }
+
+  /**
+   * Carries on the deploys left running by a director that stopped or died (the leader's duty).
+   * Every step is idempotent (request ids derived from the operation), so what was done is not
+   * done twice. The stored plan has its secrets redacted: a service that still had to be added
+   * with secret settings cannot be, and the deploy fails saying so.
+   */
+  resumeLeft(): void {
+    for (const op of this.core.directory.operations.values())
+      if (op.state === 'running' && op.kind === DEPLOY_MANIFEST && !this.resuming.has(op.operationId))
+        this.track(this.resume(op.operationId));
+  }
+
+  private async resume(operationId: string): Promise<void> {
+    this.resuming.add(operationId);
+    try {
+      const op = await this.core.operations.state(`op.${operationId}`);
+      if (op.status !== 'running' || !op.appId) return;
+      const owner = this.core.directory.users.get(op.owner);
+      const plan = op.input as DeployPlan | undefined;
+      const fail = (reason: string) =>
+        this.core.operations.run(
+          `op.${operationId}`,
+          'Fail',
+          { reason },
+          { requestId: `${operationId}:end`, actor: 'director' },
+        );
+      if (!owner || !plan) return void (await fail('the director restarted; the deploy cannot be resumed'));
+      const lost = plan.services.find(
+        (s) =>
+          !this.core.directory.services.has(idOf('s', `${operationId}:add:${s.index}`)) &&
+          JSON.stringify(s.config).includes(REDACTED),
+      );
+      if (lost)
+        return void (await fail(
+          `$.Services[${lost.index}].Settings (service ${lost.name}): the director restarted before the service was added, and its secrets are not kept: delete the application and deploy again`,
+        ));
+      this.log.info({ operationId }, 'resuming a deploy');
+      const p: Principal = { userId: owner.userId, username: owner.username, role: owner.role, via: 'token' };
+      await this.carryOn(operationId, p, op.appId, plan, 'director');
+    } catch (err) {
+      this.log.warn({ err, operationId }, 'cannot resume a deploy');
+    } finally {
+      this.resuming.delete(operationId);
+    }
+  }
+
+  private track(run: Promise<void>): void {
+    this.under.add(run);
+    void run.finally(() => this.under.delete(run));
   }
 
   /** Lets running deploys go (they stop at their next step, their operations left running). */
