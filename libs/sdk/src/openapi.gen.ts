@@ -852,10 +852,7 @@ export interface components {
             Cloud?: string;
             /** @description 1 or true: start the service once added (default 0) */
             Start?: boolean | 0 | 1;
-            /**
-             * Format: uri
-             * @description code archive, downloaded from an allowed source
-             */
+            /** @description code archive, downloaded from an allowed source; `upload:<name>`: the client uploads it to the service once added, and nothing starts before (`cps deploy` does so for local files) */
             Archive?: string;
             /**
              * Format: uri

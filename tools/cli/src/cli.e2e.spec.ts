@@ -133,6 +133,38 @@ describe('the cps CLI: a user’s flow, output and failures', () => {
     expect((await cps('whoami')).stdout).toMatch(/^admin/);
   });
 
+  it('deploys a manifest whose Archive is a local directory: packed, uploaded, on every node', async () => {
+    const manifest = join(process.cwd(), 'examples', 'generic-scripts', 'manifest.json');
+    const r = await cps('deploy', manifest);
+    expect(r.stderr).toMatch(/scripts: uploaded .*code \(version \S+, \d+ bytes\)/);
+    expect(r.stderr).toMatch(/deploy: done/);
+    const svc = JSON.parse(
+      (await cps('--json', 'service', 'info', 'scripts', '--app', 'generic-scripts')).stdout,
+    ) as { state: string; archive?: { version: string } };
+    expect(svc.state).toBe('RUNNING');
+    expect(svc.archive?.version).toBeDefined();
+    const nodes = JSON.parse(
+      (await cps('--json', 'service', 'nodes', 'scripts', '--app', 'generic-scripts')).stdout,
+    ) as { nodes: { role: string; state: string }[] };
+    expect(
+      nodes.nodes
+        .filter((n) => n.state === 'running')
+        .map((n) => n.role)
+        .sort(),
+    ).toEqual(['master', 'node']);
+    // a missing local archive is refused with its path before anything is deployed
+    const bad = join(root, 'missing-archive.json');
+    writeFileSync(
+      bad,
+      JSON.stringify({ Application: 'nope', Services: [{ Type: 'generic', Archive: 'nowhere.tgz' }] }),
+    );
+    const e = await fails('deploy', bad);
+    expect(e.code).toBe(1);
+    expect(e.stderr).toMatch(/\$\.Services\[0\]\.Archive: /);
+    expect((await fails('app', 'info', 'nope')).stderr).toMatch(/not_found/);
+    await cps('app', 'delete', 'generic-scripts');
+  });
+
   it('follows events live until Ctrl-C, then exits 0', async () => {
     await cps('app', 'create', 'live');
     const child = spawn(process.execPath, [CLI, 'events', '--follow', '--app', 'live'], { env });

@@ -41,7 +41,14 @@ export const ManifestServiceSchema = z
       .union([z.boolean(), z.literal(0), z.literal(1)], { error: '0, 1, true or false' })
       .optional()
       .describe('1 or true: start the service once added (default 0)'),
-    Archive: Url.optional().describe('code archive, downloaded from an allowed source'),
+    Archive: z
+      .union([Url, z.string().regex(/^upload:[^\s]{1,255}$/)], {
+        error: 'an http(s) URL, or upload:<name> for an archive the client uploads',
+      })
+      .optional()
+      .describe(
+        'code archive, downloaded from an allowed source; `upload:<name>`: the client uploads it to the service once added, and nothing starts before (`cps deploy` does so for local files)',
+      ),
     Dump: Url.optional(),
     Password: z
       .string()

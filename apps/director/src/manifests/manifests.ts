@@ -16,6 +16,12 @@ import {
 } from './manifest-check.js';
 import { exportManifest, nodeCounts } from './manifest-export.js';
 
+/**
+ * An `Archive` the client uploads itself (`cps deploy` does so for local files and directories):
+ * the deploy waits, before starting anything, until the service has it.
+ */
+export const UPLOAD_ARCHIVE = 'upload:';
+
 /** The operation kind of a deploy (aggregate `op.<operationId>`). */
 export const DEPLOY_MANIFEST = 'deploy_manifest';
 
@@ -239,6 +245,23 @@ export class Manifests {
       for (const s of plan.services) {
         if (s.archive === undefined) continue;
         const url = s.archive;
+        if (url.startsWith(UPLOAD_ARCHIVE)) {
+          // the client uploads it now that the service exists; nothing starts before it is there
+          const id = idOfService(s);
+          if (!this.core.directory.services.get(id)?.archive) {
+            await step(
+              `${s.name}: waiting for the upload of its archive ${url.slice(UPLOAD_ARCHIVE.length)}`,
+            );
+            await this.within(s, 'Archive', () =>
+              this.until(
+                `the upload of ${s.name}'s archive`,
+                () => !!this.core.directory.services.get(id)?.archive,
+              ),
+            );
+          }
+          await step(`${s.name}: archive uploaded`);
+          continue;
+        }
         const { bytes } = await this.within(s, 'Archive', () =>
           fetchArchive(url, {
             allow,

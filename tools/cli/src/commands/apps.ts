@@ -1,8 +1,40 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { CpsError, isCpsError } from '@cps/core';
+import { archiveBytes, splitLocalArchives, type LocalArchive } from '../local-archives.js';
 import { json, table } from '../output.js';
 import { director, examples, finish, roleCounts, type Globals } from './shared.js';
+
+type Director = ReturnType<typeof director>;
+
+/**
+ * Uploads the manifest's local archives to their services as soon as the deploy has added them
+ * (in manifest order); the deploy waits for them before it starts anything.
+ */
+const uploadLocal = async (d: Director, appId: string, archives: readonly LocalArchive[], quiet: boolean) => {
+  if (archives.length === 0) return;
+  const need = Math.max(...archives.map((a) => a.index)) + 1;
+  const deadline = Date.now() + 120_000;
+  let services: { serviceId: string; name: string }[];
+  for (;;) {
+    services = (await d.ask(d.cps.GET('/v1/applications/{app}', path(appId)))).services;
+    if (services.length >= need) break;
+    if (Date.now() > deadline) throw new CpsError('timeout', 'the deploy did not add its services in time');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  for (const a of archives) {
+    const s = services[a.index] as { serviceId: string; name: string };
+    const r = await d.ask(
+      d.cps.PUT('/v1/applications/{app}/services/{svc}/archive', {
+        ...svcPath(appId, s.serviceId),
+        body: (await archiveBytes(a.file)) as never,
+        bodySerializer: (b: unknown) => b as Uint8Array,
+        headers: { 'content-type': 'application/octet-stream' },
+      }),
+    );
+    if (!quiet) console.error(`  ${s.name}: uploaded ${a.file} (version ${r.version}, ${r.size} bytes)`);
+  }
+};
 
 const path = (app: string) => ({ params: { path: { app } } });
 const svcPath = (app: string, svc: string) => ({ params: { path: { app, svc } } });
@@ -102,18 +134,24 @@ export const appCommands = (program: Command, g: Globals): void => {
       .action(async (file: string, o: { ifMissing?: boolean; wait: boolean }) => {
         const d = director(g);
         const text = readFileSync(file, 'utf8');
-        // YAML travels as { yaml } (the route's documented form); JSON as the manifest itself
-        let body: unknown;
+        const yaml = /\.ya?ml$/i.test(file);
+        let parsed: unknown;
         try {
-          body = /\.ya?ml$/i.test(file) ? { yaml: text } : (JSON.parse(text) as unknown);
+          parsed = yaml ? (await import('yaml')).parse(text) : (JSON.parse(text) as unknown);
         } catch (e) {
-          throw new CpsError('validation', `${file} is not valid JSON: ${(e as Error).message}`, [
-            { path: '$', code: 'invalid_json', message: (e as Error).message },
-          ]);
+          throw new CpsError(
+            'validation',
+            `${file} is not valid ${yaml ? 'YAML' : 'JSON'}: ${(e as Error).message}`,
+            [{ path: '$', code: yaml ? 'invalid_yaml' : 'invalid_json', message: (e as Error).message }],
+          );
         }
+        const { manifest, archives } = splitLocalArchives(parsed, file);
+        // YAML travels as { yaml } (the route's documented form) unless the CLI had to rewrite it
+        const body = yaml && archives.length === 0 ? { yaml: text } : manifest;
         try {
           const r = await d.ask(d.cps.POST('/v1/manifests', { body: body as never }));
           if (!g().json) console.error(`deploying application ${r.appId}`);
+          await uploadLocal(d, r.appId, archives, g().json === true);
           await finish(g, d.cps, d.url, r, { wait: o.wait, what: 'deploy' });
           if (o.wait && !g().json) console.log(`deployed: ${d.url}/v1/applications/${r.appId}`);
         } catch (e) {
@@ -124,7 +162,11 @@ export const appCommands = (program: Command, g: Globals): void => {
           throw e;
         }
       }),
-    ['cps deploy examples/generic-hello.json', 'cps deploy app.yaml --no-wait'],
+    [
+      'cps deploy examples/generic-hello.json',
+      'cps deploy app.yaml --no-wait',
+      'cps deploy examples/generic-scripts/manifest.json',
+    ],
   );
 
   const service = examples(
