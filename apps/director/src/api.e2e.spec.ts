@@ -57,6 +57,29 @@ describe('director over HTTPS: users, tokens, applications, errors', () => {
     );
   });
 
+  it('refuses a flood of made-up tokens sharing a few catch-ups, and still finds a token made meanwhile', async () => {
+    const store = d.core.store as { head(): Promise<number> };
+    const head = store.head.bind(store);
+    let reads = 0;
+    store.head = () => {
+      reads++;
+      return head();
+    };
+    try {
+      const fake = (i: number) =>
+        h.client(d).as(`cps_t${i.toString(16).padStart(12, '0')}_${'x'.repeat(43)}`);
+      const made = alice.post('/v1/tokens', { name: 'during-flood', scopes: ['read'] });
+      const answers = await Promise.all(Array.from({ length: 200 }, (_, i) => fake(i).get('/v1/me')));
+      expect(answers.every((a) => a.status === 401 && a.body.code === 'unauthenticated')).toBe(true);
+      // 200 unknown tokens: far fewer stream reads than requests
+      expect(reads).toBeLessThan(50);
+      const token = (await made).body.token as string;
+      expect((await h.client(d).as(token).get('/v1/me')).body.username).toBe('alice');
+    } finally {
+      store.head = head;
+    }
+  });
+
   it('creates API tokens shown once, lists them without secrets, revokes them', async () => {
     const t = await alice.post('/v1/tokens', { name: 'ci' });
     expect(t.status).toBe(201);

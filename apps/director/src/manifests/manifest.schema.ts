@@ -10,6 +10,22 @@ const Url = z
   .max(2048)
   .describe('http(s) URL');
 
+const UPLOAD = /^upload:\S{1,255}$/;
+
+/** An archive: an http(s) URL to download, or `upload:<name>`, an archive the client uploads. */
+const ArchiveRef = z
+  .string()
+  .max(2048)
+  .superRefine((v, ctx) => {
+    if (UPLOAD.test(v) || Url.safeParse(v).success) return;
+    ctx.addIssue({
+      code: 'invalid_format',
+      format: 'url',
+      input: v,
+      message: 'an http(s) URL, or upload:<name> for an archive the client uploads',
+    });
+  });
+
 /** A node count: a number, or a numeric string as ConPaaS's manifests wrote them (`"2"`). */
 const Count = z.union(
   [z.number().int().min(0).max(100), z.string().regex(/^(?:100|[1-9]?[0-9])$/, 'a count from 0 to 100')],
@@ -41,14 +57,9 @@ export const ManifestServiceSchema = z
       .union([z.boolean(), z.literal(0), z.literal(1)], { error: '0, 1, true or false' })
       .optional()
       .describe('1 or true: start the service once added (default 0)'),
-    Archive: z
-      .union([Url, z.string().regex(/^upload:[^\s]{1,255}$/)], {
-        error: 'an http(s) URL, or upload:<name> for an archive the client uploads',
-      })
-      .optional()
-      .describe(
-        'code archive, downloaded from an allowed source; `upload:<name>`: the client uploads it to the service once added, and nothing starts before (`cps deploy` does so for local files)',
-      ),
+    Archive: ArchiveRef.optional().describe(
+      'code archive, downloaded from an allowed source; `upload:<name>`: the client uploads it to the service once added, and nothing starts before (`cps deploy` does so for local files)',
+    ),
     Dump: Url.optional(),
     Password: z
       .string()

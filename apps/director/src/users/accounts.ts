@@ -11,6 +11,8 @@ const newId = (prefix: string): string => `${prefix}${randomBytes(6).toString('h
 
 /** Bearer tokens read `cps_<tokenId>_<secret>`: the id finds the record, the secret's hash is checked. */
 const TOKEN = /^cps_([a-z0-9]+)_([A-Za-z0-9_-]{43})$/;
+/** Catch-ups for unknown credentials a director starts per second (see `catchUp`). */
+const CATCH_UPS_PER_SECOND = 20;
 
 export interface AccountsOptions {
   /** Who may register: anyone (`open`) or admins only (default). */
@@ -171,6 +173,41 @@ export class Accounts implements Authenticator {
     return this.view(userId);
   }
 
+  private catchingUp?: Promise<void>;
+  private nextCatchUp?: Promise<void>;
+  private readonly catchUps = { second: 0, count: 0 };
+
+  /**
+   * Brings the read model up to the stream's head, for a credential it does not know yet (made on
+   * another director a moment ago). Callers share catch-ups: one runs at a time, and whoever comes
+   * while it runs waits for the single next one (the running one may have read the head before
+   * their credential existed). At most `CATCH_UPS_PER_SECOND` start each second: past that, an
+   * unknown credential is refused at once, so a flood of made-up tokens cannot make the director
+   * read the stream for each of them.
+   */
+  private async catchUp(): Promise<void> {
+    const second = Math.floor(Date.now() / 1000);
+    if (this.catchUps.second !== second) Object.assign(this.catchUps, { second, count: 0 });
+    if (++this.catchUps.count > CATCH_UPS_PER_SECOND) return;
+    return this.sharedCatchUp();
+  }
+
+  private sharedCatchUp(): Promise<void> {
+    if (!this.catchingUp) {
+      this.catchingUp = (async () => this.core.caughtUp(await this.core.store.head()))().finally(() => {
+        this.catchingUp = undefined;
+      });
+      return this.catchingUp;
+    }
+    this.nextCatchUp ??= this.catchingUp
+      .catch(() => undefined)
+      .then(() => {
+        this.nextCatchUp = undefined;
+        return this.sharedCatchUp();
+      });
+    return this.nextCatchUp;
+  }
+
   /** Bearer token or client certificate; none at all is fine here (the route decides). */
   async authenticate(req: CpsRequest): Promise<Principal | undefined> {
     const h = req.headers.authorization;
@@ -186,7 +223,7 @@ export class Accounts implements Authenticator {
     let t = this.core.directory.tokens.get(tokenId);
     // created on another director a moment ago: catch up once before refusing
     if (!t) {
-      await this.core.caughtUp(await this.core.store.head());
+      await this.catchUp();
       t = this.core.directory.tokens.get(tokenId);
     }
     const given = Buffer.from(sha256(secret), 'hex');
@@ -220,7 +257,7 @@ export class Accounts implements Authenticator {
     let c = this.core.directory.certificates.get(info.serial);
     // issued on another director a moment ago: catch up once before refusing
     if (!c) {
-      await this.core.caughtUp(await this.core.store.head());
+      await this.catchUp();
       c = this.core.directory.certificates.get(info.serial);
     }
     if (!c || c.revoked) throw new CpsError('unauthenticated', 'client certificate unknown or revoked');
