@@ -338,9 +338,21 @@ export class Director {
         log.info({ directorId: o.directorId }, 'following');
       }
     });
+    // a failed change (the bus down for a moment) is tried again while the lease still says so;
+    // once stopping, it is let go
+    this.transitions = this.transitions.catch((err: unknown) => {
+      if (this.stopping) return;
+      log.warn({ err }, 'leadership change failed; trying again');
+      setTimeout(() => {
+        if (!this.stopping && this.lease?.leading === leading) this.transition(leading, o, log, metrics);
+      }, 1_000).unref();
+    });
   }
 
+  private stopping = false;
+
   async stop(): Promise<void> {
+    this.stopping = true;
     await this.lease?.stop();
     await this.transitions;
     await this.duties?.stop();

@@ -140,7 +140,14 @@ export const buildProgram = (): Command => {
       const director = readyInfo(home)?.directorUrl;
       const cloud = await localCloud(home);
       const nodes = await cloud.list();
-      if (opts().json) return json({ supervisor: pid ?? null, health, directorUrl: director ?? null, nodes });
+      if (opts().json)
+        return json({
+          home: home.dir,
+          supervisor: pid ?? null,
+          health,
+          directorUrl: director ?? null,
+          nodes,
+        });
       console.log(
         pid === undefined ? 'supervisor: not running' : `supervisor: pid ${pid}, data in ${home.dir}`,
       );
