@@ -25,6 +25,17 @@ describe('the cps CLI: a user’s flow, output and failures', () => {
     return e;
   };
 
+  /** The roles of a service's running nodes, from `cps --json service nodes`, sorted. */
+  const runningRoles = async (svc: string, app: string): Promise<string[]> => {
+    const r = JSON.parse((await cps('--json', 'service', 'nodes', svc, '--app', app)).stdout) as {
+      nodes: { role: string; state: string }[];
+    };
+    return r.nodes
+      .filter((n) => n.state === 'running')
+      .map((n) => n.role)
+      .sort();
+  };
+
   beforeAll(async () => {
     env = { ...process.env, CPS_HOME: home, CPS_CONFIG_DIR: join(root, 'config') };
     await PlatformHome.init(home, { env, natsPort: await freePort(), directorPort: await freePort() });
@@ -57,15 +68,7 @@ describe('the cps CLI: a user’s flow, output and failures', () => {
     const added = /node (n[0-9a-f]+) \(node\) requested on local/.exec(add.stderr)?.[1];
     expect(added, add.stderr).toBeDefined();
     expect(add.stderr).toContain(`node ${added}: ready`);
-    const nodes = JSON.parse((await cps('--json', 'service', 'nodes', 'jobs', '--app', 'shop')).stdout) as {
-      nodes: { role: string; state: string }[];
-    };
-    expect(
-      nodes.nodes
-        .filter((n) => n.state === 'running')
-        .map((n) => n.role)
-        .sort(),
-    ).toEqual(['master', 'node']);
+    expect(await runningRoles('jobs', 'shop')).toEqual(['master', 'node']);
     const list = JSON.parse((await cps('--json', 'app', 'list')).stdout) as {
       applications: { name: string }[];
     };
@@ -143,15 +146,7 @@ describe('the cps CLI: a user’s flow, output and failures', () => {
     ) as { state: string; archive?: { version: string } };
     expect(svc.state).toBe('RUNNING');
     expect(svc.archive?.version).toBeDefined();
-    const nodes = JSON.parse(
-      (await cps('--json', 'service', 'nodes', 'scripts', '--app', 'generic-scripts')).stdout,
-    ) as { nodes: { role: string; state: string }[] };
-    expect(
-      nodes.nodes
-        .filter((n) => n.state === 'running')
-        .map((n) => n.role)
-        .sort(),
-    ).toEqual(['master', 'node']);
+    expect(await runningRoles('scripts', 'generic-scripts')).toEqual(['master', 'node']);
     // a missing local archive is refused with its path before anything is deployed
     const bad = join(root, 'missing-archive.json');
     writeFileSync(
