@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# specs and benchmarks too (the build compiles the sources only)
+npx tsc -p tsconfig.json
 npm run --silent lint
 npm run --silent format:check
 npm run --silent test:unit

@@ -163,7 +163,7 @@ describe('docker-compose.yml', () => {
     const run = (path: string) =>
       new Promise<number | string | undefined>((r) =>
         execFile(process.execPath, ['-e', probe, `http://127.0.0.1:${port}${path}`], (e) =>
-          r(e ? e.code : 0),
+          r(e ? (e.code ?? 'no exit code') : 0),
         ),
       );
     try {

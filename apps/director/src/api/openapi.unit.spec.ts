@@ -14,7 +14,7 @@ describe('the OpenAPI document', () => {
 
   it('is a valid OpenAPI 3.1 document', async () => {
     const v = new Validator();
-    const r = await v.validate(JSON.parse(openApiText()) as object);
+    const r = await v.validate(JSON.parse(openApiText()) as Parameters<Validator['validate']>[0]);
     expect(r.errors ?? []).toEqual([]);
     expect(r.valid).toBe(true);
     expect(v.version).toBe('3.1');
