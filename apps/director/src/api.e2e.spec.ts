@@ -172,6 +172,33 @@ describe('director over HTTPS: users, tokens, applications, errors', () => {
     expect((await alice.get('/v1/applications/shop')).body.services).toHaveLength(1);
   });
 
+  it('pages applications by name: every one once, with a cursor; a forged cursor is refused', async () => {
+    const carol = await h.user(d, 'carol');
+    const names = ['e-app', 'a-app', 'd-app', 'c-app', 'b-app'];
+    for (const name of names)
+      expect((await carol.post('/v1/applications', { name, description: '' })).status).toBe(201);
+    const seen: string[] = [];
+    let after: string | undefined;
+    let pages = 0;
+    do {
+      const r = await carol.get(`/v1/applications?limit=2${after ? `&after=${after}` : ''}`);
+      expect(r.status, r.text).toBe(200);
+      seen.push(...(r.body.applications as { name: string }[]).map((a) => a.name));
+      after = r.body.nextCursor as string | undefined;
+      pages++;
+    } while (after);
+    expect(seen).toEqual([...names].sort());
+    expect(pages).toBe(3);
+    // another user's list does not show them
+    expect(
+      ((await bob.get('/v1/applications')).body.applications as { name: string }[]).map((a) => a.name),
+    ).not.toContain('a-app');
+    const forged = await carol.get('/v1/applications?after=bm90LWEtY3Vyc29y&limit=2');
+    expect(forged.status).toBe(400);
+    expect(forged.body.issues).toEqual([expect.objectContaining({ path: 'query.after' })]);
+    expect((await carol.get('/v1/applications?limit=0')).body.issues[0].path).toBe('query.limit');
+  });
+
   it('renames an application and frees the old name', async () => {
     const a = await alice.post('/v1/applications', { name: 'blog' });
     const r = await alice.patch('/v1/applications/blog', { name: 'journal' });

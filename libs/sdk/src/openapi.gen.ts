@@ -219,7 +219,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Your applications (admins: everybody’s) */
+        /** Your applications (admins: everybody’s), a page at a time, ordered by name */
         get: operations["listApplications"];
         put?: never;
         /** Create an application */
@@ -740,6 +740,12 @@ export interface components {
             revoked: boolean;
             /** @description the secret: shown once, never stored */
             token: string;
+        };
+        ApplicationPage: {
+            /** @description ordered by name, then id */
+            applications: components["schemas"]["Application"][];
+            /** @description more follow: pass it as `after` (absent: the last page) */
+            nextCursor?: string;
         };
         Application: {
             appId: string;
@@ -2095,7 +2101,10 @@ export interface operations {
     };
     listApplications: {
         parameters: {
-            query?: never;
+            query?: {
+                limit?: number;
+                after?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -2108,9 +2117,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        applications: components["schemas"]["Application"][];
-                    };
+                    "application/json": components["schemas"]["ApplicationPage"];
                 };
             };
             /** @description error: validation */

@@ -4,7 +4,9 @@ import { defineRoute } from './route.js';
 import {
   AcceptedSchema,
   AddNodesSchema,
+  ApplicationPageSchema,
   ApplicationSchema,
+  ApplicationsQuerySchema,
   ArchiveSchema,
   CallResultSchema,
   CloudSchema,
@@ -183,9 +185,10 @@ export const routes = {
     operationId: 'listApplications',
     method: 'GET',
     path: '/v1/applications',
-    summary: 'Your applications (admins: everybody’s)',
+    summary: 'Your applications (admins: everybody’s), a page at a time, ordered by name',
     tag: 'applications',
-    response: list('applications', ApplicationSchema),
+    query: ApplicationsQuerySchema,
+    response: ApplicationPageSchema,
   }),
   createApplication: defineRoute({
     operationId: 'createApplication',

@@ -113,6 +113,42 @@ export const ApplicationSchema = z
     services: z.array(ServiceSummarySchema),
   })
   .meta({ id: 'Application' });
+
+/** Where a page of applications ends: the last one's name and id (opaque to clients). */
+export interface AppCursor {
+  readonly name: string;
+  readonly appId: string;
+}
+export const encodeAppCursor = (c: AppCursor): string =>
+  Buffer.from(JSON.stringify([c.name, c.appId])).toString('base64url');
+
+/** `GET /v1/applications`: pages ordered by name (then id), `after` a previous `nextCursor`. */
+export const ApplicationsQuerySchema = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(500).default(100).describe('applications per page'),
+  after: z
+    .string()
+    .max(400)
+    .transform((s, ctx): AppCursor => {
+      try {
+        const v = JSON.parse(Buffer.from(s, 'base64url').toString('utf8')) as unknown;
+        if (Array.isArray(v) && v.length === 2 && v.every((x) => typeof x === 'string'))
+          return { name: v[0] as string, appId: v[1] as string };
+      } catch {
+        // not ours: reported below
+      }
+      ctx.addIssue({ code: 'custom', message: 'not a cursor this API handed out' });
+      return z.NEVER;
+    })
+    .optional()
+    .describe('continue after this cursor (a previous `nextCursor`)'),
+});
+
+export const ApplicationPageSchema = z
+  .object({
+    applications: z.array(ApplicationSchema).describe('ordered by name, then id'),
+    nextCursor: z.string().optional().describe('more follow: pass it as `after` (absent: the last page)'),
+  })
+  .meta({ id: 'ApplicationPage' });
 export const NewApplicationSchema = z.strictObject({
   name: NameSchema,
   description: Description.default(''),

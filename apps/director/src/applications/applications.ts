@@ -28,6 +28,7 @@ import {
 } from '@cps/manager-runtime';
 import type { Principal } from '../http/request.js';
 import type { Aggregates, DirectorCore } from '../director-core.js';
+import type { AppCursor } from '../api/schemas.js';
 import type { ApplicationView, ServiceView } from '../read-models/directory.js';
 import type { Supervisor } from '../supervision/supervisor.js';
 
@@ -82,6 +83,23 @@ export class Applications {
 
   list(p: Principal): ApplicationView[] {
     return this.core.directory.appsOf(this.owner(p));
+  }
+
+  /** One page of the caller's applications, ordered by name then id, after `after`. */
+  page(
+    p: Principal,
+    q: { limit: number; after?: AppCursor | undefined },
+  ): { items: ApplicationView[]; next?: AppCursor } {
+    const order = (a: AppCursor, b: AppCursor) =>
+      a.name < b.name ? -1 : a.name > b.name ? 1 : a.appId < b.appId ? -1 : a.appId > b.appId ? 1 : 0;
+    const all = this.list(p).sort(order);
+    const after = q.after;
+    const start = after ? all.findIndex((a) => order(a, after) > 0) : 0;
+    const items = start < 0 ? [] : all.slice(start, start + q.limit);
+    const last = items.at(-1);
+    return start >= 0 && start + q.limit < all.length && last
+      ? { items, next: { name: last.name, appId: last.appId } }
+      : { items };
   }
 
   servicesOf(app: ApplicationView): ServiceView[] {

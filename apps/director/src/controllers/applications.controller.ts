@@ -1,5 +1,6 @@
 import { Controller, Inject } from '@nestjs/common';
 import { routes } from '../api/routes.js';
+import { encodeAppCursor } from '../api/schemas.js';
 import type { RouteInput, RouteOutput } from '../api/route.js';
 import { Caller, Input, Req, Route } from '../http/route.decorator.js';
 import { actorOf, commandIdOf, type Principal, type RequestContext } from '../http/request.js';
@@ -15,8 +16,15 @@ export class ApplicationsController {
   constructor(@Inject(APPLICATIONS) private readonly apps: Applications) {}
 
   @Route(routes.listApplications)
-  list(@Caller() p: Principal): RouteOutput<R['listApplications']> {
-    return { applications: this.apps.list(p).map((a) => this.apps.appDto(a)) };
+  list(
+    @Input() i: RouteInput<R['listApplications']>,
+    @Caller() p: Principal,
+  ): RouteOutput<R['listApplications']> {
+    const page = this.apps.page(p, i.query);
+    return {
+      applications: page.items.map((a) => this.apps.appDto(a)),
+      ...(page.next ? { nextCursor: encodeAppCursor(page.next) } : {}),
+    };
   }
 
   @Route(routes.createApplication)

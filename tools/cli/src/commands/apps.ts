@@ -1,11 +1,13 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { CpsError, isCpsError } from '@cps/core';
+import type { components } from '@cps/sdk';
 import { archiveBytes, splitLocalArchives, type LocalArchive } from '../local-archives.js';
 import { json, table } from '../output.js';
 import { director, examples, finish, roleCounts, type Globals } from './shared.js';
 
 type Director = ReturnType<typeof director>;
+type ApplicationItem = components['schemas']['Application'];
 
 /**
  * Uploads the manifest's local archives to their services as soon as the deploy has added them
@@ -63,7 +65,16 @@ export const appCommands = (program: Command, g: Globals): void => {
     .description('your applications')
     .action(async () => {
       const d = director(g);
-      const r = await d.ask(d.cps.GET('/v1/applications'));
+      // every page, in the director's order (by name)
+      const r = { applications: [] as ApplicationItem[] };
+      for (let after: string | undefined; ;) {
+        const page = await d.ask(
+          d.cps.GET('/v1/applications', { params: { query: { limit: 500, ...(after ? { after } : {}) } } }),
+        );
+        r.applications.push(...page.applications);
+        if (!page.nextCursor) break;
+        after = page.nextCursor;
+      }
       if (g().json) return json(r);
       table(
         r.applications.map((a) => ({
