@@ -211,5 +211,15 @@ describe('cps up / status / down: the local platform as a user runs it', () => {
     expect(down.stdout).toMatch(/^stopped/);
     expect(down.stdout).toMatch(/stopped [1-9]\d* node\(s\)/);
     expect((await cps('down')).stdout).toMatch(/not running/);
+    // status says so plainly, exit 1, no stack trace
+    const status = (await cps('status').then(
+      () => {
+        throw new Error('status should exit 1 when the platform is down');
+      },
+      (e: unknown) => e,
+    )) as { code: number; stdout: string; stderr: string };
+    expect(status.code).toBe(1);
+    expect(status.stdout).toMatch(/not running \(start it with `cps up`\)/);
+    expect(status.stderr).not.toMatch(/\n\s+at /);
   });
 });

@@ -136,20 +136,35 @@ export const buildProgram = (): Command => {
       const { PlatformHome, supervisorPid, checkHealth, readyInfo } = await platformLib();
       const home = PlatformHome.open(opts().home);
       const pid = supervisorPid(home);
-      const health = await checkHealth(home);
-      const director = readyInfo(home)?.directorUrl;
       const cloud = await localCloud(home);
       const nodes = await cloud.list();
+      // a joined director's home has no supervisor of its own: its platform may still answer
+      const health = await checkHealth(home).catch((e: unknown) => {
+        if (pid !== undefined) throw e;
+        return undefined;
+      });
+      if (!health) {
+        // not running is an answer, not a failure of this command; the exit code still says so
+        process.exitCode = 1;
+        if (opts().json) return json({ home: home.dir, supervisor: null, running: false, nodes });
+        console.log(`platform in ${home.dir}: not running (start it with \`cps up\`)`);
+        if (nodes.length > 0) console.log(`  local nodes left running: ${nodes.length}`);
+        return;
+      }
+      const director = readyInfo(home)?.directorUrl;
       if (opts().json)
         return json({
           home: home.dir,
           supervisor: pid ?? null,
+          running: true,
           health,
           directorUrl: director ?? null,
           nodes,
         });
       console.log(
-        pid === undefined ? 'supervisor: not running' : `supervisor: pid ${pid}, data in ${home.dir}`,
+        pid === undefined
+          ? `supervisor: none here (a joined director), data in ${home.dir}`
+          : `supervisor: pid ${pid}, data in ${home.dir}`,
       );
       show(health, false);
       if (director) console.log(`  director: ${director}`);
