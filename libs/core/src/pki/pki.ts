@@ -1,5 +1,7 @@
 import {
+  constants,
   generateKeyPair as generateKeyPairCb,
+  privateEncrypt,
   generateKeyPairSync,
   randomBytes,
   X509Certificate,
@@ -104,10 +106,26 @@ const randomSerial = (): string => {
   return b.toString('hex');
 };
 
-const toForgeKey = (pem: string): Forge.pki.rsa.PrivateKey => {
-  // forge reads PKCS#1 or PKCS#8 unencrypted keys
-  return forge().pki.privateKeyFromPem(pem);
-};
+/** The DER prefix of a SHA-256 DigestInfo (RFC 8017, section 9.2, note 1). */
+const SHA256_DIGEST_INFO = Buffer.from('3031300d060960864801650304020105000420', 'hex');
+
+/**
+ * The private key as forge's signer, signing with Node's native RSA: RSASSA-PKCS1-v1_5 over the
+ * SHA-256 digest forge computed of what it signs (a certificate's or a CSR's to-be-signed part).
+ * The signature is the same forge would make in JavaScript, about 50x faster.
+ */
+const nativeSigner = (keyPem: string): Forge.pki.rsa.PrivateKey =>
+  ({
+    sign: (md: Forge.md.MessageDigest): string => {
+      if (md.algorithm !== 'sha256')
+        throw new Error(`only SHA-256 signatures are made here, not ${md.algorithm}`);
+      const digest = Buffer.from(md.digest().getBytes(), 'binary');
+      return privateEncrypt(
+        { key: keyPem, padding: constants.RSA_PKCS1_PADDING },
+        Buffer.concat([SHA256_DIGEST_INFO, digest]),
+      ).toString('binary');
+    },
+  }) as unknown as Forge.pki.rsa.PrivateKey;
 
 const attrsFor = (cn: string, ou?: string): Forge.pki.CertificateField[] => [
   { shortName: 'O', value: 'cps' },
@@ -125,7 +143,7 @@ const newCert = (publicKeyPem: string, now: Date, validForMs: number): Forge.pki
 };
 
 const signWith = (cert: Forge.pki.Certificate, keyPem: string): string => {
-  cert.sign(toForgeKey(keyPem), forge().md.sha256.create());
+  cert.sign(nativeSigner(keyPem), forge().md.sha256.create());
   return forge().pki.certificateToPem(cert);
 };
 
@@ -201,7 +219,7 @@ export const createCsr = (key: KeyPair, commonName: string): string => {
   const csr = forge().pki.createCertificationRequest();
   csr.publicKey = forge().pki.publicKeyFromPem(key.publicKeyPem);
   csr.setSubject([{ shortName: 'CN', value: commonName }]);
-  csr.sign(toForgeKey(key.privateKeyPem), forge().md.sha256.create());
+  csr.sign(nativeSigner(key.privateKeyPem), forge().md.sha256.create());
   return forge().pki.certificationRequestToPem(csr);
 };
 

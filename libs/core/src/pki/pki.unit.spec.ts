@@ -35,6 +35,13 @@ describe('PKI', () => {
     expect(isIssuedBy(bus.certPem, root.certPem)).toBe(true);
     expect(isIssuedBy(leaf, bus.certPem)).toBe(true);
     expect(isIssuedBy(leaf, root.certPem)).toBe(false);
+    // the native signature is exactly the one forge computes in JavaScript (PKCS#1 v1.5 is deterministic)
+    const parsed = forge.pki.certificateFromPem(leaf);
+    const native = parsed.signature as string;
+    parsed.sign(forge.pki.privateKeyFromPem(bus.keyPem), forge.md.sha256.create());
+    expect(Buffer.from(parsed.signature as string, 'binary').equals(Buffer.from(native, 'binary'))).toBe(
+      true,
+    );
     for (const pem of [root.certPem, bus.certPem, leaf]) {
       expect(forge.pki.oids[forge.pki.certificateFromPem(pem).siginfo.algorithmOid]).toBe(
         'sha256WithRSAEncryption',
