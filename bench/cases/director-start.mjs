@@ -1,10 +1,12 @@
 // (i, j) A director process started on a stream holding 10,000 applications (100,000 events, one
-// commit each): time from process start until it serves HTTPS, and its resident memory with all of
-// it projected; next to a process started by hand that only reads the same stream raw.
+// commit each): time from process start until it serves HTTPS, without and with a snapshot of its
+// read model, and its resident memory with all of it projected; next to a process started by hand
+// that only reads the same stream raw.
 import { fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { jetstream } from '@nats-io/jetstream';
+import { Objm } from '@nats-io/obj';
 import { ensureEventStream } from '@cps/events';
 import { startNats, stopNats } from '../lib/fixtures.mjs';
 
@@ -68,6 +70,12 @@ export default {
       target: { on: 'cps', op: '<=', value: 2000 },
     },
     {
+      key: 'warm',
+      label: 'i. start from a read-model snapshot, 100k events',
+      unit: 'ms',
+      target: { on: 'cps', op: '<=', value: 2000 },
+    },
+    {
       key: 'rss',
       label: 'j. resident memory, 10k applications',
       unit: 'MB',
@@ -77,6 +85,9 @@ export default {
 
   async prepare(fx) {
     const identity = await fx.nats.identity({ role: 'director', id: 'bench' });
+    // the parent's own connection, to remove the read-model snapshot before a cold start
+    const nc = await fx.nats.connect({ role: 'director', id: 'bench-parent' });
+    snapshots = await new Objm(nc).create('cps_projections');
     return {
       urls: fx.nats.urls,
       identity: JSON.parse(JSON.stringify(identity)),
@@ -85,15 +96,31 @@ export default {
     };
   },
 
+  // cold: no snapshot (the director replays all 100k commits; it saves a snapshot once measured);
+  // warm: the next start, from that snapshot; raw: the stream read by hand
   async run(s, runIndex) {
-    const order = runIndex % 2 === 0 ? ['cps', 'raw'] : ['raw', 'cps'];
     const r = {};
-    for (const mode of order) r[mode] = await inChild({ ...s, mode });
-    if (r.cps.apps !== APPS)
-      throw new Error(`the director projected ${r.cps.apps} applications, expected ${APPS}`);
-    return { start: { cps: r.cps.ms, raw: r.raw.ms }, rss: { cps: r.cps.rssMb, raw: r.raw.rssMb } };
+    const cold = async () => {
+      await snapshots.delete('directory').catch(() => undefined);
+      r.cps = await inChild({ ...s, mode: 'cps', snapshotAfter: true });
+      if (r.cps.restored) throw new Error('the cold start found a snapshot');
+    };
+    const raw = async () => (r.raw = await inChild({ ...s, mode: 'raw' }));
+    for (const step of runIndex % 2 === 0 ? [cold, raw] : [raw, cold]) await step();
+    r.warm = await inChild({ ...s, mode: 'cps' });
+    for (const which of ['cps', 'warm'])
+      if (r[which].apps !== APPS)
+        throw new Error(`the director (${which}) projected ${r[which].apps} applications, expected ${APPS}`);
+    if (!r.warm.restored) throw new Error('the warm start did not find the snapshot');
+    return {
+      start: { cps: r.cps.ms, raw: r.raw.ms },
+      warm: { cps: r.warm.ms, raw: r.raw.ms },
+      rss: { cps: r.cps.rssMb, raw: r.raw.rssMb },
+    };
   },
 };
+
+let snapshots;
 
 /** One server whose event stream holds 10,000 applications of one user, 10 events each. */
 export const apps10kFixture = {

@@ -7,7 +7,10 @@ import {
   ensureSnapshotBucket,
   JetStreamEventStore,
   KvSnapshotStore,
+  ObjectStoreProjectionSnapshots,
   ProjectionRunner,
+  type Position,
+  type ProjectionSnapshotStore,
 } from '@cps/events';
 import {
   identityEvents,
@@ -25,7 +28,7 @@ import { buildOpenApi } from './api/openapi.js';
 import { allRoutes, builtinFeatures } from './features.js';
 import type { DirectorFeature } from './feature.js';
 import { Aggregates, Names, type DirectorCore } from './director-core.js';
-import { Directory } from './read-models/directory.js';
+import { Directory, DIRECTORY_SNAPSHOT_VERSION, type DirectorySnapshot } from './read-models/directory.js';
 import { userDecider } from './users/user-decider.js';
 import { userEvents } from './users/user-events.js';
 import { appDecider } from './applications/app-decider.js';
@@ -81,6 +84,12 @@ export interface DirectorOptions {
   readonly chargeEveryMs?: number;
   /** Length of a leader lease epoch (default 5 s): a dead leader is replaced within about two. */
   readonly leaseEpochMs?: number;
+  /**
+   * How often the leader snapshots the read model (default 60 s), when at least
+   * `readModelSnapshotMinEvents` (default 1,000) commits came since the last one; also when it stops.
+   */
+  readonly readModelSnapshotEveryMs?: number;
+  readonly readModelSnapshotMinEvents?: number;
   readonly log?: Logger;
   readonly version?: string;
 }
@@ -104,7 +113,33 @@ export class Director {
     private readonly runner: ProjectionRunner,
     private readonly features: readonly DirectorFeature[],
     private readonly credit: Credit,
-  ) {}
+    private readonly projectionSnapshots: ProjectionSnapshotStore,
+    /** Where the read model's snapshot left off, when this start began from one. */
+    readonly restoredFrom: Position | undefined,
+  ) {
+    this.snapshotAt = restoredFrom?.commit ?? 0;
+  }
+
+  private snapshotAt: number;
+
+  /**
+   * Saves a snapshot of the read model (when at least `minCommits` commits came since the last one
+   * this director saved or started from), so that the next start replays only what follows it.
+   * Answers whether it saved one.
+   */
+  async snapshotReadModel(minCommits = 0): Promise<boolean> {
+    const position = this.runner.position;
+    if (!position || position.commit - this.snapshotAt < minCommits || position.commit <= this.snapshotAt)
+      return false;
+    // position and state are taken together, before anything is awaited
+    await this.projectionSnapshots.save(this.core.directory.name, {
+      version: DIRECTORY_SNAPSHOT_VERSION,
+      position,
+      state: this.core.directory.snapshot(),
+    });
+    this.snapshotAt = Math.max(this.snapshotAt, position.commit);
+    return true;
+  }
 
   static async start(o: DirectorOptions): Promise<Director> {
     const log = o.log ?? pino({ level: 'info' });
@@ -143,13 +178,37 @@ export class Director {
     const snapshots = new KvSnapshotStore(nc);
     const metrics = new HttpMetrics();
     const directory = new Directory();
-    const runner = new ProjectionRunner(store, {
-      name: directory.name,
-      handle: (e) => {
-        metrics.events.inc();
-        directory.handle(e);
+    // the read model starts from its latest snapshot when there is a usable one, then replays the rest
+    const projectionSnapshots = new ObjectStoreProjectionSnapshots(nc, { replicas });
+    const restored: { position?: Position } = {};
+    const runner = new ProjectionRunner(
+      store,
+      {
+        name: directory.name,
+        handle: (e) => {
+          metrics.events.inc();
+          directory.handle(e);
+        },
       },
-    });
+      {
+        load: async (name) => {
+          const [snap, head] = await Promise.all([
+            projectionSnapshots.load(name).catch((err: unknown) => {
+              log.warn({ err }, 'read model snapshot unreadable: replaying the whole stream');
+              return undefined;
+            }),
+            store.head(),
+          ]);
+          if (!snap || snap.version !== DIRECTORY_SNAPSHOT_VERSION || snap.position.commit > head)
+            return undefined;
+          directory.restore(snap.state as DirectorySnapshot);
+          restored.position = snap.position;
+          log.info({ position: snap.position, head }, 'read model restored from its snapshot');
+          return snap.position;
+        },
+        save: () => undefined,
+      },
+    );
     // the read model catches up while the rest is built and the HTTP app starts (it answers only
     // once caught up: the port is opened after both)
     const caughtUp = runner.start();
@@ -280,6 +339,8 @@ export class Director {
       runner,
       features,
       credit,
+      projectionSnapshots,
+      restored.position,
     );
     director.lease = new Lease(nc, {
       name: 'director',
@@ -317,6 +378,12 @@ export class Director {
         const charger = setInterval(() => {
           void this.credit.charge(this.applications, log);
         }, o.chargeEveryMs ?? 60_000);
+        const minEvents = o.readModelSnapshotMinEvents ?? 1_000;
+        const snapshotter = setInterval(() => {
+          this.snapshotReadModel(minEvents).catch((err: unknown) =>
+            log.warn({ err }, 'read model snapshot failed'),
+          );
+        }, o.readModelSnapshotEveryMs ?? 60_000);
         const featureDuties = this.features.flatMap((f) => (f.leading ? [f.leading()] : []));
         for (const op of this.core.directory.operations.values())
           if (op.state === 'running' && op.owner) void this.applications.carryOn(op.operationId);
@@ -324,6 +391,7 @@ export class Director {
           stop: async () => {
             clearInterval(timer);
             clearInterval(charger);
+            clearInterval(snapshotter);
             for (const d of featureDuties) await d.stop();
             await served.stop();
           },
@@ -353,6 +421,8 @@ export class Director {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    // the leader leaves a fresh snapshot of the read model behind: the next start replays little
+    if (this.duties) await this.snapshotReadModel(1).catch(() => undefined);
     await this.lease?.stop();
     await this.transitions;
     await this.duties?.stop();

@@ -32,6 +32,13 @@ export {
   type Projection,
 } from './projections/runner.js';
 export {
+  InMemoryProjectionSnapshots,
+  ObjectStoreProjectionSnapshots,
+  PROJECTION_BUCKET,
+  type ProjectionSnapshot,
+  type ProjectionSnapshotStore,
+} from './projections/projection-snapshots.js';
+export {
   InMemorySnapshotStore,
   KvSnapshotStore,
   ensureSnapshotBucket,

@@ -79,6 +79,31 @@ export interface NodeView {
 
 const idOf = (aggregate: string, prefix: string): string => aggregate.slice(prefix.length);
 
+/**
+ * The shape of the read model's snapshot. Bump it whenever a view or an index changes: a snapshot
+ * of another version is ignored, and the read model is rebuilt from the whole stream.
+ */
+export const DIRECTORY_SNAPSHOT_VERSION = 1;
+
+/** Every map of the read model, in one plain value (see `Directory.snapshot`). */
+const MAPS = [
+  'users',
+  'usernames',
+  'tokens',
+  'apps',
+  'services',
+  'operations',
+  'nodes',
+  'certificates',
+  'appNames',
+  'managerNodes',
+] as const;
+
+export type DirectorySnapshot = Record<(typeof MAPS)[number], [string, unknown][]> & {
+  readonly byOwner: [string, string[]][];
+  readonly applied: number;
+};
+
 export class Directory implements Projection {
   readonly name = 'directory';
   readonly users = new Map<string, UserView>();
@@ -98,6 +123,28 @@ export class Directory implements Projection {
   private readonly byOwner = new Map<string, Set<string>>();
   private readonly managerNodes = new Map<string, string>();
   applied = 0;
+
+  /** Its whole state as a plain value (copy it, e.g. into JSON, before the next event). */
+  snapshot(): DirectorySnapshot {
+    const maps = Object.fromEntries(MAPS.map((k) => [k, [...(this[k] as Map<string, unknown>)]]));
+    return {
+      ...(maps as Record<(typeof MAPS)[number], [string, unknown][]>),
+      byOwner: [...this.byOwner].map(([owner, ids]) => [owner, [...ids]]),
+      applied: this.applied,
+    };
+  }
+
+  /** Replaces its whole state with a snapshot's (of `DIRECTORY_SNAPSHOT_VERSION`). */
+  restore(s: DirectorySnapshot): void {
+    for (const k of MAPS) {
+      const m = this[k] as Map<string, unknown>;
+      m.clear();
+      for (const [key, v] of s[k]) m.set(key, v);
+    }
+    this.byOwner.clear();
+    for (const [owner, ids] of s.byOwner) this.byOwner.set(owner, new Set(ids));
+    this.applied = s.applied;
+  }
 
   /** The live applications of `owner` (all owners' when undefined). */
   appsOf(owner: string | undefined): ApplicationView[] {
