@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import {
   createIssuingCa,
   createRootCa,
@@ -48,8 +49,6 @@ export const createPlatformSecrets = (now: Date, keys: KeySource = freshKeys): P
 export const busTrustPem = (s: Pick<PlatformSecrets, 'busCa'>): string =>
   [s.busCa.certPem, ...s.busCa.chainPem].join('');
 
-const IPV4 = /^\d{1,3}(?:\.\d{1,3}){3}$/;
-
 /**
  * A nats-server certificate: serves clients and cluster routes (it is also the route's client
  * certificate). Names default to loopback; a cluster server is named by the host name its clients
@@ -68,8 +67,8 @@ export const issueServerCert = (
     publicKeyPem: key.publicKeyPem,
     now,
     validForMs: 365 * DAY,
-    dnsNames: hosts.filter((h) => !IPV4.test(h)),
-    ipAddresses: hosts.filter((h) => IPV4.test(h)),
+    dnsNames: hosts.filter((h) => isIP(h) === 0),
+    ipAddresses: hosts.filter((h) => isIP(h) !== 0),
   });
 
 /** What a process needs to join the bus as `identity`: TLS material plus JWT credentials. */

@@ -58,11 +58,15 @@ export const call = async <T>(
   try {
     return await unwrap(request);
   } catch (e) {
-    if (e instanceof CpsApiError)
-      throw new CpsError(isErrorCode(e.code) ? e.code : 'internal', e.message, e.issues);
-    throw new CpsError('unavailable', `the director at ${url} does not answer: ${(e as Error).message}`);
+    throw cliError(url, e);
   }
 };
+
+/** A failed call as the CLI reports it: the director's refusal with its code and fields, else unreachable. */
+export const cliError = (url: string, e: unknown): CpsError =>
+  e instanceof CpsApiError
+    ? new CpsError(isErrorCode(e.code) ? e.code : 'internal', e.message, e.issues)
+    : new CpsError('unavailable', `the director at ${url} does not answer: ${(e as Error).message}`);
 
 type Operation = {
   state: string;
@@ -76,7 +80,8 @@ type Operation = {
 const getOperation = (url: string, cps: CpsClient, id: string): Promise<Operation> =>
   call(url, cps.GET('/v1/operations/{id}', { params: { path: { id } } }));
 
-const isAbort = (e: unknown): boolean => (e as { name?: string } | undefined)?.name === 'AbortError';
+/** The error of a request or stream ended on purpose (its signal aborted). */
+export const isAbort = (e: unknown): boolean => (e as { name?: string } | undefined)?.name === 'AbortError';
 
 /**
  * Follows an operation until it ends and answers it. Progress comes from the live event stream

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { signTrustChain } from '@cps/bus';
 import { CpsError, generateKeyPair } from '@cps/core';
@@ -41,14 +42,13 @@ export interface WrittenServer {
 }
 
 const NAME = /^[a-z0-9][a-z0-9.-]{0,62}$/;
-const IPV4 = /^\d{1,3}(?:\.\d{1,3}){3}$/;
 
 /**
  * The names a server's certificate must carry to be dialed at `host`. A client of nats.js that
  * dials an IP address upgrades to TLS without a server name, so Node checks the certificate
  * against `localhost`: such servers carry that name too.
  */
-const namesOf = (host: string): string[] => (IPV4.test(host) ? [host, 'localhost'] : [host]);
+const namesOf = (host: string): string[] => (isIP(host) !== 0 ? [host, 'localhost'] : [host]);
 
 /**
  * Writes the configuration of a NATS JetStream cluster for this platform: per server a

@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
-import { CpsError } from '@cps/core';
-import { CpsApiError, followEvents } from '@cps/sdk';
-import { waitFor } from '../director-client.js';
+import { followEvents } from '@cps/sdk';
+import { cliError, isAbort, waitFor } from '../director-client.js';
 import { json, table } from '../output.js';
 import { director, examples, type Globals } from './shared.js';
 
@@ -86,9 +85,8 @@ const follow = async (g: Globals, after: string | undefined, app: string | undef
     const query = { ...(after ? { after } : {}), ...(app ? { application: app } : {}) };
     for await (const e of followEvents(d.cps, { query, signal: abort.signal })) print(e, g().json === true);
   } catch (e) {
-    if ((e as { name?: string }).name === 'AbortError') return;
-    if (e instanceof CpsApiError) throw new CpsError('unavailable', `event stream: ${e.code}: ${e.message}`);
-    throw new CpsError('unavailable', `the director at ${d.url} does not answer: ${(e as Error).message}`);
+    if (isAbort(e)) return;
+    throw cliError(d.url, e);
   } finally {
     process.off('SIGINT', stop);
   }
