@@ -84,20 +84,75 @@ export const unwrap = async <T>(
   return data as T;
 };
 
+/** How a follower reconnects: after each of these pauses (ms), the last one repeated. */
+const RECONNECT_DELAYS_MS = [250, 500, 1_000, 2_000, 5_000];
+
+export interface FollowOptions {
+  readonly query?: EventStreamQuery;
+  /** Resume after this event (a previous event's `cursor`). */
+  readonly lastEventId?: string;
+  readonly signal?: AbortSignal;
+  /**
+   * Reconnect when the stream ends or the connection fails (a director restarting), resuming after
+   * the last event seen, so none is lost or repeated; `onReconnect` hears of each attempt. Refusals
+   * (4xx) still throw.
+   */
+  readonly reconnect?: boolean;
+  readonly onReconnect?: (attempt: number, cause: unknown) => void;
+}
+
 /**
  * Follows the director's live event stream (`GET /v1/events/stream`, Server-Sent Events): the
  * events the caller may see, oldest first, from `query.after` / `lastEventId`, else `query.since`,
- * else from now. Ends when the director ends the stream; aborting `signal` ends it with an
- * `AbortError`. A refused request throws a {@link CpsApiError}.
+ * else from now. Ends when the director ends the stream (unless `reconnect`); aborting `signal`
+ * ends it with an `AbortError`. A refused request throws a {@link CpsApiError}.
  *
  * ```ts
- * for await (const e of followEvents(cps, { query: { application: 'shop' } })) console.log(e.type);
+ * for await (const e of followEvents(cps, { query: { application: 'shop' }, reconnect: true })) console.log(e.type);
  * ```
  */
 export async function* followEvents(
   cps: CpsClient,
-  o: { query?: EventStreamQuery; lastEventId?: string; signal?: AbortSignal } = {},
+  o: FollowOptions = {},
 ): AsyncGenerator<HistoryEvent, void, undefined> {
+  let last = o.lastEventId;
+  for (let attempt = 0; ;) {
+    let cause: unknown;
+    try {
+      for await (const e of streamOnce(cps, { ...o, ...(last ? { lastEventId: last } : {}) })) {
+        attempt = 0;
+        last = e.cursor;
+        yield e;
+      }
+      if (!o.reconnect) return;
+      cause = new Error('the director ended the stream');
+    } catch (e) {
+      const refused = e instanceof CpsApiError && e.status >= 400 && e.status < 500;
+      if (o.signal?.aborted || !o.reconnect || refused) throw e;
+      cause = e;
+    }
+    o.onReconnect?.(attempt + 1, cause);
+    await sleep(RECONNECT_DELAYS_MS[Math.min(attempt++, RECONNECT_DELAYS_MS.length - 1)] as number, o.signal);
+  }
+}
+
+const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+  new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason as Error);
+    const t = setTimeout(done, ms);
+    function done(): void {
+      signal?.removeEventListener('abort', aborted);
+      resolve();
+    }
+    function aborted(): void {
+      clearTimeout(t);
+      reject(signal?.reason as Error);
+    }
+    signal?.addEventListener('abort', aborted, { once: true });
+  });
+
+/** One connection to the stream, until it ends. */
+async function* streamOnce(cps: CpsClient, o: FollowOptions): AsyncGenerator<HistoryEvent, void, undefined> {
   const { error, response } = await cps.GET('/v1/events/stream', {
     params: { query: o.query ?? {} },
     headers: { accept: 'text/event-stream', ...(o.lastEventId ? { 'last-event-id': o.lastEventId } : {}) },

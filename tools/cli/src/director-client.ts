@@ -85,8 +85,8 @@ export const isAbort = (e: unknown): boolean => (e as { name?: string } | undefi
 
 /**
  * Follows an operation until it ends and answers it. Progress comes from the live event stream
- * (replayed from the operation's start, so nothing is missed) and is printed as it happens,
- * unless `quiet`. The end is confirmed by reading the operation; a check every few seconds covers
+ * (replayed from the operation's start, so nothing is missed; resumed after a cut) and is printed
+ * as it happens, unless `quiet`. The end is confirmed by reading the operation; a check every few seconds covers
  * an end the stream does not show, and polling takes over if the stream cannot be followed.
  */
 export const waitFor = async (
@@ -120,7 +120,7 @@ export const waitFor = async (
   });
   try {
     const query = { since: first.startedAt, ...(first.appId ? { application: first.appId } : {}) };
-    for await (const e of followEvents(cps, { query, signal: abort.signal })) {
+    for await (const e of followEvents(cps, { query, signal: abort.signal, reconnect: true })) {
       const seen = progress.see(e);
       seen.lines.forEach(print);
       if (seen.ended) break;

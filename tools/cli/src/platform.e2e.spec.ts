@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { request as httpsRequest } from 'node:https';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -160,6 +160,43 @@ describe('cps up / status / down: the local platform as a user runs it', () => {
     expect(app.status).toBe(200);
     expect(app.body.name).toBe('kept');
     expect(isRunning(pid)).toBe(false);
+  });
+
+  it('keeps following events across a kill -9 of the director: resumed, nothing lost or repeated', async () => {
+    const follower = spawn(process.execPath, [CLI, '--json', 'events', '--follow'], { env });
+    let out = '';
+    let err = '';
+    follower.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    follower.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((r) => follower.on('close', r));
+    const until = async (what: () => boolean, ms = 30_000) => {
+      const deadline = Date.now() + ms;
+      while (!what() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      return what();
+    };
+    expect(await until(() => out.includes('ApplicationCreated')), err).toBe(true);
+    const pid = Number(readFileSync(join(home, 'run', 'director.pid'), 'utf8'));
+    process.kill(pid, 'SIGKILL');
+    // a change made while the director is down for the follower: made through the restarted director
+    let created = 0;
+    const deadline = Date.now() + 30_000;
+    while (created !== 201 && Date.now() < deadline) {
+      created = (await https('POST', '/v1/applications', { name: 'while-cut' }).catch(() => ({ status: 0 })))
+        .status;
+      if (created !== 201) await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(created).toBe(201);
+    const appId = (await https('GET', '/v1/applications/while-cut')).body.appId as string;
+    expect(await until(() => out.includes(`app.${appId}`)), `${out}\n${err}`).toBe(true);
+    expect(err).toMatch(/reconnecting, attempt 1/);
+    // every event once: no event printed twice
+    const ids = out
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { id: string }).id);
+    expect(new Set(ids).size).toBe(ids.length);
+    follower.kill('SIGINT');
+    expect(await exited).toBe(0);
   });
 
   it('after kill -9 of the supervisor, up replaces the orphaned nats-server and director, and keeps the data', async () => {

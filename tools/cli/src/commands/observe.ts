@@ -83,7 +83,15 @@ const follow = async (g: Globals, after: string | undefined, app: string | undef
   process.once('SIGINT', stop);
   try {
     const query = { ...(after ? { after } : {}), ...(app ? { application: app } : {}) };
-    for await (const e of followEvents(d.cps, { query, signal: abort.signal })) print(e, g().json === true);
+    const reconnecting = (attempt: number, cause: unknown) =>
+      console.error(`(event stream cut: ${(cause as Error).message}; reconnecting, attempt ${attempt})`);
+    const stream = followEvents(d.cps, {
+      query,
+      signal: abort.signal,
+      reconnect: true,
+      onReconnect: reconnecting,
+    });
+    for await (const e of stream) print(e, g().json === true);
   } catch (e) {
     if (isAbort(e)) return;
     throw cliError(d.url, e);
