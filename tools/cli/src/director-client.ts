@@ -106,9 +106,11 @@ export const waitFor = async (
   const deadline = Date.now() + (o.timeoutMs ?? 600_000);
   const abort = new AbortController();
   const check = setInterval(() => {
+    // past the deadline the wait ends even while the director does not answer
+    if (Date.now() > deadline) return abort.abort();
     getOperation(url, cps, operationId).then(
       (op) => {
-        if (op.state !== 'running' || Date.now() > deadline) abort.abort();
+        if (op.state !== 'running') abort.abort();
       },
       () => undefined,
     );
@@ -120,7 +122,9 @@ export const waitFor = async (
   });
   try {
     const query = { since: first.startedAt, ...(first.appId ? { application: first.appId } : {}) };
-    for await (const e of followEvents(cps, { query, signal: abort.signal, reconnect: true })) {
+    const onReconnect = (attempt: number, cause: unknown) =>
+      attempt === 1 && print(`(event stream cut: ${(cause as Error).message}; reconnecting)`);
+    for await (const e of followEvents(cps, { query, signal: abort.signal, reconnect: true, onReconnect })) {
       const seen = progress.see(e);
       seen.lines.forEach(print);
       if (seen.ended) break;
