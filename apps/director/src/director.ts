@@ -9,8 +9,8 @@ import {
   KvSnapshotStore,
   ObjectStoreProjectionSnapshots,
   ProjectionRunner,
+  ProjectionSnapshotter,
   type Position,
-  type ProjectionSnapshotStore,
 } from '@cps/events';
 import {
   identityEvents,
@@ -28,7 +28,7 @@ import { buildOpenApi } from './api/openapi.js';
 import { allRoutes, builtinFeatures } from './features.js';
 import type { DirectorFeature } from './feature.js';
 import { Aggregates, Names, type DirectorCore } from './director-core.js';
-import { Directory, DIRECTORY_SNAPSHOT_VERSION, type DirectorySnapshot } from './read-models/directory.js';
+import { Directory, type DirectorySnapshot } from './read-models/directory.js';
 import { userDecider } from './users/user-decider.js';
 import { userEvents } from './users/user-events.js';
 import { appDecider } from './applications/app-decider.js';
@@ -113,32 +113,21 @@ export class Director {
     private readonly runner: ProjectionRunner,
     private readonly features: readonly DirectorFeature[],
     private readonly credit: Credit,
-    private readonly projectionSnapshots: ProjectionSnapshotStore,
-    /** Where the read model's snapshot left off, when this start began from one. */
-    readonly restoredFrom: Position | undefined,
-  ) {
-    this.snapshotAt = restoredFrom?.commit ?? 0;
-  }
+    private readonly readModelSnapshots: ProjectionSnapshotter<DirectorySnapshot>,
+  ) {}
 
-  private snapshotAt: number;
+  /** Where the read model's snapshot left off, when this start began from one. */
+  get restoredFrom(): Position | undefined {
+    return this.readModelSnapshots.restoredFrom;
+  }
 
   /**
    * Saves a snapshot of the read model (when at least `minCommits` commits came since the last one
    * this director saved or started from), so that the next start replays only what follows it.
    * Answers whether it saved one.
    */
-  async snapshotReadModel(minCommits = 0): Promise<boolean> {
-    const position = this.runner.position;
-    if (!position || position.commit - this.snapshotAt < minCommits || position.commit <= this.snapshotAt)
-      return false;
-    // position and state are taken together, before anything is awaited
-    await this.projectionSnapshots.save(this.core.directory.name, {
-      version: DIRECTORY_SNAPSHOT_VERSION,
-      position,
-      state: this.core.directory.snapshot(),
-    });
-    this.snapshotAt = Math.max(this.snapshotAt, position.commit);
-    return true;
+  snapshotReadModel(minCommits = 1): Promise<boolean> {
+    return this.readModelSnapshots.save(this.runner.position, minCommits);
   }
 
   static async start(o: DirectorOptions): Promise<Director> {
@@ -179,8 +168,15 @@ export class Director {
     const metrics = new HttpMetrics();
     const directory = new Directory();
     // the read model starts from its latest snapshot when there is a usable one, then replays the rest
-    const projectionSnapshots = new ObjectStoreProjectionSnapshots(nc, { replicas });
-    const restored: { position?: Position } = {};
+    const readModelSnapshots = new ProjectionSnapshotter(
+      new ObjectStoreProjectionSnapshots(nc, { replicas }),
+      directory,
+      {
+        head: () => store.head(),
+        onUnreadable: (err) =>
+          log.warn({ err }, 'read model snapshot unreadable: replaying the whole stream'),
+      },
+    );
     const runner = new ProjectionRunner(
       store,
       {
@@ -190,24 +186,7 @@ export class Director {
           directory.handle(e);
         },
       },
-      {
-        load: async (name) => {
-          const [snap, head] = await Promise.all([
-            projectionSnapshots.load(name).catch((err: unknown) => {
-              log.warn({ err }, 'read model snapshot unreadable: replaying the whole stream');
-              return undefined;
-            }),
-            store.head(),
-          ]);
-          if (!snap || snap.version !== DIRECTORY_SNAPSHOT_VERSION || snap.position.commit > head)
-            return undefined;
-          directory.restore(snap.state as DirectorySnapshot);
-          restored.position = snap.position;
-          log.info({ position: snap.position, head }, 'read model restored from its snapshot');
-          return snap.position;
-        },
-        save: () => undefined,
-      },
+      readModelSnapshots.checkpoints,
     );
     // the read model catches up while the rest is built and the HTTP app starts (it answers only
     // once caught up: the port is opened after both)
@@ -339,9 +318,10 @@ export class Director {
       runner,
       features,
       credit,
-      projectionSnapshots,
-      restored.position,
+      readModelSnapshots,
     );
+    if (readModelSnapshots.restoredFrom)
+      log.info({ position: readModelSnapshots.restoredFrom }, 'read model restored from its snapshot');
     director.lease = new Lease(nc, {
       name: 'director',
       holder: `director:${o.directorId}`,

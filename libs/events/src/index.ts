@@ -35,7 +35,9 @@ export {
   InMemoryProjectionSnapshots,
   ObjectStoreProjectionSnapshots,
   PROJECTION_BUCKET,
+  ProjectionSnapshotter,
   type ProjectionSnapshot,
+  type SnapshottableProjection,
   type ProjectionSnapshotStore,
 } from './projections/projection-snapshots.js';
 export {

@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import createClient, { type Client } from 'openapi-fetch';
 import { EventSourceParserStream } from 'eventsource-parser/stream';
 import { tlsFetch } from './tls-fetch.js';
@@ -132,24 +133,11 @@ export async function* followEvents(
       cause = e;
     }
     o.onReconnect?.(attempt + 1, cause);
-    await sleep(RECONNECT_DELAYS_MS[Math.min(attempt++, RECONNECT_DELAYS_MS.length - 1)] as number, o.signal);
+    await delay(RECONNECT_DELAYS_MS[Math.min(attempt++, RECONNECT_DELAYS_MS.length - 1)], undefined, {
+      ...(o.signal ? { signal: o.signal } : {}),
+    });
   }
 }
-
-const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
-  new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason as Error);
-    const t = setTimeout(done, ms);
-    function done(): void {
-      signal?.removeEventListener('abort', aborted);
-      resolve();
-    }
-    function aborted(): void {
-      clearTimeout(t);
-      reject(signal?.reason as Error);
-    }
-    signal?.addEventListener('abort', aborted, { once: true });
-  });
 
 /** One connection to the stream, until it ends. */
 async function* streamOnce(cps: CpsClient, o: FollowOptions): AsyncGenerator<HistoryEvent, void, undefined> {

@@ -2,7 +2,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CpsError, isErrorCode } from '@cps/core';
 import type { PlatformHome } from '@cps/platform';
-import { createCpsClient, CpsApiError, followEvents, unwrap, type CpsClient } from '@cps/sdk';
+import {
+  createCpsClient,
+  CpsApiError,
+  followEvents,
+  unwrap,
+  type components,
+  type CpsClient,
+} from '@cps/sdk';
 import { OperationProgress } from './progress.js';
 import { resolveContext } from './config.js';
 
@@ -68,14 +75,7 @@ export const cliError = (url: string, e: unknown): CpsError =>
     ? new CpsError(isErrorCode(e.code) ? e.code : 'internal', e.message, e.issues)
     : new CpsError('unavailable', `the director at ${url} does not answer: ${(e as Error).message}`);
 
-type Operation = {
-  state: string;
-  reason?: string;
-  startedAt: string;
-  appId?: string;
-  serviceId?: string;
-  steps?: string[];
-};
+type Operation = components['schemas']['Operation'];
 
 const getOperation = (url: string, cps: CpsClient, id: string): Promise<Operation> =>
   call(url, cps.GET('/v1/operations/{id}', { params: { path: { id } } }));
@@ -86,8 +86,9 @@ export const isAbort = (e: unknown): boolean => (e as { name?: string } | undefi
 /**
  * Follows an operation until it ends and answers it. Progress comes from the live event stream
  * (replayed from the operation's start, so nothing is missed; resumed after a cut) and is printed
- * as it happens, unless `quiet`. The end is confirmed by reading the operation; a check every few seconds covers
- * an end the stream does not show, and polling takes over if the stream cannot be followed.
+ * as it happens, unless `quiet`. The end is confirmed by reading the operation; a check every few
+ * seconds covers an end the stream does not show, and polling takes over if the stream cannot be
+ * followed.
  */
 export const waitFor = async (
   url: string,
@@ -129,24 +130,17 @@ export const waitFor = async (
       seen.lines.forEach(print);
       if (seen.ended) break;
     }
-  } catch (e) {
-    if (!isAbort(e)) {
-      // the stream is not available (an older director, a proxy that buffers): poll instead
-      for (;;) {
-        const op = await getOperation(url, cps, operationId);
-        if (op.state !== 'running') break;
-        if (Date.now() > deadline) break;
-        await new Promise((r) => setTimeout(r, 300));
-      }
-    }
+  } catch {
+    // aborted, or the stream is not available (an older director, a proxy that buffers): the loop
+    // below polls
   } finally {
     clearInterval(check);
     abort.abort();
   }
+  // the end as the director records it: the stream may show it a moment before the read model does
   let ended = await getOperation(url, cps, operationId);
-  // the stream showed the end a moment before the read model: read again briefly
-  for (let i = 0; ended.state === 'running' && Date.now() < deadline && i < 50; i++) {
-    await new Promise((r) => setTimeout(r, 100));
+  while (ended.state === 'running' && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200));
     ended = await getOperation(url, cps, operationId);
   }
   if (ended.state === 'running') throw new CpsError('timeout', `operation ${operationId} still running`);

@@ -32,8 +32,12 @@ import type { AppCursor } from '../api/schemas.js';
 import type { ApplicationView, ServiceView } from '../read-models/directory.js';
 import type { Supervisor } from '../supervision/supervisor.js';
 
-const hashId = (prefix: string, seed: string): string =>
+/** A stable id derived from a seed (a request id): the same seed, the same id. */
+export const hashId = (prefix: string, seed: string): string =>
   `${prefix}${createHash('sha256').update(seed).digest('hex').slice(0, 12)}`;
+
+/** The id of the service an `addService` with this request id makes (the same id on a retry). */
+export const serviceIdOf = (requestId: string): string => hashId('s', requestId);
 
 export interface ApplicationsOptions {
   readonly maxApplicationsPerUser: number;
@@ -214,7 +218,7 @@ export class Applications {
         'invalid service config',
         issuesFromZod(parsed.error).map((i) => ({ ...i, path: i.path.replace(/^\$/, '$.config') })),
       );
-    const serviceId = hashId('s', m.requestId);
+    const serviceId = serviceIdOf(m.requestId);
     // secret fields are sealed with the owner's key before any event holds them
     const key = await this.userKeys.key(app.owner);
     const config = mapSecrets(def.configSchema, parsed.data, (v) =>

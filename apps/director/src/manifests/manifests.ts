@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto';
 import { CpsError, isCpsError, ValidationError, type Issue } from '@cps/core';
 import { fetchArchive } from '@cps/archives';
 import type { ServiceRegistry } from '@cps/services';
 import type { Logger } from 'pino';
-import type { Applications } from '../applications/applications.js';
+import { hashId, serviceIdOf, type Applications } from '../applications/applications.js';
 import type { DirectorCore } from '../director-core.js';
 import type { Principal } from '../http/request.js';
 import { REDACTED } from '../history/redact.js';
@@ -22,6 +21,9 @@ import { exportManifest, nodeCounts } from './manifest-export.js';
  */
 export const UPLOAD_ARCHIVE = 'upload:';
 
+/** The request id with which a deploy adds service `s` (so a resumed deploy adds it once). */
+const addRequestId = (operationId: string, s: PlannedService): string => `${operationId}:add:${s.index}`;
+
 /** The operation kind of a deploy (aggregate `op.<operationId>`). */
 export const DEPLOY_MANIFEST = 'deploy_manifest';
 
@@ -38,9 +40,6 @@ export interface ManifestsOptions {
 }
 
 type Actor = { readonly requestId: string; readonly actor: string };
-
-const idOf = (prefix: string, seed: string): string =>
-  `${prefix}${createHash('sha256').update(seed).digest('hex').slice(0, 12)}`;
 
 const clip = (text: string, max: number): string =>
   text.length <= max ? text : `${text.slice(0, max - 1)}…`;
@@ -101,7 +100,7 @@ export class Manifests {
         checked.issues,
       );
     const plan = checked.plan;
-    const operationId = idOf('op', `${DEPLOY_MANIFEST}:${m.requestId}`);
+    const operationId = hashId('op', `${DEPLOY_MANIFEST}:${m.requestId}`);
     // the same Idempotency-Key again: the same answer
     const earlier = this.core.directory.operations.get(operationId);
     if (earlier?.appId && earlier.owner === p.userId) return { operationId, appId: earlier.appId };
@@ -171,7 +170,7 @@ export class Manifests {
       if (!owner || !plan) return void (await fail('the director restarted; the deploy cannot be resumed'));
       const lost = plan.services.find(
         (s) =>
-          !this.core.directory.services.has(idOf('s', `${operationId}:add:${s.index}`)) &&
+          !this.core.directory.services.has(serviceIdOf(addRequestId(operationId, s))) &&
           JSON.stringify(s.config).includes(REDACTED),
       );
       if (lost)
@@ -232,7 +231,7 @@ export class Manifests {
             p,
             appId,
             { type: s.type, name: s.name, cloud: s.cloud, config: { ...s.config } },
-            as(`add:${s.index}`),
+            { requestId: addRequestId(operationId, s), actor },
           ),
         );
         ids.set(s.index, svc.serviceId);

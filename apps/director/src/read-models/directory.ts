@@ -1,4 +1,4 @@
-import type { Projection, RecordedEvent } from '@cps/events';
+import type { Projection, RecordedEvent, SnapshottableProjection } from '@cps/events';
 
 /**
  * The director's read model, rebuilt from the whole event stream at start and kept live: users and
@@ -104,8 +104,9 @@ export type DirectorySnapshot = Record<(typeof MAPS)[number], [string, unknown][
   readonly applied: number;
 };
 
-export class Directory implements Projection {
+export class Directory implements Projection, SnapshottableProjection<DirectorySnapshot> {
   readonly name = 'directory';
+  readonly snapshotVersion = DIRECTORY_SNAPSHOT_VERSION;
   readonly users = new Map<string, UserView>();
   readonly usernames = new Map<string, string>();
   readonly tokens = new Map<string, TokenView>();

@@ -9,6 +9,17 @@ import { director, examples, finish, roleCounts, type Globals } from './shared.j
 type Director = ReturnType<typeof director>;
 type ApplicationItem = components['schemas']['Application'];
 
+/** Uploads a code archive (raw bytes) as the service's code. */
+const putArchive = (d: Director, app: string, svc: string, bytes: Uint8Array) =>
+  d.ask(
+    d.cps.PUT('/v1/applications/{app}/services/{svc}/archive', {
+      ...svcPath(app, svc),
+      body: bytes as never,
+      bodySerializer: (b: unknown) => b as Uint8Array,
+      headers: { 'content-type': 'application/octet-stream' },
+    }),
+  );
+
 /**
  * Uploads the manifest's local archives to their services as soon as the deploy has added them
  * (in manifest order); the deploy waits for them before it starts anything.
@@ -26,14 +37,7 @@ const uploadLocal = async (d: Director, appId: string, archives: readonly LocalA
   }
   for (const a of archives) {
     const s = services[a.index] as { serviceId: string; name: string };
-    const r = await d.ask(
-      d.cps.PUT('/v1/applications/{app}/services/{svc}/archive', {
-        ...svcPath(appId, s.serviceId),
-        body: (await archiveBytes(a.file)) as never,
-        bodySerializer: (b: unknown) => b as Uint8Array,
-        headers: { 'content-type': 'application/octet-stream' },
-      }),
-    );
+    const r = await putArchive(d, appId, s.serviceId, await archiveBytes(a.file));
     if (!quiet) console.error(`  ${s.name}: uploaded ${a.file} (version ${r.version}, ${r.size} bytes)`);
   }
 };
@@ -423,14 +427,7 @@ export const appCommands = (program: Command, g: Globals): void => {
     .description('upload a code archive (tar, tar.gz or zip)')
     .action(async (svc: string, file: string, o: { app?: string }) => {
       const d = director(g);
-      const r = await d.ask(
-        d.cps.PUT('/v1/applications/{app}/services/{svc}/archive', {
-          ...svcPath(needApp(o), svc),
-          body: readFileSync(file) as never,
-          bodySerializer: (b: unknown) => b as Uint8Array,
-          headers: { 'content-type': 'application/octet-stream' },
-        }),
-      );
+      const r = await putArchive(d, needApp(o), svc, readFileSync(file));
       if (g().json) return json(r);
       console.log(`uploaded version ${r.version} (${r.size} bytes)`);
     });
