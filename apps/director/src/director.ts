@@ -408,10 +408,10 @@ export class Director {
     await this.duties?.stop();
     this.duties = undefined;
     for (const f of this.features) await f.stop?.();
-    // requests in flight may finish for a grace; connections still open then are cut, so a
-    // client's kept-alive socket cannot hold the stop for the server's keep-alive timeout
+    // requests in flight may finish for a grace (their connections then end); a connection still
+    // open after it (a client sending its body forever) is cut, before the supervisor's 10 s run out
     const server = this.app.getHttpServer() as { closeAllConnections(): void };
-    const grace = setTimeout(() => server.closeAllConnections(), 3_000);
+    const grace = setTimeout(() => server.closeAllConnections(), 5_000);
     await this.app.close().finally(() => clearTimeout(grace));
     await this.runner.stop();
     await this.bus.close();

@@ -1,3 +1,7 @@
+import { connect } from 'node:net';
+import { Agent, request } from 'node:https';
+import type { IncomingMessage } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRootCa } from '@cps/core';
 import { createCpsClient, CpsApiError, followEvents, unwrap, type HistoryEvent } from '@cps/sdk';
@@ -91,5 +95,62 @@ describe('the SDK against a director', () => {
       .next()
       .catch((e: unknown) => e);
     expect(denied).toMatchObject({ status: 401, code: 'unauthenticated' });
+  });
+
+  it('lets its director stop at once while clients hold connections: a follower, an idle one, a request in flight', async () => {
+    const other = await h.startDirector();
+    const url = new URL(other.url);
+    const cps = createCpsClient({
+      url: other.url,
+      ca,
+      token: (await h.signIn(other, 'sdk', 'sdk-password')).token!,
+    });
+    // a follower of the live stream
+    const following = (async () => {
+      for await (const e of followEvents(cps)) void e;
+    })().catch((e: unknown) => e);
+    // a kept-alive connection, idle
+    const agent = new Agent({ keepAlive: true, ca });
+    const idle = await new Promise<IncomingMessage>((resolve, reject) =>
+      request(new URL('/healthz', url), { agent }, resolve).on('error', reject).end(),
+    );
+    idle.resume();
+    expect(idle.headers.connection).toBe('keep-alive');
+    // a request whose body is still coming when the stop begins
+    const body = JSON.stringify({ username: 'sdk', password: 'wrong' });
+    let inFlight!: ReturnType<typeof request>;
+    const answered = new Promise<IncomingMessage>((resolve, reject) => {
+      const r = request(new URL('/v1/sessions', url), {
+        method: 'POST',
+        ca,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      });
+      r.on('response', resolve).on('error', reject);
+      r.write(body.slice(0, 5));
+      inFlight = r;
+    });
+    await sleep(100);
+
+    const started = Date.now();
+    const stopped = other.stop();
+    // once the director no longer listens, the request's body is finished
+    for (;;) {
+      const refused = await new Promise<boolean>((resolve) => {
+        const s = connect(Number(url.port), url.hostname);
+        s.once('connect', () => (s.destroy(), resolve(false))).once('error', () => resolve(true));
+      });
+      if (refused) break;
+      await sleep(20);
+    }
+    inFlight.end(body.slice(5));
+    const res = await answered;
+    res.resume();
+    expect(res.statusCode).toBe(401);
+    expect(res.headers.connection).toBe('close');
+    await stopped;
+    // well within the grace after which the director cuts what is still open (5 s)
+    expect(Date.now() - started).toBeLessThan(4_000);
+    expect(await following).toBeUndefined();
+    agent.destroy();
   });
 });

@@ -78,6 +78,18 @@ export const createHttpApp = async (o: HttpAppOptions): Promise<NestFastifyAppli
     void reply.header('x-request-id', String(req.id));
     done();
   });
+  // Node's close ends only the connections idle when it begins: a response finished later would
+  // keep its connection alive, and the close waiting, for the keep-alive timeout. Responses
+  // sent while closing therefore end their connection.
+  let closing = false;
+  fastify.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  fastify.addHook('onSend', (_req, reply, payload, done) => {
+    if (closing) void reply.header('connection', 'close');
+    done(null, payload);
+  });
   fastify.addHook('onResponse', (req, reply, done) => {
     const r = req as CpsRequest;
     o.metrics.observe(req.method, r.cps?.route?.path ?? 'unmatched', reply.statusCode, reply.elapsedTime);
