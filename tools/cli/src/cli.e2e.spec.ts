@@ -68,6 +68,8 @@ describe('the cps CLI: a user’s flow, output and failures', () => {
     const added = /node (n[0-9a-f]+) \(node\) requested on local/.exec(add.stderr)?.[1];
     expect(added, add.stderr).toBeDefined();
     expect(add.stderr).toContain(`node ${added}: ready`);
+    // the service's way back to RUNNING is shown before the outcome
+    expect(add.stderr).toMatch(/: RUNNING -> ADAPTING\n[\s\S]*: ADAPTING -> RUNNING\nadd nodes: done/);
     expect(await runningRoles('jobs', 'shop')).toEqual(['master', 'node']);
     const list = JSON.parse((await cps('--json', 'app', 'list')).stdout) as {
       applications: { name: string }[];

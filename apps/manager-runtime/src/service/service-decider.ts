@@ -180,10 +180,10 @@ const shutdown = (s: Live, c: Extract<ServiceCommand, { type: 'Shutdown' }>): Se
     ...toRemove.map((n) => ev('NodeRemovalRequested', { nodeId: n.nodeId, operationId: c.data.operationId })),
   ];
   if (toRemove.length === 0 && !stillRemoving) {
-    events.push(ev('OperationCompleted', { operationId: c.data.operationId }), {
-      type: 'ServiceStateChanged',
-      data: { from: 'EPILOGUE', to: 'STOPPED', reason: 'no nodes' },
-    });
+    events.push(
+      { type: 'ServiceStateChanged', data: { from: 'EPILOGUE', to: 'STOPPED', reason: 'no nodes' } },
+      ev('OperationCompleted', { operationId: c.data.operationId }),
+    );
   }
   return events;
 };
@@ -204,12 +204,13 @@ const settle = (
       : n.state === 'removed';
   if (!nodes.every(settled)) return events;
   const failed = nodes.filter((n) => n.state === 'failed');
+  // the service's resulting state comes before the operation's end: whoever sees the end sees it
   const done = (to: ServiceStatus, reason: string, ok: boolean): ServiceEvent[] => [
     ...events,
+    ev('ServiceStateChanged', { from: s.status, to, reason }),
     ok
       ? ev('OperationCompleted', { operationId: op.operationId })
       : ev('OperationFailed', { operationId: op.operationId, reason }),
-    ev('ServiceStateChanged', { from: s.status, to, reason }),
   ];
   const failedText = `nodes failed: ${failed.map((n) => `${n.nodeId} (${n.reason ?? '?'})`).join(', ')}`;
   switch (op.kind) {

@@ -49,6 +49,8 @@ describe('service state machine', () => {
     expect(r.events.filter((e) => e.type === 'OperationCompleted')).toEqual([
       { type: 'OperationCompleted', data: { operationId: 'op1' } },
     ]);
+    // whoever sees the operation end has seen the state it left the service in
+    expect(r.events.slice(-2).map((e) => e.type)).toEqual(['ServiceStateChanged', 'OperationCompleted']);
     expect(r.state.status !== 'NONE' && r.state.operation).toBeUndefined();
   });
 
