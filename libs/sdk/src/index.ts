@@ -52,6 +52,18 @@ export const createCpsClient = (o: CpsClientOptions): CpsClient => {
 };
 
 /** A refused request, with the director's stable code, message and offending fields. */
+const CODE_OF_STATUS: Record<number, string> = {
+  400: 'validation',
+  401: 'unauthenticated',
+  403: 'forbidden',
+  404: 'not_found',
+  409: 'conflict',
+  413: 'payload_too_large',
+  429: 'rate_limited',
+  503: 'unavailable',
+  504: 'timeout',
+};
+
 export class CpsApiError extends Error {
   override readonly name = 'CpsApiError';
 
@@ -64,12 +76,15 @@ export class CpsApiError extends Error {
     super(message);
   }
 
-  /** From an openapi-fetch answer's `error` and `response`. */
+  /**
+   * From an openapi-fetch answer's `error` and `response`. An answer without a problem document
+   * (from a proxy, or the server's HTTP parser) gets the code its status stands for.
+   */
   static from(error: unknown, response: Response): CpsApiError {
     const p = error as Partial<Problem> | undefined;
     return new CpsApiError(
       response.status,
-      typeof p?.code === 'string' ? p.code : 'internal',
+      typeof p?.code === 'string' ? p.code : (CODE_OF_STATUS[response.status] ?? 'internal'),
       typeof p?.detail === 'string' ? p.detail : `HTTP ${response.status}`,
       Array.isArray(p?.issues) ? p.issues : [],
     );

@@ -26,5 +26,11 @@ describe('the SDK', () => {
       code: 'internal',
       message: 'HTTP 502',
     });
+    // without a problem document, the code the status stands for
+    expect(CpsApiError.from(undefined, new Response(null, { status: 400 }))).toMatchObject({
+      code: 'validation',
+      message: 'HTTP 400',
+    });
+    expect(CpsApiError.from({}, new Response(null, { status: 503 })).code).toBe('unavailable');
   });
 });

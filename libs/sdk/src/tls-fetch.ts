@@ -34,7 +34,12 @@ export const tlsFetch = (o: TlsFetchOptions): ((input: Request) => Promise<Respo
         url,
         {
           method: input.method,
-          headers: Object.fromEntries(input.headers),
+          // always sized: Node sends a DELETE's body without length or chunking otherwise, and the
+          // server reads it as a second, malformed request
+          headers: {
+            ...Object.fromEntries(input.headers),
+            ...(body ? { 'content-length': String(body.length) } : {}),
+          },
           ...(secure ? { agent } : {}),
           signal: input.signal,
           timeout: o.timeoutMs,

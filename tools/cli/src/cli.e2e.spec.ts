@@ -71,6 +71,16 @@ describe('the cps CLI: a user’s flow, output and failures', () => {
     // the service's way back to RUNNING is shown before the outcome
     expect(add.stderr).toMatch(/: RUNNING -> ADAPTING\n[\s\S]*: ADAPTING -> RUNNING\nadd nodes: done/);
     expect(await runningRoles('jobs', 'shop')).toEqual(['master', 'node']);
+    // and removes nodes: by id, then by role
+    const byId = await cps('service', 'remove-nodes', 'jobs', added!, '--app', 'shop');
+    expect(byId.stderr).toMatch(/remove nodes: done/);
+    expect(await runningRoles('jobs', 'shop')).toEqual(['master']);
+    expect((await cps('service', 'add-nodes', 'jobs', '--app', 'shop', '--node', '1')).stderr).toMatch(
+      /add nodes: done/,
+    );
+    const byRole = await cps('service', 'remove-nodes', 'jobs', '--app', 'shop', '--node', '1');
+    expect(byRole.stderr).toMatch(/remove nodes: done/);
+    expect(await runningRoles('jobs', 'shop')).toEqual(['master']);
     const list = JSON.parse((await cps('--json', 'app', 'list')).stdout) as {
       applications: { name: string }[];
     };
