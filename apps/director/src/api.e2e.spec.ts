@@ -1,3 +1,4 @@
+import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Director } from './director.js';
 import { allRoutes } from './features.js';
@@ -247,6 +248,44 @@ describe('director over HTTPS: users, tokens, applications, errors', () => {
     expect(unknownRoute.body.code).toBe('not_found');
     expect((await anon.get('/v1/applications')).status).toBe(401);
     expect((await alice.get('/v1/applications')).body.applications.length).toBe(before);
+  });
+
+  it('answers requests its HTTP parser refuses with problem+json, and ends their connection', async () => {
+    const ca = [h.nats.secrets.busCa.certPem, ...h.nats.secrets.busCa.chainPem].join('');
+    /** What the director answers to these bytes, up to the connection's end. */
+    const rawAnswer = (bytes: string) =>
+      new Promise<{ status: number; headers: string; body: Record<string, unknown> }>((resolve, reject) => {
+        const url = new URL(d.url);
+        const s = connect({ host: url.hostname, port: Number(url.port), ca, servername: 'localhost' });
+        let text = '';
+        s.on('secureConnect', () => s.write(bytes));
+        s.on('data', (b: Buffer) => (text += b.toString()));
+        s.on('error', reject);
+        s.on('end', () => {
+          const [head = '', body = ''] = text.split('\r\n\r\n');
+          resolve({
+            status: Number(head.split(' ')[1]),
+            headers: head.toLowerCase(),
+            body: JSON.parse(body) as Record<string, unknown>,
+          });
+        });
+      });
+    const garbage = await rawAnswer('NOT-HTTP \x01\x02\r\n\r\n');
+    expect(garbage.status).toBe(400);
+    expect(garbage.headers).toContain('content-type: application/problem+json');
+    expect(garbage.body).toMatchObject({
+      status: 400,
+      code: 'validation',
+      issues: [{ path: '$', code: 'malformed_http' }],
+    });
+    expect(garbage.body.requestId).toMatch(/^[0-9a-f-]{36}$/);
+    const headers = await rawAnswer(
+      `GET /healthz HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(64 * 1024)}\r\n\r\n`,
+    );
+    expect(headers.status).toBe(431);
+    expect(headers.body).toMatchObject({ status: 431, code: 'payload_too_large' });
+    // the director serves on
+    expect((await anon.get('/healthz')).status).toBe(200);
   });
 
   it('keeps admin routes for admins', async () => {

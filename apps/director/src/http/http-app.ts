@@ -1,11 +1,13 @@
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import { Module, type DynamicModule, type Provider, type Type } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR, NestFactory, Reflector } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { LogController } from 'fastify';
 import type { Logger } from 'pino';
 import { ProblemFilter } from './problem.filter.js';
+import { clientErrorResponse } from './problem.js';
 import { ResponseInterceptor } from './response.interceptor.js';
 import { AUTHENTICATOR, RouteGuard, type Authenticator } from './route.guard.js';
 import type { CpsRequest } from './request.js';
@@ -59,6 +61,12 @@ export const createHttpApp = async (o: HttpAppOptions): Promise<NestFastifyAppli
     loggerInstance: o.log,
     // requests are logged once, by the onResponse hook below
     logController: new LogController({ disableRequestLogging: true }),
+    // a request the HTTP parser refuses gets problem+json too, and ends its connection
+    clientErrorHandler: (err: Error & { code?: string }, socket: Duplex) => {
+      if (err.code === 'ECONNRESET' || socket.destroyed) return;
+      if (socket.writable) socket.end(clientErrorResponse(err, randomUUID()));
+      else socket.destroy();
+    },
     genReqId: (req: { headers: Record<string, string | string[] | undefined> }) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();

@@ -78,3 +78,30 @@ export const problemOf = (e: CpsError, requestId: string): Problem => ({
   ...(e.issues.length > 0 ? { issues: e.issues } : {}),
   requestId,
 });
+
+/**
+ * The answer to a request too malformed for the framework to route (the HTTP parser refused it):
+ * a whole HTTP response, problem+json like every other error, after which the connection ends.
+ */
+export const clientErrorResponse = (err: { code?: string }, requestId: string): string => {
+  const [status, reason, code, detail]: [number, string, ErrorCode, string] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', 'payload_too_large', 'request headers too large']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', 'timeout', 'the request did not arrive in time']
+        : [400, 'Bad Request', 'validation', 'malformed HTTP request'];
+  const body = JSON.stringify({
+    ...problemOf(new CpsError(code, detail), requestId),
+    status,
+    issues: [{ path: '$', code: 'malformed_http', message: err.code ?? 'unknown' }],
+  } satisfies Problem);
+  return [
+    `HTTP/1.1 ${status} ${reason}`,
+    `content-type: ${PROBLEM_CONTENT_TYPE}`,
+    `content-length: ${Buffer.byteLength(body)}`,
+    `x-request-id: ${requestId}`,
+    'connection: close',
+    '',
+    body,
+  ].join('\r\n');
+};
