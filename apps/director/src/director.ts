@@ -352,9 +352,11 @@ export class Director {
         await this.provisioner.load();
         const served = this.provisioner.serve(this.bus);
         await this.bus.flush();
-        const timer = setInterval(() => {
+        const reconcile = (): void =>
           void this.provisioner.reconcile().catch((e: unknown) => log.warn({ err: e }, 'reconcile failed'));
-        }, o.reconcileEveryMs ?? 10_000);
+        // at once: after a restart of the platform, its managers and nodes come back now, not a period later
+        reconcile();
+        const timer = setInterval(reconcile, o.reconcileEveryMs ?? 10_000);
         const charger = setInterval(() => {
           void this.credit.charge(this.applications, log);
         }, o.chargeEveryMs ?? 60_000);

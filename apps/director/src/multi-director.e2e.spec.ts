@@ -96,4 +96,26 @@ describe('two directors on one NATS: same data, one leader, hand-over', () => {
     await done(survivorClient, stop.headers.location as string);
     expect(await h.cloud.list()).toEqual([]);
   });
+
+  it('brings back what died while no director ran, as soon as the next one leads', async () => {
+    const [running, client] = d1.leading ? [d1, alice1] : [d2, alice2];
+    const start = await client.post(`${svc}/start`);
+    await done(client, start.headers.location as string);
+    const [manager] = (await h.cloud.list()).filter((n) => n.kind === 'manager');
+    await running.stop();
+    process.kill(Number(manager!.instanceId), 'SIGKILL');
+    // its periodic reconcile would come only after ten minutes
+    const next = await h.startDirector('d3', { reconcileEveryMs: 600_000 });
+    await eventually(
+      async () => next.leading,
+      (l) => l,
+      10_000,
+    );
+    const back = await eventually(
+      () => h.cloud.get(manager!.nodeId),
+      (n) => n?.state === 'running',
+      10_000,
+    );
+    expect(back!.instanceId).not.toBe(manager!.instanceId);
+  });
 });

@@ -32,6 +32,9 @@ import type { AppCursor } from '../api/schemas.js';
 import type { ApplicationView, ServiceView } from '../read-models/directory.js';
 import type { Supervisor } from '../supervision/supervisor.js';
 
+/** How long a question to a service's manager waits for a manager being brought back. */
+const MANAGER_RETURN_MS = 15_000;
+
 /** A stable id derived from a seed (a request id): the same seed, the same id. */
 export const hashId = (prefix: string, seed: string): string =>
   `${prefix}${createHash('sha256').update(seed).digest('hex').slice(0, 12)}`;
@@ -259,7 +262,11 @@ export class Applications {
     return this.service(p, app.appId, svc.serviceId).svc;
   }
 
-  /** Asks the service's manager (it must be running). */
+  /**
+   * Asks the service's manager (it must be running). A manager that nobody serves is being brought
+   * back (the platform restarted, or the process died and the reconciler re-creates it): the
+   * question waits for it, up to `MANAGER_RETURN_MS`. Nothing was delivered, so asking again is safe.
+   */
   async ask<C extends CommandDefinition>(
     app: ApplicationView,
     svc: ServiceView,
@@ -269,10 +276,25 @@ export class Applications {
   ): Promise<z.output<C['reply']>> {
     if (!this.supervisor.managerOf(svc.serviceId))
       throw new ConflictError(`service ${svc.name} is not started (state ${svc.state})`);
-    return this.bus.request(subjects.manager(app.appId, svc.serviceId), c, args, {
-      timeoutMs: 30_000,
-      ...(requestId ? { requestId } : {}),
-    });
+    const deadline = Date.now() + MANAGER_RETURN_MS;
+    for (;;) {
+      try {
+        return await this.bus.request(subjects.manager(app.appId, svc.serviceId), c, args, {
+          timeoutMs: 30_000,
+          ...(requestId ? { requestId } : {}),
+        });
+      } catch (e) {
+        if (!(e instanceof CpsError && e.code === 'unavailable')) throw e;
+        if (Date.now() > deadline)
+          throw new CpsError(
+            'unavailable',
+            `the manager of service ${svc.name} does not answer (it may be restarting): try again shortly`,
+            [],
+            { cause: e },
+          );
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
   }
 
   nodes(p: Principal, a: string, s: string) {

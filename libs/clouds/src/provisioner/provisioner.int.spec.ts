@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +12,19 @@ import { eventually, TestHost, ViolationLog } from '@cps/testing';
  * identities, real local processes (a node here is an idle Node process: what it runs is the
  * agent runtime's business, tested elsewhere).
  */
+/** The live processes started as node `nodeId`, wherever their records say they are. */
+const processesOf = (nodeId: string): number[] =>
+  readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        return readFileSync(`/proc/${p}/environ`, 'utf8').split('\0').includes(`CPS_NODE_ID=${nodeId}`);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+
 describe('Provisioner: nodes for managers, manager processes for supervisors', () => {
   let host: TestHost;
   let dir: string;
@@ -147,5 +160,28 @@ describe('Provisioner: nodes for managers, manager processes for supervisors', (
       recreated: [],
       forgotten: [],
     });
+  });
+
+  it('re-creates a dead node once when a manager asks for it while the reconciler does', async () => {
+    for (let round = 0; round < 8; round++) {
+      const before = (await host.cloud.get('n1'))!;
+      process.kill(Number(before.instanceId), 'SIGKILL');
+      await eventually(
+        () => host.cloud.get('n1'),
+        (n) => n?.state !== 'running',
+        5_000,
+      );
+      const asking = manager.request(mine, createNode, agent('n1'), {
+        requestId: `create:n1:${round}`,
+        timeoutMs: 20_000,
+      });
+      // the reconciler starts a little later each round, so its steps meet the creation's
+      await new Promise((r) => setTimeout(r, round * 4));
+      const [, asked] = await Promise.all([host.provisioner.reconcile(), asking]);
+      const live = (await host.cloud.get('n1'))!;
+      expect(live.state).toBe('running');
+      expect(asked.instanceId).toBe(live.instanceId);
+      expect(processesOf('n1')).toEqual([Number(live.instanceId)]);
+    }
   });
 });
