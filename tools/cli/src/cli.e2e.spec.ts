@@ -266,6 +266,7 @@ describe('the cps CLI: a user’s flow, output and failures', () => {
   });
 
   it('says plainly that a stopped director does not answer: exit 1, no stack trace', async () => {
+    await cps('deploy', join(process.cwd(), 'examples', 'generic-hello.json'));
     await cps('down');
     const e = await fails('app', 'list');
     expect(e.code).toBe(1);
@@ -274,6 +275,8 @@ describe('the cps CLI: a user’s flow, output and failures', () => {
     );
     expect(e.stderr).not.toMatch(/\n\s+at /);
     await cps('up');
+    // up again, the services answer at once: their managers and nodes are brought back
+    expect(await runningRoles('hello', 'generic-hello')).toEqual(['master']);
   });
 
   it('keeps a second data directory independent of the first', async () => {
