@@ -62,7 +62,7 @@ describe('the cps CLI: a user’s flow, output and failures', () => {
     expect(start.stderr).toMatch(/start: done/);
     // the service's manager started its first node meanwhile: shown live from the event stream
     expect(start.stderr).toMatch(/node n[0-9a-f]+ \(master\) requested on local/);
-    expect(start.stderr).toMatch(/service s[0-9a-f]+: \w+ -> RUNNING/);
+    expect(start.stderr).toMatch(/service jobs: \w+ -> RUNNING/);
     const add = await cps('service', 'add-nodes', 'jobs', '--app', 'shop', '--node', '1');
     expect(add.stderr).toMatch(/add nodes: done/);
     const added = /node (n[0-9a-f]+) \(node\) requested on local/.exec(add.stderr)?.[1];
@@ -153,6 +153,8 @@ describe('the cps CLI: a user’s flow, output and failures', () => {
     const r = await cps('deploy', manifest);
     expect(r.stderr).toMatch(/scripts: uploaded .*code \(version \S+, \d+ bytes\)/);
     expect(r.stderr).toMatch(/deploy: done/);
+    // a service the deploy added is shown by its name
+    expect(r.stderr).toMatch(/service scripts: PROLOGUE -> RUNNING/);
     const svc = JSON.parse(
       (await cps('--json', 'service', 'info', 'scripts', '--app', 'generic-scripts')).stdout,
     ) as { state: string; archive?: { version: string } };

@@ -116,11 +116,21 @@ export const waitFor = async (
       () => undefined,
     );
   }, o.checkEveryMs ?? 5_000);
-  const progress = new OperationProgress({
-    operationId,
-    ...(first.appId ? { appId: first.appId } : {}),
-    ...(first.serviceId ? { serviceId: first.serviceId } : {}),
-  });
+  // services are shown by name: those the application has now, and those added meanwhile
+  const app = first.appId
+    ? await cps.GET('/v1/applications/{app}', { params: { path: { app: first.appId } } }).then(
+        (r) => r.data,
+        () => undefined,
+      )
+    : undefined;
+  const progress = new OperationProgress(
+    {
+      operationId,
+      ...(first.appId ? { appId: first.appId } : {}),
+      ...(first.serviceId ? { serviceId: first.serviceId } : {}),
+    },
+    new Map((app?.services ?? []).map((s) => [s.serviceId, s.name])),
+  );
   try {
     const query = { since: first.startedAt, ...(first.appId ? { application: first.appId } : {}) };
     const onReconnect = (attempt: number, cause: unknown) =>

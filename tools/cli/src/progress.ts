@@ -19,12 +19,22 @@ export class OperationProgress {
   private readonly nodes = new Set<string>();
   private directorOp = false;
 
-  constructor(private readonly op: FollowedOperation) {}
+  private readonly names: Map<string, string>;
+
+  /** `serviceNames`: the names of the application's services by id (new ones are learnt on the way). */
+  constructor(
+    private readonly op: FollowedOperation,
+    serviceNames: ReadonlyMap<string, string> = new Map(),
+  ) {
+    this.names = new Map(serviceNames);
+  }
 
   /** The lines this event adds (maybe none), and whether it ends the operation. */
   see(e: HistoryEvent): { lines: string[]; ended: boolean } {
     const d = (e.data ?? {}) as Record<string, unknown>;
     const id = this.op.operationId;
+    if ((e.type === 'ServiceAdded' || e.type === 'ServiceRenamed') && str(d['serviceId']) && str(d['name']))
+      this.names.set(str(d['serviceId'])!, str(d['name'])!);
     if (e.aggregate === `op.${id}`) {
       // a director operation works through managers, whose own operations have other ids
       this.directorOp = true;
@@ -46,7 +56,7 @@ export class OperationProgress {
           : { lines: [], ended: false };
       case 'ServiceStateChanged':
         return {
-          lines: [`service ${e.serviceId ?? '?'}: ${str(d['from'])} -> ${str(d['to'])}`],
+          lines: [`service ${this.nameOf(e.serviceId)}: ${str(d['from'])} -> ${str(d['to'])}`],
           ended: false,
         };
       case 'NodeRequested':
@@ -77,6 +87,10 @@ export class OperationProgress {
       default:
         return { lines: [], ended: false };
     }
+  }
+
+  private nameOf(serviceId: string | undefined): string {
+    return (serviceId && this.names.get(serviceId)) ?? serviceId ?? '?';
   }
 
   private concerns(e: HistoryEvent): boolean {

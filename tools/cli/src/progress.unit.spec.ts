@@ -48,6 +48,24 @@ describe('progress of an operation from the event stream', () => {
     expect(p.see(svc('OperationCompleted', { operationId: 'o1' }))).toEqual({ lines: [], ended: true });
   });
 
+  it('names services: those it was given, and those added or renamed meanwhile', () => {
+    const p = new OperationProgress({ operationId: 'd1', appId: 'a1' }, new Map([['s1', 'web']]));
+    const r = run(p, [
+      svc('ServiceStateChanged', { from: 'INIT', to: 'PROLOGUE', reason: '' }),
+      ev('app.a1', 'ServiceAdded', { serviceId: 's2', name: 'db', type: 'generic', cloud: 'local' }),
+      svc('ServiceStateChanged', { from: 'INIT', to: 'PROLOGUE', reason: '' }, 's2'),
+      ev('app.a1', 'ServiceRenamed', { serviceId: 's2', name: 'store' }),
+      svc('ServiceStateChanged', { from: 'PROLOGUE', to: 'RUNNING', reason: '' }, 's2'),
+      svc('ServiceStateChanged', { from: 'INIT', to: 'PROLOGUE', reason: '' }, 's3'),
+    ]);
+    expect(r.lines).toEqual([
+      'service web: INIT -> PROLOGUE',
+      'service db: INIT -> PROLOGUE',
+      'service store: PROLOGUE -> RUNNING',
+      'service s3: INIT -> PROLOGUE',
+    ]);
+  });
+
   it('ends with the reason when the operation fails', () => {
     const p = new OperationProgress({ operationId: 'o1', serviceId: 's1' });
     expect(p.see(svc('OperationFailed', { operationId: 'o1', reason: 'no capacity' }))).toEqual({
