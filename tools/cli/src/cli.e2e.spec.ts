@@ -75,6 +75,15 @@ describe('the cps CLI: a user’s flow, output and failures', () => {
     const byId = await cps('service', 'remove-nodes', 'jobs', added!, '--app', 'shop');
     expect(byId.stderr).toMatch(/remove nodes: done/);
     expect(await runningRoles('jobs', 'shop')).toEqual(['master']);
+    // a removed node is listed with --all only
+    const listed = async (...flags: string[]) =>
+      (
+        JSON.parse((await cps('--json', 'service', 'nodes', 'jobs', '--app', 'shop', ...flags)).stdout) as {
+          nodes: { nodeId: string; state: string }[];
+        }
+      ).nodes;
+    expect((await listed()).map((n) => n.nodeId)).not.toContain(added);
+    expect((await listed('--all')).find((n) => n.nodeId === added)?.state).toBe('removed');
     expect((await cps('service', 'add-nodes', 'jobs', '--app', 'shop', '--node', '1')).stderr).toMatch(
       /add nodes: done/,
     );

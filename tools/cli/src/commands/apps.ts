@@ -284,16 +284,21 @@ export const appCommands = (program: Command, g: Globals): void => {
         );
         await finish(g, d.cps, d.url, r, { wait: o.wait, what });
       });
-  examples(service.command('nodes <svc>'), ['cps service nodes jobs --app shop'])
+  examples(service.command('nodes <svc>'), [
+    'cps service nodes jobs --app shop',
+    'cps --json service nodes jobs --app shop --all',
+  ])
     .option('--app <app>', 'application')
-    .description('the nodes of a service')
-    .action(async (svc: string, o: { app?: string }) => {
+    .option('--all', 'removed nodes too')
+    .description('the nodes of a service (removed ones with --all)')
+    .action(async (svc: string, o: { app?: string; all?: boolean }) => {
       const d = director(g);
       const r = await d.ask(
         d.cps.GET('/v1/applications/{app}/services/{svc}/nodes', svcPath(needApp(o), svc)),
       );
-      if (g().json) return json(r);
-      table(r.nodes, ['nodeId', 'role', 'state', 'cloud', 'lastHeartbeat']);
+      const nodes = o.all ? r.nodes : r.nodes.filter((n) => n.state !== 'removed');
+      if (g().json) return json({ ...r, nodes });
+      table(nodes, ['nodeId', 'role', 'state', 'cloud', 'lastHeartbeat']);
     });
   examples(
     service
