@@ -235,6 +235,15 @@ describe('the cps CLI: a user’s flow, output and failures', () => {
     expect(e.stderr).toMatch(/error \[validation\]/);
     expect(e.stderr).toMatch(/\$\.Services\[0\]\.Type: .*unknown_service_type/);
     expect(e.stderr).toMatch(/\$\.Services\[1\]\.Type/);
+    // a manifest that is not there, or not a file: said plainly, with its path
+    const missing = await fails('deploy', join(root, 'nowhere.json'));
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toBe(
+      `error [validation]: ${join(root, 'nowhere.json')}: no such file or directory\n`,
+    );
+    expect((await fails('deploy', root)).stderr).toMatch(
+      /^error \[validation\]: .*: is a directory, not a file\n/,
+    );
   });
 
   it('writes the configs of a three-server NATS cluster, and refuses a bad port or server name', async () => {

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { CpsError, isCpsError } from '@cps/core';
 
 /** Prints rows as an aligned table with a header. */
@@ -40,3 +41,22 @@ export const printError = (e: unknown): void => {
 
 export const usage = (message: string): CpsError =>
   new CpsError('validation', message, [{ path: '$', code: 'usage', message }]);
+
+/** What a file the user named is wrong with, by Node's error code. */
+const FILE_ERRORS: Record<string, string> = {
+  ENOENT: 'no such file or directory',
+  EACCES: 'permission denied',
+  EISDIR: 'is a directory, not a file',
+  ENOTDIR: 'a part of the path is not a directory',
+};
+
+/** Reads a file the user named: a failure says which file and why, plainly. */
+export const readUserFile = (file: string): Buffer => {
+  try {
+    return readFileSync(file);
+  } catch (e) {
+    const why = FILE_ERRORS[(e as NodeJS.ErrnoException).code ?? ''];
+    if (!why) throw e;
+    throw new CpsError('validation', `${file}: ${why}`);
+  }
+};

@@ -1,9 +1,8 @@
-import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { CpsError, isCpsError } from '@cps/core';
 import type { components } from '@cps/sdk';
 import { archiveBytes, splitLocalArchives, type LocalArchive } from '../local-archives.js';
-import { json, table } from '../output.js';
+import { json, readUserFile, table } from '../output.js';
 import { director, examples, finish, roleCounts, type Globals } from './shared.js';
 
 type Director = ReturnType<typeof director>;
@@ -148,7 +147,7 @@ export const appCommands = (program: Command, g: Globals): void => {
       .option('--no-wait', 'answer the operation id at once')
       .action(async (file: string, o: { ifMissing?: boolean; wait: boolean }) => {
         const d = director(g);
-        const text = readFileSync(file, 'utf8');
+        const text = readUserFile(file).toString('utf8');
         const yaml = /\.ya?ml$/i.test(file);
         let parsed: unknown;
         try {
@@ -432,7 +431,7 @@ export const appCommands = (program: Command, g: Globals): void => {
     .description('upload a code archive (tar, tar.gz or zip)')
     .action(async (svc: string, file: string, o: { app?: string }) => {
       const d = director(g);
-      const r = await putArchive(d, needApp(o), svc, readFileSync(file));
+      const r = await putArchive(d, needApp(o), svc, readUserFile(file));
       if (g().json) return json(r);
       console.log(`uploaded version ${r.version} (${r.size} bytes)`);
     });

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { CpsError } from '@cps/core';
 import { anonymousWithCa, call } from '../director-client.js';
 import { contexts, removeToken, resolveContext, saveContext, useContext } from '../config.js';
-import { json, table } from '../output.js';
+import { json, readUserFile, table } from '../output.js';
 import { director, examples, type Globals } from './shared.js';
 
 const readStdin = (): string => readFileSync(0, 'utf8').trim();
@@ -190,7 +190,7 @@ export const authCommands = (program: Command, g: Globals): void => {
     .action(async (o: { csr?: string; days: number; out?: string }) => {
       const d = director(g);
       const body = o.csr
-        ? { csr: readFileSync(o.csr, 'utf8'), days: o.days }
+        ? { csr: readUserFile(o.csr).toString('utf8'), days: o.days }
         : { bundle: true as const, days: o.days };
       const c = await d.ask(d.cps.POST('/v1/certificates', { body: body as never }));
       if (!o.out) return json(c);
