@@ -155,6 +155,10 @@ describe('the cps CLI: a user’s flow, output and failures', () => {
     expect((await cps('context', 'list')).stdout).toMatch(/\*\s+bob/);
     await cps('context', 'use', 'data');
     expect((await cps('whoami')).stdout).toMatch(/^admin/);
+    // a context that does not exist is named as such
+    const nope = await fails('--context', 'nope', 'whoami');
+    expect(nope.code).toBe(1);
+    expect(nope.stderr).toMatch(/^error \[not_found\]: no context nope \(.*\bdata\b.*\)/);
   });
 
   it('deploys a manifest whose Archive is a local directory: packed, uploaded, on every node', async () => {

@@ -85,6 +85,12 @@ export const resolveContext = (
   const name = flags.context ?? env['CPS_CONTEXT'] ?? c.current ?? '';
   const saved: Partial<Context> = c.contexts[name] ?? {};
   const url = flags.url ?? env['CPS_URL'] ?? saved.url;
+  const named = flags.context ?? env['CPS_CONTEXT'];
+  if (!url && named !== undefined && !c.contexts[named])
+    throw new CpsError(
+      'not_found',
+      `no context ${named} (${Object.keys(c.contexts).join(', ') || 'none yet'}: see \`cps context list\`)`,
+    );
   if (!url)
     throw new CpsError(
       'unauthenticated',
