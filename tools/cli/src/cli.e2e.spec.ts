@@ -231,6 +231,25 @@ describe('the cps CLI: a user’s flow, output and failures', () => {
     expect(refused.stderr).toMatch(/error \[unauthenticated\]/);
   });
 
+  it('completes commands in bash: the visible ones, subcommands after a group', async () => {
+    const complete = async (...words: string[]) => {
+      const script = [
+        `source <("${process.execPath}" "${CLI}" completion bash)`,
+        `COMP_WORDS=(cps ${words.map((w) => `'${w}'`).join(' ')})`,
+        `COMP_CWORD=${words.length}`,
+        '_cps',
+        'echo "${COMPREPLY[*]}"',
+      ].join('\n');
+      return (await run('bash', ['-c', script], { env })).stdout.trim().split(' ');
+    };
+    expect(await complete('s')).toEqual(['status', 'service']);
+    expect(await complete('su')).toEqual(['']);
+    expect(await complete('service', 'add')).toEqual(['add', 'add-nodes']);
+    expect(await complete('app', '')).toEqual(
+      expect.arrayContaining(['create', 'list', 'info', 'delete', 'export']),
+    );
+  });
+
   it('shows every problem of an invalid manifest with its path, exit 1', async () => {
     const file = join(root, 'bad.json');
     writeFileSync(file, JSON.stringify({ Services: [{ Type: 'cobol' }, { ServiceName: 'x' }] }));

@@ -327,10 +327,18 @@ export const buildProgram = (): Command => {
 
 /** A completion script: the commands and their subcommands, by position. */
 const completion = (root: Command, shell: 'bash' | 'zsh'): string => {
-  const top = root.commands.map((c) => c.name());
-  const cases = root.commands
-    .filter((c) => c.commands.length > 0)
-    .map((c) => `    ${c.name()}) words="${c.commands.map((s) => s.name()).join(' ')}" ;;`)
+  // what help shows: hidden commands (the supervisor cps up starts) and `help` are not offered
+  const help = root.createHelp();
+  const visible = (c: Command): Command[] => help.visibleCommands(c).filter((s) => s.name() !== 'help');
+  const top = visible(root).map((c) => c.name());
+  const cases = visible(root)
+    .filter((c) => visible(c).length > 0)
+    .map(
+      (c) =>
+        `    ${c.name()}) words="${visible(c)
+          .map((s) => s.name())
+          .join(' ')}" ;;`,
+    )
     .join('\n');
   const body = `_cps() {
   local cur=\${COMP_WORDS[COMP_CWORD]} words="${top.join(' ')}"
