@@ -3,6 +3,7 @@ import { CommandHandler, type EventStore, type ProjectionRunner, type SnapshotSt
 import type { PlatformSecrets } from '@cps/platform';
 import type { Directory } from './read-models/directory.js';
 import { nameAggregate, type NameCommand, type NameEvent, type NameState } from './names/name-claims.js';
+import type { Presence } from './leadership/presence.js';
 import type { RateLimits } from './users/rate-limits.js';
 import type { UserCommand, UserState } from './users/user-decider.js';
 import type { UserEvent } from './users/user-events.js';
@@ -77,6 +78,8 @@ export interface DirectorCore {
   readonly names: Names;
   readonly rateLimits: RateLimits;
   readonly secrets: PlatformSecrets;
+  /** Which director processes are alive; `presence.self` runs the operations this one accepts. */
+  readonly presence: Presence;
   now(): Date;
   /** Resolves once the read model shows the commit at `position` (and all before it). */
   caughtUp(position: number): Promise<void>;

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { generateKeyPairAsync, issueCertificate, type KeyPair } from '@cps/core';
 import { Bus, connectBus, type BusAuthority } from '@cps/bus';
 import {
@@ -42,6 +43,7 @@ import { Supervisor } from './supervision/supervisor.js';
 import { Platform } from './platform/platform.js';
 import { HttpMetrics } from './http/metrics.js';
 import { ensureLeaseStream, Lease } from './leadership/lease.js';
+import { Presence, PRESENCE_BEAT_MS } from './leadership/presence.js';
 import { Credit } from './credit/credit.js';
 import { UserKeys } from './secrets/user-keys.js';
 import { createHttpApp } from './http/http-app.js';
@@ -149,7 +151,11 @@ export class Director {
       RateLimits.ensure(nc, windowMs, replicas),
       UserKeys.ensure(nc, replicas),
       ensureLeaseStream(nc, replicas),
+      Presence.ensure(nc, replicas),
     ]);
+    // this process says it is alive from now on (a key of its own, not its director id's)
+    const presence = new Presence(nc, `${o.directorId}.${randomBytes(4).toString('hex')}`);
+    await presence.start();
     // the HTTPS key is made off the event loop while the read model catches up
     const httpsKey = generateKeyPairAsync();
 
@@ -201,6 +207,7 @@ export class Director {
       names: new Names(new Aggregates(store, nameDecider)),
       rateLimits: new RateLimits(nc),
       secrets: o.secrets,
+      presence,
       now: () => new Date(),
       caughtUp: (position) => runner.waitFor(position),
     };
@@ -367,11 +374,13 @@ export class Director {
           );
         }, o.readModelSnapshotEveryMs ?? 60_000);
         const featureDuties = this.features.flatMap((f) => (f.leading ? [f.leading()] : []));
-        for (const op of this.core.directory.operations.values())
-          if (op.state === 'running' && op.owner) void this.applications.carryOn(op.operationId);
+        // the operations of directors that are gone: now, and whenever one goes
+        this.applications.resumeLeft();
+        const resumer = setInterval(() => this.applications.resumeLeft(), PRESENCE_BEAT_MS);
         this.duties = {
           stop: async () => {
             clearInterval(timer);
+            clearInterval(resumer);
             clearInterval(charger);
             clearInterval(snapshotter);
             for (const d of featureDuties) await d.stop();
@@ -415,6 +424,8 @@ export class Director {
     const server = this.app.getHttpServer() as { closeAllConnections(): void };
     const grace = setTimeout(() => server.closeAllConnections(), 5_000);
     await this.app.close().finally(() => clearTimeout(grace));
+    // what this process left running is now the leader's to finish
+    await this.core.presence.stop();
     await this.runner.stop();
     await this.bus.close();
   }

@@ -9,6 +9,8 @@ describe('two directors on one NATS: same data, one leader, hand-over', () => {
   let d2: Director;
   let alice1: Client;
   let alice2: Client;
+  /** The director leading at the end of a test that changed it. */
+  let leader: Director;
   const svc = '/v1/applications/shared/services/work';
 
   const done = async (c: Client, location: string) => {
@@ -117,5 +119,24 @@ describe('two directors on one NATS: same data, one leader, hand-over', () => {
       10_000,
     );
     expect(back!.instanceId).not.toBe(manager!.instanceId);
+    leader = next;
+  });
+
+  it('finishes an operation a follower accepted and left running when it stopped', async () => {
+    const follower = await h.startDirector('d4');
+    const viaFollower = await h.signIn(follower, 'alice', 'alice-password');
+    const viaLeader = await h.signIn(leader, 'alice', 'alice-password');
+    expect(follower.leading).toBe(false);
+    expect(
+      (await viaFollower.post('/v1/applications/shared/services', { type: 'generic', name: 'late' })).status,
+    ).toBe(201);
+    const start = await viaFollower.post('/v1/applications/shared/services/late/start');
+    expect(start.status).toBe(202);
+    // the follower goes away while its manager is still coming up
+    await follower.stop();
+    const location = start.headers.location as string;
+    expect((await viaLeader.get(location)).body.state).toBe('running');
+    await done(viaLeader, location);
+    expect((await viaLeader.get('/v1/applications/shared/services/late')).body.state).toBe('RUNNING');
   });
 });

@@ -31,6 +31,7 @@ import type { Aggregates, DirectorCore } from '../director-core.js';
 import type { AppCursor } from '../api/schemas.js';
 import type { ApplicationView, ServiceView } from '../read-models/directory.js';
 import type { Supervisor } from '../supervision/supervisor.js';
+import { abandoned } from '../leadership/presence.js';
 
 /** How long a question to a service's manager waits for a manager being brought back. */
 const MANAGER_RETURN_MS = 15_000;
@@ -462,7 +463,14 @@ export class Applications {
     const res = await this.core.operations.run(
       `op.${operationId}`,
       'Request',
-      { operationId, kind, owner: app.owner, appId: app.appId, ...(svc ? { serviceId: svc.serviceId } : {}) },
+      {
+        operationId,
+        kind,
+        owner: app.owner,
+        appId: app.appId,
+        ...(svc ? { serviceId: svc.serviceId } : {}),
+        runner: this.core.presence.self,
+      },
       m,
     );
     await this.core.caughtUp(res.position);
@@ -470,13 +478,38 @@ export class Applications {
     return { operationId };
   }
 
+  /** The operations this process is carrying on now. */
+  private readonly carrying = new Set<string>();
+
+  /**
+   * Carries on the operations whose director is gone (the leader's duty, when it begins to lead and
+   * then periodically); one a live director runs is left to it.
+   */
+  resumeLeft(): void {
+    for (const op of this.core.directory.operations.values())
+      if (op.state === 'running' && op.owner && !this.carrying.has(op.operationId))
+        void this.carryOn(op.operationId, { ifAbandoned: true });
+  }
+
   /** Runs (or resumes) an operation to its end; records the outcome. Never throws. */
-  async carryOn(operationId: string): Promise<void> {
+  async carryOn(operationId: string, o: { ifAbandoned?: boolean } = {}): Promise<void> {
+    if (this.carrying.has(operationId)) return;
+    this.carrying.add(operationId);
+    try {
+      await this.runOperation(operationId, o.ifAbandoned === true);
+    } finally {
+      this.carrying.delete(operationId);
+    }
+  }
+
+  private async runOperation(operationId: string, ifAbandoned: boolean): Promise<void> {
     const agg = `op.${operationId}`;
     const meta = { requestId: `${operationId}:end`, actor: 'director' };
     try {
       const op = await this.core.operations.state(agg);
       if (op.status !== 'running') return;
+      // presence unknown (the bus busy): asked again at the next round
+      if (ifAbandoned && !(await abandoned(this.core.presence, op.runner).catch(() => false))) return;
       const app = this.core.directory.apps.get(op.appId ?? '');
       if (!app) throw new NotFoundError('application gone');
       const svcs = op.serviceId

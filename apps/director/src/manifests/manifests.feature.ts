@@ -1,4 +1,5 @@
 import type { DirectorFeature, FeatureContext } from '../feature.js';
+import { PRESENCE_BEAT_MS } from '../leadership/presence.js';
 import { Manifests } from './manifests.js';
 import { MANIFESTS, ManifestsController } from './manifests.controller.js';
 import { manifestRoutes } from './manifests.routes.js';
@@ -35,7 +36,8 @@ export const manifestFeature = (ctx: FeatureContext): DirectorFeature => {
     providers: [{ provide: MANIFESTS, useValue: manifests }],
     leading: () => {
       manifests.resumeLeft();
-      return { stop: () => undefined };
+      const again = setInterval(() => manifests.resumeLeft(), PRESENCE_BEAT_MS);
+      return { stop: () => clearInterval(again) };
     },
     stop: () => manifests.stop(),
   };

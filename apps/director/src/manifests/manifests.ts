@@ -6,6 +6,7 @@ import { hashId, serviceIdOf, type Applications } from '../applications/applicat
 import type { DirectorCore } from '../director-core.js';
 import type { Principal } from '../http/request.js';
 import { REDACTED } from '../history/redact.js';
+import { abandoned } from '../leadership/presence.js';
 import {
   manifestChecker,
   readManifest,
@@ -119,6 +120,7 @@ export class Manifests {
         owner: app.owner,
         appId: app.appId,
         input: redactPlan(plan, this.registry),
+        runner: this.core.presence.self,
       },
       { requestId: `${m.requestId}:operation`, actor: m.actor },
     );
@@ -142,8 +144,8 @@ export class Manifests {
   }
 
   /**
-   * Carries on the deploys left running by a director that stopped or died (the leader's duty).
-   * Every step is idempotent (request ids derived from the operation), so what was done is not
+   * Carries on the deploys left running by a director that stopped or died (the leader's duty, when
+   * it begins to lead and then periodically); a deploy a live director runs is left to it. Every step is idempotent (request ids derived from the operation), so what was done is not
    * done twice. The stored plan has its secrets redacted: a service that still had to be added
    * with secret settings cannot be, and the deploy fails saying so.
    */
@@ -158,6 +160,8 @@ export class Manifests {
     try {
       const op = await this.core.operations.state(`op.${operationId}`);
       if (op.status !== 'running' || !op.appId) return;
+      // a deploy a live director runs is left to it
+      if (!(await abandoned(this.core.presence, op.runner))) return;
       const owner = this.core.directory.users.get(op.owner);
       const plan = op.input as DeployPlan | undefined;
       const fail = (reason: string) =>

@@ -17,6 +17,8 @@ export const OperationRequested = defineEvent(
     serviceId: IdSchema.optional(),
     /** What the saga needs to resume after a restart. */
     input: z.unknown().optional(),
+    /** The director process that runs it (its presence key): another takes over only once it is gone. */
+    runner: z.string().max(100).optional(),
   }),
 );
 export const OperationProgressed = defineEvent(
@@ -54,6 +56,7 @@ export type OperationState =
       readonly appId?: string;
       readonly serviceId?: string;
       readonly input?: unknown;
+      readonly runner?: string;
       readonly steps: readonly string[];
     };
 
