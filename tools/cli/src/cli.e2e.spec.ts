@@ -174,6 +174,10 @@ describe('the cps CLI: a user’s flow, output and failures', () => {
     expect(svc.state).toBe('RUNNING');
     expect(svc.archive?.version).toBeDefined();
     expect(await runningRoles('scripts', 'generic-scripts')).toEqual(['master', 'node']);
+    // its methods, with the arguments they take
+    expect((await cps('service', 'methods', 'scripts', '--app', 'generic-scripts')).stdout).toMatch(
+      /^run\s+parameters\?: string\[\]\s+Starts run\.sh/m,
+    );
     // a missing local archive is refused with its path before anything is deployed
     const bad = join(root, 'missing-archive.json');
     writeFileSync(

@@ -60,3 +60,28 @@ export const readUserFile = (file: string): Buffer => {
     throw new CpsError('validation', `${file}: ${why}`);
   }
 };
+
+interface JsonSchema {
+  readonly type?: string | readonly string[];
+  readonly items?: JsonSchema;
+  readonly enum?: readonly unknown[];
+  readonly anyOf?: readonly JsonSchema[];
+  readonly properties?: Readonly<Record<string, JsonSchema>>;
+  readonly required?: readonly string[];
+}
+
+const typeOf = (v: JsonSchema): string => {
+  if (v.enum) return v.enum.map((x) => JSON.stringify(x)).join('|');
+  if (v.anyOf) return v.anyOf.map(typeOf).join('|');
+  if (v.type === 'array') return `${typeOf(v.items ?? {})}[]`;
+  if (Array.isArray(v.type)) return v.type.join('|');
+  return typeof v.type === 'string' ? v.type : 'any';
+};
+
+/** A method's arguments from their JSON Schema, for a table: `name: type`, `?` when optional. */
+export const argsSummary = (schema: unknown): string => {
+  const s = (schema ?? {}) as JsonSchema;
+  return Object.entries(s.properties ?? {})
+    .map(([k, v]) => `${k}${s.required?.includes(k) ? '' : '?'}: ${typeOf(v)}`)
+    .join(', ');
+};

@@ -39,6 +39,10 @@ describe('service plugin contract', () => {
     expect(d.roles).toEqual(['node']);
     expect(d.manager.map((m) => m.name)).toEqual(['get_helloworld']);
     expect(d.manager[0]?.args).toMatchObject({ type: 'object' });
+    // argument schemas describe what a caller sends: a field with a default may be left out
+    const run = r.describe('generic').manager.find((m) => m.name === 'run');
+    expect(run?.args).toMatchObject({ properties: { parameters: { type: 'array', default: [] } } });
+    expect((run?.args as { required?: string[] }).required ?? []).not.toContain('parameters');
     expect(r.managerMethod('helloworld', 'get_helloworld').description).toMatch(/greeting/);
     expect(
       hasErrorCode(

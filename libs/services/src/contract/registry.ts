@@ -25,7 +25,7 @@ export interface ServiceTypeInfo {
 const info = (name: string, m: AnyManagerMethod | AnyAgentMethod): MethodInfo => ({
   name,
   description: m.description,
-  args: z.toJSONSchema(m.args, { unrepresentable: 'any' }),
+  args: z.toJSONSchema(m.args, { io: 'input', unrepresentable: 'any' }),
   result: z.toJSONSchema(m.result, { unrepresentable: 'any' }),
 });
 
@@ -66,8 +66,8 @@ export class ServiceRegistry {
       description: d.description,
       roles: d.roles,
       defaultRoles: d.defaultRoles as Record<string, number>,
-      config: z.toJSONSchema(d.configSchema, { unrepresentable: 'any' }),
-      manifestKeys: z.toJSONSchema(d.manifestKeys, { unrepresentable: 'any' }),
+      config: z.toJSONSchema(d.configSchema, { io: 'input', unrepresentable: 'any' }),
+      manifestKeys: z.toJSONSchema(d.manifestKeys, { io: 'input', unrepresentable: 'any' }),
       manager: Object.entries(d.manager.methods).map(([n, m]) => info(n, m)),
       agent: Object.entries(d.agent.methods).map(([n, m]) => info(n, m)),
     };

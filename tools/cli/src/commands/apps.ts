@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { CpsError, isCpsError } from '@cps/core';
 import type { components } from '@cps/sdk';
 import { archiveBytes, splitLocalArchives, type LocalArchive } from '../local-archives.js';
-import { json, readUserFile, table } from '../output.js';
+import { argsSummary, json, readUserFile, table } from '../output.js';
 import { director, examples, finish, roleCounts, type Globals } from './shared.js';
 
 type Director = ReturnType<typeof director>;
@@ -395,7 +395,10 @@ export const appCommands = (program: Command, g: Globals): void => {
       const types = await d.ask(d.cps.GET('/v1/service-types'));
       const t = types.serviceTypes.find((x) => x.type === s.type);
       if (g().json) return json(t?.methods ?? []);
-      table(t?.methods ?? [], ['name', 'description']);
+      table(
+        (t?.methods ?? []).map((m) => ({ ...m, args: argsSummary(m.args) })),
+        ['name', 'args', 'description'],
+      );
     });
   examples(
     service
