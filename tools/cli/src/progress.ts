@@ -33,8 +33,9 @@ export class OperationProgress {
   see(e: HistoryEvent): { lines: string[]; ended: boolean } {
     const d = (e.data ?? {}) as Record<string, unknown>;
     const id = this.op.operationId;
-    if ((e.type === 'ServiceAdded' || e.type === 'ServiceRenamed') && str(d['serviceId']) && str(d['name']))
-      this.names.set(str(d['serviceId'])!, str(d['name'])!);
+    const [named, name] = [str(d['serviceId']), str(d['name'])];
+    if ((e.type === 'ServiceAdded' || e.type === 'ServiceRenamed') && named && name)
+      this.names.set(named, name);
     if (e.aggregate === `op.${id}`) {
       // a director operation works through managers, whose own operations have other ids
       this.directorOp = true;

@@ -33,6 +33,16 @@ import type { ApplicationView, ServiceView } from '../read-models/directory.js';
 import type { Supervisor } from '../supervision/supervisor.js';
 import { abandoned } from '../leadership/presence.js';
 
+/** The operations this class runs (others, e.g. deploys, belong to their features). */
+const OWN_KINDS: ReadonlySet<string> = new Set([
+  'start_service',
+  'start_application',
+  'stop_service',
+  'stop_application',
+  'remove_service',
+  'delete_application',
+]);
+
 /** How long a question to a service's manager waits for a manager being brought back. */
 const MANAGER_RETURN_MS = 15_000;
 
@@ -487,7 +497,7 @@ export class Applications {
    */
   resumeLeft(): void {
     for (const op of this.core.directory.operations.values())
-      if (op.state === 'running' && op.owner && !this.carrying.has(op.operationId))
+      if (op.state === 'running' && OWN_KINDS.has(op.kind) && !this.carrying.has(op.operationId))
         void this.carryOn(op.operationId, { ifAbandoned: true });
   }
 
