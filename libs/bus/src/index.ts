@@ -41,6 +41,7 @@ export {
 export {
   Bus,
   toCpsError,
+  untilServed,
   type BusOptions,
   type Handler,
   type HandlerContext,

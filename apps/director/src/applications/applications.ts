@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { z } from 'zod';
 import { ConflictError, CpsError, NotFoundError, ValidationError, issuesFromZod, seal } from '@cps/core';
-import { subjects, type Bus, type CommandDefinition } from '@cps/bus';
+import { subjects, untilServed, type Bus, type CommandDefinition } from '@cps/bus';
 import { ArchiveStore, deleteArchiveBucket, ensureArchiveBucket } from '@cps/archives';
 import {
   addNodes,
@@ -287,25 +287,20 @@ export class Applications {
   ): Promise<z.output<C['reply']>> {
     if (!this.supervisor.managerOf(svc.serviceId))
       throw new ConflictError(`service ${svc.name} is not started (state ${svc.state})`);
-    const deadline = Date.now() + MANAGER_RETURN_MS;
-    for (;;) {
-      try {
-        return await this.bus.request(subjects.manager(app.appId, svc.serviceId), c, args, {
-          timeoutMs: 30_000,
-          ...(requestId ? { requestId } : {}),
-        });
-      } catch (e) {
-        if (!(e instanceof CpsError && e.code === 'unavailable')) throw e;
-        if (Date.now() > deadline)
-          throw new CpsError(
-            'unavailable',
-            `the manager of service ${svc.name} does not answer (it may be restarting): try again shortly`,
-            [],
-            { cause: e },
-          );
-        await new Promise((r) => setTimeout(r, 250));
-      }
-    }
+    const ask = () =>
+      this.bus.request(subjects.manager(app.appId, svc.serviceId), c, args, {
+        timeoutMs: 30_000,
+        ...(requestId ? { requestId } : {}),
+      });
+    return untilServed(ask, { forMs: MANAGER_RETURN_MS }).catch((e: unknown) => {
+      if (!(e instanceof CpsError && e.code === 'unavailable')) throw e;
+      throw new CpsError(
+        'unavailable',
+        `the manager of service ${svc.name} does not answer (it may be restarting): try again shortly`,
+        [],
+        { cause: e },
+      );
+    });
   }
 
   nodes(p: Principal, a: string, s: string) {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { CpsError } from '@cps/core';
-import { subjects, type Bus } from '@cps/bus';
+import { subjects, untilServed, type Bus } from '@cps/bus';
 import { createManagerNode, destroyNode } from '@cps/clouds';
 import { getServiceInfo } from '@cps/services';
 import type { Directory, NodeView } from '../read-models/directory.js';
@@ -27,13 +27,16 @@ export class Supervisor {
     if (!this.managerOf(serviceId)) {
       // one node id per start operation: a retried or resumed operation asks for the same node
       const nodeId = `m${createHash('sha256').update(`${serviceId}:${requestId}`).digest('hex').slice(0, 16)}`;
-      await this.untilServed(() =>
-        this.bus.request(
-          subjects.managerProvisioner(appId, serviceId),
-          createManagerNode,
-          { nodeId, serviceType: type, cloud: this.o.cloud },
-          { requestId: `${requestId}:manager`, timeoutMs: 60_000 },
-        ),
+      // nobody serves the Provisioner during a leader hand-over: asked again up to the ready timeout
+      await untilServed(
+        () =>
+          this.bus.request(
+            subjects.managerProvisioner(appId, serviceId),
+            createManagerNode,
+            { nodeId, serviceType: type, cloud: this.o.cloud },
+            { requestId: `${requestId}:manager`, timeoutMs: 60_000 },
+          ),
+        { forMs: this.o.readyTimeoutMs },
       );
     }
     await this.answering(appId, serviceId);
@@ -60,26 +63,15 @@ export class Supervisor {
   async stopManager(appId: string, serviceId: string, requestId: string): Promise<void> {
     const m = this.managerOf(serviceId);
     if (!m) return;
-    await this.untilServed(() =>
-      this.bus.request(
-        subjects.managerProvisioner(appId, serviceId),
-        destroyNode,
-        { nodeId: m.nodeId },
-        { requestId: `${requestId}:manager-stop`, timeoutMs: 30_000 },
-      ),
+    await untilServed(
+      () =>
+        this.bus.request(
+          subjects.managerProvisioner(appId, serviceId),
+          destroyNode,
+          { nodeId: m.nodeId },
+          { requestId: `${requestId}:manager-stop`, timeoutMs: 30_000 },
+        ),
+      { forMs: this.o.readyTimeoutMs },
     );
-  }
-
-  /** Retries while nobody serves the Provisioner (a leader hand-over under way), up to the ready timeout. */
-  private async untilServed<T>(ask: () => Promise<T>): Promise<T> {
-    const deadline = Date.now() + this.o.readyTimeoutMs;
-    for (;;) {
-      try {
-        return await ask();
-      } catch (e) {
-        if (!(e instanceof CpsError && e.code === 'unavailable') || Date.now() > deadline) throw e;
-        await new Promise((r) => setTimeout(r, 250));
-      }
-    }
   }
 }

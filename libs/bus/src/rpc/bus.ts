@@ -68,6 +68,26 @@ const decodeJson = (m: Msg): unknown => {
   }
 };
 
+/**
+ * Asks again while nobody serves the subject (`unavailable`: a responder being started or handed
+ * over), every `everyMs`, until `forMs` have passed; then the last refusal is thrown. A request
+ * nobody received was not delivered, so asking again is safe. Other errors are thrown at once.
+ */
+export const untilServed = async <T>(
+  ask: () => Promise<T>,
+  o: { forMs: number; everyMs?: number },
+): Promise<T> => {
+  const deadline = Date.now() + o.forMs;
+  for (;;) {
+    try {
+      return await ask();
+    } catch (e) {
+      if (!(isCpsError(e) && e.code === 'unavailable') || Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, o.everyMs ?? 250));
+    }
+  }
+};
+
 /** Maps nats.js failures to cps error codes. */
 export const toCpsError = (e: unknown, subject: string): CpsError => {
   if (isCpsError(e)) return e;
