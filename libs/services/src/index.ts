@@ -17,6 +17,7 @@ export type {
   ManagerContext,
   NodeView,
   PluginLogger,
+  WorkFiles,
   WorkloadRequest,
 } from './contract/context.js';
 export { ServiceRegistry, type MethodInfo, type ServiceTypeInfo } from './contract/registry.js';

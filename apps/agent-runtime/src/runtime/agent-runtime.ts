@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { z } from 'zod';
 import { CpsError, issuesFromZod, NotFoundError, ValidationError } from '@cps/core';
@@ -16,6 +16,7 @@ import {
 } from '@cps/services';
 import { MetricsSampler, type ProcessSupervisor } from '../processes/index.js';
 import { ArchiveReceiver } from './archive-receiver.js';
+import { WorkDir } from './work-dir.js';
 
 export interface AgentRuntimeOptions {
   readonly bus: Bus;
@@ -44,17 +45,29 @@ export class AgentRuntime {
   private ready = false;
   private readonly sampler = new MetricsSampler();
   private readonly archives: ArchiveReceiver;
+  private readonly work: WorkDir;
 
   constructor(private readonly o: AgentRuntimeOptions) {
     // beside `work`, never inside it: workloads must not swap an archive between check and extraction
     this.archives = new ArchiveReceiver(join(o.nodeDir, 'archives'));
+    this.work = new WorkDir(
+      join(o.nodeDir, 'work'),
+      o.nodeDir,
+      (version) => this.archives.path(version),
+      o.workloadUser,
+    );
   }
 
   private get workDir(): string {
-    return join(this.o.nodeDir, 'work');
+    return this.work.path;
+  }
+
+  private get stateDir(): string {
+    return join(this.o.nodeDir, 'state');
   }
 
   async start(): Promise<void> {
+    mkdirSync(this.stateDir, { recursive: true, mode: 0o700 });
     const at = subjects.agent(this.o.appId, this.o.serviceId, this.o.nodeId);
     this.o.bus.handle(at, checkAgentProcess, () => ({
       nodeId: this.o.nodeId,
@@ -132,6 +145,8 @@ export class AgentRuntime {
       nodeId: this.o.nodeId,
       role: this.o.role,
       workDir: this.workDir,
+      files: this.work,
+      stateDir: this.stateDir,
       ports: this.o.ports,
       log: this.o.log ?? silent,
       archivePath: (version) => this.archives.path(version),

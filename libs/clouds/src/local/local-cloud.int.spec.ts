@@ -293,6 +293,54 @@ describe('LocalCloud', () => {
     expect(await cloud.list()).toEqual([]);
   });
 
+  it("keeps the tail of a node's log when it is destroyed, for its next incarnation", async () => {
+    const { cloud, dir } = cloudWith({
+      command: () => ({
+        command: process.execPath,
+        args: ['-e', 'console.log("incarnation", process.pid); setInterval(() => {}, 1e6)'],
+      }),
+    });
+    const spec = nodeSpec();
+    const first = await cloud.create(spec);
+    const log = join(nodeDirOf(dir, first), 'node.log');
+    await eventually(
+      async () => readText(log),
+      (t) => t.includes('incarnation'),
+    );
+    await cloud.destroy(spec.nodeId);
+    const second = await cloud.create(spec);
+    expect(readText(join(nodeDirOf(dir, second), 'node.previous.log'))).toBe(
+      `incarnation ${first.instanceId}\n`,
+    );
+    await cloud.destroy(spec.nodeId);
+  });
+
+  it('ends what a node left behind outside its process groups with it (a cgroup per node, as root)', async () => {
+    if (!root) throw new Error('needs root: a cgroup per node is what this tests');
+    const marker = `cps-escapee-${freshNodeId()}`;
+    // the escapee: its own session, its own process group, reparented to init
+    const escape = `require('node:child_process').spawn('setsid', [process.execPath, '-e', 'setInterval(() => {}, 1e6)', '${marker}'], { detached: true, stdio: 'ignore' }).unref(); setInterval(() => {}, 1e6)`;
+    const { cloud } = cloudWith({ command: () => ({ command: process.execPath, args: ['-e', escape] }) });
+    expect(cloud.confinement).toBe('cgroup');
+    const spec = nodeSpec();
+    await cloud.create(spec);
+    const escapees = () =>
+      readdirSync('/proc')
+        .filter((p) => /^\d+$/.test(p))
+        .filter((p) => readText(`/proc/${p}/cmdline`).split('\0').includes(marker))
+        .map(Number)
+        .filter((p) => isAlive(p));
+    const [pid] = await eventually(
+      async () => escapees(),
+      (p) => p.length === 1,
+    );
+    const [pgid, sid] = groupAndSession(pid!);
+    expect(pgid).toBe(pid);
+    expect(sid).toBe(pid);
+    await cloud.destroy(spec.nodeId);
+    expect(escapees()).toEqual([]);
+  });
+
   describe.skipIf(!root)(`the workload account (${WORKLOAD_USER}, running as root)`, () => {
     it('cannot read a 0600 file of root in a 0700 directory', () => {
       const user = workloadUser()!;

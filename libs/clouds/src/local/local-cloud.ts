@@ -3,16 +3,20 @@ import {
   chownSync,
   closeSync,
   existsSync,
+  fstatSync,
   mkdirSync,
   openSync,
   readFileSync,
   readlinkSync,
+  readSync,
   renameSync,
   rmSync,
+  writeFileSync,
 } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CpsError, ValidationError } from '@cps/core';
 import type { BaseCloud, CloudNode, NodeSpec } from '../types.js';
+import { NodeCgroups } from './cgroup.js';
 import { withDirLock } from './dir-lock.js';
 import { validateNodeId, validateNodeSpec, writeNodeFiles } from './node-spec.js';
 import {
@@ -78,6 +82,7 @@ export class LocalCloud implements BaseCloud {
   private readonly portBase: number;
   private readonly portsPerNode: number;
   private readonly stopGraceMs: number;
+  private cgroups: NodeCgroups | undefined | null = null;
 
   constructor(private readonly options: LocalCloudOptions) {
     this.name = options.name ?? 'local';
@@ -100,6 +105,20 @@ export class LocalCloud implements BaseCloud {
     });
   }
 
+  /**
+   * How this cloud ends everything a node started: `cgroup` (a cgroup per node, as root) or
+   * `process-group` (the node's and its workloads' process groups; a process that leaves them
+   * outlives the node).
+   */
+  get confinement(): 'cgroup' | 'process-group' {
+    return this.nodeCgroups() ? 'cgroup' : 'process-group';
+  }
+
+  private nodeCgroups(): NodeCgroups | undefined {
+    if (this.cgroups === null) this.cgroups = NodeCgroups.detect(this.dir);
+    return this.cgroups;
+  }
+
   async list(): Promise<CloudNode[]> {
     return readRecords(this.nodesDir).map((r) => this.toNode(r));
   }
@@ -110,7 +129,10 @@ export class LocalCloud implements BaseCloud {
     return r && this.toNode(r);
   }
 
-  /** Stops the node's whole process group (SIGTERM, then SIGKILL) and removes its directory. */
+  /**
+   * Stops the node's whole process group (SIGTERM, then SIGKILL), kills what is left in its cgroup,
+   * and removes its directory (once nothing of the node runs, so nothing races the removal).
+   */
   async destroy(nodeId: string): Promise<void> {
     validateNodeId(nodeId);
     await this.locked(async () => {
@@ -119,6 +141,8 @@ export class LocalCloud implements BaseCloud {
       const r = readRecord(dir);
       if (r) await stopGroup(r.pid, r.startTime, this.stopGraceMs);
       await stopWorkloadGroups(dir, this.stopGraceMs);
+      if (r?.cgroup) await NodeCgroups.kill(r.cgroup);
+      keepLogTail(dir);
       const trash = join(this.nodesDir, `.destroyed-${nodeId}-${process.pid}-${Date.now()}`);
       renameSync(dir, trash);
       rmSync(trash, { recursive: true, force: true });
@@ -156,12 +180,16 @@ export class LocalCloud implements BaseCloud {
       this.portsPerNode,
     );
     const dir = this.nodeDir(spec.nodeId);
+    const previousLog = keepLogTail(dir);
     rmSync(dir, { recursive: true, force: true });
     let pid: number | undefined;
+    let cgroup: string | undefined;
     try {
       this.prepareDir(dir, spec);
+      if (previousLog) renameSync(previousLog, join(dir, 'node.previous.log'));
       const { command, args } = this.options.command(spec);
-      pid = await this.spawn(dir, spec, ports, command, args);
+      cgroup = await this.nodeCgroups()?.create(spec.nodeId);
+      pid = await this.spawn(dir, spec, ports, command, args, cgroup);
       const startTime = procStat(pid)?.startTime;
       const record: NodeRecord = {
         nodeId: spec.nodeId,
@@ -172,6 +200,7 @@ export class LocalCloud implements BaseCloud {
         pid,
         ...(startTime === undefined ? {} : { startTime }),
         command: [command, ...args],
+        ...(cgroup === undefined ? {} : { cgroup }),
         ports,
         createdAt: new Date().toISOString(),
       };
@@ -179,6 +208,7 @@ export class LocalCloud implements BaseCloud {
       return record;
     } catch (e) {
       if (pid !== undefined) await stopGroup(pid, undefined, 0);
+      if (cgroup !== undefined) await NodeCgroups.kill(cgroup);
       rmSync(dir, { recursive: true, force: true });
       throw e;
     }
@@ -199,6 +229,7 @@ export class LocalCloud implements BaseCloud {
     ports: PortRange,
     command: string,
     args: readonly string[],
+    cgroup: string | undefined,
   ): Promise<number> {
     const env = {
       PATH: process.env.PATH ?? DEFAULT_PATH,
@@ -215,7 +246,10 @@ export class LocalCloud implements BaseCloud {
       const child = spawn(command, args, { cwd: dir, env, detached: true, stdio: ['ignore', out, out] });
       child.once('error', (e) => (error = e));
       child.unref();
-      if (child.pid !== undefined) return child.pid;
+      if (child.pid !== undefined) {
+        if (cgroup !== undefined) NodeCgroups.join(cgroup, child.pid);
+        return child.pid;
+      }
     } finally {
       closeSync(out);
     }
@@ -252,4 +286,28 @@ const stopWorkloadGroups = async (dir: string, graceMs: number): Promise<void> =
     }
     if (cwd === dir || cwd.startsWith(`${dir}/`)) await stopGroup(pid, undefined, graceMs);
   }
+};
+
+const LOG_TAIL = 64 * 1024;
+
+/**
+ * Sets the last 64 KiB of a node's log aside as `<nodes>/<nodeId>.previous.log` (replacing an older
+ * one), so the node's next incarnation starts with why the last one ended (`node.previous.log`).
+ */
+const keepLogTail = (dir: string): string | undefined => {
+  const aside = `${dir}.previous.log`;
+  try {
+    const fd = openSync(join(dir, 'node.log'), 'r');
+    try {
+      const size = fstatSync(fd).size;
+      const tail = Buffer.alloc(Math.min(size, LOG_TAIL));
+      readSync(fd, tail, 0, tail.length, size - tail.length);
+      writeFileSync(aside, tail, { mode: 0o600 });
+    } finally {
+      closeSync(fd);
+    }
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  return existsSync(aside) ? aside : undefined;
 };

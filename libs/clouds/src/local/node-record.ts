@@ -19,6 +19,8 @@ export interface NodeRecord {
   /** From `/proc/<pid>/stat`: tells the node's process from a later one given the same pid. */
   readonly startTime?: string;
   readonly command: readonly string[];
+  /** The node's cgroup, when the cloud confines nodes in cgroups (see NodeCgroups). */
+  readonly cgroup?: string;
   readonly ports: PortRange;
   readonly createdAt: string;
 }

@@ -53,13 +53,43 @@ export interface WorkloadRequest {
   readonly restart?: 'always' | 'on-failure' | 'never';
 }
 
+/**
+ * The agent's only ways into the workload's directory. The workload owns that directory and may
+ * plant links or rename anything in it at any moment, so the agent (which may run as root) never
+ * opens, reads, deletes or writes a path there itself: a `name` is one entry directly in the work
+ * directory (no `/`, not `.` or `..`), whatever the workload made of it is replaced as a whole,
+ * never followed, and what lands there belongs to the workload user.
+ */
+export interface WorkFiles {
+  /** Writes `data` to `name` (mode 0644): prepared where workloads cannot reach, then moved in. */
+  write(name: string, data: string | Uint8Array): Promise<void>;
+  /**
+   * Unpacks the archive `version` the manager sent (see `archivePath`) where workloads cannot reach,
+   * then replaces `name` with it. Resolves to the archive's top-level entries, as unpacked (what
+   * the workload makes of them later is its own). A refused archive changes nothing.
+   */
+  unpack(version: string, name: string): Promise<{ readonly entries: readonly string[] }>;
+  /** Removes `name` and everything under it, as the workload user (nothing if it does not exist). */
+  remove(name: string): Promise<void>;
+}
+
 export interface AgentContext {
   readonly appId: string;
   readonly serviceId: string;
   readonly nodeId: string;
   readonly role: string;
-  /** The workload's working directory (owned by the unprivileged workload user). */
+  /**
+   * The workload's working directory, owned by the unprivileged workload user. Workloads run in it;
+   * the agent reaches into it only through {@link files}, never by path.
+   */
   readonly workDir: string;
+  /** Writes into {@link workDir} that follow no link a workload planted. */
+  readonly files: WorkFiles;
+  /**
+   * The plugin's own directory on this node: workloads cannot reach it, and it lives as long as the
+   * node's directory. What the agent needs to remember (versions, peers) goes here, not in `workDir`.
+   */
+  readonly stateDir: string;
   /** The ports this node may listen on. */
   readonly ports: { readonly from: number; readonly to: number };
   /**

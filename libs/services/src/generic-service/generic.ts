@@ -1,8 +1,7 @@
-import { existsSync, readFileSync as readFile, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ConflictError, IdSchema } from '@cps/core';
-import { extractArchive } from '@cps/archives';
 import type { AgentContext, ManagerContext } from '../contract/context.js';
 import { agentMethod, defineService, managerMethod } from '../contract/service.js';
 import { secret } from '../contract/secrets.js';
@@ -20,9 +19,33 @@ let scriptSettings: Record<string, string> = {};
 const EnvName = z.string().regex(/^[A-Z_][A-Z0-9_]{0,63}$/);
 const Agents = z.array(z.object({ nodeId: IdSchema, role: z.string(), address: z.string() }));
 
+/** What this node holds, kept in the plugin's private directory (never read back from `work/`). */
+const NodeState = z.object({
+  code: z.object({ version: z.string(), entries: z.array(z.string()) }).optional(),
+  agents: Agents.default([]),
+});
+type NodeState = z.infer<typeof NodeState>;
+
+const stateFile = (ctx: AgentContext): string => join(ctx.stateDir, 'generic.json');
+
+const readState = (ctx: AgentContext): NodeState => {
+  try {
+    return NodeState.parse(JSON.parse(readFileSync(stateFile(ctx), 'utf8')));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return NodeState.parse({});
+    throw e;
+  }
+};
+
+const saveState = (ctx: AgentContext, patch: Partial<NodeState>): void => {
+  const next = { ...readState(ctx), ...patch };
+  const tmp = `${stateFile(ctx)}.tmp`;
+  writeFileSync(tmp, JSON.stringify(next), { mode: 0o600 });
+  renameSync(tmp, stateFile(ctx));
+};
+
 const scriptEnv = (ctx: AgentContext): Record<string, string> => {
-  const file = join(ctx.workDir, 'agents.json');
-  const agents = existsSync(file) ? (JSON.parse(readFile(file, 'utf8')) as z.infer<typeof Agents>) : [];
+  const { agents } = readState(ctx);
   const master = agents.find((a) => a.role === 'master');
   return {
     ...scriptSettings,
@@ -40,8 +63,7 @@ const runScript = async (
   script: Script,
   parameters: readonly string[] = [],
 ): Promise<boolean> => {
-  const path = join(ctx.workDir, 'code', `${script}.sh`);
-  if (!existsSync(path)) return false;
+  if (!readState(ctx).code?.entries.includes(`${script}.sh`)) return false;
   await ctx.stopWorkload(script).catch(() => undefined);
   await ctx.startWorkload({
     name: script,
@@ -176,11 +198,10 @@ export const genericService = defineService({
         result: z.object({ codeVersion: z.string() }),
         handle: async (ctx, args) => {
           scriptSettings = args.settings;
-          writeFileSync(join(ctx.workDir, 'agents.json'), JSON.stringify(args.agents, null, 2), {
-            mode: 0o644,
-          });
+          saveState(ctx, { agents: args.agents });
+          await ctx.files.write('agents.json', JSON.stringify(args.agents, null, 2));
           await runScript(ctx, 'notify');
-          return { codeVersion: codeVersionOf(ctx) };
+          return { codeVersion: readState(ctx).code?.version ?? '' };
         },
       }),
       update_code: agentMethod({
@@ -190,13 +211,11 @@ export const genericService = defineService({
         // one update at a time; the version already in place is not unpacked again
         handle: (ctx, args) => {
           const update = async () => {
-            if (codeVersionOf(ctx) === args.version) return { updated: false };
+            if (readState(ctx).code?.version === args.version) return { updated: false };
             if (isRunning(ctx, 'run'))
               throw new ConflictError('run.sh is running: interrupt it before replacing the code');
-            const dest = join(ctx.workDir, 'code');
-            rmSync(dest, { recursive: true, force: true });
-            await extractArchive(ctx.archivePath(args.version), dest);
-            writeFileSync(join(ctx.workDir, '.code-version'), args.version);
+            const { entries } = await ctx.files.unpack(args.version, 'code');
+            saveState(ctx, { code: { version: args.version, entries: [...entries] } });
             await runScript(ctx, 'init');
             return { updated: true };
           };
@@ -236,8 +255,3 @@ export const genericService = defineService({
     },
   },
 });
-
-const codeVersionOf = (ctx: AgentContext): string => {
-  const f = join(ctx.workDir, '.code-version');
-  return existsSync(f) ? readFile(f, 'utf8') : '';
-};
