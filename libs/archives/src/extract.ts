@@ -5,7 +5,15 @@ import { pipeline, Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { ConflictError, isCpsError } from '@cps/core';
 import { refuse } from './extract/refusal.js';
-import { resolveLimits, Sink, type ExtractLimits, type Limits } from './extract/sink.js';
+import {
+  DiskOutput,
+  NO_OUTPUT,
+  resolveLimits,
+  Sink,
+  type ExtractLimits,
+  type Limits,
+  type Output,
+} from './extract/sink.js';
 import { readTar } from './extract/tar.js';
 import { openZip, readZip } from './extract/zip.js';
 
@@ -13,7 +21,7 @@ import { openZip, readZip } from './extract/zip.js';
 export const ArchiveFormats = { tar: 'tar', tarGz: 'tar.gz', zip: 'zip' } as const;
 export type ArchiveFormat = (typeof ArchiveFormats)[keyof typeof ArchiveFormats];
 
-/** What an extraction wrote. */
+/** What an extraction wrote (or, for {@link inspectArchive}, would write). */
 export interface ExtractResult {
   readonly format: ArchiveFormat;
   /** Regular files written (hard links included, directories and symlinks not). */
@@ -79,7 +87,7 @@ async function* gunzipped(archive: string | Buffer): AsyncGenerator<Buffer> {
     throw refuse(undefined, 'unknown_format', 'the gzip stream does not hold a tar archive');
 }
 
-const unpack = async (
+const read = async (
   format: ArchiveFormat,
   archive: string | Buffer,
   sink: Sink,
@@ -91,8 +99,31 @@ const unpack = async (
     case 'tar.gz':
       return readTar(gunzipped(archive), sink, l);
     case 'zip':
-      return readZip(await openZip(archive), sink);
+      return readZip(() => openZip(archive), sink);
   }
+};
+
+const asInput = (archive: string | Uint8Array): string | Buffer =>
+  typeof archive === 'string' ? archive : Buffer.from(archive.buffer, archive.byteOffset, archive.byteLength);
+
+const formatOf = async (input: string | Buffer): Promise<ArchiveFormat> => {
+  const format = detectFormat(await readHead(input));
+  if (format === undefined) throw refuse(undefined, 'unknown_format', 'not a tar, tar.gz or zip archive');
+  return format;
+};
+
+/** Every entry of the archive through the rules of {@link Sink}, to `out`. */
+const unpack = async (
+  format: ArchiveFormat,
+  input: string | Buffer,
+  out: Output,
+  limits: ExtractLimits,
+): Promise<ExtractResult> => {
+  const l = resolveLimits(limits);
+  const sink = new Sink(out, l);
+  await read(format, input, sink, l);
+  const { files, bytes } = await sink.finish();
+  return { format, files, bytes };
 };
 
 const ensureFree = async (dest: string): Promise<void> => {
@@ -115,36 +146,45 @@ const ensureFree = async (dest: string): Promise<void> => {
  * device files, FIFOs and other special entries, hard links to anything but a regular file written
  * earlier by the same archive, symlinks that are absolute or resolve (through the archive's other
  * links) outside the destination, more than `maxEntries` entries, a file over `maxEntryBytes`, and
- * more than `maxBytes` in total, counted while decompressing so a bomb stops early. Files are written
- * 0644, or 0755 when the archive marks them executable; setuid, setgid and sticky bits are dropped;
- * directories are 0755. A destination that exists and is not empty is a `conflict`.
+ * more than `maxBytes` in total, counted while decompressing so a bomb stops early. A zip is first
+ * refused from its central directory alone when it declares more than `maxEntries` entries (issue
+ * path `$.archive`) or files whose declared sizes break a limit. Files are written 0644, or 0755
+ * when the archive marks them executable; setuid, setgid and sticky bits are dropped; directories
+ * are 0755. A destination that exists and is not empty is a `conflict`.
  */
 export const extractArchive = async (
   archive: string | Uint8Array,
   destDir: string,
   limits: ExtractLimits = {},
 ): Promise<ExtractResult> => {
-  const input =
-    typeof archive === 'string'
-      ? archive
-      : Buffer.from(archive.buffer, archive.byteOffset, archive.byteLength);
+  const input = asInput(archive);
   const dest = resolve(destDir);
-  const format = detectFormat(await readHead(input));
-  if (format === undefined) throw refuse(undefined, 'unknown_format', 'not a tar, tar.gz or zip archive');
+  const format = await formatOf(input);
   await ensureFree(dest);
   await mkdir(dirname(dest), { recursive: true });
   const tmp = await mkdtemp(join(dirname(dest), `.${basename(dest)}.partial-`));
   try {
-    const l = resolveLimits(limits);
-    const sink = new Sink(tmp, l);
-    await unpack(format, input, sink, l);
-    const { files, bytes } = await sink.finish();
+    const result = await unpack(format, input, new DiskOutput(tmp), limits);
     await rename(tmp, dest).catch((e: unknown) => {
       throw new ConflictError(`the destination ${basename(dest)} already exists`, { cause: e });
     });
-    return { format, files, bytes };
+    return result;
   } catch (e) {
     await rm(tmp, { recursive: true, force: true });
     throw e;
   }
+};
+
+/**
+ * Reads a whole archive through exactly the rules of {@link extractArchive} with the same `limits`,
+ * writing nothing: it resolves to what extraction would write, or throws the refusal extraction
+ * would throw (the same `validation` error, path and code). For checking an upload before it is
+ * kept anywhere.
+ */
+export const inspectArchive = async (
+  archive: string | Uint8Array,
+  limits: ExtractLimits = {},
+): Promise<ExtractResult> => {
+  const input = asInput(archive);
+  return unpack(await formatOf(input), input, NO_OUTPUT, limits);
 };

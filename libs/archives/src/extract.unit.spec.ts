@@ -5,7 +5,7 @@ import { gzipSync } from 'node:zlib';
 import { create, Pax } from 'tar';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { hasErrorCode } from '@cps/core';
-import { extractArchive, type ExtractLimits } from '@cps/archives';
+import { extractArchive, inspectArchive, type ExtractLimits } from '@cps/archives';
 import {
   END_OF_TAR,
   tarEntry,
@@ -13,6 +13,7 @@ import {
   zerosBomb,
   zipOf,
   type TarSpec,
+  type ZipSpec,
 } from './extract/archives.spec-helpers.js';
 
 let work: string;
@@ -25,21 +26,30 @@ afterEach(async () => rm(work, { recursive: true, force: true }));
 
 const modeOf = async (p: string): Promise<number> => (await stat(p)).mode & 0o7777;
 
-/** Extraction must fail with one validation issue at `path` with `code`, and leave nothing behind. */
+/**
+ * Extraction must fail with one validation issue at `path` with `code`, and leave nothing behind;
+ * inspection must fail the same way.
+ */
 const refused = async (
   archive: Buffer,
   path: string,
   code: string,
   limits?: ExtractLimits,
 ): Promise<void> => {
-  const e = await extractArchive(archive, dest, limits).then(
-    () => expect.fail('extracted a hostile archive'),
-    (err: unknown) => err,
-  );
-  expect(hasErrorCode(e, 'validation'), String(e)).toBe(true);
-  if (!hasErrorCode(e, 'validation')) return;
-  expect(e.issues).toEqual([{ path, code, message: expect.any(String) }]);
-  expect(await readdir(work)).toEqual([]);
+  const runs = {
+    extractArchive: () => extractArchive(archive, dest, limits),
+    inspectArchive: () => inspectArchive(archive, limits),
+  };
+  for (const [what, run] of Object.entries(runs)) {
+    const e = await run().then(
+      () => expect.fail(`${what} accepted a hostile archive`),
+      (err: unknown) => err,
+    );
+    expect(hasErrorCode(e, 'validation'), `${what}: ${String(e)}`).toBe(true);
+    if (!hasErrorCode(e, 'validation')) return;
+    expect(e.issues, what).toEqual([{ path, code, message: expect.any(String) }]);
+    expect(await readdir(work)).toEqual([]);
+  }
 };
 
 const LONG = 'd/'.repeat(600) + 'f';
@@ -242,6 +252,45 @@ describe('extractArchive on zip', () => {
   });
 });
 
+describe('a zip is refused from its central directory, before any entry is read', () => {
+  /** A zip whose first entry is corrupt: a refusal that names another entry came from the directory. */
+  const corruptFirst = (more: ZipSpec[]): Buffer => {
+    const archive = zipOf([{ name: 'a', data: 'hello' }, ...more]);
+    archive[30 + 1] = 'j'.charCodeAt(0);
+    return archive;
+  };
+
+  it('refuses 100,000 entries at once, from the count its end record declares', async () => {
+    const archive = zipOf(Array.from({ length: 100_000 }, (_, i) => ({ name: `f${i}`, data: 'x' })));
+    const started = performance.now();
+    await refused(archive, '$.archive', 'too_many_entries');
+    expect(performance.now() - started).toBeLessThan(1000);
+  });
+
+  it('refuses a file declaring more than maxEntryBytes, and files declaring more than maxBytes', async () => {
+    await refused(
+      corruptFirst([{ name: 'big', data: 'x', size: 300 * 1024 * 1024 }]),
+      '$.archive.big',
+      'entry_too_large',
+    );
+    const lying = ['b', 'c', 'd'].map((name) => ({ name, data: 'x', size: 400 }));
+    await refused(corruptFirst(lying), '$.archive.d', 'too_large', { maxBytes: 1000 });
+  });
+
+  it('counts only files against maxBytes: directories and links declare no content', async () => {
+    const archive = zipOf([
+      { name: 'd/', mode: 0o040755 },
+      { name: 'd/f', data: 'x'.repeat(10) },
+      { name: 'l', mode: 0o120777, data: 'd/f' },
+    ]);
+    await expect(inspectArchive(archive, { maxBytes: 10 })).resolves.toEqual({
+      format: 'zip',
+      files: 1,
+      bytes: 10,
+    });
+  });
+});
+
 describe('extractArchive on good archives', () => {
   const INDEX = '<?php echo "hi";';
   const START = '#!/bin/sh\nexec php -S 0.0.0.0:8080\n';
@@ -273,6 +322,21 @@ describe('extractArchive on good archives', () => {
     expect(await modeOf(join(dest, 'app/lib/deep'))).toBe(0o755);
     expect(await modeOf(dest)).toBe(0o755);
     expect(await readdir(work)).toEqual(['out']);
+  });
+
+  it('inspectArchive answers what extractArchive writes, and writes nothing', async () => {
+    for (const gzip of [false, true]) {
+      const archive = await pack(await source(), gzip);
+      const inspected = await inspectArchive(archive);
+      expect(await readdir(work)).toEqual([]);
+      expect(inspected).toEqual({ format: gzip ? 'tar.gz' : 'tar', files: 3, bytes: CONTENT_BYTES });
+      expect(await extractArchive(archive, dest)).toEqual(inspected);
+      await rm(dest, { recursive: true });
+    }
+    const file = join(work, 'upload.zip');
+    await writeFile(file, zipOf([{ name: 'a/b.txt', data: 'b', deflate: true }]));
+    await expect(inspectArchive(file)).resolves.toEqual({ format: 'zip', files: 1, bytes: 1 });
+    expect(await readdir(work)).toEqual(['upload.zip']);
   });
 
   it('reads tar.gz and zip archives from file paths, whatever their names', async () => {

@@ -2,6 +2,7 @@ export {
   ArchiveFormats,
   detectFormat,
   extractArchive,
+  inspectArchive,
   type ArchiveFormat,
   type ExtractResult,
 } from './extract.js';

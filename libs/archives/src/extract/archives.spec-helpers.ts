@@ -111,18 +111,47 @@ export const zipOf = (entries: readonly ZipSpec[]): Buffer => {
     );
   });
   const cd = Buffer.concat(central);
+  // more entries than 16 bits count: the zip64 end records carry the count
+  const zip64 = entries.length > 0xffff;
+  const count = zip64 ? 0xffff : entries.length;
   const eocd = Buffer.concat([
+    ...(zip64 ? [zip64End(entries.length, cd.length, offset)] : []),
     u32(0x06054b50),
     u16(0),
     u16(0),
-    u16(entries.length),
-    u16(entries.length),
+    u16(count),
+    u16(count),
     u32(cd.length),
     u32(offset),
     u16(0),
   ]);
   return Buffer.concat([...locals, cd, eocd]);
 };
+
+const u64 = (n: number): Buffer => {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(BigInt(n));
+  return b;
+};
+
+/** The zip64 end of central directory record and its locator, for a directory at `cdOffset`. */
+const zip64End = (count: number, cdLength: number, cdOffset: number): Buffer =>
+  Buffer.concat([
+    u32(0x06064b50),
+    u64(44),
+    u16(45),
+    u16(45),
+    u32(0),
+    u32(0),
+    u64(count),
+    u64(count),
+    u64(cdLength),
+    u64(cdOffset),
+    u32(0x07064b50),
+    u32(0),
+    u64(cdOffset + cdLength),
+    u32(1),
+  ]);
 
 /**
  * A tar.gz of `count` files of `mib` MiB of zeros each, made of gzip members so that building it

@@ -21,44 +21,130 @@ export const resolveLimits = (l: ExtractLimits = {}): Limits => {
   return { maxBytes, maxEntries: l.maxEntries ?? 10_000, maxEntryBytes: l.maxEntryBytes ?? maxBytes };
 };
 
+/**
+ * Where the entries a {@link Sink} accepted go. Paths are relative to the destination and already
+ * checked; `file` must consume `data` to its end (the checks run as it streams) unless it throws.
+ */
+export interface Output {
+  directory(path: string): Promise<void>;
+  file(path: string, mode: number, data: AsyncIterable<Buffer>): Promise<void>;
+  hardLink(target: string, path: string): Promise<void>;
+  /** Called only once every entry has been accepted and every link resolved inside the root. */
+  symlink(target: string, path: string): Promise<void>;
+  /** The end of an accepted archive, with every directory it made (`''` is the root). */
+  finish(directories: readonly string[]): Promise<void>;
+}
+
 const WRITE_NEW = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 
 /** Only the executable bit of the archive's mode survives. */
 export const fileMode = (mode: number | undefined): number => ((mode ?? 0) & 0o111 ? 0o755 : 0o644);
 
+/** Writes under `root`, a fresh directory nobody else writes to; directories end 0755. */
+export class DiskOutput implements Output {
+  constructor(private readonly root: string) {}
+
+  async directory(path: string): Promise<void> {
+    await mkdir(join(this.root, path), { recursive: true });
+  }
+
+  async file(path: string, mode: number, data: AsyncIterable<Buffer>): Promise<void> {
+    await this.parent(path);
+    const fh = await open(join(this.root, path), WRITE_NEW, 0o600);
+    try {
+      for await (const chunk of data) await fh.write(chunk);
+      await fh.chmod(mode);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async hardLink(target: string, path: string): Promise<void> {
+    await this.parent(path);
+    await link(join(this.root, target), join(this.root, path));
+  }
+
+  async symlink(target: string, path: string): Promise<void> {
+    await this.parent(path);
+    await symlink(target, join(this.root, path));
+  }
+
+  async finish(directories: readonly string[]): Promise<void> {
+    for (const d of directories) await chmod(join(this.root, d), 0o755);
+  }
+
+  private async parent(path: string): Promise<void> {
+    const p = dirname(path);
+    if (p !== '.') await mkdir(join(this.root, p), { recursive: true });
+  }
+}
+
+/** Writes nothing: the content is read through (and so checked) and dropped. */
+export const NO_OUTPUT: Output = {
+  directory: async () => undefined,
+  file: async (_path, _mode, data) => {
+    for await (const chunk of data) void chunk;
+  },
+  hardLink: async () => undefined,
+  symlink: async () => undefined,
+  finish: async () => undefined,
+};
+
 /**
- * Writes the entries of one archive under `root` (a fresh directory nobody else writes to), after the
- * checks of {@link Tree}. Symlinks are created last, once every entry is known and each link has been
- * resolved inside the root, so nothing is ever written through a link.
+ * The rules every entry of one archive must pass, the same whether it is unpacked or only
+ * inspected: names (see {@link entryPath}), the shape of the tree (see {@link Tree}), link targets,
+ * counts and sizes. What passes goes to `out`; symlinks go last, once every entry is known and each
+ * link has been resolved inside the root, so nothing is ever written through a link.
  */
 export class Sink {
   files = 0;
   bytes = 0;
   private entries = 0;
+  private declared = 0;
   private readonly tree = new Tree();
   private readonly symlinks: { name: string; path: string; target: string }[] = [];
 
   constructor(
-    private readonly root: string,
+    private readonly out: Output,
     private readonly limits: Limits,
   ) {}
 
-  /** Counts one entry and returns its checked path relative to the root. */
-  entry(name: string): string {
+  /** Refuses an archive whose directory declares, before any entry is read, too many entries. */
+  declareEntries(count: number): void {
+    if (count > this.limits.maxEntries)
+      throw refuse(
+        undefined,
+        'too_many_entries',
+        `the archive declares ${count} entries, more than ${this.limits.maxEntries}`,
+      );
+  }
+
+  /** Refuses, from a directory read before any entry, a file whose declared size breaks a limit. */
+  declareFile(name: string, size: number): void {
+    this.declared += size;
+    this.check(name, size, this.declared);
+  }
+
+  /** Counts one entry, refusing the first one over the limit. */
+  count(name: string): void {
     if (++this.entries > this.limits.maxEntries)
       throw refuse(name, 'too_many_entries', `the archive has more than ${this.limits.maxEntries} entries`);
+  }
+
+  /** The entry's checked path relative to the root. */
+  path(name: string): string {
     return entryPath(name);
   }
 
   async directory(name: string, path: string): Promise<void> {
     if (path === '') return;
     this.tree.add(name, path, 'dir');
-    await mkdir(join(this.root, path), { recursive: true });
+    await this.out.directory(path);
   }
 
   /** Refuses a file whose declared size alone breaks a limit, before any byte is read. */
   reserve(name: string, declared: number): void {
-    this.check(name, declared, declared);
+    this.check(name, declared, this.bytes + declared);
   }
 
   async file(
@@ -68,20 +154,16 @@ export class Sink {
     data: AsyncIterable<Buffer>,
   ): Promise<number> {
     this.regular(name, path);
-    await this.parent(path);
-    const fh = await open(join(this.root, path), WRITE_NEW, 0o600);
     let size = 0;
-    try {
+    const counted = async function* (this: Sink): AsyncGenerator<Buffer> {
       for await (const chunk of data) {
         size += chunk.length;
         this.bytes += chunk.length;
-        this.check(name, size);
-        await fh.write(chunk);
+        this.check(name, size, this.bytes);
+        yield chunk;
       }
-      await fh.chmod(fileMode(mode));
-    } finally {
-      await fh.close();
-    }
+    };
+    await this.out.file(path, fileMode(mode), counted.call(this));
     this.files++;
     return size;
   }
@@ -97,8 +179,7 @@ export class Sink {
     if (this.tree.kindOf(targetPath) !== 'file')
       throw refuse(name, 'link_target', 'a hard link must name a regular file earlier in the archive');
     this.regular(name, path);
-    await this.parent(path);
-    await link(join(this.root, targetPath), join(this.root, path));
+    await this.out.hardLink(targetPath, path);
     this.files++;
   }
 
@@ -110,28 +191,20 @@ export class Sink {
 
   async finish(): Promise<{ files: number; bytes: number }> {
     for (const l of this.symlinks) this.tree.checkSymlink(l.name, l.path);
-    for (const l of this.symlinks) {
-      await this.parent(l.path);
-      await symlink(l.target, join(this.root, l.path));
-    }
-    for (const d of ['', ...this.tree.directories()]) await chmod(join(this.root, d), 0o755);
+    for (const l of this.symlinks) await this.out.symlink(l.target, l.path);
+    await this.out.finish(['', ...this.tree.directories()]);
     return { files: this.files, bytes: this.bytes };
   }
 
-  private check(name: string, entryBytes: number, more = 0): void {
+  private check(name: string, entryBytes: number, totalBytes: number): void {
     if (entryBytes > this.limits.maxEntryBytes)
       throw refuse(name, 'entry_too_large', `the entry is larger than ${this.limits.maxEntryBytes} bytes`);
-    if (this.bytes + more > this.limits.maxBytes)
+    if (totalBytes > this.limits.maxBytes)
       throw refuse(name, 'too_large', `the archive unpacks to more than ${this.limits.maxBytes} bytes`);
   }
 
   private regular(name: string, path: string): void {
     if (path === '') throw refuse(name, 'invalid_name', 'a file cannot replace the root');
     this.tree.add(name, path, 'file');
-  }
-
-  private async parent(path: string): Promise<void> {
-    const p = dirname(path);
-    if (p !== '.') await mkdir(join(this.root, p), { recursive: true });
   }
 }

@@ -8,7 +8,8 @@ const OVERHEAD_PER_ENTRY = 8 * 1024;
 
 const handle = async (e: ReadEntry, sink: Sink): Promise<void> => {
   const name = e.path;
-  const path = sink.entry(name);
+  sink.count(name);
+  const path = sink.path(name);
   switch (e.type) {
     case 'File':
     case 'OldFile':
@@ -32,9 +33,11 @@ const handle = async (e: ReadEntry, sink: Sink): Promise<void> => {
 };
 
 /**
- * Feeds the uncompressed tar stream `source` to tar's parser and each entry to `sink`, one at a time.
- * Stops reading at the end-of-archive marker, and refuses a stream longer than the limits allow
- * (headers included) before reading the rest of it.
+ * Feeds the uncompressed tar stream `source` to tar's parser and each entry to `sink`, one at a time:
+ * the parser hands out an entry only once the sink is done with the one before, and asks for more
+ * input only then, so reading stops within a chunk of the first entry over the count. Stops reading
+ * at the end-of-archive marker, and refuses a stream longer than the limits allow (headers included)
+ * before reading the rest of it.
  */
 export const readTar = async (source: AsyncIterable<Buffer>, sink: Sink, limits: Limits): Promise<void> => {
   const cap = limits.maxBytes + (limits.maxEntries + 1) * OVERHEAD_PER_ENTRY;

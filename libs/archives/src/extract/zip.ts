@@ -77,17 +77,30 @@ const readAll = async (data: AsyncIterable<Buffer>): Promise<string> => {
   return Buffer.concat(parts).toString('utf8');
 };
 
-const handle = async (zip: ZipFile, e: Entry, sink: Sink): Promise<void> => {
-  const name = yauzl.getFileNameLowLevel(e.generalPurposeBitFlag, e.fileNameRaw, e.extraFields, false);
-  const path = sink.entry(name);
+const nameOf = (e: Entry): string =>
+  yauzl.getFileNameLowLevel(e.generalPurposeBitFlag, e.fileNameRaw, e.extraFields, false);
+
+type Kind = 'dir' | 'file' | 'symlink' | 'other';
+
+const kindOf = (e: Entry, name: string): Kind => {
   const type = unixMode(e) & S_IFMT;
-  if (type === S_IFDIR || (type === 0 && name.endsWith('/'))) return sink.directory(name, path);
-  if (type !== 0 && type !== S_IFREG && type !== S_IFLNK)
+  if (type === S_IFDIR || (type === 0 && name.endsWith('/'))) return 'dir';
+  if (type === S_IFLNK) return 'symlink';
+  return type === 0 || type === S_IFREG ? 'file' : 'other';
+};
+
+const handle = async (zip: ZipFile, e: Entry, sink: Sink): Promise<void> => {
+  const name = nameOf(e);
+  sink.count(name);
+  const path = sink.path(name);
+  const kind = kindOf(e, name);
+  if (kind === 'dir') return sink.directory(name, path);
+  if (kind === 'other')
     throw refuse(name, 'unsupported_type', 'only files, directories and symlinks are allowed');
   if (name.endsWith('/')) throw refuse(name, 'invalid_name', 'a file name ends with "/"');
   if (e.isEncrypted() || !e.canDecodeFileData())
     throw refuse(name, 'unsupported_type', 'encrypted entries and unknown compression methods are refused');
-  if (type === S_IFLNK) {
+  if (kind === 'symlink') {
     if (e.uncompressedSize > MAX_NAME_BYTES) throw refuse(name, 'link_target', 'the link target is too long');
     return sink.symlink(name, path, await withData(zip, name, e, readAll));
   }
@@ -95,8 +108,8 @@ const handle = async (zip: ZipFile, e: Entry, sink: Sink): Promise<void> => {
   await withData(zip, name, e, (data) => sink.file(name, path, unixMode(e), data));
 };
 
-/** Writes every entry of `zip` to `sink`, in central-directory order. */
-export const readZip = async (zip: ZipFile, sink: Sink): Promise<void> => {
+/** The entries of the central directory, in order; a directory that cannot be read is `corrupt`. */
+async function* entriesOf(zip: ZipFile): AsyncGenerator<Entry> {
   try {
     const entries = zip.eachEntry();
     for (;;) {
@@ -107,9 +120,36 @@ export const readZip = async (zip: ZipFile, sink: Sink): Promise<void> => {
         throw refuse(undefined, 'corrupt', (e as Error).message);
       }
       if (next.done === true) return;
-      await handle(zip, next.value, sink);
+      yield next.value;
     }
   } finally {
     zip.close();
   }
+}
+
+/**
+ * Refuses from the central directory alone, before any entry is read: more entries than the limit
+ * (the count the end record declares), and files whose declared sizes break a limit.
+ */
+const checkDirectory = async (zip: ZipFile, sink: Sink): Promise<void> => {
+  try {
+    sink.declareEntries(zip.entryCount);
+  } catch (e) {
+    zip.close();
+    throw e;
+  }
+  for await (const e of entriesOf(zip)) {
+    const name = nameOf(e);
+    if (kindOf(e, name) === 'file' && !name.endsWith('/')) sink.declareFile(name, e.uncompressedSize);
+  }
+};
+
+/**
+ * Checks the central directory of the zip `open` opens, then hands every entry to `sink`, in
+ * central-directory order (the zip is opened twice: entries are not held in memory between passes).
+ */
+export const readZip = async (open: () => Promise<ZipFile>, sink: Sink): Promise<void> => {
+  await checkDirectory(await open(), sink);
+  const zip = await open();
+  for await (const e of entriesOf(zip)) await handle(zip, e, sink);
 };
