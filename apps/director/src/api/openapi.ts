@@ -109,7 +109,9 @@ export const buildOpenApi = (routes: Record<string, RouteDefinition>, info: { ve
               ? { headers: { Location: { description: 'the operation', schema: { type: 'string' } } } }
               : {}),
           };
-    const codes = [...new Set([...COMMON_ERRORS, ...r.errors])].filter((code) => code in ErrorCodes);
+    const codes = [
+      ...new Set([...COMMON_ERRORS, ...(r.method === 'GET' ? [] : ['unsupported_media_type']), ...r.errors]),
+    ].filter((code) => code in ErrorCodes);
     const byStatus = new Map<number, string[]>();
     for (const code of codes) {
       const status = ErrorCodes[code as keyof typeof ErrorCodes].status;
@@ -129,12 +131,21 @@ export const buildOpenApi = (routes: Record<string, RouteDefinition>, info: { ve
       parameters: [...parameters(c, r.params, 'path'), ...parameters(c, r.query, 'query')],
       responses,
     };
-    if (r.body)
+    const body = r.body;
+    if (body)
       op['requestBody'] = {
         required: true,
-        content: r.consumes
-          ? { [r.consumes]: { schema: { type: 'string', contentMediaType: r.consumes } } }
-          : { 'application/json': { schema: c.convert(r.body, 'input') } },
+        content: Object.fromEntries(
+          (r.consumes ?? ['application/json']).map((type) => [
+            type,
+            {
+              schema:
+                type === 'application/json'
+                  ? c.convert(body, 'input')
+                  : { type: 'string', contentMediaType: type },
+            },
+          ]),
+        ),
       };
     if (r.auth === 'admin') op['description'] = 'Admins only.';
     (paths[r.path] ??= {})[r.method.toLowerCase()] = op;

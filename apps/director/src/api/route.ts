@@ -30,8 +30,12 @@ export interface RouteDefinition<
   readonly response: R;
   /** A response that is not JSON (e.g. `text/event-stream`): documented, not validated. */
   readonly produces?: string;
-  /** A request body that is not JSON (e.g. `application/octet-stream`): streamed to the handler. */
-  readonly consumes?: string;
+  /**
+   * The media types the body may come as (default: JSON alone); any other is refused with
+   * `unsupported_media_type`. JSON is validated with `body`; another type reaches the handler as its
+   * parser hands it over (`application/octet-stream`: the stream).
+   */
+  readonly consumes?: readonly string[];
   /** Error codes this route may answer besides the common ones (see `COMMON_ERRORS`). */
   readonly errors: readonly string[];
 }
@@ -57,7 +61,7 @@ export const defineRoute = <
   status?: 200 | 201 | 202 | 204;
   response?: R;
   produces?: string;
-  consumes?: string;
+  consumes?: readonly string[];
   errors?: readonly string[];
 }): RouteDefinition<P, Q, B, R> => ({
   ...r,

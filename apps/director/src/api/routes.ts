@@ -431,7 +431,7 @@ export const routes = {
     tag: 'services',
     params: Svc,
     body: z.unknown(),
-    consumes: 'application/octet-stream',
+    consumes: ['application/octet-stream', 'application/gzip', 'application/x-tar', 'application/zip'],
     response: ArchiveSchema,
     errors: ['payload_too_large', 'conflict'],
   }),

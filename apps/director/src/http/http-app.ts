@@ -4,8 +4,10 @@ import type { Duplex } from 'node:stream';
 import { Module, type DynamicModule, type Provider, type Type } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR, NestFactory, Reflector } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import { LogController } from 'fastify';
+import { LogController, type FastifyBodyParser } from 'fastify';
+import { ValidationError } from '@cps/core';
 import type { Logger } from 'pino';
+import { tooDeep } from './json-depth.js';
 import { ProblemFilter } from './problem.filter.js';
 import { clientErrorResponse } from './problem.js';
 import { ResponseInterceptor } from './response.interceptor.js';
@@ -53,6 +55,8 @@ class HttpModule {
  * The director's HTTPS server: NestJS on Fastify, TLS from the platform CA, client certificates
  * asked for (not required: tokens work too), request ids, JSON logs, and every error as
  * problem+json, the framework's own included (malformed JSON, bodies over the limit, unknown routes).
+ * A JSON body nested deeper than `MAX_JSON_DEPTH` is refused as `validation` at its first level too
+ * deep, before anything walks it.
  */
 export const createHttpApp = async (o: HttpAppOptions): Promise<NestFastifyApplication> => {
   const adapter = new FastifyAdapter({
@@ -75,8 +79,19 @@ export const createHttpApp = async (o: HttpAppOptions): Promise<NestFastifyAppli
   const app = await NestFactory.create<NestFastifyApplication>(HttpModule.create(o), adapter, {
     logger: false,
     abortOnError: false,
+    // JSON is parsed below; other media types only where a route or feature adds their parser
+    bodyParser: false,
   });
   const fastify = app.getHttpAdapter().getInstance();
+  const json = fastify.getDefaultJsonParser('error', 'error');
+  const shallowJson: FastifyBodyParser<string> = (req, body, done) =>
+    json(req, body, (err, value) => {
+      const deep = err ? undefined : tooDeep(value);
+      if (deep)
+        done(new ValidationError(`invalid JSON body: ${deep.path} ${deep.message}`, [deep]), undefined);
+      else done(err, value);
+    });
+  fastify.addContentTypeParser('application/json', { parseAs: 'string' }, shallowJson);
   fastify.addHook('onRequest', (req, reply, done) => {
     const key = req.headers['idempotency-key'];
     (req as CpsRequest).cps = {

@@ -22,6 +22,7 @@ const TITLES: Record<ErrorCode, string> = {
   name_taken: 'Name taken',
   concurrency: 'Changed concurrently',
   payload_too_large: 'Too large',
+  unsupported_media_type: 'Unsupported media type',
   quota_exceeded: 'Quota exceeded',
   rate_limited: 'Too many requests',
   internal: 'Internal error',
@@ -36,7 +37,7 @@ const FRAMEWORK: Record<string, { code: ErrorCode; issue?: Issue }> = {
     issue: { path: '$', code: 'too_large', message: 'request body too large' },
   },
   FST_ERR_CTP_INVALID_MEDIA_TYPE: {
-    code: 'validation',
+    code: 'unsupported_media_type',
     issue: { path: '$', code: 'unsupported_media_type', message: 'send application/json' },
   },
   FST_ERR_CTP_EMPTY_JSON_BODY: {
@@ -61,7 +62,7 @@ export const toCpsErrorHttp = (e: unknown): CpsError => {
   if (status === 405) return new CpsError('not_found', 'no such route');
   if (status === 413) return new CpsError('payload_too_large', 'request body too large');
   if (status === 415)
-    return new CpsError('validation', 'unsupported media type', [
+    return new CpsError('unsupported_media_type', 'unsupported media type', [
       { path: '$', code: 'unsupported_media_type', message: 'send application/json' },
     ]);
   if (typeof status === 'number' && status >= 400 && status < 500)

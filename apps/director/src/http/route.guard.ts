@@ -22,9 +22,10 @@ const parse = (schema: z.ZodType, value: unknown, prefix: string): { data?: unkn
 };
 
 /**
- * Runs before every handler: authenticates, checks the route's access level, and validates
- * params, query and body against the route's schemas (every problem reported, with its path:
- * `$…` for the body, `query…` and `path…` for the others). Nothing reaches a handler unchecked.
+ * Runs before every handler: authenticates, checks the route's access level and the media type of
+ * a body (the route's `consumes`, JSON by default: any other is `unsupported_media_type`), and
+ * validates params, query and body against the route's schemas (every problem reported, with its
+ * path: `$…` for the body, `query…` and `path…` for the others). Nothing reaches a handler unchecked.
  */
 @Injectable()
 export class RouteGuard implements CanActivate {
@@ -45,6 +46,17 @@ export class RouteGuard implements CanActivate {
     if (principal?.readOnly && def.method !== 'GET' && def.auth !== 'none')
       throw new ForbiddenError('this token has the read scope only');
 
+    if (req.body !== undefined) {
+      const accepted = def.consumes ?? ['application/json'];
+      if (!req.mediaType || !accepted.includes(req.mediaType))
+        throw new CpsError('unsupported_media_type', `send the body as ${accepted.join(' or ')}`, [
+          {
+            path: '$',
+            code: 'unsupported_media_type',
+            message: `${req.mediaType ?? 'no media type'}: send ${accepted.join(' or ')}`,
+          },
+        ]);
+    }
     const params = parse(def.params, req.params ?? {}, 'path');
     const query = parse(def.query, req.query ?? {}, 'query');
     const body = def.body

@@ -3,6 +3,7 @@ import { CpsError, issuesFromZod, type Issue } from '@cps/core';
 import { mapSecrets, redact, type ServiceRegistry } from '@cps/services';
 import { parse as parseYaml } from 'yaml';
 import { NameSchema } from '../api/schemas.js';
+import { tooDeep } from '../http/json-depth.js';
 import {
   COMMON_SERVICE_KEYS,
   MAX_MANIFEST_BYTES,
@@ -59,7 +60,8 @@ const tooLarge = (bytes: number): CpsError =>
 /**
  * The manifest a request body carries: the body itself (JSON), or the YAML text of `{"yaml": ...}`
  * parsed (YAML 1.2 core schema, unique keys, few aliases). A YAML syntax error is an issue at
- * `$.yaml`; a manifest over {@link MAX_MANIFEST_BYTES} throws `payload_too_large`.
+ * `$.yaml`, a YAML manifest nested deeper than a JSON body may be (`MAX_JSON_DEPTH`) one at the
+ * first level too deep; a manifest over {@link MAX_MANIFEST_BYTES} throws `payload_too_large`.
  */
 export const readManifest = (body: unknown): { input: unknown; issues: Issue[] } => {
   if (isRecord(body) && Object.keys(body).length === 1 && 'yaml' in body) {
@@ -68,12 +70,15 @@ export const readManifest = (body: unknown): { input: unknown; issues: Issue[] }
       return { input: undefined, issues: [{ path: '$.yaml', code: 'invalid_type', message: 'YAML text' }] };
     const bytes = Buffer.byteLength(text);
     if (bytes > MAX_MANIFEST_BYTES) throw tooLarge(bytes);
+    let input: unknown;
     try {
-      return { input: parseYaml(text, { uniqueKeys: true, maxAliasCount: 20 }) as unknown, issues: [] };
+      input = parseYaml(text, { uniqueKeys: true, maxAliasCount: 20 }) as unknown;
     } catch (e) {
       const message = (e instanceof Error ? e.message : String(e)).split('\n', 1)[0] ?? 'invalid YAML';
       return { input: undefined, issues: [{ path: '$.yaml', code: 'invalid_yaml', message }] };
     }
+    const deep = tooDeep(input);
+    return deep ? { input: undefined, issues: [deep] } : { input, issues: [] };
   }
   const bytes = Buffer.byteLength(JSON.stringify(body) ?? '');
   if (bytes > MAX_MANIFEST_BYTES) throw tooLarge(bytes);

@@ -10,9 +10,11 @@ import {
 
 /**
  * The routes of the manifests feature (merged into the director's route table). Validate and
- * deploy take a manifest as the JSON body, or its YAML text as `{"yaml": "<text>"}`; at most
- * 256 KiB of manifest (`payload_too_large`).
+ * deploy take a manifest as the JSON body, or its YAML text as `{"yaml": "<text>"}` or as the body
+ * itself (`application/yaml`, `text/yaml`); at most 256 KiB of manifest (`payload_too_large`).
  */
+const MANIFEST_MEDIA_TYPES = ['application/json', 'application/yaml', 'text/yaml'];
+
 export const manifestRoutes = {
   validateManifest: defineRoute({
     operationId: 'validateManifest',
@@ -22,6 +24,7 @@ export const manifestRoutes = {
     tag: 'manifests',
     status: 200,
     body: ManifestRequestSchema,
+    consumes: MANIFEST_MEDIA_TYPES,
     response: ManifestValidationSchema,
   }),
   deployManifest: defineRoute({
@@ -33,6 +36,7 @@ export const manifestRoutes = {
     tag: 'manifests',
     status: 202,
     body: ManifestRequestSchema,
+    consumes: MANIFEST_MEDIA_TYPES,
     response: ManifestDeploymentSchema,
     errors: ['name_taken', 'quota_exceeded'],
   }),

@@ -12,6 +12,7 @@ export const ErrorCodes = {
   name_taken: { status: 409, retryable: false },
   concurrency: { status: 412, retryable: true },
   payload_too_large: { status: 413, retryable: false },
+  unsupported_media_type: { status: 415, retryable: false },
   quota_exceeded: { status: 429, retryable: false },
   rate_limited: { status: 429, retryable: true },
   internal: { status: 500, retryable: false },

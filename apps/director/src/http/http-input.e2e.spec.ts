@@ -1,0 +1,64 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Director } from '../director.js';
+import { DirectorHarness, type Client, type HttpAnswer } from '../director.spec-helpers.js';
+
+/** A JSON text of arrays nested `depth` deep around `1`. */
+const nestedArrays = (depth: number): string => `${'['.repeat(depth)}1${']'.repeat(depth)}`;
+
+const problem = (r: HttpAnswer, status: number, code: string) => {
+  expect(r.status, r.text).toBe(status);
+  expect(r.headers['content-type']).toContain('application/problem+json');
+  expect(r.body).toMatchObject({ status, code, requestId: expect.any(String) });
+};
+
+describe('the HTTP input the director refuses, as problem+json, writing nothing', () => {
+  let h: DirectorHarness;
+  let d: Director;
+  let alice: Client;
+
+  beforeAll(async () => {
+    h = await DirectorHarness.start();
+    d = await h.startDirector();
+    alice = await h.user(d, 'alice');
+  });
+  afterAll(async () => h?.cleanup());
+
+  it('refuses JSON nested too deep (naming where) and bodies of another media type on the manifest routes', async () => {
+    const head = await d.core.store.head();
+    for (const route of ['/v1/manifests/validate', '/v1/manifests']) {
+      for (const raw of [`{"Services":${nestedArrays(5_000)}}`, `{"Services":${nestedArrays(40)}}`]) {
+        const r = await alice.request('POST', route, { raw, contentType: 'application/json' });
+        problem(r, 400, 'validation');
+        expect(r.body.issues).toEqual([
+          expect.objectContaining({ path: `$.Services${'[0]'.repeat(31)}`, code: 'too_deep' }),
+        ]);
+      }
+      const yaml = await alice.post(route, { yaml: `Services: ${nestedArrays(40)}\n` });
+      expect(yaml.status).toBe(route.endsWith('validate') ? 200 : 400);
+      expect(yaml.body.issues).toEqual([expect.objectContaining({ code: 'too_deep' })]);
+      for (const contentType of [
+        'application/octet-stream',
+        'text/plain',
+        'application/x-www-form-urlencoded',
+      ]) {
+        const r = await alice.request('POST', route, { raw: '{"Services":[]}', contentType });
+        problem(r, 415, 'unsupported_media_type');
+        expect(r.body.issues).toEqual([
+          expect.objectContaining({ path: '$', code: 'unsupported_media_type' }),
+        ]);
+      }
+    }
+    // the YAML media types are the manifest routes' own
+    const yamlText = await alice.request('POST', '/v1/manifests/validate', {
+      raw: 'Services:\n  - Type: generic\n',
+      contentType: 'text/yaml',
+    });
+    expect(yamlText.body).toEqual({ valid: true, issues: [] });
+    const yamlApp = await alice.request('POST', '/v1/applications', {
+      raw: 'name: x\n',
+      contentType: 'text/yaml',
+    });
+    problem(yamlApp, 415, 'unsupported_media_type');
+    expect(await d.core.store.head()).toBe(head);
+  });
+});
