@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { allRoutes } from '../features.js';
+import { MAX_PATH_PARAM_LENGTH } from './schemas.js';
 import { openApiText } from './write-openapi.js';
 
 const committed = join(process.cwd(), 'apps', 'director', 'openapi.json');
@@ -41,5 +42,15 @@ describe('the OpenAPI document', () => {
     }
     const ids = Object.values(allRoutes).map((r) => r.operationId);
     expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it('allows no path parameter longer than the router takes', () => {
+    const doc = JSON.parse(openApiText()) as {
+      paths: Record<string, Record<string, { parameters: { in: string; schema: { maxLength?: number } }[] }>>;
+    };
+    const lengths = Object.values(doc.paths)
+      .flatMap((ops) => Object.values(ops))
+      .flatMap((op) => op.parameters.filter((p) => p.in === 'path').map((p) => p.schema.maxLength ?? 0));
+    expect(Math.max(...lengths)).toBe(MAX_PATH_PARAM_LENGTH);
   });
 });

@@ -15,8 +15,10 @@ export const UsernameSchema = z
   .max(32)
   .regex(/^[a-z][a-z0-9_-]*$/, 'lowercase letters, digits, _ and -, starting with a letter');
 export const PasswordSchema = z.string().min(8).max(256);
+/** The longest path parameter of any route, characters (decoded): the router refuses longer ones. */
+export const MAX_PATH_PARAM_LENGTH = 128;
 /** `{app}`, `{svc}` in paths: the id, or the caller's name for it. */
-export const RefSchema = z.string().min(1).max(128);
+export const RefSchema = z.string().min(1).max(MAX_PATH_PARAM_LENGTH);
 const Description = z.string().max(1000);
 const Time = z.string().describe('ISO-8601 time');
 

@@ -4,11 +4,18 @@ import type { Duplex } from 'node:stream';
 import { Module, type DynamicModule, type Provider, type Type } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR, NestFactory, Reflector } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import { LogController, type FastifyBodyParser } from 'fastify';
+import {
+  LogController,
+  type FastifyBodyParser,
+  type FastifyError,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import { ValidationError } from '@cps/core';
 import type { Logger } from 'pino';
 import { tooDeep } from './json-depth.js';
-import { ProblemFilter } from './problem.filter.js';
+import { MAX_PATH_PARAM_LENGTH } from '../api/schemas.js';
+import { ProblemFilter, sendProblem } from './problem.filter.js';
 import { clientErrorResponse } from './problem.js';
 import { ResponseInterceptor } from './response.interceptor.js';
 import { AUTHENTICATOR, RouteGuard, type Authenticator } from './route.guard.js';
@@ -62,6 +69,12 @@ export const createHttpApp = async (o: HttpAppOptions): Promise<NestFastifyAppli
   const adapter = new FastifyAdapter({
     https: { cert: o.tls.cert, key: o.tls.key, ca: o.tls.ca, requestCert: true, rejectUnauthorized: false },
     bodyLimit: o.bodyLimit ?? 1024 * 1024,
+    routerOptions: { maxParamLength: MAX_PATH_PARAM_LENGTH },
+    // a path the router cannot take (a malformed escape, a parameter too long) is answered here
+    frameworkErrors: (err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
+      void reply.header('x-request-id', String(req.id));
+      sendProblem(o.log, err, req as CpsRequest, reply);
+    },
     loggerInstance: o.log,
     // requests are logged once, by the onResponse hook below
     logController: new LogController({ disableRequestLogging: true }),

@@ -61,4 +61,24 @@ describe('the HTTP input the director refuses, as problem+json, writing nothing'
     problem(yamlApp, 415, 'unsupported_media_type');
     expect(await d.core.store.head()).toBe(head);
   });
+
+  it('answers malformed escapes and over-long path parameters as problem+json, taking those the document allows', async () => {
+    for (const path of ['/v1/applications/%zz', '/v1/applications/a%/services', '/v1/me%E0%A4%A']) {
+      const r = await alice.request('GET', path, { headers: { 'x-request-id': 'bad-escape' } });
+      problem(r, 400, 'validation');
+      expect(r.body.requestId).toBe('bad-escape');
+      expect(r.headers['x-request-id']).toBe('bad-escape');
+      expect(r.body.issues).toEqual([expect.objectContaining({ path: 'path', code: 'invalid_escape' })]);
+    }
+    // the OpenAPI document allows up to 128 characters: such a name is looked for
+    for (const length of [101, 128]) {
+      problem(await alice.get(`/v1/applications/${'a'.repeat(length)}`), 404, 'not_found');
+      problem(await alice.get(`/v1/applications/x/services/${'é'.repeat(length)}`), 404, 'not_found');
+    }
+    for (const length of [129, 4_000]) {
+      const r = await alice.get(`/v1/applications/${'a'.repeat(length)}/services`);
+      problem(r, 400, 'validation');
+      expect(r.body.issues).toEqual([expect.objectContaining({ path: 'path', code: 'too_big' })]);
+    }
+  });
 });

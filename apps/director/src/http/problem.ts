@@ -1,4 +1,5 @@
 import { CpsError, httpStatusOf, isCpsError, isErrorCode, type ErrorCode, type Issue } from '@cps/core';
+import { MAX_PATH_PARAM_LENGTH } from '../api/schemas.js';
 
 /** The body of every error answer (`application/problem+json`, RFC 9457, plus cps's code and issues). */
 export interface Problem {
@@ -45,6 +46,18 @@ const FRAMEWORK: Record<string, { code: ErrorCode; issue?: Issue }> = {
     issue: { path: '$', code: 'empty_body', message: 'empty JSON body' },
   },
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: { code: 'validation' },
+  FST_ERR_BAD_URL: {
+    code: 'validation',
+    issue: { path: 'path', code: 'invalid_escape', message: 'a malformed %-escape in the path' },
+  },
+  FST_ERR_MAX_PARAM_LENGTH: {
+    code: 'validation',
+    issue: {
+      path: 'path',
+      code: 'too_big',
+      message: `a path parameter longer than ${MAX_PATH_PARAM_LENGTH} characters`,
+    },
+  },
 };
 
 /** Any thrown value as a CpsError: framework errors by code, the rest as `internal` (details hidden). */
