@@ -419,7 +419,12 @@ export const routes = {
     tag: 'services',
     status: 200,
     params: Svc.extend({ method: z.string().regex(/^[a-z][a-z0-9_]{0,62}$/) }),
-    body: z.unknown(),
+    body: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .describe(
+        'the arguments, as the method’s `args` schema names them (GET /v1/service-types); other fields are refused; absent: none',
+      ),
     response: CallResultSchema,
     errors: ['conflict'],
   }),

@@ -32,6 +32,7 @@ import type { AppCursor } from '../api/schemas.js';
 import type { ApplicationView, ServiceView } from '../read-models/directory.js';
 import type { Supervisor } from '../supervision/supervisor.js';
 import { abandoned } from '../leadership/presence.js';
+import { parseMethodArgs } from './method-args.js';
 
 /** The operations this class runs (others, e.g. deploys, belong to their features). */
 const OWN_KINDS: ReadonlySet<string> = new Set([
@@ -383,10 +384,8 @@ export class Applications {
     const def = this.registry.get(svc.type);
     const mm: AnyManagerMethod | undefined = def.manager.methods[method];
     if (!mm) throw new NotFoundError(`${svc.type} has no method ${method}`);
-    const parsed = (mm.args as z.ZodType).safeParse(args ?? {});
-    if (!parsed.success)
-      throw new ValidationError(`invalid arguments for ${method}`, issuesFromZod(parsed.error));
-    return this.ask(app, svc, callMethod, { method, args: parsed.data }, m.requestId);
+    const parsed = parseMethodArgs(method, mm.args as z.ZodType, args ?? {});
+    return this.ask(app, svc, callMethod, { method, args: parsed }, m.requestId);
   }
 
   /** Streams an upload into the service's bucket, then makes it the service's code. */

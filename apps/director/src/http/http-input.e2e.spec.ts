@@ -81,4 +81,57 @@ describe('the HTTP input the director refuses, as problem+json, writing nothing'
       expect(r.body.issues).toEqual([expect.objectContaining({ path: 'path', code: 'too_big' })]);
     }
   });
+
+  it('refuses any body but an empty object on routes that take none', async () => {
+    const app = await alice.post('/v1/applications', { name: 'loose' });
+    expect(app.status).toBe(201);
+    const head = await d.core.store.head();
+    for (const [method, path] of [
+      ['POST', `/v1/applications/${app.body.appId}/start`],
+      ['POST', `/v1/applications/${app.body.appId}/stop`],
+      ['DELETE', `/v1/applications/${app.body.appId}`],
+      ['DELETE', '/v1/sessions/current'],
+    ] as const)
+      for (const raw of ['[]', 'null', '[{}]', '0', 'false', '"x"', '{"force":true}']) {
+        const r = await alice.request(method, path, { raw, contentType: 'application/json' });
+        problem(r, 400, 'validation');
+        expect(r.body.issues, `${method} ${path} ${raw}`).toEqual([
+          expect.objectContaining({ path: '$', code: 'unexpected_body' }),
+        ]);
+      }
+    expect(await d.core.store.head()).toBe(head);
+    // an empty object is no body: the request goes on (here to a 404)
+    problem(await alice.post('/v1/applications/nosuch/start', {}), 404, 'not_found');
+    expect((await alice.get('/v1/me')).status).toBe(200);
+  });
+
+  it('refuses unknown fields and anything but a JSON object as the arguments of a method call', async () => {
+    expect(
+      (await alice.post('/v1/applications/loose/services', { type: 'generic', name: 'jobs' })).status,
+    ).toBe(201);
+    const call = '/v1/applications/loose/services/jobs/calls/run';
+    const head = await d.core.store.head();
+    const unknown = await alice.post(call, { parameters: ['a'], colour: 'red', extra: { x: 1 } });
+    problem(unknown, 400, 'validation');
+    expect(unknown.body.issues).toEqual([
+      expect.objectContaining({ path: '$.colour', code: 'unrecognized_keys' }),
+      expect.objectContaining({ path: '$.extra', code: 'unrecognized_keys' }),
+    ]);
+    for (const raw of ['null', '[]', '"run"', '1'])
+      expect(
+        (await alice.request('POST', call, { raw, contentType: 'application/json' })).body.issues,
+        raw,
+      ).toEqual([expect.objectContaining({ path: '$', code: 'invalid_type' })]);
+    for (const contentType of ['application/octet-stream', 'text/plain', 'application/x-www-form-urlencoded'])
+      problem(
+        await alice.request('POST', call, { raw: 'parameters=a', contentType }),
+        415,
+        'unsupported_media_type',
+      );
+    problem(await alice.post(call, { parameters: 'a' }), 400, 'validation');
+    // well-formed arguments reach the service, which is not started
+    problem(await alice.post(call, { parameters: ['a'] }), 409, 'conflict');
+    problem(await alice.request('POST', call), 409, 'conflict');
+    expect(await d.core.store.head()).toBe(head);
+  });
 });

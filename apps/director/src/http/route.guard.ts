@@ -21,11 +21,16 @@ const parse = (schema: z.ZodType, value: unknown, prefix: string): { data?: unkn
   };
 };
 
+const isEmptyObject = (v: unknown): boolean =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 0;
+
 /**
  * Runs before every handler: authenticates, checks the route's access level and the media type of
  * a body (the route's `consumes`, JSON by default: any other is `unsupported_media_type`), and
  * validates params, query and body against the route's schemas (every problem reported, with its
- * path: `$…` for the body, `query…` and `path…` for the others). Nothing reaches a handler unchecked.
+ * path: `$…` for the body, `query…` and `path…` for the others). A route without a body schema
+ * takes no body, or an empty JSON object; anything else is `unexpected_body`. Nothing reaches a
+ * handler unchecked.
  */
 @Injectable()
 export class RouteGuard implements CanActivate {
@@ -61,9 +66,7 @@ export class RouteGuard implements CanActivate {
     const query = parse(def.query, req.query ?? {}, 'query');
     const body = def.body
       ? parse(def.body, req.body, '$')
-      : req.body === undefined ||
-          req.body === null ||
-          (typeof req.body === 'object' && Object.keys(req.body).length === 0)
+      : req.body === undefined || isEmptyObject(req.body)
         ? { data: undefined, issues: [] }
         : { issues: [{ path: '$', code: 'unexpected_body', message: 'this route takes no body' }] };
     const issues = [...params.issues, ...query.issues, ...body.issues];
