@@ -20,6 +20,7 @@ runNodeProcess('manager', async () => {
   const { bus, renewer } = await joinBus(`manager:${env('CPS_SERVICE_ID')}`);
   const nc = bus.connection;
   const heartbeatTimeoutMs = optionalMs('CPS_HEARTBEAT_TIMEOUT_MS');
+  const heartbeatGraceMs = optionalMs('CPS_HEARTBEAT_GRACE_MS');
   const readyTimeoutMs = optionalMs('CPS_READY_TIMEOUT_MS');
   // the owner's key, when the supervisor gave one: opens the service's secret settings
   const keyFile = join(env('CPS_NODE_DIR'), 'secrets.key');
@@ -33,6 +34,7 @@ runNodeProcess('manager', async () => {
     appId: env('CPS_APP_ID'),
     serviceId: env('CPS_SERVICE_ID'),
     ...(heartbeatTimeoutMs ? { heartbeatTimeoutMs } : {}),
+    ...(heartbeatGraceMs ? { heartbeatGraceMs } : {}),
     ...(readyTimeoutMs ? { readyTimeoutMs } : {}),
     log: { info: line('info'), warn: line('warn'), error: line('error') },
     ...(key

@@ -58,6 +58,14 @@ export interface ManagerRuntimeOptions {
   readonly readyTimeoutMs?: number;
   /** A running node silent this long is marked failed (default 3 s). */
   readonly heartbeatTimeoutMs?: number;
+  /**
+   * After the manager starts or its NATS connection comes back, a running node not heard from
+   * since is marked failed for silence only once this grace has passed too (default 15 s): after
+   * a restart of the platform the agents' heartbeats resume a little later than the manager's own
+   * connection does. A node heard from since is judged by `heartbeatTimeoutMs` alone; while the
+   * connection is down, silence fails no node.
+   */
+  readonly heartbeatGraceMs?: number;
   /** Replace a failed node by a new one of its role (default true). */
   readonly replaceFailedNodes?: boolean;
   readonly log?: PluginLogger;
@@ -94,6 +102,8 @@ export class ManagerRuntime {
   private queue: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
   private heartbeats: NatsSubscription | undefined;
+  /** When the manager started or its connection last came back; undefined while it is down. */
+  private connectedAt: number | undefined;
   private stopped = false;
   private checkQueued = false;
   private nodesChangedQueued = false;
@@ -152,6 +162,8 @@ export class ManagerRuntime {
       );
     }
     if (o.serveBus !== false) this.serve();
+    this.connectedAt = Date.now();
+    void this.watchConnection();
     this.heartbeats = this.o.bus.connection.subscribe(
       `cps.node.${this.o.appId}.${this.o.serviceId}.*.heartbeat`,
       {
@@ -172,6 +184,26 @@ export class ManagerRuntime {
       () => void this.check().catch((e: unknown) => this.log.error('check failed', { error: String(e) })),
       250,
     );
+  }
+
+  private async watchConnection(): Promise<void> {
+    for await (const s of this.o.bus.connection.status()) {
+      if (this.stopped) return;
+      if (s.type === 'disconnect') this.connectedAt = undefined;
+      else if (s.type === 'reconnect') {
+        this.connectedAt = Date.now();
+        this.log.info('connection back: nodes not heard from since get the heartbeat grace', {
+          graceMs: this.o.heartbeatGraceMs ?? 15_000,
+        });
+      }
+    }
+  }
+
+  /** Whether a running node last heard from at `at` has been silent too long (see `heartbeatGraceMs`). */
+  private silentTooLong(at: number, now: number): boolean {
+    const since = this.connectedAt;
+    if (since === undefined || now - at <= (this.o.heartbeatTimeoutMs ?? 3_000)) return false;
+    return at > since || now - since >= (this.o.heartbeatGraceMs ?? 15_000);
   }
 
   /** Tells the plugin its nodes changed, once per burst of changes. */
@@ -321,8 +353,9 @@ export class ManagerRuntime {
       if (n.state === 'requested' || n.state === 'starting') this.since.set(n.nodeId, Date.now());
       if (n.state === 'requested') this.provision(n.nodeId, n.role, n.cloud);
       if (n.state === 'removing') this.deprovision(n.nodeId);
+      // not heard from yet: counted from the start, with the grace
       if (n.state === 'running' && !this.seen.has(n.nodeId))
-        this.seen.set(n.nodeId, { at: Date.now(), ready: true, metrics: {} });
+        this.seen.set(n.nodeId, { at: this.connectedAt ?? Date.now(), ready: true, metrics: {} });
     }
   }
 
@@ -333,7 +366,6 @@ export class ManagerRuntime {
     if (s.status === 'NONE') return;
     const now = Date.now();
     const readyTimeout = this.o.readyTimeoutMs ?? 60_000;
-    const hbTimeout = this.o.heartbeatTimeoutMs ?? 3_000;
     for (const n of Object.values(s.nodes)) {
       const hb = this.seen.get(n.nodeId);
       if ((n.state === 'requested' || n.state === 'starting') && hb?.ready)
@@ -344,7 +376,7 @@ export class ManagerRuntime {
       ) {
         await this.exec('NodeFailed', { nodeId: n.nodeId, reason: `not ready within ${readyTimeout} ms` });
         this.deprovision(n.nodeId);
-      } else if (n.state === 'running' && hb && now - hb.at > hbTimeout) {
+      } else if (n.state === 'running' && hb && this.silentTooLong(hb.at, now)) {
         await this.exec('NodeFailed', { nodeId: n.nodeId, reason: `no heartbeat for ${now - hb.at} ms` });
       }
     }
@@ -571,9 +603,15 @@ export class ManagerRuntime {
           state: n.state,
           ...(n.address ? { address: n.address } : {}),
         })),
-      callAgent: async (nodeId, method, args) =>
-        (await this.o.bus.request(subjects.agent(s.appId, s.serviceId, nodeId), callMethod, { method, args }))
-          .result,
+      callAgent: async (nodeId, method, args, options) =>
+        (
+          await this.o.bus.request(
+            subjects.agent(s.appId, s.serviceId, nodeId),
+            callMethod,
+            { method, args },
+            options?.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs },
+          )
+        ).result,
       log: this.log,
     };
   }
