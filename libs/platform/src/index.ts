@@ -28,7 +28,16 @@ export {
 } from './home/platform-home.js';
 export { loadMasterKey } from './home/master-key.js';
 export { checkHealth, type PlatformHealth } from './launcher/health.js';
-export { down, isRunning, readyInfo, runSupervisor, supervisorPid, up } from './launcher/launcher.js';
+export {
+  down,
+  isRunning,
+  platformProcesses,
+  readyInfo,
+  runSupervisor,
+  supervisorPid,
+  up,
+} from './launcher/launcher.js';
+export { RestartBackoff, type RestartBackoffOptions } from './launcher/backoff.js';
 export {
   identityAggregate,
   identityDecider,

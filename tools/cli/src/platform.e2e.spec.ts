@@ -199,19 +199,77 @@ describe('cps up / status / down: the local platform as a user runs it', () => {
     expect(await exited).toBe(0);
   });
 
-  it('after kill -9 of the supervisor, up replaces the orphaned nats-server and director, and keeps the data', async () => {
-    const supervisor = Number(readFileSync(join(home, 'run', 'supervisor.pid'), 'utf8'));
-    const orphan = Number(readFileSync(join(home, 'run', 'nats.pid'), 'utf8'));
-    const orphanDirector = Number(readFileSync(join(home, 'run', 'director.pid'), 'utf8'));
+  it('after kill -9 of the supervisor, status says so and up adopts the nats-server and director that still run: no outage, nodes kept', async () => {
+    const read = (name: string) => Number(readFileSync(join(home, 'run', name), 'utf8'));
+    const [supervisor, nats, directorPid] = [read('supervisor.pid'), read('nats.pid'), read('director.pid')];
+    const nodes = async () =>
+      (
+        JSON.parse((await cps('--json', 'service', 'nodes', 'hello', '--app', 'generic-hello')).stdout) as {
+          nodes: { nodeId: string; state: string }[];
+        }
+      ).nodes;
+    const before = await nodes();
+    expect(before.length).toBeGreaterThan(0);
+    // the director is asked every 50 ms from the kill until the new supervisor runs
+    let [probes, refused, probing] = [0, 0, true];
+    const probe = (async () => {
+      while (probing) {
+        probes++;
+        const r = await https('GET', '/healthz').catch(() => ({ status: 0 }));
+        if (r.status !== 200) refused++;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
     process.kill(supervisor, 'SIGKILL');
-    await new Promise((r) => setTimeout(r, 200));
+    while (isRunning(supervisor)) await new Promise((r) => setTimeout(r, 20));
+    const status = await cps('status');
+    expect(status.stdout).toMatch(
+      new RegExp(`nats-server \\(pid ${nats}\\) and the director \\(pid ${directorPid}\\) run without one`),
+    );
+    expect(status.stdout).toMatch(/run `cps up` to supervise them again/);
+    expect(status.stdout).not.toMatch(/joined director/);
+    const t0 = Date.now();
     const again = await cps('up');
-    expect(again.stdout).toMatch(/started supervisor/);
+    const upMs = Date.now() - t0;
+    probing = false;
+    await probe;
+    expect(again.stdout).toMatch(/started supervisor \(pid \d+\); it took over the nats-server and director/);
     expect(again.stdout).toMatch(/healthy/);
-    expect(isRunning(orphan)).toBe(false);
-    expect(isRunning(orphanDirector)).toBe(false);
-    expect(isRunning(Number(readFileSync(join(home, 'run', 'nats.pid'), 'utf8')))).toBe(true);
-    expect((await https('GET', '/v1/applications/kept')).status).toBe(200);
+    expect(read('supervisor.pid')).not.toBe(supervisor);
+    expect([read('nats.pid'), read('director.pid')]).toEqual([nats, directorPid]);
+    expect([isRunning(nats), isRunning(directorPid)]).toEqual([true, true]);
+    expect(refused, `${refused} of ${probes} probes refused; up took ${upMs} ms`).toBe(0);
+    console.log(`kill -9 of the supervisor, then up (${upMs} ms): ${refused} of ${probes} probes refused`);
+    expect((await cps('status')).stdout).toMatch(/supervisor: pid \d+/);
+    // longer than the heartbeat timeout: the nodes are the same ones, running
+    await new Promise((r) => setTimeout(r, 4_000));
+    expect(await nodes()).toEqual(
+      expect.arrayContaining(
+        before.map((n) => expect.objectContaining({ nodeId: n.nodeId, state: 'running' })),
+      ),
+    );
+    expect((await nodes()).length).toBe(before.length);
+
+    // supervised again: each is restarted when it dies
+    process.kill(directorPid, 'SIGKILL');
+    const deadline = Date.now() + 30_000;
+    let app = { status: 0 };
+    while (Date.now() < deadline) {
+      if (read('director.pid') !== directorPid) {
+        app = await https('GET', '/v1/applications/kept').catch(() => app);
+        if (app.status === 200) break;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(app.status).toBe(200);
+    process.kill(nats, 'SIGKILL');
+    let healthy = '';
+    while (Date.now() < deadline + 20_000 && !healthy.includes('healthy')) {
+      await new Promise((r) => setTimeout(r, 200));
+      if (read('nats.pid') === nats) continue;
+      healthy = (await cps('status').catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }))).stdout;
+    }
+    expect(healthy).toMatch(/healthy/);
     const p = PlatformHome.open(home, env);
     const id = await p.directorIdentity();
     const nc = await connectBus({

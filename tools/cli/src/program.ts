@@ -117,7 +117,9 @@ export const buildProgram = (): Command => {
         return;
       }
       console.log(
-        r.started ? `started supervisor (pid ${r.pid})` : `already running (supervisor pid ${r.pid})`,
+        r.started
+          ? `started supervisor (pid ${r.pid})${r.adopted ? `; it took over the ${r.adopted.join(' and ')} that kept running` : ''}`
+          : `already running (supervisor pid ${r.pid})`,
       );
       show(r.health, false);
       if (r.directorUrl) {
@@ -133,14 +135,17 @@ export const buildProgram = (): Command => {
   examples(program.command('status'), ['cps status', 'cps status --home /srv/cps --json'])
     .description('health of the local platform')
     .action(async () => {
-      const { PlatformHome, supervisorPid, checkHealth, readyInfo } = await platformLib();
+      const { PlatformHome, supervisorPid, checkHealth, readyInfo, platformProcesses } = await platformLib();
       const home = PlatformHome.open(opts().home);
       const pid = supervisorPid(home);
+      // nats-server and director that a killed supervisor left running: nobody restarts them
+      const left = pid === undefined ? platformProcesses(home) : {};
+      const unsupervised = left.nats !== undefined || left.director !== undefined;
       const cloud = await localCloud(home);
       const nodes = await cloud.list();
       // a joined director's home has no supervisor of its own: its platform may still answer
       const health = await checkHealth(home).catch((e: unknown) => {
-        if (pid !== undefined) throw e;
+        if (pid !== undefined || unsupervised) throw e;
         return undefined;
       });
       if (!health) {
@@ -157,14 +162,21 @@ export const buildProgram = (): Command => {
           home: home.dir,
           supervisor: pid ?? null,
           running: true,
+          ...(unsupervised ? { unsupervised: left } : {}),
           health,
           directorUrl: director ?? null,
           nodes,
         });
+      const running = [
+        ...(left.nats !== undefined ? [`nats-server (pid ${left.nats})`] : []),
+        ...(left.director !== undefined ? [`the director (pid ${left.director})`] : []),
+      ].join(' and ');
       console.log(
-        pid === undefined
-          ? `supervisor: none here (a joined director), data in ${home.dir}`
-          : `supervisor: pid ${pid}, data in ${home.dir}`,
+        pid !== undefined
+          ? `supervisor: pid ${pid}, data in ${home.dir}`
+          : unsupervised
+            ? `supervisor: none: ${running} run without one (it was stopped or killed), so nothing restarts them if they die; run \`cps up\` to supervise them again. Data in ${home.dir}`
+            : `supervisor: none here (a joined director), data in ${home.dir}`,
       );
       show(health, false);
       if (director) console.log(`  director: ${director}`);

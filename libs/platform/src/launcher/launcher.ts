@@ -1,5 +1,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { connectBus } from '@cps/bus';
 import { CpsError } from '@cps/core';
@@ -7,6 +16,8 @@ import { ensureEventStream, ensureLogStream, ensureSnapshotBucket } from '@cps/e
 import { NatsServers } from '../nats-server/cluster.js';
 import type { PlatformHome } from '../home/platform-home.js';
 import { checkHealth, type PlatformHealth } from './health.js';
+import { RestartBackoff } from './backoff.js';
+import { isRunning, processRecord, stillRuns, terminate, whenGone, type ProcessRecord } from './processes.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -19,35 +30,60 @@ const readyBy = (home: PlatformHome, pid: number): boolean => readyInfo(home)?.s
 /** What the running supervisor wrote once its children were ready. */
 export const readyInfo = (
   home: PlatformHome,
-): { supervisor: number; nats?: number; directorUrl?: string } | undefined => {
+): { supervisor: number; nats?: number; directorUrl?: string; adopted?: readonly string[] } | undefined => {
   try {
-    return JSON.parse(readFileSync(readyFile(home), 'utf8')) as { supervisor: number; directorUrl?: string };
+    return JSON.parse(readFileSync(readyFile(home), 'utf8')) as {
+      supervisor: number;
+      directorUrl?: string;
+      adopted?: readonly string[];
+    };
   } catch {
     return undefined;
   }
 };
 
-/** True while `pid` runs; a zombie (dead, not yet reaped by its parent or init) counts as gone. */
-export const isRunning = (pid: number): boolean => {
+export { isRunning } from './processes.js';
+
+/**
+ * The processes of a home's platform, each told apart from a later process with its pid (see
+ * {@link ProcessRecord}): the supervisor, and the nats-server and director it runs. Kept after
+ * the supervisor dies, so that the next one adopts the children that still run.
+ */
+interface PlatformProcesses {
+  supervisor?: ProcessRecord;
+  nats?: ProcessRecord;
+  director?: ProcessRecord & { readonly url: string };
+}
+
+const processesFile = (home: PlatformHome): string => join(home.runDir, 'processes.json');
+
+const readProcesses = (home: PlatformHome): PlatformProcesses => {
   try {
-    process.kill(pid, 0);
+    return JSON.parse(readFileSync(processesFile(home), 'utf8')) as PlatformProcesses;
   } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return true;
+    return {};
   }
 };
-const alive = isRunning;
+
+const recordProcess = <K extends keyof PlatformProcesses>(
+  home: PlatformHome,
+  name: K,
+  r: PlatformProcesses[K] | undefined,
+): void => {
+  const all = { ...readProcesses(home), [name]: r };
+  const tmp = `${processesFile(home)}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(all), { mode: 0o600 });
+  renameSync(tmp, processesFile(home));
+};
 
 /** The pid of this home's running supervisor, if any (a stale pid file is ignored). */
 export const supervisorPid = (home: PlatformHome): number | undefined => {
   if (!existsSync(pidFile(home))) return undefined;
   const pid = Number(readFileSync(pidFile(home), 'utf8').trim());
-  if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) return undefined;
+  if (!Number.isInteger(pid) || pid <= 0 || !isRunning(pid)) return undefined;
+  const r = readProcesses(home).supervisor;
+  if (r?.pid === pid) return stillRuns(r) ? pid : undefined;
+  // a pid file without a record (a supervisor written before records): by its command line
   const cmd = existsSync(`/proc/${pid}/cmdline`)
     ? readFileSync(`/proc/${pid}/cmdline`, 'utf8')
     : 'supervisor';
@@ -55,38 +91,47 @@ export const supervisorPid = (home: PlatformHome): number | undefined => {
 };
 
 /**
- * A child (nats-server, director) left running by a supervisor that was killed with -9: ours by its
- * pid file, and only if that pid still runs the same program.
+ * The nats-server and director of this home that run now, by their records: those of the running
+ * supervisor, or, when none runs, those a killed supervisor left (`cps up` adopts them).
  */
-const stopOrphan = async (
-  home: PlatformHome,
-  name: 'nats' | 'director',
-  program: string,
+export const platformProcesses = (home: PlatformHome): { nats?: number; director?: number } => {
+  const r = readProcesses(home);
+  return {
+    ...(r.nats && stillRuns(r.nats) ? { nats: r.nats.pid } : {}),
+    ...(r.director && stillRuns(r.director) ? { director: r.director.pid } : {}),
+  };
+};
+
+/** Restarts a supervised child whenever it exits (see {@link RestartBackoff}), until `stopping()`. */
+const keepAlive = async (
+  name: string,
+  child: { exited(): Promise<unknown>; restart(): Promise<void> },
+  stopping: () => boolean,
   log: (line: string) => void,
 ): Promise<void> => {
-  const file = join(home.runDir, `${name}.pid`);
-  if (!existsSync(file)) return;
-  const pid = Number(readFileSync(file, 'utf8').trim());
-  const cmdline = `/proc/${pid}/cmdline`;
-  if (
-    !Number.isInteger(pid) ||
-    pid <= 0 ||
-    !alive(pid) ||
-    !existsSync(cmdline) ||
-    !readFileSync(cmdline, 'utf8').includes(program)
-  )
-    return;
-  log(`stopping ${program} ${pid} left by a previous supervisor`);
-  process.kill(pid, 'SIGTERM');
-  const deadline = Date.now() + 10_000;
-  while (alive(pid) && Date.now() < deadline) await sleep(50);
-  if (alive(pid)) process.kill(pid, 'SIGKILL');
-  while (alive(pid)) await sleep(20);
+  const backoff = new RestartBackoff();
+  let started = Date.now();
+  for (;;) {
+    const code = await child.exited();
+    if (stopping()) return;
+    const wait = backoff.next(Date.now() - started);
+    log(`${name} exited (${String(code)}); restarting in ${wait} ms`);
+    await sleep(wait);
+    if (stopping()) return;
+    started = Date.now();
+    try {
+      await child.restart();
+    } catch (e) {
+      log(`${name} restart failed: ${(e as Error).message}`);
+    }
+  }
 };
 
 /**
  * Runs in the foreground: starts the platform's nats-server, creates the event stream and snapshot
- * bucket, and restarts the server (with back-off) whenever it dies, until SIGTERM/SIGINT.
+ * bucket, starts the director, and restarts either (with back-off) whenever it dies, until
+ * SIGTERM/SIGINT. A nats-server or director that a killed supervisor left running (the same
+ * process as recorded: pid and start time) is adopted and supervised as it runs, not restarted.
  */
 export const runSupervisor = async (
   home: PlatformHome,
@@ -97,23 +142,18 @@ export const runSupervisor = async (
   if (supervisorPid(home) !== undefined)
     throw new CpsError('conflict', 'a supervisor already runs for this platform');
   writeFileSync(pidFile(home), String(process.pid), { mode: 0o600 });
+  recordProcess(home, 'supervisor', processRecord(process.pid));
   rmSync(readyFile(home), { force: true });
-  await stopOrphan(home, 'nats', 'nats-server', log);
-  if (o.directorEntry) await stopOrphan(home, 'director', o.directorEntry, log);
-  const secrets = home.secrets();
-  const info = home.info();
+  const left = readProcesses(home);
   let stopping = false;
-  const servers = await NatsServers.start({
-    dir: home.natsDir,
-    secrets,
-    size: 1,
-    serverKey: secrets.serverKey,
-    port: info.natsPort,
-  });
-  const natsPid = (pid: number | undefined): void =>
-    writeFileSync(join(home.runDir, 'nats.pid'), String(pid), { mode: 0o600 });
-  natsPid(servers.processes[0]?.pid);
-  log(`nats-server pid ${servers.processes[0]?.pid} on ${servers.urls.join(', ')}`);
+  const nats = new NatsChild(home, log);
+  const adopted: string[] = [];
+  if (left.nats && stillRuns(left.nats)) {
+    nats.adopt(left.nats);
+    adopted.push('nats-server');
+    log(`adopted nats-server pid ${left.nats.pid}, left running by a previous supervisor`);
+  } else await nats.start();
+  const info = home.info();
   const own = await home.directorIdentity();
   const nc = await connectBus({
     servers: info.natsUrls,
@@ -127,10 +167,15 @@ export const runSupervisor = async (
   await ensureLogStream(nc);
   await nc.close();
   const director = o.directorEntry ? new DirectorChild(home, o.directorEntry, log) : undefined;
-  const directorUrl = director ? await director.start() : undefined;
+  let directorUrl: string | undefined;
+  if (director && left.director && stillRuns(left.director)) {
+    directorUrl = director.adopt(left.director);
+    adopted.push('director');
+    log(`adopted director pid ${left.director.pid}, left running by a previous supervisor`);
+  } else if (director) directorUrl = await director.start();
   writeFileSync(
     readyFile(home),
-    JSON.stringify({ supervisor: process.pid, nats: servers.processes[0]?.pid, directorUrl }),
+    JSON.stringify({ supervisor: process.pid, nats: nats.pid, directorUrl, adopted }),
     { mode: 0o600 },
   );
 
@@ -139,33 +184,74 @@ export const runSupervisor = async (
     stopping = true;
     log('stopping');
     await director?.stop();
-    await servers.stop();
+    await nats.stop();
     rmSync(pidFile(home), { force: true });
     rmSync(readyFile(home), { force: true });
-    rmSync(join(home.runDir, 'nats.pid'), { force: true });
+    rmSync(processesFile(home), { force: true });
     process.exit(0);
   };
-  void director?.keepAlive(() => stopping);
   process.on('SIGTERM', () => void stop());
   process.on('SIGINT', () => void stop());
-
-  let backoff = 250;
-  for (;;) {
-    const started = Date.now();
-    const code = await (servers.processes[0] as NonNullable<(typeof servers.processes)[0]>).whenExited();
-    if (stopping) return;
-    log(`nats-server exited (${String(code)}); restarting in ${backoff} ms`);
-    await sleep(backoff);
-    backoff = Date.now() - started > 60_000 ? 250 : Math.min(backoff * 2, 10_000);
-    try {
-      const p = await servers.restart(0);
-      natsPid(p.pid);
-      log(`nats-server restarted, pid ${p.pid}`);
-    } catch (e) {
-      log(`restart failed: ${(e as Error).message}`);
-    }
-  }
+  if (director) void keepAlive('director', director, () => stopping, log);
+  await keepAlive('nats-server', nats, () => stopping, log);
 };
+
+/** The nats-server of a home: started by this supervisor, or adopted from one that was killed. */
+class NatsChild {
+  private servers: NatsServers | undefined;
+  private adopted: ProcessRecord | undefined;
+
+  constructor(
+    private readonly home: PlatformHome,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  get pid(): number | undefined {
+    return this.adopted?.pid ?? this.servers?.processes[0]?.pid;
+  }
+
+  adopt(r: ProcessRecord): void {
+    this.adopted = r;
+  }
+
+  async start(): Promise<void> {
+    const secrets = this.home.secrets();
+    this.servers = await NatsServers.start({
+      dir: this.home.natsDir,
+      secrets,
+      size: 1,
+      serverKey: secrets.serverKey,
+      port: this.home.info().natsPort,
+    });
+    this.adopted = undefined;
+    this.started();
+  }
+
+  async exited(): Promise<number | null | undefined> {
+    if (this.adopted) return whenGone(this.adopted).then(() => undefined);
+    return this.servers?.processes[0]?.whenExited();
+  }
+
+  async restart(): Promise<void> {
+    if (!this.servers) return this.start();
+    await this.servers.restart(0);
+    this.started();
+  }
+
+  async stop(): Promise<void> {
+    if (this.adopted) await terminate(this.adopted);
+    else await this.servers?.stop();
+    rmSync(join(this.home.runDir, 'nats.pid'), { force: true });
+  }
+
+  private started(): void {
+    const p = this.servers?.processes[0];
+    if (!p) return;
+    writeFileSync(join(this.home.runDir, 'nats.pid'), String(p.pid), { mode: 0o600 });
+    recordProcess(this.home, 'nats', processRecord(p.pid));
+    this.log(`nats-server pid ${p.pid} on ${p.url}`);
+  }
+}
 
 /**
  * The director process of a home, supervised: started after nats-server, ready once it has
@@ -173,6 +259,7 @@ export const runSupervisor = async (
  */
 class DirectorChild {
   private child: ChildProcess | undefined;
+  private adopted: ProcessRecord | undefined;
 
   constructor(
     private readonly home: PlatformHome,
@@ -180,19 +267,33 @@ class DirectorChild {
     private readonly log: (line: string) => void,
   ) {}
 
+  /** Supervises a director that already runs; answers its URL. */
+  adopt(r: ProcessRecord & { readonly url: string }): string {
+    this.adopted = r;
+    return r.url;
+  }
+
   /** Starts the director and waits until it serves; answers its URL. */
   async start(timeoutMs = 60_000): Promise<string> {
     const file = join(this.home.runDir, 'director.json');
     rmSync(file, { force: true });
     mkdirSync(join(this.home.dir, 'logs'), { recursive: true, mode: 0o700 });
     const out = openSync(join(this.home.dir, 'logs', 'director.log'), 'a', 0o600);
-    const child = spawn(process.execPath, [this.entry], {
-      stdio: ['ignore', out, out],
-      env: { ...process.env, CPS_HOME: this.home.dir },
-    });
+    let child: ChildProcess;
+    try {
+      child = spawn(process.execPath, [this.entry], {
+        stdio: ['ignore', out, out],
+        env: { ...process.env, CPS_HOME: this.home.dir },
+      });
+    } finally {
+      closeSync(out);
+    }
     this.child = child;
-    writeFileSync(join(this.home.runDir, 'director.pid'), String(child.pid), { mode: 0o600 });
-    this.log(`director pid ${child.pid}`);
+    this.adopted = undefined;
+    const pid = child.pid as number;
+    const record = processRecord(pid);
+    writeFileSync(join(this.home.runDir, 'director.pid'), String(pid), { mode: 0o600 });
+    this.log(`director pid ${pid}`);
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       if (child.exitCode !== null || child.signalCode !== null)
@@ -202,7 +303,10 @@ class DirectorChild {
         );
       try {
         const d = JSON.parse(readFileSync(file, 'utf8')) as { url: string; pid: number };
-        if (d.pid === child.pid) return d.url;
+        if (d.pid === pid) {
+          if (record) recordProcess(this.home, 'director', { ...record, url: d.url });
+          return d.url;
+        }
       } catch {
         // not written yet
       }
@@ -211,37 +315,31 @@ class DirectorChild {
     throw new CpsError('timeout', 'the director did not start in time');
   }
 
-  /** Restarts the director whenever it exits, until `stopping()`. */
-  async keepAlive(stopping: () => boolean): Promise<void> {
-    let backoff = 250;
-    for (;;) {
-      const child = this.child;
-      if (!child) return;
-      const started = Date.now();
-      const code = await new Promise<number | null>((r) => {
-        if (child.exitCode !== null || child.signalCode !== null) r(child.exitCode);
-        else child.once('exit', (c) => r(c));
-      });
-      if (stopping()) return;
-      this.log(`director exited (${String(code)}); restarting in ${backoff} ms`);
-      await sleep(backoff);
-      backoff = Date.now() - started > 60_000 ? 250 : Math.min(backoff * 2, 10_000);
-      try {
-        await this.start();
-      } catch (e) {
-        this.log(`director restart failed: ${(e as Error).message}`);
-      }
-    }
+  exited(): Promise<number | null | undefined> {
+    if (this.adopted) return whenGone(this.adopted).then(() => undefined);
+    const child = this.child;
+    if (!child) return new Promise(() => undefined);
+    return new Promise((r) => {
+      if (child.exitCode !== null || child.signalCode !== null) r(child.exitCode);
+      else child.once('exit', (c) => r(c));
+    });
+  }
+
+  async restart(): Promise<void> {
+    await this.start();
   }
 
   async stop(): Promise<void> {
-    const child = this.child;
+    const [child, adopted] = [this.child, this.adopted];
     this.child = undefined;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    const deadline = Date.now() + 10_000;
-    while (child.exitCode === null && child.signalCode === null && Date.now() < deadline) await sleep(50);
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    this.adopted = undefined;
+    if (adopted) await terminate(adopted);
+    else if (child && child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const deadline = Date.now() + 10_000;
+      while (child.exitCode === null && child.signalCode === null && Date.now() < deadline) await sleep(50);
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
     rmSync(join(this.home.runDir, 'director.pid'), { force: true });
   }
 }
@@ -254,7 +352,14 @@ export const up = async (
   home: PlatformHome,
   supervisorEntry: string,
   timeoutMs = 90_000,
-): Promise<{ started: boolean; pid: number; health: PlatformHealth; directorUrl?: string }> => {
+): Promise<{
+  started: boolean;
+  pid: number;
+  health: PlatformHealth;
+  directorUrl?: string;
+  /** What the started supervisor found running and adopted (`nats-server`, `director`). */
+  adopted?: readonly string[];
+}> => {
   let pid = supervisorPid(home);
   const started = pid === undefined;
   if (pid === undefined) {
@@ -265,6 +370,7 @@ export const up = async (
       stdio: ['ignore', out, out],
       env: { ...process.env, CPS_HOME: home.dir },
     });
+    closeSync(out);
     child.unref();
     if (child.pid === undefined) throw new CpsError('unavailable', 'could not start the supervisor');
     pid = child.pid;
@@ -272,15 +378,21 @@ export const up = async (
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
-    if (!alive(pid))
+    if (!isRunning(pid))
       throw new CpsError(
         'unavailable',
         `the supervisor exited: see ${join(home.dir, 'logs', 'supervisor.log')}`,
       );
     try {
       if (readyBy(home, pid)) {
-        const url = readyInfo(home)?.directorUrl;
-        return { started, pid, health: await checkHealth(home), ...(url ? { directorUrl: url } : {}) };
+        const ready = readyInfo(home);
+        return {
+          started,
+          pid,
+          health: await checkHealth(home),
+          ...(ready?.directorUrl ? { directorUrl: ready.directorUrl } : {}),
+          ...(started && ready?.adopted?.length ? { adopted: ready.adopted } : {}),
+        };
       }
     } catch (e) {
       last = e;
@@ -293,13 +405,22 @@ export const up = async (
   );
 };
 
-/** Stops the supervisor (and so nats-server). Safe when nothing runs. */
+/**
+ * Stops the supervisor, which stops nats-server and the director; with no supervisor, stops those a
+ * killed one left running. Answers whether anything was running. Safe when nothing runs.
+ */
 export const down = async (home: PlatformHome, timeoutMs = 15_000): Promise<boolean> => {
   const pid = supervisorPid(home);
-  if (pid === undefined) return false;
+  if (pid === undefined) {
+    const left = readProcesses(home);
+    const running = [left.director, left.nats].filter((r): r is ProcessRecord => !!r && stillRuns(r));
+    for (const r of running) await terminate(r);
+    rmSync(processesFile(home), { force: true });
+    return running.length > 0;
+  }
   process.kill(pid, 'SIGTERM');
   const deadline = Date.now() + timeoutMs;
-  while (alive(pid) && Date.now() < deadline) await sleep(50);
-  if (alive(pid)) throw new CpsError('timeout', `supervisor ${pid} did not stop`);
+  while (isRunning(pid) && Date.now() < deadline) await sleep(50);
+  if (isRunning(pid)) throw new CpsError('timeout', `supervisor ${pid} did not stop`);
   return true;
 };

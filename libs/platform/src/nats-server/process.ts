@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { CpsError } from '@cps/core';
 
 export interface NatsServerStartOptions {
@@ -7,7 +7,10 @@ export interface NatsServerStartOptions {
   readonly configFile: string;
   readonly port: number;
   readonly monitorPort: number;
-  /** Server output is appended here (it is also scanned for readiness). */
+  /**
+   * The server writes its output straight into this file (scanned for readiness), so it outlives
+   * this process without a pipe to it; without one, its output is read through a pipe.
+   */
   readonly logFile?: string;
   readonly readyTimeoutMs?: number;
   /** Leave the process running when the parent exits (the platform launcher). */
@@ -20,6 +23,17 @@ export class AddressInUseError extends Error {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** What a file holds from byte `from` on (at most 64 kB). */
+const readFrom = (file: string, from: number): string => {
+  const fd = openSync(file, 'r');
+  try {
+    const b = Buffer.alloc(64_000);
+    return b.subarray(0, readSync(fd, b, 0, b.length, from)).toString();
+  } finally {
+    closeSync(fd);
+  }
+};
 
 /** Servers this process started attached: killed when it exits, so no test or crash leaves one behind. */
 const attached = new Set<ChildProcess>();
@@ -40,12 +54,10 @@ export class NatsServerProcess {
   private constructor(
     private readonly child: ChildProcess,
     readonly options: NatsServerStartOptions,
-    private readonly log: WriteStream | undefined,
   ) {
     this.exited = new Promise((resolve) => {
       child.once('exit', (code) => {
         this.exitCode = code;
-        this.log?.end();
         resolve(code);
       });
     });
@@ -68,38 +80,46 @@ export class NatsServerProcess {
   }
 
   static async start(o: NatsServerStartOptions): Promise<NatsServerProcess> {
-    const child = spawn(o.binary, ['-c', o.configFile], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: o.detached ?? false,
-    });
+    const logFd = o.logFile ? openSync(o.logFile, 'a', 0o600) : undefined;
+    const from = logFd === undefined ? 0 : fstatSync(logFd).size;
+    let child: ChildProcess;
+    try {
+      child = spawn(o.binary, ['-c', o.configFile], {
+        stdio: ['ignore', logFd ?? 'pipe', logFd ?? 'pipe'],
+        detached: o.detached ?? false,
+      });
+    } finally {
+      if (logFd !== undefined) closeSync(logFd);
+    }
     if (!o.detached) {
       installExitHook();
       attached.add(child);
       child.once('exit', () => attached.delete(child));
     }
-    const log = o.logFile ? createWriteStream(o.logFile, { flags: 'a', mode: 0o600 }) : undefined;
-    const p = new NatsServerProcess(child, o, log);
-    let output = '';
+    const p = new NatsServerProcess(child, o);
+    let piped = '';
     const onData = (b: Buffer): void => {
-      log?.write(b);
-      if (output.length < 64_000) output += b.toString();
+      if (piped.length < 64_000) piped += b.toString();
     };
     child.stdout?.on('data', onData);
     child.stderr?.on('data', onData);
+    const output = (): string => (o.logFile ? readFrom(o.logFile, from) : piped);
     const deadline = Date.now() + (o.readyTimeoutMs ?? 15_000);
     while (Date.now() < deadline) {
+      const out = output();
       if (!p.running) {
-        if (/address already in use/i.test(output)) throw new AddressInUseError(output.slice(-500));
+        const last = output();
+        if (/address already in use/i.test(last)) throw new AddressInUseError(last.slice(-500));
         throw new CpsError(
           'unavailable',
-          `nats-server exited with ${String(p.exitCode)}: ${output.slice(-1500)}`,
+          `nats-server exited with ${String(p.exitCode)}: ${last.slice(-1500)}`,
         );
       }
-      if (output.includes('Server is ready') && (await p.healthy())) return p;
+      if (out.includes('Server is ready') && (await p.healthy())) return p;
       await sleep(20);
     }
     await p.kill();
-    throw new CpsError('timeout', `nats-server not ready in time: ${output.slice(-1500)}`);
+    throw new CpsError('timeout', `nats-server not ready in time: ${output().slice(-1500)}`);
   }
 
   /** `/healthz` of the monitoring port: the server is up and JetStream is current. */
