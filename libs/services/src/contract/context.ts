@@ -39,8 +39,16 @@ export interface ManagerContext {
   sendArchive(nodeId: string): Promise<ArchiveView>;
   /** The service's nodes as the manager's state knows them. */
   nodes(): readonly NodeView[];
-  /** Calls a method of the plugin's agent part on one node (validated against its schemas). */
-  callAgent(nodeId: string, method: string, args: unknown): Promise<unknown>;
+  /**
+   * Calls a method of the plugin's agent part on one node (validated against its schemas); a
+   * `timeout` error after `timeoutMs` (default 5 s) without a reply.
+   */
+  callAgent(
+    nodeId: string,
+    method: string,
+    args: unknown,
+    options?: { readonly timeoutMs?: number },
+  ): Promise<unknown>;
   readonly log: PluginLogger;
 }
 

@@ -87,7 +87,8 @@ const deliverCode = async (ctx: ManagerContext, nodeIds: readonly string[]): Pro
   await Promise.all(
     nodeIds.map(async (n) => {
       await ctx.sendArchive(n);
-      await ctx.callAgent(n, 'update_code', { version: archive.version });
+      // unpacking a large archive on a busy node takes longer than a question
+      await ctx.callAgent(n, 'update_code', { version: archive.version }, { timeoutMs: 60_000 });
     }),
   );
   return nodeIds.length;
