@@ -112,6 +112,8 @@ export class Director {
     readonly applications: Applications,
     /** The generated admin password, on the start that created the admin (shown once). */
     readonly adminPassword: string | undefined,
+    /** Whether this start created the admin (with `adminPassword` or a generated one). */
+    readonly adminCreated: boolean,
     private readonly runner: ProjectionRunner,
     private readonly features: readonly DirectorFeature[],
     private readonly credit: Credit,
@@ -322,6 +324,7 @@ export class Director {
       provisioner,
       applications,
       boot.password,
+      boot.created,
       runner,
       features,
       credit,

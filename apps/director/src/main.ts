@@ -16,8 +16,9 @@ const entry = (app: 'manager-runtime' | 'agent-runtime'): string =>
 /**
  * The director process: reads the platform home (`CPS_HOME`), joins its NATS with the director's
  * identity, and serves HTTPS on 127.0.0.1 (`CPS_DIRECTOR_PORT`, default 14443). On the start that
- * creates the admin it leaves the generated password in `run/admin.json` (0600) for `cps up` to show
- * once. Started and restarted by the platform supervisor.
+ * creates the admin it leaves `run/admin.json` (0600) for `cps up`, which signs the CLI in with it:
+ * the generated password (shown once), or no password when it was `CPS_ADMIN_PASSWORD`. Started
+ * and restarted by the platform supervisor.
  */
 const main = async (): Promise<void> => {
   const log = pino({ level: process.env['CPS_LOG_LEVEL'] ?? 'info' });
@@ -57,10 +58,14 @@ const main = async (): Promise<void> => {
     log,
   });
   writeFileSync(join(home.dir, 'ca.pem'), info.busTrustPem, { mode: 0o644 });
-  if (director.adminPassword)
+  // for `cps up` to sign the CLI in: the generated password, or none when it was CPS_ADMIN_PASSWORD
+  if (director.adminCreated)
     writeFileSync(
       join(home.runDir, 'admin.json'),
-      JSON.stringify({ username: 'admin', password: director.adminPassword }),
+      JSON.stringify({
+        username: 'admin',
+        ...(director.adminPassword ? { password: director.adminPassword } : {}),
+      }),
       { mode: 0o600 },
     );
   writeFileSync(join(home.runDir, 'director.json'), JSON.stringify({ url: director.url, pid: process.pid }), {

@@ -28,13 +28,24 @@ const entry = fileURLToPath(new URL('./main.js', import.meta.url));
 /** The director process, beside this CLI in the repository. */
 const directorEntry = fileURLToPath(new URL('../../../apps/director/dist/main.js', import.meta.url));
 
-/** The admin's first password, left by the director that created it: shown once, then removed. */
-const adminLogin = (home: PlatformHome): { username: string; password: string } | undefined => {
+/**
+ * The admin the director created on this platform's first start, as it left it for `cps up`: with
+ * the generated password (shown once, then the file is removed), or without one when it took
+ * `CPS_ADMIN_PASSWORD`, which this process then has too.
+ */
+const createdAdmin = (
+  home: PlatformHome,
+): { username: string; password?: string; generated: boolean } | undefined => {
   const file = join(home.runDir, 'admin.json');
   if (!existsSync(file)) return undefined;
-  const login = JSON.parse(readFileSync(file, 'utf8')) as { username: string; password: string };
+  const left = JSON.parse(readFileSync(file, 'utf8')) as { username: string; password?: string };
   rmSync(file, { force: true });
-  return login;
+  const password = left.password ?? process.env['CPS_ADMIN_PASSWORD'];
+  return {
+    username: left.username,
+    generated: left.password !== undefined,
+    ...(password ? { password } : {}),
+  };
 };
 
 const show = (h: PlatformHealth, json: boolean): void => {
@@ -98,10 +109,11 @@ export const buildProgram = (): Command => {
       const { PlatformHome, up } = await platformLib();
       const home = await PlatformHome.init(opts().home);
       const r = await up(home, entry);
-      const login = adminLogin(home);
+      const admin = createdAdmin(home);
       // first start: the CLI keeps an admin API token of its own (like a kubeconfig), mode 0600
-      if (login && r.directorUrl) {
+      if (admin?.password && r.directorUrl) {
         const url = r.directorUrl;
+        const login = { username: admin.username, password: admin.password };
         const s = await call(url, anonymous(home, url).POST('/v1/sessions', { body: login }));
         const t = await call(
           url,
@@ -112,8 +124,16 @@ export const buildProgram = (): Command => {
         // the CLI is signed in to its own platform: a context named after the data directory
         saveContext(basename(home.dir), { url, token: t.token, user: 'admin', ca: join(home.dir, 'ca.pem') });
       }
+      // a password the user chose is not printed back
+      const shown = admin?.generated ? { username: admin.username, password: admin.password } : undefined;
       if (opts().json) {
-        console.log(JSON.stringify({ ...r, ...(login ? { admin: login } : {}) }, null, 2));
+        console.log(
+          JSON.stringify(
+            { ...r, ...(admin ? { admin: shown ?? { username: admin.username } } : {}) },
+            null,
+            2,
+          ),
+        );
         return;
       }
       console.log(
@@ -125,10 +145,14 @@ export const buildProgram = (): Command => {
       if (r.directorUrl) {
         console.log(`  director: ${r.directorUrl} (CA: ${join(home.dir, 'ca.pem')})`);
         console.log(
-          login
-            ? `  admin login: admin / ${login.password}  (shown once: keep it, or set CPS_ADMIN_PASSWORD before the first start)`
-            : '  admin login: admin (password shown at the first start, or CPS_ADMIN_PASSWORD)',
+          shown
+            ? `  admin login: admin / ${shown.password}  (shown once: keep it, or set CPS_ADMIN_PASSWORD before the first start)`
+            : admin
+              ? '  admin login: admin, with the password of CPS_ADMIN_PASSWORD'
+              : '  admin login: admin (password shown at the first start, or CPS_ADMIN_PASSWORD)',
         );
+        if (admin && !admin.password)
+          console.log('  the CLI is not signed in: `cps login --user admin --password-stdin`');
       }
     });
 
