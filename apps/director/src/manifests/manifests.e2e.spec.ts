@@ -1,8 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Director } from '../director.js';
+import { tarOf } from '../../../../libs/archives/src/extract/archives.spec-helpers.js';
 import { DirectorHarness, type Client } from '../director.spec-helpers.js';
 import { ARCHIVE_ALLOW_ENV } from './manifests.feature.js';
 
@@ -11,7 +13,8 @@ const example = (path: string): Record<string, unknown> =>
     string,
     unknown
   >;
-const ARCHIVE_BYTES = Buffer.from('not really an archive, only bytes to store');
+/** A downloaded archive is checked like an upload: a real one. */
+const ARCHIVE_BYTES = gzipSync(tarOf([{ path: 'run.sh', data: 'echo hi\n', mode: 0o755 }]));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const pathsAndCodes = (issues: { path: string; code: string }[]) =>
   issues.map((i) => ({ path: i.path, code: i.code }));
