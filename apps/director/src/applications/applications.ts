@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { z } from 'zod';
 import { ConflictError, CpsError, NotFoundError, ValidationError, issuesFromZod, seal } from '@cps/core';
 import { subjects, untilServed, type Bus, type CommandDefinition } from '@cps/bus';
-import { ArchiveStore, deleteArchiveBucket, ensureArchiveBucket, inspectArchive } from '@cps/archives';
+import { ArchiveStore, deleteArchiveBucket, ensureArchiveBucket } from '@cps/archives';
 import {
   addNodes,
   callMethod,
@@ -34,7 +33,6 @@ import type { ApplicationView, ServiceView } from '../read-models/directory.js';
 import type { Supervisor } from '../supervision/supervisor.js';
 import { abandoned } from '../leadership/presence.js';
 import { parseMethodArgs } from './method-args.js';
-import { withUploadedFile } from './archive-upload.js';
 
 /** The operations this class runs (others, e.g. deploys, belong to their features). */
 const OWN_KINDS: ReadonlySet<string> = new Set([
@@ -241,21 +239,45 @@ export class Applications {
     const config = mapSecrets(def.configSchema, parsed.data, (v) =>
       seal(key, String(v), serviceSecretContext(serviceId)),
     );
-    // the service aggregate is born here, before any manager exists: its manager finds it at start
-    await this.services.run(
-      `svc.${app.appId}.${serviceId}`,
-      'Create',
-      { appId: app.appId, serviceId, type: r.type, config },
-      m,
-    );
-    const res = await this.core.apps.run(
+    // the application decides on the name (and the quota) first: a refused service leaves no record
+    await this.core.apps.run(
       `app.${app.appId}`,
       'AddService',
       { serviceId, name: r.name, type: r.type, cloud: r.cloud, config },
       m,
     );
+    const res = await this.services.run(
+      `svc.${app.appId}.${serviceId}`,
+      'Create',
+      { appId: app.appId, serviceId, type: r.type, config },
+      m,
+    );
     await this.core.caughtUp(res.position);
     return this.service(p, app.appId, serviceId).svc;
+  }
+
+  /**
+   * Creates the aggregate of a service the application has (before any manager exists: its manager
+   * finds it at start) unless it exists: `addService` creates it right after the application adds
+   * the service, and a start creates it for a service whose creation was cut short in between.
+   */
+  private async born(appId: string, serviceId: string): Promise<void> {
+    const aggregate = `svc.${appId}.${serviceId}`;
+    if ((await this.services.state(aggregate)).status !== 'NONE') return;
+    const app = await this.core.apps.state(`app.${appId}`);
+    const entry = app.status === 'ACTIVE' ? app.services.find((x) => x.serviceId === serviceId) : undefined;
+    if (!entry) throw new NotFoundError(`no service ${serviceId}`);
+    await this.services
+      .run(
+        aggregate,
+        'Create',
+        { appId, serviceId, type: entry.type, config: entry.config },
+        { requestId: `${serviceId}:born`, actor: 'director' },
+      )
+      .catch((e: unknown) => {
+        // created meanwhile
+        if (!(e instanceof CpsError && e.code === 'conflict')) throw e;
+      });
   }
 
   async renameService(
@@ -390,39 +412,31 @@ export class Applications {
     return this.ask(app, svc, callMethod, { method, args: parsed }, m.requestId);
   }
 
-  /**
-   * Makes an upload the service's code. The whole archive is first read through the rules its nodes
-   * unpack it with (`inspectArchive`, the same limits): one they would refuse is answered with that
-   * refusal (`validation`, the entry's path and the issue code) and changes nothing, neither the
-   * service's archive, nor its bucket, nor its nodes. Then it is stored in the service's bucket and
-   * recorded (by the manager, which hands it to the nodes, when the service runs).
-   */
+  /** Streams an upload into the service's bucket, then makes it the service's code. */
   async uploadArchive(p: Principal, a: string, s: string, body: unknown, m: Actor) {
     const { app, svc } = this.service(p, a, s);
     if (!body || typeof (body as Readable)[Symbol.asyncIterator] !== 'function')
       throw new ValidationError('send the archive as the raw body (application/octet-stream)', [
         { path: '$', code: 'unsupported_media_type', message: 'application/octet-stream' },
       ]);
-    const maxBytes = this.o.maxArchiveBytes;
-    return withUploadedFile(body as AsyncIterable<Uint8Array>, maxBytes, async (file) => {
-      await inspectArchive(file);
-      await ensureArchiveBucket(this.bus.connection, svc.serviceId);
-      const store = new ArchiveStore(this.bus.connection, { serviceId: svc.serviceId });
-      const version = `v${Date.now().toString(36)}${createHash('sha256').update(m.requestId).digest('hex').slice(0, 6)}`;
-      const info = await store.put(version, createReadStream(file), { maxBytes });
-      if (this.supervisor.managerOf(svc.serviceId))
-        await this.ask(app, svc, setArchive, { version }, m.requestId);
-      else {
-        const res = await this.services.run(
-          `svc.${app.appId}.${svc.serviceId}`,
-          'SetArchive',
-          { version, size: info.size, digest: info.digest },
-          m,
-        );
-        await this.core.caughtUp(res.position);
-      }
-      return { version, size: info.size, digest: info.digest };
+    await ensureArchiveBucket(this.bus.connection, svc.serviceId);
+    const store = new ArchiveStore(this.bus.connection, { serviceId: svc.serviceId });
+    const version = `v${Date.now().toString(36)}${createHash('sha256').update(m.requestId).digest('hex').slice(0, 6)}`;
+    const info = await store.put(version, body as AsyncIterable<Uint8Array>, {
+      maxBytes: this.o.maxArchiveBytes,
     });
+    if (this.supervisor.managerOf(svc.serviceId))
+      await this.ask(app, svc, setArchive, { version }, m.requestId);
+    else {
+      const res = await this.services.run(
+        `svc.${app.appId}.${svc.serviceId}`,
+        'SetArchive',
+        { version, size: info.size, digest: info.digest },
+        m,
+      );
+      await this.core.caughtUp(res.position);
+    }
+    return { version, size: info.size, digest: info.digest };
   }
 
   // ---- operations (start, stop, remove)
@@ -579,6 +593,7 @@ export class Applications {
 
   private async startOne(app: ApplicationView, s: ServiceView, operationId: string): Promise<void> {
     if (s.state === 'RUNNING' && this.supervisor.managerOf(s.serviceId)) return;
+    await this.born(app.appId, s.serviceId);
     await this.supervisor.ensureManager(app.appId, s.serviceId, s.type, operationId);
     const info = await this.bus
       .request(
