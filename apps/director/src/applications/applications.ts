@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { z } from 'zod';
 import { ConflictError, CpsError, NotFoundError, ValidationError, issuesFromZod, seal } from '@cps/core';
 import { subjects, untilServed, type Bus, type CommandDefinition } from '@cps/bus';
-import { ArchiveStore, deleteArchiveBucket, ensureArchiveBucket } from '@cps/archives';
+import { ArchiveStore, deleteArchiveBucket, ensureArchiveBucket, inspectArchive } from '@cps/archives';
 import {
   addNodes,
   callMethod,
@@ -33,6 +34,7 @@ import type { ApplicationView, ServiceView } from '../read-models/directory.js';
 import type { Supervisor } from '../supervision/supervisor.js';
 import { abandoned } from '../leadership/presence.js';
 import { parseMethodArgs } from './method-args.js';
+import { withUploadedFile } from './archive-upload.js';
 
 /** The operations this class runs (others, e.g. deploys, belong to their features). */
 const OWN_KINDS: ReadonlySet<string> = new Set([
@@ -412,31 +414,39 @@ export class Applications {
     return this.ask(app, svc, callMethod, { method, args: parsed }, m.requestId);
   }
 
-  /** Streams an upload into the service's bucket, then makes it the service's code. */
+  /**
+   * Makes an upload the service's code. The whole archive is first read through the rules its nodes
+   * unpack it with (`inspectArchive`, the same limits): one they would refuse is answered with that
+   * refusal (`validation`, the entry's path and the issue code) and changes nothing, neither the
+   * service's archive, nor its bucket, nor its nodes. Then it is stored in the service's bucket and
+   * recorded (by the manager, which hands it to the nodes, when the service runs).
+   */
   async uploadArchive(p: Principal, a: string, s: string, body: unknown, m: Actor) {
     const { app, svc } = this.service(p, a, s);
     if (!body || typeof (body as Readable)[Symbol.asyncIterator] !== 'function')
       throw new ValidationError('send the archive as the raw body (application/octet-stream)', [
         { path: '$', code: 'unsupported_media_type', message: 'application/octet-stream' },
       ]);
-    await ensureArchiveBucket(this.bus.connection, svc.serviceId);
-    const store = new ArchiveStore(this.bus.connection, { serviceId: svc.serviceId });
-    const version = `v${Date.now().toString(36)}${createHash('sha256').update(m.requestId).digest('hex').slice(0, 6)}`;
-    const info = await store.put(version, body as AsyncIterable<Uint8Array>, {
-      maxBytes: this.o.maxArchiveBytes,
+    const maxBytes = this.o.maxArchiveBytes;
+    return withUploadedFile(body as AsyncIterable<Uint8Array>, maxBytes, async (file) => {
+      await inspectArchive(file);
+      await ensureArchiveBucket(this.bus.connection, svc.serviceId);
+      const store = new ArchiveStore(this.bus.connection, { serviceId: svc.serviceId });
+      const version = `v${Date.now().toString(36)}${createHash('sha256').update(m.requestId).digest('hex').slice(0, 6)}`;
+      const info = await store.put(version, createReadStream(file), { maxBytes });
+      if (this.supervisor.managerOf(svc.serviceId))
+        await this.ask(app, svc, setArchive, { version }, m.requestId);
+      else {
+        const res = await this.services.run(
+          `svc.${app.appId}.${svc.serviceId}`,
+          'SetArchive',
+          { version, size: info.size, digest: info.digest },
+          m,
+        );
+        await this.core.caughtUp(res.position);
+      }
+      return { version, size: info.size, digest: info.digest };
     });
-    if (this.supervisor.managerOf(svc.serviceId))
-      await this.ask(app, svc, setArchive, { version }, m.requestId);
-    else {
-      const res = await this.services.run(
-        `svc.${app.appId}.${svc.serviceId}`,
-        'SetArchive',
-        { version, size: info.size, digest: info.digest },
-        m,
-      );
-      await this.core.caughtUp(res.position);
-    }
-    return { version, size: info.size, digest: info.digest };
   }
 
   // ---- operations (start, stop, remove)
