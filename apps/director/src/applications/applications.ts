@@ -459,6 +459,8 @@ export class Applications {
 
   async startService(p: Principal, a: string, s: string, m: Actor) {
     const { app, svc } = this.service(p, a, s);
+    const again = this.requested('start_service', m);
+    if (again) return again;
     this.requireCredit(app);
     if (
       !['INIT', 'STOPPED', 'ERROR'].includes(svc.state) ||
@@ -470,6 +472,8 @@ export class Applications {
 
   async stopService(p: Principal, a: string, s: string, m: Actor) {
     const { app, svc } = this.service(p, a, s);
+    const again = this.requested('stop_service', m);
+    if (again) return again;
     if (svc.state === 'STOPPED' || svc.state === 'INIT')
       throw new ConflictError(`service ${svc.name} is ${svc.state}`);
     return this.operation('stop_service', app, svc, m);
@@ -496,8 +500,17 @@ export class Applications {
     return this.operation('delete_application', app, undefined, m);
   }
 
+  /**
+   * The operation a request with this id made already, if any: asked again (a deploy resumed by
+   * another director), it answers the same operation rather than judging the state it brought about.
+   */
+  private requested(kind: string, m: Actor): { operationId: string } | undefined {
+    const operationId = operationIdOf(kind, m);
+    return this.core.directory.operations.has(operationId) ? { operationId } : undefined;
+  }
+
   private async operation(kind: string, app: ApplicationView, svc: ServiceView | undefined, m: Actor) {
-    const operationId = hashId('op', `${kind}:${m.requestId}`);
+    const operationId = operationIdOf(kind, m);
     const res = await this.core.operations.run(
       `op.${operationId}`,
       'Request',
@@ -651,3 +664,5 @@ export class Applications {
     }
   }
 }
+
+const operationIdOf = (kind: string, m: Actor): string => hashId('op', `${kind}:${m.requestId}`);
