@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Identity } from '@cps/core';
-import { Bus, OperatorModeAuthority } from '@cps/bus';
+import { Bus, OperatorModeAuthority, type Served } from '@cps/bus';
 import { LocalCloud, nodeEvents, Provisioner, workloadUser, type ProvisionPolicy } from '@cps/clouds';
 import {
   EventCatalog,
@@ -31,6 +31,8 @@ export interface TestHostOptions {
  * the Provisioner with the local cloud (nodes are real agent-runtime processes).
  */
 export class TestHost {
+  private served: Served | undefined;
+
   private constructor(
     readonly nats: TestNats,
     readonly bus: Bus,
@@ -82,9 +84,21 @@ export class TestHost {
       ...(o.policy ? { policy: o.policy } : {}),
     });
     await provisioner.load();
-    provisioner.serve(bus);
-    await bus.flush();
-    return new TestHost(nats, bus, issuer, provisioner, cloud, dir);
+    const host = new TestHost(nats, bus, issuer, provisioner, cloud, dir);
+    await host.serveProvisioner();
+    return host;
+  }
+
+  /** Stops answering provisioning requests, as while no director leads. */
+  async stopProvisioner(): Promise<void> {
+    await this.served?.stop();
+    this.served = undefined;
+  }
+
+  /** Answers provisioning requests (again). */
+  async serveProvisioner(): Promise<void> {
+    this.served ??= this.provisioner.serve(this.bus);
+    await this.bus.flush();
   }
 
   async cleanup(): Promise<void> {

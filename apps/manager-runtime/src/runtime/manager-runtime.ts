@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { z } from 'zod';
 import type { Subscription as NatsSubscription } from '@nats-io/transport-node';
 import { ConflictError, CpsError, issuesFromZod, NotFoundError, ValidationError } from '@cps/core';
-import { subjects, type Bus, type CommandDefinition, type Handler } from '@cps/bus';
+import { subjects, untilServed, type Bus, type CommandDefinition, type Handler } from '@cps/bus';
 import { CommandHandler, type EventStore, type SnapshotStore } from '@cps/events';
 import {
   addNodes,
@@ -290,13 +290,14 @@ export class ManagerRuntime {
   private provision(nodeId: string, role: string, cloud: string): void {
     if (this.inFlight.has(`create:${nodeId}`)) return;
     this.inFlight.add(`create:${nodeId}`);
-    void this.o.bus
-      .request(
+    void this.toProvisioner(() =>
+      this.o.bus.request(
         subjects.provisioner(this.o.appId, this.o.serviceId),
         createNode,
         { nodeId, kind: 'agent', serviceType: this.o.service.type, role, cloud },
         { requestId: `create:${nodeId}`, timeoutMs: 60_000, retries: 3 },
-      )
+      ),
+    )
       .then(
         (r) =>
           this.exec('NodeStarted', {
@@ -311,16 +312,29 @@ export class ManagerRuntime {
       .finally(() => this.inFlight.delete(`create:${nodeId}`));
   }
 
+  /**
+   * Asks the Provisioner, asking again while nobody serves it (no director leads: one is starting,
+   * or leadership is changing hands) for up to {@link PROVISIONER_WAIT_MS}; the request id makes a
+   * repeat harmless. Stops asking once the manager stops.
+   */
+  private toProvisioner<T>(ask: () => Promise<T>): Promise<T> {
+    return untilServed(
+      () => (this.stopped ? Promise.reject(new CpsError('internal', 'the manager stopped')) : ask()),
+      { forMs: PROVISIONER_WAIT_MS, everyMs: 500 },
+    );
+  }
+
   private deprovision(nodeId: string): void {
     if (this.inFlight.has(`destroy:${nodeId}`)) return;
     this.inFlight.add(`destroy:${nodeId}`);
-    void this.o.bus
-      .request(
+    void this.toProvisioner(() =>
+      this.o.bus.request(
         subjects.provisioner(this.o.appId, this.o.serviceId),
         destroyNode,
         { nodeId },
         { requestId: `destroy:${nodeId}`, timeoutMs: 30_000, retries: 3 },
-      )
+      ),
+    )
       .then(
         () => this.exec('NodeRemoved', { nodeId }),
         (e: unknown) => {
@@ -616,6 +630,9 @@ export class ManagerRuntime {
     };
   }
 }
+
+/** How long a node request waits for a Provisioner to serve it before the node fails. */
+const PROVISIONER_WAIT_MS = 10 * 60_000;
 
 const tail = (text: string, bytes: number): string => {
   const b = Buffer.from(text);
