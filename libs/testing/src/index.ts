@@ -4,3 +4,4 @@ export { eventStoreContract, type StoreUnderTest } from './event-store-contract.
 export { ViolationLog, trySubscribe } from './permissions.js';
 export { eventually } from './eventually.js';
 export { TestHost, type TestHostOptions } from './host.js';
+export { spawnSource } from './source-process.js';
