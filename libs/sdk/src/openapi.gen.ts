@@ -691,7 +691,7 @@ export interface components {
             /** @description stable error code */
             code: string;
             detail: string;
-            /** @description one entry per offending field */
+            /** @description one entry per offending field (the first 100; `detail` says how many there were) */
             issues?: {
                 path: string;
                 code: string;

@@ -32,7 +32,7 @@ export const ProblemSchema = z
     issues: z
       .array(z.object({ path: z.string(), code: z.string(), message: z.string() }))
       .optional()
-      .describe('one entry per offending field'),
+      .describe('one entry per offending field (the first 100; `detail` says how many there were)'),
     requestId: z.string(),
   })
   .meta({ id: 'Problem' });

@@ -62,6 +62,16 @@ describe('the HTTP input the director refuses, as problem+json, writing nothing'
     expect(await d.core.store.head()).toBe(head);
   });
 
+  it('lists the first 100 issues of a body with very many, saying how many there were', async () => {
+    const fields = Object.fromEntries(Array.from({ length: 50_000 }, (_, i) => [`k${i}`, i]));
+    const r = await alice.post('/v1/applications', { name: 'many', ...fields });
+    problem(r, 400, 'validation');
+    expect(r.body.issues).toHaveLength(100);
+    expect(r.body.issues[0]).toMatchObject({ path: '$.k0', code: 'unrecognized_keys' });
+    expect(r.body.detail).toContain('50000 issues, the first 100 listed');
+    expect(r.text.length).toBeLessThan(20_000);
+  });
+
   it('answers malformed escapes and over-long path parameters as problem+json, taking those the document allows', async () => {
     for (const path of ['/v1/applications/%zz', '/v1/applications/a%/services', '/v1/me%E0%A4%A']) {
       const r = await alice.request('GET', path, { headers: { 'x-request-id': 'bad-escape' } });

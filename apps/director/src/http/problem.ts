@@ -83,13 +83,21 @@ export const toCpsErrorHttp = (e: unknown): CpsError => {
   return new CpsError('internal', 'internal error', [], { cause: e });
 };
 
+/** The most issues a problem lists (the first ones): its size stays bounded whatever was sent. */
+export const MAX_PROBLEM_ISSUES = 100;
+
 export const problemOf = (e: CpsError, requestId: string): Problem => ({
   type: `urn:cps:error:${e.code}`,
   title: TITLES[e.code],
   status: httpStatusOf(e.code),
   code: isErrorCode(e.code) ? e.code : 'internal',
-  detail: e.code === 'internal' ? 'internal error' : e.message,
-  ...(e.issues.length > 0 ? { issues: e.issues } : {}),
+  detail:
+    e.code === 'internal'
+      ? 'internal error'
+      : e.issues.length > MAX_PROBLEM_ISSUES
+        ? `${e.message} (${e.issues.length} issues, the first ${MAX_PROBLEM_ISSUES} listed)`
+        : e.message,
+  ...(e.issues.length > 0 ? { issues: e.issues.slice(0, MAX_PROBLEM_ISSUES) } : {}),
   requestId,
 });
 
