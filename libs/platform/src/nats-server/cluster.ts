@@ -11,7 +11,8 @@ export interface NatsNodeSpec {
   readonly name: string;
   readonly dir: string;
   readonly port: number;
-  readonly monitorPort: number;
+  /** The HTTP monitoring port (loopback only); none when the servers run without one. */
+  readonly monitorPort?: number;
   readonly clusterPort?: number;
   readonly configFile: string;
 }
@@ -28,6 +29,12 @@ export interface StartServersOptions {
   readonly now?: Date;
   /** Fixed client port of the first server (the platform's well-known URL); random otherwise. */
   readonly port?: number;
+  /**
+   * Whether each server has an HTTP monitoring port (default true). It answers anyone who can
+   * reach it, credentials or not, with every connection's identity: off where workloads run on
+   * the same host (the embedded platform). Without it a server is ready once it says so.
+   */
+  readonly monitoring?: boolean;
 }
 
 /**
@@ -70,7 +77,7 @@ export class NatsServers {
       binary,
       configFile: n.configFile,
       port: n.port,
-      monitorPort: n.monitorPort,
+      ...(n.monitorPort === undefined ? {} : { monitorPort: n.monitorPort }),
       logFile: join(n.dir, 'nats-server.log'),
       detached,
     });
@@ -95,7 +102,7 @@ export class NatsServers {
         name,
         dir,
         port,
-        monitorPort: await pick(),
+        ...(o.monitoring === false ? {} : { monitorPort: await pick() }),
         configFile: join(dir, 'server.conf'),
         ...(size > 1 ? { clusterPort: await pick() } : {}),
       });
@@ -109,7 +116,7 @@ export class NatsServers {
           listen: '127.0.0.1',
           hosts: ['localhost', '127.0.0.1'],
           port: s.port,
-          monitorPort: s.monitorPort,
+          ...(s.monitorPort === undefined ? {} : { monitorPort: s.monitorPort }),
           ...(s.clusterPort
             ? {
                 cluster: {

@@ -11,7 +11,8 @@ export interface ServerConfigOptions {
   /** Where the monitoring endpoint listens; `host` by default. */
   readonly monitorHost?: string;
   readonly port: number;
-  readonly monitorPort: number;
+  /** The HTTP monitoring port; none by default (it answers without credentials). */
+  readonly monitorPort?: number;
   readonly tls: ServerTlsFiles;
   /** The operator/resolver block (see serverAuthConfig in @cps/bus). */
   readonly auth: string;
@@ -29,7 +30,7 @@ export const renderServerConfig = (o: ServerConfigOptions): string => {
   const lines = [
     `server_name: ${q(o.name)}`,
     `listen: "${host}:${o.port}"`,
-    `http: "${o.monitorHost ?? host}:${o.monitorPort}"`,
+    ...(o.monitorPort === undefined ? [] : [`http: "${o.monitorHost ?? host}:${o.monitorPort}"`]),
     `max_payload: ${o.maxPayload ?? 1024 * 1024}`,
     `max_connections: 100000`,
     `ping_interval: "20s"`,

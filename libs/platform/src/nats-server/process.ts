@@ -6,7 +6,8 @@ export interface NatsServerStartOptions {
   readonly binary: string;
   readonly configFile: string;
   readonly port: number;
-  readonly monitorPort: number;
+  /** The server's HTTP monitoring port, if it has one: readiness then waits for its `/healthz`. */
+  readonly monitorPort?: number;
   /**
    * The server writes its output straight into this file (scanned for readiness), so it outlives
    * this process without a pipe to it; without one, its output is read through a pipe.
@@ -71,8 +72,10 @@ export class NatsServerProcess {
     return `tls://127.0.0.1:${this.options.port}`;
   }
 
-  get monitorUrl(): string {
-    return `http://127.0.0.1:${this.options.monitorPort}`;
+  get monitorUrl(): string | undefined {
+    return this.options.monitorPort === undefined
+      ? undefined
+      : `http://127.0.0.1:${this.options.monitorPort}`;
   }
 
   get running(): boolean {
@@ -122,8 +125,12 @@ export class NatsServerProcess {
     throw new CpsError('timeout', `nats-server not ready in time: ${output().slice(-1500)}`);
   }
 
-  /** `/healthz` of the monitoring port: the server is up and JetStream is current. */
+  /**
+   * `/healthz` of the monitoring port: the server is up and JetStream is current. A server without
+   * one is taken as healthy (a single server says it is ready once JetStream is enabled).
+   */
   async healthy(): Promise<boolean> {
+    if (this.monitorUrl === undefined) return this.running;
     try {
       const r = await fetch(`${this.monitorUrl}/healthz`, { signal: AbortSignal.timeout(1_000) });
       return r.ok;

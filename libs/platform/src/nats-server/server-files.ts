@@ -20,7 +20,8 @@ export interface ServerFilesSpec {
   /** Names its clients and peers dial: DNS names and IPv4 addresses of its certificate. */
   readonly hosts: readonly string[];
   readonly port: number;
-  readonly monitorPort: number;
+  /** None: the server has no HTTP monitoring port. */
+  readonly monitorPort?: number;
   /** Its cluster port and routes to the other servers (`tls://host:port`); absent: no cluster. */
   readonly cluster?: { readonly port: number; readonly routes: readonly string[] };
 }
@@ -54,9 +55,8 @@ export const writeServerFiles = (
   const conf = renderServerConfig({
     name: spec.name,
     host: spec.listen,
-    monitorHost: '127.0.0.1',
     port: spec.port,
-    monitorPort: spec.monitorPort,
+    ...(spec.monitorPort === undefined ? {} : { monitorHost: '127.0.0.1', monitorPort: spec.monitorPort }),
     tls: {
       certFile: join(at, 'server-cert.pem'),
       keyFile: join(at, 'server-key.pem'),
