@@ -11,6 +11,7 @@ import {
   getHistory,
   getLogs,
   getNodeInfo,
+  getServiceInfo,
   listNodes,
   removeNodes,
   setArchive,
@@ -48,6 +49,28 @@ const OWN_KINDS: ReadonlySet<string> = new Set([
 
 /** How long a question to a service's manager waits for a manager being brought back. */
 const MANAGER_RETURN_MS = 15_000;
+/** How long a manager may take to answer. */
+const ANSWER_MS = 30_000;
+const READ_ATTEMPT_MS = 5_000;
+const READS: ReadonlySet<CommandDefinition> = new Set([
+  listNodes,
+  getNodeInfo,
+  getServiceInfo,
+  getLogs,
+  getHistory,
+]);
+
+/** Calls `ask` again after each `timeout` error, until `forMs` have passed. */
+const retryTimeouts = async <T>(ask: () => Promise<T>, forMs: number): Promise<T> => {
+  const deadline = Date.now() + forMs;
+  for (;;) {
+    try {
+      return await ask();
+    } catch (e) {
+      if (!(e instanceof CpsError && e.code === 'timeout') || Date.now() > deadline) throw e;
+    }
+  }
+};
 
 /** A stable id derived from a seed (a request id): the same seed, the same id. */
 export const hashId = (prefix: string, seed: string): string =>
@@ -314,12 +337,16 @@ export class Applications {
   ): Promise<z.output<C['reply']>> {
     if (!this.supervisor.managerOf(svc.serviceId))
       throw new ConflictError(`service ${svc.name} is not started (state ${svc.state})`);
+    const read = READS.has(c);
     const ask = () =>
       this.bus.request(subjects.manager(app.appId, svc.serviceId), c, args, {
-        timeoutMs: 30_000,
+        timeoutMs: read ? READ_ATTEMPT_MS : ANSWER_MS,
         ...(requestId ? { requestId } : {}),
       });
-    return untilServed(ask, { forMs: MANAGER_RETURN_MS }).catch((e: unknown) => {
+    const served = () => untilServed(ask, { forMs: MANAGER_RETURN_MS });
+    // a read the manager took and died with is lost: it is asked again, soon, of the next one
+    const answered = read ? () => retryTimeouts(served, ANSWER_MS) : served;
+    return answered().catch((e: unknown) => {
       if (!(e instanceof CpsError && e.code === 'unavailable')) throw e;
       throw new CpsError(
         'unavailable',
