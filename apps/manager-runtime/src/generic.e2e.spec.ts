@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { create as tarCreate } from 'tar';
 import { hasErrorCode } from '@cps/core';
 import { subjects, type Bus } from '@cps/bus';
+import type { BusIdentity } from '@cps/platform';
 import { workloadUser } from '@cps/clouds';
 import { ArchiveStore, ensureArchiveBucket } from '@cps/archives';
 import {
@@ -29,8 +30,18 @@ const at = subjects.manager('a1', 'g1');
 const SCRIPTS: Record<string, string> = {
   'init.sh': 'echo "init as $MY_ROLE, data $(wc -c < code/data.bin) bytes"\n',
   'notify.sh': 'echo "peers: $(grep -c nodeId "$AGENTS_JSON")"\n',
-  'run.sh':
-    'echo "run $1 on $MY_NODE as $MY_ROLE, peers $(grep -c nodeId "$AGENTS_JSON"), uid $(id -u)"\ncat ../identity.json 2>&1 | head -c 200\necho\necho "checked keys"\nsleep 60\n',
+  // tries the node's identity (its private key and nkey seed) as a tenant would: by relative and
+  // absolute path, through the agent's /proc entries, and at the paths given after the job name
+  'run.sh': [
+    'echo "run $1 on $MY_NODE as $MY_ROLE, peers $(grep -c nodeId "$AGENTS_JSON"), uid $(id -u)"',
+    'job=$1; shift',
+    'for f in ../identity.json "${PWD%/*}/identity.json" "/proc/$PPID/cwd/identity.json" "/proc/$PPID/environ" "$@"; do',
+    '  if out=$(cat "$f" 2>&1); then echo "probe read $f: $out"; else echo "probe refused $f: $out"; fi',
+    'done',
+    'echo "checked keys for $job"',
+    'sleep 60',
+    '',
+  ].join('\n'),
   'interrupt.sh': 'echo "interrupting"\nsleep 30\n',
   'cleanup.sh': 'echo "cleaned"\n',
 };
@@ -113,16 +124,10 @@ describe('the generic service: scripts on every node, with their peers', () => {
     const master = nodes.find((n) => n.role === 'master')!;
     const log = await eventually(
       () => director.request(at, getLogs, { nodeId: master.nodeId, workload: 'run' }),
-      (l) => l.text.includes('job-7') && l.text.includes('checked keys'),
+      (l) => l.text.includes('checked keys for job-7'),
       10_000,
     );
     expect(log.text).toContain(`run job-7 on ${master.nodeId} as master, peers 3`);
-    expect(log.text).not.toContain('PRIVATE KEY');
-    const user = workloadUser();
-    if (process.getuid?.() === 0 && user) {
-      expect(log.text).toContain(`uid ${user.uid}`);
-      expect(log.text).toMatch(/Permission denied/);
-    }
     await expect(call('run')).rejects.toSatisfy((e) => hasErrorCode(e, 'conflict'));
   });
 
@@ -140,6 +145,48 @@ describe('the generic service: scripts on every node, with their peers', () => {
       15_000,
     );
     expect(Object.values(s.nodes).every((n) => n['run'] !== 'running')).toBe(true);
+  });
+
+  it("runs workloads as the workload user, who cannot read the node's identity nor another's, by any path", async () => {
+    const user = workloadUser();
+    if (process.getuid?.() !== 0 || !user)
+      throw new Error(
+        'needs root and the workload account (scripts/setup.sh): workloads run as the workload user only when the agent runs as root',
+      );
+    const nodes = (await director.request(at, listNodes, {})).nodes;
+    const dirs = nodes.map((n) => join(host.dir, 'cloud', 'nodes', n.nodeId));
+    const targets = [
+      ...dirs.map((d) => join(d, 'identity.json')),
+      join(host.nats.dir, 'n1', 'server-key.pem'),
+    ];
+    // the files the workload is refused hold what it must not learn
+    const keyLines = (pem: string) => {
+      expect(pem).toMatch(/PRIVATE KEY/);
+      return pem.split('\n').filter((l) => l.length > 40);
+    };
+    const secrets = [
+      ...dirs.flatMap((d) => {
+        const id = JSON.parse(readFileSync(join(d, 'identity.json'), 'utf8')) as BusIdentity;
+        return [id.credentials.seed, ...keyLines(id.tls.key)];
+      }),
+      ...keyLines(readFileSync(join(host.nats.dir, 'n1', 'server-key.pem'), 'utf8')),
+    ];
+    await call('run', { parameters: ['job-8', ...targets] });
+    for (const n of nodes) {
+      const log = await eventually(
+        () => director.request(at, getLogs, { nodeId: n.nodeId, workload: 'run', tailBytes: 1_048_576 }),
+        (l) => l.text.includes('checked keys for job-8'),
+        10_000,
+      );
+      const lines = log.text.split('\n').map((l) => l.replace(/^(?:out|err) \S+ /, ''));
+      const run = lines.slice(lines.findLastIndex((l) => l.startsWith(`run job-8 on ${n.nodeId}`)));
+      expect(run[0]).toMatch(new RegExp(`^run job-8 on ${n.nodeId} .*, uid ${user.uid}$`));
+      expect(user.uid).not.toBe(0);
+      const probes = run.filter((l) => l.startsWith('probe '));
+      expect(probes).toHaveLength(4 + targets.length);
+      for (const p of probes) expect(p).toMatch(/^probe refused .*Permission denied$/);
+      for (const secret of secrets) expect(log.text).not.toContain(secret);
+    }
   });
 
   it('removes a node (never the master), shuts down and leaves nothing behind', async () => {
