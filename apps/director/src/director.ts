@@ -37,6 +37,7 @@ import { appEvents } from './applications/app-events.js';
 import { nameDecider, nameEvents } from './names/name-claims.js';
 import { operationDecider, operationEvents } from './operations/operation-events.js';
 import { RateLimits } from './users/rate-limits.js';
+import { SIGN_IN_LIMITS_TTL_MS } from './users/sign-in-limits.js';
 import { Accounts, type AccountsOptions } from './users/accounts.js';
 import { Applications } from './applications/applications.js';
 import { Supervisor } from './supervision/supervisor.js';
@@ -145,12 +146,11 @@ export class Director {
     });
     const bus = new Bus(nc);
     const replicas = o.replicas ?? 1;
-    const windowMs = o.accounts?.loginWindowMs ?? 5 * 60_000;
     await ensureEventStream(nc, { replicas });
     await Promise.all([
       ensureSnapshotBucket(nc, replicas),
       ensureLogStream(nc, { replicas }),
-      RateLimits.ensure(nc, windowMs, replicas),
+      RateLimits.ensure(nc, SIGN_IN_LIMITS_TTL_MS, replicas),
       UserKeys.ensure(nc, replicas),
       ensureLeaseStream(nc, replicas),
       Presence.ensure(nc, replicas),
@@ -257,7 +257,7 @@ export class Director {
       sessionTtlMs: 12 * 3600_000,
       initialCredit: 50,
       loginAttempts: 10,
-      loginWindowMs: windowMs,
+      loginWindowMs: 5 * 60_000,
       ...o.accounts,
     });
     const features = builtinFeatures.map((f) =>

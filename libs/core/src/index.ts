@@ -7,6 +7,7 @@ export {
   ConcurrencyError,
   ForbiddenError,
   UnavailableError,
+  RateLimitedError,
   isCpsError,
   hasErrorCode,
   type Issue,

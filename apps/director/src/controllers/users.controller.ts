@@ -2,7 +2,7 @@ import { Controller, Inject } from '@nestjs/common';
 import { CpsError } from '@cps/core';
 import { routes } from '../api/routes.js';
 import type { RouteInput, RouteOutput } from '../api/route.js';
-import { Caller, Input, Req, Route } from '../http/route.decorator.js';
+import { Caller, ClientAddress, Input, Req, Route } from '../http/route.decorator.js';
 import { actorOf, commandIdOf, type Principal, type RequestContext } from '../http/request.js';
 import type { Accounts } from '../users/accounts.js';
 import type { TokenView, UserView } from '../read-models/directory.js';
@@ -37,8 +37,9 @@ export class UsersController {
   async login(
     @Input() i: RouteInput<R['login']>,
     @Req() c: RequestContext,
+    @ClientAddress() address: string,
   ): Promise<RouteOutput<R['login']>> {
-    const s = await this.accounts.login(i.body.username, i.body.password, commandIdOf(c, 'login'));
+    const s = await this.accounts.login(i.body.username, i.body.password, commandIdOf(c, 'login'), address);
     return { ...s, user: user(s.user) };
   }
 

@@ -22,5 +22,8 @@ export const sendProblem = (log: Logger, exception: unknown, req: CpsRequest, re
   if (e.code === 'internal') log.error({ err: exception, requestId }, 'request failed');
   const problem = problemOf(e, requestId);
   if (e.code === 'unauthenticated') void reply.header('www-authenticate', 'Bearer realm="cps"');
+  const retryAfterMs = (e as { retryAfterMs?: unknown }).retryAfterMs;
+  if (typeof retryAfterMs === 'number')
+    void reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1000))));
   void reply.status(problem.status).header('content-type', PROBLEM_CONTENT_TYPE).send(problem);
 };

@@ -36,6 +36,11 @@ export const Caller = createParamDecorator(
   (_: unknown, ctx: ExecutionContext) => ctx.switchToHttp().getRequest<CpsRequest>().cps.principal,
 );
 
+/** The address the request comes from (the peer of the connection). */
+export const ClientAddress = createParamDecorator(
+  (_: unknown, ctx: ExecutionContext) => ctx.switchToHttp().getRequest<CpsRequest>().ip,
+);
+
 /** The request's context: id, idempotency key, principal. */
 export const Req = createParamDecorator(
   (_: unknown, ctx: ExecutionContext) => ctx.switchToHttp().getRequest<CpsRequest>().cps,

@@ -5,6 +5,7 @@ import type { Authenticator } from '../http/route.guard.js';
 import type { DirectorCore } from '../director-core.js';
 import type { TokenView, UserView } from '../read-models/directory.js';
 import { hashPassword, verifyPassword } from './passwords.js';
+import { SignInLimits } from './sign-in-limits.js';
 
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 const newId = (prefix: string): string => `${prefix}${randomBytes(6).toString('hex')}`;
@@ -19,25 +20,36 @@ export interface AccountsOptions {
   readonly registration: 'open' | 'admin';
   readonly sessionTtlMs: number;
   readonly initialCredit: number;
-  /** Failed logins per user name allowed per window before `rate_limited`. */
+  /** Failed sign-ins a source (client address and user name) may make per window (see SignInLimits). */
   readonly loginAttempts: number;
+  /** Failed sign-ins per user name from all sources per window (default 10 × `loginAttempts`). */
+  readonly loginAttemptsPerUser?: number;
   readonly loginWindowMs: number;
+  /** The longest back-off of a source that used up its attempts (default 1 h). */
+  readonly loginMaxBackoffMs?: number;
   readonly scryptN?: number;
 }
 
 /**
- * Users and their credentials: registration, password login (rate-limited per user name, the count
- * shared by every director through KV), sessions and API tokens (random 256-bit secrets of which
- * only the SHA-256 is stored), client certificates, credit.
+ * Users and their credentials: registration, password login (limited per source and per user name,
+ * the counts shared by every director through KV: see SignInLimits), sessions and API tokens
+ * (random 256-bit secrets of which only the SHA-256 is stored), client certificates, credit.
  */
 export class Accounts implements Authenticator {
   private readonly dummy: Promise<string>;
+  private readonly limits: SignInLimits;
 
   constructor(
     private readonly core: DirectorCore,
     private readonly o: AccountsOptions,
   ) {
     this.dummy = hashPassword('not a password', o.scryptN);
+    this.limits = new SignInLimits(core.rateLimits, {
+      perSource: o.loginAttempts,
+      perUser: o.loginAttemptsPerUser ?? 10 * o.loginAttempts,
+      windowMs: o.loginWindowMs,
+      maxBackoffMs: o.loginMaxBackoffMs ?? 3600_000,
+    });
   }
 
   view(userId: string): UserView {
@@ -85,28 +97,23 @@ export class Accounts implements Authenticator {
     return this.view(userId);
   }
 
-  /** Password login: a session token (shown once). Failures count towards the rate limit. */
+  /**
+   * Password login from `address`: a session token (shown once). The attempt is reserved with the
+   * sign-in limits before the password is checked; a failure keeps counting.
+   */
   async login(
     username: string,
     password: string,
     requestId: string,
+    address: string,
   ): Promise<{ token: string; tokenId: string; expiresAt: string; user: UserView }> {
-    const limiter = this.core.rateLimits;
-    const key = `login.${sha256(username).slice(0, 32)}`;
-    const retryAfter = await limiter.blocked(key, this.o.loginAttempts, this.o.loginWindowMs);
-    if (retryAfter > 0)
-      throw new CpsError(
-        'rate_limited',
-        `too many failed sign-ins; retry in ${Math.ceil(retryAfter / 1000)} s`,
-      );
+    const attempt = await this.limits.attempt(address, username);
     const userId = this.core.directory.usernames.get(username);
     const state = userId ? await this.core.users.state(`user.${userId}`) : undefined;
     const hash = state && state.status === 'ACTIVE' ? state.passwordHash : await this.dummy;
     const ok = await verifyPassword(password, hash);
-    if (!ok || !userId) {
-      await limiter.hit(key, this.o.loginWindowMs);
-      throw new CpsError('unauthenticated', 'wrong user name or password');
-    }
+    if (!ok || !userId) throw new CpsError('unauthenticated', 'wrong user name or password');
+    await attempt.succeeded();
     const t = await this.createToken(
       userId,
       { kind: 'session', name: 'session', scopes: ['read', 'write'], ttlMs: this.o.sessionTtlMs },

@@ -106,3 +106,15 @@ export class UnavailableError extends CpsError {
     super('unavailable', message, [], options);
   }
 }
+
+/** Too many attempts: `retryAfterMs` says when the caller may try again (HTTP `Retry-After`). */
+export class RateLimitedError extends CpsError {
+  override readonly name = 'RateLimitedError';
+  constructor(
+    message: string,
+    readonly retryAfterMs: number,
+    options?: { cause?: unknown },
+  ) {
+    super('rate_limited', message, [], options);
+  }
+}
