@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { hasErrorCode, newSealingKeyMaterial, seal, sealingKeyFrom, unseal } from '@cps/core';
 import { Bus, subjects, EVENT_STREAM } from '@cps/bus';
 import { EventCatalog, ensureEventStream, JetStreamEventStore } from '@cps/events';
@@ -42,7 +43,11 @@ describe('secrets never reach the event stream in clear', () => {
   });
   afterAll(async () => nats.cleanup());
 
-  const runtime = async (svc: string, secrets?: { seal(v: string): string; open(s: string): string }) => {
+  const runtime = async (
+    svc: string,
+    secrets?: { seal(v: string): string; open(s: string): string },
+    config: { user: string; password: string } = { user: 'mysqldb', password: PASSWORD },
+  ) => {
     const nc = await nats.connect({ role: 'manager', id: svc, appId: 'a1', serviceId: svc });
     return new ManagerRuntime({
       bus: new Bus(nc),
@@ -50,7 +55,7 @@ describe('secrets never reach the event stream in clear', () => {
       service: vault,
       appId: 'a1',
       serviceId: svc,
-      config: { user: 'mysqldb', password: PASSWORD },
+      config,
       ...(secrets ? { secrets } : {}),
     });
   };
@@ -65,23 +70,44 @@ describe('secrets never reach the event stream in clear', () => {
 
   it('stores only the sealed value; the plugin sees the clear one', async () => {
     const key = sealingKeyFrom(newSealingKeyMaterial());
-    const m = await runtime('s2', {
-      seal: (v) => seal(key, v, 'svc.a1.s2'),
-      open: (s) => unseal(key, s, 'svc.a1.s2').toString(),
+    const sealer = (svc: string) => ({
+      seal: (v: string) => seal(key, v, `svc.a1.${svc}`),
+      open: (s: string) => unseal(key, s, `svc.a1.${svc}`).toString(),
     });
+    const m = await runtime('s2', sealer('s2'));
     await m.start();
+    // the positive control: the same secret in a field kept in clear, which the scan must find
+    const clear = await runtime('s3', sealer('s3'), { user: PASSWORD, password: 'another-password' });
+    await clear.start();
     const director = await nats.bus({ role: 'director', id: 'd2' });
     const r = await director.request(subjects.manager('a1', 's2'), callMethod, {
       method: 'whoami',
       args: {},
     });
     expect(r.result).toEqual({ user: 'mysqldb', passwordOk: true });
-    const jsm = await jetstreamManager(director.connection);
-    const raw = await jsm.streams.getMessage(EVENT_STREAM, { last_by_subj: 'cps.evt.svc.a1.s2' });
-    const text = new TextDecoder().decode(raw?.data);
-    expect(text).toContain('mysqldb');
-    expect(text).toContain('cps-sealed:v1:');
-    expect(text).not.toContain(PASSWORD);
+    const s2 = await rawEvents(director.connection, 'cps.evt.svc.a1.s2');
+    expect(s2.length).toBeGreaterThan(0);
+    expect(s2.join('\n')).toContain('mysqldb');
+    expect(s2.join('\n')).toContain('cps-sealed:v1:');
+    for (const text of s2) expect(text).not.toContain(PASSWORD);
+    expect((await rawEvents(director.connection, 'cps.evt.svc.a1.s3')).join('\n')).toContain(PASSWORD);
     await m.stop();
+    await clear.stop();
   });
 });
+
+/** Every message of `subject` in the event stream, raw; a read that fails fails the scan. */
+const rawEvents = async (nc: NatsConnection, subject: string): Promise<string[]> => {
+  const jsm = await jetstreamManager(nc);
+  const { state } = await jsm.streams.info(EVENT_STREAM);
+  const texts: string[] = [];
+  let read = 0;
+  for (let seq = state.first_seq; seq <= state.last_seq && state.messages > 0; seq++) {
+    const m = await jsm.streams.getMessage(EVENT_STREAM, { seq });
+    if (!m) continue;
+    read++;
+    if (m.subject === subject) texts.push(new TextDecoder().decode(m.data));
+  }
+  expect(read).toBe(state.messages);
+  return texts;
+};
