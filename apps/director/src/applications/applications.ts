@@ -380,7 +380,7 @@ export class Applications {
       throw new ValidationError(`unknown cloud ${r.cloud}`, [
         { path: '$.cloud', code: 'unknown_cloud', message: `clouds: ${this.o.clouds.join(', ')}` },
       ]);
-    return this.ask(app, svc, addNodes, r, m.requestId);
+    return this.managerOperation(app, svc, addNodes, r, m.requestId);
   }
 
   async removeNodes(
@@ -391,7 +391,23 @@ export class Applications {
     m: Actor,
   ) {
     const { app, svc } = this.service(p, a, s);
-    return this.ask(app, svc, removeNodes, r, m.requestId);
+    return this.managerOperation(app, svc, removeNodes, r, m.requestId);
+  }
+
+  /**
+   * Asks the manager for an operation, and answers once this director's read model holds it: the
+   * manager recorded it before it replied, and the caller reads the operation here next.
+   */
+  private async managerOperation<C extends CommandDefinition>(
+    app: ApplicationView,
+    svc: ServiceView,
+    c: C,
+    args: z.input<C['request']>,
+    requestId: string,
+  ): Promise<z.output<C['reply']>> {
+    const accepted = await this.ask(app, svc, c, args, requestId);
+    await this.core.caughtUp(await this.core.store.head());
+    return accepted;
   }
 
   async logs(
