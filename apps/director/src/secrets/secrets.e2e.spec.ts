@@ -143,7 +143,9 @@ describe('secrets: sealed with the owner’s key, never in clear anywhere', () =
     }
     expect(await d.snapshotReadModel()).toBe(true);
     // nothing writes node output to the log stream yet: a line from the service's manager is what would
-    await jetstream(inspector).publish(subjects.logs(appId, serviceId, 'n1'), `output ${CANARY}`);
+    const manager = await h.nats.connect({ role: 'manager', id: serviceId, appId, serviceId });
+    await jetstream(manager).publish(subjects.logs(appId, serviceId, 'n1'), `output ${CANARY}`);
+    await manager.close();
 
     const stores = {
       events: await rawStream(h, EVENT_STREAM),
