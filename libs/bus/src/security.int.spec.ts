@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, jwtAuthenticator } from '@nats-io/transport-node';
-import { issueCertificate, type Identity } from '@cps/core';
+import { issueCertificate, type Identity, type KeyPair } from '@cps/core';
 import { connectBus, issueUserCredentials } from '@cps/bus';
-import { busTrustPem, createPlatformSecrets, freshKeys } from '@cps/platform';
+import { busTrustPem, createPlatformSecrets, freshKeys, type PlatformSecrets } from '@cps/platform';
 import { TestNats, pooledKeys } from '@cps/testing';
 
 const agent: Identity = { role: 'agent', id: 'n1', appId: 'a1', serviceId: 's1', nodeId: 'n1' };
@@ -29,6 +29,32 @@ describe('who may connect (mTLS + operator-mode JWT)', () => {
     await nc.close();
   };
 
+  /** A client certificate of `ca` for `agent` on `key`, valid an hour from `from`. */
+  const certificate = (ca: PlatformSecrets['busCa'], key: KeyPair, from = new Date()) =>
+    issueCertificate(ca, {
+      identity: agent,
+      usage: 'client',
+      publicKeyPem: key.publicKeyPem,
+      now: from,
+      validForMs: HOUR,
+    }) + ca.certPem;
+
+  /**
+   * Expects the attempt refused during the TLS handshake (the client sees the socket reset or a TLS
+   * alert, never an authorization error) for the reason the server logs.
+   */
+  const refusedInHandshake = async (tryIt: () => Promise<void>, reason: RegExp) => {
+    const mark = nats.logMark();
+    const e = (await tryIt().then(
+      () => undefined,
+      (err: unknown) => err,
+    )) as (Error & { code?: string }) | undefined;
+    expect(e, 'the connection was refused').toBeInstanceOf(Error);
+    expect(e!.code).toMatch(/^(ECONNRESET|EPIPE|ERR_SSL_\w+)$/);
+    expect(e!.message).not.toMatch(/authorization/i);
+    expect(await nats.logged(/TLS handshake error/, mark)).toMatch(reason);
+  };
+
   it('accepts a certificate of the bus CA with a valid JWT', async () => {
     const id = await nats.identity(agent);
     await expect(attempt(id.tls, id.credentials)).resolves.toBeUndefined();
@@ -36,7 +62,12 @@ describe('who may connect (mTLS + operator-mode JWT)', () => {
 
   it('refuses a connection without a client certificate', async () => {
     const id = await nats.identity(agent);
-    await expect(attempt({ ca: id.tls.ca }, id.credentials)).rejects.toThrow();
+    await refusedInHandshake(
+      () => attempt({ ca: id.tls.ca }, id.credentials),
+      /client didn't provide a certificate/,
+    );
+    // the same, with its certificate
+    await expect(attempt(id.tls, id.credentials)).resolves.toBeUndefined();
   });
 
   it('refuses a client certificate from another CA', async () => {
@@ -44,34 +75,43 @@ describe('who may connect (mTLS + operator-mode JWT)', () => {
     // fresh keys: a pooled key could be the real bus CA's own key, and then the "foreign" CA would not be foreign
     const foreign = createPlatformSecrets(new Date(), freshKeys);
     const key = pooledKeys().next();
-    const cert = issueCertificate(foreign.busCa, {
-      identity: agent,
-      usage: 'client',
-      publicKeyPem: key.publicKeyPem,
-      now: new Date(),
-      validForMs: HOUR,
-    });
+    await refusedInHandshake(
+      () =>
+        attempt(
+          { ca: id.tls.ca, cert: certificate(foreign.busCa, key), key: key.privateKeyPem },
+          id.credentials,
+        ),
+      /x509: certificate signed by unknown authority/,
+    );
+    // the same key and subject, certified by the bus CA
     await expect(
-      attempt({ ca: id.tls.ca, cert: cert + foreign.busCa.certPem, key: key.privateKeyPem }, id.credentials),
-    ).rejects.toThrow();
+      attempt(
+        { ca: id.tls.ca, cert: certificate(nats.secrets.busCa, key), key: key.privateKeyPem },
+        id.credentials,
+      ),
+    ).resolves.toBeUndefined();
   });
 
   it('refuses an expired client certificate', async () => {
     const id = await nats.identity(agent);
     const key = pooledKeys().next();
-    const cert = issueCertificate(nats.secrets.busCa, {
-      identity: agent,
-      usage: 'client',
-      publicKeyPem: key.publicKeyPem,
-      now: new Date(Date.now() - 3 * HOUR),
-      validForMs: HOUR,
-    });
+    const ca = busTrustPem(nats.secrets);
+    await refusedInHandshake(
+      () =>
+        attempt(
+          {
+            ca,
+            cert: certificate(nats.secrets.busCa, key, new Date(Date.now() - 3 * HOUR)),
+            key: key.privateKeyPem,
+          },
+          id.credentials,
+        ),
+      /x509: certificate has expired or is not yet valid/,
+    );
+    // the same, valid from now
     await expect(
-      attempt(
-        { ca: busTrustPem(nats.secrets), cert: cert + nats.secrets.busCa.certPem, key: key.privateKeyPem },
-        id.credentials,
-      ),
-    ).rejects.toThrow();
+      attempt({ ca, cert: certificate(nats.secrets.busCa, key), key: key.privateKeyPem }, id.credentials),
+    ).resolves.toBeUndefined();
   });
 
   it('refuses an expired JWT', async () => {

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Bus, connectBus, signTrustChain, issueSystemCredentials, type Revocations } from '@cps/bus';
@@ -107,6 +107,42 @@ export class TestNats {
       timeout: 5_000,
     });
     await sys.close();
+  }
+
+  private logText(server: number): string {
+    const n = this.servers.nodes[server];
+    if (!n) throw new Error(`no server ${server}`);
+    try {
+      return readFileSync(join(n.dir, 'nats-server.log'), 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return '';
+      throw e;
+    }
+  }
+
+  /** Where server `server`'s log ends now: give it to `logged` to look only at what comes after. */
+  logMark(server = 0): number {
+    return Buffer.byteLength(this.logText(server));
+  }
+
+  /**
+   * The first line server `server` logged after `mark` that matches `pattern`, once it is there;
+   * throws after `ms` with what was logged (why the server refused a client, for instance).
+   */
+  async logged(pattern: RegExp, mark: number, o: { server?: number; ms?: number } = {}): Promise<string> {
+    const deadline = Date.now() + (o.ms ?? 3_000);
+    for (;;) {
+      const since = Buffer.from(this.logText(o.server ?? 0))
+        .subarray(mark)
+        .toString('utf8');
+      const line = since.split('\n').find((l) => pattern.test(l));
+      if (line !== undefined) return line;
+      if (Date.now() > deadline)
+        throw new Error(
+          `nats-server ${o.server ?? 0} logged no line matching ${String(pattern)}; it logged:\n${since}`,
+        );
+      await new Promise((r) => setTimeout(r, 20));
+    }
   }
 
   async cleanup(): Promise<void> {
