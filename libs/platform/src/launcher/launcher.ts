@@ -222,6 +222,8 @@ class NatsChild {
       size: 1,
       serverKey: secrets.serverKey,
       port: this.home.info().natsPort,
+      // it outlives a killed supervisor, to be adopted by the next one
+      detached: true,
       // workloads of local nodes share this host: nothing may list the bus's connections to them
       monitoring: false,
     });

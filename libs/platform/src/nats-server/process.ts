@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, createWriteStream, fstatSync, openSync, readSync, type WriteStream } from 'node:fs';
 import { CpsError } from '@cps/core';
 
 export interface NatsServerStartOptions {
@@ -8,13 +8,14 @@ export interface NatsServerStartOptions {
   readonly port: number;
   /** The server's HTTP monitoring port, if it has one: readiness then waits for its `/healthz`. */
   readonly monitorPort?: number;
-  /**
-   * The server writes its output straight into this file (scanned for readiness), so it outlives
-   * this process without a pipe to it; without one, its output is read through a pipe.
-   */
+  /** Server output is appended here (it is also scanned for readiness). */
   readonly logFile?: string;
   readonly readyTimeoutMs?: number;
-  /** Leave the process running when the parent exits (the platform launcher). */
+  /**
+   * Leave the process running when the parent exits (the platform launcher): it writes its output
+   * straight into `logFile`. An attached server writes through a pipe to this process, so that one
+   * left behind by a crash dies at its next line.
+   */
   readonly detached?: boolean;
 }
 
@@ -55,10 +56,12 @@ export class NatsServerProcess {
   private constructor(
     private readonly child: ChildProcess,
     readonly options: NatsServerStartOptions,
+    private readonly log: WriteStream | undefined,
   ) {
     this.exited = new Promise((resolve) => {
       child.once('exit', (code) => {
         this.exitCode = code;
+        this.log?.end();
         resolve(code);
       });
     });
@@ -83,7 +86,8 @@ export class NatsServerProcess {
   }
 
   static async start(o: NatsServerStartOptions): Promise<NatsServerProcess> {
-    const logFd = o.logFile ? openSync(o.logFile, 'a', 0o600) : undefined;
+    const direct = o.detached === true && o.logFile !== undefined;
+    const logFd = direct ? openSync(o.logFile, 'a', 0o600) : undefined;
     const from = logFd === undefined ? 0 : fstatSync(logFd).size;
     let child: ChildProcess;
     try {
@@ -99,14 +103,16 @@ export class NatsServerProcess {
       attached.add(child);
       child.once('exit', () => attached.delete(child));
     }
-    const p = new NatsServerProcess(child, o);
+    const log = !direct && o.logFile ? createWriteStream(o.logFile, { flags: 'a', mode: 0o600 }) : undefined;
+    const p = new NatsServerProcess(child, o, log);
     let piped = '';
     const onData = (b: Buffer): void => {
+      log?.write(b);
       if (piped.length < 64_000) piped += b.toString();
     };
     child.stdout?.on('data', onData);
     child.stderr?.on('data', onData);
-    const output = (): string => (o.logFile ? readFrom(o.logFile, from) : piped);
+    const output = (): string => (direct ? readFrom(o.logFile, from) : piped);
     const deadline = Date.now() + (o.readyTimeoutMs ?? 15_000);
     while (Date.now() < deadline) {
       const out = output();
