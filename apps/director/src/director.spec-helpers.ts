@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { OperatorModeAuthority } from '@cps/bus';
 import { LocalCloud, workloadUser } from '@cps/clouds';
-import { TestNats } from '@cps/testing';
+import { eventually, TestNats } from '@cps/testing';
 import { Director, type DirectorOptions } from './director.js';
 
 export interface HttpAnswer {
@@ -152,6 +152,42 @@ export class DirectorHarness {
     });
     this.directors.push(d);
     return d;
+  }
+
+  /** A director that leads: it runs the Provisioner and supervises managers. */
+  async leadingDirector(): Promise<Director> {
+    const d = await this.startDirector();
+    if (
+      !(await eventually(
+        async () => d.leading,
+        (l) => l,
+        10_000,
+      ))
+    )
+      throw new Error(`${d.url} does not lead`);
+    return d;
+  }
+
+  /**
+   * Creates application `app` with service `name` of `type` as the user of `c` and starts it;
+   * answers the service's path once its start has succeeded.
+   */
+  async startedService(c: Client, app: string, type: string, name: string): Promise<string> {
+    const must = (r: HttpAnswer, status: number) => {
+      if (r.status !== status) throw new Error(`${status} expected: ${r.status} ${r.text}`);
+    };
+    must(await c.post('/v1/applications', { name: app }), 201);
+    must(await c.post(`/v1/applications/${app}/services`, { type, name }), 201);
+    const path = `/v1/applications/${app}/services/${name}`;
+    const start = await c.post(`${path}/start`, {});
+    must(start, 202);
+    const op = await eventually(
+      () => c.get(start.headers.location as string),
+      (r) => r.body?.state !== 'running',
+      60_000,
+    );
+    if (op.body.state !== 'succeeded') throw new Error(`start of ${path}: ${op.text}`);
+    return path;
   }
 
   /** An anonymous client of a director, trusting the platform's CA. */

@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually } from '@cps/testing';
 import type { Director } from './director.js';
 import { DirectorHarness, type Client } from './director.spec-helpers.js';
 
@@ -11,29 +10,13 @@ describe('a read asked of a manager at the moment it dies', () => {
   let h: DirectorHarness;
   let d: Director;
   let alice: Client;
-  const svc = '/v1/applications/reads/services/hello';
+  let svc: string;
 
   beforeAll(async () => {
     h = await DirectorHarness.start();
-    d = await h.startDirector();
+    d = await h.leadingDirector();
     alice = await h.user(d, 'alice');
-    await eventually(
-      async () => d.leading,
-      (l) => l,
-      10_000,
-    );
-    expect((await alice.post('/v1/applications', { name: 'reads' })).status).toBe(201);
-    expect(
-      (await alice.post('/v1/applications/reads/services', { type: 'helloworld', name: 'hello' })).status,
-    ).toBe(201);
-    const start = await alice.post(`${svc}/start`, {});
-    expect(start.status, start.text).toBe(202);
-    const op = await eventually(
-      () => alice.get(`/v1/operations/${start.body.operationId as string}`),
-      (r) => r.body.state !== 'running',
-      60_000,
-    );
-    expect(op.body.state).toBe('succeeded');
+    svc = await h.startedService(alice, 'reads', 'helloworld', 'hello');
   });
   afterAll(async () => h?.cleanup());
 

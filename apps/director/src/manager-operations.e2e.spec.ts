@@ -38,20 +38,9 @@ describe("a manager's operation, read right after it was accepted", () => {
 
   beforeAll(async () => {
     h = await DirectorHarness.start();
-    d = await h.startDirector();
+    d = await h.leadingDirector();
     alice = await h.user(d, 'alice');
-    await eventually(
-      async () => d.leading,
-      (l) => l,
-      10_000,
-    );
-    expect((await alice.post('/v1/applications', { name: 'ops' })).status).toBe(201);
-    expect(
-      (await alice.post('/v1/applications/ops/services', { type: 'helloworld', name: 'hello' })).status,
-    ).toBe(201);
-    const start = await alice.post(`${svc}/start`);
-    expect(start.status).toBe(202);
-    await settled(start.headers.location as string);
+    await h.startedService(alice, 'ops', 'helloworld', 'hello');
   });
   afterAll(async () => h?.cleanup());
 
