@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasErrorCode } from '@cps/core';
+import { eventually as waitFor } from '@cps/testing';
 import type { BaseCloud, CloudNode, NodeSpec } from './types.js';
 
 /** A driver prepared for {@link cloudContract}, with two ways to look behind its back. */
@@ -12,19 +13,9 @@ export interface CloudUnderTest {
   cleanup(): Promise<void>;
 }
 
-/** Polls `read` until `accept` holds or `ms` pass, then returns the last value for the test to assert on. */
-export const eventually = async <T>(
-  read: () => Promise<T>,
-  accept: (v: T) => boolean,
-  ms = 10_000,
-): Promise<T> => {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await read();
-    if (accept(v) || Date.now() > deadline) return v;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-};
+/** The testing library's `eventually` (throws with the last value read), waiting 10 s by default. */
+export const eventually = <T>(read: () => Promise<T>, accept: (v: T) => boolean, ms = 10_000): Promise<T> =>
+  waitFor(read, accept, ms);
 
 let n = 0;
 /** A node id no other test of this run uses. */

@@ -2,6 +2,6 @@ export { TestNats, type TestNatsOptions } from './nats.js';
 export { pooledKeys, testKeyPool } from './keys.js';
 export { eventStoreContract, type StoreUnderTest } from './event-store-contract.js';
 export { ViolationLog, trySubscribe } from './permissions.js';
-export { eventually } from './eventually.js';
+export { eventually, EventuallyTimeoutError } from './eventually.js';
 export { TestHost, type TestHostOptions } from './host.js';
 export { spawnSource } from './source-process.js';
