@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { JetStreamEventStore } from '@cps/events';
 import type { Director } from '../director.js';
 import { tarOf } from '../../../../libs/archives/src/extract/archives.spec-helpers.js';
 import { DirectorHarness, type Client } from '../director.spec-helpers.js';
@@ -479,6 +480,15 @@ describe('manifests: validate, deploy as an operation, export', () => {
     const operationId = r.body.operationId as string;
     // the director stops mid-deploy: the deploy halts at its next step, its operation still running
     await d.stop();
+    const store = new JetStreamEventStore(await h.nats.connect({ role: 'director', id: 'inspector' }));
+    const atStop = (await store.readAggregate(`op.${operationId}`)).events;
+    expect(atStop[0]?.type).toBe('OperationRequested');
+    expect(atStop.map((e) => e.type)).not.toContain('OperationSucceeded');
+    expect(atStop.map((e) => e.type)).not.toContain('DirectorOperationFailed');
+    const stepsAtStop = atStop.flatMap((e) =>
+      e.type === 'OperationProgressed' ? [(e.data as { step: string }).step] : [],
+    );
+    expect(stepsAtStop).not.toContain('second is RUNNING');
     const d2 = await h.startDirector();
     const alice2 = await h.signIn(d2, 'alice', 'alice-password');
     const op = await settled(alice2, operationId);

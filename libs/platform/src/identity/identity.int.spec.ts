@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { connect, jwtAuthenticator } from '@nats-io/transport-node';
@@ -96,9 +97,27 @@ describe('identity issuer: issue, renew under load, enroll, revoke', () => {
     agent.publish(subjects.renewal(manager), '{}');
     await log.expect('Publish', subjects.renewal(manager));
     const m = new Bus(await open(await issuer.issue(manager)));
+    const renew = (csr: string) =>
+      m.requestAt(subjects.renewal(manager), renewIdentity, { csr, userKey: newUserKey().publicKey });
+    await expect(renew('nope')).rejects.toSatisfy(
+      (e) =>
+        hasErrorCode(e, 'validation') && e.issues[0]?.path === '$.csr' && e.issues[0].code === 'malformed',
+    );
+    // a well-formed CSR, signed, of a 1024-bit key
+    const weak = generateKeyPairSync('rsa', {
+      modulusLength: 1024,
+      publicKeyEncoding: { type: 'spki', format: 'pem' },
+      privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+    });
     await expect(
-      m.requestAt(subjects.renewal(manager), renewIdentity, { csr: 'nope', userKey: newUserKey().publicKey }),
-    ).rejects.toSatisfy((e) => hasErrorCode(e, 'validation') && e.issues[0]?.path === '$.csr');
+      renew(createCsr({ publicKeyPem: weak.publicKey, privateKeyPem: weak.privateKey }, 'cps-node')),
+    ).rejects.toSatisfy(
+      (e) =>
+        hasErrorCode(e, 'validation') && e.issues[0]?.path === '$.csr' && e.issues[0].code === 'weak_key',
+    );
+    // the same request with a 2048-bit key renews
+    const renewed = await renew(createCsr(generateKeyPair(), 'cps-node'));
+    expect(inspectCertificate(renewed.cert).identity).toEqual(manager);
   });
 
   it('trades a one-time enrollment token for an identity whose private keys never left the node', async () => {
