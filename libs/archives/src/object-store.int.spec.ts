@@ -120,13 +120,15 @@ describe('ArchiveStore on the JetStream object store', () => {
   });
 
   it("lets a manager read its own service's archives and nothing else", async () => {
+    const mine = randomBytes(200 * 1024);
+    await store.put('m1', mine, { maxBytes: MiB });
     const other = new ArchiveStore(director, { serviceId: 's2' });
-    await other.put('v1', Buffer.from('not yours'), { maxBytes: 100 });
+    await other.put('m1', Buffer.from('not yours'), { maxBytes: 100 });
     const manager = await nats.connect({ role: 'manager', id: 's1', appId: 'a1', serviceId: 's1' });
-    const own = await new ArchiveStore(manager, { serviceId: 's1' }).get('v1');
-    expect((await readAll(own.chunks)).length).toBe(5 * MiB);
+    const own = await new ArchiveStore(manager, { serviceId: 's1' }).get('m1');
+    expect((await readAll(own.chunks)).equals(mine)).toBe(true);
 
-    const e = await new ArchiveStore(manager, { serviceId: 's2' }).get('v1').catch((err: unknown) => err);
+    const e = await new ArchiveStore(manager, { serviceId: 's2' }).get('m1').catch((err: unknown) => err);
     expect(hasErrorCode(e, 'forbidden')).toBe(true);
     expect(String((e as Error).cause)).toContain(
       `Permissions Violation for Publish to "$JS.API.STREAM.INFO.OBJ_${subjects.archiveBucket('s2')}"`,
@@ -139,10 +141,15 @@ describe('ArchiveStore on the JetStream object store', () => {
   });
 
   it('deletes a service bucket with its archives', async () => {
-    expect(await deleteArchiveBucket(director, 's2')).toBe(true);
-    expect(await deleteArchiveBucket(director, 's2')).toBe(false);
-    await expect(new ArchiveStore(director, { serviceId: 's2' }).info('v1')).rejects.toSatisfy((e) =>
+    await ensureArchiveBucket(director, 's3');
+    const doomed = new ArchiveStore(director, { serviceId: 's3' });
+    await doomed.put('v1', Buffer.from('gone soon'), { maxBytes: 100 });
+    expect(await doomed.info('v1')).toMatchObject({ version: 'v1', size: 9 });
+    expect(await deleteArchiveBucket(director, 's3')).toBe(true);
+    expect(await deleteArchiveBucket(director, 's3')).toBe(false);
+    await expect(new ArchiveStore(director, { serviceId: 's3' }).info('v1')).rejects.toSatisfy((e) =>
       hasErrorCode(e, 'not_found'),
     );
+    await expect(jsm.streams.info(`OBJ_${subjects.archiveBucket('s3')}`)).rejects.toThrow(/stream not found/);
   });
 });

@@ -33,6 +33,7 @@ describe('R3 cluster faults', () => {
   let nats: TestNats;
   beforeAll(async () => {
     nats = await cluster();
+    await ensureEventStream(await nats.connect({ role: 'director', id: 'setup' }), { replicas: 3 });
   });
   afterAll(async () => nats.cleanup());
 
