@@ -49,9 +49,22 @@ describe('credit and quotas', () => {
       10_000,
     );
     expect(after).toBe(2);
-    // many charging rounds later (both directors would charge if they could): still one charge
-    await new Promise((r) => setTimeout(r, 2_000));
+    // charging rounds after carol's charge (both directors would charge if they could) are seen by
+    // what they charge another user: erin's first node, then her second
+    const erin = await h.user(d1, 'erin');
+    const credit = async () => (await erin.get('/v1/me')).body.credit as number;
+    const full = await credit();
+    await erin.post('/v1/applications', { name: 'e' });
+    await erin.post('/v1/applications/e/services', { type: 'helloworld', name: 'hello' });
+    const start2 = await erin.post('/v1/applications/e/services/hello/start');
+    expect((await done(erin, start2.headers.location as string)).state).toBe('succeeded');
+    await eventually(credit, (c) => c === full - 1, 10_000);
+    const add = await erin.post('/v1/applications/e/services/hello/nodes', { nodes: { node: 1 } });
+    expect((await done(erin, add.headers.location as string)).state).toBe('succeeded');
+    await eventually(credit, (c) => c === full - 2, 10_000);
     expect((await carol.get('/v1/me')).body.credit).toBe(2);
+    const stop = await erin.post('/v1/applications/e/stop');
+    expect((await done(erin, stop.headers.location as string)).state).toBe('succeeded');
   });
 
   it('stops the user’s applications at zero credit and refuses to start anything', async () => {
