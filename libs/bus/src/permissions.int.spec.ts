@@ -6,14 +6,19 @@ import { ensureEventStream, ensureSnapshotBucket, JetStreamEventStore, KvSnapsho
 import { TestNats, ViolationLog, trySubscribe } from '@cps/testing';
 import type { NatsConnection } from '@nats-io/transport-node';
 
-const node = (svc: string, id: string): Identity => ({
+const node = (svc: string, id: string, app = 'a1'): Identity => ({
   role: 'agent',
   id,
-  appId: 'a1',
+  appId: app,
   serviceId: svc,
   nodeId: id,
 });
-const manager = (svc: string): Identity => ({ role: 'manager', id: svc, appId: 'a1', serviceId: svc });
+const manager = (svc: string, app = 'a1'): Identity => ({
+  role: 'manager',
+  id: svc,
+  appId: app,
+  serviceId: svc,
+});
 const ping = defineCommand('ping', z.object({ n: z.number() }), z.object({ n: z.number(), by: z.string() }));
 const meta = { actor: 't', correlationId: 'c', causationId: 'r' };
 /** The server's refusal: a permissions violation (not a timeout, nor a refusal for another reason). */
@@ -88,9 +93,10 @@ describe('least privilege on the bus', () => {
       a.publish(s, '{}');
       await log.expect('Publish', s);
     }
+    // its own heartbeat is taken: a refusal of it would come before the refusal published after it
     a.publish('cps.node.a1.s1.n3.heartbeat', '{}');
-    await a.flush();
-    await new Promise((r) => setTimeout(r, 100));
+    a.publish('cps.node.a1.s1.n1.report', '{}');
+    await log.expect('Publish', 'cps.node.a1.s1.n1.report');
     expect(log.messages.some((m) => m.includes('cps.node.a1.s1.n3'))).toBe(false);
   });
 
@@ -155,5 +161,71 @@ describe('least privilege on the bus', () => {
     await expect(other.request(subjects.agent('a1', 's1', 'n1'), ping, { n: 2 })).rejects.toSatisfy((e) =>
       hasErrorCode(e, 'forbidden'),
     );
+  });
+
+  describe('across applications', () => {
+    // application a2's service s9 with its agent n9, beside a1's
+    beforeAll(async () => {
+      const bus = await nats.bus(node('s9', 'n9', 'a2'));
+      bus.handle(subjects.agent('a2', 's9', 'n9'), ping, (d) => ({ n: d.n, by: 'n9' }));
+      await bus.flush();
+      await new JetStreamEventStore(director).append('svc.a2.s9', [{ type: 'created', data: {} }], {
+        expectedVersion: 0,
+        metadata: meta,
+      });
+      await new KvSnapshotStore(director).put('svc.a2.s9', {
+        version: 1,
+        position: 1,
+        state: {},
+        handled: [],
+      });
+    });
+
+    it("lets a2's manager command its agent (what a1's identities are refused below)", async () => {
+      const m2 = await nats.bus(manager('s9', 'a2'));
+      await expect(m2.request(subjects.agent('a2', 's9', 'n9'), ping, { n: 1 })).resolves.toEqual({
+        n: 1,
+        by: 'n9',
+      });
+    });
+
+    it("refuses a manager of a1 a2's agents, events, snapshot, logs, heartbeats and Provisioner", async () => {
+      const m1 = await nats.connect(manager('s1'));
+      await expect(new Bus(m1).request(subjects.agent('a2', 's9', 'n9'), ping, { n: 1 })).rejects.toSatisfy(
+        (e) =>
+          hasErrorCode(e, 'forbidden') && /"cps\.agt\.a2\.s9\.n9\.ping"/.test(String((e as Error).cause)),
+      );
+      const events = new JetStreamEventStore(m1);
+      await expect(events.readAggregate('svc.a2.s9')).rejects.toSatisfy(forbidden);
+      await expect(
+        events.append('svc.a2.s9', [{ type: 'x', data: {} }], { expectedVersion: 1, metadata: meta }),
+      ).rejects.toSatisfy(forbidden);
+      await expect(new KvSnapshotStore(m1).get('svc.a2.s9')).rejects.toSatisfy(forbidden);
+      await expect(
+        new KvSnapshotStore(m1).put('svc.a2.s9', { version: 2, position: 2, state: {}, handled: [] }),
+      ).rejects.toThrow('Permissions Violation for Publish to "$KV.cps_snapshots.svc.a2.s9"');
+      const log = ViolationLog.watch(m1);
+      for (const s of [subjects.logs('a2', 's9', 'n9'), `${subjects.provisioner('a2', 's9')}.create`]) {
+        m1.publish(s, '{}');
+        await log.expect('Publish', s);
+      }
+      await expectSubscriptionRefused(m1, 'cps.node.a2.s9.>');
+      expect((await new JetStreamEventStore(director).readAggregate('svc.a2.s9')).version).toBe(1);
+    });
+
+    it("refuses an agent of a1 a2's commands and heartbeats", async () => {
+      const a = await nats.connect(node('s1', 'n5'));
+      const log = ViolationLog.watch(a);
+      for (const s of [
+        'cps.node.a2.s9.n9.heartbeat',
+        'cps.agt.a2.s9.n9.ping',
+        'cps.mgr.a2.s9.get_service_info',
+      ]) {
+        a.publish(s, '{}');
+        await log.expect('Publish', s);
+      }
+      await expectSubscriptionRefused(a, 'cps.agt.a2.s9.n9.>');
+      await expectSubscriptionRefused(a, 'cps.mgr.a2.s9.>');
+    });
   });
 });
