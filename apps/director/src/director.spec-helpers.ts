@@ -157,14 +157,13 @@ export class DirectorHarness {
   /** A director that leads: it runs the Provisioner and supervises managers. */
   async leadingDirector(): Promise<Director> {
     const d = await this.startDirector();
-    if (
-      !(await eventually(
-        async () => d.leading,
-        (l) => l,
-        10_000,
-      ))
-    )
-      throw new Error(`${d.url} does not lead`);
+    await eventually(
+      async () => d.leading,
+      (l) => l,
+      10_000,
+    ).catch((e: unknown) => {
+      throw new Error(`${d.url} does not lead`, { cause: e });
+    });
     return d;
   }
 
