@@ -5,15 +5,31 @@ import {
   RetentionPolicy,
   StorageType,
   type JetStreamClient,
+  type JetStreamManager,
 } from '@nats-io/jetstream';
 import { toCpsError } from '@cps/bus';
 
 export const LEASE_STREAM = 'CPS_LEASES';
 const subject = (name: string, epoch: number): string => `cps.lease.${name}.${epoch}`;
 
-/** Creates the lease stream if it is missing (leases expire with the stream's age limit). */
+/**
+ * Creates the lease stream if it is missing (leases expire with the stream's age limit). A cluster
+ * that has just formed may fail a replicated stream's creation (`error creating store for stream`):
+ * it is asked again, up to five times.
+ */
 export const ensureLeaseStream = async (nc: NatsConnection, replicas = 1): Promise<void> => {
   const jsm = await jetstreamManager(nc);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await createLeaseStream(jsm, replicas);
+    } catch (e) {
+      if (attempt >= 5) throw e;
+      await new Promise((r) => setTimeout(r, 200 * attempt));
+    }
+  }
+};
+
+const createLeaseStream = async (jsm: JetStreamManager, replicas: number): Promise<void> => {
   try {
     await jsm.streams.info(LEASE_STREAM);
   } catch {
