@@ -48,8 +48,12 @@ export default tseslint.config(
     },
   },
   {
-    // deciders are pure: time and ids arrive in command metadata
-    files: ['libs/*/src/**/decider*.ts', 'libs/services/src/**/decider.ts'],
+    // deciders are pure: time and ids arrive in command metadata; every decider of the tree is listed here
+    files: [
+      '{apps,libs}/*/src/**/*-decider.ts',
+      'apps/director/src/names/name-claims.ts',
+      'apps/director/src/operations/operation-events.ts',
+    ],
     rules: {
       'no-restricted-syntax': [
         'error',
@@ -62,6 +66,30 @@ export default tseslint.config(
           message: 'use command.metadata.now',
         },
         { selector: "CallExpression[callee.name='randomUUID']", message: 'ids arrive in command metadata' },
+        { selector: "CallExpression[callee.name='randomBytes']", message: 'ids arrive in command metadata' },
+        {
+          selector: "CallExpression[callee.object.name='Math'][callee.property.name='random']",
+          message: 'ids arrive in command metadata',
+        },
+      ],
+    },
+  },
+  {
+    // an agent talks to its manager only: it never reads or writes the event store
+    files: ['apps/agent-runtime/src/**/*.ts'],
+    ignores: ['**/*.spec.ts', '**/*.spec-helpers.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [{ name: '@cps/events', message: 'agents never touch the event store' }],
+          patterns: [
+            {
+              group: ['@cps/*/*'],
+              message: 'Import a lib through its front door (@cps/<lib>), never its files.',
+            },
+          ],
+        },
       ],
     },
   },
