@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { workloadUser } from '@cps/clouds';
+import { parseNodeEnvironment, workloadUser } from '@cps/clouds';
 import { joinBus, requireEnv as env, runNodeProcess } from '@cps/platform';
 import { builtinServices, ServiceRegistry } from '@cps/services';
 import { ProcessSupervisor } from './processes/index.js';
@@ -7,18 +7,18 @@ import { AgentRuntime } from './runtime/agent-runtime.js';
 
 /** The agent process: started by a cloud with its identity in its node directory. */
 runNodeProcess('agent', async () => {
-  const nodeDir = env('CPS_NODE_DIR');
-  const { bus, renewer } = await joinBus(`agent:${env('CPS_NODE_ID')}`);
+  const { nodeId, nodeDir, ports } = parseNodeEnvironment(process.env);
+  const { bus, renewer } = await joinBus(`agent:${nodeId}`);
   const user = workloadUser();
   const agent = new AgentRuntime({
     bus,
     service: new ServiceRegistry([...builtinServices]).get(env('CPS_SERVICE_TYPE')),
     appId: env('CPS_APP_ID'),
     serviceId: env('CPS_SERVICE_ID'),
-    nodeId: env('CPS_NODE_ID'),
+    nodeId,
     role: env('CPS_NODE_ROLE'),
     nodeDir,
-    ports: { from: Number(env('CPS_PORT_FROM')), to: Number(env('CPS_PORT_TO')) },
+    ports,
     supervisor: new ProcessSupervisor({ logDir: join(nodeDir, 'logs') }),
     ...(user && process.getuid?.() === 0 ? { workloadUser: user } : {}),
   });

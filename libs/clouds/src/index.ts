@@ -7,6 +7,14 @@ export {
   type NodeKind,
   type NodeSpec,
 } from './types.js';
+export {
+  IAAS_NODE_PORTS,
+  NODE_ENVIRONMENT_VARIABLES,
+  nodeEnvironment,
+  parseNodeEnvironment,
+  type NodeEnvironment,
+  type PortRange,
+} from './node-environment.js';
 export { LocalCloud, type LocalCloudOptions, type LocalCommand } from './local/local-cloud.js';
 export { WORKLOAD_USER, workloadUser, type WorkloadUser } from './local/workload-user.js';
 export {

@@ -21,7 +21,7 @@ const readText = (file: string): string => {
 };
 
 describe('bootScript', () => {
-  it('writes the files 0600 in 0700 directories and starts the node with only its env', async () => {
+  it('writes the files 0600 in 0700 directories and starts the node with only its env and the node environment', async () => {
     const home = mkdtempSync(join(tmpdir(), 'cps-boot-'));
     dirs.push(home);
     const env = { CPS_ENROLL_TOKEN: "tok'en $HOME `x`", MULTI: 'a\nb' };
@@ -31,7 +31,7 @@ describe('bootScript', () => {
     const script = bootScript(spec, [process.execPath, '-e', record]);
 
     const r = spawnSync('sh', ['-c', script], {
-      env: { PATH: process.env.PATH, CPS_HOME: home, SECRET_OF_THE_HOST: 'x' },
+      env: { PATH: process.env.PATH, CPS_HOME: home, CPS_NODE_ADDRESS: '192.0.2.7', SECRET_OF_THE_HOST: 'x' },
       encoding: 'utf8',
     });
     expect(r.stderr).toBe('');
@@ -52,6 +52,9 @@ describe('bootScript', () => {
       HOME: dir,
       CPS_NODE_ID: 'n-boot',
       CPS_NODE_DIR: dir,
+      CPS_NODE_ADDRESS: '192.0.2.7',
+      CPS_PORT_FROM: '20000',
+      CPS_PORT_TO: '20019',
     });
     for (const [file, content] of Object.entries(files)) {
       expect(readFileSync(join(dir, file), 'utf8')).toBe(content);

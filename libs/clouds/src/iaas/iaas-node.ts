@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CpsError, ValidationError, type Issue } from '@cps/core';
+import { IAAS_NODE_PORTS, nodeEnvironment } from '../node-environment.js';
 import type { CloudNode, NodeSpec } from '../types.js';
 
 /**
@@ -11,7 +12,7 @@ export interface IaasNodeOptions {
    * The program the machine image runs to start a node, resolved against the node's `PATH`
    * (default `['cps-node']`). It starts in `$CPS_HOME/node` (`/var/lib/cps/node` by default) with
    * its contextualization files there and a clean environment: the contextualization env, `PATH`,
-   * `HOME` (that directory), `CPS_NODE_ID` and `CPS_NODE_DIR`.
+   * `HOME` (that directory) and the node environment (see {@link bootScript}).
    */
   readonly startCommand?: readonly string[];
   /** How long `create` waits for a launched instance to leave `pending`; default 300000 ms. */
@@ -64,10 +65,36 @@ const dirOf = (file: string): string | undefined =>
   file.includes('/') ? file.slice(0, file.lastIndexOf('/')) : undefined;
 
 /**
+ * How the boot script finds the machine's address: the boot environment's `CPS_NODE_ADDRESS` when
+ * set, else the source address of its route out, else the first address `hostname -I` names. Fails
+ * the boot (nothing starts) when none is found.
+ */
+const findAddress = (nodeId: string): string[] => [
+  'a="${CPS_NODE_ADDRESS:-}"',
+  `[ -n "$a" ] || a=$(ip -o route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \\([^ ]*\\).*/\\1/p') || true`,
+  `[ -n "$a" ] || a=$(hostname -I 2>/dev/null | cut -d ' ' -f 1) || true`,
+  `[ -n "$a" ] || { echo ${quote(`cps node ${nodeId}: cannot find this machine's address, set CPS_NODE_ADDRESS`)} >&2; exit 1; }`,
+  `case "$d$a" in *"'"*) echo ${quote(`cps node ${nodeId}: CPS_HOME and the address must not contain '`)} >&2; exit 1 ;; esac`,
+];
+
+/**
+ * The node environment's lines as the boot script appends them to the node's env file: `$d` (the
+ * node's directory) and `$a` (its address) are expanded at boot, every other value is literal.
+ */
+const nodeEnvironmentLines = (nodeId: string): string[] =>
+  Object.entries(nodeEnvironment({ nodeId, nodeDir: '$d', address: '$a', ports: IAAS_NODE_PORTS })).map(
+    ([k, v]) => {
+      if (!/^[$A-Za-z0-9_.-]*$/.test(v)) throw new CpsError('internal', `${k}: cannot write ${v} at boot`);
+      return `export ${k}='${v}'`;
+    },
+  );
+
+/**
  * The shell script an instance runs once at boot (EC2 user-data for cloud-init, OpenNebula
  * `START_SCRIPT_BASE64`): writes the contextualization files (0600, in 0700 directories) and env,
- * then starts the node detached, logging to `$CPS_HOME/node.log`. Takes a spec that passed
- * validation and {@link refuseSecrets}.
+ * then the node environment (see `nodeEnvironment`: the machine's address, found at boot, and the
+ * fixed range `IAAS_NODE_PORTS`, the node being a whole machine), then starts the node detached,
+ * logging to `$CPS_HOME/node.log`. Takes a spec that passed validation and {@link refuseSecrets}.
  */
 export const bootScript = (spec: NodeSpec, startCommand: readonly string[] = ['cps-node']): string => {
   const { files, env } = spec.contextualization;
@@ -82,14 +109,18 @@ export const bootScript = (spec: NodeSpec, startCommand: readonly string[] = ['c
     'umask 077',
     'CPS_HOME="${CPS_HOME:-/var/lib/cps}"',
     'd="$CPS_HOME/node"',
+    ...findAddress(spec.nodeId),
     'mkdir -p "$d"',
     ...dirs.map((dir) => `mkdir -p "$d"/${quote(dir)}`),
     ...Object.entries(files).map(
       ([file, content]) => `printf '%s' '${base64(content)}' | base64 -d > "$d"/${quote(file)}`,
     ),
     `printf '%s' '${base64(envFile)}' | base64 -d > "$CPS_HOME/node.env"`,
+    'cat >>"$CPS_HOME/node.env" <<EOF',
+    ...nodeEnvironmentLines(spec.nodeId),
+    'EOF',
     'cd "$d"',
-    `env -i PATH=${NODE_PATH} HOME="$d" CPS_NODE_ID=${quote(spec.nodeId)} CPS_NODE_DIR="$d" \\`,
+    `env -i PATH=${NODE_PATH} HOME="$d" \\`,
     `  setsid sh -c '. "$1"; shift; exec "$@"' cps-node "$CPS_HOME/node.env" ${startCommand.map(quote).join(' ')} \\`,
     '  >>"$CPS_HOME/node.log" 2>&1 </dev/null &',
     '',

@@ -132,13 +132,23 @@ describe('LocalCloud', () => {
       const nodeDir = nodeDirOf(dir, node);
       const env = await readJson(join(nodeDir, 'env.json'));
       expect(Object.keys(env).sort()).toEqual(
-        ['CPS_NODE_DIR', 'CPS_NODE_ID', 'CPS_PORT_FROM', 'CPS_PORT_TO', 'GREETING', 'HOME', 'PATH'].sort(),
+        [
+          'CPS_NODE_ADDRESS',
+          'CPS_NODE_DIR',
+          'CPS_NODE_ID',
+          'CPS_PORT_FROM',
+          'CPS_PORT_TO',
+          'GREETING',
+          'HOME',
+          'PATH',
+        ].sort(),
       );
       expect(env).toMatchObject({
         GREETING: 'hi',
         HOME: nodeDir,
         CPS_NODE_DIR: nodeDir,
         CPS_NODE_ID: node.nodeId,
+        CPS_NODE_ADDRESS: node.address,
         CPS_PORT_FROM: String(node.ports?.from),
         CPS_PORT_TO: String(node.ports?.to),
       });

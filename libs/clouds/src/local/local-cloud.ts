@@ -15,6 +15,7 @@ import {
 } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CpsError, ValidationError } from '@cps/core';
+import { nodeEnvironment } from '../node-environment.js';
 import type { BaseCloud, CloudNode, NodeSpec } from '../types.js';
 import { NodeCgroups } from './cgroup.js';
 import { withDirLock } from './dir-lock.js';
@@ -31,6 +32,8 @@ import { isAlive, procStat, stopGroup } from './proc.js';
 import type { WorkloadUser } from './workload-user.js';
 
 const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin';
+/** Where every local node is reached: they all run on this machine. */
+const LOCAL_ADDRESS = '127.0.0.1';
 
 /** How a local node is started: the program and its arguments, resolved against the node's `PATH`. */
 export interface LocalCommand {
@@ -69,8 +72,8 @@ const positiveInt = (v: number, path: string, max: number): number => {
 /**
  * The embedded cloud: each node is a process on this machine, detached into its own process
  * group and session, so it outlives the process that created it. A node's process gets a clean
- * environment (its contextualization env, `PATH`, `HOME` = its directory, `CPS_NODE_ID`,
- * `CPS_NODE_DIR`, `CPS_PORT_FROM`, `CPS_PORT_TO`), its directory as working directory, and its
+ * environment (its contextualization env, `PATH`, `HOME` = its directory, and the node environment
+ * (see {@link nodeEnvironment}) with address 127.0.0.1), its directory as working directory, and its
  * output in `<node>/node.log`. State lives in `<node>/node.json`, so a new `LocalCloud` on the
  * same `dir` (after a restart) finds every node again.
  */
@@ -167,7 +170,7 @@ export class LocalCloud implements BaseCloud {
       kind: r.kind,
       appId: r.appId,
       serviceId: r.serviceId,
-      address: '127.0.0.1',
+      address: LOCAL_ADDRESS,
       ports: r.ports,
       createdAt: r.createdAt,
     };
@@ -235,10 +238,7 @@ export class LocalCloud implements BaseCloud {
       PATH: process.env.PATH ?? DEFAULT_PATH,
       ...spec.contextualization.env,
       HOME: dir,
-      CPS_NODE_ID: spec.nodeId,
-      CPS_NODE_DIR: dir,
-      CPS_PORT_FROM: String(ports.from),
-      CPS_PORT_TO: String(ports.to),
+      ...nodeEnvironment({ nodeId: spec.nodeId, nodeDir: dir, address: LOCAL_ADDRESS, ports }),
     };
     const out = openSync(join(dir, 'node.log'), 'a', 0o600);
     let error: Error | undefined;

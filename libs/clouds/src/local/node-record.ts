@@ -1,12 +1,10 @@
 import { readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CpsError, ID_PATTERN } from '@cps/core';
+import type { PortRange } from '../node-environment.js';
 import type { NodeKind } from '../types.js';
 
-export interface PortRange {
-  readonly from: number;
-  readonly to: number;
-}
+export type { PortRange };
 
 /** What `<node>/node.json` holds: enough to find, judge and stop the node's process later. */
 export interface NodeRecord {

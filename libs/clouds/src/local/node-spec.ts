@@ -1,10 +1,11 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { ID_PATTERN, ValidationError, type Issue } from '@cps/core';
+import { NODE_ENVIRONMENT_VARIABLES } from '../node-environment.js';
 import type { NodeSpec } from '../types.js';
 
 /** Variables the local cloud sets itself: a spec may not override them. */
-const RESERVED_ENV = ['HOME', 'CPS_NODE_ID', 'CPS_NODE_DIR', 'CPS_PORT_FROM', 'CPS_PORT_TO'];
+const RESERVED_ENV: readonly string[] = ['HOME', ...NODE_ENVIRONMENT_VARIABLES];
 /** Names in a node directory that belong to the cloud, not to contextualization files. */
 const RESERVED_FILES = new Set(['node.json', 'node.json.tmp', 'node.log', 'work']);
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
