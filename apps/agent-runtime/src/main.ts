@@ -7,7 +7,7 @@ import { AgentRuntime } from './runtime/agent-runtime.js';
 
 /** The agent process: started by a cloud with its identity in its node directory. */
 runNodeProcess('agent', async () => {
-  const { nodeId, nodeDir, ports } = parseNodeEnvironment(process.env);
+  const { nodeId, nodeDir, address, ports } = parseNodeEnvironment(process.env);
   const { bus, renewer } = await joinBus(`agent:${nodeId}`);
   const user = workloadUser();
   const agent = new AgentRuntime({
@@ -18,6 +18,7 @@ runNodeProcess('agent', async () => {
     nodeId,
     role: env('CPS_NODE_ROLE'),
     nodeDir,
+    address,
     ports,
     supervisor: new ProcessSupervisor({ logDir: join(nodeDir, 'logs') }),
     ...(user && process.getuid?.() === 0 ? { workloadUser: user } : {}),

@@ -28,7 +28,7 @@ import { startManager, stopManager } from './manager.spec-helpers.js';
 const AGENT = join(process.cwd(), 'apps', 'agent-runtime', 'dist', 'main.js');
 const at = subjects.manager('a1', 'g1');
 const SCRIPTS: Record<string, string> = {
-  'init.sh': 'echo "init as $MY_ROLE, data $(wc -c < code/data.bin) bytes"\n',
+  'init.sh': 'echo "init as $MY_ROLE at $MY_IP, data $(wc -c < code/data.bin) bytes"\n',
   'notify.sh': 'echo "peers: $(grep -c nodeId "$AGENTS_JSON")"\n',
   // tries the node's identity (its private key and nkey seed) as a tenant would: by relative and
   // absolute path, through the agent's /proc entries, and at the paths given after the job name
@@ -111,9 +111,14 @@ describe('the generic service: scripts on every node, with their peers', () => {
       20_000,
     );
     expect(Object.values(s.nodes).map((n) => n['init'])).toEqual(['exited', 'exited', 'exited']);
+    const state = await manager.state();
     for (const n of (await director.request(at, listNodes, {})).nodes) {
       const log = await director.request(at, getLogs, { nodeId: n.nodeId, workload: 'init' });
-      expect(log.text).toContain(`init as ${n.role}, data ${3 * 1024 * 1024} bytes`);
+      expect(n.address).toBeDefined();
+      expect(log.text).toContain(`init as ${n.role} at ${n.address}, data ${3 * 1024 * 1024} bytes`);
+      // the ports the cloud handed out, as the manager's state (and so its plugin's NodeView) holds them
+      const ports = state.status === 'NONE' ? undefined : state.nodes[n.nodeId]?.ports;
+      expect(ports && ports.to - ports.from + 1).toBe(20);
     }
   });
 

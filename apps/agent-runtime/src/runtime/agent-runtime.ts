@@ -27,6 +27,8 @@ export interface AgentRuntimeOptions {
   readonly role: string;
   /** The node's directory; workloads run in `<nodeDir>/work`. */
   readonly nodeDir: string;
+  /** The address the other nodes of the application reach this node at (see AgentContext). */
+  readonly address: string;
   readonly ports: { readonly from: number; readonly to: number };
   readonly supervisor: ProcessSupervisor;
   readonly workloadUser?: { readonly uid: number; readonly gid: number };
@@ -144,6 +146,7 @@ export class AgentRuntime {
       serviceId: this.o.serviceId,
       nodeId: this.o.nodeId,
       role: this.o.role,
+      address: this.o.address,
       workDir: this.workDir,
       files: this.work,
       stateDir: this.stateDir,

@@ -304,6 +304,7 @@ export class ManagerRuntime {
             nodeId,
             instanceId: r.instanceId,
             ...(r.address ? { address: r.address } : {}),
+            ...(r.ports ? { ports: r.ports } : {}),
           }),
         (e: unknown) =>
           this.exec('NodeFailed', { nodeId, reason: `provisioning failed: ${(e as Error).message}` }),
@@ -616,6 +617,7 @@ export class ManagerRuntime {
           cloud: n.cloud,
           state: n.state,
           ...(n.address ? { address: n.address } : {}),
+          ...(n.ports ? { ports: n.ports } : {}),
         })),
       callAgent: async (nodeId, method, args, options) =>
         (

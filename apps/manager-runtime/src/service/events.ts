@@ -29,7 +29,13 @@ export const NodeRequested = defineEvent(
 );
 export const NodeStarted = defineEvent(
   'NodeStarted',
-  z.object({ nodeId: IdSchema, instanceId: z.string(), address: z.string().optional() }),
+  z.object({
+    nodeId: IdSchema,
+    instanceId: z.string(),
+    address: z.string().optional(),
+    /** Absent in events recorded before nodes' ports were kept. */
+    ports: z.object({ from: z.number().int(), to: z.number().int() }).optional(),
+  }),
 );
 export const NodeReady = defineEvent('NodeReady', z.object({ nodeId: IdSchema }));
 export const NodeFailed = defineEvent(

@@ -18,6 +18,8 @@ export interface ServiceNode {
   readonly state: NodeState;
   readonly instanceId?: string;
   readonly address?: string;
+  /** The ports the node's cloud handed out (absent for nodes started before they were kept). */
+  readonly ports?: { readonly from: number; readonly to: number };
   readonly reason?: string;
 }
 
@@ -57,7 +59,15 @@ export type ServiceCommand =
   | Command<'AddNodes', { operationId: string; nodes: readonly NodeRequest[] }>
   | Command<'RemoveNodes', { operationId: string; nodeIds: readonly string[] }>
   | Command<'Shutdown', { operationId: string }>
-  | Command<'NodeStarted', { nodeId: string; instanceId: string; address?: string }>
+  | Command<
+      'NodeStarted',
+      {
+        nodeId: string;
+        instanceId: string;
+        address?: string;
+        ports?: { readonly from: number; readonly to: number };
+      }
+    >
   | Command<'NodeReady', { nodeId: string }>
   | Command<'NodeFailed', { nodeId: string; reason: string }>
   | Command<'NodeRemoved', { nodeId: string }>
@@ -284,6 +294,7 @@ export const evolveService = (state: ServiceState, e: ServiceEvent): ServiceStat
         state: 'starting',
         instanceId: e.data.instanceId,
         ...(e.data.address ? { address: e.data.address } : {}),
+        ...(e.data.ports ? { ports: e.data.ports } : {}),
       });
     case 'NodeReady':
       return withNode(s, e.data.nodeId, { state: 'running' });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { fold, hasErrorCode, toArray } from '@cps/core';
-import type { ServiceEvent } from './events.js';
+import { NodeStarted, type ServiceEvent } from './events.js';
 import { serviceDecider, type ServiceCommand, type ServiceState } from './service-decider.js';
 
 const decider = serviceDecider({ master: 1 });
@@ -179,5 +179,20 @@ describe('service state machine', () => {
     );
     fails('not_found', startup);
     fails('conflict', create, create);
+  });
+
+  it("keeps a started node's address and ports; a NodeStarted recorded without ports still reads", () => {
+    const ports = { from: 20_040, to: 20_059 };
+    const started = cmd('NodeStarted', { nodeId: 'n1', instanceId: 'i-1', address: '192.0.2.9', ports });
+    const { state } = run(create, startup, started);
+    expect(state.status !== 'NONE' && state.nodes['n1']).toMatchObject({
+      state: 'starting',
+      address: '192.0.2.9',
+      ports,
+    });
+    const old = { nodeId: 'n1', instanceId: 'i-1', address: '192.0.2.9' };
+    expect(NodeStarted.schema.parse(old)).toEqual(old);
+    const before = run(create, startup, cmd('NodeStarted', old)).state;
+    expect(before.status !== 'NONE' && before.nodes['n1']).not.toHaveProperty('ports');
   });
 });

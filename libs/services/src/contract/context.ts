@@ -8,7 +8,10 @@ export interface NodeView {
   readonly role: string;
   readonly cloud: string;
   readonly state: 'requested' | 'starting' | 'running' | 'failed' | 'removing' | 'removed';
+  /** The address the node's agent reported through its cloud (other nodes reach it there). */
   readonly address?: string;
+  /** The ports the node may listen on, as its cloud handed them out (absent for older nodes). */
+  readonly ports?: { readonly from: number; readonly to: number };
 }
 
 export interface PluginLogger {
@@ -86,6 +89,11 @@ export interface AgentContext {
   readonly serviceId: string;
   readonly nodeId: string;
   readonly role: string;
+  /**
+   * The address the other nodes of the application reach this node at (`127.0.0.1` on the local
+   * cloud, the machine's address on an IaaS cloud): what a workload advertises to its peers.
+   */
+  readonly address: string;
   /**
    * The workload's working directory, owned by the unprivileged workload user. Workloads run in it;
    * the agent reaches into it only through {@link files}, never by path.

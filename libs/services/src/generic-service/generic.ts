@@ -50,7 +50,7 @@ const scriptEnv = (ctx: AgentContext): Record<string, string> => {
   return {
     ...scriptSettings,
     MY_ROLE: ctx.role,
-    MY_IP: '127.0.0.1',
+    MY_IP: ctx.address,
     MY_NODE: ctx.nodeId,
     MASTER_IP: master?.address ?? '',
     // relative to the script's working directory: the node's own directory is closed to workloads
