@@ -1,4 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -294,6 +295,21 @@ describe('LocalCloud', () => {
     ]);
     await cloud.destroy(a.nodeId);
     expect((await cloud.create(nodeSpec())).ports).toEqual({ from: 30_000, to: 30_004 });
+  });
+
+  it('skips a range a port of which something on the machine listens on', async () => {
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const taken = (server.address() as AddressInfo).port;
+      // the first range, [taken - 2, taken + 2], holds the listening port
+      const { cloud } = cloudWith({ portBase: taken - 2, portsPerNode: 5 });
+      const node = await cloud.create(nodeSpec());
+      expect(node.ports!.from).toBeGreaterThan(taken);
+      expect(node.ports!.to - node.ports!.from + 1).toBe(5);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
   });
 
   it('fails a node whose command cannot start with code unavailable, leaving nothing', async () => {

@@ -28,6 +28,7 @@ import {
   type NodeRecord,
   type PortRange,
 } from './node-record.js';
+import { listeningPorts } from './listening-ports.js';
 import { isAlive, procStat, stopGroup } from './proc.js';
 import type { WorkloadUser } from './workload-user.js';
 
@@ -48,7 +49,11 @@ export interface LocalCloudOptions {
   readonly dir: string;
   /** The program a node runs (an agent runtime, a manager runtime), chosen from its spec. */
   readonly command: (spec: NodeSpec) => LocalCommand;
-  /** First port handed out; each node gets `portsPerNode` consecutive ports no other node holds. Default 20000. */
+  /**
+   * First port handed out; default 20000. Each node gets `portsPerNode` consecutive ports that no
+   * other node of this cloud holds and that nothing on the machine listens on (TCP, any address)
+   * when the node is created: a range with such a port is skipped whole.
+   */
   readonly portBase?: number;
   /** Size of each node's port range; default 20. */
   readonly portsPerNode?: number;
@@ -181,6 +186,7 @@ export class LocalCloud implements BaseCloud {
       readRecords(this.nodesDir).map((r) => r.ports),
       this.portBase,
       this.portsPerNode,
+      listeningPorts(),
     );
     const dir = this.nodeDir(spec.nodeId);
     const previousLog = keepLogTail(dir);

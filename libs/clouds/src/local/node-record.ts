@@ -69,11 +69,24 @@ export const readRecords = (nodesDir: string): NodeRecord[] => {
 
 const overlaps = (a: PortRange, b: PortRange): boolean => a.from <= b.to && b.from <= a.to;
 
-/** The lowest `size`-port range from `base` that overlaps none of `held`. */
-export const freeRange = (held: readonly PortRange[], base: number, size: number): PortRange => {
+const holdsAny = (range: PortRange, busy: ReadonlySet<number>): boolean => {
+  for (let p = range.from; p <= range.to; p++) if (busy.has(p)) return true;
+  return false;
+};
+
+/**
+ * The lowest `size`-port range from `base` (in steps of `size`) that overlaps none of `held` and
+ * holds none of the `busy` ports (those the machine uses already, see `listeningPorts`).
+ */
+export const freeRange = (
+  held: readonly PortRange[],
+  base: number,
+  size: number,
+  busy: ReadonlySet<number> = new Set(),
+): PortRange => {
   for (let from = base; from + size - 1 <= 65_535; from += size) {
     const range = { from, to: from + size - 1 };
-    if (!held.some((h) => overlaps(h, range))) return range;
+    if (!held.some((h) => overlaps(h, range)) && !holdsAny(range, busy)) return range;
   }
   throw new CpsError('unavailable', `no free range of ${size} ports from ${base}`);
 };

@@ -18,6 +18,14 @@ describe('freeRange', () => {
     ).toEqual({ from: 20_040, to: 20_059 });
   });
 
+  it('skips a range that holds a busy port', () => {
+    expect(freeRange([], 20_000, 20, new Set([20_019]))).toEqual({ from: 20_020, to: 20_039 });
+    expect(freeRange([{ from: 20_000, to: 20_019 }], 20_000, 20, new Set([20_020, 20_060]))).toEqual({
+      from: 20_040,
+      to: 20_059,
+    });
+  });
+
   it('refuses with code unavailable when no range is left below 65536', () => {
     expect(freeRange([], 65_530, 6)).toEqual({ from: 65_530, to: 65_535 });
     let error: unknown;
