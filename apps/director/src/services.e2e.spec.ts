@@ -65,6 +65,15 @@ describe('a generic service driven through the director, as a user does it', () 
       cloud: 'mars',
     });
     expect(cloud.body.issues[0]).toMatchObject({ path: '$.cloud', code: 'unknown_cloud' });
+    const typo = await alice.post('/v1/applications/jobs/services', {
+      type: 'generic',
+      name: 'x',
+      config: { env: { A: '1' }, evn: { B: '2' } },
+    });
+    expect(typo.status).toBe(400);
+    expect(typo.body.issues).toEqual([
+      expect.objectContaining({ path: '$.config.evn', code: 'unrecognized_keys' }),
+    ]);
     const s = await alice.post('/v1/applications/jobs/services', { type: 'generic', name: 'batch' });
     expect(s.status).toBe(201);
     expect(s.body).toMatchObject({ type: 'generic', state: 'INIT', managerRunning: false });

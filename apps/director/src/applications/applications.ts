@@ -18,6 +18,7 @@ import {
   shutdownService,
   startupService,
   mapSecrets,
+  strictSettings,
   type AnyManagerMethod,
   type ServiceRegistry,
 } from '@cps/services';
@@ -252,7 +253,7 @@ export class Applications {
         { path: '$.cloud', code: 'unknown_cloud', message: `clouds: ${this.o.clouds.join(', ')}` },
       ]);
     const def = this.registry.get(r.type);
-    const parsed = def.configSchema.safeParse(r.config);
+    const parsed = strictSettings(def.configSchema).safeParse(r.config);
     if (!parsed.success)
       throw new ValidationError(
         'invalid service config',

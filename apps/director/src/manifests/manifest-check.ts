@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import { CpsError, issuesFromZod, type Issue } from '@cps/core';
-import { mapSecrets, redact, type ServiceRegistry } from '@cps/services';
+import { mapSecrets, redact, strictSettings, type ServiceRegistry } from '@cps/services';
 import { parse as parseYaml } from 'yaml';
 import { NameSchema } from '../api/schemas.js';
 import { tooDeep } from '../http/json-depth.js';
@@ -185,7 +185,7 @@ export const manifestChecker = (c: CheckContext) => {
             message: `${s.Type} runs exactly ${fixed} ${role}`,
           });
       }
-      const config = def.configSchema.safeParse(s.Config ?? {});
+      const config = strictSettings(def.configSchema).safeParse(s.Config ?? {});
       if (!config.success) issues.push(...at(issuesFromZod(config.error), `${where}.Config`));
       const reference = (prefix: string) => (v: unknown, path: string) => {
         if (typeof v === 'string' && v.startsWith(SECRET_REFERENCE))

@@ -234,9 +234,12 @@ describe('manifests: validate, deploy as an operation, export', () => {
         ],
       ],
       [
-        'settings off the type’s schema',
+        'settings off the type’s schema, and one it does not know',
         { Services: [{ Type: 'helloworld', Config: { greeting: 'x'.repeat(101), colour: 'red' } }] },
-        [{ path: '$.Services[0].Config.greeting', code: 'too_big' }],
+        [
+          { path: '$.Services[0].Config.greeting', code: 'too_big' },
+          { path: '$.Services[0].Config.colour', code: 'unrecognized_keys' },
+        ],
       ],
       [
         'unknown types among good ones',

@@ -1,11 +1,19 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { z } from 'zod';
 import type { Subscription as NatsSubscription } from '@nats-io/transport-node';
-import { ConflictError, CpsError, issuesFromZod, NotFoundError, ValidationError } from '@cps/core';
+import {
+  ConflictError,
+  CpsError,
+  isCpsError,
+  issuesFromZod,
+  NotFoundError,
+  ValidationError,
+} from '@cps/core';
 import { subjects, untilServed, type Bus, type CommandDefinition, type Handler } from '@cps/bus';
 import { CommandHandler, type EventStore, type SnapshotStore } from '@cps/events';
 import {
   addNodes,
+  allowedStates,
   callMethod,
   getHistory,
   getLogs,
@@ -24,10 +32,10 @@ import {
   type ArchiveView,
   type ManagerContext,
   type MethodDefinition,
+  type NodeAnswer,
   type NodeInfo,
   type PluginLogger,
   type ServiceDefinition,
-  type ServiceStatus,
 } from '@cps/services';
 import { createNode, destroyNode } from '@cps/clouds';
 import { ArchiveStore } from '@cps/archives';
@@ -541,7 +549,7 @@ export class ManagerRuntime {
       this.o.service.manager.methods[name];
     if (!m) throw new NotFoundError(`${this.o.service.type} has no method ${name}`);
     const s = await this.live();
-    const allowed: readonly ServiceStatus[] = m.states ?? ['RUNNING'];
+    const allowed = allowedStates(m);
     if (!allowed.includes(s.status))
       throw new ConflictError(`${name} is not allowed while the service is ${s.status}`);
     const parsed = m.args.safeParse(args ?? {});
@@ -601,6 +609,15 @@ export class ManagerRuntime {
   }
 
   private context(s: Live): ManagerContext {
+    const callAgent: ManagerContext['callAgent'] = async (nodeId, method, args, options) =>
+      (
+        await this.o.bus.request(
+          subjects.agent(s.appId, s.serviceId, nodeId),
+          callMethod,
+          { method, args },
+          options?.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs },
+        )
+      ).result;
     return {
       appId: s.appId,
       serviceId: s.serviceId,
@@ -619,15 +636,20 @@ export class ManagerRuntime {
           ...(n.address ? { address: n.address } : {}),
           ...(n.ports ? { ports: n.ports } : {}),
         })),
-      callAgent: async (nodeId, method, args, options) =>
-        (
-          await this.o.bus.request(
-            subjects.agent(s.appId, s.serviceId, nodeId),
-            callMethod,
-            { method, args },
-            options?.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs },
-          )
-        ).result,
+      fanOut: (nodeIds, method, args, options) =>
+        Promise.all(
+          nodeIds.map(async (nodeId): Promise<NodeAnswer> => {
+            try {
+              return { nodeId, ok: true, result: await callAgent(nodeId, method, args, options) };
+            } catch (e) {
+              const error = isCpsError(e)
+                ? { code: e.code, message: e.message }
+                : { code: 'internal', message: String(e) };
+              return { nodeId, ok: false, error };
+            }
+          }),
+        ),
+      callAgent,
       log: this.log,
     };
   }

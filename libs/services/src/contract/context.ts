@@ -28,6 +28,15 @@ export interface ArchiveView {
   readonly digest: string;
 }
 
+/** One node's answer in a fan-out: its result, or the error it gave (code and message). */
+export type NodeAnswer =
+  | { readonly nodeId: string; readonly ok: true; readonly result: unknown }
+  | {
+      readonly nodeId: string;
+      readonly ok: false;
+      readonly error: { readonly code: string; readonly message: string };
+    };
+
 export interface ManagerContext {
   readonly appId: string;
   readonly serviceId: string;
@@ -52,6 +61,16 @@ export interface ManagerContext {
     args: unknown,
     options?: { readonly timeoutMs?: number },
   ): Promise<unknown>;
+  /**
+   * `callAgent` on every node of `nodeIds` at once; answers each node's result or error, in the order
+   * given, so one dead node fails only its own answer.
+   */
+  fanOut(
+    nodeIds: readonly string[],
+    method: string,
+    args: unknown,
+    options?: { readonly timeoutMs?: number },
+  ): Promise<readonly NodeAnswer[]>;
   readonly log: PluginLogger;
 }
 

@@ -1,4 +1,4 @@
-import { type z } from 'zod';
+import { z } from 'zod';
 import { IdSchema, ValidationError } from '@cps/core';
 import type { AgentContext, ManagerContext } from './context.js';
 
@@ -16,7 +16,8 @@ export type ServiceStatus = (typeof ServiceStatuses)[keyof typeof ServiceStatuse
 
 /**
  * One method of a plugin: its argument and result schemas are the contract of the REST route, the
- * CLI command and the bus command that call it. `states` lists where it may run (default RUNNING).
+ * CLI command and the bus command that call it. `states` lists where it may run (default RUNNING, and
+ * ADAPTING too for a `readOnly` method).
  */
 export interface MethodDefinition<
   A extends z.ZodType = z.ZodType,
@@ -27,9 +28,22 @@ export interface MethodDefinition<
   readonly args: A;
   readonly result: R;
   readonly states?: readonly ServiceStatus[];
+  /** The method only reads (state, status, metrics): it may also run while nodes change (ADAPTING). */
+  readonly readOnly?: boolean;
   /** The implementation; the runtime validates `args` before and the result after. */
   readonly handle: (ctx: Ctx, args: z.output<A>) => Promise<z.input<R>> | z.input<R>;
 }
+
+/** Where `m` may run: its `states`, else RUNNING (and ADAPTING when it only reads). */
+export const allowedStates = (m: Pick<MethodDefinition, 'states' | 'readOnly'>): readonly ServiceStatus[] =>
+  m.states ?? (m.readOnly ? ['RUNNING', 'ADAPTING'] : ['RUNNING']);
+
+/**
+ * The schema settings from outside (the API, a manifest) are checked with: the type's `configSchema`,
+ * refusing keys it does not name (a typo must not be dropped silently) when it is an object schema.
+ */
+export const strictSettings = (configSchema: z.ZodType): z.ZodType =>
+  configSchema instanceof z.ZodObject ? configSchema.strict() : configSchema;
 
 /** A manager-side method of a plugin. */
 export const managerMethod = <A extends z.ZodType, R extends z.ZodType>(

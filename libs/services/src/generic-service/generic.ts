@@ -147,17 +147,24 @@ export const genericService = defineService({
         handle: (ctx, a) => onAll(ctx, 'cleanup', a.parameters),
       }),
       get_script_status: managerMethod({
-        description: 'The state of each script on each node',
+        description: 'The state of each script on each node (a node that does not answer: unreachable)',
         args: z.object({}),
         result: z.object({ nodes: z.record(z.string(), z.record(z.string(), z.string())) }),
+        readOnly: true,
         handle: async (ctx) => {
-          const nodes = running(ctx);
-          const replies = await Promise.all(
-            nodes.map((n) => ctx.callAgent(n.nodeId, 'get_script_status', {})),
+          const answers = await ctx.fanOut(
+            running(ctx).map((n) => n.nodeId),
+            'get_script_status',
+            {},
           );
           return {
             nodes: Object.fromEntries(
-              nodes.map((n, i) => [n.nodeId, (replies[i] as { scripts: Record<string, string> }).scripts]),
+              answers.map((a) => [
+                a.nodeId,
+                a.ok
+                  ? (a.result as { scripts: Record<string, string> }).scripts
+                  : Object.fromEntries(SCRIPTS.map((s) => [s, 'unreachable'])),
+              ]),
             ),
           };
         },
