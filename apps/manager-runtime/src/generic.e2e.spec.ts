@@ -116,6 +116,9 @@ describe('the generic service: scripts on every node, with their peers', () => {
       const log = await director.request(at, getLogs, { nodeId: n.nodeId, workload: 'init' });
       expect(n.address).toBeDefined();
       expect(log.text).toContain(`init as ${n.role} at ${n.address}, data ${3 * 1024 * 1024} bytes`);
+      // the plugin's own log lines, beside its workloads'
+      const own = await director.request(at, getLogs, { nodeId: n.nodeId, workload: 'agent' });
+      expect(own.text).toMatch(/^info \S+ code unpacked \{"version":"v1","entries":\d+\}$/m);
       // the ports the cloud handed out, as the manager's state (and so its plugin's NodeView) holds them
       const ports = state.status === 'NONE' ? undefined : state.nodes[n.nodeId]?.ports;
       expect(ports && ports.to - ports.from + 1).toBe(20);

@@ -14,7 +14,8 @@ import {
   type PluginLogger,
   type ServiceDefinition,
 } from '@cps/services';
-import { MetricsSampler, type ProcessSupervisor } from '../processes/index.js';
+import { DEFAULT_LOG_LIMIT_BYTES, MetricsSampler, type ProcessSupervisor } from '../processes/index.js';
+import { LogRing } from '../processes/log-ring.js';
 import { ArchiveReceiver } from './archive-receiver.js';
 import { WorkDir } from './work-dir.js';
 
@@ -33,10 +34,26 @@ export interface AgentRuntimeOptions {
   readonly supervisor: ProcessSupervisor;
   readonly workloadUser?: { readonly uid: number; readonly gid: number };
   readonly heartbeatMs?: number;
+  /** Where the plugin's `ctx.log` goes; by default the node's `agent` log (see {@link AGENT_LOG}). */
   readonly log?: PluginLogger;
 }
 
-const silent: PluginLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+/**
+ * The name under which the plugin's own log lines are read back (`get_logs` with this workload,
+ * `cps service logs --node`), beside its workloads' output; no workload may take it.
+ */
+export const AGENT_LOG = 'agent';
+
+/** Lines `info|warn|error <ISO time> <message> <fields as JSON>` in a size-limited ring on disk. */
+const ringLogger = (ring: LogRing): PluginLogger => {
+  const line = (level: string) => (msg: string, fields?: Record<string, unknown>) =>
+    ring.append([
+      Buffer.from(
+        `${level} ${new Date().toISOString()} ${msg}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`,
+      ),
+    ]);
+  return { info: line('info'), warn: line('warn'), error: line('error') };
+};
 
 /**
  * One node's agent: serves its manager only (bus permissions), runs the role's workloads through
@@ -48,10 +65,12 @@ export class AgentRuntime {
   private readonly sampler = new MetricsSampler();
   private readonly archives: ArchiveReceiver;
   private readonly work: WorkDir;
+  private readonly pluginLog: LogRing;
 
   constructor(private readonly o: AgentRuntimeOptions) {
     // beside `work`, never inside it: workloads must not swap an archive between check and extraction
     this.archives = new ArchiveReceiver(join(o.nodeDir, 'archives'));
+    this.pluginLog = new LogRing(join(o.nodeDir, 'logs', `${AGENT_LOG}.log`), DEFAULT_LOG_LIMIT_BYTES);
     this.work = new WorkDir(
       join(o.nodeDir, 'work'),
       o.nodeDir,
@@ -70,6 +89,7 @@ export class AgentRuntime {
 
   async start(): Promise<void> {
     mkdirSync(this.stateDir, { recursive: true, mode: 0o700 });
+    mkdirSync(join(this.o.nodeDir, 'logs'), { recursive: true, mode: 0o700 });
     const at = subjects.agent(this.o.appId, this.o.serviceId, this.o.nodeId);
     this.o.bus.handle(at, checkAgentProcess, () => ({
       nodeId: this.o.nodeId,
@@ -119,11 +139,14 @@ export class AgentRuntime {
   }
 
   private logs(workload: string | undefined, tailBytes: number): string {
+    if (workload === AGENT_LOG) return this.pluginLog.tail(tailBytes);
     if (workload) return this.o.supervisor.logs(workload, { tailBytes });
-    return this.o.supervisor
-      .list()
-      .map((w) => `== ${w.name} (${w.state})\n${this.o.supervisor.logs(w.name, { tailBytes })}`)
-      .join('\n');
+    return [
+      `== ${AGENT_LOG}\n${this.pluginLog.tail(tailBytes)}`,
+      ...this.o.supervisor
+        .list()
+        .map((w) => `== ${w.name} (${w.state})\n${this.o.supervisor.logs(w.name, { tailBytes })}`),
+    ].join('\n');
   }
 
   private async call(name: string, args: unknown): Promise<unknown> {
@@ -151,9 +174,13 @@ export class AgentRuntime {
       files: this.work,
       stateDir: this.stateDir,
       ports: this.o.ports,
-      log: this.o.log ?? silent,
+      log: this.o.log ?? ringLogger(this.pluginLog),
       archivePath: (version) => this.archives.path(version),
       startWorkload: async (w) => {
+        if (w.name === AGENT_LOG)
+          throw new ValidationError(`no workload may be named ${AGENT_LOG}`, [
+            { path: '$.name', code: 'reserved', message: `${AGENT_LOG} names the plugin's own log` },
+          ]);
         await this.o.supervisor.start({
           name: w.name,
           command: w.command,

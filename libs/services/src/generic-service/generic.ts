@@ -224,6 +224,7 @@ export const genericService = defineService({
               throw new ConflictError('run.sh is running: interrupt it before replacing the code');
             const { entries } = await ctx.files.unpack(args.version, 'code');
             saveState(ctx, { code: { version: args.version, entries: [...entries] } });
+            ctx.log.info('code unpacked', { version: args.version, entries: entries.length });
             await runScript(ctx, 'init');
             return { updated: true };
           };
