@@ -179,17 +179,21 @@ export const genericService = defineService({
       }));
       const config = ctx.config as { env?: Record<string, string>; secrets?: Record<string, string> };
       const settings = { ...config.env, ...config.secrets };
-      const statuses = await Promise.all(
-        nodes.map((n) => ctx.callAgent(n.nodeId, 'init_agent', { agents, settings })),
+      // a node that does not answer (dying, about to be replaced) holds up none of the others
+      const answers = await ctx.fanOut(
+        nodes.map((n) => n.nodeId),
+        'init_agent',
+        { agents, settings },
       );
+      for (const a of answers)
+        if (!a.ok) ctx.log.warn('a node did not take its peers', { nodeId: a.nodeId, error: a.error });
       const current = ctx.archive()?.version;
-      const lacking = nodes.filter(
-        (_, i) => current !== undefined && (statuses[i] as { codeVersion: string }).codeVersion !== current,
+      const lacking = answers.flatMap((a) =>
+        a.ok && current !== undefined && (a.result as { codeVersion: string }).codeVersion !== current
+          ? [a.nodeId]
+          : [],
       );
-      await deliverCode(
-        ctx,
-        lacking.map((n) => n.nodeId),
-      );
+      await deliverCode(ctx, lacking);
     },
     onArchiveChanged: async (ctx) => {
       await deliverCode(

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { AgentContext, NodeView, WorkloadRequest } from '../contract/context.js';
+import type { AgentContext, ManagerContext, NodeView, WorkloadRequest } from '../contract/context.js';
 import { genericService } from './generic.js';
 
 const dirs: string[] = [];
@@ -73,7 +73,7 @@ describe('the generic service', () => {
       },
     ];
     const calls: { nodeId: string; args: unknown }[] = [];
-    const ctx = {
+    const ctx: ManagerContext = {
       appId: 'a1',
       serviceId: 'g1',
       type: 'generic',
@@ -85,7 +85,14 @@ describe('the generic service', () => {
         calls.push({ nodeId, args });
         return { codeVersion: '' };
       },
-      fanOut: () => Promise.reject(new Error('not used by onNodesChanged')),
+      fanOut: (ids, method, args) =>
+        Promise.all(
+          ids.map(async (nodeId) => ({
+            nodeId,
+            ok: true as const,
+            result: await ctx.callAgent(nodeId, method, args),
+          })),
+        ),
       log: silent,
     };
     await genericService.manager.onNodesChanged!(ctx);
@@ -97,5 +104,45 @@ describe('the generic service', () => {
       { nodeId: 'n1', args: { agents, settings: {} } },
       { nodeId: 'n2', args: { agents, settings: {} } },
     ]);
+  });
+
+  it('delivers the code to the nodes that answered when one does not', async () => {
+    const nodes: NodeView[] = ['n1', 'n2', 'n3'].map((nodeId) => ({
+      nodeId,
+      role: nodeId === 'n1' ? 'master' : 'node',
+      cloud: 'local',
+      state: 'running',
+      address: '127.0.0.1',
+    }));
+    const sent: string[] = [];
+    const updated: string[] = [];
+    const warned: unknown[] = [];
+    const ctx: ManagerContext = {
+      appId: 'a1',
+      serviceId: 'g1',
+      type: 'generic',
+      config: {},
+      archive: () => ({ version: 'v2', size: 1, digest: 'd' }),
+      sendArchive: async (nodeId) => {
+        sent.push(nodeId);
+        return { version: 'v2', size: 1, digest: 'd' };
+      },
+      nodes: () => nodes,
+      callAgent: async (nodeId, method) => {
+        if (method === 'update_code') updated.push(nodeId);
+        return { codeVersion: 'v1', updated: true };
+      },
+      fanOut: async (ids) =>
+        ids.map((nodeId) =>
+          nodeId === 'n2'
+            ? { nodeId, ok: false as const, error: { code: 'timeout', message: 'no reply in time' } }
+            : { nodeId, ok: true as const, result: { codeVersion: 'v1' } },
+        ),
+      log: { ...silent, warn: (_m, fields) => void warned.push(fields) },
+    };
+    await genericService.manager.onNodesChanged!(ctx);
+    expect(sent).toEqual(['n1', 'n3']);
+    expect(updated).toEqual(['n1', 'n3']);
+    expect(warned).toEqual([{ nodeId: 'n2', error: { code: 'timeout', message: 'no reply in time' } }]);
   });
 });
