@@ -66,11 +66,13 @@ export class AgentRuntime {
   private readonly archives: ArchiveReceiver;
   private readonly work: WorkDir;
   private readonly pluginLog: LogRing;
+  private readonly log: PluginLogger;
 
   constructor(private readonly o: AgentRuntimeOptions) {
     // beside `work`, never inside it: workloads must not swap an archive between check and extraction
     this.archives = new ArchiveReceiver(join(o.nodeDir, 'archives'));
     this.pluginLog = new LogRing(join(o.nodeDir, 'logs', `${AGENT_LOG}.log`), DEFAULT_LOG_LIMIT_BYTES);
+    this.log = o.log ?? ringLogger(this.pluginLog);
     this.work = new WorkDir(
       join(o.nodeDir, 'work'),
       o.nodeDir,
@@ -174,7 +176,7 @@ export class AgentRuntime {
       files: this.work,
       stateDir: this.stateDir,
       ports: this.o.ports,
-      log: this.o.log ?? ringLogger(this.pluginLog),
+      log: this.log,
       archivePath: (version) => this.archives.path(version),
       startWorkload: async (w) => {
         if (w.name === AGENT_LOG)

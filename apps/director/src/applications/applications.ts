@@ -61,18 +61,6 @@ const READS: ReadonlySet<CommandDefinition> = new Set([
   getHistory,
 ]);
 
-/** Calls `ask` again after each `timeout` error, until `forMs` have passed. */
-const retryTimeouts = async <T>(ask: () => Promise<T>, forMs: number): Promise<T> => {
-  const deadline = Date.now() + forMs;
-  for (;;) {
-    try {
-      return await ask();
-    } catch (e) {
-      if (!(e instanceof CpsError && e.code === 'timeout') || Date.now() > deadline) throw e;
-    }
-  }
-};
-
 /** A stable id derived from a seed (a request id): the same seed, the same id. */
 export const hashId = (prefix: string, seed: string): string =>
   `${prefix}${createHash('sha256').update(seed).digest('hex').slice(0, 12)}`;
@@ -346,7 +334,9 @@ export class Applications {
       });
     const served = () => untilServed(ask, { forMs: MANAGER_RETURN_MS });
     // a read the manager took and died with is lost: it is asked again, soon, of the next one
-    const answered = read ? () => retryTimeouts(served, ANSWER_MS) : served;
+    const answered = read
+      ? () => untilServed(served, { forMs: ANSWER_MS, everyMs: 0, on: ['timeout'] })
+      : served;
     return answered().catch((e: unknown) => {
       if (!(e instanceof CpsError && e.code === 'unavailable')) throw e;
       throw new CpsError(

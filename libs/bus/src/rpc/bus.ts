@@ -6,7 +6,14 @@ import {
   type NatsConnection,
   type Subscription,
 } from '@nats-io/transport-node';
-import { CpsError, ValidationError, isCpsError, issuesFromZod, type ErrorBody } from '@cps/core';
+import {
+  CpsError,
+  ValidationError,
+  isCpsError,
+  issuesFromZod,
+  type ErrorBody,
+  type ErrorCode,
+} from '@cps/core';
 import type { z } from 'zod';
 import { subjects, type Address } from '../subjects.js';
 import { Headers, type CommandDefinition, type ReplyOf, type RequestOf } from './command.js';
@@ -70,19 +77,21 @@ const decodeJson = (m: Msg): unknown => {
 
 /**
  * Asks again while nobody serves the subject (`unavailable`: a responder being started or handed
- * over), every `everyMs`, until `forMs` have passed; then the last refusal is thrown. A request
- * nobody received was not delivered, so asking again is safe. Other errors are thrown at once.
+ * over), every `everyMs` (default 250), until `forMs` have passed; then the last refusal is thrown.
+ * A request nobody received was not delivered, so asking again is safe. Other errors are thrown at
+ * once, unless `on` names them too (a `timeout` of a question that changes nothing, say).
  */
 export const untilServed = async <T>(
   ask: () => Promise<T>,
-  o: { forMs: number; everyMs?: number },
+  o: { forMs: number; everyMs?: number; on?: readonly ErrorCode[] },
 ): Promise<T> => {
   const deadline = Date.now() + o.forMs;
+  const again = o.on ?? ['unavailable'];
   for (;;) {
     try {
       return await ask();
     } catch (e) {
-      if (!(isCpsError(e) && e.code === 'unavailable') || Date.now() > deadline) throw e;
+      if (!(isCpsError(e) && again.includes(e.code)) || Date.now() > deadline) throw e;
       await new Promise((r) => setTimeout(r, o.everyMs ?? 250));
     }
   }
