@@ -4,6 +4,9 @@ import tseslint from 'typescript-eslint';
 import importX from 'eslint-plugin-import-x';
 import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
 
+/** The apps of the tree (processes and the CLI): nothing imports them. */
+const APPS = ['@cps/director', '@cps/manager-runtime', '@cps/agent-runtime', '@cps/cli'];
+
 export default tseslint.config(
   {
     ignores: [
@@ -42,6 +45,11 @@ export default tseslint.config(
               group: ['@cps/*/*'],
               message: 'Import a lib through its front door (@cps/<lib>), never its files.',
             },
+            {
+              group: APPS,
+              message:
+                'No app or lib imports an app: what two apps share lives in a lib (docs/architecture.md).',
+            },
           ],
         },
       ],
@@ -51,6 +59,7 @@ export default tseslint.config(
     // deciders are pure: time and ids arrive in command metadata; every decider of the tree is listed here
     files: [
       '{apps,libs}/*/src/**/*-decider.ts',
+      'libs/services/src/aggregate/decider.ts',
       'apps/director/src/names/name-claims.ts',
       'apps/director/src/operations/operation-events.ts',
     ],
@@ -87,6 +96,11 @@ export default tseslint.config(
             {
               group: ['@cps/*/*'],
               message: 'Import a lib through its front door (@cps/<lib>), never its files.',
+            },
+            {
+              group: APPS,
+              message:
+                'No app or lib imports an app: what two apps share lives in a lib (docs/architecture.md).',
             },
           ],
         },

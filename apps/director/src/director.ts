@@ -21,8 +21,7 @@ import {
   type PlatformSecrets,
 } from '@cps/platform';
 import { nodeEvents, Provisioner, type BaseCloud, type NodeIdentitySource } from '@cps/clouds';
-import { builtinServices, ServiceRegistry } from '@cps/services';
-import { serviceDecider, serviceEvents } from '@cps/manager-runtime';
+import { builtinServices, serviceDecider, serviceEvents, ServiceRegistry } from '@cps/services';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import pino, { type Logger } from 'pino';
 import { buildOpenApi } from './api/openapi.js';
@@ -243,7 +242,7 @@ export class Director {
       bus,
       registry,
       supervisor,
-      new Aggregates(store, serviceDecider()),
+      new Aggregates(store, serviceDecider(registry)),
       {
         maxApplicationsPerUser: o.maxApplicationsPerUser ?? 50,
         maxArchiveBytes: o.maxArchiveBytes ?? 256 * 1024 * 1024,

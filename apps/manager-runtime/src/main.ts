@@ -3,8 +3,7 @@ import { join } from 'node:path';
 import { seal, sealingKeyFrom, unseal } from '@cps/core';
 import { EventCatalog, JetStreamEventStore, KvSnapshotStore } from '@cps/events';
 import { joinBus, requireEnv as env, runNodeProcess } from '@cps/platform';
-import { builtinServices, ServiceRegistry } from '@cps/services';
-import { serviceEvents } from './service/events.js';
+import { builtinServices, serviceEvents, ServiceRegistry } from '@cps/services';
 import { ManagerRuntime } from './runtime/manager-runtime.js';
 import { createManagerApp } from './nest/manager.app.js';
 

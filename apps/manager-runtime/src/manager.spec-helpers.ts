@@ -1,7 +1,7 @@
 import { Bus, connectBus } from '@cps/bus';
 import { EventCatalog, JetStreamEventStore, KvSnapshotStore } from '@cps/events';
 import type { TestHost } from '@cps/testing';
-import { serviceEvents } from './service/events.js';
+import { serviceEvents } from '@cps/services';
 import { ManagerRuntime, type ManagerRuntimeOptions } from './runtime/manager-runtime.js';
 
 const buses = new WeakMap<ManagerRuntime, Bus>();

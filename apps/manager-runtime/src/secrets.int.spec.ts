@@ -7,7 +7,7 @@ import { Bus, subjects, EVENT_STREAM } from '@cps/bus';
 import { EventCatalog, ensureEventStream, JetStreamEventStore } from '@cps/events';
 import { callMethod, defineService, managerMethod, secret } from '@cps/services';
 import { TestNats } from '@cps/testing';
-import { serviceEvents } from './service/events.js';
+import { serviceEvents } from '@cps/services';
 import { ManagerRuntime } from './runtime/manager-runtime.js';
 
 const PASSWORD = 'correct-horse-battery-staple';

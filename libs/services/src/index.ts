@@ -25,6 +25,16 @@ export type {
 } from './contract/context.js';
 export { ServiceRegistry, type MethodInfo, type ServiceTypeInfo } from './contract/registry.js';
 export { isSecret, mapSecrets, redact, REDACTED, secret, secretRegistry } from './contract/secrets.js';
+export { serviceEvents, type ServiceEvent } from './aggregate/events.js';
+export {
+  evolveService,
+  serviceDecider,
+  type NodeRequest,
+  type ServiceCommand,
+  type ServiceNode,
+  type ServiceState,
+} from './aggregate/decider.js';
+export { serviceHistory } from './aggregate/history.js';
 export { helloworldService } from './helloworld/helloworld.js';
 export { genericService } from './generic-service/generic.js';
 export {

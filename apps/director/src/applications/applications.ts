@@ -19,16 +19,14 @@ import {
   startupService,
   mapSecrets,
   strictSettings,
-  type AnyManagerMethod,
-  type ServiceRegistry,
-} from '@cps/services';
-import { serviceSecretContext, type UserKeys } from '../secrets/user-keys.js';
-import {
   serviceHistory,
+  type AnyManagerMethod,
   type ServiceCommand,
   type ServiceEvent,
+  type ServiceRegistry,
   type ServiceState,
-} from '@cps/manager-runtime';
+} from '@cps/services';
+import { serviceSecretContext, type UserKeys } from '../secrets/user-keys.js';
 import type { Principal } from '../http/request.js';
 import type { Aggregates, DirectorCore } from '../director-core.js';
 import type { AppCursor } from '../api/schemas.js';

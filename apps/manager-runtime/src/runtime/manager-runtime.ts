@@ -36,18 +36,17 @@ import {
   type NodeInfo,
   type PluginLogger,
   type ServiceDefinition,
+  serviceDecider,
+  serviceHistory,
+  ServiceRegistry,
+  type NodeRequest,
+  type ServiceCommand,
+  type ServiceEvent,
+  type ServiceNode,
+  type ServiceState,
 } from '@cps/services';
 import { createNode, destroyNode } from '@cps/clouds';
 import { ArchiveStore } from '@cps/archives';
-import type { ServiceEvent } from '../service/events.js';
-import { serviceHistory } from '../service/history.js';
-import {
-  serviceDecider,
-  type NodeRequest,
-  type ServiceCommand,
-  type ServiceNode,
-  type ServiceState,
-} from '../service/service-decider.js';
 
 export interface ManagerRuntimeOptions {
   readonly bus: Bus;
@@ -123,7 +122,7 @@ export class ManagerRuntime {
     this.aggregate = `svc.${o.appId}.${o.serviceId}`;
     this.handler = new CommandHandler(
       o.store,
-      serviceDecider(o.service.fixedRoles as Record<string, number> | undefined),
+      serviceDecider(new ServiceRegistry([o.service])),
       {
         ...(o.snapshots ? { snapshots: o.snapshots } : {}),
         snapshotEvery: 20,

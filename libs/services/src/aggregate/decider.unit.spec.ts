@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { fold, hasErrorCode, toArray } from '@cps/core';
 import { NodeStarted, type ServiceEvent } from './events.js';
-import { serviceDecider, type ServiceCommand, type ServiceState } from './service-decider.js';
+import { ServiceRegistry } from '../contract/registry.js';
+import { genericService } from '../generic-service/generic.js';
+import { serviceDecider, type ServiceCommand, type ServiceState } from './decider.js';
 
-const decider = serviceDecider({ master: 1 });
+const decider = serviceDecider(new ServiceRegistry([genericService]));
 const meta = { now: new Date('2026-11-24T10:00:00Z'), requestId: 'r', actor: 't' };
 const cmd = (type: ServiceCommand['type'], data: object): ServiceCommand =>
   ({ type, data, metadata: meta }) as ServiceCommand;

@@ -6,7 +6,8 @@ import {
   type Command,
   type Decider,
 } from '@cps/core';
-import type { ArchiveView, ServiceStatus } from '@cps/services';
+import type { ArchiveView } from '../contract/context.js';
+import type { ServiceDefinition, ServiceStatus } from '../contract/service.js';
 import type { ServiceEvent } from './events.js';
 
 export type NodeState = 'requested' | 'starting' | 'running' | 'failed' | 'removing' | 'removed';
@@ -317,11 +318,13 @@ export const evolveService = (state: ServiceState, e: ServiceEvent): ServiceStat
 /**
  * The service aggregate: ConPaaS's state machine INIT -> PROLOGUE -> RUNNING <-> ADAPTING ->
  * EPILOGUE -> STOPPED, plus ERROR. Operations start with a command and finish when the node events
- * they wait for have arrived. `fixedRoles` (e.g. generic's single master) guard removals.
+ * they wait for have arrived. The service types it knows (`types.get(type)`: a registry, or the one
+ * definition a manager runs) give each type's `fixedRoles` (e.g. generic's single master), which
+ * guard removals: every writer of the aggregate configures it the same way.
  */
-export const serviceDecider = (
-  fixedRoles: Readonly<Record<string, number>> = {},
-): Decider<ServiceCommand, ServiceEvent, ServiceState> => ({
+export const serviceDecider = (types: {
+  get(type: string): Pick<ServiceDefinition, 'fixedRoles'>;
+}): Decider<ServiceCommand, ServiceEvent, ServiceState> => ({
   initialState: () => ({ status: 'NONE' }),
   evolve: evolveService,
   decide: (c, state) => {
@@ -336,7 +339,7 @@ export const serviceDecider = (
       case 'AddNodes':
         return addNodes(s, c);
       case 'RemoveNodes':
-        return removeNodes(s, c, fixedRoles);
+        return removeNodes(s, c, (types.get(s.type).fixedRoles ?? {}) as Record<string, number>);
       case 'Shutdown':
         return shutdown(s, c);
       case 'NodeStarted':
