@@ -61,7 +61,7 @@ describe('kill -9 of the manager process during add_nodes', () => {
 
     // the supervisor's part: the reconciler finds the manager missing and starts it again
     const report = await host.provisioner.reconcile();
-    expect(report.recreated).toContain(MANAGER_NODE);
+    expect(report.restarted).toContain(MANAGER_NODE);
     await until('RUNNING');
 
     const nodes = (await director.request(at, listNodes, {})).nodes.filter((n) => n.state !== 'removed');

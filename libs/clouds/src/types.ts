@@ -57,6 +57,16 @@ export interface BaseCloud {
   /** Every node this cloud holds for this platform, whatever its state. */
   list(): Promise<CloudNode[]>;
   get(nodeId: string): Promise<CloudNode | undefined>;
-  /** Stops and removes a node; idempotent (destroying an unknown node is not an error). */
+  /** Stops and removes a node, its disk too; idempotent (destroying an unknown node is not an error). */
   destroy(nodeId: string): Promise<void>;
+  /**
+   * Stops a node and keeps its disk (a platform going down). Drivers that cannot keep a stopped
+   * node's disk leave it out: their nodes run on while the platform is down.
+   */
+  stop?(nodeId: string): Promise<void>;
+  /**
+   * Starts a stopped node again with its disk as it was, under the contextualization of `spec` (a
+   * fresh identity). Drivers without it have a stopped node destroyed and created afresh, its data lost.
+   */
+  start?(spec: NodeSpec): Promise<CloudNode>;
 }

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectBus } from '@cps/bus';
+import { LocalCloud } from '@cps/clouds';
 import { JetStreamEventStore } from '@cps/events';
 import { freePort, isRunning, PlatformHome } from '@cps/platform';
 
@@ -305,7 +306,16 @@ describe('cps up / status / down: the local platform as a user runs it', () => {
     const down = await cps('down');
     expect(down.stdout).toMatch(/^stopped/);
     expect(down.stdout).toMatch(/stopped [1-9]\d* node\(s\)/);
-    expect((await cps('down')).stdout).toMatch(/not running/);
+    // stopped, not removed: their directories wait for the next up
+    const nodes = await new LocalCloud({
+      dir: join(home, 'cloud'),
+      command: () => ({ command: 'none', args: [] }),
+    }).list();
+    expect(nodes.length).toBeGreaterThan(0);
+    expect(nodes.every((n) => n.state === 'stopped')).toBe(true);
+    const again = await cps('down');
+    expect(again.stdout).toMatch(/not running/);
+    expect(again.stdout).toMatch(/stopped 0 node\(s\)/);
     // status says so plainly, exit 1, no stack trace
     const status = (await cps('status').then(
       () => {

@@ -210,7 +210,9 @@ export const buildProgram = (): Command => {
     });
 
   examples(program.command('down'), ['cps down', 'cps down --keep-nodes'])
-    .description('stop the local platform and its nodes (its data stays: the next `up` brings it all back)')
+    .description(
+      'stop the local platform and its nodes (their data stays on disk: the next `up` starts them again)',
+    )
     .option('--keep-nodes', "leave the local cloud's nodes running")
     .action(async (o: { keepNodes?: boolean }) => {
       const { PlatformHome, down } = await platformLib();
@@ -219,9 +221,9 @@ export const buildProgram = (): Command => {
       console.log(stopped ? 'stopped' : 'not running');
       if (!o.keepNodes) {
         const cloud = await localCloud(home);
-        const nodes = await cloud.list();
-        for (const n of nodes) await cloud.destroy(n.nodeId);
-        console.log(`stopped ${nodes.length} node(s)`);
+        const running = (await cloud.list()).filter((n) => n.state === 'running');
+        for (const n of running) await cloud.stop(n.nodeId);
+        console.log(`stopped ${running.length} node(s)`);
       }
     });
 

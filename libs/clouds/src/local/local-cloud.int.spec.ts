@@ -341,6 +341,72 @@ describe('LocalCloud', () => {
     await cloud.destroy(spec.nodeId);
   });
 
+  it('stops a node keeping its directory, and starts it again there: data kept, fresh files, same ports', async () => {
+    const { cloud, dir } = cloudWith({
+      command: () => ({
+        command: process.execPath,
+        args: ['-e', 'console.log("boot", process.pid); setInterval(() => {}, 1e6)'],
+      }),
+    });
+    const spec = nodeSpec(freshNodeId(), {
+      contextualization: { env: {}, files: { 'identity.json': 'first' } },
+    });
+    const first = await cloud.create(spec);
+    const nodeDir = nodeDirOf(dir, first);
+    writeFileSync(join(nodeDir, 'work', 'data.txt'), 'kept');
+    await eventually(
+      async () => readText(join(nodeDir, 'node.log')),
+      (t) => t.includes('boot'),
+    );
+
+    await cloud.stop(spec.nodeId);
+    expect(isAlive(pidOf(first))).toBe(false);
+    expect((await cloud.get(spec.nodeId))?.state).toBe('stopped');
+    expect(readText(join(nodeDir, 'work', 'data.txt'))).toBe('kept');
+
+    // a create of the stopped node leaves it as it is; start runs it again in its directory
+    expect((await cloud.create(spec)).state).toBe('stopped');
+    const again = await cloud.start({
+      ...spec,
+      contextualization: { env: {}, files: { 'identity.json': 'second' } },
+    });
+    expect(again.state).toBe('running');
+    expect(again.instanceId).not.toBe(first.instanceId);
+    expect(again.ports).toEqual(first.ports);
+    expect(again.createdAt).toBe(first.createdAt);
+    expect(readText(join(nodeDir, 'work', 'data.txt'))).toBe('kept');
+    expect(readText(join(nodeDir, 'identity.json'))).toBe('second');
+    expect(readText(join(nodeDir, 'node.previous.log'))).toBe(`boot ${first.instanceId}\n`);
+    await eventually(
+      async () => readText(join(nodeDir, 'node.log')),
+      (t) => t === `boot ${again.instanceId}\n`,
+    );
+    // starting a running node is harmless; destroying removes the data too
+    expect((await cloud.start(spec)).instanceId).toBe(again.instanceId);
+    await cloud.destroy(spec.nodeId);
+    expect(readdirSync(join(dir, 'nodes')).filter((e) => e === spec.nodeId)).toEqual([]);
+    await expect(cloud.start(spec)).rejects.toMatchObject({ code: 'not_found' });
+  });
+
+  it('starts a stopped node on another port range when its own was taken meanwhile', async () => {
+    const { cloud } = cloudWith();
+    const spec = nodeSpec();
+    const first = await cloud.create(spec);
+    await cloud.stop(spec.nodeId);
+    const squatter = createServer();
+    await new Promise<void>((r) => squatter.listen(first.ports!.from + 3, r));
+    try {
+      const again = await cloud.start(spec);
+      expect(again.state).toBe('running');
+      expect(again.ports).not.toEqual(first.ports);
+      const taken = (squatter.address() as AddressInfo).port;
+      expect(taken < again.ports!.from || taken > again.ports!.to).toBe(true);
+    } finally {
+      squatter.close();
+      await cloud.destroy(spec.nodeId);
+    }
+  });
+
   it('ends what a node left behind outside its process groups with it (a cgroup per node, as root)', async () => {
     if (!root) throw new Error('needs root: a cgroup per node is what this tests');
     const marker = `cps-escapee-${freshNodeId()}`;

@@ -14,7 +14,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { CpsError, ValidationError } from '@cps/core';
+import { CpsError, NotFoundError, ValidationError } from '@cps/core';
 import { nodeEnvironment } from '../node-environment.js';
 import type { BaseCloud, CloudNode, NodeSpec } from '../types.js';
 import { NodeCgroups } from './cgroup.js';
@@ -103,13 +103,13 @@ export class LocalCloud implements BaseCloud {
 
   /**
    * Starts the node unless it is recorded already: a recorded node is returned as it is, running
-   * or stopped (a stopped node is not restarted: the caller destroys and creates it again).
+   * or stopped (a stopped node is started again by {@link start}).
    */
   async create(spec: NodeSpec): Promise<CloudNode> {
     validateNodeSpec(spec);
     return this.locked(async () => {
       const existing = readRecord(this.nodeDir(spec.nodeId));
-      return this.toNode(existing ?? (await this.start(spec)));
+      return this.toNode(existing ?? (await this.fresh(spec)));
     });
   }
 
@@ -138,23 +138,70 @@ export class LocalCloud implements BaseCloud {
   }
 
   /**
-   * Stops the node's whole process group (SIGTERM, then SIGKILL), kills what is left in its cgroup,
-   * and removes its directory (once nothing of the node runs, so nothing races the removal).
+   * Stops the node (see {@link stop}) and removes its directory, data included (once nothing of the
+   * node runs, so nothing races the removal).
    */
   async destroy(nodeId: string): Promise<void> {
     validateNodeId(nodeId);
     await this.locked(async () => {
       const dir = this.nodeDir(nodeId);
       if (!existsSync(dir)) return;
-      const r = readRecord(dir);
-      if (r) await stopGroup(r.pid, r.startTime, this.stopGraceMs);
-      await stopWorkloadGroups(dir, this.stopGraceMs);
-      if (r?.cgroup) await NodeCgroups.kill(r.cgroup);
+      await this.end(dir);
       keepLogTail(dir);
       const trash = join(this.nodesDir, `.destroyed-${nodeId}-${process.pid}-${Date.now()}`);
       renameSync(dir, trash);
       rmSync(trash, { recursive: true, force: true });
     });
+  }
+
+  /**
+   * Stops the node's whole process group (SIGTERM, then SIGKILL) and kills what is left in its
+   * cgroup, keeping its directory: its data, its state and its work directory wait for {@link start}.
+   * A platform going down stops its nodes; only a removal destroys them.
+   */
+  async stop(nodeId: string): Promise<void> {
+    validateNodeId(nodeId);
+    await this.locked(async () => {
+      const dir = this.nodeDir(nodeId);
+      if (existsSync(dir)) await this.end(dir);
+    });
+  }
+
+  /**
+   * Starts a stopped node again in its directory, as a machine boots again with its disk: data,
+   * state and work directory as they were, the contextualization files and environment of `spec`
+   * (a fresh identity), its previous log set aside as `node.previous.log`, and its port range kept
+   * unless something else took a port of it meanwhile. A running node is returned as it is;
+   * `not_found` if the node was never created (or was destroyed).
+   */
+  async start(spec: NodeSpec): Promise<CloudNode> {
+    validateNodeSpec(spec);
+    return this.locked(async () => {
+      const dir = this.nodeDir(spec.nodeId);
+      const r = readRecord(dir);
+      if (!r) throw new NotFoundError(`no node ${spec.nodeId} to start`);
+      if (isAlive(r.pid, r.startTime)) return this.toNode(r);
+      return this.toNode(await this.launch(spec, dir, this.keptRange(r)));
+    });
+  }
+
+  /** Ends everything the node in `dir` runs: its process group, its workloads' groups, its cgroup. */
+  private async end(dir: string): Promise<void> {
+    const r = readRecord(dir);
+    if (r) await stopGroup(r.pid, r.startTime, this.stopGraceMs);
+    await stopWorkloadGroups(dir, this.stopGraceMs);
+    if (r?.cgroup) await NodeCgroups.kill(r.cgroup);
+  }
+
+  /** A restarted node's port range: its own, unless another node or something on the machine holds a port of it. */
+  private keptRange(r: NodeRecord): PortRange {
+    const others = readRecords(this.nodesDir)
+      .filter((x) => x.nodeId !== r.nodeId)
+      .map((x) => x.ports);
+    const busy = listeningPorts();
+    return freeRange(others, r.ports.from, r.ports.to - r.ports.from + 1, busy).from === r.ports.from
+      ? r.ports
+      : freeRange(others, this.portBase, this.portsPerNode, busy);
   }
 
   private locked<T>(fn: () => Promise<T>): Promise<T> {
@@ -181,7 +228,7 @@ export class LocalCloud implements BaseCloud {
     };
   }
 
-  private async start(spec: NodeSpec): Promise<NodeRecord> {
+  private async fresh(spec: NodeSpec): Promise<NodeRecord> {
     const ports = freeRange(
       readRecords(this.nodesDir).map((r) => r.ports),
       this.portBase,
@@ -191,11 +238,30 @@ export class LocalCloud implements BaseCloud {
     const dir = this.nodeDir(spec.nodeId);
     const previousLog = keepLogTail(dir);
     rmSync(dir, { recursive: true, force: true });
+    try {
+      this.prepareDir(dir);
+      if (previousLog) renameSync(previousLog, join(dir, 'node.previous.log'));
+      return await this.launch(spec, dir, ports);
+    } catch (e) {
+      rmSync(dir, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  /**
+   * Writes the node's contextualization files and starts its program in `dir` (a fresh directory,
+   * or a stopped node's: its last log is set aside first), in a cgroup of its own when it can.
+   */
+  private async launch(spec: NodeSpec, dir: string, ports: PortRange): Promise<NodeRecord> {
+    if (existsSync(join(dir, 'node.log'))) {
+      const previousLog = keepLogTail(dir);
+      if (previousLog) renameSync(previousLog, join(dir, 'node.previous.log'));
+      rmSync(join(dir, 'node.log'), { force: true });
+    }
+    writeNodeFiles(dir, spec.contextualization.files);
     let pid: number | undefined;
     let cgroup: string | undefined;
     try {
-      this.prepareDir(dir, spec);
-      if (previousLog) renameSync(previousLog, join(dir, 'node.previous.log'));
       const { command, args } = this.options.command(spec);
       cgroup = await this.nodeCgroups()?.create(spec.nodeId);
       pid = await this.spawn(dir, spec, ports, command, args, cgroup);
@@ -211,25 +277,23 @@ export class LocalCloud implements BaseCloud {
         command: [command, ...args],
         ...(cgroup === undefined ? {} : { cgroup }),
         ports,
-        createdAt: new Date().toISOString(),
+        createdAt: readRecord(dir)?.createdAt ?? new Date().toISOString(),
       };
       writeRecord(dir, record);
       return record;
     } catch (e) {
       if (pid !== undefined) await stopGroup(pid, undefined, 0);
       if (cgroup !== undefined) await NodeCgroups.kill(cgroup);
-      rmSync(dir, { recursive: true, force: true });
       throw e;
     }
   }
 
-  private prepareDir(dir: string, spec: NodeSpec): void {
+  private prepareDir(dir: string): void {
     mkdirSync(dir, { mode: 0o700 });
     const work = join(dir, 'work');
     mkdirSync(work, { mode: 0o700 });
     const user = this.options.workloadUser;
     if (user && process.getuid?.() === 0) chownSync(work, user.uid, user.gid);
-    writeNodeFiles(dir, spec.contextualization.files);
   }
 
   private async spawn(

@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { rmSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { ID_PATTERN, ValidationError, type Issue } from '@cps/core';
 import { NODE_ENVIRONMENT_VARIABLES } from '../node-environment.js';
@@ -70,6 +70,8 @@ export const writeNodeFiles = (nodeDir: string, files: NodeSpec['contextualizati
   for (const [file, content] of Object.entries(files)) {
     const target = join(nodeDir, ...file.split('/'));
     mkdirSync(dirname(target), { recursive: true, mode: 0o700 });
+    // the node's directory is this process's alone: a file left by the node's last start is replaced
+    rmSync(target, { force: true });
     writeFileSync(target, content, { mode: 0o600, flag: 'wx' });
   }
 };

@@ -22,6 +22,8 @@ export const NodeProvisioned = defineEvent(
     address: z.string().optional(),
     ports: z.object({ from: z.number().int(), to: z.number().int() }).optional(),
     recreated: z.boolean().default(false),
+    /** Started again with its disk (a stopped node of a cloud that keeps them). */
+    restarted: z.boolean().default(false),
   }),
 );
 export const NodeProvisionFailed = defineEvent(

@@ -130,7 +130,7 @@ describe('Provisioner: nodes for managers, manager processes for supervisors', (
     expect((await host.cloud.list()).length).toBe(before);
   });
 
-  it('reconciles: destroys an orphan process, re-creates a recorded node that died', async () => {
+  it('reconciles: destroys an orphan process, starts a recorded node that died again with its directory', async () => {
     const orphan = await host.cloud.create({
       nodeId: 'orphan1',
       kind: 'agent',
@@ -139,6 +139,8 @@ describe('Provisioner: nodes for managers, manager processes for supervisors', (
       contextualization: { env: {}, files: {} },
     });
     const n1 = (await host.cloud.get('n1'))!;
+    const kept = join(host.dir, 'cloud', 'nodes', 'n1', 'work', 'kept.txt');
+    writeFileSync(kept, 'data');
     process.kill(Number(n1.instanceId), 'SIGKILL');
     await eventually(
       () => host.cloud.get('n1'),
@@ -148,15 +150,19 @@ describe('Provisioner: nodes for managers, manager processes for supervisors', (
 
     const report = await host.provisioner.reconcile();
     expect(report.orphansDestroyed).toEqual([orphan.nodeId]);
-    expect(report.recreated).toEqual(['n1']);
+    expect(report.restarted).toEqual(['n1']);
+    expect(report.recreated).toEqual([]);
     expect(await host.cloud.get('orphan1')).toBeUndefined();
     const again = (await host.cloud.get('n1'))!;
     expect(again.state).toBe('running');
     expect(again.instanceId).not.toBe(n1.instanceId);
+    expect(readFileSync(kept, 'utf8')).toBe('data');
+    expect(host.provisioner.get('n1')?.status).toBe('provisioned');
 
     // a second pass finds nothing to do
     expect(await host.provisioner.reconcile()).toEqual({
       orphansDestroyed: [],
+      restarted: [],
       recreated: [],
       forgotten: [],
     });

@@ -71,6 +71,9 @@ export interface ProvisionerOptions {
 
 export interface ReconcileReport {
   readonly orphansDestroyed: string[];
+  /** Stopped nodes started again with their disks (clouds that keep them). */
+  readonly restarted: string[];
+  /** Lost nodes created afresh. */
   readonly recreated: string[];
   readonly forgotten: string[];
 }
@@ -206,8 +209,24 @@ export class Provisioner {
     if (record.status === 'provisioned') {
       const live = await cloud.get(req.nodeId);
       if (live?.state === 'running') return this.reply(live);
+      return this.reply(await this.revive(record, cloud, live, requestId));
     }
-    return this.reply(await this.provision(record, cloud, requestId, record.status === 'provisioned'));
+    return this.reply(await this.provision(record, cloud, requestId, 'create'));
+  }
+
+  /**
+   * A provisioned node its cloud does not run: started again with its disk where the cloud keeps
+   * stopped nodes (`start`), else destroyed (if the cloud still holds it) and created afresh.
+   */
+  private async revive(
+    record: NodeRecord,
+    cloud: BaseCloud,
+    live: CloudNode | undefined,
+    requestId: string,
+  ): Promise<CloudNode> {
+    if (live?.state === 'stopped' && cloud.start) return this.provision(record, cloud, requestId, 'restart');
+    if (live) await cloud.destroy(record.nodeId);
+    return this.provision(record, cloud, requestId, 'recreate');
   }
 
   destroy(
@@ -239,7 +258,7 @@ export class Provisioner {
 
   /** Compares every cloud with the records: destroys orphans, re-creates or forgets missing nodes. */
   async reconcile(): Promise<ReconcileReport> {
-    const report: ReconcileReport = { orphansDestroyed: [], recreated: [], forgotten: [] };
+    const report: ReconcileReport = { orphansDestroyed: [], restarted: [], recreated: [], forgotten: [] };
     for (const cloud of this.clouds.values()) {
       const actual = await cloud.list();
       for (const n of actual) {
@@ -255,17 +274,22 @@ export class Provisioner {
           report.orphansDestroyed.push(n.nodeId);
         }
       }
-      const running = new Set(actual.filter((n) => n.state === 'running').map((n) => n.nodeId));
+      const held = new Map(actual.map((n) => [n.nodeId, n]));
       for (const r of this.list().filter((x) => x.cloud === cloud.name)) {
         if (r.status === 'destroying') {
           await this.destroy(r.nodeId, undefined, `reconcile:${r.nodeId}`);
           continue;
         }
-        if ((r.status !== 'provisioned' && r.status !== 'recorded') || running.has(r.nodeId)) continue;
+        const live = held.get(r.nodeId);
+        if ((r.status !== 'provisioned' && r.status !== 'recorded') || live?.state === 'running') continue;
         if ((this.o.onMissing ?? (() => 'recreate'))(r) === 'recreate') {
-          await cloud.destroy(r.nodeId);
-          await this.provision(r, cloud, `reconcile:${r.nodeId}:${this.now().getTime()}`, true);
-          report.recreated.push(r.nodeId);
+          await this.serial(r.nodeId, async () => {
+            // a manager's create may have started it meanwhile
+            const now = await cloud.get(r.nodeId);
+            if (now?.state === 'running') return;
+            await this.revive(r, cloud, now, `reconcile:${r.nodeId}:${this.now().getTime()}`);
+            (now?.state === 'stopped' && cloud.start ? report.restarted : report.recreated).push(r.nodeId);
+          });
         } else {
           await this.destroy(r.nodeId, undefined, `reconcile:${r.nodeId}:forget`);
           report.forgotten.push(r.nodeId);
@@ -275,11 +299,12 @@ export class Provisioner {
     return report;
   }
 
+  /** Creates the node (`create`, or `recreate` after its loss), or starts its stopped self again (`restart`). */
   private async provision(
     record: NodeRecord,
     cloud: BaseCloud,
     requestId: string,
-    recreated: boolean,
+    how: 'create' | 'recreate' | 'restart',
   ): Promise<CloudNode> {
     const identity: Identity =
       record.kind === 'agent'
@@ -305,14 +330,15 @@ export class Provisioner {
           ...(record.serviceType ? { CPS_SERVICE_TYPE: record.serviceType } : {}),
         },
       };
-      node = await cloud.create({
+      const spec = {
         nodeId: record.nodeId,
         kind: record.kind,
         appId: record.appId,
         serviceId: record.serviceId,
         ...(record.role ? { role: record.role } : {}),
         contextualization,
-      });
+      };
+      node = how === 'restart' && cloud.start ? await cloud.start(spec) : await cloud.create(spec);
     } catch (e) {
       await this.append(
         record.nodeId,
@@ -335,7 +361,8 @@ export class Provisioner {
           type: 'NodeProvisioned',
           data: {
             instanceId: node.instanceId,
-            recreated,
+            recreated: how === 'recreate',
+            restarted: how === 'restart',
             ...(node.address ? { address: node.address } : {}),
             ...(node.ports ? { ports: node.ports } : {}),
           },
