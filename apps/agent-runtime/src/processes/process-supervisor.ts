@@ -113,6 +113,14 @@ export class ProcessSupervisor {
     return w.stopping;
   }
 
+  /** Sends `sig` to a workload's main process (a reload); `conflict` unless it runs. */
+  signal(name: string, sig: NodeJS.Signals): void {
+    const w = this.get(name);
+    const pid = w.state === 'running' ? w.run?.pid : undefined;
+    if (pid === undefined) throw new ConflictError(`workload '${name}' is ${w.state}: nothing to signal`);
+    process.kill(pid, sig);
+  }
+
   /** Stops every workload (in parallel). */
   async stopAll(options: StopOptions = {}): Promise<void> {
     await Promise.all([...this.workloads.keys()].map((n) => this.stop(n, options)));

@@ -1,4 +1,5 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { z } from 'zod';
 import { CpsError, issuesFromZod, NotFoundError, ValidationError } from '@cps/core';
@@ -8,12 +9,17 @@ import {
   archiveChunk,
   callMethod,
   checkAgentProcess,
+  configureAgent,
   type AgentContext,
   type Heartbeat,
   type MethodDefinition,
+  type NodeConfig,
   type PluginLogger,
   type ServiceDefinition,
+  type WorkloadRequest,
 } from '@cps/services';
+import { missingPackages } from './software.js';
+import { execAs, probe } from './exec.js';
 import { DEFAULT_LOG_LIMIT_BYTES, MetricsSampler, type ProcessSupervisor } from '../processes/index.js';
 import { LogRing } from '../processes/log-ring.js';
 import { ArchiveReceiver } from './archive-receiver.js';
@@ -55,13 +61,27 @@ const ringLogger = (ring: LogRing): PluginLogger => {
   return { info: line('info'), warn: line('warn'), error: line('error') };
 };
 
+/** The durable data directory's name in the work directory (see `AgentContext.dataDir`). */
+export const DATA_DIR = 'data';
+const WORKLOAD_PATH = '/usr/local/bin:/usr/bin:/bin';
+
 /**
- * One node's agent: serves its manager only (bus permissions), runs the role's workloads through
- * the plugin's `onStart`, and sends a heartbeat with metrics every second on core NATS.
+ * One node's agent: serves its manager only (bus permissions), sends a heartbeat with metrics every
+ * second on core NATS (with a boot id: a new one tells the manager to configure it), keeps the last
+ * configuration its manager pushed, and runs the role's workloads through the plugin's
+ * `onConfigure` and `onStart` once it has one (the kept one after a restart).
  */
 export class AgentRuntime {
   private timer: NodeJS.Timeout | undefined;
-  private ready = false;
+  private started = false;
+  private probesPass = false;
+  private probing = false;
+  private fatal: string | undefined;
+  private stopping = false;
+  private current: NodeConfig | undefined;
+  private configuring: Promise<unknown> = Promise.resolve();
+  private readonly probes = new Map<string, NonNullable<WorkloadRequest['ready']>>();
+  private readonly boot = randomUUID();
   private readonly sampler = new MetricsSampler();
   private readonly archives: ArchiveReceiver;
   private readonly work: WorkDir;
@@ -89,9 +109,19 @@ export class AgentRuntime {
     return join(this.o.nodeDir, 'state');
   }
 
+  private get configFile(): string {
+    return join(this.stateDir, 'node-config.json');
+  }
+
   async start(): Promise<void> {
     mkdirSync(this.stateDir, { recursive: true, mode: 0o700 });
     mkdirSync(join(this.o.nodeDir, 'logs'), { recursive: true, mode: 0o700 });
+    const missing = missingPackages(this.o.service.packages ?? []);
+    if (missing.length > 0) {
+      this.fatal = `software missing on this node: ${missing.join(', ')} (Debian package${missing.length > 1 ? 's' : ''}; install with apt-get install ${missing.join(' ')})`;
+      this.log.error(this.fatal);
+    }
+    if (!this.fatal) await this.work.mkdir(DATA_DIR);
     const at = subjects.agent(this.o.appId, this.o.serviceId, this.o.nodeId);
     this.o.bus.handle(at, checkAgentProcess, () => ({
       nodeId: this.o.nodeId,
@@ -105,20 +135,93 @@ export class AgentRuntime {
     this.o.bus.handle(at, archiveChunk, (d) =>
       this.archives.receive({ ...d, data: Buffer.from(d.data, 'base64') }),
     );
+    this.o.bus.handle(at, configureAgent, async (d) => {
+      if (this.fatal) throw new CpsError('unavailable', this.fatal);
+      await this.configure(d, true);
+      return { applied: true };
+    });
     await this.o.bus.flush();
     this.heartbeat();
     this.timer = setInterval(() => this.heartbeat(), this.o.heartbeatMs ?? 1_000);
-    await this.o.service.agent.onStart?.(this.context());
-    this.ready = true;
-    this.heartbeat();
+    const kept = this.fatal ? undefined : this.keptConfig();
+    if (kept) await this.configure(kept, false);
+  }
+
+  /**
+   * Applies one configuration, one at a time: kept first (a pushed one only), then the plugin's
+   * `onConfigure`, and `onStart` after the first. A failing hook fails the push: the manager pushes
+   * again at the next change or the next heartbeat of a new boot.
+   */
+  private configure(config: NodeConfig, pushed: boolean): Promise<void> {
+    const run = async (): Promise<void> => {
+      if (this.stopping) throw new CpsError('unavailable', 'the agent is stopping');
+      if (pushed) {
+        const tmp = `${this.configFile}.tmp`;
+        writeFileSync(tmp, JSON.stringify(config), { mode: 0o600 });
+        renameSync(tmp, this.configFile);
+      }
+      this.current = config;
+      await this.o.service.agent.onConfigure?.(this.context(), config);
+      if (!this.started) {
+        await this.o.service.agent.onStart?.(this.context());
+        this.started = true;
+        await this.runProbes();
+        this.heartbeat();
+      }
+    };
+    const next = this.configuring.then(run, run);
+    this.configuring = next.catch((e: unknown) =>
+      this.log.error('configuration failed', { error: (e as Error).message }),
+    );
+    return next;
+  }
+
+  private keptConfig(): NodeConfig | undefined {
+    try {
+      return JSON.parse(readFileSync(this.configFile, 'utf8')) as NodeConfig;
+    } catch {
+      return undefined;
+    }
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     clearInterval(this.timer);
+    await this.configuring;
+    if (this.started)
+      await this.o.service.agent
+        .onStop?.(this.context())
+        .catch((e: unknown) => this.log.warn('onStop failed', { error: (e as Error).message }));
     await this.o.supervisor.stopAll({ graceMs: 3_000 });
   }
 
+  /** Whether every workload with a readiness probe answers it (checked once per heartbeat, never twice at once). */
+  private async runProbes(): Promise<void> {
+    if (this.probing) return;
+    this.probing = true;
+    try {
+      const results = await Promise.all(
+        [...this.probes.values()].map((p) =>
+          probe(p, {
+            address: this.o.address,
+            cwd: this.workDir,
+            env: this.workloadEnv(),
+            user: this.o.workloadUser,
+          }),
+        ),
+      );
+      this.probesPass = results.every(Boolean);
+    } finally {
+      this.probing = false;
+    }
+  }
+
+  private workloadEnv(extra: Readonly<Record<string, string>> = {}): Record<string, string> {
+    return { PATH: WORKLOAD_PATH, HOME: this.workDir, ...extra };
+  }
+
   private heartbeat(): void {
+    if (this.started && !this.stopping) void this.runProbes().catch(() => undefined);
     const workloads = this.o.supervisor.list();
     const sample = this.sampler.sample(workloads.flatMap((w) => (w.pid ? [w.pid] : [])));
     const metrics: Record<string, number> = {
@@ -134,8 +237,12 @@ export class AgentRuntime {
       nodeId: this.o.nodeId,
       role: this.o.role,
       at: new Date().toISOString(),
-      ready: this.ready,
+      ready: this.started && this.probesPass && !this.fatal,
       metrics,
+      boot: this.boot,
+      address: this.o.address,
+      ports: this.o.ports,
+      ...(this.fatal ? { fatal: this.fatal } : {}),
     };
     this.o.bus.publish(`${subjects.fromNode(this.o.appId, this.o.serviceId, this.o.nodeId)}.heartbeat`, hb);
   }
@@ -166,6 +273,8 @@ export class AgentRuntime {
   }
 
   private context(): AgentContext {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the getter below reads the current configuration
+    const agent = this;
     return {
       appId: this.o.appId,
       serviceId: this.o.serviceId,
@@ -176,7 +285,26 @@ export class AgentRuntime {
       files: this.work,
       stateDir: this.stateDir,
       ports: this.o.ports,
+      dataDir: DATA_DIR,
+      get config() {
+        return agent.current;
+      },
       log: this.log,
+      exec: async (command, args, options) => {
+        const r = await execAs(command, args, {
+          cwd: this.workDir,
+          env: this.workloadEnv(options?.env),
+          user: this.o.workloadUser,
+          ...(options?.input === undefined ? {} : { input: options.input }),
+          timeoutMs: options?.timeoutMs ?? 30_000,
+        });
+        this.log.info('exec', { command, args, code: r.code });
+        return r;
+      },
+      signal: async (name, sig) => {
+        this.o.supervisor.signal(name, sig);
+        this.log.info('signal', { workload: name, signal: sig });
+      },
       archivePath: (version) => this.archives.path(version),
       startWorkload: async (w) => {
         if (w.name === AGENT_LOG)
@@ -188,10 +316,12 @@ export class AgentRuntime {
           command: w.command,
           args: [...(w.args ?? [])],
           cwd: this.workDir,
-          env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: this.workDir, ...w.env },
+          env: this.workloadEnv(w.env),
           restart: w.restart ?? 'always',
           ...(this.o.workloadUser ? { user: this.o.workloadUser } : {}),
         });
+        if (w.ready) this.probes.set(w.name, w.ready);
+        else this.probes.delete(w.name);
         this.recordGroups();
       },
       workload: (name) => {
@@ -200,6 +330,7 @@ export class AgentRuntime {
       },
       stopWorkload: async (name) => {
         await this.o.supervisor.stop(name);
+        this.probes.delete(name);
         this.recordGroups();
       },
     };

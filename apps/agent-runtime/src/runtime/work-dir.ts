@@ -97,6 +97,21 @@ export class WorkDir implements WorkFiles {
     });
   }
 
+  async mkdir(name: string): Promise<void> {
+    checkName(name);
+    try {
+      const st = await lstat(join(this.path, name));
+      // the workload may swap it right after: it can only cost itself, nothing here follows it
+      if (st.isDirectory() && (!this.user || st.uid === this.user.uid)) return;
+    } catch (e) {
+      if (!isErrno(e, 'ENOENT')) throw e;
+    }
+    const tmp = await this.fresh();
+    await mkdir(tmp, { mode: 0o750 });
+    await this.giveAway(tmp);
+    await this.moveIn(tmp, name);
+  }
+
   /** A name in the staging directory that nothing uses yet. */
   private async fresh(): Promise<string> {
     await mkdir(this.staging, { recursive: true, mode: 0o700 });

@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { z } from 'zod';
 import type { Subscription as NatsSubscription } from '@nats-io/transport-node';
 import {
@@ -15,6 +15,7 @@ import {
   addNodes,
   allowedStates,
   callMethod,
+  configureAgent,
   getHistory,
   getLogs,
   getNodeInfo,
@@ -29,7 +30,10 @@ import {
   archiveChunk,
   ARCHIVE_TRANSFER_CHUNK,
   setArchive,
+  setLinks,
   type ArchiveView,
+  type NodeConfig,
+  type NodeView,
   type ManagerContext,
   type MethodDefinition,
   type NodeAnswer,
@@ -104,7 +108,17 @@ export class ManagerRuntime {
   private readonly handler: CommandHandler<ServiceCommand, ServiceEvent, ServiceState>;
   private readonly aggregate: string;
   private readonly since = new Map<string, number>();
-  private readonly seen = new Map<string, { at: number; ready: boolean; metrics: Record<string, number> }>();
+  private readonly seen = new Map<
+    string,
+    { at: number; ready: boolean; metrics: Record<string, number>; boot?: string }
+  >();
+  /** What each node's current boot was last configured with (a digest of its NodeConfig). */
+  private readonly configured = new Map<string, { boot: string; digest: string }>();
+  /** Nodes to configure at the next pass; passes run one at a time. */
+  private readonly toConfigure = new Set<string>();
+  private configuring: Promise<void> | undefined;
+  /** The state as last loaded or written. */
+  private latest: ServiceState | undefined;
   private readonly inFlight = new Set<string>();
   private queue: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
@@ -120,14 +134,10 @@ export class ManagerRuntime {
 
   constructor(private readonly o: ManagerRuntimeOptions) {
     this.aggregate = `svc.${o.appId}.${o.serviceId}`;
-    this.handler = new CommandHandler(
-      o.store,
-      serviceDecider(new ServiceRegistry([o.service])),
-      {
-        ...(o.snapshots ? { snapshots: o.snapshots } : {}),
-        snapshotEvery: 20,
-      },
-    );
+    this.handler = new CommandHandler(o.store, serviceDecider(new ServiceRegistry([o.service])), {
+      ...(o.snapshots ? { snapshots: o.snapshots } : {}),
+      snapshotEvery: 20,
+    });
   }
 
   /** The manager's own log: kept (last 1,000 lines) for `get_logs`, and passed to the configured logger. */
@@ -152,6 +162,7 @@ export class ManagerRuntime {
 
   async start(o: { serveBus?: boolean } = {}): Promise<void> {
     const loaded = await this.handler.load(this.aggregate);
+    this.latest = loaded.state;
     if (loaded.state.status === 'NONE') {
       const parsed = this.o.service.configSchema.safeParse(this.o.config ?? {});
       if (!parsed.success) throw new ValidationError('invalid service config', issuesFromZod(parsed.error));
@@ -180,8 +191,14 @@ export class ManagerRuntime {
           const nodeId = m.subject.split('.')[4];
           if (!hb.success || nodeId !== hb.data.nodeId) return;
           const before = this.seen.get(nodeId);
-          this.seen.set(nodeId, { at: Date.now(), ready: hb.data.ready, metrics: hb.data.metrics });
+          this.seen.set(nodeId, {
+            at: Date.now(),
+            ready: hb.data.ready,
+            metrics: hb.data.metrics,
+            ...(hb.data.boot ? { boot: hb.data.boot } : {}),
+          });
           if (hb.data.ready && !before?.ready) this.checkSoon();
+          this.onHeartbeat(nodeId, hb.data);
         },
       },
     );
@@ -244,7 +261,8 @@ export class ManagerRuntime {
   }
 
   async state(): Promise<ServiceState> {
-    return (await this.handler.load(this.aggregate)).state;
+    this.latest = (await this.handler.load(this.aggregate)).state;
+    return this.latest;
   }
 
   private async live(): Promise<Live> {
@@ -266,6 +284,7 @@ export class ManagerRuntime {
         metadata: { now: this.now(), requestId, actor: `manager:${this.o.serviceId}` },
       } as ServiceCommand;
       const r = await this.handler.handle(command, this.aggregate);
+      this.latest = r.state;
       for (const e of r.events) this.react(e, r.state);
       return r.events;
     };
@@ -276,8 +295,13 @@ export class ManagerRuntime {
 
   private react(e: ServiceEvent, state: ServiceState): void {
     if (e.type !== 'NodeStarted') this.log.info(e.type, e.data);
-    if ((e.type === 'NodeReady' || e.type === 'NodeRemoved') && this.o.service.manager.onNodesChanged)
+    if (
+      (e.type === 'NodeReady' || e.type === 'NodeRemoved' || e.type === 'NodeFailed') &&
+      this.o.service.manager.onNodesChanged
+    )
       this.nodesChangedSoon();
+    if (RECONFIGURING.has(e.type)) this.configureSoon('all');
+    if (e.type === 'NodeRemoved' || e.type === 'NodeFailed') this.configured.delete(e.data.nodeId);
     if (e.type === 'NodeRequested') {
       this.since.set(e.data.nodeId, Date.now());
       this.provision(e.data.nodeId, e.data.role, e.data.cloud);
@@ -404,6 +428,100 @@ export class ManagerRuntime {
     }
   }
 
+  /**
+   * A heartbeat: a node that can never be ready fails at once with its reason; a node that moved
+   * (its cloud restarted it elsewhere) is recorded where it is now; a new boot of an agent (a
+   * new node, a restarted agent, a restart of this manager) is configured.
+   */
+  private onHeartbeat(nodeId: string, hb: z.output<typeof HeartbeatSchema>): void {
+    const n = this.latest?.status === 'NONE' ? undefined : this.latest?.nodes[nodeId];
+    if (!n || n.state === 'removed' || n.state === 'removing' || n.state === 'failed') return;
+    if (hb.fatal && (n.state === 'requested' || n.state === 'starting')) {
+      void this.exec('NodeFailed', { nodeId, reason: hb.fatal })
+        .then(() => this.deprovision(nodeId))
+        .catch((e: unknown) => this.log.warn('failing a node', { nodeId, error: String(e) }));
+      return;
+    }
+    if (
+      n.address !== undefined &&
+      hb.address &&
+      hb.ports &&
+      (hb.address !== n.address || hb.ports.from !== n.ports?.from)
+    )
+      void this.exec('MoveNode', { nodeId, address: hb.address, ports: hb.ports }).catch((e: unknown) =>
+        this.log.warn('recording a moved node', { nodeId, error: String(e) }),
+      );
+    if (hb.boot && this.configured.get(nodeId)?.boot !== hb.boot) this.configureSoon([nodeId]);
+  }
+
+  /**
+   * Configures `nodes` (or every node) in the next pass. Passes run one at a time, so two
+   * configurations of one service never overlap; a node whose configuration did not change since
+   * its current boot got it is skipped.
+   */
+  private configureSoon(nodes: readonly string[] | 'all'): void {
+    if (nodes === 'all') for (const id of this.seen.keys()) this.toConfigure.add(id);
+    else for (const id of nodes) this.toConfigure.add(id);
+    if (this.configuring || this.stopped) return;
+    this.configuring = (async () => {
+      while (this.toConfigure.size > 0 && !this.stopped) {
+        const batch = [...this.toConfigure];
+        this.toConfigure.clear();
+        for (const nodeId of batch) await this.configureNode(nodeId);
+      }
+    })()
+      .catch((e: unknown) => this.log.warn('configuring nodes', { error: String(e) }))
+      .finally(() => {
+        this.configuring = undefined;
+        if (this.toConfigure.size > 0) this.configureSoon([]);
+      });
+  }
+
+  private async configureNode(nodeId: string): Promise<void> {
+    const s = await this.live();
+    const n = s.nodes[nodeId];
+    const boot = this.seen.get(nodeId)?.boot;
+    if (!n || !boot || !['requested', 'starting', 'running'].includes(n.state)) return;
+    const ctx = this.context(s);
+    let config: NodeConfig;
+    try {
+      config = {
+        settings: (await this.o.service.manager.configureNode?.(ctx, viewOf(n))) ?? {},
+        nodes: Object.values(s.nodes)
+          .filter((x) => x.state === 'running')
+          .map(viewOf),
+        links: s.links,
+      };
+    } catch (e) {
+      this.log.error('configureNode failed', { nodeId, error: String(e) });
+      return;
+    }
+    const digest = createHash('sha256').update(JSON.stringify(config)).digest('hex');
+    const done = this.configured.get(nodeId);
+    if (done?.boot === boot && done.digest === digest) return;
+    try {
+      await this.o.bus.request(
+        subjects.agent(s.appId, s.serviceId, nodeId),
+        configureAgent,
+        { ...config, nodes: [...config.nodes] },
+        {
+          timeoutMs: CONFIGURE_TIMEOUT_MS,
+        },
+      );
+      this.configured.set(nodeId, { boot, digest });
+    } catch (e) {
+      // asked again at its next heartbeat
+      this.configured.delete(nodeId);
+      this.log.warn('configuring a node failed', { nodeId, error: String(e) });
+    }
+  }
+
+  /** The state `s` or a newer one this manager wrote since (a plugin hook sees its own writes). */
+  private fresh(s: Live): Live {
+    const l = this.latest;
+    return l && l.status !== 'NONE' ? l : s;
+  }
+
   private nodeInfo(n: ServiceNode): NodeInfo {
     const hb = this.seen.get(n.nodeId);
     return {
@@ -496,8 +614,13 @@ export class ManagerRuntime {
           ? { operation: { operationId: s.operation.operationId, kind: s.operation.kind } }
           : {}),
         ...(s.archive ? { archive: s.archive } : {}),
+        endpoints: s.endpoints,
+        links: s.links,
       };
     });
+    handle(setLinks, async (d, ctx) => ({
+      changed: (await this.exec('SetLinks', { links: d.links }, ctx.requestId)).length > 0,
+    }));
     handle(setArchive, async (d, ctx) => {
       const info = await this.archives().info(d.version);
       if (!info)
@@ -626,15 +749,16 @@ export class ManagerRuntime {
       config: mapSecrets(this.o.service.configSchema, s.config, (v) =>
         this.o.secrets ? this.o.secrets.open(String(v)) : v,
       ),
-      nodes: () =>
-        Object.values(s.nodes).map((n) => ({
-          nodeId: n.nodeId,
-          role: n.role,
-          cloud: n.cloud,
-          state: n.state,
-          ...(n.address ? { address: n.address } : {}),
-          ...(n.ports ? { ports: n.ports } : {}),
-        })),
+      nodes: () => Object.values(this.fresh(s).nodes).map(viewOf),
+      state: () => this.fresh(s).plugin,
+      record: async (name, data) => {
+        await this.exec('RecordPluginEvent', { name, data });
+      },
+      endpoints: () => this.fresh(s).endpoints,
+      setEndpoint: async (name, endpoint) => {
+        await this.exec('SetEndpoint', { name, ...(endpoint ? { endpoint } : {}) });
+      },
+      links: () => this.fresh(s).links,
       fanOut: (nodeIds, method, args, options) =>
         Promise.all(
           nodeIds.map(async (nodeId): Promise<NodeAnswer> => {
@@ -653,6 +777,28 @@ export class ManagerRuntime {
     };
   }
 }
+
+/** The events after which every node is configured again (what a node is told may have changed). */
+const RECONFIGURING = new Set<ServiceEvent['type']>([
+  'NodeReady',
+  'NodeRemoved',
+  'NodeFailed',
+  'NodeMoved',
+  'EndpointSet',
+  'LinksSet',
+  'PluginEventRecorded',
+]);
+/** A configuration runs the plugin's onConfigure (and onStart the first time): it may take a while. */
+const CONFIGURE_TIMEOUT_MS = 60_000;
+
+const viewOf = (n: ServiceNode): NodeView => ({
+  nodeId: n.nodeId,
+  role: n.role,
+  cloud: n.cloud,
+  state: n.state,
+  ...(n.address ? { address: n.address } : {}),
+  ...(n.ports ? { ports: n.ports } : {}),
+});
 
 /** How long a node request waits for a Provisioner to serve it before the node fails. */
 const PROVISIONER_WAIT_MS = 10 * 60_000;

@@ -1,12 +1,13 @@
 import {
   ConflictError,
   CpsError,
+  issuesFromZod,
   NotFoundError,
   ValidationError,
   type Command,
   type Decider,
 } from '@cps/core';
-import type { ArchiveView } from '../contract/context.js';
+import type { ArchiveView, Endpoint, LinkView } from '../contract/context.js';
 import type { ServiceDefinition, ServiceStatus } from '../contract/service.js';
 import type { ServiceEvent } from './events.js';
 
@@ -43,6 +44,12 @@ export type ServiceState =
       readonly nodes: Readonly<Record<string, ServiceNode>>;
       readonly operation?: Operation;
       readonly archive?: ArchiveView;
+      /** What the service exposes, by name (`setEndpoint`). */
+      readonly endpoints: Readonly<Record<string, Endpoint>>;
+      /** The services it links, by link name, with their endpoints as last told. */
+      readonly links: Readonly<Record<string, LinkView>>;
+      /** The plugin's own state (its `state.initial` folded with its events). */
+      readonly plugin: unknown;
     };
 
 type Live = Exclude<ServiceState, { status: 'NONE' }>;
@@ -55,7 +62,16 @@ export interface NodeRequest {
 }
 
 export type ServiceCommand =
-  | Command<'Create', { appId: string; serviceId: string; type: string; config: unknown }>
+  | Command<
+      'Create',
+      {
+        appId: string;
+        serviceId: string;
+        type: string;
+        config: unknown;
+        links?: Readonly<Record<string, string>>;
+      }
+    >
   | Command<'Startup', { operationId: string; nodes: readonly NodeRequest[] }>
   | Command<'AddNodes', { operationId: string; nodes: readonly NodeRequest[] }>
   | Command<'RemoveNodes', { operationId: string; nodeIds: readonly string[] }>
@@ -72,7 +88,11 @@ export type ServiceCommand =
   | Command<'NodeReady', { nodeId: string }>
   | Command<'NodeFailed', { nodeId: string; reason: string }>
   | Command<'NodeRemoved', { nodeId: string }>
-  | Command<'SetArchive', ArchiveView>;
+  | Command<'SetArchive', ArchiveView>
+  | Command<'MoveNode', { nodeId: string; address: string; ports: { from: number; to: number } }>
+  | Command<'SetEndpoint', { name: string; endpoint?: Endpoint }>
+  | Command<'SetLinks', { links: Readonly<Record<string, LinkView>> }>
+  | Command<'RecordPluginEvent', { name: string; data: unknown }>;
 
 const ev = <T extends ServiceEvent['type']>(
   type: T,
@@ -96,6 +116,32 @@ const nodeOf = (s: Live, nodeId: string): ServiceNode => {
   const n = s.nodes[nodeId];
   if (!n) throw new NotFoundError(`service ${s.serviceId} has no node ${nodeId}`);
   return n;
+};
+
+/** Equal as JSON with keys in any order (endpoints and links arrive from outside in any order). */
+const sameJson = (a: unknown, b: unknown): boolean => JSON.stringify(sorted(a)) === JSON.stringify(sorted(b));
+const sorted = (v: unknown): unknown =>
+  Array.isArray(v)
+    ? v.map(sorted)
+    : v !== null && typeof v === 'object'
+      ? Object.fromEntries(
+          Object.entries(v)
+            .filter(([, x]) => x !== undefined)
+            .sort(([a], [b]) => (a < b ? -1 : 1))
+            .map(([k, x]) => [k, sorted(x)]),
+        )
+      : v;
+
+/** A plugin event checked against the plugin's schema for it. */
+const pluginEvent = (types: ServiceTypes, s: Live, e: { name: string; data: unknown }) => {
+  const schema = types.get(s.type).state?.events[e.name];
+  if (!schema)
+    throw new ValidationError(`${s.type} has no state event ${e.name}`, [
+      { path: '$.name', code: 'unknown_event', message: `not one of ${s.type}'s state events` },
+    ]);
+  const parsed = schema.safeParse(e.data);
+  if (!parsed.success) throw new ValidationError(`invalid ${e.name} event`, issuesFromZod(parsed.error));
+  return { name: e.name, data: parsed.data };
 };
 
 const isActive = (n: ServiceNode): boolean =>
@@ -266,10 +312,33 @@ const withNode = (s: Live, nodeId: string, patch: Partial<ServiceNode>): Live =>
   return n ? { ...s, nodes: { ...s.nodes, [nodeId]: { ...n, ...patch } } } : s;
 };
 
-export const evolveService = (state: ServiceState, e: ServiceEvent): ServiceState => {
-  if (e.type === 'ServiceCreated') return { status: 'INIT', ...e.data, nodes: {} };
-  if (state.status === 'NONE') return state;
-  const s = state;
+/** The types a service aggregate knows: each type's fixed roles and plugin state. */
+export interface ServiceTypes {
+  get(type: string): Pick<ServiceDefinition, 'fixedRoles' | 'state'>;
+}
+
+/** Folds one event of a service of one of `types` (the plugin's events by the plugin's `evolve`). */
+export const evolveService =
+  (types: ServiceTypes) =>
+  (state: ServiceState, e: ServiceEvent): ServiceState => {
+    if (e.type === 'ServiceCreated') {
+      const { links, ...created } = e.data;
+      return {
+        status: 'INIT',
+        ...created,
+        nodes: {},
+        endpoints: {},
+        links: Object.fromEntries(
+          Object.entries(links ?? {}).map(([name, serviceId]) => [name, { serviceId, endpoints: {} }]),
+        ),
+        plugin: types.get(e.data.type).state?.initial,
+      };
+    }
+    if (state.status === 'NONE') return state;
+    return evolveLive(types, state, e);
+  };
+
+const evolveLive = (types: ServiceTypes, s: Live, e: ServiceEvent): ServiceState => {
   switch (e.type) {
     case 'ServiceStateChanged':
       return { ...s, status: e.data.to };
@@ -312,6 +381,22 @@ export const evolveService = (state: ServiceState, e: ServiceEvent): ServiceStat
       return withNode(s, e.data.nodeId, { state: 'removed' });
     case 'ArchiveSet':
       return { ...s, archive: e.data };
+    case 'NodeMoved':
+      return withNode(s, e.data.nodeId, { address: e.data.address, ports: e.data.ports });
+    case 'EndpointSet': {
+      const endpoints = { ...s.endpoints };
+      if (e.data.endpoint) endpoints[e.data.name] = e.data.endpoint;
+      else delete endpoints[e.data.name];
+      return { ...s, endpoints };
+    }
+    case 'LinksSet':
+      return { ...s, links: e.data.links };
+    case 'PluginEventRecorded': {
+      const p = types.get(s.type).state;
+      return p ? { ...s, plugin: p.evolve(s.plugin, e.data) } : s;
+    }
+    case 'ServiceCreated':
+      return s;
   }
 };
 
@@ -322,11 +407,9 @@ export const evolveService = (state: ServiceState, e: ServiceEvent): ServiceStat
  * definition a manager runs) give each type's `fixedRoles` (e.g. generic's single master), which
  * guard removals: every writer of the aggregate configures it the same way.
  */
-export const serviceDecider = (types: {
-  get(type: string): Pick<ServiceDefinition, 'fixedRoles'>;
-}): Decider<ServiceCommand, ServiceEvent, ServiceState> => ({
+export const serviceDecider = (types: ServiceTypes): Decider<ServiceCommand, ServiceEvent, ServiceState> => ({
   initialState: () => ({ status: 'NONE' }),
-  evolve: evolveService,
+  evolve: evolveService(types),
   decide: (c, state) => {
     if (c.type === 'Create') {
       if (state.status !== 'NONE') throw new ConflictError('service exists');
@@ -346,10 +429,21 @@ export const serviceDecider = (types: {
       case 'NodeReady':
       case 'NodeFailed':
       case 'NodeRemoved':
-        return settle(s, nodeEvent(s, c), evolveService);
+        return settle(s, nodeEvent(s, c), evolveService(types));
       case 'SetArchive':
         requireState(s, ['INIT', 'PROLOGUE', 'RUNNING', 'ADAPTING', 'STOPPED', 'ERROR'], 'set the archive');
         return s.archive?.version === c.data.version ? [] : [ev('ArchiveSet', c.data)];
+      case 'MoveNode': {
+        const n = nodeOf(s, c.data.nodeId);
+        const same = n.address === c.data.address && sameJson(n.ports, c.data.ports);
+        return same || n.state === 'removed' ? [] : [ev('NodeMoved', c.data)];
+      }
+      case 'SetEndpoint':
+        return sameJson(s.endpoints[c.data.name], c.data.endpoint) ? [] : [ev('EndpointSet', c.data)];
+      case 'SetLinks':
+        return sameJson(s.links, c.data.links) ? [] : [ev('LinksSet', { links: c.data.links })];
+      case 'RecordPluginEvent':
+        return [ev('PluginEventRecorded', pluginEvent(types, s, c.data))];
       default: {
         const unknown: never = c;
         throw new CpsError('validation', `unknown command ${JSON.stringify(unknown)}`);

@@ -8,7 +8,14 @@ const NodeRequest = z.object({ nodeId: IdSchema, role: IdSchema, cloud: z.string
 
 export const ServiceCreated = defineEvent(
   'ServiceCreated',
-  z.object({ appId: IdSchema, serviceId: IdSchema, type: IdSchema, config: z.unknown() }),
+  z.object({
+    appId: IdSchema,
+    serviceId: IdSchema,
+    type: IdSchema,
+    config: z.unknown(),
+    /** Link name -> the linked service of the same application (absent in older events). */
+    links: z.record(IdSchema, IdSchema).optional(),
+  }),
 );
 export const ServiceStateChanged = defineEvent(
   'ServiceStateChanged',
@@ -53,6 +60,35 @@ export const ArchiveSet = defineEvent(
   z.object({ version: IdSchema, size: z.number().int().min(0), digest: z.string().regex(/^[0-9a-f]{64}$/) }),
 );
 
+const Ports = z.object({ from: z.number().int(), to: z.number().int() });
+const EndpointSchema = z.object({
+  address: z.string().max(253),
+  port: z.number().int().min(1).max(65_535),
+  nodeId: IdSchema.optional(),
+});
+/** A service's links, by link name: the linked service and its endpoints as last heard. */
+export const LinksSchema = z.record(
+  IdSchema,
+  z.object({ serviceId: IdSchema, type: IdSchema.optional(), endpoints: z.record(IdSchema, EndpointSchema) }),
+);
+/** A node's agent came back at another address or port range (a restart of its node). */
+export const NodeMoved = defineEvent(
+  'NodeMoved',
+  z.object({ nodeId: IdSchema, address: z.string().max(253), ports: Ports }),
+);
+/** What the service exposes under `name` moved (or is gone: `endpoint` absent). */
+export const EndpointSet = defineEvent(
+  'EndpointSet',
+  z.object({ name: IdSchema, endpoint: EndpointSchema.optional() }),
+);
+/** The services this one links and their endpoints, as the director last told the manager. */
+export const LinksSet = defineEvent('LinksSet', z.object({ links: LinksSchema }));
+/** One event of the plugin's own state (its schema lives in the plugin's folder). */
+export const PluginEventRecorded = defineEvent(
+  'PluginEventRecorded',
+  z.object({ name: IdSchema, data: z.unknown() }),
+);
+
 export const serviceEvents = [
   ServiceCreated,
   ServiceStateChanged,
@@ -66,6 +102,10 @@ export const serviceEvents = [
   NodeRemovalRequested,
   NodeRemoved,
   ArchiveSet,
+  NodeMoved,
+  EndpointSet,
+  LinksSet,
+  PluginEventRecorded,
 ];
 
 export type ServiceEvent =
@@ -80,4 +120,8 @@ export type ServiceEvent =
   | EventOf<typeof NodeFailed>
   | EventOf<typeof NodeRemovalRequested>
   | EventOf<typeof NodeRemoved>
-  | EventOf<typeof ArchiveSet>;
+  | EventOf<typeof ArchiveSet>
+  | EventOf<typeof NodeMoved>
+  | EventOf<typeof EndpointSet>
+  | EventOf<typeof LinksSet>
+  | EventOf<typeof PluginEventRecorded>;

@@ -14,6 +14,35 @@ export interface NodeView {
   readonly ports?: { readonly from: number; readonly to: number };
 }
 
+/** Where a service can be reached for one purpose (`mysql` on its primary, `http` on its proxy). */
+export interface Endpoint {
+  readonly address: string;
+  readonly port: number;
+  /** The node that serves it, when one node does. */
+  readonly nodeId?: string;
+}
+
+/** A service this one links (manifest `Links`), as the linking service's nodes see it. */
+export interface LinkView {
+  readonly serviceId: string;
+  readonly type?: string;
+  /** Its endpoints by name, as last heard: they change when it moves them (a failover). */
+  readonly endpoints: Readonly<Record<string, Endpoint>>;
+}
+
+/**
+ * What the manager pushes to a node whenever its agent (re)joins or the service's topology, links or
+ * plugin state change: the agent keeps the last one in its private state (see `AgentContext.config`).
+ */
+export interface NodeConfig {
+  /** What the plugin's `configureNode` gave this node (its settings and its part of the topology). */
+  readonly settings: Readonly<Record<string, unknown>>;
+  /** The service's running nodes. */
+  readonly nodes: readonly NodeView[];
+  /** The services this one links, by link name. */
+  readonly links: Readonly<Record<string, LinkView>>;
+}
+
 export interface PluginLogger {
   info(msg: string, fields?: Record<string, unknown>): void;
   warn(msg: string, fields?: Record<string, unknown>): void;
@@ -71,6 +100,25 @@ export interface ManagerContext {
     args: unknown,
     options?: { readonly timeoutMs?: number },
   ): Promise<readonly NodeAnswer[]>;
+  /**
+   * The plugin's state: its `state.initial` folded with every event it recorded, by its
+   * `state.evolve` (kept in the service's event stream: it survives every restart).
+   */
+  state(): unknown;
+  /**
+   * Records one event of the plugin's state (`name` one of `state.events`, `data` valid against its
+   * schema) in the service's stream; then every node is configured again.
+   */
+  record(name: string, data: unknown): Promise<void>;
+  /** The service's endpoints by name. */
+  endpoints(): Readonly<Record<string, Endpoint>>;
+  /**
+   * Sets (or, with `undefined`, removes) an endpoint: recorded, shown by the API, and pushed to the
+   * nodes of every service that links this one.
+   */
+  setEndpoint(name: string, endpoint: Endpoint | undefined): Promise<void>;
+  /** The services this one links, by link name, with their endpoints. */
+  links(): Readonly<Record<string, LinkView>>;
   readonly log: PluginLogger;
 }
 
@@ -81,6 +129,20 @@ export interface WorkloadRequest {
   readonly args?: readonly string[];
   readonly env?: Readonly<Record<string, string>>;
   readonly restart?: 'always' | 'on-failure' | 'never';
+  /**
+   * When the workload is ready to serve: a TCP port it accepts connections on (at the node's
+   * address), or a command (run as the workload user in the work directory) that exits 0. The node
+   * is not ready (no `NodeReady`) until every workload's probe passes; checked every heartbeat.
+   */
+  readonly ready?: { readonly tcp: number } | { readonly command: string; readonly args?: readonly string[] };
+}
+
+/** What a one-off command run by `AgentContext.exec` gave. */
+export interface ExecResult {
+  readonly code: number | null;
+  /** The last 64 KiB of each. */
+  readonly stdout: string;
+  readonly stderr: string;
 }
 
 /**
@@ -101,6 +163,11 @@ export interface WorkFiles {
   unpack(version: string, name: string): Promise<{ readonly entries: readonly string[] }>;
   /** Removes `name` and everything under it, as the workload user (nothing if it does not exist). */
   remove(name: string): Promise<void>;
+  /**
+   * Makes `name` a directory of the workload user, unless it is one already (its content is kept);
+   * anything else there (a file, a link) is removed first.
+   */
+  mkdir(name: string): Promise<void>;
 }
 
 export interface AgentContext {
@@ -127,6 +194,34 @@ export interface AgentContext {
   readonly stateDir: string;
   /** The ports this node may listen on. */
   readonly ports: { readonly from: number; readonly to: number };
+  /**
+   * The node's durable data directory, relative to {@link workDir} (workloads run there: pass it
+   * to them as it is). It belongs to the workload user, exists before `onConfigure` runs, and lives
+   * as long as the node: agent restarts, `cps down` / `cps up` and a restart of its machine keep
+   * it; only the node's removal deletes it.
+   */
+  readonly dataDir: string;
+  /**
+   * The last configuration the manager pushed (see {@link NodeConfig}), kept in the node's private
+   * state: an agent that restarts starts from it. Undefined before the first one.
+   */
+  readonly config: NodeConfig | undefined;
+  /**
+   * Runs a one-off command as the workload user in the work directory with the workloads' clean
+   * environment plus `env` (`input` on its stdin), logged in the agent log; killed after
+   * `timeoutMs` (default 30 s).
+   */
+  exec(
+    command: string,
+    args: readonly string[],
+    options?: {
+      readonly env?: Readonly<Record<string, string>>;
+      readonly input?: string;
+      readonly timeoutMs?: number;
+    },
+  ): Promise<ExecResult>;
+  /** Sends a signal to a running workload (a reload: nginx `SIGHUP`, php-fpm `SIGUSR2`). */
+  signal(workload: string, signal: NodeJS.Signals): Promise<void>;
   /**
    * Where the archive `version` that the manager sent lies, verified (in the node's private
    * directory; extract it into `workDir`). `not_found` if this node does not have it whole.

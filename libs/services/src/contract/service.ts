@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { IdSchema, ValidationError } from '@cps/core';
-import type { AgentContext, ManagerContext } from './context.js';
+import type { AgentContext, ManagerContext, NodeConfig, NodeView } from './context.js';
 
 /** The life-cycle states of every service (ConPaaS's state machine). */
 export const ServiceStatuses = {
@@ -77,19 +77,58 @@ export interface ServiceDefinition<
   readonly fixedRoles?: Readonly<Partial<Record<Roles, number>>>;
   readonly configSchema: z.ZodType;
   readonly manifestKeys: z.ZodObject;
+  /**
+   * The Debian packages its nodes need (`redis-server`): the set-up installs those of the built-in
+   * types, and an agent whose software is missing fails at start naming the package.
+   */
+  readonly packages?: readonly string[];
+  /**
+   * The plugin's own state, kept as events in the service's stream: `events` names each event and its
+   * schema, `evolve` folds one into the state (pure). See `ManagerContext.state` and `record`.
+   */
+  readonly state?: PluginState;
   readonly manager: {
     readonly methods: ManagerMethods;
-    /** Runs after a node became ready or was removed (e.g. to tell every agent its peers). */
+    /**
+     * What one node is told whenever its agent (re)joins (after `add_nodes`, a replacement, a restart
+     * of the manager, of the agent or of the platform) and whenever the service's nodes, links,
+     * endpoints or plugin state change: its settings and its part of the topology (a replica: where
+     * its primary is). Never two at once in one service. The runtime adds the running nodes and
+     * the links (see {@link NodeConfig}).
+     */
+    readonly configureNode?: (
+      ctx: ManagerContext,
+      node: NodeView,
+    ) => Promise<Record<string, unknown>> | Record<string, unknown>;
+    /** Runs after a node became ready, failed or was removed (e.g. to pick a new primary). */
     readonly onNodesChanged?: (ctx: ManagerContext) => Promise<void>;
     /** Runs after `set_archive` made a new archive current (e.g. to send it to every node). */
     readonly onArchiveChanged?: (ctx: ManagerContext) => Promise<void>;
   };
   readonly agent: {
     readonly methods: AgentMethods;
-    /** Runs when the agent has joined: start the role's workloads here. */
+    /**
+     * Runs with every configuration the manager pushes (and, at the agent's start, with the last one
+     * it kept), before `onStart` the first time: write the workloads' config files here and reload
+     * them. Must be idempotent.
+     */
+    readonly onConfigure?: (ctx: AgentContext, config: NodeConfig) => Promise<void>;
+    /** Runs once the agent has its first configuration: start the role's workloads here. */
     readonly onStart?: (ctx: AgentContext) => Promise<void>;
+    /** Runs before the agent stops (its node removed, the service stopped, the platform going down). */
+    readonly onStop?: (ctx: AgentContext) => Promise<void>;
   };
 }
+
+/** A plugin's state: its events (name -> zod schema) and how they fold (see `defineService`). */
+export interface PluginState<S = unknown> {
+  readonly initial: S;
+  readonly events: Readonly<Record<string, z.ZodType>>;
+  readonly evolve: (state: S, event: { readonly name: string; readonly data: unknown }) => S;
+}
+
+/** Types a plugin's state: `pluginState({ initial, events, evolve })`. */
+export const pluginState = <S>(p: PluginState<S>): PluginState => p as PluginState;
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- method tables hold methods of any schema
 export type AnyManagerMethod = MethodDefinition<any, any, ManagerContext>;
@@ -108,8 +147,14 @@ export const GENERIC_MANAGER_METHODS = [
   'get_logs',
   'get_history',
   'set_archive',
+  'set_links',
 ] as const;
-export const GENERIC_AGENT_METHODS = ['check_agent_process', 'get_logs', 'archive_chunk'] as const;
+export const GENERIC_AGENT_METHODS = [
+  'check_agent_process',
+  'get_logs',
+  'archive_chunk',
+  'configure',
+] as const;
 
 const METHOD_NAME = /^[a-z][a-z0-9_]{0,62}$/;
 
@@ -131,6 +176,10 @@ export const defineService = <
     if (!d.roles.includes(r as Roles)) fail(`$.defaultRoles.${r}`, `unknown role ${r}`);
   for (const r of Object.keys(d.fixedRoles ?? {}))
     if (!d.roles.includes(r as Roles)) fail(`$.fixedRoles.${r}`, `unknown role ${r}`);
+  for (const p of d.packages ?? [])
+    if (!/^[a-z0-9][a-z0-9+.-]{1,62}$/.test(p)) fail('$.packages', `${p} is not a Debian package name`);
+  for (const name of Object.keys(d.state?.events ?? {}))
+    if (!IdSchema.safeParse(name).success) fail(`$.state.events.${name}`, 'event names are lowercase ids');
   for (const [side, methods, reserved] of [
     ['manager', d.manager.methods, GENERIC_MANAGER_METHODS],
     ['agent', d.agent.methods, GENERIC_AGENT_METHODS],

@@ -8,6 +8,28 @@ import { defineCommand } from '@cps/bus';
  */
 
 const Operation = z.object({ operationId: z.string() });
+const Ports = z.object({
+  from: z.number().int().min(1).max(65_535),
+  to: z.number().int().min(1).max(65_535),
+});
+export const EndpointSchema = z.object({
+  address: z.string().max(253),
+  port: z.number().int().min(1).max(65_535),
+  nodeId: IdSchema.optional(),
+});
+export const LinkSchema = z.object({
+  serviceId: IdSchema,
+  type: IdSchema.optional(),
+  endpoints: z.record(IdSchema, EndpointSchema),
+});
+const NodeViewSchema = z.object({
+  nodeId: IdSchema,
+  role: IdSchema,
+  cloud: z.string(),
+  state: z.enum(['requested', 'starting', 'running', 'failed', 'removing', 'removed']),
+  address: z.string().optional(),
+  ports: Ports.optional(),
+});
 const RoleCounts = z.record(IdSchema, z.number().int().min(1).max(100));
 export const NodeInfoSchema = z.object({
   nodeId: z.string(),
@@ -57,7 +79,19 @@ export const getServiceInfo = defineCommand(
     operation: z.object({ operationId: z.string(), kind: z.string() }).optional(),
     nodes: z.record(z.string(), z.number()),
     archive: z.object({ version: z.string(), size: z.number(), digest: z.string() }).optional(),
+    endpoints: z.record(z.string(), EndpointSchema).optional(),
+    links: z.record(z.string(), LinkSchema).optional(),
   }),
+);
+
+/**
+ * From the director: the services this one links and their endpoints as they are now. The manager
+ * records them when they changed and configures its nodes again.
+ */
+export const setLinks = defineCommand(
+  'set_links',
+  z.object({ links: z.record(IdSchema, LinkSchema) }),
+  z.object({ changed: z.boolean() }),
 );
 
 const ArchiveVersion = z
@@ -141,6 +175,20 @@ export const agentLogs = defineCommand(
   z.object({ text: z.string() }),
 );
 
+/**
+ * The manager's configuration of one node (see `NodeConfig`), pushed whenever its agent (re)joins or
+ * what the node must know changed; the agent keeps it and runs the plugin's `onConfigure`.
+ */
+export const configureAgent = defineCommand(
+  'configure',
+  z.object({
+    settings: z.record(z.string(), z.unknown()),
+    nodes: z.array(NodeViewSchema),
+    links: z.record(IdSchema, LinkSchema),
+  }),
+  z.object({ applied: z.boolean() }),
+);
+
 /** The agent's heartbeat (core NATS, every second): never stored as an event. */
 export const HeartbeatSchema = z.object({
   nodeId: z.string(),
@@ -148,5 +196,12 @@ export const HeartbeatSchema = z.object({
   at: z.string(),
   ready: z.boolean(),
   metrics: z.record(z.string(), z.number()),
+  /** Changes each time the agent process starts: a new one is a (re)join, to be configured. */
+  boot: z.string().max(64).optional(),
+  /** Where the node is now (its cloud may have moved it on a restart). */
+  address: z.string().max(253).optional(),
+  ports: Ports.optional(),
+  /** Why this node can never become ready (its software is missing): the manager fails it with this. */
+  fatal: z.string().max(500).optional(),
 });
 export type Heartbeat = z.infer<typeof HeartbeatSchema>;

@@ -1,0 +1,72 @@
+import { spawn } from 'node:child_process';
+import { connect } from 'node:net';
+import type { ExecResult, WorkloadRequest } from '@cps/services';
+
+const KEEP = 64 * 1024;
+
+export interface ExecOptions {
+  readonly cwd: string;
+  /** The complete environment: nothing is inherited. */
+  readonly env: Readonly<Record<string, string>>;
+  /** Run as this account (the agent must be root); the agent's own account when absent. */
+  readonly user: { readonly uid: number; readonly gid: number } | undefined;
+  readonly input?: string;
+  readonly timeoutMs: number;
+}
+
+/**
+ * Runs one command to its end as the workload user, with `input` on its stdin, keeping the last
+ * 64 KiB of its output; killed (the whole group) after `timeoutMs`, answered with code null.
+ */
+export const execAs = (command: string, args: readonly string[], o: ExecOptions): Promise<ExecResult> =>
+  new Promise((resolve) => {
+    const child = spawn(command, [...args], {
+      cwd: o.cwd,
+      env: { ...o.env },
+      detached: true,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      ...(o.user ? { uid: o.user.uid, gid: o.user.gid } : {}),
+    });
+    const out = { stdout: '', stderr: '' };
+    const keep = (k: 'stdout' | 'stderr') => (b: Buffer) => {
+      out[k] = (out[k] + b.toString()).slice(-KEEP);
+    };
+    child.stdout.on('data', keep('stdout'));
+    child.stderr.on('data', keep('stderr'));
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(o.input ?? '');
+    const timer = setTimeout(() => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }, o.timeoutMs);
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      resolve({ code: null, stdout: out.stdout, stderr: `${out.stderr}${e.message}` });
+    });
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, ...out });
+    });
+  });
+
+/** Whether a workload's readiness probe passes now: its TCP port accepts, or its command exits 0 (2 s each). */
+export const probe = async (
+  ready: NonNullable<WorkloadRequest['ready']>,
+  o: Omit<ExecOptions, 'timeoutMs' | 'input'> & { readonly address: string },
+): Promise<boolean> => {
+  if ('tcp' in ready)
+    return new Promise((resolve) => {
+      const socket = connect({ host: o.address, port: ready.tcp, timeout: 2_000 });
+      const done = (ok: boolean) => {
+        socket.destroy();
+        resolve(ok);
+      };
+      socket.once('connect', () => done(true));
+      socket.once('error', () => done(false));
+      socket.once('timeout', () => done(false));
+    });
+  return (await execAs(ready.command, ready.args ?? [], { ...o, timeoutMs: 2_000 })).code === 0;
+};
