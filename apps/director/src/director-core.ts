@@ -1,15 +1,24 @@
+import { createHash } from 'node:crypto';
 import type { Command, Decider, Message } from '@cps/core';
 import { CommandHandler, type EventStore, type ProjectionRunner, type SnapshotStore } from '@cps/events';
 import type { PlatformSecrets } from '@cps/platform';
 import type { Directory } from './read-models/directory.js';
 import { nameAggregate, type NameCommand, type NameEvent, type NameState } from './names/name-claims.js';
-import type { Presence } from './leadership/presence.js';
 import type { RateLimits } from './users/rate-limits.js';
 import type { UserCommand, UserState } from './users/user-decider.js';
 import type { UserEvent } from './users/user-events.js';
 import type { AppCommand, AppState } from './applications/app-decider.js';
 import type { AppEvent } from './applications/app-events.js';
-import type { OperationCommand, OperationEvent, OperationState } from './operations/operation-events.js';
+
+/** Who asks: the request id (the same when asked again) and the actor recorded on the events. */
+export interface Actor {
+  readonly requestId: string;
+  readonly actor: string;
+}
+
+/** A stable id derived from a seed (a request id): the same seed, the same id. */
+export const hashId = (prefix: string, seed: string): string =>
+  `${prefix}${createHash('sha256').update(seed).digest('hex').slice(0, 12)}`;
 
 /**
  * Runs commands against one kind of aggregate through its pure decider; the answer carries the
@@ -74,12 +83,9 @@ export interface DirectorCore {
   readonly runner: ProjectionRunner;
   readonly users: Aggregates<UserCommand, UserEvent, UserState>;
   readonly apps: Aggregates<AppCommand, AppEvent, AppState>;
-  readonly operations: Aggregates<OperationCommand, OperationEvent, OperationState>;
   readonly names: Names;
   readonly rateLimits: RateLimits;
   readonly secrets: PlatformSecrets;
-  /** Which director processes are alive; `presence.self` runs the operations this one accepts. */
-  readonly presence: Presence;
   now(): Date;
   /** Resolves once the read model shows the commit at `position` (and all before it). */
   caughtUp(position: number): Promise<void>;

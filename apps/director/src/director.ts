@@ -34,7 +34,8 @@ import { userEvents } from './users/user-events.js';
 import { appDecider } from './applications/app-decider.js';
 import { appEvents } from './applications/app-events.js';
 import { nameDecider, nameEvents } from './names/name-claims.js';
-import { operationDecider, operationEvents } from './operations/operation-events.js';
+import { operationEvents } from './operations/operation-events.js';
+import { Operations } from './operations/operations.js';
 import { RateLimits } from './users/rate-limits.js';
 import { SIGN_IN_LIMITS_TTL_MS } from './users/sign-in-limits.js';
 import { Accounts, type AccountsOptions } from './users/accounts.js';
@@ -43,7 +44,7 @@ import { Supervisor } from './supervision/supervisor.js';
 import { Platform } from './platform/platform.js';
 import { HttpMetrics } from './http/metrics.js';
 import { ensureLeaseStream, Lease } from './leadership/lease.js';
-import { Presence, PRESENCE_BEAT_MS } from './leadership/presence.js';
+import { Presence } from './operations/presence.js';
 import { Credit } from './credit/credit.js';
 import { UserKeys } from './secrets/user-keys.js';
 import { createHttpApp } from './http/http-app.js';
@@ -110,6 +111,7 @@ export class Director {
     readonly core: DirectorCore,
     readonly provisioner: Provisioner,
     readonly applications: Applications,
+    readonly operations: Operations,
     /** The generated admin password, on the start that created the admin (shown once). */
     readonly adminPassword: string | undefined,
     /** Whether this start created the admin (with `adminPassword` or a generated one). */
@@ -118,6 +120,7 @@ export class Director {
     private readonly features: readonly DirectorFeature[],
     private readonly credit: Credit,
     private readonly readModelSnapshots: ProjectionSnapshotter<DirectorySnapshot>,
+    private readonly presence: Presence,
   ) {}
 
   /** Where the read model's snapshot left off, when this start began from one. */
@@ -204,11 +207,9 @@ export class Director {
       runner,
       users: new Aggregates(store, userDecider, snapshots),
       apps: new Aggregates(store, appDecider, snapshots),
-      operations: new Aggregates(store, operationDecider),
       names: new Names(new Aggregates(store, nameDecider)),
       rateLimits: new RateLimits(nc),
       secrets: o.secrets,
-      presence,
       now: () => new Date(),
       caughtUp: (position) => runner.waitFor(position),
     };
@@ -232,6 +233,7 @@ export class Director {
     });
     const provisioner = new Provisioner({ store, clouds: o.clouds, identities, policy: credit });
 
+    const operations = new Operations(core, presence, log);
     const registry = new ServiceRegistry([...builtinServices]);
     const supervisor = new Supervisor(bus, directory, {
       readyTimeoutMs: o.managerReadyTimeoutMs ?? 30_000,
@@ -250,6 +252,7 @@ export class Director {
         operationTimeoutMs: o.operationTimeoutMs ?? 120_000,
       },
       userKeys,
+      operations,
     );
     const accounts = new Accounts(core, {
       registration: 'admin',
@@ -266,6 +269,7 @@ export class Director {
         registry,
         accounts,
         applications,
+        operations,
         supervisor,
         provisioner,
         issuer,
@@ -273,6 +277,7 @@ export class Director {
         log,
       }),
     );
+    operations.register([...applications.operationKinds, ...features.flatMap((f) => f.operations ?? [])]);
     let openapi: Record<string, unknown> | undefined;
     const platform = new Platform(core, registry, issuer, metrics, {
       clouds: o.clouds.map((c) => ({ name: c.name, kind: c.name })),
@@ -322,12 +327,14 @@ export class Director {
       core,
       provisioner,
       applications,
+      operations,
       boot.password,
       boot.created,
       runner,
       features,
       credit,
       readModelSnapshots,
+      presence,
     );
     if (readModelSnapshots.restoredFrom)
       log.info({ position: readModelSnapshots.restoredFrom }, 'read model restored from its snapshot');
@@ -377,12 +384,11 @@ export class Director {
         }, o.readModelSnapshotEveryMs ?? 60_000);
         const featureDuties = this.features.flatMap((f) => (f.leading ? [f.leading()] : []));
         // the operations of directors that are gone: now, and whenever one goes
-        this.applications.resumeLeft();
-        const resumer = setInterval(() => this.applications.resumeLeft(), PRESENCE_BEAT_MS);
+        const takeover = this.operations.leading();
         this.duties = {
           stop: async () => {
             clearInterval(timer);
-            clearInterval(resumer);
+            takeover.stop();
             clearInterval(charger);
             clearInterval(snapshotter);
             for (const d of featureDuties) await d.stop();
@@ -420,6 +426,7 @@ export class Director {
     await this.transitions;
     await this.duties?.stop();
     this.duties = undefined;
+    await this.operations.stop();
     for (const f of this.features) await f.stop?.();
     // requests in flight may finish for a grace (their connections then end); a connection still
     // open after it (a client sending its body forever) is cut, before the supervisor's 10 s run out
@@ -427,7 +434,7 @@ export class Director {
     const grace = setTimeout(() => server.closeAllConnections(), 5_000);
     await this.app.close().finally(() => clearTimeout(grace));
     // what this process left running is now the leader's to finish
-    await this.core.presence.stop();
+    await this.presence.stop();
     await this.runner.stop();
     await this.bus.close();
   }

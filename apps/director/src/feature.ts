@@ -7,6 +7,8 @@ import type { ServiceRegistry } from '@cps/services';
 import type { RouteDefinition } from './api/route.js';
 import type { Applications } from './applications/applications.js';
 import type { DirectorCore } from './director-core.js';
+import type { OperationKind } from './operations/operation.js';
+import type { Operations } from './operations/operations.js';
 import type { Supervisor } from './supervision/supervisor.js';
 import type { Accounts } from './users/accounts.js';
 
@@ -17,6 +19,7 @@ export interface FeatureContext {
   readonly registry: ServiceRegistry;
   readonly accounts: Accounts;
   readonly applications: Applications;
+  readonly operations: Operations;
   readonly supervisor: Supervisor;
   readonly provisioner: Provisioner;
   readonly issuer: IdentityIssuer;
@@ -35,6 +38,8 @@ export interface DirectorFeature {
   readonly routes: Readonly<Record<string, RouteDefinition>>;
   readonly controllers: readonly Type[];
   readonly providers: readonly Provider[];
+  /** The kinds of operation it defines (run by `Operations`, taken over by the leader). */
+  readonly operations?: readonly OperationKind[];
   /** Singleton duties: started when this director becomes the leader, stopped when it stops being it. */
   leading?(): { stop(): Promise<void> | void };
   stop?(): Promise<void>;

@@ -28,23 +28,14 @@ import {
 } from '@cps/services';
 import { serviceSecretContext, type UserKeys } from '../secrets/user-keys.js';
 import type { Principal } from '../http/request.js';
-import type { Aggregates, DirectorCore } from '../director-core.js';
+import { hashId, type Actor, type Aggregates, type DirectorCore } from '../director-core.js';
 import type { AppCursor } from '../api/schemas.js';
 import type { ApplicationView, ServiceView } from '../read-models/directory.js';
 import type { Supervisor } from '../supervision/supervisor.js';
-import { abandoned } from '../leadership/presence.js';
+import { defineOperation, type RunningOperation } from '../operations/operation.js';
+import type { Operations } from '../operations/operations.js';
 import { parseMethodArgs } from './method-args.js';
 import { withUploadedFile } from './archive-upload.js';
-
-/** The operations this class runs (others, e.g. deploys, belong to their features). */
-const OWN_KINDS: ReadonlySet<string> = new Set([
-  'start_service',
-  'start_application',
-  'stop_service',
-  'stop_application',
-  'remove_service',
-  'delete_application',
-]);
 
 /** How long a question to a service's manager waits for a manager being brought back. */
 const MANAGER_RETURN_MS = 15_000;
@@ -53,10 +44,6 @@ const ANSWER_MS = 30_000;
 const READ_ATTEMPT_MS = 5_000;
 /** Questions the manager answers from its own state: one not answered in READ_ATTEMPT_MS is asked again. */
 const READS: ReadonlySet<CommandDefinition> = new Set([listNodes, getNodeInfo, getServiceInfo, getHistory]);
-
-/** A stable id derived from a seed (a request id): the same seed, the same id. */
-export const hashId = (prefix: string, seed: string): string =>
-  `${prefix}${createHash('sha256').update(seed).digest('hex').slice(0, 12)}`;
 
 /** The id of the service an `addService` with this request id makes (the same id on a retry). */
 export const serviceIdOf = (requestId: string): string => hashId('s', requestId);
@@ -67,8 +54,6 @@ export interface ApplicationsOptions {
   readonly clouds: readonly string[];
   readonly operationTimeoutMs: number;
 }
-
-type Actor = { requestId: string; actor: string };
 
 /**
  * Applications and their services: the director's side (names, ownership, the order of services)
@@ -84,6 +69,7 @@ export class Applications {
     private readonly services: Aggregates<ServiceCommand, ServiceEvent, ServiceState>,
     private readonly o: ApplicationsOptions,
     private readonly userKeys: UserKeys,
+    private readonly operations: Operations,
   ) {}
 
   // ---- reads
@@ -486,182 +472,151 @@ export class Applications {
 
   async startService(p: Principal, a: string, s: string, m: Actor) {
     const { app, svc } = this.service(p, a, s);
-    const again = this.requested('start_service', m);
-    if (again) return again;
+    const again = this.operations.requested(this.startServiceOp, m.requestId);
+    if (again) return { operationId: again.operationId };
     this.requireCredit(app);
     if (
       !['INIT', 'STOPPED', 'ERROR'].includes(svc.state) ||
       (this.supervisor.managerOf(svc.serviceId) && svc.state !== 'ERROR')
     )
       throw new ConflictError(`service ${svc.name} is ${svc.state}: start needs INIT or STOPPED`);
-    return this.operation('start_service', app, svc, m);
+    return this.operations.start(this.startServiceOp, this.of(app, svc), m);
   }
 
   async stopService(p: Principal, a: string, s: string, m: Actor) {
     const { app, svc } = this.service(p, a, s);
-    const again = this.requested('stop_service', m);
-    if (again) return again;
+    const again = this.operations.requested(this.stopServiceOp, m.requestId);
+    if (again) return { operationId: again.operationId };
     if (svc.state === 'STOPPED' || svc.state === 'INIT')
       throw new ConflictError(`service ${svc.name} is ${svc.state}`);
-    return this.operation('stop_service', app, svc, m);
+    return this.operations.start(this.stopServiceOp, this.of(app, svc), m);
   }
 
   async removeService(p: Principal, a: string, s: string, m: Actor) {
     const { app, svc } = this.service(p, a, s);
-    return this.operation('remove_service', app, svc, m);
+    return this.operations.start(this.removeServiceOp, this.of(app, svc), m);
   }
 
   async startApplication(p: Principal, ref: string, m: Actor) {
     const app = this.app(p, ref);
     this.requireCredit(app);
-    return this.operation('start_application', app, undefined, m);
+    return this.operations.start(this.startApplicationOp, this.of(app), m);
   }
 
   async stopApplication(p: Principal, ref: string, m: Actor) {
     const app = this.app(p, ref);
-    return this.operation('stop_application', app, undefined, m);
+    return this.operations.start(this.stopApplicationOp, this.of(app), m);
   }
 
   async deleteApplication(p: Principal, ref: string, m: Actor) {
     const app = this.app(p, ref);
-    return this.operation('delete_application', app, undefined, m);
+    return this.operations.start(this.deleteApplicationOp, this.of(app), m);
   }
 
-  /**
-   * The operation a request with this id made already, if any: asked again (a deploy resumed by
-   * another director), it answers the same operation rather than judging the state it brought about.
-   */
-  private requested(kind: string, m: Actor): { operationId: string } | undefined {
-    const operationId = operationIdOf(kind, m);
-    return this.core.directory.operations.has(operationId) ? { operationId } : undefined;
+  private of(app: ApplicationView, svc?: ServiceView) {
+    return { owner: app.owner, appId: app.appId, ...(svc ? { serviceId: svc.serviceId } : {}) };
   }
 
-  private async operation(kind: string, app: ApplicationView, svc: ServiceView | undefined, m: Actor) {
-    const operationId = operationIdOf(kind, m);
-    const res = await this.core.operations.run(
-      `op.${operationId}`,
-      'Request',
-      {
-        operationId,
-        kind,
-        owner: app.owner,
-        appId: app.appId,
-        ...(svc ? { serviceId: svc.serviceId } : {}),
-        runner: this.core.presence.self,
-      },
-      m,
-    );
-    await this.core.caughtUp(res.position);
-    void this.carryOn(operationId);
-    return { operationId };
-  }
+  // ---- the operations' definitions
 
-  /** The operations this process is carrying on now. */
-  private readonly carrying = new Set<string>();
-
-  /**
-   * Carries on the operations whose director is gone (the leader's duty, when it begins to lead and
-   * then periodically); one a live director runs is left to it.
-   */
-  resumeLeft(): void {
-    for (const op of this.core.directory.operations.values())
-      if (op.state === 'running' && OWN_KINDS.has(op.kind) && !this.carrying.has(op.operationId))
-        void this.carryOn(op.operationId, { ifAbandoned: true });
-  }
-
-  /** Runs (or resumes) an operation to its end; records the outcome. Never throws. */
-  async carryOn(operationId: string, o: { ifAbandoned?: boolean } = {}): Promise<void> {
-    if (this.carrying.has(operationId)) return;
-    this.carrying.add(operationId);
-    try {
-      await this.runOperation(operationId, o.ifAbandoned === true);
-    } finally {
-      this.carrying.delete(operationId);
-    }
-  }
-
-  private async runOperation(operationId: string, ifAbandoned: boolean): Promise<void> {
-    const agg = `op.${operationId}`;
-    const meta = { requestId: `${operationId}:end`, actor: 'director' };
-    try {
-      const op = await this.core.operations.state(agg);
-      if (op.status !== 'running') return;
-      // presence unknown (the bus busy): asked again at the next round
-      if (ifAbandoned && !(await abandoned(this.core.presence, op.runner).catch(() => false))) return;
-      const app = this.core.directory.apps.get(op.appId ?? '');
-      if (!app) throw new NotFoundError('application gone');
-      const svcs = op.serviceId
-        ? [this.core.directory.services.get(op.serviceId)].filter((x): x is ServiceView => !!x)
-        : this.core.directory.servicesOf(app);
-      switch (op.kind) {
-        case 'start_service':
-        case 'start_application':
-          for (const s of svcs) await this.startOne(app, s, operationId);
-          break;
-        case 'stop_service':
-        case 'stop_application':
-          for (const s of [...svcs].reverse()) await this.stopOne(app, s, operationId);
-          break;
-        case 'remove_service':
-        case 'delete_application': {
-          for (const s of [...svcs].reverse()) {
-            await this.stopOne(app, s, operationId);
-            await deleteArchiveBucket(this.bus.connection, s.serviceId);
-            if (op.kind === 'remove_service') {
-              const r = await this.core.apps.run(
-                `app.${app.appId}`,
-                'RemoveService',
-                { serviceId: s.serviceId },
-                { requestId: `${operationId}:remove:${s.serviceId}`, actor: 'director' },
-              );
-              await this.core.caughtUp(r.position);
-            }
-          }
-          if (op.kind === 'delete_application') {
-            const r = await this.core.apps.run(
-              `app.${app.appId}`,
-              'Delete',
-              {},
-              { requestId: `${operationId}:delete`, actor: 'director' },
-            );
-            await this.core.names.release(`app.${app.owner}`, app.name, app.appId, `${operationId}:release`);
-            await this.core.caughtUp(r.position);
-          }
-          break;
-        }
-        default:
-          // another feature's operation (e.g. deploy_manifest): that feature resumes or ends it
-          return;
+  readonly startServiceOp = defineOperation({ kind: 'start_service', run: (op) => this.startAll(op) });
+  readonly startApplicationOp = defineOperation({
+    kind: 'start_application',
+    run: (op) => this.startAll(op),
+  });
+  readonly stopServiceOp = defineOperation({ kind: 'stop_service', run: (op) => this.stopAll(op) });
+  readonly stopApplicationOp = defineOperation({ kind: 'stop_application', run: (op) => this.stopAll(op) });
+  readonly removeServiceOp = defineOperation({
+    kind: 'remove_service',
+    run: async (op) => {
+      const { app, services } = this.target(op);
+      for (const s of [...services].reverse()) {
+        await this.dismantle(app, s, op);
+        const r = await this.core.apps.run(
+          `app.${app.appId}`,
+          'RemoveService',
+          { serviceId: s.serviceId },
+          { requestId: `${op.operationId}:remove:${s.serviceId}`, actor: 'director' },
+        );
+        await this.core.caughtUp(r.position);
       }
-      await this.core.operations.run(agg, 'Succeed', {}, meta);
-    } catch (e) {
-      await this.core.operations
-        .run(agg, 'Fail', { reason: e instanceof Error ? e.message : String(e) }, meta)
-        .catch(() => undefined);
-    }
+    },
+  });
+  readonly deleteApplicationOp = defineOperation({
+    kind: 'delete_application',
+    run: async (op) => {
+      const { app, services } = this.target(op);
+      for (const s of [...services].reverse()) await this.dismantle(app, s, op);
+      const r = await this.core.apps.run(
+        `app.${app.appId}`,
+        'Delete',
+        {},
+        { requestId: `${op.operationId}:delete`, actor: 'director' },
+      );
+      await this.core.names.release(`app.${app.owner}`, app.name, app.appId, `${op.operationId}:release`);
+      await this.core.caughtUp(r.position);
+    },
+  });
+
+  /** The kinds of operation this class defines. */
+  readonly operationKinds = [
+    this.startServiceOp,
+    this.startApplicationOp,
+    this.stopServiceOp,
+    this.stopApplicationOp,
+    this.removeServiceOp,
+    this.deleteApplicationOp,
+  ];
+
+  /** The application of an operation and its services in order (the one service, when it names one). */
+  private target(op: RunningOperation): { app: ApplicationView; services: ServiceView[] } {
+    const app = this.core.directory.apps.get(op.appId ?? '');
+    if (!app) throw new NotFoundError('application gone');
+    const services = op.serviceId
+      ? [this.core.directory.services.get(op.serviceId)].filter((x): x is ServiceView => !!x)
+      : this.core.directory.servicesOf(app);
+    return { app, services };
   }
 
-  private async startOne(app: ApplicationView, s: ServiceView, operationId: string): Promise<void> {
+  private async startAll(op: RunningOperation): Promise<void> {
+    const { app, services } = this.target(op);
+    for (const s of services) await this.startOne(app, s, op);
+  }
+
+  private async stopAll(op: RunningOperation): Promise<void> {
+    const { app, services } = this.target(op);
+    for (const s of [...services].reverse()) await this.stopOne(app, s, op);
+  }
+
+  /** Stops a service and deletes its archives. */
+  private async dismantle(app: ApplicationView, s: ServiceView, op: RunningOperation): Promise<void> {
+    await this.stopOne(app, s, op);
+    await deleteArchiveBucket(this.bus.connection, s.serviceId);
+  }
+
+  private async startOne(app: ApplicationView, s: ServiceView, op: RunningOperation): Promise<void> {
+    op.alive();
     if (s.state === 'RUNNING' && this.supervisor.managerOf(s.serviceId)) return;
     await this.born(app.appId, s.serviceId);
-    await this.supervisor.ensureManager(app.appId, s.serviceId, s.type, operationId);
+    await this.supervisor.ensureManager(app.appId, s.serviceId, s.type, op.operationId);
     const info = await this.bus
       .request(
         subjects.manager(app.appId, s.serviceId),
         startupService,
         { cloud: s.cloud },
-        { requestId: `${operationId}:startup:${s.serviceId}`, timeoutMs: 30_000 },
+        { requestId: `${op.operationId}:startup:${s.serviceId}`, timeoutMs: 30_000 },
       )
       .catch((e: unknown) => {
         if (e instanceof CpsError && e.code === 'conflict') return undefined;
         throw e;
       });
-    await this.settled(s.serviceId, ['RUNNING', 'ERROR']);
+    await this.settled(s.serviceId, ['RUNNING', 'ERROR'], op);
     if (info && this.core.directory.services.get(s.serviceId)?.state === 'ERROR')
       throw new CpsError('conflict', `service ${s.name} failed to start`);
   }
 
-  private async stopOne(app: ApplicationView, s: ServiceView, operationId: string): Promise<void> {
+  private async stopOne(app: ApplicationView, s: ServiceView, op: RunningOperation): Promise<void> {
+    op.alive();
     if (this.supervisor.managerOf(s.serviceId)) {
       if (!['STOPPED', 'INIT'].includes(s.state)) {
         await this.supervisor.answering(app.appId, s.serviceId);
@@ -670,26 +625,27 @@ export class Applications {
             subjects.manager(app.appId, s.serviceId),
             shutdownService,
             {},
-            { requestId: `${operationId}:shutdown:${s.serviceId}`, timeoutMs: 30_000 },
+            { requestId: `${op.operationId}:shutdown:${s.serviceId}`, timeoutMs: 30_000 },
           )
           .catch((e: unknown) => {
             if (e instanceof CpsError && e.code === 'conflict') return undefined;
             throw e;
           });
-        await this.settled(s.serviceId, ['STOPPED', 'INIT']);
+        await this.settled(s.serviceId, ['STOPPED', 'INIT'], op);
       }
-      await this.supervisor.stopManager(app.appId, s.serviceId, operationId);
+      await this.supervisor.stopManager(app.appId, s.serviceId, op.operationId);
     }
   }
 
-  private async settled(serviceId: string, states: readonly string[]): Promise<void> {
-    const deadline = Date.now() + this.o.operationTimeoutMs;
-    while (!states.includes(this.core.directory.services.get(serviceId)?.state ?? '')) {
-      if (Date.now() > deadline)
-        throw new CpsError('timeout', `service ${serviceId} did not reach ${states.join(' or ')}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+  private settled(serviceId: string, states: readonly string[], op: RunningOperation): Promise<void> {
+    return op.until(
+      `service ${serviceId} to reach ${states.join(' or ')}`,
+      () => states.includes(this.core.directory.services.get(serviceId)?.state ?? ''),
+      {
+        forMs: this.o.operationTimeoutMs,
+        everyMs: 100,
+        timedOut: () => new CpsError('timeout', `service ${serviceId} did not reach ${states.join(' or ')}`),
+      },
+    );
   }
 }
-
-const operationIdOf = (kind: string, m: Actor): string => hashId('op', `${kind}:${m.requestId}`);

@@ -45,7 +45,7 @@ describe('manifests: validate, deploy as an operation, export', () => {
     }
   };
   const steps = async (operationId: string): Promise<readonly string[]> => {
-    const s = await d.core.operations.state(`op.${operationId}`);
+    const s = await d.operations.state(operationId);
     return s.status === 'NONE' ? [] : s.steps;
   };
 
@@ -502,7 +502,7 @@ describe('manifests: validate, deploy as an operation, export', () => {
       ['first', 'RUNNING'],
       ['second', 'RUNNING'],
     ]);
-    const s = await d2.core.operations.state(`op.${operationId}`);
+    const s = await d2.operations.state(operationId);
     const done = s.status === 'NONE' ? [] : s.steps;
     expect(done.filter((x) => x === 'first is RUNNING')).toHaveLength(1);
     expect(done.filter((x) => x.startsWith('added first'))).toHaveLength(1);

@@ -1,5 +1,4 @@
 import type { DirectorFeature, FeatureContext } from '../feature.js';
-import { PRESENCE_BEAT_MS } from '../leadership/presence.js';
 import { Manifests } from './manifests.js';
 import { MANIFESTS, ManifestsController } from './manifests.controller.js';
 import { manifestRoutes } from './manifests.routes.js';
@@ -21,7 +20,7 @@ export const archiveAllowList = (env: NodeJS.ProcessEnv = process.env): string[]
  * Routes in `manifests.routes.ts`; archives come only from the prefixes of `CPS_ARCHIVE_ALLOW`.
  */
 export const manifestFeature = (ctx: FeatureContext): DirectorFeature => {
-  const manifests = new Manifests(ctx.core, ctx.applications, ctx.registry, ctx.log, {
+  const manifests = new Manifests(ctx.core, ctx.applications, ctx.operations, ctx.registry, {
     clouds: ctx.clouds,
     archiveAllow: () => archiveAllowList(),
     maxArchiveBytes: 256 * 1024 * 1024,
@@ -34,11 +33,6 @@ export const manifestFeature = (ctx: FeatureContext): DirectorFeature => {
     routes: manifestRoutes,
     controllers: [ManifestsController],
     providers: [{ provide: MANIFESTS, useValue: manifests }],
-    leading: () => {
-      manifests.resumeLeft();
-      const again = setInterval(() => manifests.resumeLeft(), PRESENCE_BEAT_MS);
-      return { stop: () => clearInterval(again) };
-    },
-    stop: () => manifests.stop(),
+    operations: [manifests.deployOp],
   };
 };

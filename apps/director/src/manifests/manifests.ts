@@ -1,12 +1,13 @@
 import { CpsError, isCpsError, ValidationError, type Issue } from '@cps/core';
 import { fetchArchive } from '@cps/archives';
 import type { ServiceRegistry } from '@cps/services';
-import type { Logger } from 'pino';
-import { hashId, serviceIdOf, type Applications } from '../applications/applications.js';
-import type { DirectorCore } from '../director-core.js';
+import { serviceIdOf, type Applications } from '../applications/applications.js';
+import type { Actor, DirectorCore } from '../director-core.js';
 import type { Principal } from '../http/request.js';
 import { REDACTED } from '../history/redact.js';
-import { abandoned } from '../leadership/presence.js';
+import { defineOperation, type RunningOperation } from '../operations/operation.js';
+import { operationIdOf, type Operations } from '../operations/operations.js';
+import type { WaitOptions } from '../operations/wait.js';
 import {
   manifestChecker,
   readManifest,
@@ -40,11 +41,6 @@ export interface ManifestsOptions {
   readonly pollMs: number;
 }
 
-type Actor = { readonly requestId: string; readonly actor: string };
-
-const clip = (text: string, max: number): string =>
-  text.length <= max ? text : `${text.slice(0, max - 1)}…`;
-
 const once = async function* (bytes: Uint8Array): AsyncIterable<Uint8Array> {
   yield bytes;
 };
@@ -52,8 +48,12 @@ const once = async function* (bytes: Uint8Array): AsyncIterable<Uint8Array> {
 /** A step of a deploy failed: the reason names the manifest path and the service. */
 class StepFailed extends Error {}
 
-/** The director is stopping: the operation is left running, as any other would be. */
-class Stopping extends Error {}
+/** What the request that deploys hands over in memory: the plan with its secrets, and who asks. */
+interface DeployGiven {
+  readonly plan: DeployPlan;
+  readonly p: Principal;
+  readonly actor: string;
+}
 
 /**
  * Manifests: checks them, deploys them, exports them. A deploy creates the application at once
@@ -62,23 +62,21 @@ class Stopping extends Error {}
  * sources only) and stored, services with `Start` started in order (each RUNNING before the next),
  * their `StartupInstances` applied, then later services wired to earlier ones. Each step is an
  * `OperationProgressed`; a failure fails the operation with the path of its cause and leaves what
- * was made for the user to inspect or delete. The leader resumes a deploy another director left
- * running (`resumeLeft`).
+ * was made for the user to inspect or delete. The leader takes over a deploy whose director is gone.
  */
 export class Manifests {
-  private stopping = false;
   private readonly check: ReturnType<typeof manifestChecker>;
-  private readonly under = new Set<Promise<void>>();
-  private readonly resuming = new Set<string>();
+  private readonly waits: WaitOptions;
 
   constructor(
     private readonly core: DirectorCore,
     private readonly applications: Applications,
+    private readonly operations: Operations,
     private readonly registry: ServiceRegistry,
-    private readonly log: Logger,
     private readonly o: ManifestsOptions,
   ) {
     this.check = manifestChecker({ registry, clouds: o.clouds });
+    this.waits = { forMs: o.stepTimeoutMs, everyMs: o.pollMs };
   }
 
   /** Every issue of a manifest (a JSON body, or `{"yaml": text}`). */
@@ -101,7 +99,7 @@ export class Manifests {
         checked.issues,
       );
     const plan = checked.plan;
-    const operationId = hashId('op', `${DEPLOY_MANIFEST}:${m.requestId}`);
+    const operationId = operationIdOf(DEPLOY_MANIFEST, m.requestId);
     // the same Idempotency-Key again: the same answer
     const earlier = this.core.directory.operations.get(operationId);
     if (earlier?.appId && earlier.owner === p.userId) return { operationId, appId: earlier.appId };
@@ -111,21 +109,17 @@ export class Manifests {
       { name: plan.application, description: plan.description },
       m,
     );
-    const res = await this.core.operations.run(
-      `op.${operationId}`,
-      'Request',
+    await this.operations.start(
+      this.deployOp,
       {
         operationId,
-        kind: DEPLOY_MANIFEST,
         owner: app.owner,
         appId: app.appId,
         input: redactPlan(plan, this.registry),
-        runner: this.core.presence.self,
+        given: { plan, p, actor: m.actor },
       },
       { requestId: `${m.requestId}:operation`, actor: m.actor },
     );
-    await this.core.caughtUp(res.position);
-    this.track(this.carryOn(operationId, p, app.appId, plan, m.actor));
     return { operationId, appId: app.appId };
   }
 
@@ -143,201 +137,146 @@ export class Manifests {
     );
   }
 
-  /**
-   * Carries on the deploys left running by a director that stopped or died (the leader's duty, when
-   * it begins to lead and then periodically); a deploy a live director runs is left to it. Every step is idempotent (request ids derived from the operation), so what was done is not
-   * done twice. The stored plan has its secrets redacted: a service that still had to be added
-   * with secret settings cannot be, and the deploy fails saying so.
-   */
-  resumeLeft(): void {
-    for (const op of this.core.directory.operations.values())
-      if (op.state === 'running' && op.kind === DEPLOY_MANIFEST && !this.resuming.has(op.operationId))
-        this.track(this.resume(op.operationId));
-  }
-
-  private async resume(operationId: string): Promise<void> {
-    this.resuming.add(operationId);
-    try {
-      const op = await this.core.operations.state(`op.${operationId}`);
-      if (op.status !== 'running' || !op.appId) return;
-      // a deploy a live director runs is left to it
-      if (!(await abandoned(this.core.presence, op.runner))) return;
-      const owner = this.core.directory.users.get(op.owner);
-      const plan = op.input as DeployPlan | undefined;
-      const fail = (reason: string) =>
-        this.core.operations.run(
-          `op.${operationId}`,
-          'Fail',
-          { reason },
-          { requestId: `${operationId}:end`, actor: 'director' },
-        );
-      if (!owner || !plan) return void (await fail('the director restarted; the deploy cannot be resumed'));
-      const lost = plan.services.find(
-        (s) =>
-          !this.core.directory.services.has(serviceIdOf(addRequestId(operationId, s))) &&
-          JSON.stringify(s.config).includes(REDACTED),
-      );
-      if (lost)
-        return void (await fail(
-          `$.Services[${lost.index}].Settings (service ${lost.name}): the director restarted before the service was added, and its secrets are not kept: delete the application and deploy again`,
-        ));
-      this.log.info({ operationId }, 'resuming a deploy');
-      const p: Principal = { userId: owner.userId, username: owner.username, role: owner.role, via: 'token' };
-      await this.carryOn(operationId, p, op.appId, plan, 'director');
-    } catch (err) {
-      this.log.warn({ err, operationId }, 'cannot resume a deploy');
-    } finally {
-      this.resuming.delete(operationId);
-    }
-  }
-
-  private track(run: Promise<void>): void {
-    this.under.add(run);
-    void run.finally(() => this.under.delete(run));
-  }
-
-  /** Lets running deploys go (they stop at their next step, their operations left running). */
-  async stop(): Promise<void> {
-    this.stopping = true;
-    await Promise.race([
-      Promise.allSettled([...this.under]),
-      new Promise((r) => setTimeout(r, 2 * this.o.pollMs)),
-    ]);
-  }
-
   // ---- the operation
 
-  private async carryOn(
-    operationId: string,
-    p: Principal,
-    appId: string,
-    plan: DeployPlan,
-    actor: string,
-  ): Promise<void> {
-    const agg = `op.${operationId}`;
-    let steps = 0;
-    const step = async (text: string) => {
-      this.alive();
-      await this.core.operations.run(
-        agg,
-        'Progress',
-        { step: clip(text, 200) },
-        { requestId: `${operationId}:step:${steps++}`, actor: 'director' },
+  /**
+   * A deploy, from its start or taken over from a director that is gone. Every step is idempotent
+   * (request ids derived from the operation), so what was done is not done twice. The recorded plan
+   * has its secrets redacted: a service that still had to be added with secret settings cannot be,
+   * and the deploy fails saying so.
+   */
+  readonly deployOp = defineOperation<DeployPlan, DeployGiven>({
+    kind: DEPLOY_MANIFEST,
+    run: (op) => this.carryOut(op),
+  });
+
+  /** What a deploy taken over from a director that is gone carries on with: its recorded plan. */
+  private recorded(op: RunningOperation<DeployPlan, DeployGiven>): DeployGiven {
+    const owner = this.core.directory.users.get(op.owner);
+    const plan = op.input;
+    if (!owner || !plan)
+      throw new CpsError('conflict', 'the director restarted; the deploy cannot be resumed');
+    const lost = plan.services.find(
+      (s) =>
+        !this.core.directory.services.has(serviceIdOf(addRequestId(op.operationId, s))) &&
+        JSON.stringify(s.config).includes(REDACTED),
+    );
+    if (lost)
+      throw new CpsError(
+        'conflict',
+        `$.Services[${lost.index}].Settings (service ${lost.name}): the director restarted before the service was added, and its secrets are not kept: delete the application and deploy again`,
       );
-    };
+    const p: Principal = { userId: owner.userId, username: owner.username, role: owner.role, via: 'token' };
+    return { plan, p, actor: 'director' };
+  }
+
+  private async carryOut(
+    op: RunningOperation<DeployPlan, DeployGiven>,
+  ): Promise<{ appId: string; serviceIds: string[] }> {
+    const { operationId } = op;
+    const appId = op.appId;
+    if (!appId) throw new CpsError('conflict', 'the director restarted; the deploy cannot be resumed');
+    const { plan, p, actor } = op.given ?? this.recorded(op);
     const as = (what: string): Actor => ({ requestId: `${operationId}:${what}`, actor });
-    try {
-      const ids = new Map<number, string>();
-      const idOfService = (s: PlannedService) => ids.get(s.index) as string;
-      for (const s of plan.services) {
-        const svc = await this.within(s, 'Type', () =>
-          this.applications.addService(
-            p,
-            appId,
-            { type: s.type, name: s.name, cloud: s.cloud, config: { ...s.config } },
-            { requestId: addRequestId(operationId, s), actor },
-          ),
-        );
-        ids.set(s.index, svc.serviceId);
-        await step(`added ${s.name} (${s.type}) as ${svc.serviceId}`);
-        // keys the service types do not act on yet: recorded, so the user sees they were not applied
-        for (const k of s.pending) await step(`${s.name}: ${k} is not applied yet`);
-      }
-
-      const allow = this.o.archiveAllow();
-      for (const s of plan.services) {
-        if (s.archive === undefined) continue;
-        const url = s.archive;
-        if (url.startsWith(UPLOAD_ARCHIVE)) {
-          // the client uploads it now that the service exists; nothing starts before it is there
-          const id = idOfService(s);
-          if (!this.core.directory.services.get(id)?.archive) {
-            await step(
-              `${s.name}: waiting for the upload of its archive ${url.slice(UPLOAD_ARCHIVE.length)}`,
-            );
-            await this.within(s, 'Archive', () =>
-              this.until(
-                `the upload of ${s.name}'s archive`,
-                () => !!this.core.directory.services.get(id)?.archive,
-              ),
-            );
-          }
-          await step(`${s.name}: archive uploaded`);
-          continue;
-        }
-        const { bytes } = await this.within(s, 'Archive', () =>
-          fetchArchive(url, {
-            allow,
-            maxBytes: this.o.maxArchiveBytes,
-            timeoutMs: this.o.downloadTimeoutMs,
-          }),
-        );
-        this.alive();
-        const info = await this.within(s, 'Archive', () =>
-          this.applications.uploadArchive(p, appId, idOfService(s), once(bytes), as(`archive:${s.index}`)),
-        );
-        await step(`${s.name}: archive ${info.version} (${info.size} bytes) stored`);
-      }
-
-      const started: PlannedService[] = [];
-      for (const s of plan.services) {
-        if (!s.start) continue;
-        await this.within(s, 'Start', () => this.start(p, appId, idOfService(s), as(`start:${s.index}`)));
-        await step(`${s.name} is RUNNING`);
-        if (s.instances) {
-          const changed = await this.within(s, 'StartupInstances', () =>
-            this.scale(p, appId, idOfService(s), s, as(`nodes:${s.index}`)),
-          );
-          if (changed) await step(`${s.name}: nodes ${changed}`);
-        }
-        started.push(s);
-      }
-
-      // wiring: each started service learns the addresses of the started services before it.
-      // Recorded only: handing them over (ConPaaS's MYSQL_IP, XTREEMFS_IP, ... in the environment)
-      // comes with the service types that use them (php, mysql).
-      for (const [k, s] of started.entries()) {
-        if (k === 0) continue;
-        const earlier: string[] = [];
-        for (const e of started.slice(0, k)) {
-          const { nodes } = await this.within(s, 'Start', () =>
-            this.applications.nodes(p, appId, idOfService(e)),
-          );
-          const addresses = nodes.flatMap((n) => (n.address && n.state === 'running' ? [n.address] : []));
-          earlier.push(`${e.name}=${addresses.join(',') || '-'}`);
-        }
-        await step(`wired ${s.name}: ${earlier.join('; ')}`);
-      }
-
-      this.alive();
-      await this.core.operations.run(
-        agg,
-        'Succeed',
-        { result: { appId, serviceIds: [...ids.values()] } },
-        { requestId: `${operationId}:end`, actor: 'director' },
+    const ids = new Map<number, string>();
+    const idOfService = (s: PlannedService) => ids.get(s.index) as string;
+    for (const s of plan.services) {
+      const svc = await this.within(op, s, 'Type', () =>
+        this.applications.addService(
+          p,
+          appId,
+          { type: s.type, name: s.name, cloud: s.cloud, config: { ...s.config } },
+          { requestId: addRequestId(operationId, s), actor },
+        ),
       );
-    } catch (e) {
-      if (e instanceof Stopping || this.stopping) return;
-      const reason = e instanceof Error ? e.message : String(e);
-      this.log.info({ operationId, reason }, 'manifest deploy failed');
-      await this.core.operations
-        .run(
-          agg,
-          'Fail',
-          { reason: clip(reason, 2000) },
-          { requestId: `${operationId}:end`, actor: 'director' },
-        )
-        .catch((err: unknown) => this.log.warn({ err, operationId }, 'cannot record the failure'));
+      ids.set(s.index, svc.serviceId);
+      await op.step(`added ${s.name} (${s.type}) as ${svc.serviceId}`);
+      // keys the service types do not act on yet: recorded, so the user sees they were not applied
+      for (const k of s.pending) await op.step(`${s.name}: ${k} is not applied yet`);
     }
+
+    const allow = this.o.archiveAllow();
+    for (const s of plan.services) {
+      if (s.archive === undefined) continue;
+      const url = s.archive;
+      if (url.startsWith(UPLOAD_ARCHIVE)) {
+        // the client uploads it now that the service exists; nothing starts before it is there
+        const id = idOfService(s);
+        if (!this.core.directory.services.get(id)?.archive) {
+          await op.step(
+            `${s.name}: waiting for the upload of its archive ${url.slice(UPLOAD_ARCHIVE.length)}`,
+          );
+          await this.within(op, s, 'Archive', () =>
+            op.until(
+              `the upload of ${s.name}'s archive`,
+              () => !!this.core.directory.services.get(id)?.archive,
+              this.waits,
+            ),
+          );
+        }
+        await op.step(`${s.name}: archive uploaded`);
+        continue;
+      }
+      const { bytes } = await this.within(op, s, 'Archive', () =>
+        fetchArchive(url, {
+          allow,
+          maxBytes: this.o.maxArchiveBytes,
+          timeoutMs: this.o.downloadTimeoutMs,
+        }),
+      );
+      op.alive();
+      const info = await this.within(op, s, 'Archive', () =>
+        this.applications.uploadArchive(p, appId, idOfService(s), once(bytes), as(`archive:${s.index}`)),
+      );
+      await op.step(`${s.name}: archive ${info.version} (${info.size} bytes) stored`);
+    }
+
+    const started: PlannedService[] = [];
+    for (const s of plan.services) {
+      if (!s.start) continue;
+      await this.within(op, s, 'Start', () =>
+        this.start(op, p, appId, idOfService(s), as(`start:${s.index}`)),
+      );
+      await op.step(`${s.name} is RUNNING`);
+      if (s.instances) {
+        const changed = await this.within(op, s, 'StartupInstances', () =>
+          this.scale(op, p, appId, idOfService(s), s, as(`nodes:${s.index}`)),
+        );
+        if (changed) await op.step(`${s.name}: nodes ${changed}`);
+      }
+      started.push(s);
+    }
+
+    // wiring: each started service learns the addresses of the started services before it.
+    // Recorded only: handing them over (ConPaaS's MYSQL_IP, XTREEMFS_IP, ... in the environment)
+    // comes with the service types that use them (php, mysql).
+    for (const [k, s] of started.entries()) {
+      if (k === 0) continue;
+      const earlier: string[] = [];
+      for (const e of started.slice(0, k)) {
+        const { nodes } = await this.within(op, s, 'Start', () =>
+          this.applications.nodes(p, appId, idOfService(e)),
+        );
+        const addresses = nodes.flatMap((n) => (n.address && n.state === 'running' ? [n.address] : []));
+        earlier.push(`${e.name}=${addresses.join(',') || '-'}`);
+      }
+      await op.step(`wired ${s.name}: ${earlier.join('; ')}`);
+    }
+    return { appId, serviceIds: [...ids.values()] };
   }
 
   /** Runs one step of service `s`; a failure names `$.Services[i].<key>` and the service. */
-  private async within<T>(s: PlannedService, key: string, f: () => Promise<T>): Promise<T> {
-    this.alive();
+  private async within<T>(
+    op: RunningOperation,
+    s: PlannedService,
+    key: string,
+    f: () => Promise<T>,
+  ): Promise<T> {
+    op.alive();
     try {
       return await f();
     } catch (e) {
-      if (e instanceof Stopping || e instanceof StepFailed) throw e;
+      if (e instanceof StepFailed) throw e;
       let why = e instanceof Error ? e.message : String(e);
       if (isCpsError(e) && e.code === 'forbidden' && key === 'Archive')
         why += ' (allowed prefixes: the director’s CPS_ARCHIVE_ALLOW)';
@@ -345,19 +284,25 @@ export class Manifests {
     }
   }
 
-  /** Starts a service through the Applications' own operation and waits until it is RUNNING. */
-  private async start(p: Principal, appId: string, serviceId: string, m: Actor): Promise<void> {
+  /** Starts a service through its own operation and waits until it is RUNNING. */
+  private async start(
+    op: RunningOperation,
+    p: Principal,
+    appId: string,
+    serviceId: string,
+    m: Actor,
+  ): Promise<void> {
     const { operationId } = await this.applications.startService(p, appId, serviceId, m);
-    await this.until(`the start of ${serviceId}`, () => {
-      const op = this.core.directory.operations.get(operationId);
-      if (op?.state === 'failed') throw new CpsError('conflict', op.reason ?? 'the start failed');
-      return op?.state === 'succeeded';
-    });
-    await this.until(`${serviceId} RUNNING`, () => {
-      const state = this.core.directory.services.get(serviceId)?.state;
-      if (state === 'ERROR') throw new CpsError('conflict', 'the service is in ERROR');
-      return state === 'RUNNING';
-    });
+    await op.succeeded(operationId, `the start of ${serviceId}`, 'the start failed', this.waits);
+    await op.until(
+      `${serviceId} RUNNING`,
+      () => {
+        const state = this.core.directory.services.get(serviceId)?.state;
+        if (state === 'ERROR') throw new CpsError('conflict', 'the service is in ERROR');
+        return state === 'RUNNING';
+      },
+      this.waits,
+    );
   }
 
   /**
@@ -365,6 +310,7 @@ export class Manifests {
    * start made) and waits until every node of those roles runs. Answers what changed, if anything.
    */
   private async scale(
+    op: RunningOperation,
     p: Principal,
     appId: string,
     serviceId: string,
@@ -408,34 +354,20 @@ export class Manifests {
       );
     if (managerOps.length === 0) return undefined;
     for (const id of managerOps)
-      await this.until(`the nodes of ${serviceId}`, () => {
-        const op = this.core.directory.operations.get(id);
-        if (op?.state === 'failed') throw new CpsError('conflict', op.reason ?? 'changing the nodes failed');
-        return op?.state === 'succeeded';
-      });
-    await this.until(`the nodes of ${serviceId} running`, () => {
-      const nodes = Object.values(view()?.nodes ?? {});
-      return Object.entries(want).every(
-        ([role, n]) => nodes.filter((x) => x['role'] === role && x['state'] === 'running').length === n,
-      );
-    });
+      await op.succeeded(id, `the nodes of ${serviceId}`, 'changing the nodes failed', this.waits);
+    await op.until(
+      `the nodes of ${serviceId} running`,
+      () => {
+        const nodes = Object.values(view()?.nodes ?? {});
+        return Object.entries(want).every(
+          ([role, n]) => nodes.filter((x) => x['role'] === role && x['state'] === 'running').length === n,
+        );
+      },
+      this.waits,
+    );
     return [
       ...Object.entries(add).map(([r, n]) => `+${n} ${r}`),
       ...Object.entries(remove).map(([r, n]) => `-${n} ${r}`),
     ].join(', ');
-  }
-
-  /** Polls `done` until it answers true (it may throw), within the step timeout. */
-  private async until(what: string, done: () => boolean): Promise<void> {
-    const deadline = Date.now() + this.o.stepTimeoutMs;
-    while (!done()) {
-      this.alive();
-      if (Date.now() > deadline) throw new CpsError('timeout', `waited too long for ${what}`);
-      await new Promise((r) => setTimeout(r, this.o.pollMs));
-    }
-  }
-
-  private alive(): void {
-    if (this.stopping) throw new Stopping('the director is stopping');
   }
 }

@@ -4,6 +4,7 @@ import { subjects, untilServed, type Bus } from '@cps/bus';
 import { createManagerNode, destroyNode } from '@cps/clouds';
 import { getServiceInfo } from '@cps/services';
 import type { Directory, NodeView } from '../read-models/directory.js';
+import { waitUntil } from '../operations/wait.js';
 
 /**
  * Manager processes: one per started service, asked of the Provisioner on the supervisors'
@@ -44,19 +45,26 @@ export class Supervisor {
 
   /** Waits until the service's manager answers on the bus. */
   async answering(appId: string, serviceId: string): Promise<void> {
-    const deadline = Date.now() + this.o.readyTimeoutMs;
-    for (;;) {
-      try {
-        await this.bus.request(subjects.manager(appId, serviceId), getServiceInfo, {}, { timeoutMs: 1_000 });
-        return;
-      } catch (e) {
-        if (Date.now() > deadline)
-          throw new CpsError('unavailable', `the manager of ${serviceId} did not answer in time`, [], {
-            cause: e,
-          });
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    }
+    let last: unknown;
+    await waitUntil(
+      `the manager of ${serviceId}`,
+      () =>
+        this.bus.request(subjects.manager(appId, serviceId), getServiceInfo, {}, { timeoutMs: 1_000 }).then(
+          () => true,
+          (e: unknown) => {
+            last = e;
+            return false;
+          },
+        ),
+      {
+        forMs: this.o.readyTimeoutMs,
+        everyMs: 200,
+        timedOut: () =>
+          new CpsError('unavailable', `the manager of ${serviceId} did not answer in time`, [], {
+            cause: last,
+          }),
+      },
+    );
   }
 
   /** Destroys the service's manager process (after its service stopped). */
