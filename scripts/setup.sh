@@ -45,3 +45,29 @@ fi
 
 echo "setup: build"
 npm run --silent build
+
+# --- libs/services: the software the built-in service types run on their nodes ---------------
+# Each type declares its Debian packages (`packages` in its definition); nodes of a type whose
+# software is missing fail at start, naming the package.
+packages=$(node --input-type=module -e "
+  const { builtinServices } = await import('./libs/services/dist/index.js');
+  console.log([...new Set(builtinServices.flatMap((s) => s.packages ?? []))].join(' '));")
+missing=""
+for p in $packages; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing the services' software:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    # shellcheck disable=SC2086
+    apt-get install -y -q $missing >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q $missing >/dev/null; }
+    # the platform runs these servers on its nodes: the distribution's own instances are not wanted
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+      for p in $missing; do systemctl disable --now "$p" >/dev/null 2>&1 || true; done
+    fi
+  else
+    echo "setup: the services' software is missing:$missing (sudo apt-get install -y$missing); their nodes will fail until it is installed" >&2
+  fi
+fi
+# --- end libs/services -------------------------------------------------------------------------

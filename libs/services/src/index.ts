@@ -43,6 +43,7 @@ export {
 export { serviceHistory } from './aggregate/history.js';
 export { helloworldService } from './helloworld/helloworld.js';
 export { genericService } from './generic-service/generic.js';
+export { redisService } from './redis/redis.js';
 export {
   addNodes,
   agentLogs,
@@ -72,6 +73,7 @@ export {
 
 import { helloworldService } from './helloworld/helloworld.js';
 import { genericService } from './generic-service/generic.js';
+import { redisService } from './redis/redis.js';
 
 /** Every service type cps ships, in one explicit list. */
-export const builtinServices = [helloworldService, genericService] as const;
+export const builtinServices = [helloworldService, genericService, redisService] as const;

@@ -5,3 +5,4 @@ export { ViolationLog, trySubscribe } from './permissions.js';
 export { eventually, EventuallyTimeoutError } from './eventually.js';
 export { TestHost, type TestHostOptions } from './host.js';
 export { spawnSource } from './source-process.js';
+export { ServiceHarness, type ServiceHarnessOptions } from './service-harness.js';

@@ -296,7 +296,10 @@ export class ManagerRuntime {
   private react(e: ServiceEvent, state: ServiceState): void {
     if (e.type !== 'NodeStarted') this.log.info(e.type, e.data);
     if (
-      (e.type === 'NodeReady' || e.type === 'NodeRemoved' || e.type === 'NodeFailed') &&
+      (e.type === 'NodeReady' ||
+        e.type === 'NodeRemoved' ||
+        e.type === 'NodeFailed' ||
+        e.type === 'NodeMoved') &&
       this.o.service.manager.onNodesChanged
     )
       this.nodesChangedSoon();

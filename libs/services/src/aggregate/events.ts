@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { IdSchema } from '@cps/core';
 import { defineEvent, type EventOf } from '@cps/events';
+import { EndpointSchema, LinkSchema } from '../generic/commands.js';
 
 const Status = z.enum(['INIT', 'PROLOGUE', 'RUNNING', 'ADAPTING', 'EPILOGUE', 'STOPPED', 'ERROR']);
 const OperationKind = z.enum(['startup', 'add_nodes', 'remove_nodes', 'shutdown']);
@@ -61,16 +62,7 @@ export const ArchiveSet = defineEvent(
 );
 
 const Ports = z.object({ from: z.number().int(), to: z.number().int() });
-const EndpointSchema = z.object({
-  address: z.string().max(253),
-  port: z.number().int().min(1).max(65_535),
-  nodeId: IdSchema.optional(),
-});
-/** A service's links, by link name: the linked service and its endpoints as last heard. */
-export const LinksSchema = z.record(
-  IdSchema,
-  z.object({ serviceId: IdSchema, type: IdSchema.optional(), endpoints: z.record(IdSchema, EndpointSchema) }),
-);
+
 /** A node's agent came back at another address or port range (a restart of its node). */
 export const NodeMoved = defineEvent(
   'NodeMoved',
@@ -82,7 +74,7 @@ export const EndpointSet = defineEvent(
   z.object({ name: IdSchema, endpoint: EndpointSchema.optional() }),
 );
 /** The services this one links and their endpoints, as the director last told the manager. */
-export const LinksSet = defineEvent('LinksSet', z.object({ links: LinksSchema }));
+export const LinksSet = defineEvent('LinksSet', z.object({ links: z.record(IdSchema, LinkSchema) }));
 /** One event of the plugin's own state (its schema lives in the plugin's folder). */
 export const PluginEventRecorded = defineEvent(
   'PluginEventRecorded',
