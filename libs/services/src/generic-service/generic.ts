@@ -1,7 +1,7 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { ConflictError, IdSchema } from '@cps/core';
+import { ConflictError, CpsError, IdSchema, isErrorCode } from '@cps/core';
 import type { AgentContext, ManagerContext } from '../contract/context.js';
 import { agentMethod, defineService, managerMethod } from '../contract/service.js';
 import { secret } from '../contract/secrets.js';
@@ -9,15 +9,16 @@ import { secret } from '../contract/secrets.js';
 /**
  * ConPaaS's generic service: the user's archive holds `init.sh`, `notify.sh`, `run.sh`,
  * `interrupt.sh` and `cleanup.sh`; every node gets the list of its peers (`agents.json`, and
- * `MY_ROLE`, `MY_IP`, `MASTER_IP` in the scripts' environment). Exactly one `master`.
+ * `MY_ROLE`, `MY_IP`, `MASTER_IP` in the scripts' environment) and the endpoints of the services
+ * it links (`LINK_<LINK>_<ENDPOINT>=address:port`) from its configuration. Exactly one `master`.
  */
 const SCRIPTS = ['init', 'notify', 'run', 'interrupt', 'cleanup'] as const;
 type Script = (typeof SCRIPTS)[number];
 let updates: Promise<unknown> = Promise.resolve();
-/** The scripts' own environment (settings and opened secrets), held in memory only. */
-let scriptSettings: Record<string, string> = {};
 const EnvName = z.string().regex(/^[A-Z_][A-Z0-9_]{0,63}$/);
 const Agents = z.array(z.object({ nodeId: IdSchema, role: z.string(), address: z.string() }));
+/** What each node is told (its configuration's settings): the scripts' environment, secrets opened. */
+const Settings = z.object({ env: z.record(EnvName, z.string()).default({}) });
 
 /** What this node holds, kept in the plugin's private directory (never read back from `work/`). */
 const NodeState = z.object({
@@ -44,11 +45,26 @@ const saveState = (ctx: AgentContext, patch: Partial<NodeState>): void => {
   renameSync(tmp, stateFile(ctx));
 };
 
+const envName = (s: string): string => s.toUpperCase().replace(/[^A-Z0-9]/g, '_');
+
+/** `LINK_<LINK>_<ENDPOINT>=address:port` for every endpoint of every linked service. */
+const linkEnv = (ctx: AgentContext): Record<string, string> =>
+  Object.fromEntries(
+    Object.entries(ctx.config?.links ?? {}).flatMap(([link, l]) =>
+      Object.entries(l.endpoints).map(([name, e]) => [
+        `LINK_${envName(link)}_${envName(name)}`,
+        `${e.address}:${e.port}`,
+      ]),
+    ),
+  );
+
 const scriptEnv = (ctx: AgentContext): Record<string, string> => {
   const { agents } = readState(ctx);
   const master = agents.find((a) => a.role === 'master');
+  const settings = Settings.safeParse(ctx.config?.settings);
   return {
-    ...scriptSettings,
+    ...(settings.success ? settings.data.env : {}),
+    ...linkEnv(ctx),
     MY_ROLE: ctx.role,
     MY_IP: ctx.address,
     MY_NODE: ctx.nodeId,
@@ -84,14 +100,19 @@ const isRunning = (ctx: AgentContext, script: Script): boolean => {
 const deliverCode = async (ctx: ManagerContext, nodeIds: readonly string[]): Promise<number> => {
   const archive = ctx.archive();
   if (!archive) return 0;
-  await Promise.all(
+  const sent = await Promise.allSettled(
     nodeIds.map(async (n) => {
       await ctx.sendArchive(n);
       // unpacking a large archive on a busy node takes longer than a question
       await ctx.callAgent(n, 'update_code', { version: archive.version }, { timeoutMs: 60_000 });
     }),
   );
-  return nodeIds.length;
+  // a node that did not take it (dying, about to be replaced) holds up none of the others
+  sent.forEach((r, i) => {
+    if (r.status === 'rejected')
+      ctx.log.warn('a node did not take the code', { nodeId: nodeIds[i], error: String(r.reason) });
+  });
+  return sent.filter((r) => r.status === 'fulfilled').length;
 };
 
 const running = (ctx: ManagerContext) => ctx.nodes().filter((n) => n.state === 'running');
@@ -101,16 +122,30 @@ const onAll = async (
   command: 'run' | 'interrupt' | 'cleanup',
   parameters: readonly string[],
 ) => {
-  const nodes = running(ctx);
-  const replies = await Promise.all(
-    nodes.map((n) => ctx.callAgent(n.nodeId, 'execute_script', { command, parameters })),
+  const answers = await ctx.fanOut(
+    running(ctx).map((n) => n.nodeId),
+    'execute_script',
+    { command, parameters },
   );
+  // refused everywhere (run.sh still running, say): the caller gets that refusal, not a list of it
+  const first = answers[0];
+  if (first && !first.ok && answers.every((a) => !a.ok && a.error.code === first.error.code))
+    throw new CpsError(
+      isErrorCode(first.error.code) ? first.error.code : 'internal',
+      `${command}.sh: ${first.error.message}`,
+    );
   return {
-    nodes: nodes.map((n, i) => ({ nodeId: n.nodeId, started: (replies[i] as { started: boolean }).started })),
+    nodes: answers.map((a) =>
+      a.ok
+        ? { nodeId: a.nodeId, started: (a.result as { started: boolean }).started }
+        : { nodeId: a.nodeId, started: false, error: a.error.message },
+    ),
   };
 };
 
-const ScriptResult = z.object({ nodes: z.array(z.object({ nodeId: z.string(), started: z.boolean() })) });
+const ScriptResult = z.object({
+  nodes: z.array(z.object({ nodeId: z.string(), started: z.boolean(), error: z.string().optional() })),
+});
 const ScriptArgs = z.object({ parameters: z.array(z.string().max(1000)).max(50).default([]) });
 
 export const genericService = defineService({
@@ -170,28 +205,23 @@ export const genericService = defineService({
         },
       }),
     },
-    onNodesChanged: async (ctx) => {
-      const nodes = running(ctx);
-      const agents = nodes.map((n) => ({
-        nodeId: n.nodeId,
-        role: n.role,
-        address: n.address ?? '127.0.0.1',
-      }));
+    configureNode: (ctx) => {
       const config = ctx.config as { env?: Record<string, string>; secrets?: Record<string, string> };
-      const settings = { ...config.env, ...config.secrets };
-      // a node that does not answer (dying, about to be replaced) holds up none of the others
+      return { env: { ...config.env, ...config.secrets } };
+    },
+    // a node that joined later lacks the code
+    onNodesChanged: async (ctx) => {
+      const current = ctx.archive()?.version;
+      if (current === undefined) return;
       const answers = await ctx.fanOut(
-        nodes.map((n) => n.nodeId),
-        'init_agent',
-        { agents, settings },
+        running(ctx).map((n) => n.nodeId),
+        'get_code_version',
+        {},
       );
       for (const a of answers)
-        if (!a.ok) ctx.log.warn('a node did not take its peers', { nodeId: a.nodeId, error: a.error });
-      const current = ctx.archive()?.version;
+        if (!a.ok) ctx.log.warn('a node did not say its code version', { nodeId: a.nodeId, error: a.error });
       const lacking = answers.flatMap((a) =>
-        a.ok && current !== undefined && (a.result as { codeVersion: string }).codeVersion !== current
-          ? [a.nodeId]
-          : [],
+        a.ok && (a.result as { codeVersion: string }).codeVersion !== current ? [a.nodeId] : [],
       );
       await deliverCode(ctx, lacking);
     },
@@ -203,18 +233,23 @@ export const genericService = defineService({
     },
   },
   agent: {
+    // its peers (agents.json), then notify.sh when the code is there
+    onConfigure: async (ctx, config) => {
+      const agents = config.nodes.map((n) => ({
+        nodeId: n.nodeId,
+        role: n.role,
+        address: n.address ?? ctx.address,
+      }));
+      saveState(ctx, { agents });
+      await ctx.files.write('agents.json', JSON.stringify(agents, null, 2));
+      await runScript(ctx, 'notify');
+    },
     methods: {
-      init_agent: agentMethod({
-        description: 'Tells the node its peers (agents.json); runs notify.sh when the code is there',
-        args: z.object({ agents: Agents, settings: z.record(EnvName, z.string()).default({}) }),
+      get_code_version: agentMethod({
+        description: 'The code version this node holds',
+        args: z.object({}),
         result: z.object({ codeVersion: z.string() }),
-        handle: async (ctx, args) => {
-          scriptSettings = args.settings;
-          saveState(ctx, { agents: args.agents });
-          await ctx.files.write('agents.json', JSON.stringify(args.agents, null, 2));
-          await runScript(ctx, 'notify');
-          return { codeVersion: readState(ctx).code?.version ?? '' };
-        },
+        handle: (ctx) => ({ codeVersion: readState(ctx).code?.version ?? '' }),
       }),
       update_code: agentMethod({
         description: 'Replaces the code with an archive the manager sent, then runs init.sh',

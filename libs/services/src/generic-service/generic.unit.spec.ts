@@ -2,7 +2,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { AgentContext, ManagerContext, NodeView, WorkloadRequest } from '../contract/context.js';
+import type {
+  AgentContext,
+  ManagerContext,
+  NodeConfig,
+  NodeView,
+  WorkloadRequest,
+} from '../contract/context.js';
 import { genericService } from './generic.js';
 
 const dirs: string[] = [];
@@ -13,10 +19,14 @@ afterAll(() => {
 const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 /** An agent context on a node reached at `address`, recording the workloads started. */
-const agentContext = (address: string): { ctx: AgentContext; started: WorkloadRequest[] } => {
+const agentContext = (
+  address: string,
+  config: NodeConfig,
+): { ctx: AgentContext; started: WorkloadRequest[]; written: Record<string, string> } => {
   const stateDir = mkdtempSync(join(tmpdir(), 'cps-generic-unit-'));
   dirs.push(stateDir);
   const started: WorkloadRequest[] = [];
+  const written: Record<string, string> = {};
   const ctx: AgentContext = {
     appId: 'a1',
     serviceId: 'g1',
@@ -26,10 +36,17 @@ const agentContext = (address: string): { ctx: AgentContext; started: WorkloadRe
     workDir: join(stateDir, 'work'),
     stateDir,
     ports: { from: 20_000, to: 20_019 },
+    dataDir: 'data',
+    config,
+    exec: () => Promise.reject(new Error('not here')),
+    signal: async () => undefined,
     files: {
-      write: async () => undefined,
-      unpack: async () => ({ entries: ['init.sh'] }),
+      write: async (name, data) => {
+        written[name] = String(data);
+      },
+      unpack: async () => ({ entries: ['init.sh', 'notify.sh'] }),
       remove: async () => undefined,
+      mkdir: async () => undefined,
     },
     archivePath: () => join(stateDir, 'archive'),
     startWorkload: async (w) => {
@@ -39,71 +56,65 @@ const agentContext = (address: string): { ctx: AgentContext; started: WorkloadRe
     stopWorkload: async () => undefined,
     log: silent,
   };
-  return { ctx, started };
+  return { ctx, started, written };
 };
+
+/** A manager context over `nodes`; `over` replaces what a test watches. */
+const managerContext = (nodes: readonly NodeView[], over: Partial<ManagerContext>): ManagerContext => ({
+  appId: 'a1',
+  serviceId: 'g1',
+  type: 'generic',
+  config: {},
+  archive: () => undefined,
+  sendArchive: () => Promise.reject(new Error('no archive')),
+  nodes: () => nodes,
+  callAgent: () => Promise.reject(new Error('not here')),
+  fanOut: () => Promise.reject(new Error('not here')),
+  state: () => undefined,
+  record: async () => undefined,
+  endpoints: () => ({}),
+  setEndpoint: async () => undefined,
+  links: () => ({}),
+  log: silent,
+  ...over,
+});
 
 const { methods } = genericService.agent;
 
 describe('the generic service', () => {
-  it("gives the scripts the node's own address as MY_IP, and the master's as MASTER_IP", async () => {
-    const { ctx, started } = agentContext('192.0.2.9');
-    await methods.init_agent.handle(ctx, {
-      agents: [
-        { nodeId: 'n1', role: 'master', address: '192.0.2.9' },
-        { nodeId: 'n2', role: 'node', address: '192.0.2.10' },
+  it("gives the scripts the node's own address, the master's, its peers and its links' endpoints", async () => {
+    const config: NodeConfig = {
+      settings: { env: { GREETING: 'hi' } },
+      nodes: [
+        { nodeId: 'n1', role: 'master', cloud: 'ec2', state: 'running', address: '192.0.2.9' },
+        { nodeId: 'n2', role: 'node', cloud: 'ec2', state: 'running', address: '192.0.2.10' },
       ],
-      settings: {},
-    });
-    await methods.update_code.handle(ctx, { version: 'v1' });
-    expect(started.map((w) => [w.name, w.env?.['MY_IP'], w.env?.['MASTER_IP']])).toEqual([
-      ['init', '192.0.2.9', '192.0.2.9'],
-    ]);
-  });
-
-  it("tells every node its peers at the addresses the manager's nodes have", async () => {
-    const nodes: NodeView[] = [
-      { nodeId: 'n1', role: 'master', cloud: 'ec2', state: 'running', address: '192.0.2.9' },
-      {
-        nodeId: 'n2',
-        role: 'node',
-        cloud: 'ec2',
-        state: 'running',
-        address: '192.0.2.10',
-        ports: { from: 20_000, to: 20_019 },
+      links: {
+        'cache-db': { serviceId: 's7', endpoints: { redis: { address: '192.0.2.20', port: 20000 } } },
       },
-    ];
-    const calls: { nodeId: string; args: unknown }[] = [];
-    const ctx: ManagerContext = {
-      appId: 'a1',
-      serviceId: 'g1',
-      type: 'generic',
-      config: {},
-      archive: () => undefined,
-      sendArchive: () => Promise.reject(new Error('no archive')),
-      nodes: () => nodes,
-      callAgent: async (nodeId: string, _method: string, args: unknown): Promise<unknown> => {
-        calls.push({ nodeId, args });
-        return { codeVersion: '' };
-      },
-      fanOut: (ids, method, args) =>
-        Promise.all(
-          ids.map(async (nodeId) => ({
-            nodeId,
-            ok: true as const,
-            result: await ctx.callAgent(nodeId, method, args),
-          })),
-        ),
-      log: silent,
     };
-    await genericService.manager.onNodesChanged!(ctx);
-    const agents = [
+    const { ctx, started, written } = agentContext('192.0.2.9', config);
+    await genericService.agent.onConfigure!(ctx, config);
+    expect(JSON.parse(written['agents.json']!)).toEqual([
       { nodeId: 'n1', role: 'master', address: '192.0.2.9' },
       { nodeId: 'n2', role: 'node', address: '192.0.2.10' },
-    ];
-    expect(calls).toEqual([
-      { nodeId: 'n1', args: { agents, settings: {} } },
-      { nodeId: 'n2', args: { agents, settings: {} } },
     ]);
+    await methods.update_code.handle(ctx, { version: 'v1' });
+    expect(started.map((w) => w.name)).toEqual(['init']);
+    expect(started[0]!.env).toMatchObject({
+      MY_IP: '192.0.2.9',
+      MASTER_IP: '192.0.2.9',
+      GREETING: 'hi',
+      LINK_CACHE_DB_REDIS: '192.0.2.20:20000',
+    });
+  });
+
+  it('tells each node the scripts environment with the secrets opened', async () => {
+    const ctx = managerContext([], { config: { env: { A: '1' }, secrets: { TOKEN: 's3cret' } } });
+    const node: NodeView = { nodeId: 'n1', role: 'master', cloud: 'local', state: 'running' };
+    expect(await genericService.manager.configureNode!(ctx, node)).toEqual({
+      env: { A: '1', TOKEN: 's3cret' },
+    });
   });
 
   it('delivers the code to the nodes that answered when one does not', async () => {
@@ -117,17 +128,12 @@ describe('the generic service', () => {
     const sent: string[] = [];
     const updated: string[] = [];
     const warned: unknown[] = [];
-    const ctx: ManagerContext = {
-      appId: 'a1',
-      serviceId: 'g1',
-      type: 'generic',
-      config: {},
+    const ctx = managerContext(nodes, {
       archive: () => ({ version: 'v2', size: 1, digest: 'd' }),
       sendArchive: async (nodeId) => {
         sent.push(nodeId);
         return { version: 'v2', size: 1, digest: 'd' };
       },
-      nodes: () => nodes,
       callAgent: async (nodeId, method) => {
         if (method === 'update_code') updated.push(nodeId);
         return { codeVersion: 'v1', updated: true };
@@ -139,7 +145,7 @@ describe('the generic service', () => {
             : { nodeId, ok: true as const, result: { codeVersion: 'v1' } },
         ),
       log: { ...silent, warn: (_m, fields) => void warned.push(fields) },
-    };
+    });
     await genericService.manager.onNodesChanged!(ctx);
     expect(sent).toEqual(['n1', 'n3']);
     expect(updated).toEqual(['n1', 'n3']);

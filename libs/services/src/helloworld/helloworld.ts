@@ -19,15 +19,19 @@ export const helloworldService = defineService({
         args: z.object({}),
         result: z.object({ messages: z.array(z.object({ nodeId: z.string(), message: z.string() })) }),
         handle: async (ctx) => {
-          const running = ctx.nodes().filter((n) => n.state === 'running');
-          const replies = await Promise.all(
-            running.map((n) => ctx.callAgent(n.nodeId, 'get_helloworld', {})),
+          const answers = await ctx.fanOut(
+            ctx
+              .nodes()
+              .filter((n) => n.state === 'running')
+              .map((n) => n.nodeId),
+            'get_helloworld',
+            {},
           );
+          // a node that does not answer is left out
           return {
-            messages: replies.map((r, i) => ({
-              nodeId: running[i]!.nodeId,
-              message: (r as { message: string }).message,
-            })),
+            messages: answers.flatMap((a) =>
+              a.ok ? [{ nodeId: a.nodeId, message: (a.result as { message: string }).message }] : [],
+            ),
           };
         },
       }),
