@@ -1,10 +1,11 @@
 // (f) add_nodes of 3 nodes until all are RUNNING on the local cloud, vs starting the same agent
-// processes by hand (identities issued beforehand, timed until each sends a ready heartbeat).
+// processes by hand (identities issued beforehand, each configured at its first heartbeat as its
+// manager would, timed until each sends a ready heartbeat).
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { subjects } from '@cps/bus';
-import { addNodes, getServiceInfo, listNodes, removeNodes, startupService } from '@cps/services';
+import { addNodes, configureAgent, getServiceInfo, listNodes, removeNodes, startupService } from '@cps/services';
 import { agentEntry } from '../lib/fixtures.mjs';
 import { median, now, sleep } from '../lib/stats.mjs';
 
@@ -101,9 +102,19 @@ export default {
         }),
       );
       const ready = new Set();
+      const configured = new Set();
+      // by hand, as the manager does: an agent's first heartbeat is answered with its configuration
       const sub = state.bus.connection.subscribe('cps.node.a1.s1.*.heartbeat', {
         callback: (err, m) => {
-          if (!err && m.json().ready) ready.add(m.subject.split('.')[4]);
+          if (err) return;
+          const id = m.subject.split('.')[4];
+          if (m.json().ready) ready.add(id);
+          else if (!configured.has(id) && ids.includes(id)) {
+            configured.add(id);
+            void state.bus
+              .request(subjects.agent('a1', 's1', id), configureAgent, { settings: {}, nodes: [], links: {} })
+              .catch(() => configured.delete(id));
+          }
         },
       });
       await state.bus.connection.flush();
