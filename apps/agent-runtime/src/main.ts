@@ -1,11 +1,17 @@
 import { join } from 'node:path';
 import { parseNodeEnvironment, workloadUser } from '@cps/clouds';
 import { joinBus, requireEnv as env, runNodeProcess } from '@cps/platform';
+import type { INestMicroservice } from '@nestjs/common';
+import { subjects } from '@cps/bus';
+import { createBusApp } from '@cps/nest-bus';
 import { builtinServices, ServiceRegistry } from '@cps/services';
 import { ProcessSupervisor } from './processes/index.js';
 import { AgentRuntime } from './runtime/agent-runtime.js';
 
-/** The agent process: started by a cloud with its identity in its node directory. */
+/**
+ * The agent process: started by a cloud with its identity in its node directory; a NestJS
+ * microservice over the cps bus, as the manager is.
+ */
 runNodeProcess('agent', async () => {
   const { nodeId, nodeDir, address, ports } = parseNodeEnvironment(process.env);
   const { bus, renewer } = await joinBus(`agent:${nodeId}`);
@@ -23,6 +29,22 @@ runNodeProcess('agent', async () => {
     supervisor: new ProcessSupervisor({ logDir: join(nodeDir, 'logs') }),
     ...(user && process.getuid?.() === 0 ? { workloadUser: user } : {}),
   });
-  await agent.start();
-  return { bus, renewer, stop: () => agent.stop() };
+  let app: INestMicroservice | undefined;
+  await agent.start({
+    serve: async (commands) => {
+      app = await createBusApp({
+        bus,
+        address: subjects.agent(env('CPS_APP_ID'), env('CPS_SERVICE_ID'), nodeId),
+        commands,
+      });
+    },
+  });
+  return {
+    bus,
+    renewer,
+    stop: async () => {
+      await agent.stop();
+      await app?.close();
+    },
+  };
 });

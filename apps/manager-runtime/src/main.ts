@@ -5,7 +5,8 @@ import { EventCatalog, JetStreamEventStore, KvSnapshotStore } from '@cps/events'
 import { joinBus, requireEnv as env, runNodeProcess } from '@cps/platform';
 import { builtinServices, serviceEvents, ServiceRegistry } from '@cps/services';
 import { ManagerRuntime } from './runtime/manager-runtime.js';
-import { createManagerApp } from './nest/manager.app.js';
+import { createBusApp } from '@cps/nest-bus';
+import { subjects } from '@cps/bus';
 
 const optionalMs = (name: string): number | undefined =>
   process.env[name] ? Number(process.env[name]) : undefined;
@@ -46,7 +47,11 @@ runNodeProcess('manager', async () => {
       : {}),
   });
   await manager.start({ serveBus: false });
-  const app = await createManagerApp(manager, bus, env('CPS_APP_ID'), env('CPS_SERVICE_ID'));
+  const app = await createBusApp({
+    bus,
+    address: subjects.manager(env('CPS_APP_ID'), env('CPS_SERVICE_ID')),
+    commands: manager.commands(),
+  });
   return {
     bus,
     renewer,

@@ -3,7 +3,8 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { z } from 'zod';
 import { CpsError, issuesFromZod, NotFoundError, ValidationError } from '@cps/core';
-import { subjects, type Bus } from '@cps/bus';
+import { subjects, type Bus, type CommandDefinition, type Handler } from '@cps/bus';
+import type { ServedCommand } from '@cps/nest-bus';
 import {
   agentLogs,
   archiveChunk,
@@ -113,7 +114,36 @@ export class AgentRuntime {
     return join(this.stateDir, 'node-config.json');
   }
 
-  async start(): Promise<void> {
+  /**
+   * The commands this agent serves, by name: served on the bus directly by `start()`, or by
+   * whatever `start({ serve })` is given (the agent process: a NestJS app, `createBusApp`).
+   */
+  commands(): ReadonlyMap<string, ServedCommand> {
+    const table = new Map<string, ServedCommand>();
+    const handle = <C extends CommandDefinition>(command: C, h: Handler<C>): void => {
+      table.set(command.name, { command, handle: h });
+    };
+    handle(checkAgentProcess, () => ({
+      nodeId: this.o.nodeId,
+      role: this.o.role,
+      workloads: this.o.supervisor
+        .list()
+        .map((w) => ({ name: w.name, state: w.state, restarts: w.restarts })),
+    }));
+    handle(agentLogs, (d) => ({ text: this.logs(d.workload, d.tailBytes) }));
+    handle(callMethod, async (d) => ({ result: await this.call(d.method, d.args) }));
+    handle(archiveChunk, (d) => this.archives.receive({ ...d, data: Buffer.from(d.data, 'base64') }));
+    handle(configureAgent, async (d) => {
+      if (this.fatal) throw new CpsError('unavailable', this.fatal);
+      await this.configure(d, true);
+      return { applied: true };
+    });
+    return table;
+  }
+
+  async start(
+    o: { serve?: (commands: ReadonlyMap<string, ServedCommand>) => Promise<unknown> } = {},
+  ): Promise<void> {
     mkdirSync(this.stateDir, { recursive: true, mode: 0o700 });
     mkdirSync(join(this.o.nodeDir, 'logs'), { recursive: true, mode: 0o700 });
     const missing = missingPackages(this.o.service.packages ?? []);
@@ -122,25 +152,12 @@ export class AgentRuntime {
       this.log.error(this.fatal);
     }
     if (!this.fatal) await this.work.mkdir(DATA_DIR);
-    const at = subjects.agent(this.o.appId, this.o.serviceId, this.o.nodeId);
-    this.o.bus.handle(at, checkAgentProcess, () => ({
-      nodeId: this.o.nodeId,
-      role: this.o.role,
-      workloads: this.o.supervisor
-        .list()
-        .map((w) => ({ name: w.name, state: w.state, restarts: w.restarts })),
-    }));
-    this.o.bus.handle(at, agentLogs, (d) => ({ text: this.logs(d.workload, d.tailBytes) }));
-    this.o.bus.handle(at, callMethod, async (d) => ({ result: await this.call(d.method, d.args) }));
-    this.o.bus.handle(at, archiveChunk, (d) =>
-      this.archives.receive({ ...d, data: Buffer.from(d.data, 'base64') }),
-    );
-    this.o.bus.handle(at, configureAgent, async (d) => {
-      if (this.fatal) throw new CpsError('unavailable', this.fatal);
-      await this.configure(d, true);
-      return { applied: true };
-    });
-    await this.o.bus.flush();
+    if (o.serve) await o.serve(this.commands());
+    else {
+      const at = subjects.agent(this.o.appId, this.o.serviceId, this.o.nodeId);
+      for (const { command, handle } of this.commands().values()) this.o.bus.handle(at, command, handle);
+      await this.o.bus.flush();
+    }
     this.heartbeat();
     this.timer = setInterval(() => this.heartbeat(), this.o.heartbeatMs ?? 1_000);
     const kept = this.fatal ? undefined : this.keptConfig();

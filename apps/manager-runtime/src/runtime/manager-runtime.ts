@@ -50,6 +50,7 @@ import {
   type ServiceState,
 } from '@cps/services';
 import { createNode, destroyNode } from '@cps/clouds';
+import type { ServedCommand } from '@cps/nest-bus';
 import { ArchiveStore } from '@cps/archives';
 
 export interface ManagerRuntimeOptions {
@@ -84,12 +85,6 @@ export interface ManagerRuntimeOptions {
 }
 
 type Live = Exclude<ServiceState, { status: 'NONE' }>;
-
-/** One command a manager serves, with its handler. */
-export interface ServedCommand {
-  readonly command: CommandDefinition;
-  readonly handle: Handler<CommandDefinition>;
-}
 
 /** Seals secret values for the event stream (e.g. AES-GCM under a key the supervisor hands over). */
 export interface SecretSealer {
@@ -554,7 +549,7 @@ export class ManagerRuntime {
 
   /**
    * The commands this manager serves, by name: the bus handlers, whether registered directly
-   * (`start()`) or through the NestJS transport (`start({ serveBus: false })` + `createManagerApp`).
+   * (`start()`) or through the NestJS app (`start({ serveBus: false })` + `createBusApp`).
    */
   commands(): ReadonlyMap<string, ServedCommand> {
     if (this.table) return this.table;

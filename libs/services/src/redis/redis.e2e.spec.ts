@@ -2,6 +2,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, ServiceHarness } from '@cps/testing';
+import { getLogs } from '@cps/services';
 
 interface Replication {
   primary?: string;
@@ -99,10 +100,21 @@ describe('redis: a primary and replicas whose data and roles survive every resta
     await h.kill(await h.agentNode(primary));
     // the silent node fails, the replica takes over, the failed node is replaced by a new replica
     const after = await eventually(
-      () => replicating(60_000).catch(() => ({ nodes: [] })),
-      (r) => r.primary === replica && r.nodes.length === 2,
+      () => replication().catch(() => ({ nodes: [] })),
+      (r) =>
+        r.primary === replica &&
+        r.nodes.length === 2 &&
+        r.nodes.every((n) =>
+          n.nodeId === replica ? n.role === 'master' : n.role === 'replica' && n.link === 'up',
+        ),
       60_000,
-    );
+    ).catch(async (e: unknown) => {
+      console.log(
+        JSON.stringify({ nodes: await h.nodes(), replication: await replication().catch(String) }, null, 1),
+      );
+      console.log((await h.request(getLogs, {})).text.slice(-6000));
+      throw e;
+    });
     expect(after.nodes.map((n) => n.nodeId)).not.toContain(primary);
     expect(await endpoint()).toMatchObject({ nodeId: replica });
     for (const k of ['k1', 'k2', 'k3', 'k4']) expect(await get(k)).not.toBeNull();
