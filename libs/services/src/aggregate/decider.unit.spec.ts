@@ -3,6 +3,7 @@ import { fold, hasErrorCode, toArray } from '@cps/core';
 import { NodeStarted, type ServiceEvent } from './events.js';
 import { ServiceRegistry } from '../contract/registry.js';
 import { genericService } from '../generic-service/generic.js';
+import { redisService } from '../redis/redis.js';
 import { serviceDecider, type ServiceCommand, type ServiceState } from './decider.js';
 
 const decider = serviceDecider(new ServiceRegistry([genericService]));
@@ -196,5 +197,89 @@ describe('service state machine', () => {
     expect(NodeStarted.schema.parse(old)).toEqual(old);
     const before = run(create, startup, cmd('NodeStarted', old)).state;
     expect(before.status !== 'NONE' && before.nodes['n1']).not.toHaveProperty('ports');
+  });
+
+  it('moves a node that came back elsewhere, once', () => {
+    const move = cmd('MoveNode', { nodeId: 'n1', address: '192.0.2.7', ports: { from: 20_100, to: 20_119 } });
+    const r = run(...running, move, move);
+    expect(r.events.filter((e) => e.type === 'NodeMoved')).toHaveLength(1);
+    expect(r.state.status !== 'NONE' && r.state.nodes['n1']).toMatchObject({
+      state: 'running',
+      address: '192.0.2.7',
+      ports: { from: 20_100, to: 20_119 },
+    });
+  });
+
+  it('keeps endpoints: set, moved, removed; an unchanged one records nothing', () => {
+    const at = (port: number) =>
+      cmd('SetEndpoint', { name: 'redis', endpoint: { address: '127.0.0.1', port } });
+    const r = run(...running, at(20_000), at(20_000), at(20_020), cmd('SetEndpoint', { name: 'redis' }));
+    expect(r.events.filter((e) => e.type === 'EndpointSet').map((e) => e.data)).toEqual([
+      { name: 'redis', endpoint: { address: '127.0.0.1', port: 20_000 } },
+      { name: 'redis', endpoint: { address: '127.0.0.1', port: 20_020 } },
+      { name: 'redis' },
+    ]);
+    expect(r.state.status !== 'NONE' && r.state.endpoints).toEqual({});
+  });
+
+  it('starts with the links it was created with, and records a change of them only', () => {
+    const linked = cmd('Create', {
+      appId: 'a1',
+      serviceId: 's1',
+      type: 'generic',
+      config: {},
+      links: { db: 's2' },
+    });
+    const created = run(linked).state;
+    expect(created.status !== 'NONE' && created.links).toEqual({ db: { serviceId: 's2', endpoints: {} } });
+    const links = (port: number) => ({
+      db: { serviceId: 's2', endpoints: { redis: { port, address: '127.0.0.1' } } },
+    });
+    const r = run(linked, cmd('SetLinks', { links: links(1) }), cmd('SetLinks', { links: links(1) }));
+    expect(r.events.filter((e) => e.type === 'LinksSet')).toHaveLength(1);
+    expect(r.state.status !== 'NONE' && r.state.links).toEqual(links(1));
+  });
+});
+
+describe("a plugin's own state", () => {
+  const plugins = serviceDecider(new ServiceRegistry([genericService, redisService]));
+  const runWith = (...cmds: ServiceCommand[]) => {
+    const events: ServiceEvent[] = [];
+    for (const c of cmds) events.push(...toArray(plugins.decide(c, fold(plugins, events))));
+    return fold(plugins, events);
+  };
+  const redis = cmd('Create', { appId: 'a1', serviceId: 'r1', type: 'redis', config: {} });
+  const chosen = (nodeId: unknown) =>
+    cmd('RecordPluginEvent', { name: 'primary_chosen', data: { nodeId, reason: 'test' } });
+
+  it('folds the events it records with its evolve, from its initial state', () => {
+    expect(runWith(redis)).toMatchObject({ plugin: {} });
+    expect(runWith(redis, chosen('n1'), chosen('n2'))).toMatchObject({ plugin: { primary: 'n2' } });
+  });
+
+  it('refuses an event it does not name, or data its schema refuses, with the path', () => {
+    const refused = (c: ServiceCommand): unknown => {
+      try {
+        runWith(redis, c);
+      } catch (e) {
+        return e;
+      }
+      throw new Error('not refused');
+    };
+    expect(refused(cmd('RecordPluginEvent', { name: 'nope', data: {} }))).toMatchObject({
+      code: 'validation',
+      issues: [{ path: '$.name', code: 'unknown_event' }],
+    });
+    expect(refused(chosen('Not An Id'))).toMatchObject({
+      code: 'validation',
+      issues: [{ path: '$.nodeId' }],
+    });
+    // a type without state events has none to record
+    expect(() =>
+      runWith(
+        cmd('Create', { appId: 'a1', serviceId: 'g1', type: 'generic', config: {} }),
+        cmd('RecordPluginEvent', { name: 'primary_chosen', data: { nodeId: 'n1', reason: 'x' } }),
+      ),
+    ).toThrow(/generic has no state event primary_chosen/);
   });
 });

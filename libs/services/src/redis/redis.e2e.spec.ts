@@ -21,7 +21,7 @@ describe('redis: a primary and replicas whose data and roles survive every resta
   /** One primary (the recorded one), every other running node its replica with its link up. */
   const replicating = async (ms = 30_000): Promise<Replication> =>
     eventually(
-      () => replication().catch(() => ({ nodes: [] })),
+      () => replication().catch((): Replication => ({ nodes: [] })),
       (r) =>
         r.nodes.length > 1 &&
         r.nodes.every((n) =>
@@ -100,7 +100,7 @@ describe('redis: a primary and replicas whose data and roles survive every resta
     await h.kill(await h.agentNode(primary));
     // the silent node fails, the replica takes over, the failed node is replaced by a new replica
     const after = await eventually(
-      () => replication().catch(() => ({ nodes: [] })),
+      () => replication().catch((): Replication => ({ nodes: [] })),
       (r) =>
         r.primary === replica &&
         r.nodes.length === 2 &&

@@ -1,0 +1,202 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { hasErrorCode } from '@cps/core';
+import { subjects, type Bus } from '@cps/bus';
+import { workloadUser } from '@cps/clouds';
+import { freePort } from '@cps/platform';
+import {
+  agentLogs,
+  agentMethod,
+  callMethod,
+  configureAgent,
+  defineService,
+  HeartbeatSchema,
+  type Heartbeat,
+} from '@cps/services';
+import { eventually, TestNats } from '@cps/testing';
+import { ProcessSupervisor } from '../processes/index.js';
+import { AgentRuntime, DATA_DIR } from './agent-runtime.js';
+
+const root = process.getuid?.() === 0;
+
+/**
+ * A plugin that records what the runtime made it do, and runs one workload that listens on its
+ * first port only after `DELAY` ms (so readiness has to wait for it) and says so when it gets SIGHUP.
+ */
+const seen: string[] = [];
+const LISTENER = `
+process.on('SIGHUP', () => console.log('reloaded'));
+setTimeout(() => require('node:net').createServer().listen(Number(process.argv[1]), process.argv[2]), Number(process.argv[3]));
+`;
+const probe = (packages: string[] = []) =>
+  defineService({
+    type: 'probe',
+    description: 'records the runtime’s calls',
+    roles: ['node'],
+    defaultRoles: { node: 1 },
+    configSchema: z.object({}),
+    manifestKeys: z.object({}),
+    packages,
+    manager: { methods: {} },
+    agent: {
+      methods: {
+        whoami: agentMethod({
+          description: 'runs id -u as the workload user',
+          args: z.object({}),
+          result: z.object({ uid: z.string(), code: z.number().nullable() }),
+          handle: async (ctx) => {
+            const r = await ctx.exec('id', ['-u']);
+            return { uid: r.stdout.trim(), code: r.code };
+          },
+        }),
+        reload: agentMethod({
+          description: 'SIGHUP to the listener',
+          args: z.object({}),
+          result: z.object({}),
+          handle: async (ctx) => {
+            await ctx.signal('listener', 'SIGHUP');
+            return {};
+          },
+        }),
+      },
+      onConfigure: async (ctx, config) => {
+        seen.push(`configure ${JSON.stringify(config.settings)}`);
+      },
+      onStart: async (ctx) => {
+        seen.push(`start ${JSON.stringify(ctx.config?.settings)}`);
+        const delay = (ctx.config?.settings['delay'] as number | undefined) ?? 0;
+        await ctx.startWorkload({
+          name: 'listener',
+          command: process.execPath,
+          args: ['-e', LISTENER, String(ctx.ports.from), ctx.address, String(delay)],
+          ready: { tcp: ctx.ports.from },
+        });
+      },
+      onStop: async () => {
+        seen.push('stop');
+      },
+    },
+  });
+
+describe('the agent runtime: configuration, readiness, durable data, one-off commands', () => {
+  let nats: TestNats;
+  let manager: Bus;
+  const beats: Heartbeat[] = [];
+  const nodeDir = mkdtempSync(join(tmpdir(), 'cps-agent-int-'));
+  const agents: AgentRuntime[] = [];
+  const at = subjects.agent('a1', 's1', 'n1');
+  const config = (settings: Record<string, unknown>) => ({ settings, nodes: [], links: {} });
+  const lastBeat = async () => beats.at(-1);
+
+  let port = 0;
+  const startAgent = async (packages: string[] = []): Promise<AgentRuntime> => {
+    const bus = await nats.bus({ role: 'agent', id: 'n1', appId: 'a1', serviceId: 's1', nodeId: 'n1' });
+    const user = workloadUser();
+    const agent = new AgentRuntime({
+      bus,
+      service: probe(packages),
+      appId: 'a1',
+      serviceId: 's1',
+      nodeId: 'n1',
+      role: 'node',
+      nodeDir,
+      address: '127.0.0.1',
+      ports: { from: port, to: port },
+      supervisor: new ProcessSupervisor({ logDir: join(nodeDir, 'logs') }),
+      heartbeatMs: 100,
+      ...(user && root ? { workloadUser: user } : {}),
+    });
+    agents.push(agent);
+    await agent.start();
+    return agent;
+  };
+
+  beforeAll(async () => {
+    nats = await TestNats.start();
+    port = await freePort();
+    manager = await nats.bus({ role: 'manager', id: 's1', appId: 'a1', serviceId: 's1' });
+    manager.connection.subscribe(`${subjects.fromNode('a1', 's1', 'n1')}.heartbeat`, {
+      callback: (err, m) => {
+        if (!err) beats.push(HeartbeatSchema.parse(m.json()));
+      },
+    });
+    await manager.flush();
+    if (root) execFileSync('mkdir', ['-p', join(nodeDir, 'work')]);
+    const user = workloadUser();
+    if (root && user) execFileSync('chown', [`${user.uid}:${user.gid}`, join(nodeDir, 'work')]);
+  });
+  afterAll(async () => {
+    for (const a of agents) await a.stop().catch(() => undefined);
+    await nats?.cleanup();
+    rmSync(nodeDir, { recursive: true, force: true });
+  });
+
+  it('starts nothing before its first configuration, then configures, starts, and is ready once the probe answers', async () => {
+    const agent = await startAgent();
+    const first = await eventually(lastBeat, (b) => b !== undefined);
+    expect(first?.boot).toMatch(/\w{8}/);
+    expect(seen).toEqual([]);
+    expect((await lastBeat())?.ready).toBe(false);
+
+    const pushed = manager.request(at, configureAgent, config({ delay: 800 }), { timeoutMs: 10_000 });
+    expect(await pushed).toEqual({ applied: true });
+    expect(seen).toEqual(['configure {"delay":800}', 'start {"delay":800}']);
+    // the workload does not listen yet: not ready
+    expect((await lastBeat())?.ready).toBe(false);
+    const ready = await eventually(lastBeat, (b) => b?.ready === true, 5_000);
+    expect(ready?.boot).toBe(first?.boot);
+
+    // the data directory is the workload user's
+    const data = statSync(join(nodeDir, 'work', DATA_DIR));
+    expect(data.isDirectory()).toBe(true);
+    if (root) expect(data.uid).toBe(workloadUser()?.uid);
+
+    // one-off commands run as the workload user; a signal reaches the workload
+    const who = (await manager.request(at, callMethod, { method: 'whoami', args: {} })).result as {
+      uid: string;
+      code: number;
+    };
+    expect(who.code).toBe(0);
+    expect(who.uid).toBe(String(root ? workloadUser()?.uid : process.getuid?.()));
+    await manager.request(at, callMethod, { method: 'reload', args: {} });
+    await eventually(
+      async () => (await manager.request(at, agentLogs, { workload: 'listener' })).text,
+      (t) => t.includes('reloaded'),
+    );
+
+    // a second push: onConfigure again, no second start
+    await manager.request(at, configureAgent, config({ delay: 800, generation: 2 }), { timeoutMs: 10_000 });
+    expect(seen.slice(2)).toEqual(['configure {"delay":800,"generation":2}']);
+    await agent.stop();
+    expect(seen.at(-1)).toBe('stop');
+  });
+
+  it('after a restart, starts from the configuration it kept, under a new boot id, before any push', async () => {
+    const before = (await lastBeat())?.boot;
+    seen.length = 0;
+    beats.length = 0;
+    const agent = await startAgent();
+    expect(seen).toEqual(['configure {"delay":800,"generation":2}', 'start {"delay":800,"generation":2}']);
+    const b = await eventually(lastBeat, (x) => x !== undefined);
+    expect(b?.boot).not.toBe(before);
+    await agent.stop();
+  });
+
+  it('says which software is missing: every heartbeat carries it, a configuration is refused', async () => {
+    seen.length = 0;
+    beats.length = 0;
+    const agent = await startAgent(['cps-no-such-package']);
+    const b = await eventually(lastBeat, (x) => x !== undefined);
+    expect(b?.fatal).toMatch(/software missing on this node: cps-no-such-package/);
+    expect(b?.ready).toBe(false);
+    await expect(manager.request(at, configureAgent, config({}))).rejects.toSatisfy((e) =>
+      hasErrorCode(e, 'unavailable'),
+    );
+    expect(seen).toEqual([]);
+    await agent.stop();
+  });
+});
