@@ -60,7 +60,7 @@ export default tseslint.config(
     files: [
       '{apps,libs}/*/src/**/*-decider.ts',
       'libs/services/src/aggregate/decider.ts',
-      'apps/director/src/names/name-claims.ts',
+      'apps/director/src/core/name-claims.ts',
       'apps/director/src/operations/operation-events.ts',
     ],
     rules: {

@@ -6,7 +6,7 @@ import type { IdentityIssuer } from '@cps/platform';
 import type { ServiceRegistry } from '@cps/services';
 import type { RouteDefinition } from './api/route.js';
 import type { Applications } from './applications/applications.js';
-import type { DirectorCore } from './director-core.js';
+import type { DirectorCore } from './core/director-core.js';
 import type { OperationKind } from './operations/operation.js';
 import type { Operations } from './operations/operations.js';
 import type { Supervisor } from './supervision/supervisor.js';

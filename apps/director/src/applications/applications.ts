@@ -26,11 +26,11 @@ import {
   type ServiceRegistry,
   type ServiceState,
 } from '@cps/services';
-import { serviceSecretContext, type UserKeys } from '../secrets/user-keys.js';
-import type { Principal } from '../http/request.js';
-import { hashId, type Actor, type Aggregates, type DirectorCore } from '../director-core.js';
+import { serviceSecretContext, type UserKeys } from '../users/user-keys.js';
+import type { Principal } from '../api/request.js';
+import { hashId, type Actor, type Aggregates, type DirectorCore } from '../core/director-core.js';
 import type { AppCursor } from '../api/schemas.js';
-import type { ApplicationView, ServiceView } from '../read-models/directory.js';
+import type { ApplicationView, ServiceView } from '../core/directory.js';
 import type { Supervisor } from '../supervision/supervisor.js';
 import { defineOperation, type RunningOperation } from '../operations/operation.js';
 import type { Operations } from '../operations/operations.js';

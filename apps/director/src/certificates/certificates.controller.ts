@@ -1,7 +1,7 @@
 import { Controller, Inject } from '@nestjs/common';
 import type { RouteInput, RouteOutput } from '../api/route.js';
-import { Caller, Input, Req, Route } from '../http/route.decorator.js';
-import { commandIdOf, type Principal, type RequestContext } from '../http/request.js';
+import { Caller, Input, Req, Route } from '../api/route.decorator.js';
+import { commandIdOf, type Principal, type RequestContext } from '../api/request.js';
 import { CERTIFICATES, type Certificates } from './certificates.js';
 import { certificateRoutes } from './certificates.routes.js';
 

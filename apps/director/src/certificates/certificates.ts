@@ -8,8 +8,8 @@ import {
   publicKeyFromCsr,
 } from '@cps/core';
 import { busTrustPem } from '@cps/platform';
-import type { DirectorCore } from '../director-core.js';
-import type { Principal } from '../http/request.js';
+import type { DirectorCore } from '../core/director-core.js';
+import type { Principal } from '../api/request.js';
 import type { NewCertificate } from './certificates.schemas.js';
 
 export const CERTIFICATES = Symbol('Certificates');

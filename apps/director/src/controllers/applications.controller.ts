@@ -2,8 +2,8 @@ import { Controller, Inject } from '@nestjs/common';
 import { routes } from '../api/routes.js';
 import { encodeAppCursor } from '../api/schemas.js';
 import type { RouteInput, RouteOutput } from '../api/route.js';
-import { Caller, Input, Req, Route } from '../http/route.decorator.js';
-import { actorOf, commandIdOf, type Principal, type RequestContext } from '../http/request.js';
+import { Caller, Input, Req, Route } from '../api/route.decorator.js';
+import { actorOf, commandIdOf, type Principal, type RequestContext } from '../api/request.js';
 import type { Applications } from '../applications/applications.js';
 import { APPLICATIONS } from './tokens.js';
 

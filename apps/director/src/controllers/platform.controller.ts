@@ -2,8 +2,8 @@ import { Controller, Inject, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import { routes } from '../api/routes.js';
 import type { RouteInput, RouteOutput } from '../api/route.js';
-import { Caller, Input, Route } from '../http/route.decorator.js';
-import type { Principal } from '../http/request.js';
+import { Caller, Input, Route } from '../api/route.decorator.js';
+import type { Principal } from '../api/request.js';
 import type { Platform } from '../platform/platform.js';
 import { PLATFORM } from './tokens.js';
 

@@ -2,10 +2,10 @@ import { Controller, Inject } from '@nestjs/common';
 import { CpsError } from '@cps/core';
 import { routes } from '../api/routes.js';
 import type { RouteInput, RouteOutput } from '../api/route.js';
-import { Caller, ClientAddress, Input, Req, Route } from '../http/route.decorator.js';
-import { actorOf, commandIdOf, type Principal, type RequestContext } from '../http/request.js';
+import { Caller, ClientAddress, Input, Req, Route } from '../api/route.decorator.js';
+import { actorOf, commandIdOf, type Principal, type RequestContext } from '../api/request.js';
 import type { Accounts } from '../users/accounts.js';
-import type { TokenView, UserView } from '../read-models/directory.js';
+import type { TokenView, UserView } from '../core/directory.js';
 import { ACCOUNTS } from './tokens.js';
 
 type R = typeof routes;

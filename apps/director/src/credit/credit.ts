@@ -1,7 +1,7 @@
 import { CpsError, ForbiddenError } from '@cps/core';
 import type { ProvisionPolicy } from '@cps/clouds';
 import type { Logger } from 'pino';
-import type { DirectorCore } from '../director-core.js';
+import type { DirectorCore } from '../core/director-core.js';
 import type { Applications } from '../applications/applications.js';
 
 const HOUR = 3600_000;

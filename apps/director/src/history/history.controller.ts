@@ -1,9 +1,9 @@
 import { Controller, Inject, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import type { RouteInput, RouteOutput } from '../api/route.js';
-import { Caller, Input, Route } from '../http/route.decorator.js';
-import type { Authenticator } from '../http/route.guard.js';
-import type { CpsRequest, Principal } from '../http/request.js';
+import { Caller, Input, Route } from '../api/route.decorator.js';
+import type { Authenticator } from '../api/route.guard.js';
+import type { CpsRequest, Principal } from '../api/request.js';
 import { HISTORY, type History } from './history.js';
 import { historyRoutes } from './history.routes.js';
 

@@ -3,7 +3,7 @@ import { CpsError, issuesFromZod, type Issue } from '@cps/core';
 import { mapSecrets, redact, strictSettings, type ServiceRegistry } from '@cps/services';
 import { parse as parseYaml } from 'yaml';
 import { NameSchema } from '../api/schemas.js';
-import { tooDeep } from '../http/json-depth.js';
+import { tooDeep } from '../api/json-depth.js';
 import {
   COMMON_SERVICE_KEYS,
   MAX_MANIFEST_BYTES,

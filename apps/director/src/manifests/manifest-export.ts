@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import { mapSecrets, type ServiceRegistry } from '@cps/services';
-import type { ApplicationView, ServiceView } from '../read-models/directory.js';
+import type { ApplicationView, ServiceView } from '../core/directory.js';
 import { SECRET_REFERENCE } from './manifest-check.js';
 import type { ManifestSchema } from './manifest.schema.js';
 

@@ -1,7 +1,7 @@
 import { CpsError } from '@cps/core';
 import type { Logger } from 'pino';
-import { Aggregates, hashId, type Actor, type DirectorCore } from '../director-core.js';
-import type { OperationView } from '../read-models/directory.js';
+import { Aggregates, hashId, type Actor, type DirectorCore } from '../core/director-core.js';
+import type { OperationView } from '../core/directory.js';
 import type { OperationKind, RunningOperation } from './operation.js';
 import {
   operationDecider,

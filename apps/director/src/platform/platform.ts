@@ -1,9 +1,9 @@
 import { NotFoundError } from '@cps/core';
 import type { ServiceRegistry } from '@cps/services';
 import { handleEnrollment, type IdentityIssuer } from '@cps/platform';
-import type { DirectorCore } from '../director-core.js';
-import type { HttpMetrics } from '../http/metrics.js';
-import type { Principal } from '../http/request.js';
+import type { DirectorCore } from '../core/director-core.js';
+import type { HttpMetrics } from '../api/metrics.js';
+import type { Principal } from '../api/request.js';
 
 const HOUR = 3600_000;
 

@@ -3,7 +3,7 @@ import { CpsError } from '@cps/core';
 import { subjects, untilServed, type Bus } from '@cps/bus';
 import { createManagerNode, destroyNode } from '@cps/clouds';
 import { getServiceInfo } from '@cps/services';
-import type { Directory, NodeView } from '../read-models/directory.js';
+import type { Directory, NodeView } from '../core/directory.js';
 import { waitUntil } from '../operations/wait.js';
 
 /**

@@ -1,9 +1,9 @@
 import { createHash, randomBytes, timingSafeEqual, type X509Certificate } from 'node:crypto';
 import { CpsError, ForbiddenError, NotFoundError, inspectCertificate, isIssuedBy } from '@cps/core';
-import type { Principal, CpsRequest } from '../http/request.js';
-import type { Authenticator } from '../http/route.guard.js';
-import type { DirectorCore } from '../director-core.js';
-import type { TokenView, UserView } from '../read-models/directory.js';
+import type { Principal, CpsRequest } from '../api/request.js';
+import type { Authenticator } from '../api/route.guard.js';
+import type { DirectorCore } from '../core/director-core.js';
+import type { TokenView, UserView } from '../core/directory.js';
 import { hashPassword, verifyPassword } from './passwords.js';
 import { SignInLimits } from './sign-in-limits.js';
 

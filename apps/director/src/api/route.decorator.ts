@@ -7,7 +7,7 @@ import {
   SetMetadata,
   type ExecutionContext,
 } from '@nestjs/common';
-import type { RouteDefinition } from '../api/route.js';
+import type { RouteDefinition } from './route.js';
 import type { CpsRequest } from './request.js';
 
 export const ROUTE_METADATA = 'cps:route';

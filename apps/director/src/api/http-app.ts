@@ -14,7 +14,7 @@ import {
 import { ValidationError } from '@cps/core';
 import type { Logger } from 'pino';
 import { tooDeep } from './json-depth.js';
-import { MAX_PATH_PARAM_LENGTH } from '../api/schemas.js';
+import { MAX_PATH_PARAM_LENGTH } from './schemas.js';
 import { ProblemFilter, sendProblem } from './problem.filter.js';
 import { clientErrorResponse } from './problem.js';
 import { ResponseInterceptor } from './response.interceptor.js';

@@ -2,13 +2,13 @@ import { createHash } from 'node:crypto';
 import type { Command, Decider, Message } from '@cps/core';
 import { CommandHandler, type EventStore, type ProjectionRunner, type SnapshotStore } from '@cps/events';
 import type { PlatformSecrets } from '@cps/platform';
-import type { Directory } from './read-models/directory.js';
-import { nameAggregate, type NameCommand, type NameEvent, type NameState } from './names/name-claims.js';
-import type { RateLimits } from './users/rate-limits.js';
-import type { UserCommand, UserState } from './users/user-decider.js';
-import type { UserEvent } from './users/user-events.js';
-import type { AppCommand, AppState } from './applications/app-decider.js';
-import type { AppEvent } from './applications/app-events.js';
+import type { Directory } from './directory.js';
+import { nameAggregate, type NameCommand, type NameEvent, type NameState } from './name-claims.js';
+import type { RateLimits } from '../users/rate-limits.js';
+import type { UserCommand, UserState } from '../users/user-decider.js';
+import type { UserEvent } from '../users/user-events.js';
+import type { AppCommand, AppState } from '../applications/app-decider.js';
+import type { AppEvent } from '../applications/app-events.js';
 
 /** Who asks: the request id (the same when asked again) and the actor recorded on the events. */
 export interface Actor {

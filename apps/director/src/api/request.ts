@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { RouteDefinition } from '../api/route.js';
+import type { RouteDefinition } from './route.js';
 
 /** An authenticated caller. */
 export interface Principal {

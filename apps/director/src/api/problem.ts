@@ -1,5 +1,5 @@
 import { CpsError, httpStatusOf, isCpsError, isErrorCode, type ErrorCode, type Issue } from '@cps/core';
-import { MAX_PATH_PARAM_LENGTH } from '../api/schemas.js';
+import { MAX_PATH_PARAM_LENGTH } from './schemas.js';
 
 /** The body of every error answer (`application/problem+json`, RFC 9457, plus cps's code and issues). */
 export interface Problem {

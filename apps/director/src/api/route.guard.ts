@@ -2,7 +2,7 @@ import { Injectable, type CanActivate, type ExecutionContext } from '@nestjs/com
 import { Reflector } from '@nestjs/core';
 import type { z } from 'zod';
 import { CpsError, ForbiddenError, issuesFromZod, ValidationError, type Issue } from '@cps/core';
-import type { RouteDefinition } from '../api/route.js';
+import type { RouteDefinition } from './route.js';
 import { ROUTE_METADATA } from './route.decorator.js';
 import type { CpsRequest, Principal } from './request.js';
 
