@@ -24,34 +24,31 @@ import { nodeEvents, Provisioner, type BaseCloud, type NodeIdentitySource } from
 import { builtinServices, serviceDecider, serviceEvents, ServiceRegistry } from '@cps/services';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import pino, { type Logger } from 'pino';
+import { createHttpApp } from './api/http-app.js';
+import { HttpMetrics } from './api/metrics.js';
 import { buildOpenApi } from './api/openapi.js';
-import { allRoutes, builtinFeatures } from './features.js';
-import type { DirectorFeature } from './feature.js';
+import { ApplicationOperations } from './applications/application-operations.js';
+import { appEvents } from './applications/app-events.js';
+import { Applications } from './applications/applications.js';
 import { Aggregates, Names, type DirectorCore } from './core/director-core.js';
 import { Directory, type DirectorySnapshot } from './core/directory.js';
-import { userDecider } from './users/user-decider.js';
-import { userEvents } from './users/user-events.js';
-import { appDecider } from './applications/app-decider.js';
-import { appEvents } from './applications/app-events.js';
+import { ensureLeaseStream, Lease } from './core/lease.js';
 import { nameDecider, nameEvents } from './core/name-claims.js';
+import { Credit } from './credit/credit.js';
+import type { Duty, FeatureParts } from './feature.js';
+import { allRoutes, builtinFeatures } from './features.js';
 import { operationEvents } from './operations/operation-events.js';
 import { Operations } from './operations/operations.js';
+import { Presence } from './operations/presence.js';
+import { withOwnerKeys } from './provisioning/node-identities.js';
+import { ServiceOperations } from './services/service-operations.js';
+import { Services } from './services/services.js';
+import { Supervisor } from './services/supervisor.js';
+import { Accounts, type AccountsOptions } from './users/accounts.js';
 import { RateLimits } from './users/rate-limits.js';
 import { SIGN_IN_LIMITS_TTL_MS } from './users/sign-in-limits.js';
-import { Accounts, type AccountsOptions } from './users/accounts.js';
-import { Applications } from './applications/applications.js';
-import { Supervisor } from './supervision/supervisor.js';
-import { Platform } from './platform/platform.js';
-import { HttpMetrics } from './api/metrics.js';
-import { ensureLeaseStream, Lease } from './core/lease.js';
-import { Presence } from './operations/presence.js';
-import { Credit } from './credit/credit.js';
 import { UserKeys } from './users/user-keys.js';
-import { createHttpApp } from './api/http-app.js';
-import { UsersController } from './controllers/users.controller.js';
-import { ApplicationsController } from './controllers/applications.controller.js';
-import { PlatformController } from './controllers/platform.controller.js';
-import { ACCOUNTS, APPLICATIONS, PLATFORM } from './controllers/tokens.js';
+import { userEvents } from './users/user-events.js';
 
 export interface DirectorOptions {
   readonly directorId: string;
@@ -99,9 +96,9 @@ export interface DirectorOptions {
 
 /**
  * One director: the composition root. Joins the bus with its identity, rebuilds the read model
- * from the event stream, hosts the identity issuer, the Provisioner and manager supervision, and
- * serves the HTTPS API. Any number of directors may run against one NATS; they share everything
- * through JetStream.
+ * from the event stream, hosts the identity issuer, builds the services its features share and the
+ * features (`features.ts`), serves their routes over HTTPS, and runs their singleton duties while it
+ * leads. Any number of directors may run against one NATS; they share everything through JetStream.
  */
 export class Director {
   private constructor(
@@ -110,15 +107,14 @@ export class Director {
     readonly bus: Bus,
     readonly core: DirectorCore,
     readonly provisioner: Provisioner,
+    readonly accounts: Accounts,
     readonly applications: Applications,
     readonly operations: Operations,
     /** The generated admin password, on the start that created the admin (shown once). */
     readonly adminPassword: string | undefined,
     /** Whether this start created the admin (with `adminPassword` or a generated one). */
     readonly adminCreated: boolean,
-    private readonly runner: ProjectionRunner,
-    private readonly features: readonly DirectorFeature[],
-    private readonly credit: Credit,
+    private readonly features: readonly FeatureParts[],
     private readonly readModelSnapshots: ProjectionSnapshotter<DirectorySnapshot>,
     private readonly presence: Presence,
   ) {}
@@ -134,7 +130,7 @@ export class Director {
    * Answers whether it saved one.
    */
   snapshotReadModel(minCommits = 1): Promise<boolean> {
-    return this.readModelSnapshots.save(this.runner.position, minCommits);
+    return this.readModelSnapshots.save(this.core.runner.position, minCommits);
   }
 
   static async start(o: DirectorOptions): Promise<Director> {
@@ -205,10 +201,8 @@ export class Director {
       store,
       directory,
       runner,
-      users: new Aggregates(store, userDecider, snapshots),
-      apps: new Aggregates(store, appDecider, snapshots),
+      snapshots,
       names: new Names(new Aggregates(store, nameDecider)),
-      rateLimits: new RateLimits(nc),
       secrets: o.secrets,
       now: () => new Date(),
       caughtUp: (position) => runner.waitFor(position),
@@ -217,44 +211,7 @@ export class Director {
     const issuer = new IdentityIssuer({ secrets: o.secrets, store, authority: o.authority });
     issuer.serve(bus);
     const userKeys = new UserKeys(nc, o.secrets);
-    const base = o.nodeIdentities?.(issuer) ?? new IssuedNodeIdentities(issuer, o.natsUrls);
-    // a manager gets its owner's key (in its private node directory) to open its service's secrets
-    const identities: NodeIdentitySource = {
-      contextualize: async (identity, c) => {
-        const given = await base.contextualize(identity, c);
-        const owner = identity.appId ? directory.apps.get(identity.appId)?.owner : undefined;
-        if (identity.role !== 'manager' || !owner) return given;
-        return { ...given, files: { ...given.files, 'secrets.key': await userKeys.material(owner) } };
-      },
-    };
-    const credit = new Credit(core, {
-      maxNodesPerUser: o.maxNodesPerUser ?? 20,
-      chargeEveryMs: o.chargeEveryMs ?? 60_000,
-    });
-    const provisioner = new Provisioner({ store, clouds: o.clouds, identities, policy: credit });
-
-    const operations = new Operations(core, presence, log);
-    const registry = new ServiceRegistry([...builtinServices]);
-    const supervisor = new Supervisor(bus, directory, {
-      readyTimeoutMs: o.managerReadyTimeoutMs ?? 30_000,
-      cloud: o.clouds[0]?.name ?? 'local',
-    });
-    const applications = new Applications(
-      core,
-      bus,
-      registry,
-      supervisor,
-      new Aggregates(store, serviceDecider(registry)),
-      {
-        maxApplicationsPerUser: o.maxApplicationsPerUser ?? 50,
-        maxArchiveBytes: o.maxArchiveBytes ?? 256 * 1024 * 1024,
-        clouds: o.clouds.map((c) => c.name),
-        operationTimeoutMs: o.operationTimeoutMs ?? 120_000,
-      },
-      userKeys,
-      operations,
-    );
-    const accounts = new Accounts(core, {
+    const accounts = new Accounts(core, new RateLimits(nc), {
       registration: 'admin',
       sessionTtlMs: 12 * 3600_000,
       initialCredit: 50,
@@ -262,43 +219,80 @@ export class Director {
       loginWindowMs: 5 * 60_000,
       ...o.accounts,
     });
+    const credit = new Credit(core, accounts.users, {
+      maxNodesPerUser: o.maxNodesPerUser ?? 20,
+      chargeEveryMs: o.chargeEveryMs ?? 60_000,
+    });
+    const base = o.nodeIdentities?.(issuer) ?? new IssuedNodeIdentities(issuer, o.natsUrls);
+    const identities: NodeIdentitySource = withOwnerKeys(base, directory, userKeys);
+    const provisioner = new Provisioner({ store, clouds: o.clouds, identities, policy: credit });
+
+    const clouds = o.clouds.map((c) => c.name);
+    const operations = new Operations(core, presence, log);
+    const registry = new ServiceRegistry([...builtinServices]);
+    const supervisor = new Supervisor(bus, directory, {
+      readyTimeoutMs: o.managerReadyTimeoutMs ?? 30_000,
+      cloud: clouds[0] ?? 'local',
+    });
+    const applications = new Applications(core, { maxApplicationsPerUser: o.maxApplicationsPerUser ?? 50 });
+    // the service aggregates the director writes while a service has no manager
+    const serviceAggregates = new Aggregates(store, serviceDecider(registry));
+    const services = new Services(
+      core,
+      bus,
+      registry,
+      supervisor,
+      applications,
+      serviceAggregates,
+      userKeys,
+      {
+        maxArchiveBytes: o.maxArchiveBytes ?? 256 * 1024 * 1024,
+        clouds,
+      },
+    );
+    const serviceOperations = new ServiceOperations(
+      core,
+      bus,
+      supervisor,
+      applications,
+      serviceAggregates,
+      operations,
+      { operationTimeoutMs: o.operationTimeoutMs ?? 120_000 },
+    );
+    const applicationOperations = new ApplicationOperations(
+      core,
+      applications,
+      serviceOperations,
+      operations,
+    );
+    let openapi: Record<string, unknown> | undefined;
     const features = builtinFeatures.map((f) =>
-      f({
+      f.create({
         core,
         bus,
         registry,
+        log,
+        clouds,
+        metrics,
+        openapi: () => (openapi ??= buildOpenApi(allRoutes, { version: o.version ?? '0.1.0' })),
         accounts,
         applications,
+        applicationOperations,
+        services,
+        serviceOperations,
         operations,
-        supervisor,
         provisioner,
         issuer,
-        clouds: o.clouds.map((c) => c.name),
-        log,
+        credit,
+        every: { reconcileMs: o.reconcileEveryMs ?? 10_000, chargeMs: o.chargeEveryMs ?? 60_000 },
       }),
     );
-    operations.register([...applications.operationKinds, ...features.flatMap((f) => f.operations ?? [])]);
-    let openapi: Record<string, unknown> | undefined;
-    const platform = new Platform(core, registry, issuer, metrics, {
-      clouds: o.clouds.map((c) => ({ name: c.name, kind: c.name })),
-      openapi: () => (openapi ??= buildOpenApi(allRoutes, { version: o.version ?? '0.1.0' })),
-      ready: () => ({ bus: nc.isClosed() ? 'closed' : 'ok', readModel: 'ok' }),
-    });
+    operations.register(features.flatMap((f) => f.operations ?? []));
 
     const tls = issueHttpsCert(o.secrets, o.directorId, await httpsKey);
     const app = await createHttpApp({
-      controllers: [
-        PlatformController,
-        UsersController,
-        ApplicationsController,
-        ...features.flatMap((f) => f.controllers),
-      ],
-      providers: [
-        { provide: ACCOUNTS, useValue: accounts },
-        { provide: APPLICATIONS, useValue: applications },
-        { provide: PLATFORM, useValue: platform },
-        ...features.flatMap((f) => f.providers),
-      ],
+      controllers: features.flatMap((f) => f.controllers),
+      providers: features.flatMap((f) => f.providers),
       authenticator: accounts,
       log,
       metrics,
@@ -326,13 +320,12 @@ export class Director {
       bus,
       core,
       provisioner,
+      accounts,
       applications,
       operations,
       boot.password,
       boot.created,
-      runner,
       features,
-      credit,
       readModelSnapshots,
       presence,
     );
@@ -359,40 +352,30 @@ export class Director {
   private transitions: Promise<void> = Promise.resolve();
 
   /**
-   * Leader: the Provisioner (records reloaded, so it adopts the nodes and managers it finds),
-   * the reconciler, the features' singleton duties, and the operations a director left under way.
+   * Leader: the features' singleton duties, in the order of the features (the Provisioner, the
+   * reconciler, credit charging, the takeover of operations whose director is gone, ...), and
+   * snapshots of the read model.
    */
   private transition(leading: boolean, o: DirectorOptions, log: Logger, metrics: HttpMetrics): void {
     this.transitions = this.transitions.then(async () => {
       if (leading && !this.duties) {
-        await this.provisioner.load();
-        const served = this.provisioner.serve(this.bus);
-        await this.bus.flush();
-        const reconcile = (): void =>
-          void this.provisioner.reconcile().catch((e: unknown) => log.warn({ err: e }, 'reconcile failed'));
-        // at once: after a restart of the platform, its managers and nodes come back now, not a period later
-        reconcile();
-        const timer = setInterval(reconcile, o.reconcileEveryMs ?? 10_000);
-        const charger = setInterval(() => {
-          void this.credit.charge(this.applications, log);
-        }, o.chargeEveryMs ?? 60_000);
+        const duties: Duty[] = [];
+        try {
+          for (const f of this.features) if (f.leading) duties.push(await f.leading());
+        } catch (e) {
+          for (const d of duties.reverse()) await d.stop();
+          throw e;
+        }
         const minEvents = o.readModelSnapshotMinEvents ?? 1_000;
         const snapshotter = setInterval(() => {
           this.snapshotReadModel(minEvents).catch((err: unknown) =>
             log.warn({ err }, 'read model snapshot failed'),
           );
         }, o.readModelSnapshotEveryMs ?? 60_000);
-        const featureDuties = this.features.flatMap((f) => (f.leading ? [f.leading()] : []));
-        // the operations of directors that are gone: now, and whenever one goes
-        const takeover = this.operations.leading();
         this.duties = {
           stop: async () => {
-            clearInterval(timer);
-            takeover.stop();
-            clearInterval(charger);
             clearInterval(snapshotter);
-            for (const d of featureDuties) await d.stop();
-            await served.stop();
+            for (const d of duties) await d.stop();
           },
         };
         metrics.leader.set(1);
@@ -426,7 +409,6 @@ export class Director {
     await this.transitions;
     await this.duties?.stop();
     this.duties = undefined;
-    await this.operations.stop();
     for (const f of this.features) await f.stop?.();
     // requests in flight may finish for a grace (their connections then end); a connection still
     // open after it (a client sending its body forever) is cut, before the supervisor's 10 s run out
@@ -435,7 +417,7 @@ export class Director {
     await this.app.close().finally(() => clearTimeout(grace));
     // what this process left running is now the leader's to finish
     await this.presence.stop();
-    await this.runner.stop();
+    await this.core.runner.stop();
     await this.bus.close();
   }
 }

@@ -1,3 +1,3 @@
 export { Director, type DirectorOptions } from './director.js';
-export { routes, type Routes } from './api/routes.js';
+export { allRoutes } from './features.js';
 export { buildOpenApi } from './api/openapi.js';

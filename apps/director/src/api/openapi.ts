@@ -88,12 +88,12 @@ const parameters = (c: SchemaCollector, schema: z.ZodObject, where: 'path' | 'qu
   }));
 };
 
-/** The OpenAPI 3.1 document of a route table: every route, its inputs, its answer and its errors. */
-export const buildOpenApi = (routes: Record<string, RouteDefinition>, info: { version: string }): Json => {
+/** The OpenAPI 3.1 document of routes, in their order: each with its inputs, its answer and its errors. */
+export const buildOpenApi = (routes: readonly RouteDefinition[], info: { version: string }): Json => {
   const c = new SchemaCollector();
   const problem = c.convert(ProblemSchema, 'output');
   const paths: Record<string, Record<string, Json>> = {};
-  for (const r of Object.values(routes)) {
+  for (const r of routes) {
     const responses: Record<string, Json> = {};
     responses[String(r.status)] =
       r.status === 204 || !r.response
@@ -159,7 +159,7 @@ export const buildOpenApi = (routes: Record<string, RouteDefinition>, info: { ve
         'The single gateway of a cps platform: users, credentials, applications, services and their nodes. Errors are application/problem+json with a stable `code` and `issues[{path, code, message}]`.',
     },
     servers: [{ url: '/' }],
-    tags: [...new Set(Object.values(routes).map((r) => r.tag))].map((name) => ({ name })),
+    tags: [...new Set(routes.map((r) => r.tag))].map((name) => ({ name })),
     paths,
     components: {
       schemas: c.components,

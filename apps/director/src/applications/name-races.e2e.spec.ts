@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RecordedEvent } from '@cps/events';
 import type { Director } from '../director.js';
-import { serviceIdOf } from './applications.js';
+import { serviceIdOf } from '../services/services.js';
 import { DirectorHarness, type Client } from '../director.spec-helpers.js';
 
 const RACERS = 20;
@@ -59,11 +59,11 @@ describe('creations racing for one name: one wins, the others leave nothing behi
 
   it('starts a service whose creation was cut short after the application added it', async () => {
     const appId = (await alice.get('/v1/applications/race')).body.appId as string;
-    const state = await d.core.apps.state(`app.${appId}`);
+    const state = await d.applications.apps.state(`app.${appId}`);
     if (state.status !== 'ACTIVE') throw new Error('no application');
     // what a director stopping between the two appends leaves: the application's record alone
     const serviceId = serviceIdOf('cut-short');
-    await d.core.apps.run(
+    await d.applications.apps.run(
       `app.${appId}`,
       'AddService',
       { ...state.services[0]!, serviceId, name: 'cut' },

@@ -2,10 +2,13 @@ import { Controller, Inject } from '@nestjs/common';
 import type { RouteInput, RouteOutput } from '../api/route.js';
 import { Caller, Input, Req, Route } from '../api/route.decorator.js';
 import { commandIdOf, type Principal, type RequestContext } from '../api/request.js';
-import { CERTIFICATES, type Certificates } from './certificates.js';
+import type { Certificates } from './certificates.js';
 import { certificateRoutes } from './certificates.routes.js';
 
 type R = typeof certificateRoutes;
+
+/** Injection token of the {@link Certificates} service. */
+export const CERTIFICATES = Symbol('Certificates');
 
 /** `POST`, `GET /v1/certificates` and `DELETE /v1/certificates/{serial}`. */
 @Controller()

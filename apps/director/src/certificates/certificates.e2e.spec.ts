@@ -181,7 +181,7 @@ describe('client certificates: issue, sign in with, list, revoke', () => {
       forAlice({ now: new Date(now.getTime() - 10 * DAY), validForMs: DAY }),
     );
     const info = inspectCertificate(expired);
-    const done = await d.core.users.run(
+    const done = await d.accounts.users.run(
       `user.${aliceId}`,
       'RecordCertificate',
       { serial: info.serial, subject: info.subject, expiresAt: info.notAfter.toISOString() },

@@ -1,9 +1,7 @@
-import type { DirectorFeature, FeatureContext } from '../feature.js';
-import { CertificatesController } from './certificates.controller.js';
-import { CERTIFICATES, Certificates } from './certificates.js';
+import type { DirectorFeature } from '../feature.js';
+import { CERTIFICATES, CertificatesController } from './certificates.controller.js';
+import { Certificates } from './certificates.js';
 import { certificateRoutes } from './certificates.routes.js';
-
-export { certificateRoutes };
 
 /**
  * Client certificates (ConPaaS's `getcerts`): `POST /v1/certificates` signs a CSR or makes a key
@@ -11,9 +9,11 @@ export { certificateRoutes };
  * `user`); `DELETE /v1/certificates/{serial}` revokes one. A recorded, live certificate signs
  * requests in place of a token (see `Accounts.authenticate`).
  */
-export const certificateFeature = (ctx: FeatureContext): DirectorFeature => ({
+export const certificateFeature: DirectorFeature = {
   name: 'certificates',
   routes: certificateRoutes,
-  controllers: [CertificatesController],
-  providers: [{ provide: CERTIFICATES, useValue: new Certificates(ctx.core) }],
-});
+  create: (ctx) => ({
+    controllers: [CertificatesController],
+    providers: [{ provide: CERTIFICATES, useValue: new Certificates(ctx.core, ctx.accounts.users) }],
+  }),
+};

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { RefSchema } from '../api/schemas.js';
+import { RefSchema, TimeSchema } from '../api/schemas.js';
 
 /** The largest CSR accepted, in bytes (the PEM is ASCII: characters are bytes). */
 export const CSR_MAX_BYTES = 16 * 1024;
@@ -7,8 +7,6 @@ export const CSR_MAX_BYTES = 16 * 1024;
 export const MIN_DAYS = 1;
 export const MAX_DAYS = 365;
 export const DEFAULT_DAYS = 90;
-
-const Time = z.string().describe('ISO-8601 time');
 
 /** One PKCS#10 request in PEM, ASCII only. */
 const PEM_CSR =
@@ -51,8 +49,8 @@ export const CertificateSchema = z
   .object({
     serial: z.string().describe('lowercase hex'),
     subject: z.string(),
-    notAfter: Time,
-    createdAt: Time,
+    notAfter: TimeSchema,
+    createdAt: TimeSchema,
     revoked: z.boolean(),
   })
   .meta({ id: 'ClientCertificate' });
@@ -65,7 +63,7 @@ export const IssuedCertificateSchema = z
   .object({
     serial: z.string().describe('lowercase hex'),
     subject: z.string(),
-    notAfter: Time,
+    notAfter: TimeSchema,
     certificate: z.string().describe('PEM: the certificate, then the user CA that issued it'),
     privateKey: z
       .string()

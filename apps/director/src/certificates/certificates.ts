@@ -8,11 +8,11 @@ import {
   publicKeyFromCsr,
 } from '@cps/core';
 import { busTrustPem } from '@cps/platform';
-import type { DirectorCore } from '../core/director-core.js';
 import type { Principal } from '../api/request.js';
+import type { Aggregates, DirectorCore } from '../core/director-core.js';
+import type { UserCommand, UserState } from '../users/user-decider.js';
+import type { UserEvent } from '../users/user-events.js';
 import type { NewCertificate } from './certificates.schemas.js';
-
-export const CERTIFICATES = Symbol('Certificates');
 
 /** At most this many live (neither revoked nor expired) client certificates per user. */
 export const MAX_LIVE_CERTIFICATES = 20;
@@ -46,7 +46,11 @@ const displaySubject = (subject: string): string => subject.split('\n').reverse(
  * keys are never stored.
  */
 export class Certificates {
-  constructor(private readonly core: DirectorCore) {}
+  constructor(
+    private readonly core: DirectorCore,
+    /** The user aggregates, where certificates are recorded. */
+    private readonly users: Aggregates<UserCommand, UserEvent, UserState>,
+  ) {}
 
   async issue(caller: Principal, r: NewCertificate, requestId: string): Promise<IssuedCertificate> {
     const publicKeyPem = r.csr !== undefined ? publicKeyFromCsr(r.csr) : undefined;
@@ -71,7 +75,7 @@ export class Certificates {
     const info = inspectCertificate(pem);
     const subject = displaySubject(info.subject);
     const notAfter = info.notAfter.toISOString();
-    const done = await this.core.users.run(
+    const done = await this.users.run(
       `user.${caller.userId}`,
       'RecordCertificate',
       { serial: info.serial, subject, expiresAt: notAfter },
@@ -107,7 +111,7 @@ export class Certificates {
       c = this.core.directory.certificates.get(serial);
     }
     if (!c || c.userId !== caller.userId) throw new NotFoundError(`no certificate ${serial}`);
-    const done = await this.core.users.run(
+    const done = await this.users.run(
       `user.${c.userId}`,
       'RevokeCertificate',
       { serial },

@@ -4,11 +4,6 @@ import { CommandHandler, type EventStore, type ProjectionRunner, type SnapshotSt
 import type { PlatformSecrets } from '@cps/platform';
 import type { Directory } from './directory.js';
 import { nameAggregate, type NameCommand, type NameEvent, type NameState } from './name-claims.js';
-import type { RateLimits } from '../users/rate-limits.js';
-import type { UserCommand, UserState } from '../users/user-decider.js';
-import type { UserEvent } from '../users/user-events.js';
-import type { AppCommand, AppState } from '../applications/app-decider.js';
-import type { AppEvent } from '../applications/app-events.js';
 
 /** Who asks: the request id (the same when asked again) and the actor recorded on the events. */
 export interface Actor {
@@ -76,15 +71,14 @@ export class Names {
   }
 }
 
-/** What the director's services share: the store, the read model, the aggregates, the clock. */
+/** What every feature of the director stands on: the store, the read model, name claims, the clock. */
 export interface DirectorCore {
   readonly store: EventStore;
   readonly directory: Directory;
   readonly runner: ProjectionRunner;
-  readonly users: Aggregates<UserCommand, UserEvent, UserState>;
-  readonly apps: Aggregates<AppCommand, AppEvent, AppState>;
+  /** Where aggregates that keep many events (users, applications) snapshot their state. */
+  readonly snapshots: SnapshotStore;
   readonly names: Names;
-  readonly rateLimits: RateLimits;
   readonly secrets: PlatformSecrets;
   now(): Date;
   /** Resolves once the read model shows the commit at `position` (and all before it). */

@@ -1,8 +1,11 @@
 import { CpsError, ForbiddenError } from '@cps/core';
 import type { ProvisionPolicy } from '@cps/clouds';
 import type { Logger } from 'pino';
-import type { DirectorCore } from '../core/director-core.js';
+import type { ApplicationOperations } from '../applications/application-operations.js';
 import type { Applications } from '../applications/applications.js';
+import type { Aggregates, DirectorCore } from '../core/director-core.js';
+import type { UserCommand, UserState } from '../users/user-decider.js';
+import type { UserEvent } from '../users/user-events.js';
 
 const HOUR = 3600_000;
 
@@ -23,6 +26,8 @@ export interface CreditOptions {
 export class Credit implements ProvisionPolicy {
   constructor(
     private readonly core: DirectorCore,
+    /** The user aggregates, where charges are recorded. */
+    private readonly users: Aggregates<UserCommand, UserEvent, UserState>,
     private readonly o: CreditOptions,
   ) {}
 
@@ -61,7 +66,7 @@ export class Credit implements ProvisionPolicy {
   }
 
   /** One charging round: every running agent node's started hours, then stops for users at zero. */
-  async charge(applications: Applications, log: Logger): Promise<void> {
+  async charge(applications: Applications, operations: ApplicationOperations, log: Logger): Promise<void> {
     const now = this.core.now().getTime();
     const broke = new Set<string>();
     for (const n of this.core.directory.nodes.values()) {
@@ -70,7 +75,7 @@ export class Credit implements ProvisionPolicy {
       if (!owner) continue;
       const hours = Math.max(1, Math.ceil((now - Date.parse(n.since)) / HOUR));
       try {
-        const r = await this.core.users.run(
+        const r = await this.users.run(
           `user.${owner}`,
           'Charge',
           { nodeId: n.nodeId, hours },
@@ -95,7 +100,7 @@ export class Credit implements ProvisionPolicy {
         const running = applications.servicesOf(app).some((s) => !['INIT', 'STOPPED'].includes(s.state));
         if (!running) continue;
         log.info({ userId: owner, appId: app.appId }, 'credit exhausted: stopping the application');
-        await applications
+        await operations
           .stopApplication(principal, app.appId, {
             requestId: `credit-stop:${app.appId}:${Math.floor(now / this.o.chargeEveryMs)}`,
             actor: 'director:credit',

@@ -4,10 +4,13 @@ import type { RouteInput, RouteOutput } from '../api/route.js';
 import { Caller, Input, Route } from '../api/route.decorator.js';
 import type { Authenticator } from '../api/route.guard.js';
 import type { CpsRequest, Principal } from '../api/request.js';
-import { HISTORY, type History } from './history.js';
+import type { History } from './history.js';
 import { historyRoutes } from './history.routes.js';
 
 type R = typeof historyRoutes;
+
+/** Injection token of the {@link History} service. */
+export const HISTORY = Symbol('History');
 
 /** The token of the authenticator a stream asks again at every keepalive. */
 export const HISTORY_AUTHENTICATOR = Symbol('HistoryAuthenticator');

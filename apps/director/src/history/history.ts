@@ -2,16 +2,13 @@ import type { Writable } from 'node:stream';
 import { NotFoundError, ValidationError } from '@cps/core';
 import type { EventStore, RecordedEvent } from '@cps/events';
 import type { Logger } from 'pino';
-import type { Directory } from '../core/directory.js';
 import type { Principal } from '../api/request.js';
+import type { Directory } from '../core/directory.js';
 import { cursorOf, isAfter, parseCursor, readFrom, type Cursor } from './cursor.js';
 import { serveEventStream, type EventStream, type SseMessage } from './event-stream.js';
 import type { EventPage, EventsQuery, EventStreamQuery, HistoryEvent } from './history.schemas.js';
 import { redactSecrets } from './redact.js';
 import { mayRead, Ownership, type Place } from './visibility.js';
-
-/** The token the history controller injects. */
-export const HISTORY = Symbol('History');
 
 export interface HistoryOptions {
   /** Most events one `GET /v1/events` looks at before answering with what it found (default 10,000). */

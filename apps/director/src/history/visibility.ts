@@ -1,6 +1,6 @@
 import type { RecordedEvent } from '@cps/events';
-import type { Directory } from '../core/directory.js';
 import type { Principal } from '../api/request.js';
+import type { Directory } from '../core/directory.js';
 
 /** Where an event belongs: its application and service, and the users who own it. */
 export interface Place {

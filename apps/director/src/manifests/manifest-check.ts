@@ -10,7 +10,7 @@ import {
   ManifestEnvelopeSchema,
   type ManifestServiceSchema,
   serviceEntrySchema,
-} from './manifest.schema.js';
+} from './manifests.schemas.js';
 
 /** One service of a checked manifest, as the deploy operation carries it out. */
 export interface PlannedService {

@@ -2,7 +2,7 @@ import type { z } from 'zod';
 import { mapSecrets, type ServiceRegistry } from '@cps/services';
 import type { ApplicationView, ServiceView } from '../core/directory.js';
 import { SECRET_REFERENCE } from './manifest-check.js';
-import type { ManifestSchema } from './manifest.schema.js';
+import type { ManifestSchema } from './manifests.schemas.js';
 
 /** Node states that count as a node of the service (those on their way out or failed do not). */
 const LIVE = new Set(['requested', 'starting', 'running']);

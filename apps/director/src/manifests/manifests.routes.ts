@@ -6,7 +6,7 @@ import {
   ManifestRequestSchema,
   ManifestSchema,
   ManifestValidationSchema,
-} from './manifest.schema.js';
+} from './manifests.schemas.js';
 
 /**
  * The routes of the manifests feature (merged into the director's route table). Validate and

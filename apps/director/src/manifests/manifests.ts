@@ -1,13 +1,15 @@
 import { CpsError, isCpsError, ValidationError, type Issue } from '@cps/core';
 import { fetchArchive } from '@cps/archives';
 import type { ServiceRegistry } from '@cps/services';
-import { serviceIdOf, type Applications } from '../applications/applications.js';
-import type { Actor, DirectorCore } from '../core/director-core.js';
 import type { Principal } from '../api/request.js';
+import type { Applications } from '../applications/applications.js';
+import type { Actor, DirectorCore } from '../core/director-core.js';
 import { REDACTED } from '../history/redact.js';
 import { defineOperation, type RunningOperation } from '../operations/operation.js';
 import { operationIdOf, type Operations } from '../operations/operations.js';
 import type { WaitOptions } from '../operations/wait.js';
+import type { ServiceOperations } from '../services/service-operations.js';
+import { serviceIdOf, type Services } from '../services/services.js';
 import {
   manifestChecker,
   readManifest,
@@ -71,6 +73,8 @@ export class Manifests {
   constructor(
     private readonly core: DirectorCore,
     private readonly applications: Applications,
+    private readonly services: Services,
+    private readonly serviceOperations: ServiceOperations,
     private readonly operations: Operations,
     private readonly registry: ServiceRegistry,
     private readonly o: ManifestsOptions,
@@ -126,7 +130,7 @@ export class Manifests {
   /** The manifest that deploys the caller's application again (others' answer 404). */
   async manifestOf(p: Principal, ref: string) {
     const app = this.applications.app(p, ref);
-    const state = await this.core.apps.state(`app.${app.appId}`);
+    const state = await this.applications.apps.state(`app.${app.appId}`);
     const configs = new Map(
       state.status === 'ACTIVE' ? state.services.map((s) => [s.serviceId, s.config] as const) : [],
     );
@@ -182,7 +186,7 @@ export class Manifests {
     const idOfService = (s: PlannedService) => ids.get(s.index) as string;
     for (const s of plan.services) {
       const svc = await this.within(op, s, 'Type', () =>
-        this.applications.addService(
+        this.services.addService(
           p,
           appId,
           { type: s.type, name: s.name, cloud: s.cloud, config: { ...s.config } },
@@ -226,7 +230,7 @@ export class Manifests {
       );
       op.alive();
       const info = await this.within(op, s, 'Archive', () =>
-        this.applications.uploadArchive(p, appId, idOfService(s), once(bytes), as(`archive:${s.index}`)),
+        this.services.uploadArchive(p, appId, idOfService(s), once(bytes), as(`archive:${s.index}`)),
       );
       await op.step(`${s.name}: archive ${info.version} (${info.size} bytes) stored`);
     }
@@ -255,7 +259,7 @@ export class Manifests {
       const earlier: string[] = [];
       for (const e of started.slice(0, k)) {
         const { nodes } = await this.within(op, s, 'Start', () =>
-          this.applications.nodes(p, appId, idOfService(e)),
+          this.services.nodes(p, appId, idOfService(e)),
         );
         const addresses = nodes.flatMap((n) => (n.address && n.state === 'running' ? [n.address] : []));
         earlier.push(`${e.name}=${addresses.join(',') || '-'}`);
@@ -292,7 +296,7 @@ export class Manifests {
     serviceId: string,
     m: Actor,
   ): Promise<void> {
-    const { operationId } = await this.applications.startService(p, appId, serviceId, m);
+    const { operationId } = await this.serviceOperations.startService(p, appId, serviceId, m);
     await op.succeeded(operationId, `the start of ${serviceId}`, 'the start failed', this.waits);
     await op.until(
       `${serviceId} RUNNING`,
@@ -331,7 +335,7 @@ export class Manifests {
     if (Object.keys(add).length > 0)
       managerOps.push(
         (
-          await this.applications.addNodes(
+          await this.services.addNodes(
             p,
             appId,
             serviceId,
@@ -343,7 +347,7 @@ export class Manifests {
     if (Object.keys(remove).length > 0)
       managerOps.push(
         (
-          await this.applications.removeNodes(
+          await this.services.removeNodes(
             p,
             appId,
             serviceId,

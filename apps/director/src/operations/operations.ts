@@ -1,5 +1,6 @@
-import { CpsError } from '@cps/core';
+import { CpsError, NotFoundError } from '@cps/core';
 import type { Logger } from 'pino';
+import type { Principal } from '../api/request.js';
 import { Aggregates, hashId, type Actor, type DirectorCore } from '../core/director-core.js';
 import type { OperationView } from '../core/directory.js';
 import type { OperationKind, RunningOperation } from './operation.js';
@@ -63,6 +64,27 @@ export class Operations {
   /** The recorded state of an operation. */
   state(operationId: string): Promise<OperationState> {
     return this.aggregates.state(`op.${operationId}`);
+  }
+
+  /**
+   * An operation as the API shows it, a director's or a manager's (from the read model); the
+   * caller's own only (admins: any), others' answer 404.
+   */
+  view(p: Principal, id: string) {
+    const op = this.core.directory.operations.get(id);
+    const owner = op?.owner ?? (op?.appId ? this.core.directory.apps.get(op.appId)?.owner : undefined);
+    if (!op || (p.role !== 'admin' && owner !== p.userId)) throw new NotFoundError(`no operation ${id}`);
+    return {
+      operationId: op.operationId,
+      kind: op.kind,
+      state: op.state,
+      startedAt: op.startedAt,
+      ...(op.appId ? { appId: op.appId } : {}),
+      ...(op.serviceId ? { serviceId: op.serviceId } : {}),
+      ...(op.finishedAt ? { finishedAt: op.finishedAt } : {}),
+      ...(op.reason ? { reason: op.reason } : {}),
+      ...(op.steps.length > 0 ? { steps: op.steps } : {}),
+    };
   }
 
   /** The operation of `kind` that a request with this id made already, if any (as the read model has it). */

@@ -2,10 +2,13 @@ import { createHash, randomBytes, timingSafeEqual, type X509Certificate } from '
 import { CpsError, ForbiddenError, NotFoundError, inspectCertificate, isIssuedBy } from '@cps/core';
 import type { Principal, CpsRequest } from '../api/request.js';
 import type { Authenticator } from '../api/route.guard.js';
-import type { DirectorCore } from '../core/director-core.js';
+import { Aggregates, type DirectorCore } from '../core/director-core.js';
 import type { TokenView, UserView } from '../core/directory.js';
 import { hashPassword, verifyPassword } from './passwords.js';
+import type { RateLimits } from './rate-limits.js';
 import { SignInLimits } from './sign-in-limits.js';
+import { userDecider, type UserCommand, type UserState } from './user-decider.js';
+import type { UserEvent } from './user-events.js';
 
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 const newId = (prefix: string): string => `${prefix}${randomBytes(6).toString('hex')}`;
@@ -38,13 +41,17 @@ export interface AccountsOptions {
 export class Accounts implements Authenticator {
   private readonly dummy: Promise<string>;
   private readonly limits: SignInLimits;
+  /** The user aggregates (`user.<userId>`): credentials, tokens, certificates, credit. */
+  readonly users: Aggregates<UserCommand, UserEvent, UserState>;
 
   constructor(
     private readonly core: DirectorCore,
+    rateLimits: RateLimits,
     private readonly o: AccountsOptions,
   ) {
+    this.users = new Aggregates(core.store, userDecider, core.snapshots);
     this.dummy = hashPassword('not a password', o.scryptN);
-    this.limits = new SignInLimits(core.rateLimits, {
+    this.limits = new SignInLimits(rateLimits, {
       perSource: o.loginAttempts,
       perUser: o.loginAttemptsPerUser ?? 10 * o.loginAttempts,
       windowMs: o.loginWindowMs,
@@ -87,7 +94,7 @@ export class Accounts implements Authenticator {
         : `u${sha256(requestId).slice(0, 12)}`;
     await this.core.names.claim('user', r.username, userId, `${requestId}:name`);
     const passwordHash = await hashPassword(r.password, this.o.scryptN);
-    const result = await this.core.users.run(
+    const result = await this.users.run(
       `user.${userId}`,
       'Register',
       { userId, username: r.username, role: r.role, passwordHash, credit: r.credit ?? this.o.initialCredit },
@@ -109,7 +116,7 @@ export class Accounts implements Authenticator {
   ): Promise<{ token: string; tokenId: string; expiresAt: string; user: UserView }> {
     const attempt = await this.limits.attempt(address, username);
     const userId = this.core.directory.usernames.get(username);
-    const state = userId ? await this.core.users.state(`user.${userId}`) : undefined;
+    const state = userId ? await this.users.state(`user.${userId}`) : undefined;
     const hash = state && state.status === 'ACTIVE' ? state.passwordHash : await this.dummy;
     const ok = await verifyPassword(password, hash);
     if (!ok || !userId) throw new CpsError('unauthenticated', 'wrong user name or password');
@@ -132,7 +139,7 @@ export class Accounts implements Authenticator {
     const tokenId = newId('t');
     const secret = randomBytes(32).toString('base64url');
     const expiresAt = new Date(this.core.now().getTime() + t.ttlMs).toISOString();
-    const r = await this.core.users.run(
+    const r = await this.users.run(
       `user.${userId}`,
       'CreateToken',
       { tokenId, kind: t.kind, name: t.name, hash: sha256(secret), scopes: t.scopes, expiresAt },
@@ -154,7 +161,7 @@ export class Accounts implements Authenticator {
   async revokeToken(caller: Principal, tokenId: string, requestId: string): Promise<void> {
     const t = this.core.directory.tokens.get(tokenId);
     if (!t || t.userId !== caller.userId) throw new NotFoundError(`no token ${tokenId}`);
-    const r = await this.core.users.run(
+    const r = await this.users.run(
       `user.${t.userId}`,
       'RevokeToken',
       { tokenId },
@@ -170,7 +177,7 @@ export class Accounts implements Authenticator {
     reason: string,
     requestId: string,
   ): Promise<UserView> {
-    const r = await this.core.users.run(
+    const r = await this.users.run(
       `user.${userId}`,
       'GrantCredit',
       { amount, by: caller.userId, reason },

@@ -22,9 +22,9 @@ import {
   zipOf,
   type TarSpec,
   type ZipSpec,
-} from '../../../libs/archives/src/extract/archives.spec-helpers.js';
-import type { Director } from './director.js';
-import { DirectorHarness, type Client } from './director.spec-helpers.js';
+} from '../../../../libs/archives/src/extract/archives.spec-helpers.js';
+import type { Director } from '../director.js';
+import { DirectorHarness, type Client } from '../director.spec-helpers.js';
 
 const SCRIPTS: Record<string, string> = {
   'init.sh': 'echo "init as $MY_ROLE"\n',

@@ -1,14 +1,16 @@
 import { Controller, Inject } from '@nestjs/common';
 import { CpsError } from '@cps/core';
-import { routes } from '../api/routes.js';
 import type { RouteInput, RouteOutput } from '../api/route.js';
 import { Caller, ClientAddress, Input, Req, Route } from '../api/route.decorator.js';
 import { actorOf, commandIdOf, type Principal, type RequestContext } from '../api/request.js';
-import type { Accounts } from '../users/accounts.js';
 import type { TokenView, UserView } from '../core/directory.js';
-import { ACCOUNTS } from './tokens.js';
+import type { Accounts } from './accounts.js';
+import { userRoutes } from './users.routes.js';
 
-type R = typeof routes;
+type R = typeof userRoutes;
+
+/** Injection token of the {@link Accounts} service. */
+export const ACCOUNTS = Symbol('Accounts');
 const DAY = 24 * 3600_000;
 
 const user = (u: UserView) => ({
@@ -33,7 +35,7 @@ const token = (t: TokenView) => ({
 export class UsersController {
   constructor(@Inject(ACCOUNTS) private readonly accounts: Accounts) {}
 
-  @Route(routes.login)
+  @Route(userRoutes.login)
   async login(
     @Input() i: RouteInput<R['login']>,
     @Req() c: RequestContext,
@@ -43,23 +45,23 @@ export class UsersController {
     return { ...s, user: user(s.user) };
   }
 
-  @Route(routes.logout)
+  @Route(userRoutes.logout)
   async logout(@Caller() p: Principal, @Req() c: RequestContext): Promise<void> {
     if (!p.tokenId) throw new CpsError('conflict', 'this request was not signed with a token');
     await this.accounts.revokeToken(p, p.tokenId, commandIdOf(c, 'logout'));
   }
 
-  @Route(routes.me)
+  @Route(userRoutes.me)
   me(@Caller() p: Principal): RouteOutput<R['me']> {
     return user(this.accounts.view(p.userId));
   }
 
-  @Route(routes.listUsers)
+  @Route(userRoutes.listUsers)
   list(): RouteOutput<R['listUsers']> {
     return { users: this.accounts.all().map(user) };
   }
 
-  @Route(routes.register)
+  @Route(userRoutes.register)
   async register(
     @Input() i: RouteInput<R['register']>,
     @Caller() p: Principal | undefined,
@@ -68,12 +70,12 @@ export class UsersController {
     return user(await this.accounts.register(p, i.body, commandIdOf(c, 'register')));
   }
 
-  @Route(routes.getUser)
+  @Route(userRoutes.getUser)
   get(@Input() i: RouteInput<R['getUser']>, @Caller() p: Principal): RouteOutput<R['getUser']> {
     return user(this.accounts.find(p, i.params.user));
   }
 
-  @Route(routes.grantCredit)
+  @Route(userRoutes.grantCredit)
   async credit(
     @Input() i: RouteInput<R['grantCredit']>,
     @Caller() p: Principal,
@@ -91,12 +93,12 @@ export class UsersController {
     );
   }
 
-  @Route(routes.listTokens)
+  @Route(userRoutes.listTokens)
   tokens(@Caller() p: Principal): RouteOutput<R['listTokens']> {
     return { tokens: this.accounts.tokensOf(p.userId).map(token) };
   }
 
-  @Route(routes.createToken)
+  @Route(userRoutes.createToken)
   async createToken(
     @Input() i: RouteInput<R['createToken']>,
     @Caller() p: Principal,
@@ -113,7 +115,7 @@ export class UsersController {
     return { ...token(t.view), token: t.token };
   }
 
-  @Route(routes.revokeToken)
+  @Route(userRoutes.revokeToken)
   async revokeToken(
     @Input() i: RouteInput<R['revokeToken']>,
     @Caller() p: Principal,

@@ -1,7 +1,7 @@
 import { request as httpsRequest } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Director } from './director.js';
-import { ADMIN_PASSWORD, DirectorHarness } from './director.spec-helpers.js';
+import type { Director } from '../director.js';
+import { ADMIN_PASSWORD, DirectorHarness } from '../director.spec-helpers.js';
 
 const LIMIT = 5;
 

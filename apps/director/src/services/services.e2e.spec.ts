@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { create as tarCreate } from 'tar';
 import { eventually } from '@cps/testing';
-import type { Director } from './director.js';
-import { DirectorHarness, type Client } from './director.spec-helpers.js';
+import type { Director } from '../director.js';
+import { DirectorHarness, type Client } from '../director.spec-helpers.js';
 
 const SCRIPTS: Record<string, string> = {
   'init.sh': 'echo "init as $MY_ROLE"\n',

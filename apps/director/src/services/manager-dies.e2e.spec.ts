@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Director } from './director.js';
-import { DirectorHarness, type Client } from './director.spec-helpers.js';
+import type { Director } from '../director.js';
+import { DirectorHarness, type Client } from '../director.spec-helpers.js';
 
 /**
  * A question reaches a manager that dies before it answers (frozen, then killed with -9): the

@@ -7,8 +7,8 @@ import { Bus, connectBus, OperatorModeAuthority } from '@cps/bus';
 import { EventCatalog, JetStreamEventStore } from '@cps/events';
 import { enrollNode, identityEvents, IdentityIssuer } from '@cps/platform';
 import { eventually } from '@cps/testing';
-import type { Director } from './director.js';
-import { DirectorHarness } from './director.spec-helpers.js';
+import type { Director } from '../director.js';
+import { DirectorHarness } from '../director.spec-helpers.js';
 
 /**
  * A cloud node that is not on this machine joins through the director: its user-data carries only a

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Projection, RecordedEvent } from '@cps/events';
 import { eventually } from '@cps/testing';
-import type { Director } from './director.js';
-import { DirectorHarness, type Client } from './director.spec-helpers.js';
+import type { Director } from '../director.js';
+import { DirectorHarness, type Client } from '../director.spec-helpers.js';
 
 const svc = '/v1/applications/ops/services/hello';
 

@@ -1,0 +1,66 @@
+import { z } from 'zod';
+import { NodeInfoSchema } from '@cps/services';
+import { NameSchema, RefSchema } from '../api/schemas.js';
+import { AppParamsSchema, ServiceSummarySchema } from '../applications/applications.schemas.js';
+
+/** `{app}/services/{svc}` in paths. */
+export const SvcParamsSchema = AppParamsSchema.extend({ svc: RefSchema });
+
+export const ServiceSchema = ServiceSummarySchema.extend({
+  appId: z.string(),
+  archive: z.object({ version: z.string(), size: z.number(), digest: z.string() }).optional(),
+  nodes: z.record(z.string(), z.number()).describe('nodes per role'),
+  managerRunning: z.boolean(),
+}).meta({ id: 'Service' });
+export const NewServiceSchema = z.strictObject({
+  type: z.string().min(1).max(64),
+  name: NameSchema,
+  cloud: z.string().min(1).max(64).default('local'),
+  config: z.record(z.string(), z.unknown()).default({}),
+});
+export const PatchServiceSchema = z.strictObject({ name: NameSchema });
+
+const RoleCounts = z.record(z.string().regex(/^[a-z0-9][a-z0-9_-]*$/), z.number().int().min(1).max(100));
+export const AddNodesSchema = z.strictObject({
+  nodes: RoleCounts.refine((r) => Object.keys(r).length > 0, 'at least one role'),
+  cloud: z.string().min(1).max(64).default('local'),
+});
+export const RemoveNodesSchema = z.union([
+  z.strictObject({
+    nodeIds: z
+      .array(z.string().regex(/^[a-z0-9][a-z0-9_-]*$/))
+      .min(1)
+      .max(1000),
+  }),
+  z.strictObject({ nodes: RoleCounts }),
+]);
+export const NodeSchema = NodeInfoSchema.meta({ id: 'Node' });
+export const NodesSchema = z.object({ nodes: z.array(NodeSchema) });
+export const LogsQuerySchema = z.strictObject({
+  node: z.string().max(64).optional(),
+  workload: z.string().max(64).optional(),
+  tailBytes: z.coerce.number().int().min(1).max(1_048_576).default(65_536),
+});
+export const LogsSchema = z.object({ text: z.string() });
+export const HistorySchema = z.object({
+  history: z.array(z.object({ at: z.string(), from: z.string(), to: z.string(), reason: z.string() })),
+  operations: z.array(
+    z.object({ at: z.string(), operationId: z.string(), event: z.string(), reason: z.string().optional() }),
+  ),
+});
+export const CallResultSchema = z.object({ result: z.unknown() });
+export const ArchiveSchema = z.object({ version: z.string(), size: z.number(), digest: z.string() });
+
+export const ServiceTypeSchema = z
+  .object({
+    type: z.string(),
+    description: z.string(),
+    roles: z.array(z.string()),
+    defaultRoles: z.record(z.string(), z.number()),
+    configSchema: z.unknown().describe('JSON Schema'),
+    manifestKeys: z.unknown().describe('JSON Schema'),
+    methods: z.array(
+      z.object({ name: z.string(), description: z.string(), args: z.unknown(), result: z.unknown() }),
+    ),
+  })
+  .meta({ id: 'ServiceType' });

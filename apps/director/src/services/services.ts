@@ -1,0 +1,363 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
+import type { z } from 'zod';
+import { ConflictError, CpsError, NotFoundError, ValidationError, issuesFromZod, seal } from '@cps/core';
+import { subjects, untilServed, type Bus, type CommandDefinition } from '@cps/bus';
+import { ArchiveStore, ensureArchiveBucket, inspectArchive } from '@cps/archives';
+import {
+  addNodes,
+  callMethod,
+  getHistory,
+  getLogs,
+  getNodeInfo,
+  getServiceInfo,
+  listNodes,
+  removeNodes,
+  setArchive,
+  mapSecrets,
+  strictSettings,
+  serviceHistory,
+  type AnyManagerMethod,
+  type ServiceCommand,
+  type ServiceEvent,
+  type ServiceRegistry,
+  type ServiceState,
+} from '@cps/services';
+import type { Principal } from '../api/request.js';
+import { hashId, type Actor, type Aggregates, type DirectorCore } from '../core/director-core.js';
+import type { ApplicationView, ServiceView } from '../core/directory.js';
+import type { Applications } from '../applications/applications.js';
+import { serviceSecretContext, type UserKeys } from '../users/user-keys.js';
+import { withUploadedFile } from './archive-upload.js';
+import { parseMethodArgs } from './method-args.js';
+import type { Supervisor } from './supervisor.js';
+
+/** How long a question to a service's manager waits for a manager being brought back. */
+const MANAGER_RETURN_MS = 15_000;
+/** How long a manager may take to answer. */
+const ANSWER_MS = 30_000;
+const READ_ATTEMPT_MS = 5_000;
+/** Questions the manager answers from its own state: one not answered in READ_ATTEMPT_MS is asked again. */
+const READS: ReadonlySet<CommandDefinition> = new Set([listNodes, getNodeInfo, getServiceInfo, getHistory]);
+
+/** The id of the service an `addService` with this request id makes (the same id on a retry). */
+export const serviceIdOf = (requestId: string): string => hashId('s', requestId);
+
+export interface ServicesOptions {
+  readonly maxArchiveBytes: number;
+  readonly clouds: readonly string[];
+}
+
+/**
+ * The services of applications: adding and renaming them, the service types, and the gateway to each
+ * service's manager (clients never reach managers themselves): nodes, logs, history, method calls,
+ * code archives. Starting, stopping and removing one are operations (`ServiceOperations`).
+ */
+export class Services {
+  constructor(
+    private readonly core: DirectorCore,
+    private readonly bus: Bus,
+    private readonly registry: ServiceRegistry,
+    private readonly supervisor: Supervisor,
+    private readonly applications: Applications,
+    /** The service aggregates, written here only before a manager runs (see docs/architecture.md). */
+    private readonly aggregates: Aggregates<ServiceCommand, ServiceEvent, ServiceState>,
+    private readonly userKeys: UserKeys,
+    private readonly o: ServicesOptions,
+  ) {}
+
+  /** The registry as the API shows it (built once: the registry does not change while running). */
+  serviceTypes() {
+    this.types ??= this.describeTypes();
+    return this.types;
+  }
+
+  private types: ReturnType<Services['describeTypes']> | undefined;
+
+  private describeTypes() {
+    return this.registry.types().map((t) => {
+      const d = this.registry.get(t);
+      const info = this.registry.describe(t);
+      return {
+        type: t,
+        description: d.description,
+        roles: [...d.roles],
+        defaultRoles: d.defaultRoles as Record<string, number>,
+        configSchema: info.config,
+        manifestKeys: info.manifestKeys,
+        methods: info.manager.map((m) => ({
+          name: m.name,
+          description: m.description,
+          args: m.args,
+          result: m.result,
+        })),
+      };
+    });
+  }
+
+  /** The services of one of the caller's applications, in order. */
+  list(p: Principal, appRef: string): ServiceView[] {
+    return this.applications.servicesOf(this.applications.app(p, appRef));
+  }
+
+  /** One service of one of the caller's applications, by id or name. */
+  get(p: Principal, appRef: string, svcRef: string): ServiceView {
+    return this.applications.service(p, appRef, svcRef).svc;
+  }
+
+  serviceDto(s: ServiceView) {
+    const nodes: Record<string, number> = {};
+    for (const n of Object.values(s.nodes))
+      nodes[n['role'] as string] = (nodes[n['role'] as string] ?? 0) + 1;
+    return {
+      serviceId: s.serviceId,
+      appId: s.appId,
+      name: s.name,
+      type: s.type,
+      cloud: s.cloud,
+      state: s.state,
+      nodes,
+      managerRunning: this.supervisor.managerOf(s.serviceId) !== undefined,
+      ...(s.archive ? { archive: s.archive } : {}),
+    };
+  }
+
+  async addService(
+    p: Principal,
+    appRef: string,
+    r: { type: string; name: string; cloud: string; config: Record<string, unknown> },
+    m: Actor,
+  ): Promise<ServiceView> {
+    const app = this.applications.app(p, appRef);
+    if (!this.registry.has(r.type))
+      throw new ValidationError(`unknown service type ${r.type}`, [
+        {
+          path: '$.type',
+          code: 'unknown_service_type',
+          message: `types: ${this.registry.types().join(', ')}`,
+        },
+      ]);
+    if (!this.o.clouds.includes(r.cloud))
+      throw new ValidationError(`unknown cloud ${r.cloud}`, [
+        { path: '$.cloud', code: 'unknown_cloud', message: `clouds: ${this.o.clouds.join(', ')}` },
+      ]);
+    const def = this.registry.get(r.type);
+    const parsed = strictSettings(def.configSchema).safeParse(r.config);
+    if (!parsed.success)
+      throw new ValidationError(
+        'invalid service config',
+        issuesFromZod(parsed.error).map((i) => ({ ...i, path: i.path.replace(/^\$/, '$.config') })),
+      );
+    const serviceId = serviceIdOf(m.requestId);
+    // secret fields are sealed with the owner's key before any event holds them
+    const key = await this.userKeys.key(app.owner);
+    const config = mapSecrets(def.configSchema, parsed.data, (v) =>
+      seal(key, String(v), serviceSecretContext(serviceId)),
+    );
+    // the application decides on the name (and the quota) first: a refused service leaves no record
+    await this.applications.apps.run(
+      `app.${app.appId}`,
+      'AddService',
+      { serviceId, name: r.name, type: r.type, cloud: r.cloud, config },
+      m,
+    );
+    const res = await this.aggregates.run(
+      `svc.${app.appId}.${serviceId}`,
+      'Create',
+      { appId: app.appId, serviceId, type: r.type, config },
+      m,
+    );
+    await this.core.caughtUp(res.position);
+    return this.applications.service(p, app.appId, serviceId).svc;
+  }
+
+  async renameService(
+    p: Principal,
+    appRef: string,
+    svcRef: string,
+    name: string,
+    m: Actor,
+  ): Promise<ServiceView> {
+    const { app, svc } = this.applications.service(p, appRef, svcRef);
+    const res = await this.applications.apps.run(
+      `app.${app.appId}`,
+      'RenameService',
+      { serviceId: svc.serviceId, name },
+      m,
+    );
+    await this.core.caughtUp(res.position);
+    return this.applications.service(p, app.appId, svc.serviceId).svc;
+  }
+
+  /**
+   * Asks the service's manager (it must be running). A manager that nobody serves is being brought
+   * back (the platform restarted, or the process died and the reconciler re-creates it): the
+   * question waits for it, up to `MANAGER_RETURN_MS`. Nothing was delivered, so asking again is safe.
+   */
+  async ask<C extends CommandDefinition>(
+    app: ApplicationView,
+    svc: ServiceView,
+    c: C,
+    args: z.input<C['request']>,
+    requestId?: string,
+  ): Promise<z.output<C['reply']>> {
+    if (!this.supervisor.managerOf(svc.serviceId))
+      throw new ConflictError(`service ${svc.name} is not started (state ${svc.state})`);
+    const read = READS.has(c);
+    const ask = () =>
+      this.bus.request(subjects.manager(app.appId, svc.serviceId), c, args, {
+        timeoutMs: read ? READ_ATTEMPT_MS : ANSWER_MS,
+        ...(requestId ? { requestId } : {}),
+      });
+    const served = () => untilServed(ask, { forMs: MANAGER_RETURN_MS });
+    // a read the manager took and died with is lost: it is asked again, soon, of the next one
+    const answered = read
+      ? () => untilServed(served, { forMs: ANSWER_MS, everyMs: 0, on: ['timeout'] })
+      : served;
+    return answered().catch((e: unknown) => {
+      if (!(e instanceof CpsError && e.code === 'unavailable')) throw e;
+      throw new CpsError(
+        'unavailable',
+        `the manager of service ${svc.name} does not answer (it may be restarting): try again shortly`,
+        [],
+        { cause: e },
+      );
+    });
+  }
+
+  nodes(p: Principal, a: string, s: string) {
+    const { app, svc } = this.applications.service(p, a, s);
+    return this.ask(app, svc, listNodes, {});
+  }
+
+  node(p: Principal, a: string, s: string, nodeId: string) {
+    const { app, svc } = this.applications.service(p, a, s);
+    return this.ask(app, svc, getNodeInfo, { nodeId });
+  }
+
+  async addNodes(
+    p: Principal,
+    a: string,
+    s: string,
+    r: { nodes: Record<string, number>; cloud: string },
+    m: Actor,
+  ) {
+    const { app, svc } = this.applications.service(p, a, s);
+    this.applications.requireCredit(app);
+    if (!this.o.clouds.includes(r.cloud))
+      throw new ValidationError(`unknown cloud ${r.cloud}`, [
+        { path: '$.cloud', code: 'unknown_cloud', message: `clouds: ${this.o.clouds.join(', ')}` },
+      ]);
+    return this.managerOperation(app, svc, addNodes, r, m.requestId);
+  }
+
+  async removeNodes(
+    p: Principal,
+    a: string,
+    s: string,
+    r: { nodeIds: string[] } | { nodes: Record<string, number> },
+    m: Actor,
+  ) {
+    const { app, svc } = this.applications.service(p, a, s);
+    return this.managerOperation(app, svc, removeNodes, r, m.requestId);
+  }
+
+  /**
+   * Asks the manager for an operation, and answers once this director's read model holds it: the
+   * manager recorded it before it replied, and the caller reads the operation here next.
+   */
+  private async managerOperation<C extends CommandDefinition>(
+    app: ApplicationView,
+    svc: ServiceView,
+    c: C,
+    args: z.input<C['request']>,
+    requestId: string,
+  ): Promise<z.output<C['reply']>> {
+    const accepted = await this.ask(app, svc, c, args, requestId);
+    await this.core.caughtUp(await this.core.store.head());
+    return accepted;
+  }
+
+  async logs(
+    p: Principal,
+    a: string,
+    s: string,
+    q: { node?: string | undefined; workload?: string | undefined; tailBytes: number },
+  ) {
+    const { app, svc } = this.applications.service(p, a, s);
+    return this.ask(app, svc, getLogs, {
+      tailBytes: q.tailBytes,
+      ...(q.node ? { nodeId: q.node } : {}),
+      ...(q.workload ? { workload: q.workload } : {}),
+    });
+  }
+
+  /** Each service's manager log (services without a running manager answer an empty text). */
+  async applicationLogs(p: Principal, ref: string, tailBytes: number) {
+    const app = this.applications.app(p, ref);
+    const services = await Promise.all(
+      this.applications.servicesOf(app).map(async (s) => ({
+        serviceId: s.serviceId,
+        name: s.name,
+        state: s.state,
+        text: this.supervisor.managerOf(s.serviceId)
+          ? (await this.ask(app, s, getLogs, { tailBytes }).catch(() => ({ text: '' }))).text
+          : '',
+      })),
+    );
+    return { services };
+  }
+
+  /** State changes and operations, from the service's events (no manager needed). */
+  async history(p: Principal, a: string, s: string) {
+    const { app, svc } = this.applications.service(p, a, s);
+    if (this.supervisor.managerOf(svc.serviceId)) return this.ask(app, svc, getHistory, { limit: 1000 });
+    const { events } = await this.core.store.readAggregate(`svc.${app.appId}.${svc.serviceId}`);
+    return serviceHistory(events);
+  }
+
+  async call(p: Principal, a: string, s: string, method: string, args: unknown, m: Actor) {
+    const { app, svc } = this.applications.service(p, a, s);
+    const def = this.registry.get(svc.type);
+    const mm: AnyManagerMethod | undefined = def.manager.methods[method];
+    if (!mm) throw new NotFoundError(`${svc.type} has no method ${method}`);
+    const parsed = parseMethodArgs(method, mm.args as z.ZodType, args ?? {});
+    return this.ask(app, svc, callMethod, { method, args: parsed }, m.requestId);
+  }
+
+  /**
+   * Makes an upload the service's code. The whole archive is first read through the rules its nodes
+   * unpack it with (`inspectArchive`, the same limits): one they would refuse is answered with that
+   * refusal (`validation`, the entry's path and the issue code) and changes nothing, neither the
+   * service's archive, nor its bucket, nor its nodes. Then it is stored in the service's bucket and
+   * recorded (by the manager, which hands it to the nodes, when the service runs).
+   */
+  async uploadArchive(p: Principal, a: string, s: string, body: unknown, m: Actor) {
+    const { app, svc } = this.applications.service(p, a, s);
+    if (!body || typeof (body as Readable)[Symbol.asyncIterator] !== 'function')
+      throw new ValidationError('send the archive as the raw body (application/octet-stream)', [
+        { path: '$', code: 'unsupported_media_type', message: 'application/octet-stream' },
+      ]);
+    const maxBytes = this.o.maxArchiveBytes;
+    return withUploadedFile(body as AsyncIterable<Uint8Array>, maxBytes, async (file) => {
+      await inspectArchive(file);
+      await ensureArchiveBucket(this.bus.connection, svc.serviceId);
+      const store = new ArchiveStore(this.bus.connection, { serviceId: svc.serviceId });
+      const version = `v${Date.now().toString(36)}${createHash('sha256').update(m.requestId).digest('hex').slice(0, 6)}`;
+      const info = await store.put(version, createReadStream(file), { maxBytes });
+      if (this.supervisor.managerOf(svc.serviceId))
+        await this.ask(app, svc, setArchive, { version }, m.requestId);
+      else {
+        const res = await this.aggregates.run(
+          `svc.${app.appId}.${svc.serviceId}`,
+          'SetArchive',
+          { version, size: info.size, digest: info.digest },
+          m,
+        );
+        await this.core.caughtUp(res.position);
+      }
+      return { version, size: info.size, digest: info.digest };
+    });
+  }
+}
