@@ -9,7 +9,7 @@ import { openApiText } from './write-openapi.js';
 const committed = join(process.cwd(), 'apps', 'director', 'openapi.json');
 
 describe('the OpenAPI document', () => {
-  it('is committed and up to date with the route table (run `npm run openapi` after changing routes)', () => {
+  it('is committed and up to date with the routes of every feature (run `npm run openapi` after changing routes)', () => {
     expect(readFileSync(committed, 'utf8')).toBe(openApiText());
   });
 

@@ -7,7 +7,7 @@ import {
   SerialParamsSchema,
 } from './certificates.schemas.js';
 
-/** The routes of client certificates (merged into the director's route table). */
+/** The routes of client certificates: issue, list, revoke. */
 export const certificateRoutes = {
   createCertificate: defineRoute({
     operationId: 'createCertificate',

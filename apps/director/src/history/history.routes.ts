@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { defineRoute } from '../api/route.js';
 import { EventPageSchema, EventsQuerySchema, EventStreamQuerySchema } from './history.schemas.js';
 
-/** The routes of the event history (merged into the director's route table). */
+/** The routes of the event history: a page of it, and its live stream. */
 export const historyRoutes = {
   listEvents: defineRoute({
     operationId: 'listEvents',

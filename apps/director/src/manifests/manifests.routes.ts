@@ -9,9 +9,9 @@ import {
 } from './manifests.schemas.js';
 
 /**
- * The routes of the manifests feature (merged into the director's route table). Validate and
- * deploy take a manifest as the JSON body, or its YAML text as `{"yaml": "<text>"}` or as the body
- * itself (`application/yaml`, `text/yaml`); at most 256 KiB of manifest (`payload_too_large`).
+ * The routes of manifests: validate, deploy, export. Validate and deploy take a manifest as the JSON
+ * body, or its YAML text as `{"yaml": "<text>"}` or as the body itself (`application/yaml`,
+ * `text/yaml`); at most 256 KiB of manifest (`payload_too_large`).
  */
 const MANIFEST_MEDIA_TYPES = ['application/json', 'application/yaml', 'text/yaml'];
 
