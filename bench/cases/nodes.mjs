@@ -1,10 +1,11 @@
 // (f) add_nodes of 3 nodes until all are RUNNING on the local cloud, vs starting the same agent
 // processes by hand (identities issued beforehand, each configured at its first heartbeat as its
 // manager would, timed until each sends a ready heartbeat).
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { subjects } from '@cps/bus';
+import { workloadUser } from '@cps/clouds';
 import { addNodes, configureAgent, getServiceInfo, listNodes, removeNodes, startupService } from '@cps/services';
 import { agentEntry } from '../lib/fixtures.mjs';
 import { median, now, sleep } from '../lib/stats.mjs';
@@ -53,7 +54,9 @@ export default {
     await waitFor(info, () => true, 30_000, 'the manager');
     await bus.request(at, startupService, {});
     await waitFor(info, (i) => i.state === 'RUNNING', 60_000, 'RUNNING');
-    return { host, bus, info, rawDir: join(host.dir, 'raw') };
+    // the raw agents' configuration comes, as it must, from an identity of their service's manager
+    const asManager = await host.nats.bus({ role: 'manager', id: 's1', appId: 'a1', serviceId: 's1' });
+    return { host, bus, asManager, info, rawDir: join(host.dir, 'raw') };
   },
 
   async run(state, runIndex) {
@@ -77,6 +80,9 @@ export default {
         ids.map(async (id, i) => {
           const dir = join(state.rawDir, id);
           mkdirSync(join(dir, 'work'), { recursive: true, mode: 0o700 });
+          // as the local cloud does: the work directory is the workload user's
+          const user = workloadUser();
+          if (user && process.getuid?.() === 0) chownSync(join(dir, 'work'), user.uid, user.gid);
           const identity = await state.host.issuer.issue({
             role: 'agent',
             id,
@@ -90,6 +96,7 @@ export default {
             HOME: dir,
             CPS_NODE_DIR: dir,
             CPS_NODE_ID: id,
+            CPS_NODE_ADDRESS: '127.0.0.1',
             CPS_PORT_FROM: String(30_000 + i * 10),
             CPS_PORT_TO: String(30_009 + i * 10),
             CPS_NATS_URLS: state.host.nats.urls.join(','),
@@ -111,7 +118,7 @@ export default {
           if (m.json().ready) ready.add(id);
           else if (!configured.has(id) && ids.includes(id)) {
             configured.add(id);
-            void state.bus
+            void state.asManager
               .request(subjects.agent('a1', 's1', id), configureAgent, { settings: {}, nodes: [], links: {} })
               .catch(() => configured.delete(id));
           }
