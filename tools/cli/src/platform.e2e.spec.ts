@@ -1,22 +1,16 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { request as httpsRequest } from 'node:https';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectBus } from '@cps/bus';
-import { LocalCloud } from '@cps/clouds';
 import { JetStreamEventStore } from '@cps/events';
-import { freePort, isRunning, PlatformHome } from '@cps/platform';
-
-const run = promisify(execFile);
-const CLI = join(process.cwd(), 'tools', 'cli', 'bin', 'cps.js');
+import { isRunning, PlatformHome } from '@cps/platform';
+import { CLI, cliPlatform, run } from './cli-platform.spec-helpers.js';
 
 describe('cps up / status / down: the local platform as a user runs it', () => {
-  const root = mkdtempSync(join(tmpdir(), 'cps-e2e-'));
-  const home = join(root, 'home');
-  let env: NodeJS.ProcessEnv;
+  const platform = cliPlatform('cps-e2e-');
+  const { root, home, env, cps } = platform;
   let director = '';
   let token = '';
   /** A request to the director, trusting only the platform's CA (as the CLI does). */
@@ -47,18 +41,9 @@ describe('cps up / status / down: the local platform as a user runs it', () => {
       if (body) req.write(body);
       req.end();
     });
-  const cps = (...args: string[]) => run(process.execPath, [CLI, ...args], { env, timeout: 60_000 });
 
-  beforeAll(async () => {
-    env = { ...process.env, CPS_HOME: home, CPS_CONFIG_DIR: join(root, 'config') };
-    // a free port for this run instead of the default, so tests never meet a user's platform
-    const port = await freePort();
-    await PlatformHome.init(home, { env, natsPort: port, directorPort: await freePort() });
-  });
-  afterAll(async () => {
-    await cps('down').catch(() => undefined);
-    rmSync(root, { recursive: true, force: true });
-  });
+  beforeAll(() => platform.init());
+  afterAll(() => platform.cleanup());
 
   it('comes up healthy with mTLS, operator-mode JWT and JetStream, twice in a row', async () => {
     const first = await cps('up', '--json');
@@ -307,10 +292,7 @@ describe('cps up / status / down: the local platform as a user runs it', () => {
     expect(down.stdout).toMatch(/^stopped/);
     expect(down.stdout).toMatch(/stopped [1-9]\d* node\(s\)/);
     // stopped, not removed: their directories wait for the next up
-    const nodes = await new LocalCloud({
-      dir: join(home, 'cloud'),
-      command: () => ({ command: 'none', args: [] }),
-    }).list();
+    const nodes = await platform.localNodes();
     expect(nodes.length).toBeGreaterThan(0);
     expect(nodes.every((n) => n.state === 'stopped')).toBe(true);
     const again = await cps('down');

@@ -1,0 +1,40 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { LocalCloud } from '@cps/clouds';
+import { freePort, PlatformHome } from '@cps/platform';
+
+export const run = promisify(execFile);
+/** The built `cps` command. */
+export const CLI = join(process.cwd(), 'tools', 'cli', 'bin', 'cps.js');
+
+/**
+ * A local platform of a test file's own, driven by the built `cps` command as a user runs it: a fresh
+ * data directory (`home`) and CLI configuration under a temporary `root`. `init` (in `beforeAll`) creates
+ * the platform home on free ports instead of the defaults, so tests never meet a user's platform;
+ * `cleanup` (in `afterAll`) brings it down and removes `root`.
+ */
+export const cliPlatform = (prefix: string) => {
+  const root = mkdtempSync(join(tmpdir(), prefix));
+  const home = join(root, 'home');
+  const env: NodeJS.ProcessEnv = { ...process.env, CPS_HOME: home, CPS_CONFIG_DIR: join(root, 'config') };
+  const cps = (...args: string[]) => run(process.execPath, [CLI, ...args], { env, timeout: 60_000 });
+  return {
+    root,
+    home,
+    env,
+    cps,
+    init: async (): Promise<void> => {
+      await PlatformHome.init(home, { env, natsPort: await freePort(), directorPort: await freePort() });
+    },
+    /** The local cloud's nodes, as its directory shows them (also while the platform is down). */
+    localNodes: () =>
+      new LocalCloud({ dir: join(home, 'cloud'), command: () => ({ command: 'none', args: [] }) }).list(),
+    cleanup: async (): Promise<void> => {
+      await cps('down').catch(() => undefined);
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+};
