@@ -58,3 +58,4 @@ export {
   unseal,
   type SealingKey,
 } from './crypto/sealed.js';
+export { sameJson } from './json.js';

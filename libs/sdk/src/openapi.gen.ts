@@ -803,6 +803,28 @@ export interface components {
                 [key: string]: number;
             };
             managerRunning: boolean;
+            /** @description where the service is reached, by purpose (`redis` on its primary, `http` on its proxy) */
+            endpoints: {
+                [key: string]: {
+                    address: string;
+                    port: number;
+                    nodeId?: string;
+                };
+            };
+            /** @description the services it links, by link name, with their endpoints as its nodes know them */
+            links: {
+                [key: string]: {
+                    serviceId: string;
+                    type?: string;
+                    endpoints: {
+                        [key: string]: {
+                            address: string;
+                            port: number;
+                            nodeId?: string;
+                        };
+                    };
+                };
+            };
         };
         Node: {
             nodeId: string;
@@ -872,6 +894,10 @@ export interface components {
              * @description http(s) URL
              */
             StartupScript?: string;
+            /** @description cps: link name -> the ServiceName of another service of this manifest, whose endpoints reach this service’s nodes (no cycles) */
+            Links?: {
+                [key: string]: string;
+            };
             /** @description nodes per role once started */
             StartupInstances?: {
                 [key: string]: number | string;
@@ -3143,6 +3169,13 @@ export interface operations {
                     /** @default {} */
                     config?: {
                         [key: string]: unknown;
+                    };
+                    /**
+                     * @description link name -> a service of the same application (id or name): its endpoints reach this service’s nodes
+                     * @default {}
+                     */
+                    links?: {
+                        [key: string]: string;
                     };
                 };
             };

@@ -35,6 +35,7 @@ export { serviceEvents, type ServiceEvent } from './aggregate/events.js';
 export {
   evolveService,
   serviceDecider,
+  withV2Fields,
   type NodeRequest,
   type ServiceCommand,
   type ServiceNode,

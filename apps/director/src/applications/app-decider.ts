@@ -1,4 +1,11 @@
-import { ConflictError, CpsError, NotFoundError, type Command, type Decider } from '@cps/core';
+import {
+  ConflictError,
+  CpsError,
+  NotFoundError,
+  ValidationError,
+  type Command,
+  type Decider,
+} from '@cps/core';
 import type { AppEvent } from './app-events.js';
 
 export interface AppService {
@@ -7,6 +14,10 @@ export interface AppService {
   readonly type: string;
   readonly cloud: string;
   readonly config: unknown;
+  /** Link name -> a service of this application it links (see the plugin guide's links). */
+  readonly links?: Readonly<Record<string, string>>;
+  /** The type-specific keys of its manifest entry (secret ones sealed). */
+  readonly manifest?: Readonly<Record<string, unknown>>;
 }
 
 export type AppState =
@@ -36,6 +47,36 @@ export type AppCommand =
 const active = (s: AppState): Active => {
   if (s.status !== 'ACTIVE') throw new NotFoundError('no such application');
   return s;
+};
+
+/**
+ * A new service links only services this application has: each link named, with its path. (A new
+ * service cannot close a cycle: nothing links it yet.)
+ */
+const checkLinks = (s: Active, svc: AppService): void => {
+  const issues = Object.entries(svc.links ?? {}).flatMap(([name, target]) =>
+    s.services.some((x) => x.serviceId === target)
+      ? []
+      : [
+          {
+            path: `$.links.${name}`,
+            code: 'unknown_service',
+            message: `no service ${target} in this application`,
+          },
+        ],
+  );
+  if (issues.length > 0)
+    throw new ValidationError('links to services this application does not have', issues);
+};
+
+/** `conflict` when a service of `services` links `serviceId`: it is not removed from under them. */
+export const refuseIfLinked = (services: readonly AppService[], serviceId: string): void => {
+  const linking = services.filter((x) => Object.values(x.links ?? {}).includes(serviceId));
+  const linked = services.find((x) => x.serviceId === serviceId)?.name ?? serviceId;
+  if (linking.length > 0)
+    throw new ConflictError(
+      `${linking.map((x) => x.name).join(', ')} link${linking.length === 1 ? 's' : ''} ${linked}: remove ${linking.length === 1 ? 'it' : 'them'} first`,
+    );
 };
 
 const nameTaken = (what: string): CpsError =>
@@ -89,6 +130,7 @@ export const appDecider: Decider<AppCommand, AppEvent, AppState> = {
         if (s.services.some((x) => x.name === c.data.name)) throw nameTaken(`service name ${c.data.name}`);
         if (s.services.length >= MAX_SERVICES)
           throw new CpsError('quota_exceeded', `at most ${MAX_SERVICES} services per application`);
+        checkLinks(s, c.data);
         return [{ type: 'ServiceAdded', data: c.data }];
       case 'RenameService': {
         const svc = s.services.find((x) => x.serviceId === c.data.serviceId);
@@ -97,10 +139,12 @@ export const appDecider: Decider<AppCommand, AppEvent, AppState> = {
         if (s.services.some((x) => x.name === c.data.name)) throw nameTaken(`service name ${c.data.name}`);
         return [{ type: 'ServiceRenamed', data: c.data }];
       }
-      case 'RemoveService':
+      case 'RemoveService': {
         if (!s.services.some((x) => x.serviceId === c.data.serviceId))
           throw new NotFoundError(`no service ${c.data.serviceId}`);
+        refuseIfLinked(s.services, c.data.serviceId);
         return [{ type: 'ServiceRemoved', data: c.data }];
+      }
       case 'Delete':
         return [{ type: 'ApplicationDeleted', data: {} }];
       default: {

@@ -20,6 +20,8 @@ export const ServiceAdded = defineEvent(
     type: IdSchema,
     cloud: z.string(),
     config: z.unknown(),
+    links: z.record(IdSchema, IdSchema).optional(),
+    manifest: z.record(z.string(), z.unknown()).optional(),
   }),
 );
 export const ServiceRenamed = defineEvent(

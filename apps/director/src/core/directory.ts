@@ -1,4 +1,5 @@
 import type { Projection, RecordedEvent, SnapshottableProjection } from '@cps/events';
+import type { Endpoint, LinkView } from '@cps/services';
 
 /**
  * The director's read model, rebuilt from the whole event stream at start and kept live: users and
@@ -38,6 +39,10 @@ export interface ServiceView {
   /** Active nodes per role, from the service's events. */
   nodes: Record<string, Record<string, string>>;
   removed: boolean;
+  /** Its endpoints by name (absent in read models saved before they were kept). */
+  endpoints?: Record<string, Endpoint>;
+  /** The services it links, by link name, as its manager last recorded them. */
+  links?: Record<string, LinkView>;
 }
 
 export interface ApplicationView {
@@ -347,6 +352,24 @@ export class Directory implements Projection, SnapshottableProjection<DirectoryS
     const d = e.data as Record<string, unknown>;
     const node = d['nodeId'] as string | undefined;
     switch (e.type) {
+      case 'ServiceCreated':
+        s.links = Object.fromEntries(
+          Object.entries((d['links'] as Record<string, string> | undefined) ?? {}).map(([name, id]) => [
+            name,
+            { serviceId: id, endpoints: {} },
+          ]),
+        );
+        return;
+      case 'EndpointSet': {
+        const endpoints = { ...s.endpoints };
+        if (d['endpoint']) endpoints[d['name'] as string] = d['endpoint'] as Endpoint;
+        else delete endpoints[d['name'] as string];
+        s.endpoints = endpoints;
+        return;
+      }
+      case 'LinksSet':
+        s.links = d['links'] as Record<string, LinkView>;
+        return;
       case 'ServiceStateChanged':
         s.state = d['to'] as string;
         return;

@@ -25,7 +25,11 @@ export interface PlannedService {
   readonly instances?: Readonly<Record<string, number>>;
   /** The settings, parsed by the type's `configSchema` (defaults filled in). */
   readonly config: Readonly<Record<string, unknown>>;
-  /** Keys the manifest gave that cps does not act on yet (`StartupScript`, `Dump`, `Password`, ...). */
+  /** Link name -> the name of another service of the manifest (added before this one). */
+  readonly links: Readonly<Record<string, string>>;
+  /** The type-specific keys the service's plugin acts on (its `manifestKeys`, parsed; not `Archive`). */
+  readonly manifest: Readonly<Record<string, unknown>>;
+  /** Keys the manifest gave that cps does not act on yet (`StartupScript`). */
   readonly pending: readonly string[];
 }
 
@@ -33,6 +37,7 @@ export interface PlannedService {
 export interface DeployPlan {
   readonly application: string;
   readonly description: string;
+  /** In an order where each service comes after those it links (the manifest's, where it allows). */
   readonly services: readonly PlannedService[];
 }
 
@@ -207,10 +212,13 @@ export const manifestChecker = (c: CheckContext) => {
         ...(typeof s['Archive'] === 'string' ? { archive: s['Archive'] } : {}),
         ...(s.StartupInstances ? { instances } : {}),
         config: config.success ? (config.data as Record<string, unknown>) : {},
-        pending: [
-          ...(s.StartupScript !== undefined ? ['StartupScript'] : []),
-          ...given.filter((k) => k !== 'Archive'),
-        ],
+        links: s.Links ?? {},
+        manifest: keys.success
+          ? Object.fromEntries(
+              Object.entries(keys.data).filter(([k, v]) => k !== 'Archive' && v !== undefined),
+            )
+          : {},
+        pending: s.StartupScript !== undefined ? ['StartupScript'] : [],
       });
     });
     if (issues.length > 0 || !top.success) return { issues };
@@ -225,15 +233,60 @@ export const manifestChecker = (c: CheckContext) => {
       taken.add(name);
       return { ...p, name };
     });
+    const ordered = linkOrder(services, issues);
+    if (!ordered) return { issues };
     return {
       issues,
       plan: {
         application: applicationName(top.data),
         description: top.data.Description ?? '',
-        services,
+        services: ordered,
       },
     };
   };
+};
+
+/**
+ * The services in an order where each comes after the services it links (the manifest's order where
+ * it allows), or undefined with the issues: a link to a name no service has, to itself, or one that
+ * closes a cycle, each at its path.
+ */
+const linkOrder = (services: readonly PlannedService[], issues: Issue[]): PlannedService[] | undefined => {
+  const byName = new Map(services.map((s) => [s.name, s]));
+  for (const s of services)
+    for (const [link, target] of Object.entries(s.links))
+      if (!byName.has(target))
+        issues.push({
+          path: `$.Services[${s.index}].Links.${link}`,
+          code: 'unknown_service',
+          message: `no service of this manifest is named ${target}; names: ${[...byName.keys()].join(', ')}`,
+        });
+  if (issues.length > 0) return undefined;
+  const ordered: PlannedService[] = [];
+  const state = new Map<string, 'visiting' | 'done'>();
+  const visit = (s: PlannedService, via: { link: string; from: PlannedService } | undefined): boolean => {
+    const seen = state.get(s.name);
+    if (seen === 'done') return true;
+    if (seen === 'visiting') {
+      if (via)
+        issues.push({
+          path: `$.Services[${via.from.index}].Links.${via.link}`,
+          code: 'link_cycle',
+          message: `${via.from.name} -> ${s.name} closes a cycle of links`,
+        });
+      return false;
+    }
+    state.set(s.name, 'visiting');
+    let ok = true;
+    for (const [link, target] of Object.entries(s.links))
+      ok = visit(byName.get(target) as PlannedService, { link, from: s }) && ok;
+    state.set(s.name, 'done');
+    ordered.push(s);
+    return ok;
+  };
+  let ok = true;
+  for (const s of services) ok = visit(s, undefined) && ok;
+  return ok ? ordered : undefined;
 };
 
 /** A plan as the operation records it: settings with their secret fields redacted. */
@@ -242,5 +295,6 @@ export const redactPlan = (plan: DeployPlan, registry: ServiceRegistry): DeployP
   services: plan.services.map((s) => ({
     ...s,
     config: redact(registry.get(s.type).configSchema, s.config) as Record<string, unknown>,
+    manifest: redact(registry.get(s.type).manifestKeys, s.manifest) as Record<string, unknown>,
   })),
 });

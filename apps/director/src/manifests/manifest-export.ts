@@ -20,8 +20,8 @@ export const nodeCounts = (s: Pick<ServiceView, 'nodes'>): Record<string, number
 /**
  * The manifest that deploys an application again: its name and description, then its services
  * in order, each with its type, cloud, `Start: 1` when RUNNING, its live nodes per role, and its
- * settings with every secret field replaced by `secret:<serviceId>/<field>` (a deploy refuses such a
- * reference until the value is put back). Code archives are not exported: cps has no download URL
+ * settings and type-specific keys with every secret field replaced by `secret:<serviceId>/<field>`
+ * (a deploy refuses such a reference until the value is put back), and its links by service name. Code archives are not exported: cps has no download URL
  * for them yet. A service whose type is no longer registered is exported without settings.
  */
 /** Settings equal to the type's defaults are left out of an export (they deploy the same). */
@@ -32,12 +32,30 @@ const isDefault = (registry: ServiceRegistry, type: string, config: object): boo
 
 export const exportManifest = (
   app: ApplicationView,
-  services: readonly { readonly view: ServiceView; readonly config: unknown }[],
+  services: readonly {
+    readonly view: ServiceView;
+    readonly config: unknown;
+    /** Link name -> service id, as the service was added with. */
+    readonly links?: Readonly<Record<string, string>> | undefined;
+    readonly manifest?: Readonly<Record<string, unknown>> | undefined;
+  }[],
   registry: ServiceRegistry,
 ): z.input<typeof ManifestSchema> => ({
   Application: app.name,
   Description: app.description,
-  Services: services.map(({ view: s, config }) => {
+  Services: services.map(({ view: s, config, links, manifest }) => {
+    const names = new Map(services.map((x) => [x.view.serviceId, x.view.name]));
+    const linked = Object.fromEntries(
+      Object.entries(links ?? {}).flatMap(([link, id]) => (names.has(id) ? [[link, names.get(id)!]] : [])),
+    );
+    const keys =
+      registry.has(s.type) && manifest && Object.keys(manifest).length > 0
+        ? (mapSecrets(
+            registry.get(s.type).manifestKeys,
+            manifest,
+            (_, path) => `${SECRET_REFERENCE}${s.serviceId}/${path.replace(/^\$\.?/, '')}`,
+          ) as Record<string, unknown>)
+        : {};
     const instances = nodeCounts(s);
     const settings =
       registry.has(s.type) && config && typeof config === 'object' && !isDefault(registry, s.type, config)
@@ -54,6 +72,8 @@ export const exportManifest = (
       Start: s.state === 'RUNNING' ? 1 : 0,
       ...(Object.keys(instances).length > 0 ? { StartupInstances: instances } : {}),
       ...(settings ? { Config: settings } : {}),
+      ...(Object.keys(linked).length > 0 ? { Links: linked } : {}),
+      ...keys,
     };
   }),
 });

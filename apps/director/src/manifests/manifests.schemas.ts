@@ -68,6 +68,12 @@ export const ManifestServiceSchema = z
       .optional()
       .describe('a secret: never stored in clear, never exported'),
     StartupScript: Url.optional(),
+    Links: z
+      .record(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'a link name'), NameSchema)
+      .optional()
+      .describe(
+        'cps: link name -> the ServiceName of another service of this manifest, whose endpoints reach this service’s nodes (no cycles)',
+      ),
     StartupInstances: z
       .record(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'a role name'), Count)
       .optional()
@@ -130,6 +136,7 @@ export const COMMON_SERVICE_KEYS: ReadonlySet<string> = new Set([
   'StartupScript',
   'StartupInstances',
   'Config',
+  'Links',
 ]);
 
 /**

@@ -62,7 +62,7 @@ interface DeployGiven {
  * (a taken name answers 409 before anything else happens) and carries the rest out as the
  * operation `deploy_manifest`: services added in manifest order, archives downloaded (allow-listed
  * sources only) and stored, services with `Start` started in order (each RUNNING before the next),
- * their `StartupInstances` applied, then later services wired to earlier ones. Each step is an
+ * their `StartupInstances` applied; a service is added after the services it links (`Links`). Each step is an
  * `OperationProgressed`; a failure fails the operation with the path of its cause and leaves what
  * was made for the user to inspect or delete. The leader takes over a deploy whose director is gone.
  */
@@ -131,12 +131,15 @@ export class Manifests {
   async manifestOf(p: Principal, ref: string) {
     const app = this.applications.app(p, ref);
     const state = await this.applications.apps.state(`app.${app.appId}`);
-    const configs = new Map(
-      state.status === 'ACTIVE' ? state.services.map((s) => [s.serviceId, s.config] as const) : [],
+    const entries = new Map(
+      state.status === 'ACTIVE' ? state.services.map((s) => [s.serviceId, s] as const) : [],
     );
     return exportManifest(
       app,
-      this.applications.servicesOf(app).map((view) => ({ view, config: configs.get(view.serviceId) })),
+      this.applications.servicesOf(app).map((view) => {
+        const e = entries.get(view.serviceId);
+        return { view, config: e?.config, links: e?.links, manifest: e?.manifest };
+      }),
       this.registry,
     );
   }
@@ -163,7 +166,7 @@ export class Manifests {
     const lost = plan.services.find(
       (s) =>
         !this.core.directory.services.has(serviceIdOf(addRequestId(op.operationId, s))) &&
-        JSON.stringify(s.config).includes(REDACTED),
+        JSON.stringify([s.config, s.manifest]).includes(REDACTED),
     );
     if (lost)
       throw new CpsError(
@@ -184,17 +187,31 @@ export class Manifests {
     const as = (what: string): Actor => ({ requestId: `${operationId}:${what}`, actor });
     const ids = new Map<number, string>();
     const idOfService = (s: PlannedService) => ids.get(s.index) as string;
+    const byName = new Map(plan.services.map((s) => [s.name, s]));
+    // in the plan's order, a service comes after those it links: their ids are known
     for (const s of plan.services) {
+      const links = Object.fromEntries(
+        Object.entries(s.links ?? {}).map(([link, name]) => [link, idOfService(byName.get(name)!)]),
+      );
       const svc = await this.within(op, s, 'Type', () =>
         this.services.addService(
           p,
           appId,
-          { type: s.type, name: s.name, cloud: s.cloud, config: { ...s.config } },
+          {
+            type: s.type,
+            name: s.name,
+            cloud: s.cloud,
+            config: { ...s.config },
+            links,
+            manifest: { ...s.manifest },
+          },
           { requestId: addRequestId(operationId, s), actor },
         ),
       );
       ids.set(s.index, svc.serviceId);
-      await op.step(`added ${s.name} (${s.type}) as ${svc.serviceId}`);
+      await op.step(
+        `added ${s.name} (${s.type}) as ${svc.serviceId}${Object.keys(links).length > 0 ? `, linking ${Object.values(s.links).join(', ')}` : ''}`,
+      );
       // keys the service types do not act on yet: recorded, so the user sees they were not applied
       for (const k of s.pending) await op.step(`${s.name}: ${k} is not applied yet`);
     }
@@ -235,7 +252,6 @@ export class Manifests {
       await op.step(`${s.name}: archive ${info.version} (${info.size} bytes) stored`);
     }
 
-    const started: PlannedService[] = [];
     for (const s of plan.services) {
       if (!s.start) continue;
       await this.within(op, s, 'Start', () =>
@@ -248,24 +264,8 @@ export class Manifests {
         );
         if (changed) await op.step(`${s.name}: nodes ${changed}`);
       }
-      started.push(s);
     }
 
-    // wiring: each started service learns the addresses of the started services before it.
-    // Recorded only: handing them over (ConPaaS's MYSQL_IP, XTREEMFS_IP, ... in the environment)
-    // comes with the service types that use them (php, mysql).
-    for (const [k, s] of started.entries()) {
-      if (k === 0) continue;
-      const earlier: string[] = [];
-      for (const e of started.slice(0, k)) {
-        const { nodes } = await this.within(op, s, 'Start', () =>
-          this.services.nodes(p, appId, idOfService(e)),
-        );
-        const addresses = nodes.flatMap((n) => (n.address && n.state === 'running' ? [n.address] : []));
-        earlier.push(`${e.name}=${addresses.join(',') || '-'}`);
-      }
-      await op.step(`wired ${s.name}: ${earlier.join('; ')}`);
-    }
     return { appId, serviceIds: [...ids.values()] };
   }
 

@@ -1,4 +1,5 @@
 import { ConflictError, CpsError, NotFoundError } from '@cps/core';
+import { refuseIfLinked } from '../applications/app-decider.js';
 import { subjects, type Bus } from '@cps/bus';
 import { deleteArchiveBucket } from '@cps/archives';
 import {
@@ -93,6 +94,9 @@ export class ServiceOperations {
 
   async removeService(p: Principal, a: string, s: string, m: Actor) {
     const { app, svc } = this.applications.service(p, a, s);
+    // refused before anything stops: a linked service is not removed from under the one linking it
+    const state = await this.applications.apps.state(`app.${app.appId}`);
+    if (state.status === 'ACTIVE') refuseIfLinked(state.services, svc.serviceId);
     return this.operations.start(this.remove, operationOn(app, svc), m);
   }
 
@@ -182,7 +186,14 @@ export class ServiceOperations {
       .run(
         aggregate,
         'Create',
-        { appId, serviceId, type: entry.type, config: entry.config },
+        {
+          appId,
+          serviceId,
+          type: entry.type,
+          config: entry.config,
+          ...(entry.links ? { links: entry.links } : {}),
+          ...(entry.manifest ? { manifest: entry.manifest } : {}),
+        },
         { requestId: `${serviceId}:born`, actor: 'director' },
       )
       .catch((e: unknown) => {

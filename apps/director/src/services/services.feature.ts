@@ -17,5 +17,7 @@ export const serviceFeature: DirectorFeature = {
       { provide: SERVICE_OPERATIONS, useValue: ctx.serviceOperations },
     ],
     operations: ctx.serviceOperations.kinds,
+    // links follow the endpoints of the services they name
+    leading: () => ctx.services.linkKeeper(),
   }),
 };

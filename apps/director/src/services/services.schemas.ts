@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { NodeInfoSchema } from '@cps/services';
+import { EndpointSchema, LinkSchema, NodeInfoSchema } from '@cps/services';
 import { NameSchema, RefSchema } from '../api/schemas.js';
 import { AppParamsSchema, ServiceSummarySchema } from '../applications/applications.schemas.js';
 
@@ -11,12 +11,24 @@ export const ServiceSchema = ServiceSummarySchema.extend({
   archive: z.object({ version: z.string(), size: z.number(), digest: z.string() }).optional(),
   nodes: z.record(z.string(), z.number()).describe('nodes per role'),
   managerRunning: z.boolean(),
+  endpoints: z
+    .record(z.string(), EndpointSchema)
+    .describe('where the service is reached, by purpose (`redis` on its primary, `http` on its proxy)'),
+  links: z
+    .record(z.string(), LinkSchema)
+    .describe('the services it links, by link name, with their endpoints as its nodes know them'),
 }).meta({ id: 'Service' });
 export const NewServiceSchema = z.strictObject({
   type: z.string().min(1).max(64),
   name: NameSchema,
   cloud: z.string().min(1).max(64).default('local'),
   config: z.record(z.string(), z.unknown()).default({}),
+  links: z
+    .record(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'a link name'), RefSchema)
+    .default({})
+    .describe(
+      'link name -> a service of the same application (id or name): its endpoints reach this service’s nodes',
+    ),
 });
 export const PatchServiceSchema = z.strictObject({ name: NameSchema });
 

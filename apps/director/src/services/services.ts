@@ -2,7 +2,17 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { z } from 'zod';
-import { ConflictError, CpsError, NotFoundError, ValidationError, issuesFromZod, seal } from '@cps/core';
+import {
+  ConflictError,
+  CpsError,
+  isCpsError,
+  NotFoundError,
+  ValidationError,
+  issuesFromZod,
+  sameJson,
+  seal,
+  type Issue,
+} from '@cps/core';
 import { subjects, untilServed, type Bus, type CommandDefinition } from '@cps/bus';
 import { ArchiveStore, ensureArchiveBucket, inspectArchive } from '@cps/archives';
 import {
@@ -15,10 +25,12 @@ import {
   listNodes,
   removeNodes,
   setArchive,
+  setLinks,
   mapSecrets,
   strictSettings,
   serviceHistory,
   type AnyManagerMethod,
+  type LinkView,
   type ServiceCommand,
   type ServiceEvent,
   type ServiceRegistry,
@@ -120,16 +132,28 @@ export class Services {
       nodes,
       managerRunning: this.supervisor.managerOf(s.serviceId) !== undefined,
       ...(s.archive ? { archive: s.archive } : {}),
+      endpoints: s.endpoints ?? {},
+      links: s.links ?? {},
     };
   }
 
   async addService(
     p: Principal,
     appRef: string,
-    r: { type: string; name: string; cloud: string; config: Record<string, unknown> },
+    r: {
+      type: string;
+      name: string;
+      cloud: string;
+      config: Record<string, unknown>;
+      /** Link name -> a service of the same application, by id or name. */
+      links?: Record<string, string>;
+      /** Type-specific manifest keys (from a manifest entry). */
+      manifest?: Record<string, unknown>;
+    },
     m: Actor,
   ): Promise<ServiceView> {
     const app = this.applications.app(p, appRef);
+    const links = this.resolveLinks(p, app, r.links ?? {});
     if (!this.registry.has(r.type))
       throw new ValidationError(`unknown service type ${r.type}`, [
         {
@@ -152,24 +176,97 @@ export class Services {
     const serviceId = serviceIdOf(m.requestId);
     // secret fields are sealed with the owner's key before any event holds them
     const key = await this.userKeys.key(app.owner);
-    const config = mapSecrets(def.configSchema, parsed.data, (v) =>
-      seal(key, String(v), serviceSecretContext(serviceId)),
-    );
-    // the application decides on the name (and the quota) first: a refused service leaves no record
+    const sealed = (v: unknown) => seal(key, String(v), serviceSecretContext(serviceId));
+    const config = mapSecrets(def.configSchema, parsed.data, sealed);
+    const keys = def.manifestKeys.strict().safeParse(r.manifest ?? {});
+    if (!keys.success) throw new ValidationError('invalid manifest keys', issuesFromZod(keys.error));
+    const manifest = mapSecrets(def.manifestKeys, keys.data, sealed) as Record<string, unknown>;
+    const born = {
+      type: r.type,
+      config,
+      ...(Object.keys(links).length > 0 ? { links } : {}),
+      ...(Object.keys(manifest).length > 0 ? { manifest } : {}),
+    };
+    // the application decides on the name, the quota and the links first: a refused service leaves no record
     await this.applications.apps.run(
       `app.${app.appId}`,
       'AddService',
-      { serviceId, name: r.name, type: r.type, cloud: r.cloud, config },
+      { serviceId, name: r.name, cloud: r.cloud, ...born },
       m,
     );
     const res = await this.aggregates.run(
       `svc.${app.appId}.${serviceId}`,
       'Create',
-      { appId: app.appId, serviceId, type: r.type, config },
+      { appId: app.appId, serviceId, ...born },
       m,
     );
     await this.core.caughtUp(res.position);
     return this.applications.service(p, app.appId, serviceId).svc;
+  }
+
+  /**
+   * Link names to the services of `app` they name (by id or name). A service of another application
+   * is not one of these: links stay within an application.
+   */
+  private resolveLinks(
+    p: Principal,
+    app: ApplicationView,
+    links: Readonly<Record<string, string>>,
+  ): Record<string, string> {
+    const issues: Issue[] = [];
+    const resolved: Record<string, string> = {};
+    for (const [name, ref] of Object.entries(links)) {
+      try {
+        resolved[name] = this.applications.service(p, app.appId, ref).svc.serviceId;
+      } catch (e) {
+        if (!isCpsError(e) || e.code !== 'not_found') throw e;
+        issues.push({
+          path: `$.links.${name}`,
+          code: 'unknown_service',
+          message: `no service ${ref} in application ${app.name} (links stay within one application)`,
+        });
+      }
+    }
+    if (issues.length > 0)
+      throw new ValidationError('links to services this application does not have', issues);
+    return resolved;
+  }
+
+  /**
+   * The leader's duty: every service whose links no longer show what the services it links expose
+   * (an endpoint moved: a failover, a restart elsewhere) is told by its manager (`set_links`), which
+   * configures its nodes again. Runs every `everyMs`; a manager that does not run yet is told later.
+   */
+  linkKeeper(everyMs = 1_000): { stop(): void } {
+    let running = false;
+    const timer = setInterval(() => {
+      if (running) return;
+      running = true;
+      void this.syncLinks()
+        .catch(() => undefined)
+        .finally(() => (running = false));
+    }, everyMs);
+    return { stop: () => clearInterval(timer) };
+  }
+
+  private async syncLinks(): Promise<void> {
+    const services = this.core.directory.services;
+    for (const s of services.values()) {
+      if (s.removed || !s.links || Object.keys(s.links).length === 0) continue;
+      const wanted: Record<string, LinkView> = {};
+      for (const [name, link] of Object.entries(s.links)) {
+        const target = services.get(link.serviceId);
+        wanted[name] = {
+          serviceId: link.serviceId,
+          ...(target?.type ? { type: target.type } : {}),
+          endpoints: target?.endpoints ?? {},
+        };
+      }
+      if (sameJson(wanted, s.links) || !this.supervisor.managerOf(s.serviceId)) continue;
+      await this.bus
+        .request(subjects.manager(s.appId, s.serviceId), setLinks, { links: wanted }, { timeoutMs: 5_000 })
+        .catch(() => undefined);
+    }
   }
 
   async renameService(

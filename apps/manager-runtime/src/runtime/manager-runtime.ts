@@ -42,6 +42,7 @@ import {
   type ServiceDefinition,
   serviceDecider,
   serviceHistory,
+  withV2Fields,
   ServiceRegistry,
   type NodeRequest,
   type ServiceCommand,
@@ -157,7 +158,7 @@ export class ManagerRuntime {
 
   async start(o: { serveBus?: boolean } = {}): Promise<void> {
     const loaded = await this.handler.load(this.aggregate);
-    this.latest = loaded.state;
+    this.latest = withV2Fields(loaded.state);
     if (loaded.state.status === 'NONE') {
       const parsed = this.o.service.configSchema.safeParse(this.o.config ?? {});
       if (!parsed.success) throw new ValidationError('invalid service config', issuesFromZod(parsed.error));
@@ -256,7 +257,7 @@ export class ManagerRuntime {
   }
 
   async state(): Promise<ServiceState> {
-    this.latest = (await this.handler.load(this.aggregate)).state;
+    this.latest = withV2Fields((await this.handler.load(this.aggregate)).state);
     return this.latest;
   }
 
@@ -279,7 +280,7 @@ export class ManagerRuntime {
         metadata: { now: this.now(), requestId, actor: `manager:${this.o.serviceId}` },
       } as ServiceCommand;
       const r = await this.handler.handle(command, this.aggregate);
-      this.latest = r.state;
+      this.latest = withV2Fields(r.state);
       for (const e of r.events) this.react(e, r.state);
       return r.events;
     };
@@ -747,6 +748,9 @@ export class ManagerRuntime {
       config: mapSecrets(this.o.service.configSchema, s.config, (v) =>
         this.o.secrets ? this.o.secrets.open(String(v)) : v,
       ),
+      manifest: mapSecrets(this.o.service.manifestKeys, s.manifest, (v) =>
+        this.o.secrets ? this.o.secrets.open(String(v)) : v,
+      ) as Record<string, unknown>,
       nodes: () => Object.values(this.fresh(s).nodes).map(viewOf),
       state: () => this.fresh(s).plugin,
       record: async (name, data) => {

@@ -3,6 +3,7 @@ import {
   CpsError,
   issuesFromZod,
   NotFoundError,
+  sameJson,
   ValidationError,
   type Command,
   type Decider,
@@ -50,6 +51,8 @@ export type ServiceState =
       readonly links: Readonly<Record<string, LinkView>>;
       /** The plugin's own state (its `state.initial` folded with its events). */
       readonly plugin: unknown;
+      /** The type-specific keys its manifest entry gave (secret ones sealed). */
+      readonly manifest: Readonly<Record<string, unknown>>;
     };
 
 type Live = Exclude<ServiceState, { status: 'NONE' }>;
@@ -70,6 +73,7 @@ export type ServiceCommand =
         type: string;
         config: unknown;
         links?: Readonly<Record<string, string>>;
+        manifest?: Readonly<Record<string, unknown>>;
       }
     >
   | Command<'Startup', { operationId: string; nodes: readonly NodeRequest[] }>
@@ -101,8 +105,17 @@ const ev = <T extends ServiceEvent['type']>(
 
 const live = (s: ServiceState): Live => {
   if (s.status === 'NONE') throw new NotFoundError('no such service');
-  return s;
+  return withV2Fields(s);
 };
+
+/**
+ * A state folded before contract v2 (a snapshot taken then) lacks its endpoints, links, plugin state
+ * and manifest keys: they start empty (a plugin's state from its `initial` at its next event).
+ */
+export const withV2Fields = <S extends ServiceState>(s: S): S =>
+  s.status === 'NONE' || 'endpoints' in s
+    ? s
+    : { endpoints: {}, links: {}, plugin: undefined, manifest: {}, ...s };
 
 const requireState = (s: Live, allowed: readonly ServiceStatus[], what: string): void => {
   if (!allowed.includes(s.status)) {
@@ -117,20 +130,6 @@ const nodeOf = (s: Live, nodeId: string): ServiceNode => {
   if (!n) throw new NotFoundError(`service ${s.serviceId} has no node ${nodeId}`);
   return n;
 };
-
-/** Equal as JSON with keys in any order (endpoints and links arrive from outside in any order). */
-const sameJson = (a: unknown, b: unknown): boolean => JSON.stringify(sorted(a)) === JSON.stringify(sorted(b));
-const sorted = (v: unknown): unknown =>
-  Array.isArray(v)
-    ? v.map(sorted)
-    : v !== null && typeof v === 'object'
-      ? Object.fromEntries(
-          Object.entries(v)
-            .filter(([, x]) => x !== undefined)
-            .sort(([a], [b]) => (a < b ? -1 : 1))
-            .map(([k, x]) => [k, sorted(x)]),
-        )
-      : v;
 
 /** A plugin event checked against the plugin's schema for it. */
 const pluginEvent = (types: ServiceTypes, s: Live, e: { name: string; data: unknown }) => {
@@ -322,10 +321,11 @@ export const evolveService =
   (types: ServiceTypes) =>
   (state: ServiceState, e: ServiceEvent): ServiceState => {
     if (e.type === 'ServiceCreated') {
-      const { links, ...created } = e.data;
+      const { links, manifest, ...created } = e.data;
       return {
         status: 'INIT',
         ...created,
+        manifest: manifest ?? {},
         nodes: {},
         endpoints: {},
         links: Object.fromEntries(
@@ -335,7 +335,7 @@ export const evolveService =
       };
     }
     if (state.status === 'NONE') return state;
-    return evolveLive(types, state, e);
+    return evolveLive(types, withV2Fields(state), e);
   };
 
 const evolveLive = (types: ServiceTypes, s: Live, e: ServiceEvent): ServiceState => {

@@ -16,6 +16,8 @@ export const ServiceCreated = defineEvent(
     config: z.unknown(),
     /** Link name -> the linked service of the same application (absent in older events). */
     links: z.record(IdSchema, IdSchema).optional(),
+    /** The type-specific keys of its manifest entry (its `manifestKeys`; secret ones sealed). */
+    manifest: z.record(z.string(), z.unknown()).optional(),
   }),
 );
 export const ServiceStateChanged = defineEvent(

@@ -71,6 +71,11 @@ export interface ManagerContext {
   readonly serviceId: string;
   readonly type: string;
   readonly config: unknown;
+  /**
+   * The type-specific keys of the service's manifest entry (validated by its `manifestKeys`, secret
+   * ones opened): a mysql service's `Dump` and `Password`, say. Empty for a service added otherwise.
+   */
+  readonly manifest: Readonly<Record<string, unknown>>;
   /** The service's current code archive, if one was set. */
   archive(): ArchiveView | undefined;
   /**

@@ -65,6 +65,7 @@ const managerContext = (nodes: readonly NodeView[], over: Partial<ManagerContext
   serviceId: 'g1',
   type: 'generic',
   config: {},
+  manifest: {},
   archive: () => undefined,
   sendArchive: () => Promise.reject(new Error('no archive')),
   nodes: () => nodes,

@@ -224,19 +224,36 @@ export const appCommands = (program: Command, g: Globals): void => {
       .command('add <type> <name>')
       .requiredOption('--app <app>', 'application')
       .option('--cloud <cloud>', 'cloud', 'local')
+      .option(
+        '--link <link=service>',
+        'link a service of the application: its endpoints reach this one’s nodes (repeatable)',
+        (v: string, all: string[]) => [...all, v],
+        [] as string[],
+      )
       .description('add a service (it starts in INIT)')
-      .action(async (type: string, name: string, o: { app: string; cloud: string }) => {
+      .action(async (type: string, name: string, o: { app: string; cloud: string; link: string[] }) => {
         const d = director(g);
+        const links = Object.fromEntries(
+          o.link.map((l) => {
+            const i = l.indexOf('=');
+            if (i < 1) throw new CpsError('validation', `--link needs link=service, got ${l}`);
+            return [l.slice(0, i), l.slice(i + 1)];
+          }),
+        );
         const s = await d.ask(
           d.cps.POST('/v1/applications/{app}/services', {
             ...path(o.app),
-            body: { type, name, cloud: o.cloud },
+            body: { type, name, cloud: o.cloud, links },
           }),
         );
         if (g().json) return json(s);
         console.log(`added ${s.name} (${s.serviceId})`);
       }),
-    ['cps service add generic jobs --app shop', 'cps service add helloworld hello --app shop --cloud local'],
+    [
+      'cps service add generic jobs --app shop',
+      'cps service add helloworld hello --app shop --cloud local',
+      'cps service add generic worker --app shop --link cache=sessions',
+    ],
   );
   examples(service.command('info <svc>'), ['cps service info jobs --app shop'])
     .option('--app <app>', 'application')
