@@ -128,6 +128,25 @@ describe('ProcessSupervisor', () => {
     }
   });
 
+  it('writes its input to the workload’s stdin at every start, and closes it', async () => {
+    const { s } = supervisor();
+    const read = `let t = ''; process.stdin.on('data', (b) => (t += b)); process.stdin.on('end', () => { console.log('got ' + t.trim()); process.exit(1); });`;
+    await s.start(
+      node(read, {
+        input: 'port 1234\n',
+        restart: 'always',
+        backoff: { initialMs: 10, maxMs: 10, resetAfterMs: 1_000 },
+      }),
+    );
+    // the second run reads it again: a restart gets the same configuration
+    const lines = await waitFor(() => {
+      const l = outLines(s.logs('w'));
+      return l.length >= 2 && l;
+    }, 'two runs');
+    expect(lines.slice(0, 2)).toEqual(['got port 1234', 'got port 1234']);
+    await s.stop('w');
+  });
+
   it('restarts a crashing workload with growing delays, then marks it failed', async () => {
     const { s, events } = supervisor();
     const backoff = { initialMs: 150, maxMs: 5_000 };

@@ -188,9 +188,13 @@ export class ProcessSupervisor {
         cwd: spec.cwd,
         env: { ...spec.env },
         detached: true,
-        stdio: ['ignore', 'pipe', 'pipe'],
+        stdio: [spec.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
         ...(spec.user ? { uid: spec.user.uid, gid: spec.user.gid } : {}),
       });
+      if (spec.input !== undefined && child.stdin) {
+        child.stdin.on('error', () => undefined);
+        child.stdin.end(spec.input);
+      }
     } catch (e) {
       spawnError = e;
     }

@@ -23,6 +23,11 @@ export interface WorkloadSpec {
   readonly cwd: string;
   /** The complete environment of the workload: nothing is inherited from the agent process. */
   readonly env: Readonly<Record<string, string>>;
+  /**
+   * Written to the workload's stdin at every start, which is then closed (a server that reads its
+   * configuration there: a secret in it is in no file and no argument). Without it stdin is empty.
+   */
+  readonly input?: string;
   /** Run as this unprivileged user (uid and gid > 0, supplementary groups dropped; the agent must be root). */
   readonly user?: { readonly uid: number; readonly gid: number };
   readonly restart: RestartPolicy;

@@ -335,6 +335,7 @@ export class AgentRuntime {
           cwd: this.workDir,
           env: this.workloadEnv(w.env),
           restart: w.restart ?? 'always',
+          ...(w.input === undefined ? {} : { input: w.input }),
           ...(this.o.workloadUser ? { user: this.o.workloadUser } : {}),
         });
         if (w.ready) this.probes.set(w.name, w.ready);

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
@@ -35,8 +36,16 @@ describe('links: a service names another of its application, and its nodes follo
 
   /** Runs run.sh on the app's nodes with a marker; answers what it printed on its master. */
   const cacheSeenByRun = async (marker: string): Promise<string> => {
-    const run = await alice.post(`${svc('app')}/calls/run`, { parameters: [marker] });
-    expect(run.status).toBe(200);
+    // the code reaches a node shortly after it runs: until then run.sh does not start there
+    await eventually(
+      () => alice.post(`${svc('app')}/calls/run`, { parameters: [marker] }),
+      (r) =>
+        r.status === 200 &&
+        (r.body.result.nodes as { nodeId: string; started: boolean }[]).some(
+          (n) => n.nodeId === masterOf() && n.started,
+        ),
+      20_000,
+    );
     const log = await eventually(
       () => alice.get(`${svc('app')}/logs?workload=run&node=${masterOf()}`),
       (r) => typeof r.body?.text === 'string' && (r.body.text as string).includes(`(${marker})`),
@@ -124,12 +133,12 @@ describe('links: a service names another of its application, and its nodes follo
     );
   });
 
-  it('deploys a manifest whose first service links a later one: the linked one is added and started first', async () => {
+  it('deploys a manifest whose first service links a later one (added and started first), its type’s keys reaching the plugin', async () => {
     const r = await alice.post('/v1/manifests', {
       Application: 'linked',
       Services: [
         { ServiceName: 'app', Type: 'generic', Archive: codeUrl, Start: 1, Links: { cache: 'sessions' } },
-        { ServiceName: 'sessions', Type: 'redis', Start: 1 },
+        { ServiceName: 'sessions', Type: 'redis', Start: 1, Password: 'sessions-secret-1' },
       ],
     });
     expect(r.status, r.text).toBe(202);
@@ -154,11 +163,27 @@ describe('links: a service names another of its application, and its nodes follo
     )!.nodeId;
     expect(await cacheSeenByRun('first')).toBe(`127.0.0.1:${redis.port}`);
 
+    // the manifest's Password reached the redis plugin: its servers want it, and its methods give it
+    const ping = (...auth: string[]) =>
+      execFileSync('redis-cli', ['-h', '127.0.0.1', '-p', String(redis.port), ...auth, 'PING'], {
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+      }).trim();
+    expect(ping()).toMatch(/NOAUTH/);
+    expect(ping('--no-auth-warning', '-a', 'sessions-secret-1')).toBe('PONG');
+    const set = await alice.post(`${svc('sessions')}/calls/set`, { key: 'k', value: 'v' });
+    expect(set.status, set.text).toBe(200);
+    expect(set.body.result).toEqual({ replicas: 1 });
+
     // the exported manifest deploys the same links again
     const exported = (await alice.get('/v1/applications/linked/manifest')).body as {
-      Services: { ServiceName: string; Links?: Record<string, string> }[];
+      Services: { ServiceName: string; Links?: Record<string, string>; Password?: string }[];
     };
     expect(exported.Services.find((s) => s.ServiceName === 'app')?.Links).toEqual({ cache: 'sessions' });
+    // the secret is exported as a reference, never as its value
+    expect(exported.Services.find((s) => s.ServiceName === 'sessions')).toMatchObject({
+      Password: `secret:${sessions.serviceId}/Password`,
+    });
     // a linked service is not removed from under its linking one
     const removal = await alice.request('DELETE', svc('sessions'));
     expect(removal.status, removal.text).toBe(409);

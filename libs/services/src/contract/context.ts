@@ -135,6 +135,11 @@ export interface WorkloadRequest {
   readonly env?: Readonly<Record<string, string>>;
   readonly restart?: 'always' | 'on-failure' | 'never';
   /**
+   * Written to its stdin at every start (then closed): a server's configuration, secrets included,
+   * in no file and no argument (`redis-server -`).
+   */
+  readonly input?: string;
+  /**
    * When the workload is ready to serve: a TCP port it accepts connections on (at the node's
    * address), or a command (run as the workload user in the work directory) that exits 0. The node
    * is not ready (no `NodeReady`) until every workload's probe passes; checked every heartbeat.

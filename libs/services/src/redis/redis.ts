@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { CpsError, IdSchema, ConflictError, NotFoundError } from '@cps/core';
 import type { AgentContext, ManagerContext, NodeView } from '../contract/context.js';
+import { secret } from '../contract/secrets.js';
 import { agentMethod, defineService, managerMethod, pluginState } from '../contract/service.js';
 
 /**
@@ -26,6 +27,8 @@ const state = pluginState<RedisState>({
 const NodeSettings = z.object({
   role: z.enum(['primary', 'replica', 'standalone']),
   primary: z.object({ address: z.string(), port: z.number() }).optional(),
+  /** The manifest's `Password`: clients and replicas authenticate with it. */
+  password: z.string().optional(),
 });
 type NodeSettings = z.infer<typeof NodeSettings>;
 
@@ -86,8 +89,11 @@ const quote = (arg: string): string =>
 
 /** Runs commands on this node's server, one connection, one command per line; its reply lines. */
 const redis = async (ctx: AgentContext, ...commands: readonly (readonly string[])[]): Promise<string[]> => {
+  const { password } = settingsOf(ctx);
   const r = await ctx.exec('redis-cli', ['-h', ctx.address, '-p', String(ctx.ports.from)], {
     input: commands.map((c) => c.map(quote).join(' ')).join('\n') + '\n',
+    // in the environment, not an argument: another process's arguments are anyone's to read
+    ...(password ? { env: { REDISCLI_AUTH: password } } : {}),
     timeoutMs: 10_000,
   });
   if (r.code !== 0 || /^(ERR|Could not connect)/m.test(r.stdout + r.stderr))
@@ -102,33 +108,37 @@ const settingsOf = (ctx: AgentContext): NodeSettings =>
   NodeSettings.parse(ctx.config?.settings ?? { role: 'standalone' });
 
 /**
- * The server's settings, as arguments (a workload cannot open a file by the absolute path the
- * server would make of it: the node's directory is closed to it): its port, its data directory
- * (relative to the work directory it runs in), append-only durability, its primary.
+ * The server's configuration, given on its stdin (`redis-server -`): no file a workload could not
+ * open by the absolute path the server makes of it, and the password in no argument. Its port, its
+ * data directory (relative to the work directory it runs in), append-only durability, its password,
+ * its primary.
  */
-const serverArgs = (ctx: AgentContext, s: NodeSettings): string[] => [
-  '--port',
-  String(ctx.ports.from),
-  '--bind',
-  ctx.address,
-  '--protected-mode',
-  'no',
-  '--dir',
-  ctx.dataDir,
-  '--appendonly',
-  'yes',
-  '--appendfsync',
-  'everysec',
-  '--replica-read-only',
-  'yes',
-  ...(s.role === 'replica' && s.primary ? ['--replicaof', s.primary.address, String(s.primary.port)] : []),
-];
+const serverConfig = (ctx: AgentContext, s: NodeSettings): string =>
+  [
+    ['port', String(ctx.ports.from)],
+    ['bind', ctx.address],
+    ['protected-mode', 'no'],
+    ['dir', ctx.dataDir],
+    ['appendonly', 'yes'],
+    ['appendfsync', 'everysec'],
+    ['replica-read-only', 'yes'],
+    ...(s.password
+      ? [
+          ['requirepass', s.password],
+          ['masterauth', s.password],
+        ]
+      : []),
+    ...(s.role === 'replica' && s.primary ? [['replicaof', s.primary.address, String(s.primary.port)]] : []),
+  ]
+    .map(([k, ...v]) => `${k} ${v.map(quote).join(' ')}`)
+    .join('\n') + '\n';
 
 const startServer = (ctx: AgentContext): Promise<void> =>
   ctx.startWorkload({
     name: 'redis',
     command: 'redis-server',
-    args: serverArgs(ctx, settingsOf(ctx)),
+    args: ['-'],
+    input: serverConfig(ctx, settingsOf(ctx)),
     ready: { tcp: ctx.ports.from },
   });
 
@@ -159,7 +169,10 @@ export const redisService = defineService({
   roles: ['server'],
   defaultRoles: { server: 2 },
   configSchema: z.object({}),
-  manifestKeys: z.object({}),
+  manifestKeys: z.object({
+    /** ConPaaS's `Password`: clients (and replicas, of their primary) must give it. */
+    Password: secret(z.string().min(8).max(256)).optional(),
+  }),
   packages: ['redis-server'],
   state,
   manager: {
@@ -235,15 +248,14 @@ export const redisService = defineService({
         },
       }),
     },
-    configureNode: (ctx, node) => {
+    configureNode: (ctx, node): NodeSettings => {
+      const password = (ctx.manifest as { Password?: string }).Password;
+      const auth = password ? { password } : {};
       const primaryId = primaryOf(ctx);
       const primary = ctx.nodes().find((n) => n.nodeId === primaryId && n.state !== 'removed');
-      if (!primary?.address) return { role: 'standalone' } satisfies NodeSettings;
-      if (primary.nodeId === node.nodeId) return { role: 'primary' } satisfies NodeSettings;
-      return {
-        role: 'replica',
-        primary: { address: primary.address, port: portOf(primary) },
-      } satisfies NodeSettings;
+      if (!primary?.address) return { role: 'standalone', ...auth };
+      if (primary.nodeId === node.nodeId) return { role: 'primary', ...auth };
+      return { role: 'replica', primary: { address: primary.address, port: portOf(primary) }, ...auth };
     },
     onNodesChanged: ensurePrimary,
   },
