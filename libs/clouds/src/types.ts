@@ -22,6 +22,11 @@ export interface NodeSpec {
   readonly serviceId: string;
   readonly role?: string;
   readonly contextualization: Contextualization;
+  /**
+   * The Debian packages the node's service type needs. A cloud whose machines start bare (EC2,
+   * OpenNebula) installs them at boot; the local cloud's machine was set up with them.
+   */
+  readonly software?: readonly string[];
 }
 
 export const CloudNodeStates = {

@@ -1,10 +1,11 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { eventually, nodeSpec } from '../cloud-contract.spec-helpers.js';
 import type { CloudNode } from '../types.js';
+import { validateNodeSpec } from '../local/node-spec.js';
 import { bootScript, onePerNode, redact } from './iaas-node.js';
 
 const dirs: string[] = [];
@@ -62,6 +63,46 @@ describe('bootScript', () => {
     }
     expect(statSync(join(dir, 'certs')).mode & 0o777).toBe(0o700);
     expect(statSync(join(home, 'node.env')).mode & 0o777).toBe(0o600);
+  });
+});
+
+describe('bootScript software', () => {
+  it('installs the node’s Debian packages before it starts, asking again after an update, and starts it even when that fails', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'cps-boot-sw-'));
+    dirs.push(home);
+    // apt-get here would change this machine: a stand-in on PATH records what the instance would run
+    const bin = join(home, 'bin');
+    mkdirSync(bin);
+    writeFileSync(
+      join(bin, 'apt-get'),
+      `#!/bin/sh\necho "$*" >> "${home}/apt.log"\n[ "$1" = install ] && [ ! -f "${home}/updated" ] && exit 100\n[ "$1" = update ] && touch "${home}/updated"\nexit 0\n`,
+      { mode: 0o755 },
+    );
+    const spec = nodeSpec('n-sw', { software: ['redis-server', 'libfoo2.0+'] });
+    const script = bootScript(spec, [process.execPath, '-e', `require('node:fs').writeFileSync('up', '1')`]);
+    const r = spawnSync('sh', ['-c', script], {
+      env: { PATH: `${bin}:${process.env.PATH}`, CPS_HOME: home, CPS_NODE_ADDRESS: '192.0.2.7' },
+      encoding: 'utf8',
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(readText(join(home, 'apt.log')).trim().split('\n')).toEqual([
+      'install -y -q redis-server libfoo2.0+',
+      'update -q',
+      'install -y -q redis-server libfoo2.0+',
+    ]);
+    await eventually(
+      async () => readText(join(home, 'node', 'up')),
+      (t) => t === '1',
+    );
+  });
+
+  it('refuses a package name a shell would read as more than a name', () => {
+    expect(() => validateNodeSpec(nodeSpec('n-sw', { software: ['redis-server; rm -rf /'] }))).toThrow(
+      expect.objectContaining({
+        code: 'validation',
+        issues: [expect.objectContaining({ path: '$.software[0]', code: 'invalid_package' })],
+      }),
+    );
   });
 });
 

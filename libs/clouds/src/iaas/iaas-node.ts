@@ -90,11 +90,27 @@ const nodeEnvironmentLines = (nodeId: string): string[] =>
   );
 
 /**
+ * Installs the node's Debian packages before it starts (apt-get, asked again after an update of the
+ * package lists); a failure does not stop the boot: the agent then says which package is missing.
+ */
+const installSoftware = (packages: readonly string[]): string[] => {
+  if (packages.length === 0) return [];
+  const list = packages.map(quote).join(' ');
+  return [
+    'if command -v apt-get >/dev/null 2>&1; then',
+    `  DEBIAN_FRONTEND=noninteractive apt-get install -y -q ${list} >>"$CPS_HOME/node.log" 2>&1 ||`,
+    `    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ${list}; } >>"$CPS_HOME/node.log" 2>&1 || true`,
+    'fi',
+  ];
+};
+
+/**
  * The shell script an instance runs once at boot (EC2 user-data for cloud-init, OpenNebula
  * `START_SCRIPT_BASE64`): writes the contextualization files (0600, in 0700 directories) and env,
  * then the node environment (see `nodeEnvironment`: the machine's address, found at boot, and the
  * fixed range `IAAS_NODE_PORTS`, the node being a whole machine), then starts the node detached,
- * logging to `$CPS_HOME/node.log`. Takes a spec that passed validation and {@link refuseSecrets}.
+ * logging to `$CPS_HOME/node.log`; the node's software is installed before it starts. Takes a spec
+ * that passed validation and {@link refuseSecrets}.
  */
 export const bootScript = (spec: NodeSpec, startCommand: readonly string[] = ['cps-node']): string => {
   const { files, env } = spec.contextualization;
@@ -119,6 +135,7 @@ export const bootScript = (spec: NodeSpec, startCommand: readonly string[] = ['c
     'cat >>"$CPS_HOME/node.env" <<EOF',
     ...nodeEnvironmentLines(spec.nodeId),
     'EOF',
+    ...installSoftware(spec.software ?? []),
     'cd "$d"',
     `env -i PATH=${NODE_PATH} HOME="$d" \\`,
     `  setsid sh -c '. "$1"; shift; exec "$@"' cps-node "$CPS_HOME/node.env" ${startCommand.map(quote).join(' ')} \\`,

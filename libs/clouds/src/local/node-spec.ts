@@ -43,8 +43,15 @@ const contextIssues = (spec: NodeSpec): Issue[] => {
     else if (typeof value !== 'string' || value.includes('\0'))
       out.push(issue(path, 'invalid_value', 'must be a string without NUL'));
   }
+  (spec.software ?? []).forEach((p, i) => {
+    if (typeof p !== 'string' || !DEBIAN_PACKAGE.test(p))
+      out.push(issue(`$.software[${i}]`, 'invalid_package', `must match ${DEBIAN_PACKAGE.source}`));
+  });
   return out;
 };
+
+/** A Debian package name (policy 5.6.1): nothing a shell would read as more than one word. */
+const DEBIAN_PACKAGE = /^[a-z0-9][a-z0-9+.-]{1,62}$/;
 
 /** Throws a ValidationError unless `nodeId` is one id token (no dots, slashes or wildcards). */
 export const validateNodeId = (nodeId: string): void => {
