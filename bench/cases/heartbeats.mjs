@@ -6,10 +6,18 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Bus, subjects } from '@cps/bus';
-import { createNode, destroyNode } from '@cps/clouds';
+import {
+  Bus,
+  subjects,
+  createNode,
+  destroyNode,
+  addNodes,
+  getNodeInfo,
+  getServiceInfo,
+  listNodes,
+  startupService,
+} from '@cps/bus';
 import { ensureEventStream, ensureLogStream, ensureSnapshotBucket } from '@cps/events';
-import { addNodes, getNodeInfo, getServiceInfo, listNodes, startupService } from '@cps/services';
 import { managerEntry } from '../lib/fixtures.mjs';
 import { sleep } from '../lib/stats.mjs';
 

@@ -4,9 +4,16 @@
 import { chownSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { subjects } from '@cps/bus';
+import {
+  subjects,
+  addNodes,
+  configureAgent,
+  getServiceInfo,
+  listNodes,
+  removeNodes,
+  startupService,
+} from '@cps/bus';
 import { workloadUser } from '@cps/clouds';
-import { addNodes, configureAgent, getServiceInfo, listNodes, removeNodes, startupService } from '@cps/services';
 import { agentEntry } from '../lib/fixtures.mjs';
 import { median, now, sleep } from '../lib/stats.mjs';
 

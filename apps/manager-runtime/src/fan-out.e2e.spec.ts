@@ -1,15 +1,15 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { subjects, type Bus } from '@cps/bus';
 import {
+  subjects,
+  type Bus,
   addNodes,
-  allowedStates,
   callMethod,
-  genericService,
   getServiceInfo,
   listNodes,
   startupService,
-} from '@cps/services';
+} from '@cps/bus';
+import { allowedStates, genericService } from '@cps/services';
 import { eventually, TestHost } from '@cps/testing';
 import type { ManagerRuntime } from './runtime/manager-runtime.js';
 import { startManager, stopManager } from './manager.spec-helpers.js';

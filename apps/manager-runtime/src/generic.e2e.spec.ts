@@ -5,14 +5,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { create as tarCreate } from 'tar';
 import { hasErrorCode } from '@cps/core';
-import { subjects, type Bus } from '@cps/bus';
-import type { BusIdentity } from '@cps/platform';
-import { workloadUser } from '@cps/clouds';
-import { ArchiveStore, ensureArchiveBucket } from '@cps/archives';
 import {
+  subjects,
+  type Bus,
   addNodes,
   callMethod,
-  genericService,
   getLogs,
   getServiceInfo,
   listNodes,
@@ -20,7 +17,11 @@ import {
   setArchive,
   shutdownService,
   startupService,
-} from '@cps/services';
+} from '@cps/bus';
+import type { BusIdentity } from '@cps/platform';
+import { workloadUser } from '@cps/clouds';
+import { ArchiveStore, ensureArchiveBucket } from '@cps/archives';
+import { genericService } from '@cps/services';
 import { eventually, TestHost } from '@cps/testing';
 import type { ManagerRuntime } from './runtime/manager-runtime.js';
 import { startManager, stopManager } from './manager.spec-helpers.js';

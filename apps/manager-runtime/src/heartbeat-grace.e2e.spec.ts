@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { subjects, type Bus } from '@cps/bus';
-import { addNodes, getServiceInfo, helloworldService, listNodes, startupService } from '@cps/services';
+import { subjects, type Bus, addNodes, getServiceInfo, listNodes, startupService } from '@cps/bus';
+import { helloworldService } from '@cps/services';
 import { eventually, TestHost } from '@cps/testing';
 import type { ManagerRuntime } from './runtime/manager-runtime.js';
 import { startManager, stopManager } from './manager.spec-helpers.js';

@@ -1,20 +1,21 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasErrorCode } from '@cps/core';
-import { subjects, type Bus } from '@cps/bus';
-import { isRunning } from '@cps/platform';
 import {
+  subjects,
+  type Bus,
   addNodes,
   callMethod,
   getHistory,
   getLogs,
   getServiceInfo,
-  helloworldService,
   listNodes,
   removeNodes,
   shutdownService,
   startupService,
-} from '@cps/services';
+} from '@cps/bus';
+import { isRunning } from '@cps/platform';
+import { helloworldService } from '@cps/services';
 import { eventually, TestHost } from '@cps/testing';
 import type { ManagerRuntime } from './runtime/manager-runtime.js';
 import { startManager, stopManager } from './manager.spec-helpers.js';

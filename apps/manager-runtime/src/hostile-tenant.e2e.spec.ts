@@ -13,19 +13,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { create as tarCreate } from 'tar';
-import { subjects, type Bus } from '@cps/bus';
-import { workloadUser } from '@cps/clouds';
-import { ArchiveStore, ensureArchiveBucket } from '@cps/archives';
 import {
+  subjects,
+  type Bus,
   addNodes,
   callMethod,
-  genericService,
   getServiceInfo,
   listNodes,
   setArchive,
   shutdownService,
   startupService,
-} from '@cps/services';
+} from '@cps/bus';
+import { workloadUser } from '@cps/clouds';
+import { ArchiveStore, ensureArchiveBucket } from '@cps/archives';
+import { genericService } from '@cps/services';
 import { eventually, TestHost } from '@cps/testing';
 import type { ManagerRuntime } from './runtime/manager-runtime.js';
 import { startManager, stopManager } from './manager.spec-helpers.js';

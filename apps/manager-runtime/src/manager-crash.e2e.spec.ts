@@ -1,9 +1,16 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { subjects, type Bus } from '@cps/bus';
-import { createManagerNode } from '@cps/clouds';
+import {
+  subjects,
+  type Bus,
+  createManagerNode,
+  addNodes,
+  getServiceInfo,
+  listNodes,
+  shutdownService,
+  startupService,
+} from '@cps/bus';
 import { isRunning } from '@cps/platform';
-import { addNodes, getServiceInfo, listNodes, shutdownService, startupService } from '@cps/services';
 import { eventually, TestHost } from '@cps/testing';
 
 const root = process.cwd();

@@ -8,6 +8,7 @@ export {
   LOG_STREAM,
   ARCHIVE_BUCKET_PREFIX,
   ALL_EVENTS,
+  RENEWAL_SUBJECTS,
   type Address,
   type Kind,
 } from './subjects.js';
@@ -49,3 +50,31 @@ export {
   type Served,
 } from './rpc/bus.js';
 export { OperatorModeAuthority, type BusAuthority } from './identity/authority.js';
+export { callMethod, EndpointSchema, LinkSchema } from './protocol/common.js';
+export {
+  addNodes,
+  getHistory,
+  getLogs,
+  getNodeInfo,
+  getServiceInfo,
+  listNodes,
+  NodeInfoSchema,
+  removeNodes,
+  setArchive,
+  setLinks,
+  shutdownService,
+  startupService,
+  type NodeInfo,
+} from './protocol/manager.js';
+export {
+  agentLogs,
+  archiveChunk,
+  ARCHIVE_TRANSFER_CHUNK,
+  checkAgentProcess,
+  configureAgent,
+  HeartbeatSchema,
+  MAX_ARCHIVE_BYTES,
+  type Heartbeat,
+} from './protocol/agent.js';
+export { createManagerNode, createNode, destroyNode } from './protocol/provisioner.js';
+export { renewIdentity } from './protocol/identity.js';

@@ -83,3 +83,5 @@ export const subjects = {
 } as const;
 
 export const ALL_EVENTS = 'cps.evt.>';
+/** Every renewal subject (`subjects.renewal` of any identity): where the identity issuer serves. */
+export const RENEWAL_SUBJECTS = 'cps.sys.identity.renew.*.*';

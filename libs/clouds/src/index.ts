@@ -18,9 +18,6 @@ export {
 export { LocalCloud, type LocalCloudOptions, type LocalCommand } from './local/local-cloud.js';
 export { WORKLOAD_USER, workloadUser, type WorkloadUser } from './local/workload-user.js';
 export {
-  createManagerNode,
-  createNode,
-  destroyNode,
   Provisioner,
   type MissingNodePolicy,
   type NodeIdentitySource,

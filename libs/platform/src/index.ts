@@ -47,13 +47,7 @@ export {
   type IdentityEvent,
   type IdentityState,
 } from './identity/identity-decider.js';
-export {
-  IdentityIssuer,
-  renewIdentity,
-  RENEWAL_SUBJECTS,
-  type Enrolled,
-  type IssuerOptions,
-} from './identity/identity-issuer.js';
+export { IdentityIssuer, type Enrolled, type IssuerOptions } from './identity/identity-issuer.js';
 export { IdentityRenewer, type RenewerOptions } from './identity/renewer.js';
 export { EnrollingNodeIdentities, IssuedNodeIdentities } from './identity/node-identities.js';
 export {

@@ -45,32 +45,6 @@ export { serviceHistory } from './aggregate/history.js';
 export { helloworldService } from './helloworld/helloworld.js';
 export { genericService } from './generic-service/generic.js';
 export { redisService } from './redis/redis.js';
-export {
-  addNodes,
-  agentLogs,
-  archiveChunk,
-  ARCHIVE_TRANSFER_CHUNK,
-  MAX_ARCHIVE_BYTES,
-  callMethod,
-  checkAgentProcess,
-  configureAgent,
-  EndpointSchema,
-  LinkSchema,
-  setLinks,
-  getHistory,
-  getLogs,
-  getNodeInfo,
-  getServiceInfo,
-  HeartbeatSchema,
-  listNodes,
-  NodeInfoSchema,
-  removeNodes,
-  setArchive,
-  shutdownService,
-  startupService,
-  type Heartbeat,
-  type NodeInfo,
-} from './generic/commands.js';
 
 import { helloworldService } from './helloworld/helloworld.js';
 import { genericService } from './generic-service/generic.js';

@@ -1,7 +1,16 @@
 import { fileURLToPath } from 'node:url';
-import { subjects, type Address, type CommandDefinition } from '@cps/bus';
-import { createManagerNode, type CloudNode } from '@cps/clouds';
-import { callMethod, getServiceInfo, listNodes, startupService, type NodeInfo } from '@cps/services';
+import {
+  subjects,
+  type Address,
+  type CommandDefinition,
+  createManagerNode,
+  callMethod,
+  getServiceInfo,
+  listNodes,
+  startupService,
+  type NodeInfo,
+} from '@cps/bus';
+import type { CloudNode } from '@cps/clouds';
 import type { z } from 'zod';
 import { eventually } from './eventually.js';
 import { TestHost } from './host.js';

@@ -5,18 +5,18 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { hasErrorCode } from '@cps/core';
-import { subjects, type Bus } from '@cps/bus';
-import { workloadUser } from '@cps/clouds';
-import { freePort } from '@cps/platform';
 import {
+  subjects,
+  type Bus,
   agentLogs,
-  agentMethod,
   callMethod,
   configureAgent,
-  defineService,
   HeartbeatSchema,
   type Heartbeat,
-} from '@cps/services';
+} from '@cps/bus';
+import { workloadUser } from '@cps/clouds';
+import { freePort } from '@cps/platform';
+import { agentMethod, defineService } from '@cps/services';
 import { eventually, TestNats } from '@cps/testing';
 import { ProcessSupervisor } from '../processes/index.js';
 import { AgentRuntime, DATA_DIR } from './agent-runtime.js';

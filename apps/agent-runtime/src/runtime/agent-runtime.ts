@@ -3,16 +3,21 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { z } from 'zod';
 import { CpsError, issuesFromZod, NotFoundError, ValidationError } from '@cps/core';
-import { subjects, type Bus, type CommandDefinition, type Handler } from '@cps/bus';
-import type { ServedCommand } from '@cps/nest-bus';
 import {
+  subjects,
+  type Bus,
+  type CommandDefinition,
+  type Handler,
   agentLogs,
   archiveChunk,
   callMethod,
   checkAgentProcess,
   configureAgent,
-  type AgentContext,
   type Heartbeat,
+} from '@cps/bus';
+import type { ServedCommand } from '@cps/nest-bus';
+import {
+  type AgentContext,
   type MethodDefinition,
   type NodeConfig,
   type PluginLogger,

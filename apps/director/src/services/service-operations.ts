@@ -1,14 +1,8 @@
 import { ConflictError, CpsError, NotFoundError } from '@cps/core';
 import { refuseIfLinked } from '../applications/app-decider.js';
-import { subjects, type Bus } from '@cps/bus';
+import { subjects, type Bus, shutdownService, startupService } from '@cps/bus';
 import { deleteArchiveBucket } from '@cps/archives';
-import {
-  shutdownService,
-  startupService,
-  type ServiceCommand,
-  type ServiceEvent,
-  type ServiceState,
-} from '@cps/services';
+import { type ServiceCommand, type ServiceEvent, type ServiceState } from '@cps/services';
 import type { Principal } from '../api/request.js';
 import type { Actor, Aggregates, DirectorCore } from '../core/director-core.js';
 import type { ApplicationView, ServiceView } from '../core/directory.js';

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { EndpointSchema, LinkSchema, NodeInfoSchema } from '@cps/services';
 import { NameSchema, RefSchema } from '../api/schemas.js';
 import { AppParamsSchema, ServiceSummarySchema } from '../applications/applications.schemas.js';
+import { EndpointSchema, LinkSchema, NodeInfoSchema } from '@cps/bus';
 
 /** `{app}/services/{svc}` in paths. */
 export const SvcParamsSchema = AppParamsSchema.extend({ svc: RefSchema });

@@ -13,9 +13,11 @@ import {
   seal,
   type Issue,
 } from '@cps/core';
-import { subjects, untilServed, type Bus, type CommandDefinition } from '@cps/bus';
-import { ArchiveStore, ensureArchiveBucket, inspectArchive } from '@cps/archives';
 import {
+  subjects,
+  untilServed,
+  type Bus,
+  type CommandDefinition,
   addNodes,
   callMethod,
   getHistory,
@@ -26,6 +28,9 @@ import {
   removeNodes,
   setArchive,
   setLinks,
+} from '@cps/bus';
+import { ArchiveStore, ensureArchiveBucket, inspectArchive } from '@cps/archives';
+import {
   mapSecrets,
   strictSettings,
   serviceHistory,

@@ -1,8 +1,6 @@
 import { createHash } from 'node:crypto';
 import { CpsError } from '@cps/core';
-import { subjects, untilServed, type Bus } from '@cps/bus';
-import { createManagerNode, destroyNode } from '@cps/clouds';
-import { getServiceInfo } from '@cps/services';
+import { subjects, untilServed, type Bus, createManagerNode, destroyNode, getServiceInfo } from '@cps/bus';
 import type { Directory, NodeView } from '../core/directory.js';
 import { waitUntil } from '../operations/wait.js';
 

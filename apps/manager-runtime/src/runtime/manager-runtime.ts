@@ -9,11 +9,13 @@ import {
   NotFoundError,
   ValidationError,
 } from '@cps/core';
-import { subjects, untilServed, type Bus, type CommandDefinition, type Handler } from '@cps/bus';
-import { CommandHandler, type EventStore, type SnapshotStore } from '@cps/events';
 import {
+  subjects,
+  untilServed,
+  type Bus,
+  type CommandDefinition,
+  type Handler,
   addNodes,
-  allowedStates,
   callMethod,
   configureAgent,
   getHistory,
@@ -21,7 +23,6 @@ import {
   getNodeInfo,
   getServiceInfo,
   HeartbeatSchema,
-  mapSecrets,
   listNodes,
   removeNodes,
   shutdownService,
@@ -31,13 +32,20 @@ import {
   ARCHIVE_TRANSFER_CHUNK,
   setArchive,
   setLinks,
+  type NodeInfo,
+  createNode,
+  destroyNode,
+} from '@cps/bus';
+import { CommandHandler, type EventStore, type SnapshotStore } from '@cps/events';
+import {
+  allowedStates,
+  mapSecrets,
   type ArchiveView,
   type NodeConfig,
   type NodeView,
   type ManagerContext,
   type MethodDefinition,
   type NodeAnswer,
-  type NodeInfo,
   type PluginLogger,
   type ServiceDefinition,
   serviceDecider,
@@ -50,7 +58,6 @@ import {
   type ServiceNode,
   type ServiceState,
 } from '@cps/services';
-import { createNode, destroyNode } from '@cps/clouds';
 import type { ServedCommand } from '@cps/nest-bus';
 import { ArchiveStore } from '@cps/archives';
 

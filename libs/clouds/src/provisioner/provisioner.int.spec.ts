@@ -3,8 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasErrorCode, ForbiddenError } from '@cps/core';
-import { Bus, subjects } from '@cps/bus';
-import { createManagerNode, createNode, destroyNode } from '@cps/clouds';
+import { Bus, subjects, createManagerNode, createNode, destroyNode } from '@cps/bus';
 import { eventually, TestHost, ViolationLog } from '@cps/testing';
 
 /**

@@ -1,44 +1,9 @@
-import { z } from 'zod';
-import { ConflictError, CpsError, ForbiddenError, IdSchema, NotFoundError, type Identity } from '@cps/core';
-import { defineCommand, type Bus, type Served } from '@cps/bus';
+import type { z } from 'zod';
+import { ConflictError, CpsError, ForbiddenError, NotFoundError, type Identity } from '@cps/core';
+import { createManagerNode, createNode, destroyNode, type Bus, type Served } from '@cps/bus';
 import type { AppendOptions, EventStore } from '@cps/events';
 import type { BaseCloud, CloudNode, Contextualization, NodeKind } from '../types.js';
 import { evolveNode, type NodeEvent, type NodeRecord } from './node-events.js';
-
-export const createNode = defineCommand(
-  'create',
-  z.object({
-    nodeId: IdSchema,
-    kind: z.enum(['agent']),
-    serviceType: IdSchema,
-    role: IdSchema,
-    cloud: z.string().min(1).max(64).default('local'),
-  }),
-  z.object({
-    nodeId: z.string(),
-    instanceId: z.string(),
-    address: z.string().optional(),
-    ports: z.object({ from: z.number(), to: z.number() }).optional(),
-  }),
-);
-/**
- * A supervisor (a director) asks for the manager process of a service, on
- * `subjects.managerProvisioner(app, svc)`: a subject only directors may publish to.
- */
-export const createManagerNode = defineCommand(
-  'create',
-  z.object({
-    nodeId: IdSchema,
-    serviceType: IdSchema,
-    cloud: z.string().min(1).max(64).default('local'),
-  }),
-  createNode.reply,
-);
-export const destroyNode = defineCommand(
-  'destroy',
-  z.object({ nodeId: IdSchema }),
-  z.object({ nodeId: z.string(), destroyed: z.boolean() }),
-);
 
 /** What a node receives to join the bus (identity files, enrollment token, URLs). */
 export interface NodeIdentitySource {

@@ -1,5 +1,4 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { z } from 'zod';
 import {
   CpsError,
   KeyPairPool,
@@ -9,7 +8,7 @@ import {
   ValidationError,
   type Identity,
 } from '@cps/core';
-import { defineCommand, type Bus, type BusAuthority } from '@cps/bus';
+import { renewIdentity, RENEWAL_SUBJECTS, type Bus, type BusAuthority } from '@cps/bus';
 import { CommandHandler, type EventStore } from '@cps/events';
 import { busTrustPem, type BusIdentity, type PlatformSecrets } from '../trust.js';
 import {
@@ -19,15 +18,6 @@ import {
   type IdentityEvent,
   type IdentityState,
 } from './identity-decider.js';
-
-/** A renewal: the holder's new CSR and new user nkey; the identity comes from the subject. */
-export const renewIdentity = defineCommand(
-  'renew',
-  z.object({ csr: z.string().max(16_384), userKey: z.string().regex(/^U[A-Z2-7]{55}$/) }),
-  z.object({ cert: z.string(), jwt: z.string(), expiresAt: z.string() }),
-);
-
-export const RENEWAL_SUBJECTS = 'cps.sys.identity.renew.*.*';
 
 export interface IssuerOptions {
   readonly secrets: PlatformSecrets;

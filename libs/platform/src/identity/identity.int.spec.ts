@@ -3,15 +3,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { connect, jwtAuthenticator } from '@nats-io/transport-node';
 import { createCsr, generateKeyPair, hasErrorCode, inspectCertificate, type Identity } from '@cps/core';
-import { Bus, connectBus, defineCommand, newUserKey, OperatorModeAuthority, subjects } from '@cps/bus';
-import { EventCatalog, ensureEventStream, JetStreamEventStore } from '@cps/events';
 import {
-  IdentityIssuer,
-  IdentityRenewer,
-  identityEvents,
+  Bus,
+  connectBus,
+  defineCommand,
+  newUserKey,
+  OperatorModeAuthority,
+  subjects,
   renewIdentity,
-  type BusIdentity,
-} from '@cps/platform';
+} from '@cps/bus';
+import { EventCatalog, ensureEventStream, JetStreamEventStore } from '@cps/events';
+import { IdentityIssuer, IdentityRenewer, identityEvents, type BusIdentity } from '@cps/platform';
 import { TestNats, ViolationLog } from '@cps/testing';
 
 const manager: Identity = { role: 'manager', id: 's1', appId: 'a1', serviceId: 's1' };

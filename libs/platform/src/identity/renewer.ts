@@ -1,8 +1,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createCsr, generateKeyPair } from '@cps/core';
-import { newUserKey, subjects, type Bus } from '@cps/bus';
+import { newUserKey, renewIdentity, subjects, type Bus } from '@cps/bus';
 import type { BusIdentity } from '../trust.js';
-import { renewIdentity } from './identity-issuer.js';
 
 export interface RenewerOptions {
   /** Renew when this fraction of the certificate's lifetime has passed (default 2/3). */

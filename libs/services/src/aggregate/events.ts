@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { IdSchema } from '@cps/core';
+import { EndpointSchema, LinkSchema } from '@cps/bus';
 import { defineEvent, type EventOf } from '@cps/events';
-import { EndpointSchema, LinkSchema } from '../generic/commands.js';
 
 const Status = z.enum(['INIT', 'PROLOGUE', 'RUNNING', 'ADAPTING', 'EPILOGUE', 'STOPPED', 'ERROR']);
 const OperationKind = z.enum(['startup', 'add_nodes', 'remove_nodes', 'shutdown']);

@@ -2,7 +2,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, ServiceHarness } from '@cps/testing';
-import { getLogs } from '@cps/services';
+import { getLogs } from '@cps/bus';
 
 interface Replication {
   primary?: string;

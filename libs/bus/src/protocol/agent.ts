@@ -1,0 +1,92 @@
+import { z } from 'zod';
+import { IdSchema } from '@cps/core';
+import { defineCommand } from '../rpc/command.js';
+import {
+  ArchiveVersionSchema,
+  LinkSchema,
+  LogTailSchema,
+  LogTextSchema,
+  NodeStateSchema,
+  PortsSchema,
+} from './common.js';
+
+/**
+ * The generic commands every agent serves (at `subjects.agent(app, svc, node)`), defined once for the
+ * sender (its manager) and the handler (the agent runtime), and the heartbeat an agent sends its
+ * manager. `callMethod` is in `common.ts`.
+ */
+
+const NodeViewSchema = z.object({
+  nodeId: IdSchema,
+  role: IdSchema,
+  cloud: z.string(),
+  state: NodeStateSchema,
+  address: z.string().optional(),
+  ports: PortsSchema.optional(),
+});
+const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/);
+
+/** Largest archive an agent accepts (the extraction limit). */
+export const MAX_ARCHIVE_BYTES = 256 * 1024 * 1024;
+/** Raw bytes per `archive_chunk` (base64 in the message: well under the default 1 MiB max_payload). */
+export const ARCHIVE_TRANSFER_CHUNK = 128 * 1024;
+
+/**
+ * One piece of an archive, from a manager to one of its agents (agents have no JetStream access).
+ * Pieces arrive in order: `offset` is the number of bytes the agent already holds (0 restarts the
+ * transfer). The agent checks size and SHA-256 when the last piece arrives.
+ */
+export const archiveChunk = defineCommand(
+  'archive_chunk',
+  z.object({
+    version: ArchiveVersionSchema,
+    size: z.number().int().min(0).max(MAX_ARCHIVE_BYTES),
+    digest: Sha256Hex,
+    offset: z.number().int().min(0).max(MAX_ARCHIVE_BYTES),
+    data: z.base64().max(Math.ceil(ARCHIVE_TRANSFER_CHUNK / 3) * 4),
+  }),
+  z.object({ received: z.number(), complete: z.boolean() }),
+);
+
+export const checkAgentProcess = defineCommand(
+  'check_agent_process',
+  z.object({}),
+  z.object({
+    nodeId: z.string(),
+    role: z.string(),
+    workloads: z.array(z.object({ name: z.string(), state: z.string(), restarts: z.number() })),
+  }),
+);
+/** Log lines of this node's workloads. */
+export const agentLogs = defineCommand('get_logs', LogTailSchema, LogTextSchema);
+
+/**
+ * The manager's configuration of one node (see `NodeConfig`), pushed whenever its agent (re)joins or
+ * what the node must know changed; the agent keeps it and runs the plugin's `onConfigure`.
+ */
+export const configureAgent = defineCommand(
+  'configure',
+  z.object({
+    settings: z.record(z.string(), z.unknown()),
+    nodes: z.array(NodeViewSchema),
+    links: z.record(IdSchema, LinkSchema),
+  }),
+  z.object({ applied: z.boolean() }),
+);
+
+/** The agent's heartbeat (core NATS, every second): never stored as an event. */
+export const HeartbeatSchema = z.object({
+  nodeId: z.string(),
+  role: z.string(),
+  at: z.string(),
+  ready: z.boolean(),
+  metrics: z.record(z.string(), z.number()),
+  /** Changes each time the agent process starts: a new one is a (re)join, to be configured. */
+  boot: z.string().max(64).optional(),
+  /** Where the node is now (its cloud may have moved it on a restart). */
+  address: z.string().max(253).optional(),
+  ports: PortsSchema.optional(),
+  /** Why this node can never become ready (its software is missing): the manager fails it with this. */
+  fatal: z.string().max(500).optional(),
+});
+export type Heartbeat = z.infer<typeof HeartbeatSchema>;
