@@ -7,6 +7,8 @@ import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { jetstream } from '@nats-io/jetstream';
 import { Objm } from '@nats-io/obj';
+import { subjects } from '@cps/bus';
+import { aggregateIds } from '@cps/core';
 import { ensureEventStream } from '@cps/events';
 import { startNats, stopNats } from '../lib/fixtures.mjs';
 
@@ -135,9 +137,10 @@ export const apps10kFixture = {
       pending.add(p);
       if (pending.size >= 1_000) await Promise.race(pending);
     };
+    const user = aggregateIds.user('ubench');
     await send(
-      'cps.evt.user.ubench',
-      commit('user.ubench', 1, 'UserRegistered', {
+      subjects.events(user),
+      commit(user, 1, 'UserRegistered', {
         userId: 'ubench',
         username: 'bench',
         role: 'user',
@@ -147,14 +150,14 @@ export const apps10kFixture = {
     );
     for (let i = 0; i < APPS; i++) {
       const appId = `a${i.toString(16).padStart(12, '0')}`;
-      const agg = `app.${appId}`;
+      const agg = aggregateIds.app(appId);
       await send(
-        `cps.evt.${agg}`,
+        subjects.events(agg),
         commit(agg, 1, 'ApplicationCreated', { appId, owner: 'ubench', name: `app-${i}`, description: '' }),
       );
       for (let v = 2; v <= PER_APP; v++)
         await send(
-          `cps.evt.${agg}`,
+          subjects.events(agg),
           commit(agg, v, 'ApplicationDescribed', { description: `version ${v} of application ${i}` }),
         );
     }

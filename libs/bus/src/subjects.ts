@@ -1,4 +1,4 @@
-import { ID_PATTERN, ValidationError, type Identity } from '@cps/core';
+import { ID_PATTERN, parseAggregateId, ValidationError, type Identity } from '@cps/core';
 
 /**
  * Every subject of cps, in one place. Grammar: `cps.<kind>.<app>.<svc>[.<node>].<verb>`; each id
@@ -73,9 +73,8 @@ export const subjects = {
   /** Where an identity asks for its own renewal: the subject itself names who asks. */
   renewal: (identity: Pick<Identity, 'role' | 'id'>): string =>
     `cps.sys.identity.renew.${identity.role}.${id(identity.id, 'id')}`,
-  /** The event subject of one aggregate. `key` is one or more ids joined by dots. */
-  events: (aggregateType: string, ...key: string[]): string =>
-    ['cps.evt', id(aggregateType, 'aggregateType'), ...key.map((k) => id(k, 'aggregateId'))].join('.'),
+  /** The event subject of one aggregate, by its id (`aggregateIds` of @cps/core; a malformed one is refused). */
+  events: (aggregate: string): string => `cps.evt.${parseAggregateId(aggregate) && aggregate}`,
   /** The inbox prefix of an identity: only it may subscribe below it. */
   inbox: (identity: Pick<Identity, 'role' | 'id'>): string =>
     `_INBOX.${identity.role}.${id(identity.id, 'id')}`,

@@ -59,3 +59,12 @@ export {
   type SealingKey,
 } from './crypto/sealed.js';
 export { sameJson } from './json.js';
+export {
+  aggregateIds,
+  formatAggregateId,
+  nameScopes,
+  parseAggregateId,
+  tryParseAggregateId,
+  type AggregateId,
+  type AggregateType,
+} from './ids/aggregate-ids.js';

@@ -39,7 +39,6 @@ export {
 } from './launcher/launcher.js';
 export { RestartBackoff, type RestartBackoffOptions } from './launcher/backoff.js';
 export {
-  identityAggregate,
   identityDecider,
   identityEvents,
   IdentitySchema,

@@ -7,6 +7,7 @@ import { connectBus } from '@cps/bus';
 import { JetStreamEventStore } from '@cps/events';
 import { isRunning, PlatformHome } from '@cps/platform';
 import { CLI, cliPlatform, run } from './cli-platform.spec-helpers.js';
+import { aggregateIds } from '@cps/core';
 
 describe('cps up / status / down: the local platform as a user runs it', () => {
   const platform = cliPlatform('cps-e2e-');
@@ -173,7 +174,7 @@ describe('cps up / status / down: the local platform as a user runs it', () => {
     }
     expect(created).toBe(201);
     const appId = (await https('GET', '/v1/applications/while-cut')).body.appId as string;
-    expect(await until(() => out.includes(`app.${appId}`)), `${out}\n${err}`).toBe(true);
+    expect(await until(() => out.includes(aggregateIds.app(appId))), `${out}\n${err}`).toBe(true);
     expect(err).toMatch(/reconnecting, attempt 1/);
     // every event once: no event printed twice
     const ids = out

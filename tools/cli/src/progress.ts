@@ -1,3 +1,4 @@
+import { tryParseAggregateId } from '@cps/core';
 import type { HistoryEvent } from '@cps/sdk';
 
 /** What an operation looks like when its progress is followed. */
@@ -36,7 +37,8 @@ export class OperationProgress {
     const [named, name] = [str(d['serviceId']), str(d['name'])];
     if ((e.type === 'ServiceAdded' || e.type === 'ServiceRenamed') && named && name)
       this.names.set(named, name);
-    if (e.aggregate === `op.${id}`) {
+    const a = tryParseAggregateId(e.aggregate);
+    if (a?.type === 'op' && a.operationId === id) {
       // a director operation works through managers, whose own operations have other ids
       this.directorOp = true;
       if (e.type === 'OperationProgressed') return { lines: [str(d['step']) ?? ''], ended: false };
@@ -45,7 +47,7 @@ export class OperationProgress {
         return { lines: [`failed: ${str(d['reason']) ?? '?'}`], ended: true };
       return { lines: [], ended: false };
     }
-    if (!e.aggregate.startsWith('svc.') || !this.concerns(e)) return { lines: [], ended: false };
+    if (a?.type !== 'svc' || !this.concerns(e)) return { lines: [], ended: false };
     const mine = str(d['operationId']) === id;
     const node = str(d['nodeId']);
     switch (e.type) {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { aggregateIds } from '@cps/core';
 import type { HistoryEvent } from '@cps/sdk';
 import { OperationProgress } from './progress.js';
 
@@ -26,7 +27,7 @@ const run = (p: OperationProgress, events: HistoryEvent[]) => {
   return { lines, ended };
 };
 const svc = (type: string, data: unknown, serviceId = 's1') =>
-  ev(`svc.a1.${serviceId}`, type, data, serviceId);
+  ev(aggregateIds.service('a1', serviceId), type, data, serviceId);
 
 describe('progress of an operation from the event stream', () => {
   it("follows a manager's add_nodes: its nodes until ready, and its end", () => {
@@ -52,9 +53,14 @@ describe('progress of an operation from the event stream', () => {
     const p = new OperationProgress({ operationId: 'd1', appId: 'a1' }, new Map([['s1', 'web']]));
     const r = run(p, [
       svc('ServiceStateChanged', { from: 'INIT', to: 'PROLOGUE', reason: '' }),
-      ev('app.a1', 'ServiceAdded', { serviceId: 's2', name: 'db', type: 'generic', cloud: 'local' }),
+      ev(aggregateIds.app('a1'), 'ServiceAdded', {
+        serviceId: 's2',
+        name: 'db',
+        type: 'generic',
+        cloud: 'local',
+      }),
       svc('ServiceStateChanged', { from: 'INIT', to: 'PROLOGUE', reason: '' }, 's2'),
-      ev('app.a1', 'ServiceRenamed', { serviceId: 's2', name: 'store' }),
+      ev(aggregateIds.app('a1'), 'ServiceRenamed', { serviceId: 's2', name: 'store' }),
       svc('ServiceStateChanged', { from: 'PROLOGUE', to: 'RUNNING', reason: '' }, 's2'),
       svc('ServiceStateChanged', { from: 'INIT', to: 'PROLOGUE', reason: '' }, 's3'),
     ]);
@@ -77,15 +83,19 @@ describe('progress of an operation from the event stream', () => {
   it("follows a director operation: its steps, and what its service's manager does meanwhile", () => {
     const p = new OperationProgress({ operationId: 'd1', appId: 'a1', serviceId: 's1' });
     const r = run(p, [
-      ev('op.d1', 'OperationRequested', { operationId: 'd1', kind: 'start', owner: 'u1' }),
-      ev('op.d1', 'OperationProgressed', { step: 'manager started' }),
+      ev(aggregateIds.operation('d1'), 'OperationRequested', {
+        operationId: 'd1',
+        kind: 'start',
+        owner: 'u1',
+      }),
+      ev(aggregateIds.operation('d1'), 'OperationProgressed', { step: 'manager started' }),
       svc('ServiceStateChanged', { from: 'INIT', to: 'PROLOGUE', reason: '' }),
       svc('NodeRequested', { operationId: 'm7', nodeId: 'n2', role: 'master', cloud: 'local' }),
       svc('NodeReady', { nodeId: 'n2' }),
       svc('ServiceStateChanged', { from: 'PROLOGUE', to: 'RUNNING', reason: '' }),
       // the manager's own operation ending does not end the director's
       svc('OperationCompleted', { operationId: 'm7' }),
-      ev('op.d2', 'OperationSucceeded', {}),
+      ev(aggregateIds.operation('d2'), 'OperationSucceeded', {}),
     ]);
     expect(r).toEqual({
       lines: [
@@ -97,7 +107,9 @@ describe('progress of an operation from the event stream', () => {
       ],
       ended: false,
     });
-    expect(p.see(ev('op.d1', 'DirectorOperationFailed', { reason: 'manager gone' }))).toEqual({
+    expect(
+      p.see(ev(aggregateIds.operation('d1'), 'DirectorOperationFailed', { reason: 'manager gone' })),
+    ).toEqual({
       lines: ['failed: manager gone'],
       ended: true,
     });

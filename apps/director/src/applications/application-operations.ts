@@ -1,4 +1,4 @@
-import { NotFoundError } from '@cps/core';
+import { aggregateIds, nameScopes, NotFoundError } from '@cps/core';
 import type { Principal } from '../api/request.js';
 import type { Actor, DirectorCore } from '../core/director-core.js';
 import type { ApplicationView, ServiceView } from '../core/directory.js';
@@ -42,12 +42,17 @@ export class ApplicationOperations {
       const { app, services } = this.target(op);
       for (const s of services.reverse()) await this.services.dismantle(app, s, op);
       const r = await this.applications.apps.run(
-        `app.${app.appId}`,
+        aggregateIds.app(app.appId),
         'Delete',
         {},
         { requestId: `${op.operationId}:delete`, actor: 'director' },
       );
-      await this.core.names.release(`app.${app.owner}`, app.name, app.appId, `${op.operationId}:release`);
+      await this.core.names.release(
+        nameScopes.applicationsOf(app.owner),
+        app.name,
+        app.appId,
+        `${op.operationId}:release`,
+      );
       await this.core.caughtUp(r.position);
     },
   });

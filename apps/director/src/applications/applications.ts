@@ -1,4 +1,4 @@
-import { CpsError, NotFoundError } from '@cps/core';
+import { aggregateIds, nameScopes, CpsError, NotFoundError } from '@cps/core';
 import type { Principal } from '../api/request.js';
 import { Aggregates, hashId, type Actor, type DirectorCore } from '../core/director-core.js';
 import type { ApplicationView, ServiceView } from '../core/directory.js';
@@ -87,10 +87,10 @@ export class Applications {
     if (p.role !== 'admin' && this.list(p).length >= this.o.maxApplicationsPerUser)
       throw new CpsError('quota_exceeded', `at most ${this.o.maxApplicationsPerUser} applications per user`);
     const appId = hashId('a', m.requestId);
-    await this.core.names.claim(`app.${p.userId}`, r.name, appId, `${m.requestId}:name`);
+    await this.core.names.claim(nameScopes.applicationsOf(p.userId), r.name, appId, `${m.requestId}:name`);
     try {
       const res = await this.apps.run(
-        `app.${appId}`,
+        aggregateIds.app(appId),
         'Create',
         { appId, owner: p.userId, name: r.name, description: r.description },
         m,
@@ -98,7 +98,7 @@ export class Applications {
       await this.core.caughtUp(res.position);
     } catch (e) {
       await this.core.names
-        .release(`app.${p.userId}`, r.name, appId, `${m.requestId}:release`)
+        .release(nameScopes.applicationsOf(p.userId), r.name, appId, `${m.requestId}:release`)
         .catch(() => undefined);
       throw e;
     }
@@ -114,10 +114,15 @@ export class Applications {
     const a = this.app(p, ref);
     const rename = r.name !== undefined && r.name !== a.name;
     if (rename)
-      await this.core.names.claim(`app.${a.owner}`, r.name as string, a.appId, `${m.requestId}:name`);
+      await this.core.names.claim(
+        nameScopes.applicationsOf(a.owner),
+        r.name as string,
+        a.appId,
+        `${m.requestId}:name`,
+      );
     const old = a.name;
     const res = await this.apps.run(
-      `app.${a.appId}`,
+      aggregateIds.app(a.appId),
       'Update',
       {
         ...(r.name !== undefined ? { name: r.name } : {}),
@@ -125,7 +130,13 @@ export class Applications {
       },
       m,
     );
-    if (rename) await this.core.names.release(`app.${a.owner}`, old, a.appId, `${m.requestId}:release`);
+    if (rename)
+      await this.core.names.release(
+        nameScopes.applicationsOf(a.owner),
+        old,
+        a.appId,
+        `${m.requestId}:release`,
+      );
     await this.core.caughtUp(res.position);
     return this.app(p, a.appId);
   }

@@ -3,6 +3,7 @@ import type { RecordedEvent } from '@cps/events';
 import type { Director } from '../director.js';
 import { serviceIdOf } from '../services/services.js';
 import { DirectorHarness, type Client } from '../director.spec-helpers.js';
+import { aggregateIds, parseAggregateId } from '@cps/core';
 
 const RACERS = 20;
 
@@ -46,11 +47,12 @@ describe('creations racing for one name: one wins, the others leave nothing behi
     const serviceId = won[0]!.body.serviceId as string;
 
     const events = await history();
-    const created = events.filter(
-      (e) => e.type === 'ServiceCreated' && e.aggregate.startsWith(`svc.${appId}.`),
-    );
-    expect(created.map((e) => e.aggregate)).toEqual([`svc.${appId}.${serviceId}`]);
-    const added = events.filter((e) => e.type === 'ServiceAdded' && e.aggregate === `app.${appId}`);
+    const created = events.filter((e) => {
+      const a = parseAggregateId(e.aggregate);
+      return e.type === 'ServiceCreated' && a.type === 'svc' && a.appId === appId;
+    });
+    expect(created.map((e) => e.aggregate)).toEqual([aggregateIds.service(appId, serviceId)]);
+    const added = events.filter((e) => e.type === 'ServiceAdded' && e.aggregate === aggregateIds.app(appId));
     expect(added).toHaveLength(1);
     expect((await alice.get('/v1/applications/race/services')).body.services).toEqual([
       expect.objectContaining({ serviceId, name: 'same', state: 'INIT' }),
@@ -59,12 +61,12 @@ describe('creations racing for one name: one wins, the others leave nothing behi
 
   it('starts a service whose creation was cut short after the application added it', async () => {
     const appId = (await alice.get('/v1/applications/race')).body.appId as string;
-    const state = await d.applications.apps.state(`app.${appId}`);
+    const state = await d.applications.apps.state(aggregateIds.app(appId));
     if (state.status !== 'ACTIVE') throw new Error('no application');
     // what a director stopping between the two appends leaves: the application's record alone
     const serviceId = serviceIdOf('cut-short');
     await d.applications.apps.run(
-      `app.${appId}`,
+      aggregateIds.app(appId),
       'AddService',
       { ...state.services[0]!, serviceId, name: 'cut' },
       { requestId: 'cut-short', actor: 'test' },
@@ -80,7 +82,7 @@ describe('creations racing for one name: one wins, the others leave nothing behi
       if (Date.now() > deadline) throw new Error('the start did not end');
       await new Promise((r) => setTimeout(r, 250));
     }
-    const { events } = await d.core.store.readAggregate(`svc.${appId}.${serviceId}`);
+    const { events } = await d.core.store.readAggregate(aggregateIds.service(appId, serviceId));
     // with the settings the application holds (a manager creating it would know none)
     expect(state.services[0]!.config).toMatchObject({ env: { GREETING: 'hello' } });
     expect(events[0]).toMatchObject({
@@ -101,7 +103,7 @@ describe('creations racing for one name: one wins, the others leave nothing behi
     const created = events.filter(
       (e) => e.type === 'ApplicationCreated' && (e.data as { name: string }).name === 'contested',
     );
-    expect(created.map((e) => e.aggregate)).toEqual([`app.${won[0]!.body.appId}`]);
+    expect(created.map((e) => e.aggregate)).toEqual([aggregateIds.app(won[0]!.body.appId)]);
     expect(
       events.filter((e) => e.type === 'NameClaimed' && (e.data as { name: string }).name === 'contested'),
     ).toHaveLength(1);

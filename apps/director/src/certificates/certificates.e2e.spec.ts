@@ -1,6 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  aggregateIds,
   createCsr,
   createRootCa,
   generateKeyPair,
@@ -182,7 +183,7 @@ describe('client certificates: issue, sign in with, list, revoke', () => {
     );
     const info = inspectCertificate(expired);
     const done = await d.accounts.users.run(
-      `user.${aliceId}`,
+      aggregateIds.user(aliceId),
       'RecordCertificate',
       { serial: info.serial, subject: info.subject, expiresAt: info.notAfter.toISOString() },
       { requestId: 'test-expired-certificate', actor: 'test' },

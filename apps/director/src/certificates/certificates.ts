@@ -1,4 +1,5 @@
 import {
+  aggregateIds,
   CpsError,
   ForbiddenError,
   NotFoundError,
@@ -76,7 +77,7 @@ export class Certificates {
     const subject = displaySubject(info.subject);
     const notAfter = info.notAfter.toISOString();
     const done = await this.users.run(
-      `user.${caller.userId}`,
+      aggregateIds.user(caller.userId),
       'RecordCertificate',
       { serial: info.serial, subject, expiresAt: notAfter },
       { requestId, actor: `user:${caller.userId}` },
@@ -112,7 +113,7 @@ export class Certificates {
     }
     if (!c || c.userId !== caller.userId) throw new NotFoundError(`no certificate ${serial}`);
     const done = await this.users.run(
-      `user.${c.userId}`,
+      aggregateIds.user(c.userId),
       'RevokeCertificate',
       { serial },
       { requestId, actor: `user:${caller.userId}` },

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
-import type { Command, Decider, Message } from '@cps/core';
+import { aggregateIds, type Command, type Decider, type Message } from '@cps/core';
 import { CommandHandler, type EventStore, type ProjectionRunner, type SnapshotStore } from '@cps/events';
 import type { PlatformSecrets } from '@cps/platform';
 import type { Directory } from './directory.js';
-import { nameAggregate, type NameCommand, type NameEvent, type NameState } from './name-claims.js';
+import type { NameCommand, NameEvent, NameState } from './name-claims.js';
 
 /** Who asks: the request id (the same when asked again) and the actor recorded on the events. */
 export interface Actor {
@@ -59,13 +59,13 @@ export class Names {
   constructor(private readonly claims: Aggregates<NameCommand, NameEvent, NameState>) {}
 
   async claim(scope: string, name: string, holder: string, requestId: string): Promise<void> {
-    const agg = nameAggregate(scope, name);
+    const agg = aggregateIds.name(scope, name);
     this.claims.forget(agg);
     await this.claims.run(agg, 'Claim', { scope, name, holder }, { requestId, actor: `claim:${holder}` });
   }
 
   async release(scope: string, name: string, holder: string, requestId: string): Promise<void> {
-    const agg = nameAggregate(scope, name);
+    const agg = aggregateIds.name(scope, name);
     this.claims.forget(agg);
     await this.claims.run(agg, 'Release', { holder }, { requestId, actor: `claim:${holder}` });
   }

@@ -1,3 +1,4 @@
+import { tryParseAggregateId } from '@cps/core';
 import type { Projection, RecordedEvent, SnapshottableProjection } from '@cps/events';
 import type { Endpoint, LinkView } from '@cps/services';
 
@@ -81,8 +82,6 @@ export interface NodeView {
   readonly since: string;
   until?: string;
 }
-
-const idOf = (aggregate: string, prefix: string): string => aggregate.slice(prefix.length);
 
 /**
  * The shape of the read model's snapshot. Bump it whenever a view or an index changes: a snapshot
@@ -169,18 +168,18 @@ export class Directory implements Projection, SnapshottableProjection<DirectoryS
 
   handle(e: RecordedEvent): void {
     this.applied++;
-    const [kind] = e.aggregate.split('.', 1);
-    switch (kind) {
+    const a = tryParseAggregateId(e.aggregate);
+    switch (a?.type) {
       case 'user':
-        return this.user(idOf(e.aggregate, 'user.'), e);
+        return this.user(a.userId, e);
       case 'app':
-        return this.app(idOf(e.aggregate, 'app.'), e);
+        return this.app(a.appId, e);
       case 'svc':
-        return this.service(e);
+        return this.service(a.appId, a.serviceId, e);
       case 'op':
-        return this.operation(idOf(e.aggregate, 'op.'), e);
+        return this.operation(a.operationId, e);
       case 'node':
-        return this.node(idOf(e.aggregate, 'node.'), e);
+        return this.node(a.nodeId, e);
       default:
         return;
     }
@@ -332,8 +331,7 @@ export class Directory implements Projection, SnapshottableProjection<DirectoryS
   }
 
   /** A service's state and nodes, from its manager's events (`svc.<app>.<svc>`). */
-  private service(e: RecordedEvent): void {
-    const [, appId, serviceId] = e.aggregate.split('.') as [string, string, string];
+  private service(appId: string, serviceId: string, e: RecordedEvent): void {
     let s = this.services.get(serviceId);
     if (!s) {
       // the manager's first events may come before the application's ServiceAdded is read

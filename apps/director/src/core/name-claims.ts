@@ -1,12 +1,12 @@
-import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { CpsError, type Command, type Decider } from '@cps/core';
 import { defineEvent, type EventOf } from '@cps/events';
 
 /**
  * Unique names (user names, application names per owner) are claimed by appending to an aggregate
- * keyed by the name: the event store's expected-version check (and message id) lets exactly one of
- * several racing directors win, with no central database.
+ * keyed by the name (`aggregateIds.name(scope, name)`, the scopes in `nameScopes`): the event store's
+ * expected-version check (and message id) lets exactly one of several racing directors win, with no
+ * central database.
  */
 export const NameClaimed = defineEvent(
   'NameClaimed',
@@ -36,7 +36,3 @@ export const nameDecider: Decider<NameCommand, NameEvent, NameState> = {
     return s.holder === c.data.holder ? [{ type: 'NameReleased', data: c.data }] : [];
   },
 };
-
-/** The aggregate of a name within a scope (`user`, or `app.<owner>`): one id token. */
-export const nameAggregate = (scope: string, name: string): string =>
-  `name.${createHash('sha256').update(`${scope}\u0000${name}`).digest('hex').slice(0, 40)}`;

@@ -1,4 +1,4 @@
-import { CpsError, ForbiddenError } from '@cps/core';
+import { aggregateIds, CpsError, ForbiddenError } from '@cps/core';
 import type { ProvisionPolicy } from '@cps/clouds';
 import type { Logger } from 'pino';
 import type { ApplicationOperations } from '../applications/application-operations.js';
@@ -76,7 +76,7 @@ export class Credit implements ProvisionPolicy {
       const hours = Math.max(1, Math.ceil((now - Date.parse(n.since)) / HOUR));
       try {
         const r = await this.users.run(
-          `user.${owner}`,
+          aggregateIds.user(owner),
           'Charge',
           { nodeId: n.nodeId, hours },
           { requestId: `charge:${n.nodeId}:${hours}`, actor: 'director:credit' },

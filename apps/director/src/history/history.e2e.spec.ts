@@ -3,6 +3,7 @@ import type { ClientRequest, IncomingHttpHeaders } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Director } from '../director.js';
 import { ADMIN_PASSWORD, DirectorHarness, type Client } from '../director.spec-helpers.js';
+import { aggregateIds, parseAggregateId } from '@cps/core';
 
 interface SseEvent {
   readonly id: string;
@@ -177,7 +178,9 @@ describe('event history over HTTPS', () => {
     const mine = (await walk(alice)).events;
     const created = mine.filter((e) => e.type === 'ApplicationCreated');
     expect(created.map((e) => e.appId).sort()).toEqual([...appsOf['alice']!].sort());
-    expect(created.every((e) => e.actor.startsWith('user:') && e.aggregate === `app.${e.appId}`)).toBe(true);
+    expect(
+      created.every((e) => e.actor.startsWith('user:') && e.aggregate === aggregateIds.app(e.appId)),
+    ).toBe(true);
     expect(mine.some((e) => e.type === 'ApplicationDescribed' && e.data.description === 'my blog')).toBe(
       true,
     );
@@ -186,9 +189,10 @@ describe('event history over HTTPS', () => {
     const me = (await alice.get('/v1/me')).body.userId as string;
     for (const e of mine) {
       expect(appsOf['bob']!).not.toContain(e.appId);
-      expect(e.aggregate).not.toMatch(/^(identity|name)\./);
+      const { type } = parseAggregateId(e.aggregate);
+      expect(['identity', 'name']).not.toContain(type);
       for (const b of appsOf['bob']!) expect(e.aggregate).not.toContain(b);
-      if (e.aggregate.startsWith('user.')) expect(e.aggregate).toBe(`user.${me}`);
+      if (type === 'user') expect(e.aggregate).toBe(aggregateIds.user(me));
       expect(Object.keys(e).sort()).toEqual(
         [
           'actor',
@@ -216,7 +220,7 @@ describe('event history over HTTPS', () => {
     const all = (await walk(admin)).events;
     const allCreated = all.filter((e) => e.type === 'ApplicationCreated').map((e) => e.appId);
     for (const a of [...appsOf['alice']!, ...appsOf['bob']!]) expect(allCreated).toContain(a);
-    expect(all.some((e) => e.aggregate.startsWith('name.'))).toBe(true);
+    expect(all.some((e) => parseAggregateId(e.aggregate).type === 'name')).toBe(true);
     expect(all.length).toBeGreaterThan(mine.length + theirs.length);
   });
 

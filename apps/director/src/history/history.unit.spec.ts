@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { isCpsError } from '@cps/core';
+import { aggregateIds, isCpsError, nameScopes, parseAggregateId } from '@cps/core';
 import { InMemoryEventStore, ProjectionRunner, type RecordedEvent } from '@cps/events';
 import type { Principal } from '../api/request.js';
 import { Directory } from '../core/directory.js';
@@ -53,7 +53,7 @@ class World {
       ['ualice', 'alice'],
       ['ubob', 'bob'],
     ] as const) {
-      await this.append(`user.${u}`, [
+      await this.append(aggregateIds.user(u), [
         {
           type: 'UserRegistered',
           data: {
@@ -77,14 +77,16 @@ class World {
         },
       ]);
       const app = `a${u}`;
-      await this.append(`name.${u}`, [{ type: 'NameClaimed', data: { holder: app } }]);
+      await this.append(aggregateIds.name(nameScopes.applicationsOf(u), 'web'), [
+        { type: 'NameClaimed', data: { holder: app } },
+      ]);
       await this.append(
-        `app.${app}`,
+        aggregateIds.app(app),
         [{ type: 'ApplicationCreated', data: { appId: app, owner: u, name: 'web', description: '' } }],
         { actor: `user:${u}` },
       );
       await this.append(
-        `app.${app}`,
+        aggregateIds.app(app),
         [
           {
             type: 'ServiceAdded',
@@ -99,26 +101,26 @@ class World {
         ],
         { actor: `user:${u}` },
       );
-      await this.append(`op.o${u}`, [
+      await this.append(aggregateIds.operation(`o${u}`), [
         {
           type: 'OperationRequested',
           data: { operationId: `o${u}`, kind: 'start-service', owner: u, appId: app, serviceId: `s${u}` },
         },
       ]);
       await this.append(
-        `svc.${app}.s${u}`,
+        aggregateIds.service(app, `s${u}`),
         [{ type: 'ServiceStateChanged', data: { from: 'INIT', to: 'PROLOGUE', reason: 'start' } }],
         { actor: `manager:s${u}` },
       );
-      await this.append(`node.n${u}`, [
+      await this.append(aggregateIds.node(`n${u}`), [
         {
           type: 'NodeRecorded',
           data: { nodeId: `n${u}`, kind: 'manager', appId: app, serviceId: `s${u}`, cloud: 'local' },
         },
       ]);
-      await this.append(`op.o${u}`, [{ type: 'OperationSucceeded', data: {} }]);
+      await this.append(aggregateIds.operation(`o${u}`), [{ type: 'OperationSucceeded', data: {} }]);
     }
-    await this.append('identity.manager.sualice', [
+    await this.append(aggregateIds.identity({ role: 'manager', id: 'sualice' }), [
       {
         type: 'EnrollmentOffered',
         data: { identity: { role: 'manager', id: 'sualice' }, tokenHash: 'e'.repeat(64), expiresAt: 'x' },
@@ -177,7 +179,13 @@ describe('History.page', () => {
     const h = w.history();
     const mine = (await h.page(alice, query({ limit: 500 }))).events;
     expect(new Set(mine.map((e) => e.aggregate))).toEqual(
-      new Set(['user.ualice', 'app.aualice', 'op.oualice', 'svc.aualice.sualice', 'node.nualice']),
+      new Set([
+        aggregateIds.user('ualice'),
+        aggregateIds.app('aualice'),
+        aggregateIds.operation('oualice'),
+        aggregateIds.service('aualice', 'sualice'),
+        aggregateIds.node('nualice'),
+      ]),
     );
     expect(mine.every((e) => e.appId === undefined || e.appId === 'aualice')).toBe(true);
     const created = mine.find((e) => e.type === 'ApplicationCreated');
@@ -197,7 +205,7 @@ describe('History.page', () => {
     expect(theirs.some((e) => e.aggregate.includes('ualice') || e.appId === 'aualice')).toBe(false);
     const all = (await h.page(admin, query({ limit: 500 }))).events;
     expect(all.length).toBe(await countEvents(w));
-    expect(all.some((e) => e.aggregate.startsWith('identity.'))).toBe(true);
+    expect(all.some((e) => parseAggregateId(e.aggregate).type === 'identity')).toBe(true);
     for (const list of [mine, all]) {
       const text = JSON.stringify(list);
       expect(text).not.toContain('scrypt$');
@@ -249,7 +257,7 @@ describe('History.page', () => {
   });
 
   it('walks pages without gaps or duplicates, cursors inside commits included', async () => {
-    await w.append('app.aualice', [
+    await w.append(aggregateIds.app('aualice'), [
       { type: 'ApplicationDescribed', data: { description: 'one' } },
       { type: 'ApplicationDescribed', data: { description: 'two' } },
       { type: 'ApplicationDescribed', data: { description: 'three' } },
@@ -267,8 +275,10 @@ describe('History.page', () => {
 
   it('looks at no more than the scan limit per request, and says where to go on', async () => {
     for (let i = 0; i < 30; i++)
-      await w.append(`user.ubob`, [{ type: 'CreditGranted', data: { amount: 1, by: 'x', reason: '' } }]);
-    await w.append('app.aualice', [{ type: 'ApplicationRenamed', data: { name: 'site' } }]);
+      await w.append(aggregateIds.user('ubob'), [
+        { type: 'CreditGranted', data: { amount: 1, by: 'x', reason: '' } },
+      ]);
+    await w.append(aggregateIds.app('aualice'), [{ type: 'ApplicationRenamed', data: { name: 'site' } }]);
     const h = w.history({ scanLimit: 10 });
     const read = vi.spyOn(w.store, 'readAll');
     const first = await h.page(alice, query({ type: 'ApplicationRenamed' }));
@@ -283,9 +293,13 @@ describe('History.page', () => {
   it('finds `since` by searching, and stops reading past `until`', async () => {
     const base = Date.parse('2030-01-01T00:00:00Z');
     for (let i = 0; i < 1_000; i++)
-      await w.append('user.ualice', [{ type: 'CreditGranted', data: { amount: i, by: 'x', reason: '' } }], {
-        at: new Date(base + i * 3_600_000).toISOString(),
-      });
+      await w.append(
+        aggregateIds.user('ualice'),
+        [{ type: 'CreditGranted', data: { amount: i, by: 'x', reason: '' } }],
+        {
+          at: new Date(base + i * 3_600_000).toISOString(),
+        },
+      );
     const h = w.history();
     const read = vi.spyOn(w.store, 'readAll');
     const since = new Date(base + 900 * 3_600_000).toISOString();
@@ -367,8 +381,8 @@ describe('the event stream', () => {
     const s = prepared.start(sink);
     await until(() => messages(sink.text).length === mine.length - 3);
     expect(messages(sink.text).map((m) => m.data.id)).toEqual(mine.slice(3).map((e) => e.id));
-    await w.append('app.aubob', [{ type: 'ApplicationRenamed', data: { name: 'x' } }]);
-    await w.append('app.aualice', [{ type: 'ApplicationRenamed', data: { name: 'y' } }]);
+    await w.append(aggregateIds.app('aubob'), [{ type: 'ApplicationRenamed', data: { name: 'x' } }]);
+    await w.append(aggregateIds.app('aualice'), [{ type: 'ApplicationRenamed', data: { name: 'y' } }]);
     await until(() => messages(sink.text).length === mine.length - 2);
     const last = messages(sink.text).at(-1)!;
     expect(last).toMatchObject({
@@ -391,7 +405,7 @@ describe('the event stream', () => {
     });
     await new Promise((r) => setTimeout(r, 30));
     expect(messages(sink.text)).toEqual([]);
-    await w.append('app.aualice', [{ type: 'ApplicationRenamed', data: { name: 'z' } }]);
+    await w.append(aggregateIds.app('aualice'), [{ type: 'ApplicationRenamed', data: { name: 'z' } }]);
     await until(() => messages(sink.text).length === 1);
     allowed = false;
     await s.closed;
@@ -406,9 +420,13 @@ describe('the event stream', () => {
     const base = Date.parse('2030-01-01T00:00:00Z');
     const at = (h: number) => new Date(base + h * 3_600_000).toISOString();
     for (let i = 0; i < 5; i++)
-      await w.append('app.aualice', [{ type: 'ApplicationDescribed', data: { description: `d${i}` } }], {
-        at: at(i),
-      });
+      await w.append(
+        aggregateIds.app('aualice'),
+        [{ type: 'ApplicationDescribed', data: { description: `d${i}` } }],
+        {
+          at: at(i),
+        },
+      );
     const sink = new Sink();
     const s = (
       await w

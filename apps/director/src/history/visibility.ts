@@ -1,3 +1,4 @@
+import { tryParseAggregateId } from '@cps/core';
 import type { RecordedEvent } from '@cps/events';
 import type { Principal } from '../api/request.js';
 import type { Directory } from '../core/directory.js';
@@ -35,19 +36,18 @@ export class Ownership {
   /** Notes what a creation event tells about ownership (call it for every event read). */
   learn(e: RecordedEvent): void {
     const d = (e.data ?? {}) as Record<string, unknown>;
-    const [kind, id] = e.aggregate.split('.', 2) as [string, string | undefined];
-    if (id === undefined) return;
-    if (kind === 'app' && e.type === 'ApplicationCreated') {
+    const a = tryParseAggregateId(e.aggregate);
+    if (a?.type === 'app' && e.type === 'ApplicationCreated') {
       const owner = str(d['owner']);
-      if (owner) remember(this.apps, id, owner);
-    } else if (kind === 'op' && e.type === 'OperationRequested') {
-      remember(this.ops, id, {
+      if (owner) remember(this.apps, a.appId, owner);
+    } else if (a?.type === 'op' && e.type === 'OperationRequested') {
+      remember(this.ops, a.operationId, {
         ...optional('owner', str(d['owner'])),
         ...optional('appId', str(d['appId'])),
         ...optional('serviceId', str(d['serviceId'])),
       });
-    } else if (kind === 'node' && e.type === 'NodeRecorded') {
-      remember(this.nodes, id, {
+    } else if (a?.type === 'node' && e.type === 'NodeRecorded') {
+      remember(this.nodes, a.nodeId, {
         ...optional('appId', str(d['appId'])),
         ...optional('serviceId', str(d['serviceId'])),
       });
@@ -61,20 +61,20 @@ export class Ownership {
   }
 
   place(e: RecordedEvent): Place {
-    const parts = e.aggregate.split('.');
-    const kind = parts[0];
-    const id = parts[1] ?? '';
+    const a = tryParseAggregateId(e.aggregate);
     const d = (e.data ?? {}) as Record<string, unknown>;
-    switch (kind) {
+    switch (a?.type) {
       case 'user':
-        return { owners: [id], known: true };
+        return { owners: [a.userId], known: true };
       case 'app':
-        return this.ofApp(id, str(d['serviceId']));
+        return this.ofApp(a.appId, str(d['serviceId']));
       case 'svc':
-        return this.ofApp(id, parts[2]);
+        return this.ofApp(a.appId, a.serviceId);
       case 'op': {
-        const v = this.directory.operations.get(id);
-        const op = v ? { owner: v.owner, appId: v.appId, serviceId: v.serviceId } : this.ops.get(id);
+        const v = this.directory.operations.get(a.operationId);
+        const op = v
+          ? { owner: v.owner, appId: v.appId, serviceId: v.serviceId }
+          : this.ops.get(a.operationId);
         if (!op) return { owners: [], known: false };
         const appOwner = this.appOwner(op.appId);
         return {
@@ -85,7 +85,7 @@ export class Ownership {
         };
       }
       case 'node': {
-        const v = this.directory.nodes.get(id) ?? this.nodes.get(id);
+        const v = this.directory.nodes.get(a.nodeId) ?? this.nodes.get(a.nodeId);
         if (!v) return { owners: [], known: false };
         return this.ofApp(v.appId, v.serviceId);
       }

@@ -8,6 +8,7 @@ import type { Director } from '../director.js';
 import { tarOf } from '../../../../libs/archives/src/extract/archives.spec-helpers.js';
 import { DirectorHarness, type Client } from '../director.spec-helpers.js';
 import { ARCHIVE_ALLOW_ENV } from './manifests.feature.js';
+import { aggregateIds } from '@cps/core';
 
 const example = (path: string): Record<string, unknown> =>
   JSON.parse(readFileSync(new URL(`../../../../examples/${path}`, import.meta.url), 'utf8')) as Record<
@@ -483,7 +484,7 @@ describe('manifests: validate, deploy as an operation, export', () => {
     // the director stops mid-deploy: the deploy halts at its next step, its operation still running
     await d.stop();
     const store = new JetStreamEventStore(await h.nats.connect({ role: 'director', id: 'inspector' }));
-    const atStop = (await store.readAggregate(`op.${operationId}`)).events;
+    const atStop = (await store.readAggregate(aggregateIds.operation(operationId))).events;
     expect(atStop[0]?.type).toBe('OperationRequested');
     expect(atStop.map((e) => e.type)).not.toContain('OperationSucceeded');
     expect(atStop.map((e) => e.type)).not.toContain('DirectorOperationFailed');

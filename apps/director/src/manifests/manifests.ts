@@ -1,4 +1,4 @@
-import { CpsError, isCpsError, ValidationError, type Issue } from '@cps/core';
+import { aggregateIds, CpsError, isCpsError, ValidationError, type Issue } from '@cps/core';
 import { fetchArchive } from '@cps/archives';
 import type { ServiceRegistry } from '@cps/services';
 import type { Principal } from '../api/request.js';
@@ -130,7 +130,7 @@ export class Manifests {
   /** The manifest that deploys the caller's application again (others' answer 404). */
   async manifestOf(p: Principal, ref: string) {
     const app = this.applications.app(p, ref);
-    const state = await this.applications.apps.state(`app.${app.appId}`);
+    const state = await this.applications.apps.state(aggregateIds.app(app.appId));
     const entries = new Map(
       state.status === 'ACTIVE' ? state.services.map((s) => [s.serviceId, s] as const) : [],
     );

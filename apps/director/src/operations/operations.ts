@@ -1,4 +1,4 @@
-import { CpsError, NotFoundError } from '@cps/core';
+import { aggregateIds, CpsError, NotFoundError } from '@cps/core';
 import type { Logger } from 'pino';
 import type { Principal } from '../api/request.js';
 import { Aggregates, hashId, type Actor, type DirectorCore } from '../core/director-core.js';
@@ -63,7 +63,7 @@ export class Operations {
 
   /** The recorded state of an operation. */
   state(operationId: string): Promise<OperationState> {
-    return this.aggregates.state(`op.${operationId}`);
+    return this.aggregates.state(aggregateIds.operation(operationId));
   }
 
   /**
@@ -105,7 +105,7 @@ export class Operations {
       throw new CpsError('internal', `operation kind ${kind.kind} is not registered`);
     const operationId = r.operationId ?? operationIdOf(kind.kind, m.requestId);
     const res = await this.aggregates.run(
-      `op.${operationId}`,
+      aggregateIds.operation(operationId),
       'Request',
       {
         operationId,
@@ -161,7 +161,7 @@ export class Operations {
     let op: Running;
     let kind: OperationKind;
     try {
-      const s = await this.aggregates.state(`op.${operationId}`);
+      const s = await this.aggregates.state(aggregateIds.operation(operationId));
       const k = s.status === 'running' ? this.kinds.get(s.kind) : undefined;
       if (s.status !== 'running' || !k) return;
       // presence unknown (the bus busy): asked again at the next round
@@ -176,10 +176,15 @@ export class Operations {
     try {
       const result = await kind.run(this.running(op, o.given));
       this.alive();
-      await this.aggregates.run(`op.${operationId}`, 'Succeed', result === undefined ? {} : { result }, {
-        requestId: `${operationId}:end`,
-        actor: 'director',
-      });
+      await this.aggregates.run(
+        aggregateIds.operation(operationId),
+        'Succeed',
+        result === undefined ? {} : { result },
+        {
+          requestId: `${operationId}:end`,
+          actor: 'director',
+        },
+      );
     } catch (e) {
       await this.fail(operationId, e);
     }
@@ -192,7 +197,7 @@ export class Operations {
     this.log.info({ operationId, reason }, 'operation failed');
     await this.aggregates
       .run(
-        `op.${operationId}`,
+        aggregateIds.operation(operationId),
         'Fail',
         { reason: clip(reason, 2000) },
         { requestId: `${operationId}:end`, actor: 'director' },
@@ -224,7 +229,7 @@ export class Operations {
       step: async (text) => {
         alive();
         await this.aggregates.run(
-          `op.${operationId}`,
+          aggregateIds.operation(operationId),
           'Progress',
           { step: clip(text, 200) },
           { requestId: `${operationId}:step:${steps++}`, actor: 'director' },

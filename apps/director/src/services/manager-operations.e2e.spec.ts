@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tryParseAggregateId } from '@cps/core';
 import type { Projection, RecordedEvent } from '@cps/events';
 import { eventually } from '@cps/testing';
 import type { Director } from '../director.js';
@@ -29,7 +30,7 @@ describe("a manager's operation, read right after it was accepted", () => {
     const handle = projection.handle.bind(projection);
     Object.assign(projection, {
       handle: (e: RecordedEvent) =>
-        e.aggregate.startsWith('svc.') && e.type === 'OperationStarted'
+        tryParseAggregateId(e.aggregate)?.type === 'svc' && e.type === 'OperationStarted'
           ? new Promise<void>((r) => setTimeout(r, ms)).then(() => handle(e))
           : handle(e),
     });

@@ -1,4 +1,4 @@
-import { ConflictError, CpsError, NotFoundError } from '@cps/core';
+import { aggregateIds, ConflictError, CpsError, NotFoundError } from '@cps/core';
 import { refuseIfLinked } from '../applications/app-decider.js';
 import { subjects, type Bus, shutdownService, startupService } from '@cps/bus';
 import { deleteArchiveBucket } from '@cps/archives';
@@ -52,7 +52,7 @@ export class ServiceOperations {
       for (const [app, s] of this.target(op)) {
         await this.dismantle(app, s, op);
         const r = await this.applications.apps.run(
-          `app.${app.appId}`,
+          aggregateIds.app(app.appId),
           'RemoveService',
           { serviceId: s.serviceId },
           { requestId: `${op.operationId}:remove:${s.serviceId}`, actor: 'director' },
@@ -89,7 +89,7 @@ export class ServiceOperations {
   async removeService(p: Principal, a: string, s: string, m: Actor) {
     const { app, svc } = this.applications.service(p, a, s);
     // refused before anything stops: a linked service is not removed from under the one linking it
-    const state = await this.applications.apps.state(`app.${app.appId}`);
+    const state = await this.applications.apps.state(aggregateIds.app(app.appId));
     if (state.status === 'ACTIVE') refuseIfLinked(state.services, svc.serviceId);
     return this.operations.start(this.remove, operationOn(app, svc), m);
   }
@@ -171,9 +171,9 @@ export class ServiceOperations {
    * the service, and a start creates it for a service whose creation was cut short in between.
    */
   private async born(appId: string, serviceId: string): Promise<void> {
-    const aggregate = `svc.${appId}.${serviceId}`;
+    const aggregate = aggregateIds.service(appId, serviceId);
     if ((await this.aggregates.state(aggregate)).status !== 'NONE') return;
-    const app = await this.applications.apps.state(`app.${appId}`);
+    const app = await this.applications.apps.state(aggregateIds.app(appId));
     const entry = app.status === 'ACTIVE' ? app.services.find((x) => x.serviceId === serviceId) : undefined;
     if (!entry) throw new NotFoundError(`no service ${serviceId}`);
     await this.aggregates

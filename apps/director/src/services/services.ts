@@ -3,6 +3,7 @@ import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { z } from 'zod';
 import {
+  aggregateIds,
   ConflictError,
   CpsError,
   isCpsError,
@@ -194,13 +195,13 @@ export class Services {
     };
     // the application decides on the name, the quota and the links first: a refused service leaves no record
     await this.applications.apps.run(
-      `app.${app.appId}`,
+      aggregateIds.app(app.appId),
       'AddService',
       { serviceId, name: r.name, cloud: r.cloud, ...born },
       m,
     );
     const res = await this.aggregates.run(
-      `svc.${app.appId}.${serviceId}`,
+      aggregateIds.service(app.appId, serviceId),
       'Create',
       { appId: app.appId, serviceId, ...born },
       m,
@@ -283,7 +284,7 @@ export class Services {
   ): Promise<ServiceView> {
     const { app, svc } = this.applications.service(p, appRef, svcRef);
     const res = await this.applications.apps.run(
-      `app.${app.appId}`,
+      aggregateIds.app(app.appId),
       'RenameService',
       { serviceId: svc.serviceId, name },
       m,
@@ -415,7 +416,7 @@ export class Services {
   async history(p: Principal, a: string, s: string) {
     const { app, svc } = this.applications.service(p, a, s);
     if (this.supervisor.managerOf(svc.serviceId)) return this.ask(app, svc, getHistory, { limit: 1000 });
-    const { events } = await this.core.store.readAggregate(`svc.${app.appId}.${svc.serviceId}`);
+    const { events } = await this.core.store.readAggregate(aggregateIds.service(app.appId, svc.serviceId));
     return serviceHistory(events);
   }
 
@@ -452,7 +453,7 @@ export class Services {
         await this.ask(app, svc, setArchive, { version }, m.requestId);
       else {
         const res = await this.aggregates.run(
-          `svc.${app.appId}.${svc.serviceId}`,
+          aggregateIds.service(app.appId, svc.serviceId),
           'SetArchive',
           { version, size: info.size, digest: info.digest },
           m,

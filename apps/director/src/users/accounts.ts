@@ -1,5 +1,13 @@
 import { createHash, randomBytes, timingSafeEqual, type X509Certificate } from 'node:crypto';
-import { CpsError, ForbiddenError, NotFoundError, inspectCertificate, isIssuedBy } from '@cps/core';
+import {
+  aggregateIds,
+  nameScopes,
+  CpsError,
+  ForbiddenError,
+  NotFoundError,
+  inspectCertificate,
+  isIssuedBy,
+} from '@cps/core';
 import type { Principal, CpsRequest } from '../api/request.js';
 import type { Authenticator } from '../api/route.guard.js';
 import { Aggregates, type DirectorCore } from '../core/director-core.js';
@@ -92,10 +100,10 @@ export class Accounts implements Authenticator {
       r.username === 'admin' && requestId === 'bootstrap-admin'
         ? 'uadmin'
         : `u${sha256(requestId).slice(0, 12)}`;
-    await this.core.names.claim('user', r.username, userId, `${requestId}:name`);
+    await this.core.names.claim(nameScopes.users, r.username, userId, `${requestId}:name`);
     const passwordHash = await hashPassword(r.password, this.o.scryptN);
     const result = await this.users.run(
-      `user.${userId}`,
+      aggregateIds.user(userId),
       'Register',
       { userId, username: r.username, role: r.role, passwordHash, credit: r.credit ?? this.o.initialCredit },
       { requestId, actor: caller ? `user:${caller.userId}` : 'anonymous' },
@@ -116,7 +124,7 @@ export class Accounts implements Authenticator {
   ): Promise<{ token: string; tokenId: string; expiresAt: string; user: UserView }> {
     const attempt = await this.limits.attempt(address, username);
     const userId = this.core.directory.usernames.get(username);
-    const state = userId ? await this.users.state(`user.${userId}`) : undefined;
+    const state = userId ? await this.users.state(aggregateIds.user(userId)) : undefined;
     const hash = state && state.status === 'ACTIVE' ? state.passwordHash : await this.dummy;
     const ok = await verifyPassword(password, hash);
     if (!ok || !userId) throw new CpsError('unauthenticated', 'wrong user name or password');
@@ -140,7 +148,7 @@ export class Accounts implements Authenticator {
     const secret = randomBytes(32).toString('base64url');
     const expiresAt = new Date(this.core.now().getTime() + t.ttlMs).toISOString();
     const r = await this.users.run(
-      `user.${userId}`,
+      aggregateIds.user(userId),
       'CreateToken',
       { tokenId, kind: t.kind, name: t.name, hash: sha256(secret), scopes: t.scopes, expiresAt },
       { requestId, actor },
@@ -162,7 +170,7 @@ export class Accounts implements Authenticator {
     const t = this.core.directory.tokens.get(tokenId);
     if (!t || t.userId !== caller.userId) throw new NotFoundError(`no token ${tokenId}`);
     const r = await this.users.run(
-      `user.${t.userId}`,
+      aggregateIds.user(t.userId),
       'RevokeToken',
       { tokenId },
       { requestId, actor: `user:${caller.userId}` },
@@ -178,7 +186,7 @@ export class Accounts implements Authenticator {
     requestId: string,
   ): Promise<UserView> {
     const r = await this.users.run(
-      `user.${userId}`,
+      aggregateIds.user(userId),
       'GrantCredit',
       { amount, by: caller.userId, reason },
       { requestId, actor: `user:${caller.userId}` },

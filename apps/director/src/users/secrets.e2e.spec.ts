@@ -7,7 +7,7 @@ import { create as tarCreate } from 'tar';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { Objm } from '@nats-io/obj';
-import { hasErrorCode, isSealed, sealingKeyFrom, unseal } from '@cps/core';
+import { aggregateIds, hasErrorCode, isSealed, sealingKeyFrom, unseal } from '@cps/core';
 import { EVENT_STREAM, LOG_STREAM, SNAPSHOT_BUCKET, subjects } from '@cps/bus';
 import { PROJECTION_BUCKET } from '@cps/events';
 import { eventually } from '@cps/testing';
@@ -132,7 +132,7 @@ describe('secrets: sealed with the owner’s key, never in clear anywhere', () =
     const inspector = await h.nats.connect({ role: 'director', id: 'inspector' });
     // the manager snapshots its service every 20 versions: add and remove nodes until it has
     const snapshots = await new Kvm(inspector).open(SNAPSHOT_BUCKET);
-    for (let i = 0; !(await snapshots.get(`svc.${appId}.${serviceId}`)); i++) {
+    for (let i = 0; !(await snapshots.get(aggregateIds.service(appId, serviceId))); i++) {
       expect(i, 'operations before the manager snapshots its service').toBeLessThan(4);
       const add = await alice.post(`${svc}/nodes`, { nodes: { node: 1 } });
       expect(add.status, add.text).toBe(202);

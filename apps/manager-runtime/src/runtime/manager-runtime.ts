@@ -2,6 +2,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { z } from 'zod';
 import type { Subscription as NatsSubscription } from '@nats-io/transport-node';
 import {
+  aggregateIds,
   ConflictError,
   CpsError,
   isCpsError,
@@ -136,7 +137,7 @@ export class ManagerRuntime {
   private readonly transfers = new Map<string, Promise<ArchiveView>>();
 
   constructor(private readonly o: ManagerRuntimeOptions) {
-    this.aggregate = `svc.${o.appId}.${o.serviceId}`;
+    this.aggregate = aggregateIds.service(o.appId, o.serviceId);
     this.handler = new CommandHandler(o.store, serviceDecider(new ServiceRegistry([o.service])), {
       ...(o.snapshots ? { snapshots: o.snapshots } : {}),
       snapshotEvery: 20,

@@ -1,4 +1,4 @@
-import { ValidationError, type Identity } from '@cps/core';
+import { aggregateIds, ValidationError, type Identity } from '@cps/core';
 import { EVENT_STREAM, SNAPSHOT_BUCKET, subjects } from '../subjects.js';
 
 /** NATS publish/subscribe allow and deny lists of one bus identity. */
@@ -73,6 +73,7 @@ export const permissionsFor = (identity: Identity): BusPermissions => {
     case 'manager': {
       const [app, svc] = requireIds(identity, 'appId', 'serviceId') as [string, string];
       const self = subjects.manager(app, svc);
+      const aggregate = aggregateIds.service(app, svc);
       return {
         pub: {
           allow: [
@@ -81,7 +82,7 @@ export const permissionsFor = (identity: Identity): BusPermissions => {
             '_INBOX.director.>',
             renew,
             `${subjects.provisioner(app, svc)}.>`,
-            ...aggregateWriterSubjects(subjects.events('svc', app, svc), `svc.${app}.${svc}`),
+            ...aggregateWriterSubjects(subjects.events(aggregate), aggregate),
             ...bucketReaderSubjects(subjects.archiveBucket(svc)),
           ],
           deny: [],

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hasErrorCode, type Identity } from '@cps/core';
+import { aggregateIds, hasErrorCode, type Identity } from '@cps/core';
 import { permissionsFor, subjects } from '@cps/bus';
 
 const manager: Identity = { role: 'manager', id: 's1', appId: 'a1', serviceId: 's1' };
@@ -53,7 +53,7 @@ describe('subjects', () => {
   it('builds every subject from ids', () => {
     expect(subjects.manager('a1', 's1')).toBe('cps.mgr.a1.s1');
     expect(subjects.agent('a1', 's1', 'n1')).toBe('cps.agt.a1.s1.n1');
-    expect(subjects.events('svc', 'a1', 's1')).toBe('cps.evt.svc.a1.s1');
+    expect(subjects.events(aggregateIds.service('a1', 's1'))).toBe('cps.evt.svc.a1.s1');
     expect(subjects.inbox({ role: 'agent', id: 'n1' })).toBe('_INBOX.agent.n1');
     expect(subjects.command(subjects.manager('a1', 's1'), 'add_nodes')).toBe('cps.mgr.a1.s1.add_nodes');
   });

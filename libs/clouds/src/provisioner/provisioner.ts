@@ -1,5 +1,13 @@
 import type { z } from 'zod';
-import { ConflictError, CpsError, ForbiddenError, NotFoundError, type Identity } from '@cps/core';
+import {
+  aggregateIds,
+  ConflictError,
+  CpsError,
+  ForbiddenError,
+  NotFoundError,
+  tryParseAggregateId,
+  type Identity,
+} from '@cps/core';
 import { createManagerNode, createNode, destroyNode, type Bus, type Served } from '@cps/bus';
 import type { AppendOptions, EventStore } from '@cps/events';
 import type { BaseCloud, CloudNode, Contextualization, NodeKind } from '../types.js';
@@ -43,8 +51,6 @@ export interface ReconcileReport {
   readonly forgotten: string[];
 }
 
-const aggregate = (nodeId: string): string => `node.${nodeId}`;
-
 /**
  * Owns the clouds: creates and destroys nodes for managers (and supervisors), recording every node
  * before the cloud is called, so a crash in between leaves a record the reconciler can settle; and
@@ -74,8 +80,9 @@ export class Provisioner {
   /** Loads the records from the event history (call once at start). */
   async load(): Promise<void> {
     for (const e of await this.o.store.readAll()) {
-      if (!e.aggregate.startsWith('node.')) continue;
-      const id = e.aggregate.slice('node.'.length);
+      const a = tryParseAggregateId(e.aggregate);
+      if (a?.type !== 'node') continue;
+      const id = a.nodeId;
       const next = evolveNode(this.records.get(id)?.record, e as unknown as NodeEvent);
       if (next) this.records.set(id, { record: next, version: e.aggregateVersion });
     }
@@ -369,7 +376,7 @@ export class Provisioner {
       causationId: requestId,
       at: this.now().toISOString(),
     };
-    const r = await this.o.store.append(aggregate(nodeId), events, {
+    const r = await this.o.store.append(aggregateIds.node(nodeId), events, {
       expectedVersion: held?.version ?? 0,
       metadata: meta,
     });

@@ -80,8 +80,6 @@ export type IdentityCommand =
   | Command<'Offer', { identity: Identity; tokenHash: string; expiresAt: string }>
   | Command<'Redeem', { tokenHash: string } & Issued>;
 
-export const identityAggregate = (i: Pick<Identity, 'role' | 'id'>): string => `identity.${i.role}.${i.id}`;
-
 const issue = (c: Extract<IdentityCommand, { type: 'Issue' }>, s: IdentityState): IdentityEvent => {
   if (s.status === 'revoked')
     throw new ForbiddenError(`identity ${c.data.identity.role}:${c.data.identity.id} is revoked`);

@@ -1,5 +1,6 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import {
+  aggregateIds,
   CpsError,
   KeyPairPool,
   inspectCertificate,
@@ -12,7 +13,6 @@ import { renewIdentity, RENEWAL_SUBJECTS, type Bus, type BusAuthority } from '@c
 import { CommandHandler, type EventStore } from '@cps/events';
 import { busTrustPem, type BusIdentity, type PlatformSecrets } from '../trust.js';
 import {
-  identityAggregate,
   identityDecider,
   type IdentityCommand,
   type IdentityEvent,
@@ -184,7 +184,7 @@ export class IdentityIssuer {
   }
 
   state(who: Pick<Identity, 'role' | 'id'>): Promise<IdentityState> {
-    return this.handler.load(identityAggregate(who)).then((l) => l.state);
+    return this.handler.load(aggregateIds.identity(who)).then((l) => l.state);
   }
 
   /** Certificate (with its issuing CA) for the CSR's key and a JWT for the holder's nkey. */
@@ -229,7 +229,7 @@ export class IdentityIssuer {
       ...c,
       metadata: { now: this.now(), requestId, actor: 'identity-issuer' },
     } as IdentityCommand;
-    const r = await this.handler.handle(command, identityAggregate(who));
+    const r = await this.handler.handle(command, aggregateIds.identity(who));
     return r.events;
   }
 }
