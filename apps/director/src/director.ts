@@ -225,11 +225,17 @@ export class Director {
     });
     const base = o.nodeIdentities?.(issuer) ?? new IssuedNodeIdentities(issuer, o.natsUrls);
     const identities: NodeIdentitySource = withOwnerKeys(base, directory, userKeys);
-    const provisioner = new Provisioner({ store, clouds: o.clouds, identities, policy: credit });
+    const registry = new ServiceRegistry([...builtinServices]);
+    const provisioner = new Provisioner({
+      store,
+      clouds: o.clouds,
+      identities,
+      policy: credit,
+      software: (type) => (registry.has(type) ? (registry.get(type).packages ?? []) : []),
+    });
 
     const clouds = o.clouds.map((c) => c.name);
     const operations = new Operations(core, presence, log);
-    const registry = new ServiceRegistry([...builtinServices]);
     const supervisor = new Supervisor(bus, directory, {
       readyTimeoutMs: o.managerReadyTimeoutMs ?? 30_000,
       cloud: clouds[0] ?? 'local',

@@ -132,6 +132,7 @@ export class ManagerRuntime {
   private stopped = false;
   private checkQueued = false;
   private nodesChangedQueued = false;
+  private nodesChanging: Promise<void> = Promise.resolve();
   private table: Map<string, ServedCommand> | undefined;
   private archiveStore: ArchiveStore | undefined;
   private readonly transfers = new Map<string, Promise<ArchiveView>>();
@@ -208,6 +209,8 @@ export class ManagerRuntime {
     );
     await this.o.bus.flush();
     await this.resume();
+    // what the plugin watches may have changed while no manager ran
+    if ((await this.state()).status === 'RUNNING') this.nodesChangedSoon();
     this.timer = setInterval(
       () => void this.check().catch((e: unknown) => this.log.error('check failed', { error: String(e) })),
       250,
@@ -234,17 +237,23 @@ export class ManagerRuntime {
     return at > since || now - since >= (this.o.heartbeatGraceMs ?? 15_000);
   }
 
-  /** Tells the plugin its nodes changed, once per burst of changes. */
+  /**
+   * Tells the plugin its nodes changed, once per burst of changes, one run at a time: a change during
+   * a run is told by one more run after it.
+   */
   private nodesChangedSoon(): void {
-    if (this.nodesChangedQueued) return;
+    if (this.nodesChangedQueued || !this.o.service.manager.onNodesChanged) return;
     this.nodesChangedQueued = true;
-    setTimeout(() => {
+    const run = async (): Promise<void> => {
+      await new Promise((r) => setTimeout(r, 50));
       this.nodesChangedQueued = false;
-      void (async () => {
-        const s = await this.live();
-        await this.o.service.manager.onNodesChanged?.(this.context(s));
-      })().catch((err: unknown) => this.log.warn('onNodesChanged failed', { error: String(err) }));
-    }, 50);
+      if (this.stopped) return;
+      const s = await this.live();
+      await this.o.service.manager.onNodesChanged?.(this.context(s));
+    };
+    this.nodesChanging = this.nodesChanging
+      .then(run)
+      .catch((err: unknown) => this.log.warn('onNodesChanged failed', { error: String(err) }));
   }
 
   /** A node just became ready: check now rather than at the next tick (coalesced). */

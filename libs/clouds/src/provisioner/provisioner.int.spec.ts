@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasErrorCode, ForbiddenError } from '@cps/core';
 import { Bus, subjects, createManagerNode, createNode, destroyNode } from '@cps/bus';
+import { InMemoryEventStore } from '@cps/events';
 import { eventually, TestHost, ViolationLog } from '@cps/testing';
+import { Provisioner, type BaseCloud } from '@cps/clouds';
 
 /**
  * The Provisioner over the bus, as managers and supervisors use it: real nats-server, real
@@ -70,6 +72,32 @@ describe('Provisioner: nodes for managers, manager processes for supervisors', (
     const live = (await host.cloud.list()).filter((n) => n.nodeId === 'n1');
     expect(live).toHaveLength(1);
     expect(host.provisioner.get('n1')).toMatchObject({ kind: 'agent', appId: 'a1', serviceId: 's1' });
+  });
+
+  it("hands the cloud the Debian packages of an agent's service type, none for a manager", async () => {
+    const seen: { nodeId: string; software?: readonly string[] }[] = [];
+    const cloud: BaseCloud = {
+      name: host.cloud.name,
+      driver: host.cloud.driver,
+      create: (spec) => {
+        seen.push({ nodeId: spec.nodeId, ...(spec.software ? { software: spec.software } : {}) });
+        return host.cloud.create(spec);
+      },
+      list: () => host.cloud.list(),
+      get: (id) => host.cloud.get(id),
+      destroy: (id) => host.cloud.destroy(id),
+    };
+    const p = new Provisioner({
+      store: new InMemoryEventStore(),
+      clouds: [cloud],
+      identities: { contextualize: async () => ({ env: {}, files: {} }) },
+      software: (type) => (type === 'redis' ? ['redis-server'] : []),
+    });
+    const base = { appId: 'a1', serviceId: 's1', cloud: host.cloud.name };
+    await p.create({ ...base, nodeId: 'sw1', kind: 'agent', role: 'server', serviceType: 'redis' }, 'sw1');
+    await p.create({ ...base, nodeId: 'sw2', kind: 'manager', serviceType: 'redis' }, 'sw2');
+    expect(seen).toEqual([{ nodeId: 'sw1', software: ['redis-server'] }, { nodeId: 'sw2' }]);
+    for (const id of ['sw1', 'sw2']) await p.destroy(id, undefined, `rm-${id}`);
   });
 
   it('refuses a manager asking for a manager process, or for nodes of another service', async () => {

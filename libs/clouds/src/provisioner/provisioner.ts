@@ -39,6 +39,8 @@ export interface ProvisionerOptions {
   readonly identities: NodeIdentitySource;
   readonly policy?: ProvisionPolicy;
   readonly onMissing?: MissingNodePolicy;
+  /** The Debian packages the nodes of a service type need (handed to the cloud in the node spec). */
+  readonly software?: (serviceType: string) => readonly string[];
   readonly clock?: () => Date;
 }
 
@@ -309,6 +311,9 @@ export class Provisioner {
         serviceId: record.serviceId,
         ...(record.role ? { role: record.role } : {}),
         contextualization,
+        ...(record.kind === 'agent' && record.serviceType && this.o.software
+          ? { software: this.o.software(record.serviceType) }
+          : {}),
       };
       node = how === 'restart' && cloud.start ? await cloud.start(spec) : await cloud.create(spec);
     } catch (e) {
