@@ -6,6 +6,14 @@ import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescrip
 
 /** The apps of the tree (processes and the CLI): nothing imports them. */
 const APPS = ['@cps/director', '@cps/manager-runtime', '@cps/agent-runtime', '@cps/cli'];
+/** The import boundaries of docs/architecture.md, for every file of the tree. */
+const BOUNDARIES = [
+  { group: ['@cps/*/*'], message: 'Import a lib through its front door (@cps/<lib>), never its files.' },
+  {
+    group: APPS,
+    message: 'No app or lib imports an app: what two apps share lives in a lib (docs/architecture.md).',
+  },
+];
 
 export default tseslint.config(
   {
@@ -40,17 +48,7 @@ export default tseslint.config(
       'no-restricted-imports': [
         'error',
         {
-          patterns: [
-            {
-              group: ['@cps/*/*'],
-              message: 'Import a lib through its front door (@cps/<lib>), never its files.',
-            },
-            {
-              group: APPS,
-              message:
-                'No app or lib imports an app: what two apps share lives in a lib (docs/architecture.md).',
-            },
-          ],
+          patterns: BOUNDARIES,
         },
       ],
     },
@@ -92,17 +90,7 @@ export default tseslint.config(
         'error',
         {
           paths: [{ name: '@cps/events', message: 'agents never touch the event store' }],
-          patterns: [
-            {
-              group: ['@cps/*/*'],
-              message: 'Import a lib through its front door (@cps/<lib>), never its files.',
-            },
-            {
-              group: APPS,
-              message:
-                'No app or lib imports an app: what two apps share lives in a lib (docs/architecture.md).',
-            },
-          ],
+          patterns: BOUNDARIES,
         },
       ],
     },

@@ -34,6 +34,7 @@ export { isSecret, mapSecrets, redact, REDACTED, secret, secretRegistry } from '
 export { serviceEvents, type ServiceEvent } from './aggregate/events.js';
 export {
   evolveService,
+  linksAtCreation,
   serviceDecider,
   withV2Fields,
   type NodeRequest,

@@ -1,6 +1,6 @@
 import { tryParseAggregateId } from '@cps/core';
 import type { Projection, RecordedEvent, SnapshottableProjection } from '@cps/events';
-import type { Endpoint, LinkView } from '@cps/services';
+import { linksAtCreation, type Endpoint, type LinkView } from '@cps/services';
 
 /**
  * The director's read model, rebuilt from the whole event stream at start and kept live: users and
@@ -351,12 +351,7 @@ export class Directory implements Projection, SnapshottableProjection<DirectoryS
     const node = d['nodeId'] as string | undefined;
     switch (e.type) {
       case 'ServiceCreated':
-        s.links = Object.fromEntries(
-          Object.entries((d['links'] as Record<string, string> | undefined) ?? {}).map(([name, id]) => [
-            name,
-            { serviceId: id, endpoints: {} },
-          ]),
-        );
+        s.links = linksAtCreation(d['links'] as Record<string, string> | undefined);
         return;
       case 'EndpointSet': {
         const endpoints = { ...s.endpoints };

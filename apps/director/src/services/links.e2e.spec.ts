@@ -171,6 +171,16 @@ describe('links: a service names another of its application, and its nodes follo
       }).trim();
     expect(ping()).toMatch(/NOAUTH/);
     expect(ping('--no-auth-warning', '-a', 'sessions-secret-1')).toBe('PONG');
+    // a replica acknowledges writes once its first sync is done
+    await eventually(
+      () => alice.post(`${svc('sessions')}/calls/get_replication`, {}),
+      (r) =>
+        r.status === 200 &&
+        (r.body.result.nodes as { role?: string; link?: string }[]).some(
+          (n) => n.role === 'replica' && n.link === 'up',
+        ),
+      30_000,
+    );
     const set = await alice.post(`${svc('sessions')}/calls/set`, { key: 'k', value: 'v' });
     expect(set.status, set.text).toBe(200);
     expect(set.body.result).toEqual({ replicas: 1 });

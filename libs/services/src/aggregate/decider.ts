@@ -311,6 +311,14 @@ const withNode = (s: Live, nodeId: string, patch: Partial<ServiceNode>): Live =>
   return n ? { ...s, nodes: { ...s.nodes, [nodeId]: { ...n, ...patch } } } : s;
 };
 
+/** A service's links as it is created: each linked service, none of its endpoints heard yet. */
+export const linksAtCreation = (
+  links: Readonly<Record<string, string>> | undefined,
+): Record<string, LinkView> =>
+  Object.fromEntries(
+    Object.entries(links ?? {}).map(([name, serviceId]) => [name, { serviceId, endpoints: {} }]),
+  );
+
 /** The types a service aggregate knows: each type's fixed roles and plugin state. */
 export interface ServiceTypes {
   get(type: string): Pick<ServiceDefinition, 'fixedRoles' | 'state'>;
@@ -328,9 +336,7 @@ export const evolveService =
         manifest: manifest ?? {},
         nodes: {},
         endpoints: {},
-        links: Object.fromEntries(
-          Object.entries(links ?? {}).map(([name, serviceId]) => [name, { serviceId, endpoints: {} }]),
-        ),
+        links: linksAtCreation(links),
         plugin: types.get(e.data.type).state?.initial,
       };
     }
