@@ -107,7 +107,8 @@ export class NatsServerProcess {
     const p = new NatsServerProcess(child, o, log);
     let piped = '';
     const onData = (b: Buffer): void => {
-      log?.write(b);
+      // the server's last words may arrive after stop() has ended the log
+      if (log && !log.writableEnded) log.write(b);
       if (piped.length < 64_000) piped += b.toString();
     };
     child.stdout?.on('data', onData);
