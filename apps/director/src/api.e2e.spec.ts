@@ -2,6 +2,7 @@ import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Director } from './director.js';
 import { allRoutes } from './features.js';
+import { CATCH_UPS_PER_SECOND } from './users/accounts.js';
 import { ADMIN_PASSWORD, DirectorHarness, type Client } from './director.spec-helpers.js';
 
 describe('director over HTTPS: users, tokens, applications, errors', () => {
@@ -70,10 +71,13 @@ describe('director over HTTPS: users, tokens, applications, errors', () => {
       const fake = (i: number) =>
         h.client(d).as(`cps_t${i.toString(16).padStart(12, '0')}_${'x'.repeat(43)}`);
       const made = alice.post('/v1/tokens', { name: 'during-flood', scopes: ['read'] });
+      const first = Math.floor(Date.now() / 1000);
       const answers = await Promise.all(Array.from({ length: 200 }, (_, i) => fake(i).get('/v1/me')));
+      const seconds = Math.floor(Date.now() / 1000) - first + 1;
       expect(answers.every((a) => a.status === 401 && a.body.code === 'unauthenticated')).toBe(true);
-      // 200 unknown tokens: far fewer stream reads than requests
-      expect(reads).toBeLessThan(50);
+      // 200 unknown tokens: far fewer stream reads than requests, at most the limit in each second
+      // the flood spanned (a slow machine spreads it over more seconds); a few reads are the token's
+      expect(reads).toBeLessThanOrEqual(Math.min(100, CATCH_UPS_PER_SECOND * seconds + 5));
       const token = (await made).body.token as string;
       expect((await h.client(d).as(token).get('/v1/me')).body.username).toBe('alice');
     } finally {

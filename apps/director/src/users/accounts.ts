@@ -24,7 +24,7 @@ const newId = (prefix: string): string => `${prefix}${randomBytes(6).toString('h
 /** Bearer tokens read `cps_<tokenId>_<secret>`: the id finds the record, the secret's hash is checked. */
 const TOKEN = /^cps_([a-z0-9]+)_([A-Za-z0-9_-]{43})$/;
 /** Catch-ups for unknown credentials a director starts per second (see `catchUp`). */
-const CATCH_UPS_PER_SECOND = 20;
+export const CATCH_UPS_PER_SECOND = 20;
 
 export interface AccountsOptions {
   /** Who may register: anyone (`open`) or admins only (default). */
