@@ -15,7 +15,18 @@ export {
   type NodeEnvironment,
   type PortRange,
 } from './node-environment.js';
-export { LocalCloud, type LocalCloudOptions, type LocalCommand } from './local/local-cloud.js';
+export {
+  LocalCloud,
+  type HostModeOptions,
+  type LocalCloudOptions,
+  type LocalCommand,
+} from './local/local-cloud.js';
+export {
+  claimPlatformAddress,
+  releasePlatformAddress,
+  type PlatformAddress,
+} from './host/platform-address.js';
+export { type NatsEndpoint } from './host/app-networks.js';
 export { WORKLOAD_USER, workloadUser, type WorkloadUser } from './local/workload-user.js';
 export {
   Provisioner,

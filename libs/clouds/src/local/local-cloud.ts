@@ -15,7 +15,12 @@ import {
 } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CpsError, NotFoundError, ValidationError } from '@cps/core';
-import { nodeEnvironment } from '../node-environment.js';
+import { createHash } from 'node:crypto';
+import { IAAS_NODE_PORTS, nodeEnvironment } from '../node-environment.js';
+import { HOSTS, lowestFree, nodeAddress, nodeNamespace } from '../host/address-plan.js';
+import { AppNetworks, type NatsEndpoint } from '../host/app-networks.js';
+import { missingTools } from '../host/kernel.js';
+import { sandboxed } from '../host/node-sandbox.js';
 import type { BaseCloud, CloudNode, NodeSpec } from '../types.js';
 import { NodeCgroups } from './cgroup.js';
 import { withDirLock } from './dir-lock.js';
@@ -64,6 +69,22 @@ export interface LocalCloudOptions {
   readonly workloadUser?: WorkloadUser;
   /** How long `destroy` waits after SIGTERM before it sends SIGKILL; default 5000 ms. */
   readonly stopGraceMs?: number;
+  /**
+   * Host mode (root only, see docs/host-mode.md): each node is a network, mount and PID namespace
+   * of its own with an address of its application's network, reaching nothing beyond that network
+   * but NATS at `nats` (the platform's address, see `claimPlatformAddress`).
+   */
+  readonly host?: HostModeOptions;
+}
+
+export interface HostModeOptions {
+  /** Where the nodes reach NATS: the platform address it listens on, and its port. */
+  readonly nats: NatsEndpoint;
+  /**
+   * Hidden from every node (an empty tmpfs over it in the node's mount namespace; the node's own
+   * directory is mounted back): the platform's directory. Default: this cloud's `dir`.
+   */
+  readonly hide?: string;
 }
 
 const positiveInt = (v: number, path: string, max: number): number => {
@@ -91,6 +112,7 @@ export class LocalCloud implements BaseCloud {
   private readonly portsPerNode: number;
   private readonly stopGraceMs: number;
   private cgroups: NodeCgroups | undefined | null = null;
+  private readonly networks: AppNetworks | undefined;
 
   constructor(private readonly options: LocalCloudOptions) {
     this.name = options.name ?? 'local';
@@ -99,6 +121,28 @@ export class LocalCloud implements BaseCloud {
     this.portBase = positiveInt(options.portBase ?? 20_000, 'portBase', 65_535);
     this.portsPerNode = positiveInt(options.portsPerNode ?? 20, 'portsPerNode', 65_535);
     this.stopGraceMs = options.stopGraceMs ?? 5_000;
+    if (options.host) {
+      const why = LocalCloud.hostModeUnavailable();
+      if (why) throw new CpsError('unavailable', `host mode: ${why}`);
+      this.networks = new AppNetworks(join(this.dir, 'networks'), this.tag, options.host.nats);
+    }
+  }
+
+  /** Why host mode cannot run here (not root, a tool missing), or undefined when it can. */
+  static hostModeUnavailable(): string | undefined {
+    if (process.getuid?.() !== 0) return 'needs root';
+    const missing = missingTools();
+    return missing.length > 0 ? `missing ${missing.join(', ')}` : undefined;
+  }
+
+  /** `host`: nodes are namespaces with addresses of their own; `process`: processes on 127.0.0.1. */
+  get mode(): 'host' | 'process' {
+    return this.networks ? 'host' : 'process';
+  }
+
+  /** Names this cloud's kernel objects (host mode): its directory's hash. */
+  get tag(): string {
+    return `cps-${createHash('sha256').update(this.dir).digest('hex').slice(0, 12)}`;
   }
 
   /**
@@ -146,11 +190,14 @@ export class LocalCloud implements BaseCloud {
     await this.locked(async () => {
       const dir = this.nodeDir(nodeId);
       if (!existsSync(dir)) return;
+      const r = readRecord(dir);
       await this.end(dir);
       keepLogTail(dir);
       const trash = join(this.nodesDir, `.destroyed-${nodeId}-${process.pid}-${Date.now()}`);
       renameSync(dir, trash);
       rmSync(trash, { recursive: true, force: true });
+      if (r && this.networks && !readRecords(this.nodesDir).some((x) => x.appId === r.appId))
+        await this.networks.release(r.appId);
     });
   }
 
@@ -181,7 +228,7 @@ export class LocalCloud implements BaseCloud {
       const r = readRecord(dir);
       if (!r) throw new NotFoundError(`no node ${spec.nodeId} to start`);
       if (isAlive(r.pid, r.startTime)) return this.toNode(r);
-      return this.toNode(await this.launch(spec, dir, this.keptRange(r)));
+      return this.toNode(await this.launch(spec, dir, this.keptRange(r), r.network?.host));
     });
   }
 
@@ -189,12 +236,18 @@ export class LocalCloud implements BaseCloud {
   private async end(dir: string): Promise<void> {
     const r = readRecord(dir);
     if (r) await stopGroup(r.pid, r.startTime, this.stopGraceMs);
-    await stopWorkloadGroups(dir, this.stopGraceMs);
+    // a host-mode node's workloads are in its PID namespace (their pids mean nothing here) and cgroup
+    if (!r?.network) await stopWorkloadGroups(dir, this.stopGraceMs);
     if (r?.cgroup) await NodeCgroups.kill(r.cgroup);
+    if (r?.network && this.networks) {
+      await this.networks.detach(r.network.network, r.network.host);
+      await this.networks.downIfIdle(r.network.network);
+    }
   }
 
   /** A restarted node's port range: its own, unless another node or something on the machine holds a port of it. */
   private keptRange(r: NodeRecord): PortRange {
+    if (this.networks) return IAAS_NODE_PORTS;
     const others = readRecords(this.nodesDir)
       .filter((x) => x.nodeId !== r.nodeId)
       .map((x) => x.ports);
@@ -222,19 +275,21 @@ export class LocalCloud implements BaseCloud {
       kind: r.kind,
       appId: r.appId,
       serviceId: r.serviceId,
-      address: LOCAL_ADDRESS,
+      address: r.network ? nodeAddress(r.network.network, r.network.host) : LOCAL_ADDRESS,
       ports: r.ports,
       createdAt: r.createdAt,
     };
   }
 
   private async fresh(spec: NodeSpec): Promise<NodeRecord> {
-    const ports = freeRange(
-      readRecords(this.nodesDir).map((r) => r.ports),
-      this.portBase,
-      this.portsPerNode,
-      listeningPorts(),
-    );
+    const ports = this.networks
+      ? IAAS_NODE_PORTS
+      : freeRange(
+          readRecords(this.nodesDir).map((r) => r.ports),
+          this.portBase,
+          this.portsPerNode,
+          listeningPorts(),
+        );
     const dir = this.nodeDir(spec.nodeId);
     const previousLog = keepLogTail(dir);
     rmSync(dir, { recursive: true, force: true });
@@ -252,7 +307,7 @@ export class LocalCloud implements BaseCloud {
    * Writes the node's contextualization files and starts its program in `dir` (a fresh directory,
    * or a stopped node's: its last log is set aside first), in a cgroup of its own when it can.
    */
-  private async launch(spec: NodeSpec, dir: string, ports: PortRange): Promise<NodeRecord> {
+  private async launch(spec: NodeSpec, dir: string, ports: PortRange, host?: number): Promise<NodeRecord> {
     if (existsSync(join(dir, 'node.log'))) {
       const previousLog = keepLogTail(dir);
       if (previousLog) renameSync(previousLog, join(dir, 'node.previous.log'));
@@ -261,10 +316,12 @@ export class LocalCloud implements BaseCloud {
     writeNodeFiles(dir, spec.contextualization.files);
     let pid: number | undefined;
     let cgroup: string | undefined;
+    let network: NodeRecord['network'];
     try {
       const { command, args } = this.options.command(spec);
       cgroup = await this.nodeCgroups()?.create(spec.nodeId);
-      pid = await this.spawn(dir, spec, ports, command, args, cgroup);
+      network = this.networks && (await this.attach(spec, host));
+      pid = await this.spawn(dir, spec, ports, command, args, cgroup, network);
       const startTime = procStat(pid)?.startTime;
       const record: NodeRecord = {
         nodeId: spec.nodeId,
@@ -277,6 +334,7 @@ export class LocalCloud implements BaseCloud {
         command: [command, ...args],
         ...(cgroup === undefined ? {} : { cgroup }),
         ports,
+        ...(network === undefined ? {} : { network }),
         createdAt: readRecord(dir)?.createdAt ?? new Date().toISOString(),
       };
       writeRecord(dir, record);
@@ -284,8 +342,31 @@ export class LocalCloud implements BaseCloud {
     } catch (e) {
       if (pid !== undefined) await stopGroup(pid, undefined, 0);
       if (cgroup !== undefined) await NodeCgroups.kill(cgroup);
+      if (network && this.networks) {
+        await this.networks.detach(network.network, network.host);
+        await this.networks.downIfIdle(network.network);
+      }
       throw e;
     }
+  }
+
+  /**
+   * Host mode: brings up the node's application network and gives the node its namespace there,
+   * at host number `host` (a restarted node's own) or the lowest one no node of the application holds.
+   */
+  private async attach(spec: NodeSpec, host?: number): Promise<NonNullable<NodeRecord['network']>> {
+    const networks = this.networks as AppNetworks;
+    const network = await networks.up(spec.appId);
+    const held = new Set(
+      readRecords(this.nodesDir)
+        .filter((r) => r.appId === spec.appId && r.nodeId !== spec.nodeId && r.network)
+        .map((r) => r.network?.host as number),
+    );
+    const chosen = host !== undefined && !held.has(host) ? host : lowestFree(HOSTS, held);
+    if (chosen === undefined)
+      throw new CpsError('unavailable', `application ${spec.appId} holds every address of its network`);
+    await networks.attach(network, chosen);
+    return { network, host: chosen };
   }
 
   private prepareDir(dir: string): void {
@@ -303,13 +384,25 @@ export class LocalCloud implements BaseCloud {
     command: string,
     args: readonly string[],
     cgroup: string | undefined,
+    network: NodeRecord['network'],
   ): Promise<number> {
+    const address = network ? nodeAddress(network.network, network.host) : LOCAL_ADDRESS;
     const env = {
       PATH: process.env.PATH ?? DEFAULT_PATH,
       ...spec.contextualization.env,
       HOME: dir,
-      ...nodeEnvironment({ nodeId: spec.nodeId, nodeDir: dir, address: LOCAL_ADDRESS, ports }),
+      ...nodeEnvironment({ nodeId: spec.nodeId, nodeDir: dir, address, ports }),
     };
+    if (network) {
+      ({ command, args } = sandboxed({
+        namespace: nodeNamespace(network.network, network.host),
+        ...(cgroup === undefined ? {} : { cgroup }),
+        nodeDir: dir,
+        hide: this.options.host?.hide ?? this.dir,
+        command,
+        args,
+      }));
+    }
     const out = openSync(join(dir, 'node.log'), 'a', 0o600);
     let error: Error | undefined;
     try {

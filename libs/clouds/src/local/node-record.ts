@@ -20,6 +20,8 @@ export interface NodeRecord {
   /** The node's cgroup, when the cloud confines nodes in cgroups (see NodeCgroups). */
   readonly cgroup?: string;
   readonly ports: PortRange;
+  /** Host mode: the node's network and host numbers (see the host address plan). */
+  readonly network?: { readonly network: number; readonly host: number };
   readonly createdAt: string;
 }
 

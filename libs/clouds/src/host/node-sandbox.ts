@@ -1,0 +1,60 @@
+import { namespacePath } from './kernel.js';
+
+/**
+ * Runs inside the node's new mount and PID namespaces, as PID 1 of the latter: gives the node a
+ * private `/tmp` and `/dev/shm`, hides `hide` (the platform's directory: every node's files, the
+ * platform's keys) under an empty tmpfs, mounts the node's own directory back at its path, and
+ * becomes the node's program there. The node directory is entered before anything is hidden and
+ * mounted back from the working directory (`--no-canonicalize`: `.` must stay the directory itself,
+ * not a path that now leads into the tmpfs). Nothing here touches the root namespace's mounts
+ * (`--propagation private`).
+ */
+const SANDBOX = `set -e
+node_dir=$1; hide=$2; shift 2
+cd "$node_dir"
+mount -t tmpfs -o mode=1777,size=256m,nosuid,nodev cps-tmp /tmp
+mount -t tmpfs -o mode=1777,size=64m,nosuid,nodev cps-shm /dev/shm
+if [ -d "$hide" ]; then mount -t tmpfs -o mode=0755,size=1m cps-hidden "$hide"; fi
+mkdir -p "$node_dir"
+mount --no-canonicalize --bind . "$node_dir"
+cd "$node_dir"
+exec "$@"`;
+
+/**
+ * Runs in the root namespace as the node's first process: joins the node's cgroup before anything
+ * else (so every process the node ever starts is in it), then enters the node's network namespace
+ * and new mount and PID namespaces (`unshare --fork`: this process stays as the node's handle, its
+ * child becomes PID 1 there, with a `/proc` of its own: a node sees only its own processes).
+ */
+const ENTER = `cgroup_procs=$1; netns=$2; sandbox=$3; shift 3
+if [ -n "$cgroup_procs" ]; then echo $$ > "$cgroup_procs"; fi
+exec nsenter --net="$netns" -- unshare --mount --pid --fork --mount-proc --propagation private -- /bin/sh -c "$sandbox" cps-node "$@"`;
+
+export interface SandboxedCommand {
+  /** The node's network namespace. */
+  readonly namespace: string;
+  /** The node's cgroup (its `cgroup.procs` is joined first), when the cloud has one. */
+  readonly cgroup?: string;
+  readonly nodeDir: string;
+  /** Hidden from the node: the directory of every node of the cloud, the platform's own files. */
+  readonly hide: string;
+  readonly command: string;
+  readonly args: readonly string[];
+}
+
+/** The program and arguments that start `command` as a host-mode node (see ENTER and SANDBOX). */
+export const sandboxed = (c: SandboxedCommand): { command: string; args: string[] } => ({
+  command: '/bin/sh',
+  args: [
+    '-c',
+    ENTER,
+    'cps-enter',
+    c.cgroup === undefined ? '' : `${c.cgroup}/cgroup.procs`,
+    namespacePath(c.namespace),
+    SANDBOX,
+    c.nodeDir,
+    c.hide,
+    c.command,
+    ...c.args,
+  ],
+});
