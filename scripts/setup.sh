@@ -52,6 +52,9 @@ npm run --silent build
 packages=$(node --input-type=module -e "
   const { builtinServices } = await import('./libs/services/dist/index.js');
   console.log([...new Set(builtinServices.flatMap((s) => s.packages ?? []))].join(' '));")
+# host mode of the local cloud (root only): namespaces and links (iproute2), rules (nftables),
+# entering a node's namespaces (util-linux)
+if [ "$(id -u)" = "0" ]; then packages="$packages iproute2 nftables util-linux"; fi
 missing=""
 for p in $packages; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"

@@ -29,14 +29,19 @@ const main = async (): Promise<void> => {
   const system = async () => {
     const creds = await issueSystemCredentials(secrets.operator, new Date(), 3600_000);
     return connect({
-      servers: [...info.natsUrls],
+      servers: [...home.natsUrls()],
       tls: { ca: identity.tls.ca, cert: identity.tls.cert, key: identity.tls.key },
       authenticator: jwtAuthenticator(creds.jwt, new TextEncoder().encode(creds.seed)),
     });
   };
   const user = workloadUser();
+  const network = home.network();
   const cloud = new LocalCloud({
     dir: join(home.dir, 'cloud'),
+    // host mode: nodes reach NATS at the platform address only, and see nothing of the platform's home
+    ...(network.mode === 'host' && network.address
+      ? { host: { nats: { address: network.address, port: info.natsPort }, hide: home.dir } }
+      : {}),
     command: (spec) => ({
       command: process.execPath,
       args: [entry(spec.kind === 'manager' ? 'manager-runtime' : 'agent-runtime')],
@@ -45,7 +50,7 @@ const main = async (): Promise<void> => {
   });
   const director = await Director.start({
     directorId: home.directorId(),
-    natsUrls: info.natsUrls,
+    natsUrls: home.natsUrls(),
     identity,
     secrets,
     authority: new OperatorModeAuthority(secrets.operator, system),

@@ -24,6 +24,7 @@ export {
   exportJoinBundle,
   joinPlatform,
   PlatformHome,
+  type PlatformNetwork,
   type PlatformInfo,
 } from './home/platform-home.js';
 export { loadMasterKey } from './home/master-key.js';

@@ -80,7 +80,7 @@ describe('cps up / status / down: the local platform as a user runs it', () => {
     const id = await p.directorIdentity();
     const open = () =>
       connectBus({
-        servers: p.info().natsUrls,
+        servers: p.natsUrls(),
         tls: id.tls,
         credentials: id.credentials,
         inboxPrefix: id.inboxPrefix,
@@ -260,7 +260,7 @@ describe('cps up / status / down: the local platform as a user runs it', () => {
     const p = PlatformHome.open(home, env);
     const id = await p.directorIdentity();
     const nc = await connectBus({
-      servers: p.info().natsUrls,
+      servers: p.natsUrls(),
       tls: id.tls,
       credentials: id.credentials,
       inboxPrefix: id.inboxPrefix,

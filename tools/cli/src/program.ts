@@ -17,10 +17,40 @@ import { defaultHome } from './config.js';
 const platformLib = () => import('@cps/platform');
 const localCloud = async (home: PlatformHome) => {
   const { LocalCloud } = await import('@cps/clouds');
+  const network = home.network();
   return new LocalCloud({
     dir: join(home.dir, 'cloud'),
     command: () => ({ command: process.execPath, args: [] }),
+    ...(network.mode === 'host'
+      ? { host: { nats: { address: network.address ?? '', port: home.info().natsPort }, hide: home.dir } }
+      : {}),
   });
+};
+
+/**
+ * The mode of the local cloud `cps up` starts: `CPS_LOCAL_MODE` (`host` or `process`) when set,
+ * else host mode when this machine allows it (root, and the tools of iproute2, nftables and
+ * util-linux). Asking for host mode where it cannot run is an error, not a silent fallback.
+ */
+const chooseMode = async (): Promise<{ mode: 'host' | 'process'; why?: string }> => {
+  const { LocalCloud } = await import('@cps/clouds');
+  const asked = process.env['CPS_LOCAL_MODE'];
+  if (asked !== undefined && asked !== 'host' && asked !== 'process')
+    throw new CpsError('validation', `CPS_LOCAL_MODE must be host or process, not ${JSON.stringify(asked)}`, [
+      { path: 'CPS_LOCAL_MODE', code: 'invalid_value', message: 'host or process' },
+    ]);
+  const unavailable = LocalCloud.hostModeUnavailable();
+  if (asked === 'host' && unavailable)
+    throw new CpsError('unavailable', `host mode was asked for (CPS_LOCAL_MODE=host) but ${unavailable}`);
+  if (asked === 'process') return { mode: 'process', why: 'CPS_LOCAL_MODE=process' };
+  return unavailable ? { mode: 'process', why: `host mode ${unavailable}` } : { mode: 'host' };
+};
+
+const describeMode = (home: PlatformHome): string => {
+  const n = home.network();
+  return n.mode === 'host'
+    ? `host mode: each node a network namespace with its own address in 198.18.0.0/15; NATS at ${n.address ?? '?'}`
+    : 'process mode: nodes are processes on 127.0.0.1';
 };
 
 /** The CLI's entry (main.js, beside this file): `up` starts the supervisor with it. */
@@ -106,8 +136,11 @@ export const buildProgram = (): Command => {
       'create the local platform if needed, start it in the background and wait until it is healthy',
     )
     .action(async () => {
-      const { PlatformHome, up } = await platformLib();
+      const { PlatformHome, up, supervisorPid } = await platformLib();
       const home = await PlatformHome.init(opts().home);
+      // the mode is chosen when the platform starts; a running one keeps its own
+      const chosen = supervisorPid(home) === undefined ? await chooseMode() : undefined;
+      if (chosen) home.setNetwork({ mode: chosen.mode });
       const r = await up(home, entry);
       const admin = createdAdmin(home);
       // first start: the CLI keeps an admin API token of its own (like a kubeconfig), mode 0600
@@ -129,7 +162,11 @@ export const buildProgram = (): Command => {
       if (opts().json) {
         console.log(
           JSON.stringify(
-            { ...r, ...(admin ? { admin: shown ?? { username: admin.username } } : {}) },
+            {
+              ...r,
+              localCloud: home.network(),
+              ...(admin ? { admin: shown ?? { username: admin.username } } : {}),
+            },
             null,
             2,
           ),
@@ -142,6 +179,7 @@ export const buildProgram = (): Command => {
           : `already running (supervisor pid ${r.pid})`,
       );
       show(r.health, false);
+      console.log(`  local cloud: ${describeMode(home)}${chosen?.why ? ` (${chosen.why})` : ''}`);
       if (r.directorUrl) {
         console.log(`  director: ${r.directorUrl} (CA: ${join(home.dir, 'ca.pem')})`);
         console.log(
@@ -204,6 +242,7 @@ export const buildProgram = (): Command => {
       );
       show(health, false);
       if (director) console.log(`  director: ${director}`);
+      console.log(`  local cloud: ${describeMode(home)}`);
       console.log(
         `  local nodes: ${nodes.length} (${nodes.filter((n) => n.kind === 'manager').length} managers, ${nodes.filter((n) => n.kind === 'agent').length} agents)`,
       );
@@ -223,6 +262,8 @@ export const buildProgram = (): Command => {
         const cloud = await localCloud(home);
         const running = (await cloud.list()).filter((n) => n.state === 'running');
         for (const n of running) await cloud.stop(n.nodeId);
+        // host mode: namespaces of nodes killed from outside, networks without a running node
+        await cloud.tidy();
         console.log(`stopped ${running.length} node(s)`);
       }
     });
@@ -286,9 +327,7 @@ export const buildProgram = (): Command => {
     .action(async (o: { nats?: string }) => {
       const { PlatformHome } = await platformLib();
       const home = await PlatformHome.init(opts().home, o.nats ? { natsUrls: o.nats.split(',') } : {});
-      console.log(
-        `platform ${home.info().platformId} in ${home.dir} (NATS: ${home.info().natsUrls.join(', ')})`,
-      );
+      console.log(`platform ${home.info().platformId} in ${home.dir} (NATS: ${home.natsUrls().join(', ')})`);
     });
   examples(platform.command('nats-config'), [
     'cps platform nats-config --servers nats-1,nats-2,nats-3 --out ./nats',

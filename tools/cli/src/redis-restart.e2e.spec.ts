@@ -29,14 +29,15 @@ describe('redis through cps down and cps up: the data, the primary and the repli
   const state = async () =>
     (JSON.parse((await cps('--json', 'service', 'info', SVC, '--app', APP)).stdout) as { state: string })
       .state;
-  const nodeIds = async () =>
+  const listed = async () =>
     (
       JSON.parse((await cps('--json', 'service', 'nodes', SVC, '--app', APP)).stdout) as {
-        nodes: { nodeId: string }[];
+        nodes: { nodeId: string; address: string }[];
       }
-    ).nodes
-      .map((n) => n.nodeId)
-      .sort();
+    ).nodes;
+  const nodeIds = async () => (await listed()).map((n) => n.nodeId).sort();
+  /** The node's address as the platform lists it (its own in host mode, 127.0.0.1 in process mode). */
+  const addressOf = async (nodeId: string) => (await listed()).find((n) => n.nodeId === nodeId)?.address;
   /** One primary, the recorded one, and one replica of it with its link up. */
   const replicating = (ms = 60_000): Promise<Replication> =>
     eventually(
@@ -85,7 +86,7 @@ describe('redis through cps down and cps up: the data, the primary and the repli
     expect(nodes).toEqual([primary, replica].sort());
     expect(await set('k1', 'v1')).toBe(1);
     expect(await get('k1', replica)).toBe('v1');
-    expect(await endpoint()).toMatchObject({ nodeId: primary, address: '127.0.0.1' });
+    expect(await endpoint()).toMatchObject({ nodeId: primary, address: await addressOf(primary) });
     console.log(`up, deploy and the first write replicated: ${seconds(t0)}`);
   });
 
@@ -122,7 +123,7 @@ describe('redis through cps down and cps up: the data, the primary and the repli
     expect(await get('k2', replica)).toBe('after up');
     expect(await get('k1', replica)).toBe('v1');
     expect((await replicating(5_000)).nodes).toHaveLength(2);
-    expect(await endpoint()).toMatchObject({ nodeId: primary, address: '127.0.0.1' });
+    expect(await endpoint()).toMatchObject({ nodeId: primary, address: await addressOf(primary) });
     console.log(`up again, data and replication back: ${seconds(t0)}`);
   });
 });

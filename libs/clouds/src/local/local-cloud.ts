@@ -232,6 +232,24 @@ export class LocalCloud implements BaseCloud {
     });
   }
 
+  /**
+   * Host mode: deletes the namespaces of nodes that do not run (a node killed from outside, a crash
+   * of this cloud's caller) and the networks left without a running node. `cps down` calls it after
+   * stopping the nodes, so nothing of host mode is left.
+   */
+  async tidy(): Promise<void> {
+    const networks = this.networks;
+    if (!networks) return;
+    await this.locked(async () => {
+      for (const r of readRecords(this.nodesDir))
+        if (r.network && !isAlive(r.pid, r.startTime)) {
+          if (r.cgroup) await NodeCgroups.kill(r.cgroup);
+          await networks.detach(r.network.network, r.network.host);
+          await networks.downIfIdle(r.network.network);
+        }
+    });
+  }
+
   /** Ends everything the node in `dir` runs: its process group, its workloads' groups, its cgroup. */
   private async end(dir: string): Promise<void> {
     const r = readRecord(dir);

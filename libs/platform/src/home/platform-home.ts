@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   CpsError,
   IdSchema,
@@ -43,6 +43,14 @@ export interface PlatformInfo {
   readonly accountPublicKey: string;
 }
 
+/**
+ * How the local cloud of a home runs its nodes: `process` (processes on 127.0.0.1) or `host`
+ * (each node a network namespace with an address of its own; root only). In host mode the
+ * supervisor records the platform address its NATS listens on, which the nodes reach.
+ */
+export type PlatformNetwork =
+  { readonly mode: 'process' } | { readonly mode: 'host'; readonly address?: string };
+
 interface SealedSecrets extends PlatformSecrets {
   readonly serverKey: KeyPair;
 }
@@ -81,6 +89,36 @@ export class PlatformHome {
   }
   get runDir(): string {
     return join(this.dir, 'run');
+  }
+
+  /** Names what this home makes in the kernel (host mode): a hash of its directory. */
+  get tag(): string {
+    return `cps-${createHash('sha256').update(this.dir).digest('hex').slice(0, 12)}`;
+  }
+
+  network(): PlatformNetwork {
+    try {
+      const n = JSON.parse(readFileSync(join(this.dir, 'network.json'), 'utf8')) as PlatformNetwork;
+      return n.mode === 'host' ? n : { mode: 'process' };
+    } catch {
+      return { mode: 'process' };
+    }
+  }
+
+  setNetwork(n: PlatformNetwork): void {
+    writeAtomic(join(this.dir, 'network.json'), JSON.stringify(n) + '\n', 0o644);
+  }
+
+  /**
+   * Where this home's processes and nodes reach NATS: in host mode, the recorded platform address
+   * (the server listens there only); else the URLs of `platform.json`.
+   */
+  natsUrls(): readonly string[] {
+    const n = this.network();
+    const info = this.info();
+    return n.mode === 'host' && n.address !== undefined
+      ? [`tls://${n.address}:${info.natsPort}`]
+      : info.natsUrls;
   }
 
   static exists(dir: string): boolean {
@@ -193,7 +231,8 @@ export class PlatformHome {
 export const exportJoinBundle = (home: PlatformHome, passphrase: string): string =>
   seal(
     sealingKeyFromPassphrase(passphrase),
-    JSON.stringify({ info: home.info(), secrets: home.secrets() }),
+    // the URLs its NATS answers at now (a host-mode platform's address, not the loopback one)
+    JSON.stringify({ info: { ...home.info(), natsUrls: home.natsUrls() }, secrets: home.secrets() }),
     'join-bundle',
   );
 

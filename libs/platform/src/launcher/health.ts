@@ -28,7 +28,7 @@ export const checkHealth = async (
   const info = home.info();
   const id = await home.directorIdentity(directorId);
   const nc = await connectBus({
-    servers: info.natsUrls,
+    servers: home.natsUrls(),
     tls: id.tls,
     credentials: id.credentials,
     inboxPrefix: id.inboxPrefix,
@@ -49,7 +49,7 @@ export const checkHealth = async (
     const rtt = performance.now() - t0;
     return {
       platformId: info.platformId,
-      urls: info.natsUrls,
+      urls: home.natsUrls(),
       server: {
         version: si?.version ?? '?',
         name: si?.server_name ?? '?',

@@ -11,6 +11,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { connectBus } from '@cps/bus';
+import { claimPlatformAddress, releasePlatformAddress } from '@cps/clouds';
 import { CpsError } from '@cps/core';
 import { ensureEventStream, ensureLogStream, ensureSnapshotBucket } from '@cps/events';
 import { NatsServers } from '../nats-server/cluster.js';
@@ -146,6 +147,11 @@ export const runSupervisor = async (
   rmSync(readyFile(home), { force: true });
   const left = readProcesses(home);
   let stopping = false;
+  // host mode: NATS listens on the platform address (kept by tag across restarts), where nodes reach it
+  if (home.network().mode === 'host') {
+    const { address } = await claimPlatformAddress(home.tag);
+    home.setNetwork({ mode: 'host', address });
+  }
   const nats = new NatsChild(home, log);
   const adopted: string[] = [];
   if (left.nats && stillRuns(left.nats)) {
@@ -153,10 +159,9 @@ export const runSupervisor = async (
     adopted.push('nats-server');
     log(`adopted nats-server pid ${left.nats.pid}, left running by a previous supervisor`);
   } else await nats.start();
-  const info = home.info();
   const own = await home.directorIdentity();
   const nc = await connectBus({
-    servers: info.natsUrls,
+    servers: home.natsUrls(),
     tls: own.tls,
     credentials: own.credentials,
     inboxPrefix: own.inboxPrefix,
@@ -185,6 +190,7 @@ export const runSupervisor = async (
     log('stopping');
     await director?.stop();
     await nats.stop();
+    if (home.network().mode === 'host') await releasePlatformAddress(home.tag);
     rmSync(pidFile(home), { force: true });
     rmSync(readyFile(home), { force: true });
     rmSync(processesFile(home), { force: true });
@@ -214,6 +220,12 @@ class NatsChild {
     this.adopted = r;
   }
 
+  /** The platform address in host mode: the server listens there only. */
+  private get host(): string | undefined {
+    const n = this.home.network();
+    return n.mode === 'host' ? n.address : undefined;
+  }
+
   async start(): Promise<void> {
     const secrets = this.home.secrets();
     this.servers = await NatsServers.start({
@@ -222,6 +234,7 @@ class NatsChild {
       size: 1,
       serverKey: secrets.serverKey,
       port: this.home.info().natsPort,
+      ...(this.host === undefined ? {} : { host: this.host }),
       // it outlives a killed supervisor, to be adopted by the next one
       detached: true,
       // workloads of local nodes share this host: nothing may list the bus's connections to them
@@ -420,6 +433,7 @@ export const down = async (home: PlatformHome, timeoutMs = 15_000): Promise<bool
     const running = [left.director, left.nats].filter((r): r is ProcessRecord => !!r && stillRuns(r));
     for (const r of running) await terminate(r);
     rmSync(processesFile(home), { force: true });
+    if (home.network().mode === 'host') await releasePlatformAddress(home.tag);
     return running.length > 0;
   }
   process.kill(pid, 'SIGTERM');

@@ -10,6 +10,8 @@ import { AddressInUseError, NatsServerProcess } from './process.js';
 export interface NatsNodeSpec {
   readonly name: string;
   readonly dir: string;
+  /** The address it listens on for clients. */
+  readonly host: string;
   readonly port: number;
   /** The HTTP monitoring port (loopback only); none when the servers run without one. */
   readonly monitorPort?: number;
@@ -29,6 +31,11 @@ export interface StartServersOptions {
   readonly now?: Date;
   /** Fixed client port of the first server (the platform's well-known URL); random otherwise. */
   readonly port?: number;
+  /**
+   * The one address the servers listen on for clients, in their certificates too: 127.0.0.1 by
+   * default; a host-mode platform's address, which its nodes reach (never `0.0.0.0`).
+   */
+  readonly host?: string;
   /**
    * Whether each server has an HTTP monitoring port (default true). It answers anyone who can
    * reach it, credentials or not, with every connection's identity: off where workloads run on
@@ -50,7 +57,7 @@ export class NatsServers {
   ) {}
 
   get urls(): string[] {
-    return this.nodes.map((n) => `tls://127.0.0.1:${n.port}`);
+    return this.nodes.map((n) => `tls://${n.host}:${n.port}`);
   }
 
   static async start(o: StartServersOptions): Promise<NatsServers> {
@@ -76,6 +83,7 @@ export class NatsServers {
     return NatsServerProcess.start({
       binary,
       configFile: n.configFile,
+      host: n.host,
       port: n.port,
       ...(n.monitorPort === undefined ? {} : { monitorPort: n.monitorPort }),
       logFile: join(n.dir, 'nats-server.log'),
@@ -87,9 +95,10 @@ export class NatsServers {
     const size = o.size ?? 1;
     const now = o.now ?? new Date();
     const chain = await signTrustChain(o.secrets.operator, o.revocations);
+    const host = o.host ?? '127.0.0.1';
     const taken = new Set<number>();
     const pick = async (): Promise<number> => {
-      const p = await freePort('127.0.0.1', taken);
+      const p = await freePort(host, taken);
       taken.add(p);
       return p;
     };
@@ -101,6 +110,7 @@ export class NatsServers {
       specs.push({
         name,
         dir,
+        host,
         port,
         ...(o.monitoring === false ? {} : { monitorPort: await pick() }),
         configFile: join(dir, 'server.conf'),
@@ -113,15 +123,15 @@ export class NatsServers {
           name: s.name,
           dir: s.dir,
           dataDir: s.dir,
-          listen: '127.0.0.1',
-          hosts: ['localhost', '127.0.0.1'],
+          listen: host,
+          hosts: [...new Set(['localhost', '127.0.0.1', host])],
           port: s.port,
           ...(s.monitorPort === undefined ? {} : { monitorPort: s.monitorPort }),
           ...(s.clusterPort
             ? {
                 cluster: {
                   port: s.clusterPort,
-                  routes: specs.filter((x) => x !== s).map((x) => `tls://127.0.0.1:${String(x.clusterPort)}`),
+                  routes: specs.filter((x) => x !== s).map((x) => `tls://${host}:${String(x.clusterPort)}`),
                 },
               }
             : {}),

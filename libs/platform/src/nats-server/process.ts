@@ -5,6 +5,8 @@ import { CpsError } from '@cps/core';
 export interface NatsServerStartOptions {
   readonly binary: string;
   readonly configFile: string;
+  /** The address clients reach it at (the one it listens on); 127.0.0.1 by default. */
+  readonly host?: string;
   readonly port: number;
   /** The server's HTTP monitoring port, if it has one: readiness then waits for its `/healthz`. */
   readonly monitorPort?: number;
@@ -72,7 +74,7 @@ export class NatsServerProcess {
   }
 
   get url(): string {
-    return `tls://127.0.0.1:${this.options.port}`;
+    return `tls://${this.options.host ?? '127.0.0.1'}:${this.options.port}`;
   }
 
   get monitorUrl(): string | undefined {

@@ -314,7 +314,7 @@ export const appCommands = (program: Command, g: Globals): void => {
       );
       const nodes = o.all ? r.nodes : r.nodes.filter((n) => n.state !== 'removed');
       if (g().json) return json({ ...r, nodes });
-      table(nodes, ['nodeId', 'role', 'state', 'cloud', 'lastHeartbeat']);
+      table(nodes, ['nodeId', 'role', 'state', 'cloud', 'address', 'lastHeartbeat']);
     });
   examples(
     service
