@@ -40,7 +40,7 @@ import { allRoutes, builtinFeatures } from './features.js';
 import { operationEvents } from './operations/operation-events.js';
 import { Operations } from './operations/operations.js';
 import { Presence } from './operations/presence.js';
-import { withOwnerKeys } from './provisioning/node-identities.js';
+import { retiredIn, withOwnerKeys } from './provisioning/node-identities.js';
 import { ServiceOperations } from './services/service-operations.js';
 import { Services } from './services/services.js';
 import { Supervisor } from './services/supervisor.js';
@@ -208,7 +208,12 @@ export class Director {
       caughtUp: (position) => runner.waitFor(position),
     };
 
-    const issuer = new IdentityIssuer({ secrets: o.secrets, store, authority: o.authority });
+    const issuer = new IdentityIssuer({
+      secrets: o.secrets,
+      store,
+      authority: o.authority,
+      retired: retiredIn(directory),
+    });
     issuer.serve(bus);
     const userKeys = new UserKeys(nc, o.secrets);
     const accounts = new Accounts(core, new RateLimits(nc), {
@@ -223,7 +228,9 @@ export class Director {
       maxNodesPerUser: o.maxNodesPerUser ?? 20,
       chargeEveryMs: o.chargeEveryMs ?? 60_000,
     });
-    const base = o.nodeIdentities?.(issuer) ?? new IssuedNodeIdentities(issuer, o.natsUrls);
+    // where nodes re-enroll: known once the HTTPS port is open (nodes are started only after)
+    const at: { url?: string } = {};
+    const base = o.nodeIdentities?.(issuer) ?? new IssuedNodeIdentities(issuer, o.natsUrls, () => at.url);
     const identities: NodeIdentitySource = withOwnerKeys(base, directory, userKeys);
     const registry = new ServiceRegistry([...builtinServices]);
     const provisioner = new Provisioner({
@@ -320,8 +327,9 @@ export class Director {
     await app.listen(o.port, o.host ?? '127.0.0.1');
     const address = fastify.server.address();
     const port = typeof address === 'object' && address ? address.port : o.port;
+    at.url = `https://127.0.0.1:${port}`;
     const director = new Director(
-      `https://127.0.0.1:${port}`,
+      at.url,
       app,
       bus,
       core,

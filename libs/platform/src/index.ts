@@ -43,22 +43,44 @@ export {
   identityDecider,
   identityEvents,
   IdentitySchema,
+  REENROLL_WITHIN_MS,
   type IdentityCommand,
   type IdentityEvent,
   type IdentityState,
 } from './identity/identity-decider.js';
-export { IdentityIssuer, type Enrolled, type IssuerOptions } from './identity/identity-issuer.js';
+export {
+  IdentityIssuer,
+  type Enrolled,
+  type IssuerOptions,
+  type Reenrollment,
+} from './identity/identity-issuer.js';
+export {
+  REENROLL_PROOF_WINDOW_MS,
+  signReenrollClaim,
+  type ReenrollClaim,
+} from './identity/reenroll-proof.js';
 export { IdentityRenewer, type RenewerOptions } from './identity/renewer.js';
 export { EnrollingNodeIdentities, IssuedNodeIdentities } from './identity/node-identities.js';
 export {
   ENROLL_PATH,
   enrollNode,
-  EnrollReplySchema,
   EnrollRequestSchema,
   handleEnrollment,
   type EnrollNodeOptions,
-  type EnrollReply,
   type EnrollRequest,
-  type EnrollTransport,
 } from './enrollment/enrollment.js';
+export {
+  EnrollReplySchema,
+  type EnrollReply,
+  type EnrollTransport,
+  type ExchangeOptions,
+} from './enrollment/exchange.js';
+export {
+  handleReenrollment,
+  REENROLL_PATH,
+  reenrollNode,
+  ReenrollRequestSchema,
+  type ReenrollNodeOptions,
+  type ReenrollRequest,
+} from './enrollment/reenrollment.js';
 export { joinBus, requireEnv, runNodeProcess } from './node/node-process.js';

@@ -1,3 +1,4 @@
+import type { Identity } from '@cps/core';
 import type { NodeIdentitySource } from '@cps/clouds';
 import type { Directory } from '../core/directory.js';
 import type { UserKeys } from '../users/user-keys.js';
@@ -18,3 +19,22 @@ export const withOwnerKeys = (
     return { ...given, files: { ...given.files, 'secrets.key': await userKeys.material(owner) } };
   },
 });
+
+/**
+ * Whether what a bus identity stands for is gone, by the read model: an agent's node unknown,
+ * destroyed or being destroyed; a manager's service unknown or removed, or its application deleted.
+ * Such an identity does not re-enroll.
+ */
+export const retiredIn =
+  (directory: Directory) =>
+  (identity: Identity): boolean => {
+    if (identity.role === 'agent') {
+      const node = directory.nodes.get(identity.nodeId ?? identity.id);
+      return !node || node.status === 'destroying' || node.status === 'destroyed';
+    }
+    if (identity.role === 'manager') {
+      const service = directory.services.get(identity.serviceId ?? identity.id);
+      return !service || service.removed || directory.apps.get(service.appId)?.deleted !== false;
+    }
+    return false;
+  };

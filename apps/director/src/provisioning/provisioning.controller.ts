@@ -29,4 +29,9 @@ export class ProvisioningController {
   enroll(@Input() i: RouteInput<R['enroll']>): Promise<RouteOutput<R['enroll']>> {
     return this.provisioning.enroll(i.body);
   }
+
+  @Route(provisioningRoutes.reenroll)
+  reenroll(@Input() i: RouteInput<R['reenroll']>): Promise<RouteOutput<R['reenroll']>> {
+    return this.provisioning.reenroll(i.body);
+  }
 }

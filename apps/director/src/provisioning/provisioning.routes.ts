@@ -1,4 +1,4 @@
-import { EnrollReplySchema, EnrollRequestSchema } from '@cps/platform';
+import { EnrollReplySchema, EnrollRequestSchema, ReenrollRequestSchema } from '@cps/platform';
 import { defineRoute } from '../api/route.js';
 import { listOf } from '../api/schemas.js';
 import { CloudSchema, ResourceSchema } from './provisioning.schemas.js';
@@ -30,6 +30,17 @@ export const provisioningRoutes = {
     auth: 'none',
     status: 200,
     body: EnrollRequestSchema,
+    response: EnrollReplySchema,
+  }),
+  reenroll: defineRoute({
+    operationId: 'reenrollNode',
+    method: 'POST',
+    path: '/v1/nodes/reenroll',
+    summary: 'A node whose certificate expired proves it holds its key and gets a fresh certificate and JWT',
+    tag: 'platform',
+    auth: 'none',
+    status: 200,
+    body: ReenrollRequestSchema,
     response: EnrollReplySchema,
   }),
 } as const;

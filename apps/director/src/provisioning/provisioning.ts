@@ -1,4 +1,4 @@
-import { handleEnrollment, type IdentityIssuer } from '@cps/platform';
+import { handleEnrollment, handleReenrollment, type IdentityIssuer } from '@cps/platform';
 import type { Principal } from '../api/request.js';
 import type { DirectorCore } from '../core/director-core.js';
 
@@ -42,5 +42,10 @@ export class Provisioning {
   /** A cloud node trades its one-time token and a CSR for its certificate and JWT. */
   enroll(body: unknown) {
     return handleEnrollment(this.issuer, body);
+  }
+
+  /** A node whose certificate expired while it was stopped proves it holds its key and gets fresh credentials. */
+  reenroll(body: unknown) {
+    return handleReenrollment(this.issuer, body);
   }
 }

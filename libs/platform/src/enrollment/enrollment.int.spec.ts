@@ -1,47 +1,39 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import type { ServerResponse } from 'node:http';
-import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createCsr,
   createRootCa,
-  CpsError,
   generateKeyPair,
   hasErrorCode,
-  httpStatusOf,
   isCpsError,
   issueCertificate,
-  ValidationError,
   type Identity,
 } from '@cps/core';
-import { connectBus, newUserKey, OperatorModeAuthority } from '@cps/bus';
-import { EventCatalog, ensureEventStream, JetStreamEventStore } from '@cps/events';
+import { connectBus, newUserKey } from '@cps/bus';
 import {
   busTrustPem,
-  ENROLL_PATH,
   EnrollingNodeIdentities,
   enrollNode,
   handleEnrollment,
-  IdentityIssuer,
-  identityEvents,
-  issueServerCert,
   joinBus,
   type BusIdentity,
+  type IdentityIssuer,
 } from '@cps/platform';
-import { TestNats } from '@cps/testing';
+import type { TestNats } from '@cps/testing';
+import {
+  closeServers,
+  directorCert,
+  serveEnrollment,
+  startIssuer,
+  withEnv,
+  type EnrollServer,
+  type EnrollServerOptions,
+} from './enrollment.spec-helpers.js';
 
 const agent = (n: string): Identity => ({ role: 'agent', id: n, appId: 'a1', serviceId: 's1', nodeId: n });
 const DAY = 24 * 3600_000;
-
-/** A stand-in for the director's route: the real HTTP mapping (and its body limits) is the director's. */
-interface EnrollServer {
-  readonly url: string;
-  hits: number;
-  readonly server: Server;
-}
 
 describe('node enrollment: a one-time token traded over HTTPS for a bus identity', () => {
   let nats: TestNats;
@@ -57,79 +49,19 @@ describe('node enrollment: a one-time token traded over HTTPS for a bus identity
     return d;
   };
 
-  const serve = async (
-    cert: string,
-    key: string,
-    misbehave?: (res: ServerResponse) => void,
-  ): Promise<EnrollServer> => {
-    const s: { hits: number } = { hits: 0 };
-    const server = createServer({ cert, key }, (req, res) => {
-      s.hits++;
-      if (misbehave) return misbehave(res);
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const reply = async (): Promise<unknown> => {
-          if (req.method !== 'POST' || req.url !== ENROLL_PATH)
-            throw new CpsError('not_found', 'no such route');
-          let body: unknown;
-          try {
-            body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-          } catch {
-            throw new ValidationError('the body is not JSON');
-          }
-          return handleEnrollment(issuer, body);
-        };
-        reply().then(
-          (r) => {
-            res.writeHead(200, { 'content-type': 'application/json' });
-            res.end(JSON.stringify(r));
-          },
-          (e: unknown) => {
-            const err = isCpsError(e) ? e : new CpsError('internal', 'internal error');
-            const status = httpStatusOf(err.code);
-            res.writeHead(status, { 'content-type': 'application/problem+json' });
-            res.end(
-              JSON.stringify({
-                type: 'about:blank',
-                title: err.code,
-                status,
-                code: err.code,
-                detail: err.message,
-                issues: err.issues,
-              }),
-            );
-          },
-        );
-      });
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    return Object.assign(s, {
-      server,
-      url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    });
-  };
+  /** A stand-in director with a certificate of the bus CA (unless `more` says otherwise). */
+  const serve = (more: Partial<EnrollServerOptions> = {}): Promise<EnrollServer> =>
+    serveEnrollment({ ...directorCert(nats), issuer, ...more });
 
   beforeAll(async () => {
-    nats = await TestNats.start();
-    const nc = await nats.connect({ role: 'director', id: 'd1' });
-    await ensureEventStream(nc);
-    issuer = new IdentityIssuer({
-      secrets: nats.secrets,
-      store: new JetStreamEventStore(nc, { catalog: new EventCatalog(identityEvents) }),
-      authority: new OperatorModeAuthority(nats.secrets.operator, () => nats.system()),
-    });
+    ({ nats, issuer } = await startIssuer());
     caPem = busTrustPem(nats.secrets);
     const now = new Date();
-    const key = nats.keys.next();
-    director = await serve(
-      issueServerCert(nats.secrets, 'director', now, key) + nats.secrets.busCa.certPem,
-      key.privateKeyPem,
-    );
+    director = await serve();
     const other = createRootCa({ commonName: 'not cps', now, validForMs: DAY, key: nats.keys.next() });
     const otherKey = nats.keys.next();
-    foreign = await serve(
-      issueCertificate(other, {
+    foreign = await serve({
+      cert: issueCertificate(other, {
         identity: { role: 'server', id: 'director' },
         usage: 'server',
         publicKeyPem: otherKey.publicKeyPem,
@@ -138,13 +70,11 @@ describe('node enrollment: a one-time token traded over HTTPS for a bus identity
         dnsNames: ['localhost'],
         ipAddresses: ['127.0.0.1'],
       }),
-      otherKey.privateKeyPem,
-    );
+      key: otherKey.privateKeyPem,
+    });
   });
   afterAll(async () => {
-    const servers = [director, foreign, ...extra].filter((s) => s !== undefined);
-    for (const s of servers) s.server.closeAllConnections();
-    await Promise.all(servers.map((s) => new Promise((r) => s.server.close(r))));
+    await closeServers([director, foreign, ...extra]);
     await nats?.cleanup();
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
@@ -196,6 +126,46 @@ describe('node enrollment: a one-time token traded over HTTPS for a bus identity
     expect(readdirSync(dir)).toEqual([]);
   });
 
+  it('retries an enrollment whose reply was lost after the token was redeemed, and refuses the token to another key', async () => {
+    const node = agent('n8');
+    // the director did the work, then the reply is lost: a 503 the first time, a cut connection the second
+    const lossy = await serve({
+      afterSuccess: (res, hit) => {
+        if (hit === 1) {
+          res.writeHead(503, { 'content-type': 'application/problem+json' });
+          res.end(JSON.stringify({ status: 503, code: 'unavailable', detail: 'lost on the way' }));
+        } else if (hit === 2) res.socket?.destroy();
+        return hit <= 2;
+      },
+    });
+    extra.push(lossy);
+    const token = await issuer.offerEnrollment(node);
+    const dir = nodeDir();
+    const enrolled = await enrollNode({ url: lossy.url, token, caPem, nodeDir: dir, backoffMs: 10 });
+    expect(lossy.hits).toBe(3);
+    expect(enrolled.identity).toEqual(node);
+    const state = await issuer.state(node);
+    expect(state).toMatchObject({ status: 'active' });
+    // one redemption, then two repeats for the same requester: each a certificate for its one key
+    expect(state.status === 'active' && state.serials).toHaveLength(3);
+    expect(state.status === 'active' && new Set(state.userKeys)).toEqual(new Set([enrolled.bus.publicKey]));
+    const nc = await connectBus({
+      servers: nats.urls,
+      tls: enrolled.tls,
+      credentials: enrolled.credentials,
+      inboxPrefix: enrolled.inboxPrefix,
+      reconnect: false,
+    });
+    await nc.flush();
+    await nc.close();
+    // another requester (its own keys) presenting the same token, within its validity, is refused
+    const other = nodeDir();
+    await expect(
+      enrollNode({ url: director.url, token, caPem, nodeDir: other, retries: 0 }),
+    ).rejects.toSatisfy((e) => hasErrorCode(e, 'unauthenticated') && /used/.test(e.message));
+    expect(readdirSync(other)).toEqual([]);
+  });
+
   it('refuses a server whose certificate is not from caPem, without spending the token', async () => {
     const node = agent('n3');
     const token = await issuer.offerEnrollment(node);
@@ -211,15 +181,17 @@ describe('node enrollment: a one-time token traded over HTTPS for a bus identity
   });
 
   it('bounds the reply in size and in time', async () => {
-    const key = nats.keys.next();
-    const cert = issueServerCert(nats.secrets, 'director', new Date(), key) + nats.secrets.busCa.certPem;
-    const big = await serve(cert, key.privateKeyPem, (res) => {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      // chunked, no content-length: the limit must hold while streaming
-      for (let i = 0; i < 100; i++) res.write('x'.repeat(1024));
-      res.end();
+    const own = directorCert(nats);
+    const big = await serve({
+      ...own,
+      misbehave: (res) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        // chunked, no content-length: the limit must hold while streaming
+        for (let i = 0; i < 100; i++) res.write('x'.repeat(1024));
+        res.end();
+      },
     });
-    const silent = await serve(cert, key.privateKeyPem, () => undefined);
+    const silent = await serve({ ...own, misbehave: () => undefined });
     extra.push(big, silent);
     const token = await issuer.offerEnrollment(agent('n6'));
     const dir = nodeDir();
@@ -279,17 +251,12 @@ describe('node enrollment: a one-time token traded over HTTPS for a bus identity
 
     const dir = nodeDir();
     for (const [name, content] of Object.entries(c.files)) writeFileSync(join(dir, name), content);
-    const saved = { ...process.env };
-    Object.assign(process.env, c.env, { CPS_NODE_DIR: dir });
-    try {
+    await withEnv({ ...c.env, CPS_NODE_DIR: dir }, async () => {
       const { bus } = await joinBus('agent:n5');
       await bus.flush();
       await bus.close();
       expect(process.env.CPS_ENROLL_TOKEN).toBeUndefined();
-    } finally {
-      for (const k of [...Object.keys(c.env), 'CPS_NODE_DIR']) delete process.env[k];
-      Object.assign(process.env, saved);
-    }
+    });
     expect(statSync(join(dir, 'identity.json')).mode & 0o777).toBe(0o600);
     expect(await issuer.state(node)).toMatchObject({ status: 'active' });
   });

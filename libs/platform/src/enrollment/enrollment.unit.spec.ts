@@ -1,3 +1,4 @@
+import { createHash, verify, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +12,13 @@ import {
   publicKeyFromCsr,
   type Identity,
 } from '@cps/core';
-import { enrollNode, type EnrollRequest, type EnrollTransport } from '@cps/platform';
+import {
+  enrollNode,
+  reenrollNode,
+  ReenrollRequestSchema,
+  type EnrollRequest,
+  type EnrollTransport,
+} from '@cps/platform';
 
 const node: Identity = { role: 'agent', id: 'n1', appId: 'a1', serviceId: 's1', nodeId: 'n1' };
 const ca = createRootCa({
@@ -57,15 +64,17 @@ const problem = (status: number, code: string, detail: string) => ({
 /** A transport answering the n-th call with `steps[n]` (a reply, or an error to throw). */
 const scripted = (...steps: ((body: string) => { status: number; body: string } | Error)[]) => {
   const calls: string[] = [];
+  const bodies: string[] = [];
   const transport: EnrollTransport = async (r) => {
     calls.push(r.url.href);
+    bodies.push(r.body);
     const step = steps[calls.length - 1];
     if (!step) throw new Error('unexpected call');
     const out = step(r.body);
     if (out instanceof Error) throw out;
     return out;
   };
-  return { calls, transport };
+  return { calls, bodies, transport };
 };
 const enroll = (fetchImpl: EnrollTransport, dir = nodeDir()) =>
   enrollNode({ url: `${url}/`, token: 't', caPem: ca.certPem, nodeDir: dir, fetchImpl, backoffMs: 1 });
@@ -81,6 +90,8 @@ describe('enrollNode', () => {
     const dir = nodeDir();
     const id = await enroll(s.transport, dir);
     expect(s.calls).toEqual(Array(4).fill(`${url}/v1/nodes/enroll`));
+    // every attempt is the same request: a director that redeemed the token recognises the retry
+    expect(new Set(s.bodies).size).toBe(1);
     expect(id.identity).toEqual(node);
     expect(id.credentials.seed).toMatch(/^SU/);
     expect(id.bus.publicKey).toMatch(/^U/);
@@ -149,5 +160,58 @@ describe('enrollNode', () => {
       }),
     ).rejects.toSatisfy((e) => hasErrorCode(e, 'validation'));
     expect(s.calls).toHaveLength(0);
+  });
+});
+
+describe('reenrollNode', () => {
+  const current = () => {
+    const key = generateKeyPair();
+    const cert = issueCertificate(ca, {
+      identity: node,
+      usage: 'client',
+      publicKeyPem: key.publicKeyPem,
+      now: new Date(Date.now() - 7200_000),
+      validForMs: 3600_000,
+    });
+    return { tls: { ca: ca.certPem, cert: cert + ca.certPem, key: key.privateKeyPem } };
+  };
+
+  it('signs its new CSR and user key with the key of the certificate it holds, and retries the same request', async () => {
+    const held = current();
+    const s = scripted(
+      () => problem(503, 'unavailable', 'starting'),
+      (b) => granted(b),
+    );
+    const dir = nodeDir();
+    const signedAt = new Date('2026-11-24T10:00:00Z');
+    const id = await reenrollNode({
+      url,
+      caPem: ca.certPem,
+      nodeDir: dir,
+      current: held,
+      fetchImpl: s.transport,
+      backoffMs: 1,
+      clock: () => signedAt,
+    });
+    expect(s.calls).toEqual(Array(2).fill(`${url}/v1/nodes/reenroll`));
+    expect(new Set(s.bodies).size).toBe(1);
+    const sent = ReenrollRequestSchema.parse(JSON.parse(s.bodies[0]!));
+    expect(sent).toMatchObject({ cert: held.tls.cert, signedAt: signedAt.toISOString() });
+    const text = `cps-reenroll/v1\n${sent.signedAt}\n${createHash('sha256').update(sent.csr).digest('hex')}\n${sent.userKey}`;
+    const publicKey = new X509Certificate(held.tls.cert).publicKey;
+    expect(verify('sha256', Buffer.from(text), publicKey, Buffer.from(sent.signature, 'base64'))).toBe(true);
+    expect(id.tls.key).not.toBe(held.tls.key);
+    expect(id.bus.publicKey).toBe(sent.userKey);
+    expect(readdirSync(dir)).toEqual(['identity.json']);
+  });
+
+  it('never retries a refusal, and writes nothing', async () => {
+    const s = scripted(() => problem(403, 'forbidden', 'identity agent:n1 is revoked'));
+    const dir = nodeDir();
+    await expect(
+      reenrollNode({ url, caPem: ca.certPem, nodeDir: dir, current: current(), fetchImpl: s.transport }),
+    ).rejects.toSatisfy((e) => hasErrorCode(e, 'forbidden') && /revoked/.test(e.message));
+    expect(s.calls).toHaveLength(1);
+    expect(readdirSync(dir)).toEqual([]);
   });
 });

@@ -39,7 +39,24 @@ export const EnrollmentOffered = defineEvent(
   'EnrollmentOffered',
   z.object({ identity: IdentitySchema, tokenHash: z.string(), expiresAt: z.string() }),
 );
-export const EnrollmentRedeemed = defineEvent('EnrollmentRedeemed', z.object({ tokenHash: z.string() }));
+/**
+ * The token traded, and by whom: the requester's user key and the SHA-256 of its certificate key (both
+ * absent in histories older than idempotent enrollment, which then allow no repeat).
+ */
+export const EnrollmentRedeemed = defineEvent(
+  'EnrollmentRedeemed',
+  z.object({ tokenHash: z.string(), userKey: z.string().optional(), keyHash: z.string().optional() }),
+);
+/** The same requester asked again with the same token (its reply was lost): a fresh certificate for its keys. */
+export const EnrollmentRepeated = defineEvent(
+  'EnrollmentRepeated',
+  z.object({ tokenHash: z.string(), ...Credential }),
+);
+/** A node proved it holds the key of `previousSerial` (expired, not too long ago) and got fresh credentials. */
+export const IdentityReenrolled = defineEvent(
+  'IdentityReenrolled',
+  z.object({ previousSerial: z.string(), ...Credential }),
+);
 
 export const identityEvents = [
   IdentityIssued,
@@ -47,6 +64,8 @@ export const identityEvents = [
   IdentityRevoked,
   EnrollmentOffered,
   EnrollmentRedeemed,
+  EnrollmentRepeated,
+  IdentityReenrolled,
 ];
 
 export type IdentityEvent =
@@ -54,13 +73,27 @@ export type IdentityEvent =
   | EventOf<typeof IdentityRenewed>
   | EventOf<typeof IdentityRevoked>
   | EventOf<typeof EnrollmentOffered>
-  | EventOf<typeof EnrollmentRedeemed>;
+  | EventOf<typeof EnrollmentRedeemed>
+  | EventOf<typeof EnrollmentRepeated>
+  | EventOf<typeof IdentityReenrolled>;
 
 interface Credentials {
   readonly serials: readonly string[];
   readonly userKeys: readonly string[];
 }
 
+/** A redeemed token: until it expires, its requester (same user key, same certificate key) may ask again. */
+interface Enrollment {
+  readonly tokenHash: string;
+  readonly expiresAt: string;
+  readonly userKey?: string;
+  readonly keyHash?: string;
+}
+
+/** How long after its certificate expired an identity may still re-enroll (30 days). */
+export const REENROLL_WITHIN_MS = 30 * 24 * 3600_000;
+
+/** `redeemed` lasts within one commit only: its `IdentityIssued` follows. */
 export type IdentityState =
   | { readonly status: 'unknown' }
   | {
@@ -69,7 +102,13 @@ export type IdentityState =
       readonly tokenHash: string;
       readonly expiresAt: string;
     }
-  | ({ readonly status: 'active'; readonly identity: Identity; readonly certExpiresAt: string } & Credentials)
+  | { readonly status: 'redeemed'; readonly identity: Identity; readonly enrollment: Enrollment }
+  | ({
+      readonly status: 'active';
+      readonly identity: Identity;
+      readonly certExpiresAt: string;
+      readonly enrollment?: Enrollment;
+    } & Credentials)
   | ({ readonly status: 'revoked'; readonly identity: Identity } & Credentials);
 
 type Issued = { serial: string; certExpiresAt: string; userKey: string };
@@ -78,7 +117,11 @@ export type IdentityCommand =
   | Command<'Renew', Issued>
   | Command<'Revoke', { reason: string }>
   | Command<'Offer', { identity: Identity; tokenHash: string; expiresAt: string }>
-  | Command<'Redeem', { tokenHash: string } & Issued>;
+  | Command<'Redeem', { tokenHash: string; keyHash: string } & Issued>
+  | Command<'Reenroll', { previousSerial: string; previousExpiresAt: string } & Issued>;
+
+const usedToken = (): CpsError => new CpsError('unauthenticated', 'unknown or used enrollment token');
+const expiredToken = (): CpsError => new CpsError('unauthenticated', 'enrollment token expired');
 
 const issue = (c: Extract<IdentityCommand, { type: 'Issue' }>, s: IdentityState): IdentityEvent => {
   if (s.status === 'revoked')
@@ -118,14 +161,20 @@ const offer = (c: Extract<IdentityCommand, { type: 'Offer' }>, s: IdentityState)
   });
 };
 
+const repeat = (c: Extract<IdentityCommand, { type: 'Redeem' }>, e: Enrollment): IdentityEvent[] => {
+  if (e.userKey !== c.data.userKey || e.keyHash !== c.data.keyHash) throw usedToken();
+  if (c.metadata.now.getTime() > Date.parse(e.expiresAt)) throw expiredToken();
+  const { tokenHash, serial, certExpiresAt, userKey } = c.data;
+  return [EnrollmentRepeated({ tokenHash, serial, certExpiresAt, userKey })];
+};
+
 const redeem = (c: Extract<IdentityCommand, { type: 'Redeem' }>, s: IdentityState): IdentityEvent[] => {
-  if (s.status !== 'offered' || s.tokenHash !== c.data.tokenHash)
-    throw new CpsError('unauthenticated', 'unknown or used enrollment token');
-  if (c.metadata.now.getTime() > Date.parse(s.expiresAt))
-    throw new CpsError('unauthenticated', 'enrollment token expired');
-  const { serial, certExpiresAt, userKey } = c.data;
+  if (s.status === 'active' && s.enrollment?.tokenHash === c.data.tokenHash) return repeat(c, s.enrollment);
+  if (s.status !== 'offered' || s.tokenHash !== c.data.tokenHash) throw usedToken();
+  if (c.metadata.now.getTime() > Date.parse(s.expiresAt)) throw expiredToken();
+  const { tokenHash, keyHash, serial, certExpiresAt, userKey } = c.data;
   return [
-    EnrollmentRedeemed({ tokenHash: c.data.tokenHash }),
+    EnrollmentRedeemed({ tokenHash, userKey, keyHash }),
     IdentityIssued({
       identity: s.identity as z.input<typeof IdentitySchema>,
       serial,
@@ -135,6 +184,34 @@ const redeem = (c: Extract<IdentityCommand, { type: 'Redeem' }>, s: IdentityStat
     }),
   ];
 };
+
+const reenroll = (c: Extract<IdentityCommand, { type: 'Reenroll' }>, s: IdentityState): IdentityEvent[] => {
+  const refuse = (code: 'unauthenticated' | 'forbidden', issue: string, message: string): CpsError =>
+    new CpsError(code, message, [{ path: '$.cert', code: issue, message }]);
+  if (s.status === 'revoked')
+    throw refuse('forbidden', 'revoked', `identity ${s.identity.role}:${s.identity.id} is revoked`);
+  if (s.status !== 'active' || !s.serials.includes(c.data.previousSerial))
+    throw refuse('unauthenticated', 'unknown_certificate', 'not a certificate this identity holds');
+  if (c.metadata.now.getTime() - Date.parse(c.data.previousExpiresAt) > REENROLL_WITHIN_MS)
+    throw refuse(
+      'forbidden',
+      'expired_too_long',
+      `the certificate expired more than ${REENROLL_WITHIN_MS / (24 * 3600_000)} days ago: the node needs a new enrollment`,
+    );
+  const { previousSerial, serial, certExpiresAt, userKey } = c.data;
+  return [IdentityReenrolled({ previousSerial, serial, certExpiresAt, userKey })];
+};
+
+/** An active identity with one more credential (renewed, repeated, re-enrolled). */
+const withCredential = (s: IdentityState, c: Issued): IdentityState =>
+  s.status !== 'active'
+    ? s
+    : {
+        ...s,
+        certExpiresAt: c.certExpiresAt,
+        serials: [...s.serials, c.serial].slice(-20),
+        userKeys: [...s.userKeys, c.userKey].slice(-20),
+      };
 
 const evolve = (s: IdentityState, e: IdentityEvent): IdentityState => {
   switch (e.type) {
@@ -146,7 +223,18 @@ const evolve = (s: IdentityState, e: IdentityEvent): IdentityState => {
         expiresAt: e.data.expiresAt,
       };
     case 'EnrollmentRedeemed':
-      return s;
+      return s.status !== 'offered'
+        ? s
+        : {
+            status: 'redeemed',
+            identity: s.identity,
+            enrollment: {
+              tokenHash: s.tokenHash,
+              expiresAt: s.expiresAt,
+              ...(e.data.userKey ? { userKey: e.data.userKey } : {}),
+              ...(e.data.keyHash ? { keyHash: e.data.keyHash } : {}),
+            },
+          };
     case 'IdentityIssued': {
       const prev = s.status === 'active' ? s : { serials: [], userKeys: [] };
       return {
@@ -155,17 +243,13 @@ const evolve = (s: IdentityState, e: IdentityEvent): IdentityState => {
         certExpiresAt: e.data.certExpiresAt,
         serials: [...prev.serials, e.data.serial].slice(-20),
         userKeys: [...prev.userKeys, e.data.userKey].slice(-20),
+        ...(s.status === 'redeemed' ? { enrollment: s.enrollment } : {}),
       };
     }
     case 'IdentityRenewed':
-      return s.status !== 'active'
-        ? s
-        : {
-            ...s,
-            certExpiresAt: e.data.certExpiresAt,
-            serials: [...s.serials, e.data.serial].slice(-20),
-            userKeys: [...s.userKeys, e.data.userKey].slice(-20),
-          };
+    case 'EnrollmentRepeated':
+    case 'IdentityReenrolled':
+      return withCredential(s, e.data);
     case 'IdentityRevoked':
       return s.status === 'unknown'
         ? s
@@ -188,6 +272,8 @@ export const identityDecider: Decider<IdentityCommand, IdentityEvent, IdentitySt
         return offer(c, s);
       case 'Redeem':
         return redeem(c, s);
+      case 'Reenroll':
+        return reenroll(c, s);
     }
   },
 };

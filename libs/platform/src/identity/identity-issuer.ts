@@ -4,6 +4,7 @@ import {
   CpsError,
   KeyPairPool,
   inspectCertificate,
+  isIssuedBy,
   issueCertificate,
   publicKeyFromCsr,
   ValidationError,
@@ -18,6 +19,12 @@ import {
   type IdentityEvent,
   type IdentityState,
 } from './identity-decider.js';
+import {
+  keyHashOf,
+  REENROLL_PROOF_WINDOW_MS,
+  verifyReenrollClaim,
+  type ReenrollClaim,
+} from './reenroll-proof.js';
 
 export interface IssuerOptions {
   readonly secrets: PlatformSecrets;
@@ -26,6 +33,17 @@ export interface IssuerOptions {
   /** Certificate and JWT lifetime per role (defaults: managers and agents 1 h, directors 30 days). */
   readonly ttlMs?: Partial<Record<'director' | 'manager' | 'agent', number>>;
   readonly clock?: () => Date;
+  /**
+   * Whether what the identity stands for is gone (its node removed, its service deleted): such an
+   * identity does not re-enroll. Default: never.
+   */
+  readonly retired?: (identity: Identity) => boolean;
+}
+
+/** A re-enrollment: the node's current certificate and the claim it signed with that certificate's key. */
+export interface Reenrollment extends ReenrollClaim {
+  readonly cert: string;
+  readonly signature: string;
 }
 
 export interface Enrolled {
@@ -38,6 +56,10 @@ export interface Enrolled {
 
 const TTL = { director: 30 * 24 * 3600_000, manager: 3600_000, agent: 3600_000 };
 const hash = (s: string): string => createHash('sha256').update(s).digest('hex');
+const USER_KEY = /^U[A-Z2-7]{55}$/;
+const NODE_ROLES: readonly string[] = ['manager', 'agent'];
+const refused = (code: 'unauthenticated' | 'forbidden', issue: string, message: string): CpsError =>
+  new CpsError(code, message, [{ path: '$.cert', code: issue, message }]);
 
 /**
  * Issues bus identities (certificate + user JWT), renews them on request over the bus, trades
@@ -134,29 +156,56 @@ export class IdentityIssuer {
     return `${identity.role}.${identity.id}.${secret}`;
   }
 
-  /** Redeems an enrollment token: the node keeps its private keys, sending only a CSR and a public nkey. */
+  /**
+   * Redeems an enrollment token: the node keeps its private keys, sending only a CSR and a public
+   * nkey. The same requester (same user key, same CSR key) asking again with the same token before it
+   * expires gets fresh credentials for its keys (its first reply may have been lost); anyone else is
+   * refused.
+   */
   async enroll(token: string, csr: string, userKey: string): Promise<Enrolled> {
     const [role, id, secret] = token.split('.');
-    if (!role || !id || !secret || !['manager', 'agent'].includes(role)) {
+    if (!role || !id || !secret || !NODE_ROLES.includes(role)) {
       throw new CpsError('unauthenticated', 'unknown or used enrollment token');
     }
     const who = { role: role as Identity['role'], id };
     const state = await this.state(who);
-    if (state.status !== 'offered') throw new CpsError('unauthenticated', 'unknown or used enrollment token');
-    if (!/^U[A-Z2-7]{55}$/.test(userKey))
-      throw new ValidationError('invalid user key', [
-        { path: '$.userKey', code: 'invalid', message: 'an nkey user public key' },
-      ]);
+    if (state.status !== 'offered' && state.status !== 'active')
+      throw new CpsError('unauthenticated', 'unknown or used enrollment token');
+    this.checkUserKey(userKey);
     const c = await this.fromCsr(state.identity, csr, userKey);
-    const data = { tokenHash: hash(secret), serial: c.serial, certExpiresAt: c.expiresAt, userKey };
-    await this.run(who, { type: 'Redeem', data }, randomUUID());
-    return {
-      identity: state.identity,
-      cert: c.cert,
-      ca: busTrustPem(this.o.secrets),
-      jwt: c.jwt,
-      expiresAt: c.expiresAt,
+    const data = {
+      tokenHash: hash(secret),
+      keyHash: c.keyHash,
+      serial: c.serial,
+      certExpiresAt: c.expiresAt,
+      userKey,
     };
+    await this.run(who, { type: 'Redeem', data }, randomUUID());
+    return this.enrolled(state.identity, c);
+  }
+
+  /**
+   * Fresh credentials for a node whose certificate expired (while it was stopped): `r.cert` must be
+   * one this platform issued to a manager or agent identity that is still active and not retired,
+   * expired at most 30 days ago, and `r.signature` must be the claim signed with its key.
+   */
+  async reenroll(r: Reenrollment): Promise<Enrolled> {
+    const presented = this.presented(r);
+    const state = await this.state(presented.identity);
+    if (state.status === 'active' && this.o.retired?.(state.identity))
+      throw refused('forbidden', 'retired', `${presented.identity.role}:${presented.identity.id} is removed`);
+    this.checkUserKey(r.userKey);
+    const identity = state.status === 'active' ? state.identity : presented.identity;
+    const c = await this.fromCsr(identity, r.csr, r.userKey);
+    const data = {
+      previousSerial: presented.serial,
+      previousExpiresAt: presented.notAfter.toISOString(),
+      serial: c.serial,
+      certExpiresAt: c.expiresAt,
+      userKey: r.userKey,
+    };
+    await this.run(presented.identity, { type: 'Reenroll', data }, randomUUID());
+    return this.enrolled(identity, c);
   }
 
   /** Revokes every credential of the identity: its JWTs are refused and live connections cut off. */
@@ -187,19 +236,56 @@ export class IdentityIssuer {
     return this.handler.load(aggregateIds.identity(who)).then((l) => l.state);
   }
 
+  /** The presented certificate, once it is known to be this platform's, a node's, and the claim its key's. */
+  private presented(r: Reenrollment): ReturnType<typeof inspectCertificate> & { identity: Identity } {
+    let info: ReturnType<typeof inspectCertificate>;
+    let ours: boolean;
+    try {
+      info = inspectCertificate(r.cert);
+      ours = isIssuedBy(r.cert, this.o.secrets.busCa.certPem);
+    } catch (e) {
+      throw new ValidationError(
+        'malformed certificate',
+        [{ path: '$.cert', code: 'malformed', message: 'not a PEM certificate' }],
+        { cause: e },
+      );
+    }
+    if (!ours || !info.identity || !NODE_ROLES.includes(info.identity.role))
+      throw refused('unauthenticated', 'unknown_certificate', 'not a node certificate of this platform');
+    if (!verifyReenrollClaim(r.cert, r, r.signature))
+      throw refused('unauthenticated', 'bad_signature', "the claim is not signed with the certificate's key");
+    const skew = Math.abs(this.now().getTime() - Date.parse(r.signedAt));
+    if (!(skew <= REENROLL_PROOF_WINDOW_MS))
+      throw refused('unauthenticated', 'stale_signature', 'the claim was not signed within the last minutes');
+    return { ...info, identity: info.identity };
+  }
+
+  private checkUserKey(userKey: string): void {
+    if (!USER_KEY.test(userKey))
+      throw new ValidationError('invalid user key', [
+        { path: '$.userKey', code: 'invalid', message: 'an nkey user public key' },
+      ]);
+  }
+
+  private enrolled(identity: Identity, c: { cert: string; jwt: string; expiresAt: string }): Enrolled {
+    return { identity, cert: c.cert, ca: busTrustPem(this.o.secrets), jwt: c.jwt, expiresAt: c.expiresAt };
+  }
+
   /** Certificate (with its issuing CA) for the CSR's key and a JWT for the holder's nkey. */
   private async fromCsr(
     identity: Identity,
     csr: string,
     userKey: string,
-  ): Promise<{ cert: string; serial: string; jwt: string; expiresAt: string }> {
+  ): Promise<{ cert: string; serial: string; keyHash: string; jwt: string; expiresAt: string }> {
     const now = this.now();
     const ttlMs = this.ttl(identity);
-    const cert = this.certFor(identity, publicKeyFromCsr(csr), now, ttlMs);
+    const publicKeyPem = publicKeyFromCsr(csr);
+    const cert = this.certFor(identity, publicKeyPem, now, ttlMs);
     const creds = await this.o.authority.credentialsFor(identity, { now, ttlMs, publicKey: userKey });
     return {
       cert: cert + this.o.secrets.busCa.certPem,
       serial: inspectCertificate(cert).serial,
+      keyHash: keyHashOf(publicKeyPem),
       jwt: creds.jwt,
       expiresAt: new Date(now.getTime() + ttlMs).toISOString(),
     };

@@ -139,9 +139,17 @@ describe('identity issuer: issue, renew under load, enroll, revoke', () => {
     });
     await nc.flush();
     await nc.close();
-    await expect(issuer.enroll(token, csr, user.publicKey)).rejects.toSatisfy((e) =>
-      hasErrorCode(e, 'unauthenticated'),
-    );
+    // the same requester asking again (its reply lost) gets the identity again; another key is refused
+    const again = await issuer.enroll(token, csr, user.publicKey);
+    expect(inspectCertificate(again.cert).identity).toEqual(node);
+    expect(inspectCertificate(again.cert).serial).not.toBe(inspectCertificate(enrolled.cert).serial);
+    for (const [otherCsr, otherKey] of [
+      [createCsr(generateKeyPair(), 'x'), user.publicKey],
+      [csr, newUserKey().publicKey],
+    ] as const)
+      await expect(issuer.enroll(token, otherCsr, otherKey)).rejects.toSatisfy((e) =>
+        hasErrorCode(e, 'unauthenticated'),
+      );
     await expect(issuer.enroll(`${token.slice(0, -2)}xx`, csr, user.publicKey)).rejects.toSatisfy((e) =>
       hasErrorCode(e, 'unauthenticated'),
     );

@@ -4,20 +4,24 @@ import type { IdentityIssuer } from './identity-issuer.js';
 /**
  * Contextualization for nodes a supervisor starts on a trusted cloud (the local one): a freshly
  * issued identity in `identity.json` (0600 in the node's private directory, unreadable by its
- * workloads) and the bus URLs. Cloud nodes elsewhere get an enrollment token instead.
+ * workloads), the bus URLs and, when `enrollUrl` names one, the director a node whose identity
+ * expired while it was stopped re-enrolls at (`CPS_ENROLL_URL`). Cloud nodes elsewhere get an
+ * enrollment token instead.
  */
 export class IssuedNodeIdentities {
   constructor(
     private readonly issuer: IdentityIssuer,
     private readonly natsUrls: readonly string[],
+    private readonly enrollUrl: () => string | undefined = () => undefined,
   ) {}
 
   async contextualize(
     identity: Identity,
   ): Promise<{ env: Record<string, string>; files: Record<string, string> }> {
     const issued = await this.issuer.issue(identity, 'supervisor');
+    const url = this.enrollUrl();
     return {
-      env: { CPS_NATS_URLS: this.natsUrls.join(',') },
+      env: { CPS_NATS_URLS: this.natsUrls.join(','), ...(url ? { CPS_ENROLL_URL: url } : {}) },
       files: { 'identity.json': JSON.stringify(issued) },
     };
   }
