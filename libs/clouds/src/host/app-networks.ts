@@ -29,7 +29,7 @@ import {
   namespaces,
 } from './kernel.js';
 
-/** Where the nodes of every network of a platform reach its NATS. */
+/** An address and port in the root namespace that nodes may open connections to (NATS). */
 export interface NatsEndpoint {
   readonly address: string;
   readonly port: number;
@@ -41,7 +41,7 @@ export interface NatsEndpoint {
  * a node starts is refused at once (a TCP reset, or ICMP administratively prohibited); no route
  * leads to another network's nodes either. They live and die with the namespace.
  */
-const ruleset = (nats: NatsEndpoint): string => `
+const ruleset = (reach: readonly NatsEndpoint[]): string => `
 table inet cps {
   chain input {
     type filter hook input priority 0; policy accept;
@@ -55,8 +55,7 @@ table inet cps {
     ct state established,related accept
     iifname "${BRIDGE}" oifname "${BRIDGE}" accept
     iifname "${UPLINK_INNER}" oifname "${BRIDGE}" accept
-    iifname "${BRIDGE}" oifname "${UPLINK_INNER}" ip daddr ${nats.address} tcp dport ${nats.port} accept
-    meta l4proto tcp reject with tcp reset
+${reach.map((e) => `    iifname "${BRIDGE}" oifname "${UPLINK_INNER}" ip daddr ${e.address} tcp dport ${e.port} accept\n`).join('')}    meta l4proto tcp reject with tcp reset
     reject with icmpx type admin-prohibited
   }
 }
@@ -75,11 +74,21 @@ interface NetworkRecord {
  * `tag` as its alias: nothing that is not tagged so is ever deleted. Callers serialize calls.
  */
 export class AppNetworks {
+  private readonly reach: readonly NatsEndpoint[];
+
+  /**
+   * `reach`: what nodes may connect to beyond their network, all on one address of the root
+   * namespace (the platform's: its NATS; an IaaS stand-in's machines also reach the director there).
+   */
   constructor(
     private readonly dir: string,
     private readonly tag: string,
-    private readonly nats: NatsEndpoint,
-  ) {}
+    reach: NatsEndpoint | readonly NatsEndpoint[],
+  ) {
+    this.reach = Array.isArray(reach) ? reach : [reach as NatsEndpoint];
+    if (new Set(this.reach.map((e) => e.address)).size !== 1)
+      throw new CpsError('internal', 'the endpoints nodes reach must share one address');
+  }
 
   /** The network number recorded for `appId`, if any. */
   recorded(appId: string): number | undefined {
@@ -144,10 +153,10 @@ export class AppNetworks {
         ns,
         `address add ${uplinkInnerAddress(n)}/30 dev ${UPLINK_INNER}`,
         `link set ${UPLINK_INNER} up`,
-        `route add ${this.nats.address}/32 via ${uplinkRootAddress(n)}`,
+        `route add ${(this.reach[0] as NatsEndpoint).address}/32 via ${uplinkRootAddress(n)}`,
       );
       await enableForwarding(ns);
-      await loadRuleset(ns, ruleset(this.nats));
+      await loadRuleset(ns, ruleset(this.reach));
       return true;
     } catch (e) {
       if (uplink) await deleteLink(undefined, uplinkName(n));

@@ -3,21 +3,22 @@ import { namespacePath } from './kernel.js';
 /**
  * Runs inside the node's new mount and PID namespaces, as PID 1 of the latter: gives the node a
  * private `/tmp` and `/dev/shm`, hides `hide` (the platform's directory: every node's files, the
- * platform's keys) under an empty tmpfs, mounts the node's own directory back at its path, and
+ * platform's keys) under an empty tmpfs, mounts the node's own directory back at its path (or at
+ * `at`: a stand-in machine's disk at `/var/lib/cps`), and
  * becomes the node's program there. The node directory is entered before anything is hidden and
  * mounted back from the working directory (`--no-canonicalize`: `.` must stay the directory itself,
  * not a path that now leads into the tmpfs). Nothing here touches the root namespace's mounts
  * (`--propagation private`).
  */
 const SANDBOX = `set -e
-node_dir=$1; hide=$2; shift 2
+node_dir=$1; hide=$2; at=$3; shift 3
 cd "$node_dir"
 mount -t tmpfs -o mode=1777,size=256m,nosuid,nodev cps-tmp /tmp
 mount -t tmpfs -o mode=1777,size=64m,nosuid,nodev cps-shm /dev/shm
 if [ -d "$hide" ]; then mount -t tmpfs -o mode=0755,size=1m cps-hidden "$hide"; fi
-mkdir -p "$node_dir"
-mount --no-canonicalize --bind . "$node_dir"
-cd "$node_dir"
+mkdir -p "$at"
+mount --no-canonicalize --bind . "$at"
+cd "$at"
 exec "$@"`;
 
 /**
@@ -38,6 +39,8 @@ export interface SandboxedCommand {
   readonly nodeDir: string;
   /** Hidden from the node: the directory of every node of the cloud, the platform's own files. */
   readonly hide: string;
+  /** Where the node sees its directory; its own path by default. */
+  readonly at?: string;
   readonly command: string;
   readonly args: readonly string[];
 }
@@ -54,6 +57,7 @@ export const sandboxed = (c: SandboxedCommand): { command: string; args: string[
     SANDBOX,
     c.nodeDir,
     c.hide,
+    c.at ?? c.nodeDir,
     c.command,
     ...c.args,
   ],
