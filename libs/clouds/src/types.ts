@@ -57,6 +57,11 @@ export interface BaseCloud {
   /** The name this cloud is configured under (`local`, `ec2-eu`, ...). */
   readonly name: string;
   readonly driver: 'local' | 'ec2' | 'opennebula';
+  /**
+   * How the cloud makes its nodes, when it has more than one way (`local`: `host`, each node a
+   * network namespace with its own address, or `process`, processes on 127.0.0.1).
+   */
+  readonly mode?: string;
   /** Starts a node; idempotent per `spec.nodeId`. */
   create(spec: NodeSpec): Promise<CloudNode>;
   /** Every node this cloud holds for this platform, whatever its state. */

@@ -4778,7 +4778,10 @@ export interface operations {
                     "application/json": {
                         clouds: {
                             name: string;
+                            /** @description its driver: local, ec2 or opennebula */
                             kind: string;
+                            /** @description how it makes nodes, when it has several ways (local: host or process) */
+                            mode?: string;
                             default: boolean;
                         }[];
                     };

@@ -140,6 +140,9 @@ describe.skipIf(LocalCloud.hostModeUnavailable() !== undefined)('host mode throu
     const up = (await cps('up')).stdout;
     expect(up).toMatch(/local cloud: host mode/);
     expect((await cps('status')).stdout).toMatch(/local cloud: host mode/);
+    const clouds = JSON.parse((await cps('--json', 'cloud', 'list')).stdout) as { clouds: unknown[] };
+    expect(clouds.clouds).toEqual([{ name: 'local', kind: 'local', mode: 'host', default: true }]);
+    expect((await cps('cloud', 'list')).stdout).toMatch(/local\s+local\s+host/);
   });
 
   it('gives every node an address of its own; a workload sees its address and its peers', async () => {

@@ -17,7 +17,7 @@ export const provisioningFeature: DirectorFeature = {
       {
         provide: PROVISIONING,
         useValue: new Provisioning(ctx.core, ctx.issuer, {
-          clouds: ctx.clouds.map((name) => ({ name, kind: name })),
+          clouds: ctx.provisioner.cloudList,
         }),
       },
     ],

@@ -1,7 +1,15 @@
 import { z } from 'zod';
 import { TimeSchema } from '../api/schemas.js';
 
-export const CloudSchema = z.object({ name: z.string(), kind: z.string(), default: z.boolean() });
+export const CloudSchema = z.object({
+  name: z.string(),
+  kind: z.string().describe('its driver: local, ec2 or opennebula'),
+  mode: z
+    .string()
+    .optional()
+    .describe('how it makes nodes, when it has several ways (local: host or process)'),
+  default: z.boolean(),
+});
 export const ResourceSchema = z.object({
   nodeId: z.string(),
   kind: z.enum(['manager', 'agent']),

@@ -9,11 +9,16 @@ export class Provisioning {
   constructor(
     private readonly core: DirectorCore,
     private readonly issuer: IdentityIssuer,
-    private readonly o: { readonly clouds: readonly { name: string; kind: string }[] },
+    private readonly o: { readonly clouds: readonly { name: string; kind: string; mode?: string }[] },
   ) {}
 
   clouds() {
-    return this.o.clouds.map((c, i) => ({ name: c.name, kind: c.kind, default: i === 0 }));
+    return this.o.clouds.map((c, i) => ({
+      name: c.name,
+      kind: c.kind,
+      ...(c.mode === undefined ? {} : { mode: c.mode }),
+      default: i === 0,
+    }));
   }
 
   /** The caller's nodes (admins: all), with node-hours and cost (one credit per started hour). */

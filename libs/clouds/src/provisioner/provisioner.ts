@@ -74,9 +74,16 @@ export class Provisioner {
     return next;
   }
   private readonly clouds: ReadonlyMap<string, BaseCloud>;
+  /** The configured clouds in order (the first is the default): name, driver, mode. */
+  readonly cloudList: readonly { readonly name: string; readonly kind: string; readonly mode?: string }[];
 
   constructor(private readonly o: ProvisionerOptions) {
     this.clouds = new Map(o.clouds.map((c) => [c.name, c]));
+    this.cloudList = o.clouds.map((c) => ({
+      name: c.name,
+      kind: c.driver,
+      ...(c.mode === undefined ? {} : { mode: c.mode }),
+    }));
   }
 
   /** Loads the records from the event history (call once at start). */

@@ -43,7 +43,7 @@ export const observeCommands = (program: Command, g: Globals): void => {
       const d = director(g);
       const r = await d.ask(d.cps.GET('/v1/clouds'));
       if (g().json) return json(r);
-      table(r.clouds, ['name', 'kind', 'default']);
+      table(r.clouds, ['name', 'kind', 'mode', 'default']);
     });
   examples(cloud.command('resources'), ['cps cloud resources', 'cps --json cloud resources'])
     .description('your nodes, with their node-hours and cost')
