@@ -262,8 +262,13 @@ export const buildProgram = (): Command => {
         const cloud = await localCloud(home);
         const running = (await cloud.list()).filter((n) => n.state === 'running');
         for (const n of running) await cloud.stop(n.nodeId);
-        // host mode: namespaces of nodes killed from outside, networks without a running node
+        // host mode: namespaces of nodes killed from outside, networks without a running node, and
+        // the platform address, once no node dials it any more
         await cloud.tidy();
+        if (home.network().mode === 'host') {
+          const { releasePlatformAddress } = await import('@cps/clouds');
+          await releasePlatformAddress(home.tag);
+        }
         console.log(`stopped ${running.length} node(s)`);
       }
     });

@@ -11,7 +11,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { connectBus } from '@cps/bus';
-import { claimPlatformAddress, releasePlatformAddress } from '@cps/clouds';
+import { claimPlatformAddress } from '@cps/clouds';
 import { CpsError } from '@cps/core';
 import { ensureEventStream, ensureLogStream, ensureSnapshotBucket } from '@cps/events';
 import { NatsServers } from '../nats-server/cluster.js';
@@ -190,7 +190,8 @@ export const runSupervisor = async (
     log('stopping');
     await director?.stop();
     await nats.stop();
-    if (home.network().mode === 'host') await releasePlatformAddress(home.tag);
+    // host mode: the platform address stays until the nodes are stopped (`cps down`): a node that
+    // dials a stopped server there is refused at once, one that dials a missing address waits
     rmSync(pidFile(home), { force: true });
     rmSync(readyFile(home), { force: true });
     rmSync(processesFile(home), { force: true });
@@ -433,7 +434,6 @@ export const down = async (home: PlatformHome, timeoutMs = 15_000): Promise<bool
     const running = [left.director, left.nats].filter((r): r is ProcessRecord => !!r && stillRuns(r));
     for (const r of running) await terminate(r);
     rmSync(processesFile(home), { force: true });
-    if (home.network().mode === 'host') await releasePlatformAddress(home.tag);
     return running.length > 0;
   }
   process.kill(pid, 'SIGTERM');
