@@ -6,6 +6,7 @@ import { hasErrorCode } from '@cps/core';
 import { cloudContract, eventually, freshNodeId, nodeSpec } from '../cloud-contract.spec-helpers.js';
 import { Ec2Cloud, type Ec2CloudOptions } from './ec2-cloud.js';
 import {
+  ec2StandInCloudOptions,
   startEc2StandIn,
   type Ec2StandIn,
   type Ec2StandInOptions,
@@ -33,18 +34,7 @@ afterAll(async () => {
 });
 
 const ec2Cloud = (s: Ec2StandIn, o: Partial<Ec2CloudOptions> = {}): Ec2Cloud =>
-  new Ec2Cloud({
-    platformId: 'p1',
-    region: s.region,
-    endpoint: s.endpoint,
-    credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey },
-    imageId: 'ami-0123456789abcdef0',
-    instanceType: 't3.micro',
-    securityGroupIds: ['sg-0123456789abcdef0'],
-    pollIntervalMs: 10,
-    readyTimeoutMs: 5_000,
-    ...o,
-  });
+  new Ec2Cloud({ ...ec2StandInCloudOptions(s), ...o });
 
 cloudContract('ec2 (against a local EC2 stand-in)', async () => {
   const s = await standIn();

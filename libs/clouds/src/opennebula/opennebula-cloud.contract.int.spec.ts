@@ -8,6 +8,7 @@ import { OpenNebulaCloud, type OpenNebulaCloudOptions } from './opennebula-cloud
 import {
   OneLcm,
   OneStates,
+  oneStandInCloudOptions,
   startOneStandIn,
   type OneStandIn,
   type OneStandInOptions,
@@ -35,15 +36,7 @@ afterAll(async () => {
 });
 
 const oneCloud = (s: OneStandIn, o: Partial<OpenNebulaCloudOptions> = {}): OpenNebulaCloud =>
-  new OpenNebulaCloud({
-    platformId: 'p1',
-    endpoint: s.endpoint,
-    session: s.session,
-    template: { cpu: 0.5, vcpu: 1, memoryMb: 512, imageId: 7, networkId: 3 },
-    pollIntervalMs: 10,
-    readyTimeoutMs: 5_000,
-    ...o,
-  });
+  new OpenNebulaCloud({ ...oneStandInCloudOptions(s), ...o });
 
 const startScriptOf = (s: OneStandIn, id: string): string => {
   const context = s.vm(Number(id))!.template.CONTEXT as Record<string, string>;

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { StandInMachines } from '../../iaas/testing/machines.spec-helpers.js';
+import type { Ec2CloudOptions } from '../ec2-cloud.js';
 
 /** EC2 instance states with their API codes. */
 export const Ec2States = {
@@ -19,8 +21,10 @@ export interface StandInInstance {
   readonly imageId: string;
   readonly instanceType: string;
   readonly launchTime: string;
-  readonly privateIp: string;
-  readonly publicIp: string;
+  /** Its machine's address once booted, when the stand-in boots machines. */
+  privateIp: string;
+  /** None when the stand-in boots machines: the machine has one address, reached from the host. */
+  readonly publicIp?: string;
   readonly tags: ReadonlyMap<string, string>;
   readonly securityGroupIds: readonly string[];
   readonly keyName?: string;
@@ -57,6 +61,12 @@ export interface Ec2StandInOptions {
   readonly pendingMs?: number;
   /** How long a terminated instance stays shutting-down; default 30 ms. */
   readonly shutdownMs?: number;
+  /**
+   * Boots each instance for real: a machine that runs its user-data (named by its instance id).
+   * Stopping or terminating the instance halts the machine (TerminateInstances answers once it is).
+   * Off by default: instances are records only.
+   */
+  readonly machines?: StandInMachines;
 }
 
 /**
@@ -124,7 +134,7 @@ class ApiError extends Error {
 const instanceXml = (i: StandInInstance): string => `<item>
 <instanceId>${i.instanceId}</instanceId><imageId>${xmlEscape(i.imageId)}</imageId>
 <instanceState><code>${Ec2States[i.state]}</code><name>${i.state}</name></instanceState>
-<privateIpAddress>${i.privateIp}</privateIpAddress>${i.state === 'running' ? `<ipAddress>${i.publicIp}</ipAddress>` : ''}
+${i.privateIp ? `<privateIpAddress>${i.privateIp}</privateIpAddress>` : ''}${i.state === 'running' && i.publicIp ? `<ipAddress>${i.publicIp}</ipAddress>` : ''}
 <instanceType>${xmlEscape(i.instanceType)}</instanceType><launchTime>${i.launchTime}</launchTime>
 <clientToken>${xmlEscape(i.clientToken)}</clientToken>
 <tagSet>${[...i.tags].map(([k, v]) => `<item><key>${xmlEscape(k)}</key><value>${xmlEscape(v)}</value></item>`).join('')}</tagSet>
@@ -137,6 +147,8 @@ export const startEc2StandIn = async (o: Ec2StandInOptions = {}): Promise<Ec2Sta
   const secretAccessKey = randomBytes(30).toString('base64');
   const instances = new Map<string, StandInInstance>();
   const pages = new Map<string, string[]>();
+  const boots = new Map<string, Promise<void>>();
+  const machines = o.machines;
   const requests: SeenRequest[] = [];
   const failures: Failure[] = [];
   let seq = 0;
@@ -155,7 +167,26 @@ export const startEc2StandIn = async (o: Ec2StandInOptions = {}): Promise<Ec2Sta
     return i;
   };
 
-  const run = (p: URLSearchParams): string => {
+  const boot = async (i: StandInInstance, m: StandInMachines): Promise<void> => {
+    try {
+      i.privateIp = (await m.boot(i.instanceId, i.userData)).address;
+      i.readyAt = Date.now() + (o.pendingMs ?? 30);
+    } catch (e) {
+      i.state = 'terminated';
+      throw new ApiError(
+        500,
+        'InternalError',
+        `instance ${i.instanceId} did not boot: ${(e as Error).message}`,
+      );
+    }
+  };
+
+  /** Halts the machine of an instance that is neither pending nor running (no-op without machines). */
+  const halt = async (i: StandInInstance): Promise<void> => {
+    if (i.state !== 'pending' && i.state !== 'running') await machines?.halt(i.instanceId);
+  };
+
+  const run = async (p: URLSearchParams): Promise<string> => {
     if (p.get('MinCount') !== '1' || p.get('MaxCount') !== '1')
       throw new ApiError(400, 'InvalidParameterValue', 'this stand-in launches one instance at a time');
     const imageId = p.get('ImageId');
@@ -174,19 +205,21 @@ export const startEc2StandIn = async (o: Ec2StandInOptions = {}): Promise<Ec2Sta
         imageId,
         instanceType: p.get('InstanceType') ?? 'm1.small',
         launchTime: new Date().toISOString(),
-        privateIp: `192.0.2.${seq % 250}`,
-        publicIp: `198.51.100.${seq % 250}`,
+        privateIp: machines ? '' : `192.0.2.${seq % 250}`,
+        ...(machines ? {} : { publicIp: `198.51.100.${seq % 250}` }),
         tags: tagsOf(p),
         securityGroupIds: listParam(p, 'SecurityGroupId'),
         ...(p.has('KeyName') ? { keyName: p.get('KeyName')! } : {}),
         ...(p.has('SubnetId') ? { subnetId: p.get('SubnetId')! } : {}),
         userData,
         state: 'pending',
-        readyAt: Date.now() + (o.pendingMs ?? 30),
+        readyAt: machines ? Infinity : Date.now() + (o.pendingMs ?? 30),
         goneAt: Infinity,
       };
       instances.set(id, i);
+      if (machines) boots.set(id, boot(i, machines));
     }
+    await boots.get(i.instanceId);
     return `<RunInstancesResponse xmlns="${NS}"><requestId>r-${seq}</requestId><reservationId>r-${i.instanceId}</reservationId><ownerId>123456789012</ownerId><groupSet/><instancesSet>${instanceXml(i)}</instancesSet></RunInstancesResponse>`;
   };
 
@@ -229,22 +262,25 @@ export const startEc2StandIn = async (o: Ec2StandInOptions = {}): Promise<Ec2Sta
     return `<DescribeInstancesResponse xmlns="${NS}"><requestId>d-${seq}</requestId><reservationSet>${items}</reservationSet>${next ? `<nextToken>${next}</nextToken>` : ''}</DescribeInstancesResponse>`;
   };
 
-  const terminate = (p: URLSearchParams): string => {
-    const items = listParam(p, 'InstanceId')
-      .map(known)
+  const terminate = async (p: URLSearchParams): Promise<string> => {
+    const chosen = listParam(p, 'InstanceId').map(known);
+    const previous = new Map(chosen.map((i) => [i.instanceId, i.state]));
+    for (const i of chosen)
+      if (i.state !== 'terminated' && i.state !== 'shutting-down') {
+        i.state = 'shutting-down';
+        await halt(i);
+        i.goneAt = Date.now() + (o.shutdownMs ?? 30);
+      }
+    const items = chosen
       .map((i) => {
-        const previous = i.state;
-        if (previous !== 'terminated' && previous !== 'shutting-down') {
-          i.state = 'shutting-down';
-          i.goneAt = Date.now() + (o.shutdownMs ?? 30);
-        }
-        return `<item><instanceId>${i.instanceId}</instanceId><currentState><code>${Ec2States[i.state]}</code><name>${i.state}</name></currentState><previousState><code>${Ec2States[previous]}</code><name>${previous}</name></previousState></item>`;
+        const was = previous.get(i.instanceId) as Ec2State;
+        return `<item><instanceId>${i.instanceId}</instanceId><currentState><code>${Ec2States[i.state]}</code><name>${i.state}</name></currentState><previousState><code>${Ec2States[was]}</code><name>${was}</name></previousState></item>`;
       })
       .join('');
     return `<TerminateInstancesResponse xmlns="${NS}"><requestId>t-${seq}</requestId><instancesSet>${items}</instancesSet></TerminateInstancesResponse>`;
   };
 
-  const actions: Record<string, (p: URLSearchParams) => string> = {
+  const actions: Record<string, (p: URLSearchParams) => string | Promise<string>> = {
     RunInstances: run,
     DescribeInstances: describe,
     TerminateInstances: terminate,
@@ -256,7 +292,7 @@ export const startEc2StandIn = async (o: Ec2StandInOptions = {}): Promise<Ec2Sta
     auth.includes(`/${region}/ec2/aws4_request`) &&
     /SignedHeaders=[a-z0-9;-]+, Signature=[0-9a-f]{64}$/.test(auth);
 
-  const handle = (req: IncomingMessage, body: string, res: ServerResponse): void => {
+  const handle = async (req: IncomingMessage, body: string, res: ServerResponse): Promise<void> => {
     const params = new URLSearchParams(body);
     const action = params.get('Action') ?? '';
     const authorization = req.headers.authorization;
@@ -283,7 +319,7 @@ export const startEc2StandIn = async (o: Ec2StandInOptions = {}): Promise<Ec2Sta
       const at = failures.findIndex((f) => f.action === action);
       const failure = at >= 0 ? failures.splice(at, 1)[0] : undefined;
       if (failure && !failure.afterEffect) throw new ApiError(failure.status, failure.code, failure.message);
-      const xml = handler(params);
+      const xml = await handler(params);
       if (failure) throw new ApiError(failure.status, failure.code, failure.message);
       reply(200, xml);
     } catch (e) {
@@ -295,7 +331,7 @@ export const startEc2StandIn = async (o: Ec2StandInOptions = {}): Promise<Ec2Sta
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => handle(req, Buffer.concat(chunks).toString('utf8'), res));
+    req.on('end', () => void handle(req, Buffer.concat(chunks).toString('utf8'), res));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
@@ -317,6 +353,7 @@ export const startEc2StandIn = async (o: Ec2StandInOptions = {}): Promise<Ec2Sta
     setState: (id, state, hold = true) => {
       const i = known(id);
       i.state = state;
+      halt(i).catch((e: unknown) => console.error(`stand-in: machine ${id} did not halt`, e));
       if (hold) {
         i.readyAt = Infinity;
         i.goneAt = Infinity;
@@ -331,3 +368,16 @@ export const startEc2StandIn = async (o: Ec2StandInOptions = {}): Promise<Ec2Sta
       }),
   };
 };
+
+/** Options of an Ec2Cloud on stand-in `s` (platform `p1`, its region and keys, short polls). */
+export const ec2StandInCloudOptions = (s: Ec2StandIn): Ec2CloudOptions => ({
+  platformId: 'p1',
+  region: s.region,
+  endpoint: s.endpoint,
+  credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey },
+  imageId: 'ami-0123456789abcdef0',
+  instanceType: 't3.micro',
+  securityGroupIds: ['sg-0123456789abcdef0'],
+  pollIntervalMs: 10,
+  readyTimeoutMs: 5_000,
+});

@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { XMLParser } from 'fast-xml-parser';
+import type { StandInMachines } from '../../iaas/testing/machines.spec-helpers.js';
+import type { OpenNebulaCloudOptions } from '../opennebula-cloud.js';
 
 /** OpenNebula VM `STATE` values the stand-in uses. */
 export const OneStates = { PENDING: 1, ACTIVE: 3, DONE: 6, POWEROFF: 8 } as const;
@@ -12,7 +14,8 @@ export interface StandInVm {
   readonly id: number;
   readonly name: string;
   readonly stime: number;
-  readonly ip: string;
+  /** Its machine's address once booted, when the stand-in boots machines. */
+  ip: string;
   /** Template attributes OpenNebula keeps in TEMPLATE (CPU, MEMORY, DISK, NIC, CONTEXT, ...). */
   readonly template: Readonly<Record<string, unknown>>;
   /** Every other attribute of the allocated template (OpenNebula's USER_TEMPLATE). */
@@ -39,6 +42,12 @@ export interface OneStandInOptions {
   readonly pendingMs?: number;
   /** How long a terminated VM stays in SHUTDOWN before DONE; default 30 ms. */
   readonly shutdownMs?: number;
+  /**
+   * Boots each VM for real: a machine named by its DEPLOY_ID (`one-<id>`) that runs its
+   * `START_SCRIPT_BASE64`; `one.vm.allocate` answers once it booted. Powering off or terminating
+   * the VM halts the machine (`terminate-hard` answers once it is). Off by default: VMs are records only.
+   */
+  readonly machines?: StandInMachines;
 }
 
 /**
@@ -122,6 +131,7 @@ export const startOneStandIn = async (o: OneStandInOptions = {}): Promise<OneSta
   const vms = new Map<number, StandInVm>();
   const calls: SeenCall[] = [];
   const failures: CannedFailure[] = [];
+  const machines = o.machines;
   let seq = 0;
 
   const tick = (): void => {
@@ -149,7 +159,25 @@ export const startOneStandIn = async (o: OneStandInOptions = {}): Promise<OneSta
     return `<VM><ID>${vm.id}</ID><UID>0</UID><GID>0</GID><UNAME>cps-admin</UNAME><NAME>${esc(vm.name)}</NAME><STATE>${vm.state}</STATE><LCM_STATE>${vm.lcm}</LCM_STATE><STIME>${vm.stime}</STIME><ETIME>0</ETIME><DEPLOY_ID>one-${vm.id}</DEPLOY_ID><TEMPLATE>${toXml(template)}</TEMPLATE><USER_TEMPLATE>${toXml(user)}</USER_TEMPLATE></VM>`;
   };
 
-  const allocate = (template: unknown): number => {
+  const boot = async (vm: StandInVm, m: StandInMachines): Promise<void> => {
+    const encoded = (vm.template.CONTEXT as Record<string, unknown> | undefined)?.START_SCRIPT_BASE64;
+    const script = Buffer.from(typeof encoded === 'string' ? encoded : '', 'base64').toString('utf8');
+    try {
+      vm.ip = (await m.boot(`one-${vm.id}`, script)).address;
+      vm.readyAt = Date.now() + (o.pendingMs ?? 30);
+    } catch (e) {
+      [vm.state, vm.lcm, vm.readyAt] = [OneStates.ACTIVE, OneLcm.BOOT_FAILURE, Infinity];
+      throw new OneError(ACTION, `[one.vm.allocate] VM ${vm.id} did not boot: ${(e as Error).message}`);
+    }
+  };
+
+  /** Halts the machine of a VM that is powered off or shutting down (no-op without machines). */
+  const halt = async (vm: StandInVm): Promise<void> => {
+    if (vm.state === OneStates.POWEROFF || vm.state === OneStates.DONE || vm.lcm === OneLcm.SHUTDOWN)
+      await machines?.halt(`one-${vm.id}`);
+  };
+
+  const allocate = async (template: unknown): Promise<number> => {
     let parsed: Record<string, unknown>;
     try {
       parsed =
@@ -165,17 +193,18 @@ export const startOneStandIn = async (o: OneStandInOptions = {}): Promise<OneSta
       id,
       name: typeof parsed.NAME === 'string' ? parsed.NAME : `one-${id}`,
       stime: Math.floor(Date.now() / 1000),
-      ip: `192.0.2.${(id % 250) + 1}`,
+      ip: machines ? '' : `192.0.2.${(id % 250) + 1}`,
       template: Object.fromEntries(entries.filter(([k]) => TEMPLATE_KEYS.has(k))),
       userTemplate: Object.fromEntries(
         entries.filter(([k]) => !TEMPLATE_KEYS.has(k)).map(([k, v]) => [k, typeof v === 'string' ? v : '']),
       ),
       state: OneStates.PENDING,
       lcm: OneLcm.LCM_INIT,
-      readyAt: Date.now() + (o.pendingMs ?? 30),
+      readyAt: machines ? Infinity : Date.now() + (o.pendingMs ?? 30),
       goneAt: Infinity,
     };
     vms.set(id, vm);
+    if (machines) await boot(vm, machines);
     return id;
   };
 
@@ -191,17 +220,19 @@ export const startOneStandIn = async (o: OneStandInOptions = {}): Promise<OneSta
     return `<VM_POOL>${shown.map((vm) => vmXml(vm, false)).join('')}</VM_POOL>`;
   };
 
-  const action = (name: unknown, id: unknown): number => {
+  const action = async (name: unknown, id: unknown): Promise<number> => {
     const vm = known(id, 'one.vm.action');
     if (name !== 'terminate-hard')
       throw new OneError(API, `[one.vm.action] the stand-in knows terminate-hard only`);
     if (vm.state === OneStates.DONE || vm.lcm === OneLcm.SHUTDOWN)
       throw new OneError(ACTION, `[one.vm.action] Error performing action "terminate-hard": wrong state`);
-    [vm.state, vm.lcm, vm.goneAt] = [OneStates.ACTIVE, OneLcm.SHUTDOWN, Date.now() + (o.shutdownMs ?? 30)];
+    [vm.state, vm.lcm, vm.goneAt] = [OneStates.ACTIVE, OneLcm.SHUTDOWN, Infinity];
+    await halt(vm);
+    vm.goneAt = Date.now() + (o.shutdownMs ?? 30);
     return vm.id;
   };
 
-  const dispatch = (method: string, params: unknown[]): number | string => {
+  const dispatch = (method: string, params: unknown[]): number | string | Promise<number | string> => {
     const [, a, b, c, d] = params;
     switch (method) {
       case 'one.vm.allocate':
@@ -217,7 +248,7 @@ export const startOneStandIn = async (o: OneStandInOptions = {}): Promise<OneSta
     }
   };
 
-  const handle = (body: string): string => {
+  const handle = async (body: string): Promise<string> => {
     const call = (
       requestParser.parse(body) as {
         methodCall?: { methodName?: string; params?: { param?: { value: unknown }[] } };
@@ -234,7 +265,7 @@ export const startOneStandIn = async (o: OneStandInOptions = {}): Promise<OneSta
       if (params[0] !== session)
         throw new OneError(AUTH, `[${method}] User couldn't be authenticated, aborting call.`);
       tick();
-      return response([true, dispatch(method, params), 0]);
+      return response([true, await dispatch(method, params), 0]);
     } catch (e) {
       if (e instanceof OneError) return response([false, e.message, e.code]);
       return faultResponse(-500, (e as Error).message);
@@ -249,7 +280,10 @@ export const startOneStandIn = async (o: OneStandInOptions = {}): Promise<OneSta
         res.writeHead(404).end();
         return;
       }
-      res.writeHead(200, { 'content-type': 'text/xml' }).end(handle(Buffer.concat(chunks).toString('utf8')));
+      handle(Buffer.concat(chunks).toString('utf8')).then(
+        (xml) => res.writeHead(200, { 'content-type': 'text/xml' }).end(xml),
+        (e: unknown) => res.writeHead(500).end(String(e)),
+      );
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -270,6 +304,7 @@ export const startOneStandIn = async (o: OneStandInOptions = {}): Promise<OneSta
     setState: (id, state, lcm = OneLcm.LCM_INIT) => {
       const vm = known(id, 'setState');
       [vm.state, vm.lcm, vm.readyAt, vm.goneAt] = [state, lcm, Infinity, Infinity];
+      halt(vm).catch((e: unknown) => console.error(`stand-in: machine one-${id} did not halt`, e));
     },
     failNext: (f) => failures.push(f),
     close: () =>
@@ -280,3 +315,13 @@ export const startOneStandIn = async (o: OneStandInOptions = {}): Promise<OneSta
       }),
   };
 };
+
+/** Options of an OpenNebulaCloud on stand-in `s` (platform `p1`, a small template, short polls). */
+export const oneStandInCloudOptions = (s: OneStandIn): OpenNebulaCloudOptions => ({
+  platformId: 'p1',
+  endpoint: s.endpoint,
+  session: s.session,
+  template: { cpu: 0.5, vcpu: 1, memoryMb: 512, imageId: 7, networkId: 3 },
+  pollIntervalMs: 10,
+  readyTimeoutMs: 5_000,
+});
