@@ -17,13 +17,13 @@ import append from './cases/append.mjs';
 import load from './cases/load.mjs';
 import replay from './cases/replay.mjs';
 import replicas from './cases/replicas.mjs';
-import nodes from './cases/nodes.mjs';
+import nodes, { nodesHost } from './cases/nodes.mjs';
 import heartbeats from './cases/heartbeats.mjs';
 import directorHttp from './cases/director-http.mjs';
 import directorStart from './cases/director-start.mjs';
 import cli from './cases/cli.mjs';
 
-const ALL = [rpc, append, load, replay, replicas, nodes, heartbeats, directorHttp, directorStart, cli];
+const ALL = [rpc, append, load, replay, replicas, nodes, heartbeats, directorHttp, directorStart, cli, nodesHost];
 
 const usage = `usage: node bench/run.mjs [options]
   --only LIST   comma-separated benchmarks: ${ALL.map((c) => `${c.id} (${c.letter})`).join(', ')}
@@ -151,6 +151,12 @@ const main = async () => {
   const started = Date.now();
   try {
     for (const [index, c] of selected.entries()) {
+      // a benchmark this machine cannot run (host mode needs root) is left out, saying why
+      const unavailable = c.unavailable?.();
+      if (unavailable) {
+        log(`${c.letter}. ${c.title}: skipped, ${unavailable}`);
+        continue;
+      }
       const perRun = [];
       let state;
       try {

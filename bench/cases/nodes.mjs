@@ -1,8 +1,11 @@
 // (f) add_nodes of 3 nodes until all are RUNNING on the local cloud, vs starting the same agent
 // processes by hand (identities issued beforehand, each configured at its first heartbeat as its
 // manager would, timed until each sends a ready heartbeat).
+// (m) the same in host mode (root): each node a namespace of its own on the application's bridge,
+// vs the same agents started by hand in namespaces made with `ip` (a namespace, a veth to the
+// bridge, an address and a default route each, then `ip netns exec`).
 import { chownSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import {
   subjects,
@@ -13,7 +16,7 @@ import {
   removeNodes,
   startupService,
 } from '@cps/bus';
-import { workloadUser } from '@cps/clouds';
+import { LocalCloud, workloadUser } from '@cps/clouds';
 import { agentEntry } from '../lib/fixtures.mjs';
 import { median, now, sleep } from '../lib/stats.mjs';
 
@@ -30,15 +33,38 @@ const waitFor = async (read, ok, ms, what) => {
   }
 };
 
-export default {
-  id: 'nodes',
-  letter: 'f',
-  title: 'add_nodes of 3 nodes to RUNNING on local vs the same agents started by hand',
-  fixture: 'host',
+
+/** A namespace made by hand for a raw agent, on the network's bridge, then the agent run in it. */
+const byHand = (network, p) =>
+  [
+    `ip netns add ${p.ns}`,
+    `ip link add ${p.peer} netns cps-b${network} type veth peer name eth0 netns ${p.ns}`,
+    `ip -n cps-b${network} link set ${p.peer} master br0 up`,
+    `ip -n ${p.ns} link set lo up`,
+    `ip -n ${p.ns} address add ${p.address}/24 dev eth0`,
+    `ip -n ${p.ns} link set eth0 up`,
+    `ip -n ${p.ns} route add default via 198.18.${network}.1`,
+    `exec ip netns exec ${p.ns} "$@"`,
+  ].join(' && ');
+
+const tryIp = (args) => {
+  try {
+    execFileSync('ip', args, { stdio: 'ignore' });
+  } catch {}
+};
+
+const nodesCase = ({ id, letter, fixture, hostMode }) => ({
+  id,
+  letter,
+  title: hostMode
+    ? 'add_nodes of 3 nodes to RUNNING on local in host mode vs the same agents started by hand in namespaces'
+    : 'add_nodes of 3 nodes to RUNNING on local vs the same agents started by hand',
+  fixture,
+  unavailable: hostMode ? () => LocalCloud.hostModeUnavailable() : undefined,
   figures: [
     {
       key: 'add3',
-      label: 'f. add_nodes(3) to all RUNNING',
+      label: `${letter}. add_nodes(3) to all RUNNING${hostMode ? ', host mode' : ''}`,
       unit: 'ms',
       target: { on: 'ratio', op: '<=', value: 1.5 },
     },
@@ -63,11 +89,16 @@ export default {
     await waitFor(info, (i) => i.state === 'RUNNING', 60_000, 'RUNNING');
     // the raw agents' configuration comes, as it must, from an identity of their service's manager
     const asManager = await host.nats.bus({ role: 'manager', id: 's1', appId: 'a1', serviceId: 's1' });
-    return { host, bus, asManager, info, rawDir: join(host.dir, 'raw') };
+    // host mode: the raw agents join the application's network, beside the manager's node
+    const manager = (await host.cloud.list()).find((n) => n.nodeId === MANAGER);
+    const network = hostMode ? Number(manager.address.split('.')[2]) : undefined;
+    return { host, bus, asManager, info, rawDir: join(host.dir, 'raw'), network };
   },
 
   async run(state, runIndex) {
     const cps = async () => {
+      // from a settled service: a removal of the last round (or a replaced node) may still be adapting
+      await waitFor(state.info, (i) => i.state === 'RUNNING', 60_000, 'RUNNING before add_nodes');
       const before = new Set((await state.bus.request(at, listNodes, {})).nodes.map((n) => n.nodeId));
       const t0 = now();
       await state.bus.request(at, addNodes, { nodes: { node: 3 } });
@@ -98,12 +129,13 @@ export default {
             nodeId: id,
           });
           writeFileSync(join(dir, 'identity.json'), JSON.stringify(identity), { mode: 0o600 });
+          const address = hostMode ? `198.18.${state.network}.${200 + i}` : '127.0.0.1';
           const env = {
             PATH: process.env.PATH ?? '/usr/bin:/bin',
             HOME: dir,
             CPS_NODE_DIR: dir,
             CPS_NODE_ID: id,
-            CPS_NODE_ADDRESS: '127.0.0.1',
+            CPS_NODE_ADDRESS: address,
             CPS_PORT_FROM: String(30_000 + i * 10),
             CPS_PORT_TO: String(30_009 + i * 10),
             CPS_NATS_URLS: state.host.nats.urls.join(','),
@@ -112,7 +144,7 @@ export default {
             CPS_SERVICE_TYPE: 'helloworld',
             CPS_NODE_ROLE: 'node',
           };
-          return { id, dir, env };
+          return { id, dir, env, address, ns: `cps-raw${i}`, peer: `r${i}` };
         }),
       );
       const ready = new Set();
@@ -134,7 +166,14 @@ export default {
       await state.bus.connection.flush();
       const t0 = now();
       const children = prepared.map((p) =>
-        spawn(process.execPath, [agentEntry], { cwd: p.dir, env: p.env, stdio: 'ignore', detached: true }),
+        hostMode
+          ? spawn('/bin/sh', ['-c', byHand(state.network, p), 'raw', process.execPath, agentEntry], {
+              cwd: p.dir,
+              env: p.env,
+              stdio: 'ignore',
+              detached: true,
+            })
+          : spawn(process.execPath, [agentEntry], { cwd: p.dir, env: p.env, stdio: 'ignore', detached: true }),
       );
       await waitFor(
         async () => ids.every((id) => ready.has(id)),
@@ -150,7 +189,13 @@ export default {
         } catch {}
       }
       await sleep(300);
-      for (const p of prepared) rmSync(p.dir, { recursive: true, force: true });
+      for (const p of prepared) {
+        if (hostMode) {
+          tryIp(['-n', `cps-b${state.network}`, 'link', 'delete', p.peer]);
+          tryIp(['netns', 'delete', p.ns]);
+        }
+        rmSync(p.dir, { recursive: true, force: true });
+      }
       return ms;
     };
     const samples = { cps: [], raw: [] };
@@ -160,4 +205,7 @@ export default {
     }
     return { add3: { cps: median(samples.cps), raw: median(samples.raw) } };
   },
-};
+});
+
+export default nodesCase({ id: 'nodes', letter: 'f', fixture: 'host', hostMode: false });
+export const nodesHost = nodesCase({ id: 'nodeshost', letter: 'm', fixture: 'hostmode', hostMode: true });

@@ -107,6 +107,25 @@ export const fixtures = {
     },
   },
 
+  /** The test host in host mode (root): nodes are namespaces, nats-server on a platform address. */
+  hostmode: {
+    async create() {
+      const host = await TestHost.start({
+        agentEntry,
+        managerEntry,
+        managerEnv: { CPS_HEARTBEAT_TIMEOUT_MS: '3000', CPS_READY_TIMEOUT_MS: '60000' },
+        stopGraceMs: 2_000,
+        hostMode: true,
+      });
+      servers.add(host.nats);
+      return { host };
+    },
+    dispose: async (fx) => {
+      servers.delete(fx.host.nats);
+      await fx.host.cleanup();
+    },
+  },
+
   /** One server; a director (requester, JetStream writer) and a manager (responder) connection. */
   server: {
     async create() {

@@ -1,9 +1,18 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Identity } from '@cps/core';
 import { Bus, OperatorModeAuthority, type Served } from '@cps/bus';
-import { LocalCloud, nodeEvents, Provisioner, workloadUser, type ProvisionPolicy } from '@cps/clouds';
+import {
+  claimPlatformAddress,
+  LocalCloud,
+  nodeEvents,
+  Provisioner,
+  releasePlatformAddress,
+  workloadUser,
+  type ProvisionPolicy,
+} from '@cps/clouds';
 import {
   EventCatalog,
   ensureEventStream,
@@ -24,6 +33,11 @@ export interface TestHostOptions {
   readonly stopGraceMs?: number;
   /** The Provisioner's policy hook (quotas and credit, in the director). */
   readonly policy?: ProvisionPolicy;
+  /**
+   * Runs the local cloud in host mode (root only): nodes are namespaces with addresses of their own,
+   * and nats-server listens on a platform address claimed for this host (released at cleanup).
+   */
+  readonly hostMode?: boolean;
 }
 
 /**
@@ -40,11 +54,16 @@ export class TestHost {
     readonly provisioner: Provisioner,
     readonly cloud: LocalCloud,
     readonly dir: string,
+    private readonly platformTag?: string,
   ) {}
 
   static async start(o: TestHostOptions): Promise<TestHost> {
-    const nats = await TestNats.start();
     const dir = mkdtempSync(join(tmpdir(), 'cps-host-'));
+    const tag = o.hostMode
+      ? `cps-t${createHash('sha256').update(dir).digest('hex').slice(0, 10)}`
+      : undefined;
+    const platform = tag === undefined ? undefined : await claimPlatformAddress(tag);
+    const nats = await TestNats.start(platform ? { host: platform.address } : {});
     const nc = await nats.connect({ role: 'director', id: 'd1' });
     await ensureEventStream(nc);
     await ensureSnapshotBucket(nc);
@@ -69,6 +88,9 @@ export class TestHost {
       stopGraceMs: o.stopGraceMs ?? 3_000,
       // nodes' workloads run as the unprivileged workload user when we can switch users
       ...(user && process.getuid?.() === 0 ? { workloadUser: user } : {}),
+      ...(platform
+        ? { host: { nats: { address: platform.address, port: nats.servers.nodes[0]?.port ?? 0 }, hide: dir } }
+        : {}),
     });
     const issued = new IssuedNodeIdentities(issuer, nats.urls);
     const identities = {
@@ -84,7 +106,7 @@ export class TestHost {
       ...(o.policy ? { policy: o.policy } : {}),
     });
     await provisioner.load();
-    const host = new TestHost(nats, bus, issuer, provisioner, cloud, dir);
+    const host = new TestHost(nats, bus, issuer, provisioner, cloud, dir, tag);
     await host.serveProvisioner();
     return host;
   }
@@ -102,8 +124,11 @@ export class TestHost {
   }
 
   async cleanup(): Promise<void> {
+    // no node may be created while the nodes are destroyed (a manager replacing one would leave it behind)
+    await this.stopProvisioner();
     for (const n of await this.cloud.list()) await this.cloud.destroy(n.nodeId).catch(() => undefined);
     await this.nats.cleanup();
+    if (this.platformTag !== undefined) await releasePlatformAddress(this.platformTag);
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

@@ -16,6 +16,8 @@ import { pooledKeys } from './keys.js';
 export interface TestNatsOptions {
   /** 1 (default) or 3 for a JetStream cluster. */
   readonly size?: number;
+  /** The address the servers listen on (a host-mode platform address); 127.0.0.1 by default. */
+  readonly host?: string;
 }
 
 /**
@@ -38,7 +40,13 @@ export class TestNats {
     try {
       const keys = pooledKeys();
       const secrets = createPlatformSecrets(new Date(), keys);
-      const servers = await NatsServers.start({ dir, secrets, size: o.size ?? 1, serverKey: keys.next() });
+      const servers = await NatsServers.start({
+        dir,
+        secrets,
+        size: o.size ?? 1,
+        serverKey: keys.next(),
+        ...(o.host === undefined ? {} : { host: o.host }),
+      });
       return new TestNats(dir, secrets, servers);
     } catch (e) {
       rmSync(dir, { recursive: true, force: true });
