@@ -23,7 +23,19 @@ import directorHttp from './cases/director-http.mjs';
 import directorStart from './cases/director-start.mjs';
 import cli from './cases/cli.mjs';
 
-const ALL = [rpc, append, load, replay, replicas, nodes, heartbeats, directorHttp, directorStart, cli, nodesHost];
+const ALL = [
+  rpc,
+  append,
+  load,
+  replay,
+  replicas,
+  nodes,
+  heartbeats,
+  directorHttp,
+  directorStart,
+  cli,
+  nodesHost,
+];
 
 const usage = `usage: node bench/run.mjs [options]
   --only LIST   comma-separated benchmarks: ${ALL.map((c) => `${c.id} (${c.letter})`).join(', ')}

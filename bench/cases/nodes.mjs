@@ -33,7 +33,6 @@ const waitFor = async (read, ok, ms, what) => {
   }
 };
 
-
 /** A namespace made by hand for a raw agent, on the network's bridge, then the agent run in it. */
 const byHand = (network, p) =>
   [
@@ -173,7 +172,12 @@ const nodesCase = ({ id, letter, fixture, hostMode }) => ({
               stdio: 'ignore',
               detached: true,
             })
-          : spawn(process.execPath, [agentEntry], { cwd: p.dir, env: p.env, stdio: 'ignore', detached: true }),
+          : spawn(process.execPath, [agentEntry], {
+              cwd: p.dir,
+              env: p.env,
+              stdio: 'ignore',
+              detached: true,
+            }),
       );
       await waitFor(
         async () => ids.every((id) => ready.has(id)),
