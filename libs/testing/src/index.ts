@@ -4,5 +4,5 @@ export { eventStoreContract, type StoreUnderTest } from './event-store-contract.
 export { ViolationLog, trySubscribe } from './permissions.js';
 export { eventually, EventuallyTimeoutError } from './eventually.js';
 export { TestHost, type TestHostOptions } from './host.js';
-export { spawnSource } from './source-process.js';
+export { sourceCommand, spawnSource } from './source-process.js';
 export { ServiceHarness, type ServiceHarnessOptions } from './service-harness.js';

@@ -46,13 +46,26 @@ const register = (): string => {
 };
 
 /**
- * Runs a TypeScript entry of this repository in a new node process from its source, as the int
- * tier runs it: workspace packages by their `@cps/source` entries, nothing from `dist`. For tests
- * whose parties must be separate processes (their own event loop, clock reads and connections).
+ * The command line (the node binary first) that runs a TypeScript entry of this repository from its
+ * source, as the int tier runs it: workspace packages by their `@cps/source` entries, nothing from
+ * `dist`. For a program another program starts (a stand-in machine's node, say).
  */
-export const spawnSource = (entry: string, args: readonly string[], o: SpawnOptions = {}): ChildProcess =>
-  spawn(
-    process.execPath,
-    ['--conditions=@cps/source', '--enable-source-maps', '--import', register(), entry, ...args],
-    o,
-  );
+export const sourceCommand = (entry: string, args: readonly string[] = []): string[] => [
+  process.execPath,
+  '--conditions=@cps/source',
+  '--enable-source-maps',
+  '--import',
+  register(),
+  entry,
+  ...args,
+];
+
+/**
+ * Runs a TypeScript entry of this repository in a new node process from its source (see
+ * {@link sourceCommand}). For tests whose parties must be separate processes (their own event loop,
+ * clock reads and connections).
+ */
+export const spawnSource = (entry: string, args: readonly string[], o: SpawnOptions = {}): ChildProcess => {
+  const [node, ...rest] = sourceCommand(entry, args);
+  return spawn(node as string, rest, o);
+};
