@@ -16,7 +16,7 @@ cat <<MSG
 
 The sample application runs. To look at it (cps is node tools/cli/bin/cps.js):
   cps app info generic-hello                    the application and its service
-  cps service nodes hello --app generic-hello   its nodes: processes on this machine
+  cps service nodes hello --app generic-hello   its nodes and their addresses (host mode: each its own)
   cps events --app generic-hello --follow       what happens, live (Ctrl-C ends it)
   cps deploy examples/generic-scripts/manifest.json   an application with code from a local directory
   curl --cacert ${home:-\$CPS_HOME}/ca.pem ${url}/healthz
