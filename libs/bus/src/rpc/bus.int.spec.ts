@@ -110,4 +110,21 @@ describe('typed request/reply', () => {
     ).rejects.toSatisfy((e) => hasErrorCode(e, 'unavailable'));
     expect(Date.now() - t0).toBeLessThan(1_000);
   });
+
+  it('closes at once when the server is gone, instead of waiting to drain', async () => {
+    const own = await TestNats.start();
+    try {
+      const bus = await own.bus({ role: 'manager', id: 's1', appId: 'a1', serviceId: 's1' });
+      bus.handle(mgr, addNodes, async () => ({ operationId: 'x' }));
+      await bus.flush();
+      await own.servers.kill(0);
+      const t0 = Date.now();
+      await bus.close();
+      // two bounded drains (subscriptions, connection) of 1 s each, then closed
+      expect(Date.now() - t0).toBeLessThan(2_500);
+      expect(bus.connection.isClosed()).toBe(true);
+    } finally {
+      await own.cleanup();
+    }
+  });
 });

@@ -58,6 +58,18 @@ interface Registration {
   sub: Subscription;
 }
 
+
+/** True when `p` settled within `ms`; false (and `p` left running) otherwise. */
+const within = async (p: Promise<unknown>, ms: number): Promise<boolean> => {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)));
+  try {
+    return await Promise.race([p.then(() => true as const), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+};
+
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const QUEUE = 'cps';
@@ -228,13 +240,22 @@ export class Bus {
     await old.drain().catch(() => undefined);
   }
 
-  async close(): Promise<void> {
-    for (const reg of this.registrations) await reg.sub.drain().catch(() => undefined);
+  /**
+   * Stops serving, lets the handlers still running finish (5 s at most), and closes the connection:
+   * drained while the server answers; closed at once when it does not (a drain waits for the server,
+   * which a platform going down has stopped first), after `drainMs` at most.
+   */
+  async close(drainMs = 1_000): Promise<void> {
+    const drained = async (): Promise<void> => {
+      for (const reg of this.registrations) await reg.sub.drain().catch(() => undefined);
+    };
+    await within(drained(), drainMs);
     this.registrations.clear();
     const deadline = Date.now() + 5_000;
     while ((this.inFlight.get(this.conn) ?? 0) > 0 && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 10));
-    await this.conn.drain().catch(() => undefined);
+    await within(this.conn.drain().catch(() => undefined), drainMs);
+    if (!this.conn.isClosed()) await this.conn.close().catch(() => undefined);
   }
 
   private subscribe(
