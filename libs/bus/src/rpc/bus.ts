@@ -58,7 +58,6 @@ interface Registration {
   sub: Subscription;
 }
 
-
 /** True when `p` settled within `ms`; false (and `p` left running) otherwise. */
 const within = async (p: Promise<unknown>, ms: number): Promise<boolean> => {
   let timer: NodeJS.Timeout | undefined;
@@ -254,7 +253,10 @@ export class Bus {
     const deadline = Date.now() + 5_000;
     while ((this.inFlight.get(this.conn) ?? 0) > 0 && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 10));
-    await within(this.conn.drain().catch(() => undefined), drainMs);
+    await within(
+      this.conn.drain().catch(() => undefined),
+      drainMs,
+    );
     if (!this.conn.isClosed()) await this.conn.close().catch(() => undefined);
   }
 
