@@ -1,6 +1,6 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -33,6 +33,7 @@ fs.writeFileSync('seen.json', JSON.stringify({
   siblings: ls(path.dirname(dir)),
   processes: ls('/proc').filter((e) => /^[0-9]+$/.test(e)).length,
   tmp: ls('/tmp'),
+  ns: Object.fromEntries(['ipc', 'uts', 'pid', 'mnt', 'net'].map((n) => [n, fs.readlinkSync('/proc/self/ns/' + n)])),
 }));
 fs.appendFileSync(path.join(dir, 'data.txt'), 'boot\\n');
 require('node:net').createServer((s) => s.end(process.env.CPS_NODE_ID)).listen(Number(process.env.CPS_PORT_FROM), process.env.CPS_NODE_ADDRESS);
@@ -138,6 +139,9 @@ describe.skipIf(!hostMode)('host mode of the local cloud', () => {
     expect(s['processes']).toBeLessThan(5);
     // a /tmp of its own (the node's directory is under the host's /tmp in this test, and mounted back)
     expect(s['tmp']).not.toContain(basename(marker));
+    // namespaces of its own: none shared with the machine's (this process's)
+    for (const [kind, id] of Object.entries(s['ns'] as Record<string, string>))
+      expect(id, kind).not.toBe(readlinkSync(`/proc/self/ns/${kind}`));
     // node to node inside the application
     expect(
       await eventually(

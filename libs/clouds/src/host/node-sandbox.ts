@@ -24,12 +24,13 @@ exec "$@"`;
 /**
  * Runs in the root namespace as the node's first process: joins the node's cgroup before anything
  * else (so every process the node ever starts is in it), then enters the node's network namespace
- * and new mount and PID namespaces (`unshare --fork`: this process stays as the node's handle, its
- * child becomes PID 1 there, with a `/proc` of its own: a node sees only its own processes).
+ * and new mount, PID, IPC and UTS namespaces (`unshare --fork`: this process stays as the node's
+ * handle, its child becomes PID 1 there, with a `/proc` of its own: a node sees only its own
+ * processes, and no other node's System V IPC objects or POSIX message queues).
  */
 const ENTER = `cgroup_procs=$1; netns=$2; sandbox=$3; shift 3
 if [ -n "$cgroup_procs" ]; then echo $$ > "$cgroup_procs"; fi
-exec nsenter --net="$netns" -- unshare --mount --pid --fork --mount-proc --propagation private -- /bin/sh -c "$sandbox" cps-node "$@"`;
+exec nsenter --net="$netns" -- unshare --mount --pid --ipc --uts --fork --mount-proc --propagation private -- /bin/sh -c "$sandbox" cps-node "$@"`;
 
 export interface SandboxedCommand {
   /** The node's network namespace. */
