@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -125,9 +124,6 @@ describe('the agent runtime: configuration, readiness, durable data, one-off com
       },
     });
     await manager.flush();
-    if (root) execFileSync('mkdir', ['-p', join(nodeDir, 'work')]);
-    const user = workloadUser();
-    if (root && user) execFileSync('chown', [`${user.uid}:${user.gid}`, join(nodeDir, 'work')]);
   });
   afterAll(async () => {
     for (const a of agents) await a.stop().catch(() => undefined);
@@ -150,6 +146,10 @@ describe('the agent runtime: configuration, readiness, durable data, one-off com
     const ready = await eventually(lastBeat, (b) => b?.ready === true, 5_000);
     expect(ready?.boot).toBe(first?.boot);
 
+    // the agent made its work directory (its cloud made none, as on an IaaS instance), the workload user's
+    const work = statSync(join(nodeDir, 'work'));
+    expect(work.mode & 0o777).toBe(0o700);
+    if (root) expect(work.uid).toBe(workloadUser()?.uid);
     // the data directory is the workload user's
     const data = statSync(join(nodeDir, 'work', DATA_DIR));
     expect(data.isDirectory()).toBe(true);

@@ -156,6 +156,7 @@ export class AgentRuntime {
       this.fatal = `software missing on this node: ${missing.join(', ')} (Debian package${missing.length > 1 ? 's' : ''}; install with apt-get install ${missing.join(' ')})`;
       this.log.error(this.fatal);
     }
+    await this.work.ensure();
     if (!this.fatal) await this.work.mkdir(DATA_DIR);
     if (o.serve) await o.serve(this.commands());
     else {

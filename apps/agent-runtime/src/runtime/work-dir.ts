@@ -75,6 +75,20 @@ export class WorkDir implements WorkFiles {
     }
   }
 
+  /**
+   * Makes the work directory (0700, the workload user's) when the node's cloud did not: the local
+   * cloud makes it with the node's directory, an IaaS instance's boot script does not.
+   */
+  async ensure(): Promise<void> {
+    try {
+      await mkdir(this.path, { mode: 0o700 });
+    } catch (e) {
+      if (isErrno(e, 'EEXIST')) return;
+      throw e;
+    }
+    if (this.user) await lchown(this.path, this.user.uid, this.user.gid);
+  }
+
   async remove(name: string): Promise<void> {
     checkName(name);
     await new Promise<void>((resolve, reject) => {
