@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
 import { generateKeyPairAsync, issueCertificate, type KeyPair } from '@cps/core';
 import { Bus, connectBus, type BusAuthority } from '@cps/bus';
 import {
@@ -66,7 +67,11 @@ export interface DirectorOptions {
   readonly nodeIdentities?: (issuer: IdentityIssuer) => NodeIdentitySource;
   /** HTTPS port (0: any free port). */
   readonly port: number;
-  /** The address to listen on (default 127.0.0.1; a container publishes 0.0.0.0 to its own network). */
+  /**
+   * The address to listen on (default 127.0.0.1; a container publishes 0.0.0.0 to its own network).
+   * A specific address (not a wildcard) is the director's URL and is named in its certificate: where
+   * IaaS nodes enroll.
+   */
   readonly host?: string;
   readonly accounts?: Partial<AccountsOptions>;
   /** The `admin` password on first start (else one is generated and returned once). */
@@ -302,7 +307,8 @@ export class Director {
     );
     operations.register(features.flatMap((f) => f.operations ?? []));
 
-    const tls = issueHttpsCert(o.secrets, o.directorId, await httpsKey);
+    const reachedAt = !o.host || WILDCARDS.has(o.host) ? '127.0.0.1' : o.host;
+    const tls = issueHttpsCert(o.secrets, o.directorId, await httpsKey, reachedAt);
     const app = await createHttpApp({
       controllers: features.flatMap((f) => f.controllers),
       providers: features.flatMap((f) => f.providers),
@@ -327,7 +333,7 @@ export class Director {
     await app.listen(o.port, o.host ?? '127.0.0.1');
     const address = fastify.server.address();
     const port = typeof address === 'object' && address ? address.port : o.port;
-    at.url = `https://127.0.0.1:${port}`;
+    at.url = `https://${isIP(reachedAt) === 6 ? `[${reachedAt}]` : reachedAt}:${port}`;
     const director = new Director(
       at.url,
       app,
@@ -436,16 +442,22 @@ export class Director {
   }
 }
 
-/** The director's HTTPS certificate, from the platform's bus CA, for localhost and 127.0.0.1. */
-const issueHttpsCert = (s: PlatformSecrets, directorId: string, key: KeyPair) => {
+const WILDCARDS = new Set(['0.0.0.0', '::']);
+
+/**
+ * The director's HTTPS certificate, from the platform's bus CA, for localhost, 127.0.0.1 and the
+ * address it is reached at.
+ */
+const issueHttpsCert = (s: PlatformSecrets, directorId: string, key: KeyPair, reachedAt: string) => {
+  const named = isIP(reachedAt) === 0 ? { dns: [reachedAt], ip: [] } : { dns: [], ip: [reachedAt] };
   const cert = issueCertificate(s.busCa, {
     identity: { role: 'server', id: `director-${directorId}` },
     usage: 'server',
     publicKeyPem: key.publicKeyPem,
     now: new Date(),
     validForMs: 90 * 24 * 3600_000,
-    dnsNames: ['localhost'],
-    ipAddresses: ['127.0.0.1'],
+    dnsNames: [...new Set(['localhost', ...named.dns])],
+    ipAddresses: [...new Set(['127.0.0.1', ...named.ip])],
   });
   return {
     cert: [cert, s.busCa.certPem].join(''),
