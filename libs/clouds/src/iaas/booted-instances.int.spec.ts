@@ -1,13 +1,10 @@
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, freshNodeId, nodeSpec } from '../cloud-contract.spec-helpers.js';
-import { Ec2Cloud } from '../ec2/ec2-cloud.js';
-import { ec2StandInCloudOptions, startEc2StandIn } from '../ec2/testing/ec2-stand-in.spec-helpers.js';
-import { BRIDGE, bridgeNamespace, networkSubnet, parseNodeAddress } from '../host/address-plan.js';
-import { linkAlias, namespaceExists, namespaces } from '../host/kernel.js';
+import { bridgeNamespace, parseNodeAddress } from '../host/address-plan.js';
+import { namespaceExists, namespaces } from '../host/kernel.js';
 import {
   claimPlatformAddress,
   releasePlatformAddress,
@@ -15,13 +12,8 @@ import {
 } from '../host/platform-address.js';
 import { LocalCloud } from '../local/local-cloud.js';
 import { isAlive } from '../local/proc.js';
-import { OpenNebulaCloud } from '../opennebula/opennebula-cloud.js';
-import {
-  OneStates,
-  oneStandInCloudOptions,
-  startOneStandIn,
-} from '../opennebula/testing/opennebula-stand-in.spec-helpers.js';
-import type { BaseCloud, CloudNode } from '../types.js';
+import type { CloudNode } from '../types.js';
+import { bootingClouds, leftovers, type BootingCloud } from './testing/booting-clouds.spec-helpers.js';
 import { MACHINE_DISK, StandInMachines } from './testing/machines.spec-helpers.js';
 
 /**
@@ -66,47 +58,8 @@ interface Report {
   readonly peer?: string;
 }
 
-/** What the tests need of a stand-in cloud that boots its instances. */
-interface BootingCloud {
-  readonly cloud: BaseCloud;
-  /** The machine of a node's instance, as the stand-in names it. */
-  machineId(node: CloudNode): string;
-  /** The instance's private address as the cloud's API reports it. */
-  privateIp(node: CloudNode): string | undefined;
-  /** Stops the node's instance through the stand-in (the drivers never stop one). */
-  stop(node: CloudNode): void;
-  close(): Promise<void>;
-}
-
 const READY_MS = 10_000;
 const START = [process.execPath, '-e', NODE_SCRIPT];
-
-const bootingClouds: Record<'ec2' | 'opennebula', (machines: StandInMachines) => Promise<BootingCloud>> = {
-  ec2: async (machines) => {
-    const s = await startEc2StandIn({ machines });
-    return {
-      cloud: new Ec2Cloud({ ...ec2StandInCloudOptions(s), startCommand: START, readyTimeoutMs: READY_MS }),
-      machineId: (node) => node.instanceId,
-      privateIp: (node) => s.instance(node.instanceId)?.privateIp,
-      stop: (node) => s.setState(node.instanceId, 'stopped'),
-      close: () => s.close(),
-    };
-  },
-  opennebula: async (machines) => {
-    const s = await startOneStandIn({ machines });
-    return {
-      cloud: new OpenNebulaCloud({
-        ...oneStandInCloudOptions(s),
-        startCommand: START,
-        readyTimeoutMs: READY_MS,
-      }),
-      machineId: (node) => `one-${node.instanceId}`,
-      privateIp: (node) => s.vm(Number(node.instanceId))?.ip,
-      stop: (node) => s.setState(Number(node.instanceId), OneStates.POWEROFF),
-      close: () => s.close(),
-    };
-  },
-};
 
 /** Nodes' reports, one JSON line per connection, by node id. */
 const reportServer = async (host: string): Promise<{ server: Server; reports: Map<string, Report> }> => {
@@ -123,27 +76,6 @@ const reportServer = async (host: string): Promise<{ server: Server; reports: Ma
   });
   await new Promise<void>((resolve) => server.listen(0, host, resolve));
   return { server, reports };
-};
-
-/**
- * What is left of the machines' network `n` and of the links tagged `tags`: links in this namespace,
- * the bridge namespace while it is ours, the machines' namespaces, and the network's route while no
- * one else holds the network.
- */
-const leftovers = async (network: number, tags: string[], machineNamespaces: string[]): Promise<string[]> => {
-  const all = JSON.parse(execFileSync('ip', ['-j', 'link', 'show'], { encoding: 'utf8' })) as {
-    ifname: string;
-    ifalias?: string;
-  }[];
-  const left = all.filter((l) => tags.includes(l.ifalias ?? '')).map((l) => l.ifname);
-  left.push(...machineNamespaces.filter(namespaceExists));
-  const bridge = bridgeNamespace(network);
-  if (!namespaceExists(bridge))
-    left.push(
-      ...execFileSync('ip', ['route', 'show', networkSubnet(network)], { encoding: 'utf8' }).split('\n'),
-    );
-  else if (tags.includes((await linkAlias(bridge, BRIDGE)) ?? '')) left.push(bridge);
-  return left.filter((l) => l !== '');
 };
 
 const hostMode = LocalCloud.hostModeUnavailable() === undefined;
@@ -167,7 +99,7 @@ describe.skipIf(!hostMode).each(['ec2', 'opennebula'] as const)(
       ({ server, reports } = await reportServer(platform.address));
       const port = (server.address() as { port: number }).port;
       machines = StandInMachines.create({ name: kind, reach: { address: platform.address, port } });
-      t = await bootingClouds[kind](machines);
+      t = await bootingClouds[kind](machines, { startCommand: START, readyTimeoutMs: READY_MS });
     });
     afterAll(async () => {
       await machines?.close();
