@@ -87,6 +87,21 @@ export class Client {
   delete = (path: string, json?: unknown) => this.request('DELETE', path, json === undefined ? {} : { json });
 }
 
+/**
+ * Waits for the operation an accepted request (202) started, through `c`; answers it once it has
+ * succeeded, throws (naming `what`) when it failed or the request was not accepted.
+ */
+export const succeeded = async (c: Client, accepted: HttpAnswer, what: string, ms = 90_000) => {
+  if (accepted.status !== 202) throw new Error(`${what}: 202 expected: ${accepted.status} ${accepted.text}`);
+  const op = await eventually(
+    () => c.get(accepted.headers.location as string),
+    (r) => r.body?.state !== 'running',
+    ms,
+  );
+  if (op.body.state !== 'succeeded') throw new Error(`${what}: ${op.text}`);
+  return op.body as { state: 'succeeded'; operationId: string };
+};
+
 export const ADMIN_PASSWORD = 'admin-password-for-tests';
 
 /**
@@ -102,8 +117,12 @@ export class DirectorHarness {
     readonly cloud: LocalCloud,
   ) {}
 
-  static async start(o: { size?: number } = {}): Promise<DirectorHarness> {
-    const nats = await TestNats.start(o.size ? { size: o.size } : {});
+  /** `host`: the address NATS listens on (a claimed platform address; 127.0.0.1 by default). */
+  static async start(o: { size?: number; host?: string } = {}): Promise<DirectorHarness> {
+    const nats = await TestNats.start({
+      ...(o.size ? { size: o.size } : {}),
+      ...(o.host ? { host: o.host } : {}),
+    });
     const dir = mkdtempSync(join(tmpdir(), 'cps-director-'));
     const root = process.cwd();
     const user = workloadUser();
@@ -168,24 +187,20 @@ export class DirectorHarness {
   }
 
   /**
-   * Creates application `app` with service `name` of `type` as the user of `c` and starts it;
-   * answers the service's path once its start has succeeded.
+   * Creates application `app` with service `name` of `type` (its agents on `cloud`, the default
+   * cloud when absent) as the user of `c` and starts it; answers the service's path once its start
+   * has succeeded.
    */
-  async startedService(c: Client, app: string, type: string, name: string): Promise<string> {
+  async startedService(c: Client, app: string, type: string, name: string, cloud?: string): Promise<string> {
     const must = (r: HttpAnswer, status: number) => {
       if (r.status !== status) throw new Error(`${status} expected: ${r.status} ${r.text}`);
     };
     must(await c.post('/v1/applications', { name: app }), 201);
-    must(await c.post(`/v1/applications/${app}/services`, { type, name }), 201);
+    must(await c.post(`/v1/applications/${app}/services`, { type, name, ...(cloud ? { cloud } : {}) }), 201);
     const path = `/v1/applications/${app}/services/${name}`;
     const start = await c.post(`${path}/start`, {});
     must(start, 202);
-    const op = await eventually(
-      () => c.get(start.headers.location as string),
-      (r) => r.body?.state !== 'running',
-      60_000,
-    );
-    if (op.body.state !== 'succeeded') throw new Error(`start of ${path}: ${op.text}`);
+    await succeeded(c, start, `start of ${path}`, 60_000);
     return path;
   }
 
