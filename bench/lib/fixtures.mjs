@@ -85,46 +85,32 @@ const root = process.cwd();
 export const agentEntry = join(root, 'apps', 'agent-runtime', 'dist', 'main.js');
 export const managerEntry = join(root, 'apps', 'manager-runtime', 'dist', 'main.js');
 
+const testHost = (hostMode) => ({
+  async create() {
+    const host = await TestHost.start({
+      agentEntry,
+      managerEntry,
+      managerEnv: { CPS_HEARTBEAT_TIMEOUT_MS: '3000', CPS_READY_TIMEOUT_MS: '60000' },
+      stopGraceMs: 2_000,
+      hostMode,
+    });
+    servers.add(host.nats);
+    return { host };
+  },
+  dispose: async (fx) => {
+    servers.delete(fx.host.nats);
+    await fx.host.cleanup();
+  },
+});
+
 export const fixtures = {
   none: { create: async () => ({}), dispose: async () => undefined },
   director: { create: (...a) => directorFixture.create(...a), dispose: (fx) => directorFixture.dispose(fx) },
   apps10k: { create: (...a) => apps10kFixture.create(...a), dispose: (fx) => apps10kFixture.dispose(fx) },
   /** The test host: nats-server, identity issuer, Provisioner with the local cloud (real agent processes). */
-  host: {
-    async create() {
-      const host = await TestHost.start({
-        agentEntry,
-        managerEntry,
-        managerEnv: { CPS_HEARTBEAT_TIMEOUT_MS: '3000', CPS_READY_TIMEOUT_MS: '60000' },
-        stopGraceMs: 2_000,
-      });
-      servers.add(host.nats);
-      return { host };
-    },
-    dispose: async (fx) => {
-      servers.delete(fx.host.nats);
-      await fx.host.cleanup();
-    },
-  },
-
+  host: testHost(false),
   /** The test host in host mode (root): nodes are namespaces, nats-server on a platform address. */
-  hostmode: {
-    async create() {
-      const host = await TestHost.start({
-        agentEntry,
-        managerEntry,
-        managerEnv: { CPS_HEARTBEAT_TIMEOUT_MS: '3000', CPS_READY_TIMEOUT_MS: '60000' },
-        stopGraceMs: 2_000,
-        hostMode: true,
-      });
-      servers.add(host.nats);
-      return { host };
-    },
-    dispose: async (fx) => {
-      servers.delete(fx.host.nats);
-      await fx.host.cleanup();
-    },
-  },
+  hostmode: testHost(true),
 
   /** One server; a director (requester, JetStream writer) and a manager (responder) connection. */
   server: {

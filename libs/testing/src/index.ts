@@ -6,3 +6,4 @@ export { eventually, EventuallyTimeoutError } from './eventually.js';
 export { TestHost, type TestHostOptions } from './host.js';
 export { sourceCommand, spawnSource } from './source-process.js';
 export { ServiceHarness, type ServiceHarnessOptions } from './service-harness.js';
+export { connectFrom } from './namespaces.js';

@@ -1,11 +1,11 @@
-import { execFile, execFileSync } from 'node:child_process';
-import { promisify } from 'node:util';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalCloud, type CloudNode } from '../index.js';
+import { connectFrom } from '@cps/testing';
 import { cloudContract, eventually, freshNodeId, nodeSpec } from '../cloud-contract.spec-helpers.js';
 import { isAlive } from '../local/proc.js';
 import {
@@ -39,7 +39,6 @@ fs.appendFileSync(path.join(dir, 'data.txt'), 'boot\\n');
 require('node:net').createServer((s) => s.end(process.env.CPS_NODE_ID)).listen(Number(process.env.CPS_PORT_FROM), process.env.CPS_NODE_ADDRESS);
 `;
 
-const execFileAsync = promisify(execFile);
 const hostMode = LocalCloud.hostModeUnavailable() === undefined;
 const dirs: string[] = [];
 const tempDir = (): string => {
@@ -47,29 +46,6 @@ const tempDir = (): string => {
   dirs.push(d);
   return d;
 };
-
-/** A TCP connection from inside namespace `ns`: `open` with what the server said, or the error code. */
-const connectFrom = async (ns: string, host: string, port: number): Promise<string> =>
-  (
-    await execFileAsync(
-      'ip',
-      [
-        'netns',
-        'exec',
-        ns,
-        process.execPath,
-        '-e',
-        `const c = require('node:net').connect({ host: ${JSON.stringify(host)}, port: ${port} });
-       let got = '';
-       c.setTimeout(3000, () => { console.log('TIMEOUT'); process.exit(); });
-       c.on('data', (d) => (got += d));
-       c.on('end', () => { console.log('open ' + got); process.exit(); });
-       c.on('connect', () => setTimeout(() => { console.log('open ' + got); process.exit(); }, 500));
-       c.on('error', (e) => { console.log(e.code); process.exit(); });`,
-      ],
-      { encoding: 'utf8' },
-    )
-  ).stdout.trim();
 
 const listen = (host: string, port = 0): Promise<Server> =>
   new Promise((resolve, reject) => {
