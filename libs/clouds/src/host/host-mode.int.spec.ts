@@ -33,6 +33,10 @@ fs.writeFileSync('seen.json', JSON.stringify({
   siblings: ls(path.dirname(dir)),
   processes: ls('/proc').filter((e) => /^[0-9]+$/.test(e)).length,
   tmp: ls('/tmp'),
+  codeWrite: (() => {
+    if (!process.argv[1]) return 'none';
+    try { fs.writeFileSync(path.join(path.dirname(process.argv[1]), 'probe'), 'x'); return 'written'; } catch (e) { return e.code; }
+  })(),
   ns: Object.fromEntries(['ipc', 'uts', 'pid', 'mnt', 'net'].map((n) => [n, fs.readlinkSync('/proc/self/ns/' + n)])),
 }));
 fs.appendFileSync(path.join(dir, 'data.txt'), 'boot\\n');
@@ -125,6 +129,26 @@ describe.skipIf(!hostMode)('host mode of the local cloud', () => {
         (r) => r !== 'ECONNREFUSED',
       ),
     ).toBe(`open ${b.nodeId}`);
+  });
+
+  it('runs a program kept under /tmp (a checkout there): its code stays visible, read-only, while the rest of /tmp is private', async () => {
+    const code = tempDir();
+    writeFileSync(join(code, 'node.js'), NODE_SCRIPT);
+    writeFileSync(join(tmpdir(), `cps-host-other-${process.pid}`), 'not for nodes');
+    dirs.push(join(tmpdir(), `cps-host-other-${process.pid}`));
+    const dir = tempDir();
+    const cloud = new LocalCloud({
+      dir,
+      command: () => ({ command: process.execPath, args: [join(code, 'node.js')] }),
+      stopGraceMs: 1_000,
+      host: { nats: { address: platform.address, port: portOf(nats) }, code },
+    });
+    clouds.push(cloud);
+    const a = await cloud.create(nodeSpec(freshNodeId(), { appId: 'codetmp' }));
+    const s = await seen(dir, a);
+    expect(s['tmp']).not.toContain(`cps-host-other-${process.pid}`);
+    // the node ran from the kept code, which it cannot change
+    expect(s['codeWrite']).toBe('EROFS');
   });
 
   it('lets nodes of one application reach each other and NATS, nothing else: not another application, not the host', async () => {

@@ -1,21 +1,34 @@
+import { fileURLToPath } from 'node:url';
 import { namespacePath } from './kernel.js';
+
+/** This checkout of the platform (the programs nodes run and their packages), from `libs/clouds/<src|dist>/host`. */
+const CODE = fileURLToPath(new URL('../../../../', import.meta.url)).replace(/\/$/, '');
 
 /**
  * Runs inside the node's new mount and PID namespaces, as PID 1 of the latter: gives the node a
  * private `/tmp` and `/dev/shm`, hides `hide` (the platform's directory: every node's files, the
- * platform's keys) under an empty tmpfs, mounts the node's own directory back at its path (or at
+ * platform's keys) under an empty tmpfs, mounts the platform's code back (read-only) when one of those
+ * covered it (a checkout under `/tmp`), mounts the node's own directory back at its path (or at
  * `at`: a stand-in machine's disk at `/var/lib/cps`), and
  * becomes the node's program there. The node directory is entered before anything is hidden and
- * mounted back from the working directory (`--no-canonicalize`: `.` must stay the directory itself,
- * not a path that now leads into the tmpfs). Nothing here touches the root namespace's mounts
+ * mounted back from the working directory, the code from a descriptor opened before
+ * (`--no-canonicalize`: `.` and `/proc/self/fd/3` must stay the directories themselves, not paths
+ * that now lead into the tmpfs). Nothing here touches the root namespace's mounts
  * (`--propagation private`).
  */
 const SANDBOX = `set -e
-node_dir=$1; hide=$2; at=$3; shift 3
+node_dir=$1; hide=$2; at=$3; code=$4; shift 4
 cd "$node_dir"
+exec 3<"$code"
 mount -t tmpfs -o mode=1777,size=256m,nosuid,nodev cps-tmp /tmp
 mount -t tmpfs -o mode=1777,size=64m,nosuid,nodev cps-shm /dev/shm
 if [ -d "$hide" ]; then mount -t tmpfs -o mode=0755,size=1m cps-hidden "$hide"; fi
+if [ ! -d "$code" ]; then
+  mkdir -p "$code"
+  mount --no-canonicalize --bind /proc/self/fd/3 "$code"
+  mount -o remount,bind,ro "$code"
+fi
+exec 3<&-
 mkdir -p "$at"
 mount --no-canonicalize --bind . "$at"
 cd "$at"
@@ -42,6 +55,8 @@ export interface SandboxedCommand {
   readonly hide: string;
   /** Where the node sees its directory; its own path by default. */
   readonly at?: string;
+  /** The platform's code, which the node's program runs from: always visible to it. Default: this checkout. */
+  readonly code?: string;
   readonly command: string;
   readonly args: readonly string[];
 }
@@ -59,6 +74,7 @@ export const sandboxed = (c: SandboxedCommand): { command: string; args: string[
     c.nodeDir,
     c.hide,
     c.at ?? c.nodeDir,
+    c.code ?? CODE,
     c.command,
     ...c.args,
   ],

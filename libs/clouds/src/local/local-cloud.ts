@@ -85,6 +85,11 @@ export interface HostModeOptions {
    * directory is mounted back): the platform's directory. Default: this cloud's `dir`.
    */
   readonly hide?: string;
+  /**
+   * The directory of the programs nodes run, kept visible (read-only) where `/tmp` or `hide` would
+   * cover it. Default: this checkout of the platform.
+   */
+  readonly code?: string;
 }
 
 const positiveInt = (v: number, path: string, max: number): number => {
@@ -417,6 +422,7 @@ export class LocalCloud implements BaseCloud {
         ...(cgroup === undefined ? {} : { cgroup }),
         nodeDir: dir,
         hide: this.options.host?.hide ?? this.dir,
+        ...(this.options.host?.code === undefined ? {} : { code: this.options.host.code }),
         command,
         args,
       }));
