@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +7,7 @@ import {
   claimPlatformAddress,
   LocalCloud,
   nodeEvents,
+  ownerTag,
   Provisioner,
   releasePlatformAddress,
   workloadUser,
@@ -59,9 +59,7 @@ export class TestHost {
 
   static async start(o: TestHostOptions): Promise<TestHost> {
     const dir = mkdtempSync(join(tmpdir(), 'cps-host-'));
-    const tag = o.hostMode
-      ? `cps-t${createHash('sha256').update(dir).digest('hex').slice(0, 10)}`
-      : undefined;
+    const tag = o.hostMode ? ownerTag(dir) : undefined;
     const platform = tag === undefined ? undefined : await claimPlatformAddress(tag);
     const nats = await TestNats.start(platform ? { host: platform.address } : {});
     const nc = await nats.connect({ role: 'director', id: 'd1' });

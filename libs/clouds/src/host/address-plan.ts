@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 /**
  * Where host-mode nodes live on the network, derived from small numbers so that every name and
  * address can be found again from a record, never searched for. Only `198.18.0.0/15` is used:
@@ -17,6 +19,13 @@ export const PLATFORM_ADDRESSES = { first: 1, last: 250 } as const;
 
 /** Everything host mode creates is named with this prefix (namespaces, links). */
 export const NAME_PREFIX = 'cps-';
+
+/**
+ * The tag of what the owner of directory `dir` makes in the kernel (a platform home, a local cloud):
+ * its cgroup, and the alias of its bridges, uplinks and platform link. Nothing untagged is deleted.
+ */
+export const ownerTag = (dir: string): string =>
+  `${NAME_PREFIX}${createHash('sha256').update(dir).digest('hex').slice(0, 12)}`;
 
 export const bridgeNamespace = (network: number): string => `cps-b${network}`;
 export const uplinkName = (network: number): string => `cps-b${network}`;

@@ -173,7 +173,7 @@ export class AppNetworks {
    * Gives node `host` of network `n` its namespace, its address and its link on the bridge; a node
    * namespace left from before is made again.
    */
-  async attach(n: number, host: number): Promise<{ namespace: string; address: string }> {
+  async attach(n: number, host: number): Promise<void> {
     const ns = nodeNamespace(n, host);
     await this.detach(n, host);
     if (!(await addNamespace(ns))) throw new CpsError('conflict', `namespace ${ns} was taken meanwhile`);
@@ -195,7 +195,12 @@ export class AppNetworks {
       await deleteNamespace(ns);
       throw e;
     }
-    return { namespace: ns, address: nodeAddress(n, host) };
+  }
+
+  /** Node `host` leaves network `n`: its namespace goes, and the network with it when it was the last. */
+  async leave(n: number, host: number): Promise<void> {
+    await this.detach(n, host);
+    await this.downIfIdle(n);
   }
 
   /** Deletes node `host`'s namespace (its link on the bridge goes with it). */

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import {
   accessSync,
   constants,
@@ -9,6 +8,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { ownerTag } from '../host/address-plan.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -59,11 +59,11 @@ export class NodeCgroups {
     const mount = cgroup2Mount();
     const own = ownCgroup();
     if (mount === undefined || own === undefined) return undefined;
-    const tag = createHash('sha256').update(cloudDir).digest('hex').slice(0, 12);
+
     const parent = join(mount, own);
     try {
       accessSync(join(parent, 'cgroup.procs'), constants.W_OK);
-      return new NodeCgroups(join(parent, `cps-${tag}`));
+      return new NodeCgroups(join(parent, ownerTag(cloudDir)));
     } catch {
       return undefined;
     }

@@ -15,9 +15,8 @@ import {
 } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CpsError, NotFoundError, ValidationError } from '@cps/core';
-import { createHash } from 'node:crypto';
 import { IAAS_NODE_PORTS, nodeEnvironment } from '../node-environment.js';
-import { HOSTS, lowestFree, nodeAddress, nodeNamespace } from '../host/address-plan.js';
+import { HOSTS, lowestFree, nodeAddress, nodeNamespace, ownerTag } from '../host/address-plan.js';
 import { AppNetworks, type NatsEndpoint } from '../host/app-networks.js';
 import { missingTools } from '../host/kernel.js';
 import { sandboxed } from '../host/node-sandbox.js';
@@ -147,7 +146,7 @@ export class LocalCloud implements BaseCloud {
 
   /** Names this cloud's kernel objects (host mode): its directory's hash. */
   get tag(): string {
-    return `cps-${createHash('sha256').update(this.dir).digest('hex').slice(0, 12)}`;
+    return ownerTag(this.dir);
   }
 
   /**
@@ -249,8 +248,7 @@ export class LocalCloud implements BaseCloud {
       for (const r of readRecords(this.nodesDir))
         if (r.network && !isAlive(r.pid, r.startTime)) {
           if (r.cgroup) await NodeCgroups.kill(r.cgroup);
-          await networks.detach(r.network.network, r.network.host);
-          await networks.downIfIdle(r.network.network);
+          await networks.leave(r.network.network, r.network.host);
         }
     });
   }
@@ -263,8 +261,7 @@ export class LocalCloud implements BaseCloud {
     if (!r?.network) await stopWorkloadGroups(dir, this.stopGraceMs);
     if (r?.cgroup) await NodeCgroups.kill(r.cgroup);
     if (r?.network && this.networks) {
-      await this.networks.detach(r.network.network, r.network.host);
-      await this.networks.downIfIdle(r.network.network);
+      await this.networks.leave(r.network.network, r.network.host);
     }
   }
 
@@ -366,8 +363,7 @@ export class LocalCloud implements BaseCloud {
       if (pid !== undefined) await stopGroup(pid, undefined, 0);
       if (cgroup !== undefined) await NodeCgroups.kill(cgroup);
       if (network && this.networks) {
-        await this.networks.detach(network.network, network.host);
-        await this.networks.downIfIdle(network.network);
+        await this.networks.leave(network.network, network.host);
       }
       throw e;
     }

@@ -9,7 +9,6 @@ import {
   hasErrorCode,
   isCpsError,
   issueCertificate,
-  type Identity,
 } from '@cps/core';
 import { connectBus, newUserKey } from '@cps/bus';
 import {
@@ -23,6 +22,7 @@ import {
 } from '@cps/platform';
 import type { TestNats } from '@cps/testing';
 import {
+  agent,
   closeServers,
   directorCert,
   serveEnrollment,
@@ -32,7 +32,6 @@ import {
   type EnrollServerOptions,
 } from './enrollment.spec-helpers.js';
 
-const agent = (n: string): Identity => ({ role: 'agent', id: n, appId: 'a1', serviceId: 's1', nodeId: n });
 const DAY = 24 * 3600_000;
 
 describe('node enrollment: a one-time token traded over HTTPS for a bus identity', () => {

@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { CpsError, httpStatusOf, isCpsError, ValidationError } from '@cps/core';
+import { CpsError, httpStatusOf, isCpsError, ValidationError, type Identity } from '@cps/core';
 import { OperatorModeAuthority } from '@cps/bus';
 import { EventCatalog, ensureEventStream, JetStreamEventStore } from '@cps/events';
 import {
@@ -18,6 +18,15 @@ import {
 import { TestNats } from '@cps/testing';
 
 /** A real nats-server and an identity issuer on its event stream, as a director hosts them. */
+/** An agent identity of node `n` of service s1 in application a1. */
+export const agent = (n: string): Identity => ({
+  role: 'agent',
+  id: n,
+  appId: 'a1',
+  serviceId: 's1',
+  nodeId: n,
+});
+
 export const startIssuer = async (
   o: Partial<IssuerOptions> = {},
 ): Promise<{ nats: TestNats; nc: NatsConnection; issuer: IdentityIssuer }> => {

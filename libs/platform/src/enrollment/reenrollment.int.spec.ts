@@ -22,6 +22,7 @@ import {
 } from '@cps/platform';
 import type { TestNats } from '@cps/testing';
 import {
+  agent,
   closeServers,
   directorCert,
   serveEnrollment,
@@ -30,7 +31,6 @@ import {
   type EnrollServer,
 } from './enrollment.spec-helpers.js';
 
-const agent = (n: string): Identity => ({ role: 'agent', id: n, appId: 'a1', serviceId: 's1', nodeId: n });
 /** Node identities live this long here, so that they expire while a test waits. */
 const TTL_MS = 4_000;
 

@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import {
   CpsError,
   IdSchema,
@@ -15,6 +15,7 @@ import {
   type SealingKey,
 } from '@cps/core';
 import { publicKeyOfSeed } from '@cps/bus';
+import { ownerTag } from '@cps/clouds';
 import {
   busTrustPem,
   createPlatformSecrets,
@@ -93,7 +94,7 @@ export class PlatformHome {
 
   /** Names what this home makes in the kernel (host mode): a hash of its directory. */
   get tag(): string {
-    return `cps-${createHash('sha256').update(this.dir).digest('hex').slice(0, 12)}`;
+    return ownerTag(this.dir);
   }
 
   network(): PlatformNetwork {

@@ -197,9 +197,8 @@ export class StandInMachines {
   private async end(m: Running): Promise<void> {
     if (m.cgroup !== undefined) await NodeCgroups.kill(m.cgroup);
     await killAllIn(m.namespace);
-    await this.networks.detach(m.network, m.host);
+    await this.networks.leave(m.network, m.host);
     if ([...this.running.values()].every((r) => r.id === m.id)) await this.networks.release(this.name);
-    else await this.networks.downIfIdle(m.network);
   }
 
   /** Machine `id` while it runs. */
