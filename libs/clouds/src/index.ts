@@ -21,7 +21,7 @@ export {
   type LocalCloudOptions,
   type LocalCommand,
 } from './local/local-cloud.js';
-export { ownerTag } from './host/address-plan.js';
+export { bridgeNamespace, namespaceOfAddress, ownerTag } from './host/address-plan.js';
 export {
   claimPlatformAddress,
   releasePlatformAddress,

@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalCloud } from '@cps/clouds';
+import { bridgeNamespace, LocalCloud, namespaceOfAddress } from '@cps/clouds';
 import { PlatformHome } from '@cps/platform';
 import { connectFrom, eventually } from '@cps/testing';
 import { cliPlatform } from './cli-platform.spec-helpers.js';
@@ -23,10 +23,11 @@ interface Listed {
   address: string;
 }
 
-/** A node's network namespace, from its host-mode address `198.18.<network>.<host>`. */
+/** A node's network namespace, from its host-mode address. */
 const namespaceOf = (address: string): string => {
-  const [, , network, host] = address.split('.');
-  return `cps-b${network}-n${host}`;
+  const ns = namespaceOfAddress(address);
+  if (!ns) throw new Error(`not a host-mode address: ${address}`);
+  return ns;
 };
 
 /** A TCP server inside the namespace `ns` on host:port, until killed. */
@@ -107,7 +108,7 @@ describe.skipIf(LocalCloud.hostModeUnavailable() !== undefined)('host mode throu
       .split('\n')
       .map((l) => l.split(' ')[0] ?? '');
     for (const n of networks) {
-      const bridge = `cps-b${n}`;
+      const bridge = bridgeNamespace(Number(n));
       const mine = namespaces.includes(bridge) ? tags.includes((await aliasOf(bridge, 'br0')) ?? '') : true;
       if (mine) out.push(...namespaces.filter((x) => x === bridge || x.startsWith(`${bridge}-n`)));
     }

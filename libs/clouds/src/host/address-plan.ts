@@ -58,6 +58,12 @@ export const parseNodeAddress = (address: string): { network: number; host: numb
   return inRange(network, NETWORKS) && inRange(host, HOSTS) ? { network, host } : undefined;
 };
 
+/** The namespace of the node at a host-mode `address`, or undefined for any other address. */
+export const namespaceOfAddress = (address: string): string | undefined => {
+  const p = parseNodeAddress(address);
+  return p && nodeNamespace(p.network, p.host);
+};
+
 /** The lowest number of `range` that `taken` does not hold, or undefined when all are taken. */
 export const lowestFree = (
   range: { readonly first: number; readonly last: number },

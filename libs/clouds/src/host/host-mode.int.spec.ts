@@ -10,7 +10,7 @@ import { cloudContract, eventually, freshNodeId, nodeSpec } from '../cloud-contr
 import { isAlive } from '../local/proc.js';
 import {
   bridgeNamespace,
-  nodeNamespace,
+  namespaceOfAddress,
   parseNodeAddress,
   uplinkName,
   uplinkRootAddress,
@@ -59,9 +59,9 @@ const listen = (host: string, port = 0): Promise<Server> =>
 const portOf = (s: Server): number => (s.address() as { port: number }).port;
 
 const nsOf = (node: CloudNode): string => {
-  const p = parseNodeAddress(node.address ?? '');
-  if (!p) throw new Error(`not a host-mode address: ${node.address}`);
-  return nodeNamespace(p.network, p.host);
+  const ns = namespaceOfAddress(node.address ?? '');
+  if (!ns) throw new Error(`not a host-mode address: ${node.address}`);
+  return ns;
 };
 
 describe.skipIf(!hostMode)('host mode of the local cloud', () => {
