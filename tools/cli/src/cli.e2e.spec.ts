@@ -54,6 +54,22 @@ describe('the cps CLI: a user’s flow, output and failures', () => {
     expect((await cps('app', '--help')).stdout).toMatch(/create/);
   });
 
+  it('refuses a CPS_LOCAL_MODE that is neither host nor process, naming it, before it writes anything', async () => {
+    const fresh = join(root, 'never-made');
+    const e = (await run(process.execPath, [CLI, 'up'], {
+      env: { ...env, CPS_HOME: fresh, CPS_LOCAL_MODE: 'bogus' },
+    }).then(
+      () => {
+        throw new Error('cps up should have failed');
+      },
+      (err: unknown) => err,
+    )) as { code: number; stderr: string };
+    expect(e.code).toBe(1);
+    expect(e.stderr).toMatch(/error \[validation\]: CPS_LOCAL_MODE must be host or process/);
+    expect(e.stderr).toMatch(/CPS_LOCAL_MODE: host or process \(invalid_value\)/);
+    expect(existsSync(fresh)).toBe(false);
+  });
+
   it('creates an application and a service, starts it, adds nodes with progress, and shows them', async () => {
     expect((await cps('whoami')).stdout).toMatch(/^admin \(admin\)/);
     expect((await cps('app', 'create', 'shop', '--description', 'the shop')).stdout).toMatch(/created shop/);

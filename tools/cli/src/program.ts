@@ -137,9 +137,11 @@ export const buildProgram = (): Command => {
     )
     .action(async () => {
       const { PlatformHome, up, supervisorPid } = await platformLib();
+      // checked before anything is written: a bad CPS_LOCAL_MODE leaves no home behind
+      const mode = await chooseMode();
       const home = await PlatformHome.init(opts().home);
       // the mode is chosen when the platform starts; a running one keeps its own
-      const chosen = supervisorPid(home) === undefined ? await chooseMode() : undefined;
+      const chosen = supervisorPid(home) === undefined ? mode : undefined;
       if (chosen) home.setNetwork({ mode: chosen.mode });
       const r = await up(home, entry);
       const admin = createdAdmin(home);
