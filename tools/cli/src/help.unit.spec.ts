@@ -105,7 +105,15 @@ const parse = async (args: readonly string[]): Promise<{ ran?: Command; error?: 
 describe('cps --help', () => {
   it('covers the command tree', () => {
     expect(cases.map((c) => c.name)).toEqual(
-      expect.arrayContaining(['cps', 'cps app create', 'cps service add-nodes', 'cps platform join']),
+      expect.arrayContaining([
+        'cps',
+        'cps app create',
+        'cps service add-nodes',
+        'cps platform join',
+        'cps mysql connect',
+        'cps mysql dump',
+        'cps mysql load',
+      ]),
     );
     expect(cases.map((c) => c.name)).not.toContain('cps supervisor');
   });

@@ -8,6 +8,7 @@ import { saveContext } from './config.js';
 import { json } from './output.js';
 import { appCommands } from './commands/apps.js';
 import { authCommands } from './commands/auth.js';
+import { mysqlCommands } from './commands/mysql.js';
 import { observeCommands } from './commands/observe.js';
 import { examples, type GlobalFlags } from './commands/shared.js';
 import type { PlatformHealth, PlatformHome } from '@cps/platform';
@@ -290,6 +291,7 @@ export const buildProgram = (): Command => {
   authCommands(program, opts);
   appCommands(program, opts);
   observeCommands(program, opts);
+  mysqlCommands(program, opts);
   examples(program.command('completion <shell>'), [
     'source <(cps completion bash)',
     'source <(cps completion zsh)',
