@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { seal, sealingKeyFrom, unseal } from '@cps/core';
+import { deriveSecret, seal, sealingKeyFrom, unseal } from '@cps/core';
 import { EventCatalog, JetStreamEventStore, KvSnapshotStore } from '@cps/events';
 import { joinBus, requireEnv as env, runNodeProcess } from '@cps/platform';
 import { builtinServices, serviceEvents, ServiceRegistry } from '@cps/services';
@@ -42,6 +42,7 @@ runNodeProcess('manager', async () => {
           secrets: {
             seal: (clear: string) => seal(key, clear, context),
             open: (sealed: string) => unseal(key, sealed, context).toString('utf8'),
+            derive: (purpose: string) => deriveSecret(key, `${context}/${purpose}`),
           },
         }
       : {}),

@@ -2,13 +2,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { hasErrorCode, newSealingKeyMaterial, seal, sealingKeyFrom, unseal } from '@cps/core';
+import { deriveSecret, hasErrorCode, newSealingKeyMaterial, seal, sealingKeyFrom, unseal } from '@cps/core';
 import { Bus, subjects, EVENT_STREAM, callMethod } from '@cps/bus';
 import { EventCatalog, ensureEventStream, JetStreamEventStore } from '@cps/events';
 import { defineService, managerMethod, secret } from '@cps/services';
 import { TestNats } from '@cps/testing';
 import { serviceEvents } from '@cps/services';
-import { ManagerRuntime } from './runtime/manager-runtime.js';
+import { ManagerRuntime, type SecretSealer } from './runtime/manager-runtime.js';
 
 const PASSWORD = 'correct-horse-battery-staple';
 const vault = defineService({
@@ -45,7 +45,7 @@ describe('secrets never reach the event stream in clear', () => {
 
   const runtime = async (
     svc: string,
-    secrets?: { seal(v: string): string; open(s: string): string },
+    secrets?: SecretSealer,
     config: { user: string; password: string } = { user: 'mysqldb', password: PASSWORD },
   ) => {
     const nc = await nats.connect({ role: 'manager', id: svc, appId: 'a1', serviceId: svc });
@@ -73,6 +73,7 @@ describe('secrets never reach the event stream in clear', () => {
     const sealer = (svc: string) => ({
       seal: (v: string) => seal(key, v, `svc.a1.${svc}`),
       open: (s: string) => unseal(key, s, `svc.a1.${svc}`).toString(),
+      derive: (purpose: string) => deriveSecret(key, `svc.a1.${svc}/${purpose}`),
     });
     const m = await runtime('s2', sealer('s2'));
     await m.start();

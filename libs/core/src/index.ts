@@ -55,6 +55,7 @@ export {
   newSealingKeyMaterial,
   seal,
   sealingKeyFrom,
+  deriveSecret,
   unseal,
   type SealingKey,
 } from './crypto/sealed.js';

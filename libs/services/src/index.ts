@@ -46,10 +46,12 @@ export { serviceHistory } from './aggregate/history.js';
 export { helloworldService } from './helloworld/helloworld.js';
 export { genericService } from './generic-service/generic.js';
 export { redisService } from './redis/redis.js';
+export { mysqlService } from './mysql/mysql.js';
 
 import { helloworldService } from './helloworld/helloworld.js';
 import { genericService } from './generic-service/generic.js';
 import { redisService } from './redis/redis.js';
+import { mysqlService } from './mysql/mysql.js';
 
 /** Every service type cps ships, in one explicit list. */
-export const builtinServices = [helloworldService, genericService, redisService] as const;
+export const builtinServices = [helloworldService, genericService, redisService, mysqlService] as const;

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Identity } from '@cps/core';
+import { newSealingKeyMaterial, type Identity } from '@cps/core';
 import { Bus, OperatorModeAuthority, type Served } from '@cps/bus';
 import {
   claimPlatformAddress,
@@ -91,10 +91,18 @@ export class TestHost {
         : {}),
     });
     const issued = new IssuedNodeIdentities(issuer, nats.urls);
+    const ownerKey = newSealingKeyMaterial();
     const identities = {
       contextualize: async (identity: Identity) => {
         const c = await issued.contextualize(identity);
-        return identity.role === 'manager' ? { ...c, env: { ...c.env, ...o.managerEnv } } : c;
+        // a manager gets its owner's key, as the director gives it (secrets.key in its directory)
+        return identity.role === 'manager'
+          ? {
+              ...c,
+              env: { ...c.env, ...o.managerEnv },
+              files: { ...c.files, 'secrets.key': ownerKey },
+            }
+          : c;
       },
     };
     const provisioner = new Provisioner({

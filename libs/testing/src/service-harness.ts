@@ -26,6 +26,8 @@ export interface ServiceHarnessOptions {
   readonly serviceId?: string;
   /** Extra environment of the manager process (e.g. `CPS_HEARTBEAT_TIMEOUT_MS`). */
   readonly managerEnv?: Readonly<Record<string, string>>;
+  /** Runs the local cloud in host mode (see `TestHostOptions.hostMode`). */
+  readonly hostMode?: boolean;
 }
 
 /**
@@ -53,6 +55,7 @@ export class ServiceHarness {
       managerEntry: entry('manager-runtime'),
       managerEnv: { CPS_HEARTBEAT_TIMEOUT_MS: '3000', ...o.managerEnv },
       stopGraceMs: 3_000,
+      ...(o.hostMode ? { hostMode: true } : {}),
     });
     const h = new ServiceHarness(host, o.appId ?? 'a1', o.serviceId ?? 's1');
     try {

@@ -70,6 +70,8 @@ const ringLogger = (ring: LogRing): PluginLogger => {
 /** The durable data directory's name in the work directory (see `AgentContext.dataDir`). */
 export const DATA_DIR = 'data';
 const WORKLOAD_PATH = '/usr/local/bin:/usr/bin:/bin';
+/** The most of one output `exec` keeps for a plugin (a database dump answered in one reply). */
+const MAX_EXEC_OUTPUT = 8 * 1024 * 1024;
 
 /**
  * One node's agent: serves its manager only (bus permissions), sends a heartbeat with metrics every
@@ -320,6 +322,7 @@ export class AgentRuntime {
           user: this.o.workloadUser,
           ...(options?.input === undefined ? {} : { input: options.input }),
           timeoutMs: options?.timeoutMs ?? 30_000,
+          keepBytes: Math.min(options?.keepBytes ?? 64 * 1024, MAX_EXEC_OUTPUT),
         });
         this.log.info('exec', { command, args, code: r.code });
         return r;

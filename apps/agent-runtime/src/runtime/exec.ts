@@ -12,11 +12,13 @@ export interface ExecOptions {
   readonly user: { readonly uid: number; readonly gid: number } | undefined;
   readonly input?: string;
   readonly timeoutMs: number;
+  /** How much of the end of each output to keep (default 64 KiB). */
+  readonly keepBytes?: number;
 }
 
 /**
  * Runs one command to its end as the workload user, with `input` on its stdin, keeping the last
- * 64 KiB of its output; killed (the whole group) after `timeoutMs`, answered with code null.
+ * `keepBytes` (64 KiB) of each output; killed (the whole group) after `timeoutMs`, answered with code null.
  */
 export const execAs = (command: string, args: readonly string[], o: ExecOptions): Promise<ExecResult> =>
   new Promise((resolve) => {
@@ -27,9 +29,18 @@ export const execAs = (command: string, args: readonly string[], o: ExecOptions)
       stdio: ['pipe', 'pipe', 'pipe'],
       ...(o.user ? { uid: o.user.uid, gid: o.user.gid } : {}),
     });
-    const out = { stdout: '', stderr: '' };
+    const chunks = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
+    const size = { stdout: 0, stderr: 0 };
+    const limit = o.keepBytes ?? KEEP;
     const keep = (k: 'stdout' | 'stderr') => (b: Buffer) => {
-      out[k] = (out[k] + b.toString()).slice(-KEEP);
+      chunks[k].push(b);
+      size[k] += b.length;
+      while (chunks[k].length > 1 && size[k] - chunks[k][0]!.length >= limit)
+        size[k] -= chunks[k].shift()!.length;
+    };
+    const text = (k: 'stdout' | 'stderr'): string => {
+      const all = Buffer.concat(chunks[k]);
+      return all.subarray(Math.max(0, all.length - limit)).toString();
     };
     child.stdout.on('data', keep('stdout'));
     child.stderr.on('data', keep('stderr'));
@@ -44,11 +55,11 @@ export const execAs = (command: string, args: readonly string[], o: ExecOptions)
     }, o.timeoutMs);
     child.once('error', (e) => {
       clearTimeout(timer);
-      resolve({ code: null, stdout: out.stdout, stderr: `${out.stderr}${e.message}` });
+      resolve({ code: null, stdout: text('stdout'), stderr: `${text('stderr')}${e.message}` });
     });
     child.once('close', (code) => {
       clearTimeout(timer);
-      resolve({ code, ...out });
+      resolve({ code, stdout: text('stdout'), stderr: text('stderr') });
     });
   });
 

@@ -99,6 +99,8 @@ type Live = Exclude<ServiceState, { status: 'NONE' }>;
 export interface SecretSealer {
   seal(clear: string, path: string): string;
   open(sealed: string): string;
+  /** A secret for `purpose`, the same on every call and after every restart (see `ManagerContext.secret`). */
+  derive(purpose: string): string;
 }
 
 const silent: PluginLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -778,6 +780,11 @@ export class ManagerRuntime {
         await this.exec('SetEndpoint', { name, ...(endpoint ? { endpoint } : {}) });
       },
       links: () => this.fresh(s).links,
+      secret: (purpose) => {
+        if (!this.o.secrets)
+          throw new CpsError('internal', `service ${s.serviceId} has no key to derive its secrets from`);
+        return this.o.secrets.derive(purpose);
+      },
       fanOut: (nodeIds, method, args, options) =>
         Promise.all(
           nodeIds.map(async (nodeId): Promise<NodeAnswer> => {

@@ -7,7 +7,9 @@ const CODE = fileURLToPath(new URL('../../../../', import.meta.url)).replace(/\/
 /**
  * Runs inside the node's new mount and PID namespaces, as PID 1 of the latter: gives the node a
  * private `/tmp` and `/dev/shm`, hides `hide` (the platform's directory: every node's files, the
- * platform's keys) under an empty tmpfs, mounts the platform's code back (read-only) when one of those
+ * platform's keys) under an empty tmpfs (over its top-most ancestor others may not search, when it has
+ * one, `/root` say: so the node's path, made again in the tmpfs, is one the workload user can walk,
+ * and servers that want absolute paths, mariadbd, get them), mounts the platform's code back (read-only) when one of those
  * covered it (a checkout under `/tmp`), mounts the node's own directory back at its path (or at
  * `at`: a stand-in machine's disk at `/var/lib/cps`), and
  * becomes the node's program there. The node directory is entered before anything is hidden and
@@ -22,14 +24,19 @@ cd "$node_dir"
 exec 3<"$code"
 mount -t tmpfs -o mode=1777,size=256m,nosuid,nodev cps-tmp /tmp
 mount -t tmpfs -o mode=1777,size=64m,nosuid,nodev cps-shm /dev/shm
-if [ -d "$hide" ]; then mount -t tmpfs -o mode=0755,size=1m cps-hidden "$hide"; fi
+cover=$hide; d=
+for part in $(echo "$hide" | tr / ' '); do
+  d="$d/$part"
+  if [ -d "$d" ] && [ $(( $(stat -c %a "$d") % 2 )) -eq 0 ]; then cover=$d; break; fi
+done
+if [ -d "$cover" ]; then mount -t tmpfs -o mode=0755,size=1m cps-hidden "$cover"; fi
 if [ ! -d "$code" ]; then
   mkdir -p "$code"
   mount --no-canonicalize --bind /proc/self/fd/3 "$code"
   mount -o remount,bind,ro "$code"
 fi
 exec 3<&-
-mkdir -p "$at"
+(umask 022; mkdir -p "$at")
 mount --no-canonicalize --bind . "$at"
 cd "$at"
 exec "$@"`;

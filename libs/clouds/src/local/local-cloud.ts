@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import {
+  chmodSync,
   chownSync,
   closeSync,
   existsSync,
@@ -334,6 +335,7 @@ export class LocalCloud implements BaseCloud {
       rmSync(join(dir, 'node.log'), { force: true });
     }
     writeNodeFiles(dir, spec.contextualization.files);
+    this.openWorkPath(dir);
     let pid: number | undefined;
     let cgroup: string | undefined;
     let network: NodeRecord['network'];
@@ -386,6 +388,15 @@ export class LocalCloud implements BaseCloud {
       throw new CpsError('unavailable', `application ${spec.appId} holds every address of its network`);
     await networks.attach(network, chosen);
     return { network, host: chosen };
+  }
+
+  /**
+   * With a workload user, the node's directory is searchable by others (0711) so that the workload
+   * user can walk to its work directory by absolute path (mariadbd wants one); everything else in
+   * it stays the platform's own (0600 files, 0700 directories).
+   */
+  private openWorkPath(dir: string): void {
+    if (this.options.workloadUser && process.getuid?.() === 0) chmodSync(dir, 0o711);
   }
 
   private prepareDir(dir: string): void {

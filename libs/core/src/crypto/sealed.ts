@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes, scryptSync } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes, scryptSync } from 'node:crypto';
 import { CpsError } from '../errors/cps-error.js';
 
 const PREFIX = 'cps-sealed:v1:';
@@ -57,3 +57,10 @@ export const unseal = (key: SealingKey, sealed: string, context = ''): Buffer =>
     );
   }
 };
+
+/**
+ * A secret derived from `key` for `purpose` (HMAC-SHA-256, 43 characters of base64url): the same for
+ * the same key and purpose, stored nowhere, and telling nothing of the key or of another purpose's.
+ */
+export const deriveSecret = (key: SealingKey, purpose: string): string =>
+  createHmac('sha256', key.bytes).update(`cps-derived-v1\0${purpose}`).digest('base64url');

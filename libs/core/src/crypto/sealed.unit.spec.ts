@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { hasErrorCode, isSealed, newSealingKeyMaterial, seal, sealingKeyFrom, unseal } from '@cps/core';
+import {
+  deriveSecret,
+  hasErrorCode,
+  isSealed,
+  newSealingKeyMaterial,
+  seal,
+  sealingKeyFrom,
+  unseal,
+} from '@cps/core';
 
 const attempt = (f: () => unknown): unknown => {
   try {
@@ -60,5 +68,14 @@ describe('sealing at rest (AES-256-GCM)', () => {
         'validation',
       ),
     ).toBe(true);
+  });
+
+  it('derives one stable secret per key and purpose, unrelated to the others', () => {
+    const other = sealingKeyFrom(newSealingKeyMaterial());
+    const a = deriveSecret(key, 'svc:s1/admin');
+    expect(a).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(deriveSecret(key, 'svc:s1/admin')).toBe(a);
+    expect(deriveSecret(key, 'svc:s1/replication')).not.toBe(a);
+    expect(deriveSecret(other, 'svc:s1/admin')).not.toBe(a);
   });
 });

@@ -124,6 +124,12 @@ export interface ManagerContext {
   setEndpoint(name: string, endpoint: Endpoint | undefined): Promise<void>;
   /** The services this one links, by link name, with their endpoints. */
   links(): Readonly<Record<string, LinkView>>;
+  /**
+   * A secret of this service for `purpose` (a server's administration password, say): the same on
+   * every call and after every restart, derived from the owner's key, stored nowhere (43 characters
+   * of base64url). Pass it to nodes in their configuration; never record it.
+   */
+  secret(purpose: string): string;
   readonly log: PluginLogger;
 }
 
@@ -150,7 +156,7 @@ export interface WorkloadRequest {
 /** What a one-off command run by `AgentContext.exec` gave. */
 export interface ExecResult {
   readonly code: number | null;
-  /** The last 64 KiB of each. */
+  /** The end of each: the last 64 KiB, or the `keepBytes` asked for. */
   readonly stdout: string;
   readonly stderr: string;
 }
@@ -228,6 +234,8 @@ export interface AgentContext {
       readonly env?: Readonly<Record<string, string>>;
       readonly input?: string;
       readonly timeoutMs?: number;
+      /** How much of the end of each output to keep (default 64 KiB, at most 8 MiB). */
+      readonly keepBytes?: number;
     },
   ): Promise<ExecResult>;
   /** Sends a signal to a running workload (a reload: nginx `SIGHUP`, php-fpm `SIGUSR2`). */

@@ -76,6 +76,9 @@ const managerContext = (nodes: readonly NodeView[], over: Partial<ManagerContext
   endpoints: () => ({}),
   setEndpoint: async () => undefined,
   links: () => ({}),
+  secret: () => {
+    throw new Error('not here');
+  },
   log: silent,
   ...over,
 });

@@ -1,0 +1,385 @@
+import { execFile, execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { addNodes, getLogs } from '@cps/bus';
+import { hasErrorCode } from '@cps/core';
+import { LocalCloud, namespaceOfAddress } from '@cps/clouds';
+import { eventually, ServiceHarness } from '@cps/testing';
+
+interface NodePosition {
+  nodeId: string;
+  epoch?: number;
+  role?: string;
+  readOnly?: boolean;
+  io?: string;
+  sqlThread?: string;
+  current?: string;
+  error?: string;
+}
+interface Replication {
+  primary?: string;
+  epoch: number;
+  nodes: NodePosition[];
+}
+interface Where {
+  host: string;
+  port: number;
+}
+
+/** Runs SQL with the real `mariadb` client, as a user of the service would. */
+const client = (at: Where, user: string, password: string, statements: string): Promise<string> =>
+  new Promise((resolve, reject) => {
+    const child = execFile(
+      'mariadb',
+      [
+        '--no-defaults',
+        '--protocol=TCP',
+        `-h${at.host}`,
+        `-P${at.port}`,
+        `-u${user}`,
+        '--batch',
+        '--skip-column-names',
+      ],
+      { env: { PATH: process.env.PATH ?? '', MYSQL_PWD: password }, timeout: 15_000 },
+      (err, stdout, stderr) =>
+        err ? reject(new Error(stderr.trim() || err.message)) : resolve(stdout.trim()),
+    );
+    child.stdin?.end(statements);
+  });
+
+const APP_PASSWORD = 'Shop-keeper-2026';
+const hostMode = LocalCloud.hostModeUnavailable() === undefined;
+
+/** Every process of a host-mode node (its network namespace), by pid. */
+const pidsOfNode = (address: string): number[] =>
+  execFileSync('ip', ['netns', 'pids', namespaceOfAddress(address)!], { encoding: 'utf8' })
+    .split('\n')
+    .filter(Boolean)
+    .map(Number);
+const isServer = (pid: number): boolean => {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('/usr/sbin/mariadbd\0');
+  } catch {
+    return false;
+  }
+};
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A client writing numbered rows one after another, as fast as it can, through whatever the service
+ * says its primary is: the rows it got an OK for are acknowledged, and must all survive.
+ */
+class Writer {
+  readonly acked: number[] = [];
+  private readonly acks: { started: number; at: number }[] = [];
+  readonly failedAt: number[] = [];
+  private next = 1;
+  private stopped = false;
+  private done: Promise<void> = Promise.resolve();
+  constructor(
+    private readonly where: () => Promise<Where>,
+    private readonly write: (w: Where, id: number) => Promise<unknown>,
+  ) {}
+  start(): this {
+    this.done = (async () => {
+      while (!this.stopped) {
+        const id = this.next++;
+        const started = Date.now();
+        try {
+          await this.write(await this.where(), id);
+          this.acked.push(id);
+          this.acks.push({ started, at: Date.now() });
+        } catch {
+          this.failedAt.push(Date.now());
+          await sleep(100);
+        }
+      }
+    })();
+    return this;
+  }
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.done;
+  }
+  /** When the first write begun after `t` was acknowledged (polls). */
+  async firstAckAfter(t: number, ms = 30_000): Promise<number> {
+    const until = Date.now() + ms;
+    while (Date.now() < until) {
+      const ack = this.acks.find((a) => a.started > t);
+      if (ack) return ack.at;
+      await sleep(20);
+    }
+    throw new Error(`no write acknowledged within ${ms} ms`);
+  }
+}
+
+/**
+ * The mysql service for real: mariadbd from Debian on every node, a primary and replicas with GTID
+ * and semi-synchronous replication, driven over the bus as the director drives it.
+ */
+describe('mysql: a primary and replicas that keep every acknowledged commit', () => {
+  let h: ServiceHarness;
+  const replication = async () => (await h.call('get_replication', {}, { timeoutMs: 20_000 })) as Replication;
+  /** One primary taking writes, every other running node its replica with both threads running. */
+  const replicating = async (count: number, ms = 60_000): Promise<Replication> =>
+    eventually(
+      () => replication().catch((): Replication => ({ epoch: 0, nodes: [] })),
+      (r) =>
+        r.nodes.length === count &&
+        r.nodes.every((n) =>
+          n.nodeId === r.primary
+            ? n.role === 'primary' && n.epoch === r.epoch && n.readOnly === false
+            : n.role === 'replica' &&
+              n.epoch === r.epoch &&
+              n.readOnly === true &&
+              n.io === 'Yes' &&
+              n.sqlThread === 'Yes',
+        ),
+      ms,
+    ).catch(async (e: unknown) => {
+      console.log(JSON.stringify(await replication().catch(String), null, 1));
+      console.log((await h.request(getLogs, {}).catch(() => ({ text: '' }))).text.slice(-8000));
+      throw e;
+    });
+  const info = async () =>
+    (await h.call('get_connection_info')) as Where & {
+      primary: string;
+      replicas: (Where & { nodeId: string })[];
+    };
+  const at = async (nodeId: string): Promise<Where> => {
+    const i = await info();
+    if (i.primary === nodeId) return i;
+    const r = i.replicas.find((x) => x.nodeId === nodeId);
+    if (!r) throw new Error(`no node ${nodeId}`);
+    return r;
+  };
+  const app = async (where: Where, statements: string) => client(where, 'shop', APP_PASSWORD, statements);
+  const errorOf = async (p: Promise<unknown>) =>
+    p.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+
+  /** What the service and its nodes say, when a test fails. */
+  const explain = async () => {
+    const nodes = await h.nodes().catch(() => []);
+    console.log(JSON.stringify(nodes, null, 1));
+    console.log((await h.request(getLogs, {}).catch(() => ({ text: '' }))).text.slice(-6000));
+    for (const n of nodes)
+      console.log(
+        n.nodeId,
+        (await h.request(getLogs, { nodeId: n.nodeId }).catch(() => ({ text: '' }))).text.slice(-4000),
+      );
+  };
+
+  beforeAll(async () => {
+    h = await ServiceHarness.start({
+      type: 'mysql',
+      hostMode: LocalCloud.hostModeUnavailable() === undefined,
+    });
+    try {
+      await h.startup();
+      await h.request(addNodes, { nodes: { replica: 2 } }, { timeoutMs: 30_000 });
+      await h.until('RUNNING', 120_000);
+    } catch (e) {
+      await explain();
+      throw e;
+    }
+  }, 240_000);
+  afterAll(async () => h?.cleanup());
+
+  it('starts one primary and two replicas; a row written on the primary is read on both; replicas refuse writes', async () => {
+    const r = await replicating(3);
+    expect(r.epoch).toBe(1);
+    await h.call('create_user', { name: 'shop', password: APP_PASSWORD, database: 'shop' });
+    const primary = await info();
+    await app(
+      primary,
+      'CREATE TABLE shop.orders (id INT PRIMARY KEY, item VARCHAR(64)); INSERT INTO shop.orders VALUES (1, "first")',
+    );
+    for (const replica of primary.replicas) {
+      await eventually(
+        () => app(replica, 'SELECT item FROM shop.orders WHERE id = 1').catch(() => ''),
+        (v) => v === 'first',
+      );
+      expect(
+        String(await errorOf(app(replica, 'INSERT INTO shop.orders VALUES (2, "on a replica")'))),
+      ).toMatch(/read-only/);
+    }
+    // the user has its database and nothing else
+    expect(String(await errorOf(app(primary, 'SELECT * FROM mysql.global_priv')))).toMatch(/denied/);
+    expect(String(await errorOf(app(primary, 'CREATE DATABASE other')))).toMatch(/denied/);
+  });
+
+  it('load_dump then sqldump round-trip; a broken dump names its line and loads nothing', async () => {
+    const dump = [
+      'CREATE TABLE books (id INT PRIMARY KEY, title VARCHAR(100));',
+      "INSERT INTO books VALUES (1, 'Dune'), (2, 'Solaris');",
+      'CREATE TABLE authors (id INT PRIMARY KEY, name VARCHAR(100));',
+      "INSERT INTO authors VALUES (1, 'Herbert');",
+      '',
+    ].join('\n');
+    expect(await h.call('load_dump', { sql: dump, database: 'library' })).toEqual({
+      database: 'library',
+      tables: 2,
+    });
+    const out = ((await h.call('sqldump', { database: 'library' })) as { sql: string }).sql;
+    expect(out).toContain('CREATE TABLE `books`');
+    expect(out).toMatch(/\(1,'Dune'\),\s*\(2,'Solaris'\)/);
+
+    // the dump of the dump loads into another database with the same rows
+    const again = out.replace(/^(CREATE DATABASE|USE) .*$/gm, '');
+    expect(await h.call('load_dump', { sql: again, database: 'library2' })).toMatchObject({ tables: 2 });
+    const copy = ((await h.call('sqldump', { database: 'library2' })) as { sql: string }).sql;
+    const body = (s: string) => s.slice(s.indexOf('DROP TABLE')).replace(/ for database '\w+'/g, '');
+    expect(body(copy)).toBe(body(out));
+
+    const broken = 'CREATE TABLE t1 (id INT);\nINSERT INTO t1 VALUES (1);\nINSERT INTO oops VALUES (;\n';
+    const e = await errorOf(h.call('load_dump', { sql: broken, database: 'library' }));
+    expect(hasErrorCode(e, 'validation')).toBe(true);
+    expect(JSON.stringify(e)).toMatch(/dump_error/);
+    expect(JSON.stringify(e)).toMatch(/line 3/);
+    // library is as it was: its two tables, no t1
+    const still = ((await h.call('sqldump', { database: 'library' })) as { sql: string }).sql;
+    expect(still).toContain('CREATE TABLE `books`');
+    expect(still).not.toContain('`t1`');
+
+    // a dump that reaches for another database fails whole
+    const sneaky = 'CREATE TABLE ok (id INT);\nCREATE TABLE shop.stolen (id INT);\n';
+    expect(JSON.stringify(await errorOf(h.call('load_dump', { sql: sneaky, database: 'library' })))).toMatch(
+      /line 2.*denied/,
+    );
+    expect(
+      JSON.stringify(await errorOf(h.call('load_dump', { sql: '\u0000\u0001binary', database: 'x1' }))),
+    ).toMatch(/not_sql/);
+    expect(
+      JSON.stringify(await errorOf(h.call('load_dump', { sql: 'x'.repeat(600 * 1024), database: 'x1' }))),
+    ).toMatch(/\$\.sql/);
+  });
+
+  it('set_password: the new password works, the old one is refused; weak passwords and bad names are refused', async () => {
+    const primary = await info();
+    await h.call('set_password', { user: 'shop', password: 'Another-one-2027' });
+    expect(String(await errorOf(app(primary, 'SELECT 1')))).toMatch(/denied/);
+    expect(await client(primary, 'shop', 'Another-one-2027', 'SELECT 1')).toBe('1');
+    await h.call('set_password', { user: 'shop', password: APP_PASSWORD });
+    for (const [args, field] of [
+      [{ user: 'shop', password: 'short' }, '$.password'],
+      [{ user: 'shop', password: 'alllowercaseletters' }, '$.password'],
+      [{ user: 'shop', password: '' }, '$.password'],
+      [{ user: 'cps_admin', password: APP_PASSWORD }, '$.user'],
+      [{ user: 'nobody', password: APP_PASSWORD }, '$.user'],
+    ] as const) {
+      const e = await errorOf(h.call('set_password', args));
+      expect(hasErrorCode(e, 'validation')).toBe(true);
+      expect(JSON.stringify(e)).toContain(field);
+    }
+  });
+
+  const ids = async (where: Where, table: string): Promise<Set<number>> =>
+    new Set((await app(where, `SELECT id FROM ${table}`)).split('\n').filter(Boolean).map(Number));
+  const writer = (table: string) =>
+    new Writer(
+      () => info(),
+      (w, id) => app(w, `INSERT INTO ${table} VALUES (${id})`),
+    ).start();
+  const primaryServer = async (): Promise<{ nodeId: string; address: string; pids: number[] }> => {
+    const i = await info();
+    return { nodeId: i.primary, address: i.host, pids: pidsOfNode(i.host) };
+  };
+
+  it.skipIf(!hostMode)(
+    'adds a replica while writes run: it catches up and holds every acknowledged row',
+    async () => {
+      await app(await info(), 'CREATE TABLE shop.w1 (id INT PRIMARY KEY)');
+      const w = writer('shop.w1');
+      await sleep(1_000);
+      const before = (await h.nodes()).map((n) => n.nodeId);
+      await h.request(addNodes, { nodes: { replica: 1 } }, { timeoutMs: 30_000 });
+      await h.until('RUNNING', 120_000);
+      const added = (await h.nodes()).find(
+        (n) => !before.includes(n.nodeId) && n.state === 'running',
+      )!.nodeId;
+      await replicating(4);
+      await sleep(500);
+      await w.stop();
+      expect(w.acked.length).toBeGreaterThan(20);
+      const replica = await at(added);
+      const held = await eventually(
+        () => ids(replica, 'shop.w1'),
+        (got) => w.acked.every((id) => got.has(id)),
+        20_000,
+      );
+      expect(w.acked.filter((id) => !held.has(id))).toEqual([]);
+      // and the rows written before the copy, from the first test
+      expect(await app(replica, 'SELECT item FROM shop.orders WHERE id = 1')).toBe('first');
+    },
+  );
+
+  it.skipIf(!hostMode)(
+    "kill -9 of the primary's mariadbd: it comes back, still the primary, with every acknowledged row",
+    async () => {
+      await app(await info(), 'CREATE TABLE shop.w2 (id INT PRIMARY KEY)');
+      const { nodeId, pids } = await primaryServer();
+      const w = writer('shop.w2');
+      await sleep(1_000);
+      const t0 = Date.now();
+      for (const pid of pids.filter(isServer)) process.kill(pid, 'SIGKILL');
+      const resumed = await w.firstAckAfter(t0);
+      await sleep(500);
+      await w.stop();
+      console.log(`writes resumed ${resumed - t0} ms after kill -9 of mariadbd`);
+      expect(resumed - t0).toBeLessThan(10_000);
+      expect((await info()).primary).toBe(nodeId);
+      const held = await ids(await info(), 'shop.w2');
+      expect(w.acked.filter((id) => !held.has(id))).toEqual([]);
+      await replicating(4);
+    },
+  );
+
+  it.skipIf(!hostMode)(
+    "kill -9 of the primary's whole node: a replica takes over within 10 s with every acknowledged row",
+    async () => {
+      const r = await replicating(4);
+      await app(await info(), 'CREATE TABLE shop.w3 (id INT PRIMARY KEY)');
+      const { nodeId, pids } = await primaryServer();
+      const w = writer('shop.w3');
+      await sleep(1_500);
+      const t0 = Date.now();
+      for (const pid of pids) process.kill(pid, 'SIGKILL');
+      const resumed = await w.firstAckAfter(t0);
+      console.log(`writes resumed ${resumed - t0} ms after kill -9 of the primary's node`);
+      await sleep(1_000);
+      await w.stop();
+      expect(resumed - t0).toBeLessThan(10_000);
+      const now = await info();
+      expect(now.primary).not.toBe(nodeId);
+      expect((await replication()).epoch).toBe(r.epoch + 1);
+      const held = await ids(now, 'shop.w3');
+      expect(w.acked.filter((id) => !held.has(id))).toEqual([]);
+      // the lost node is replaced by a new replica, copied from the new primary
+      const healed = await replicating(4, 120_000);
+      expect(healed.nodes.map((n) => n.nodeId)).not.toContain(nodeId);
+      expect(healed.nodes.filter((n) => n.nodeId !== healed.primary && n.readOnly === true)).toHaveLength(3);
+    },
+  );
+
+  it('set_param takes allow-listed variables only; promote refuses the primary', async () => {
+    expect(await h.call('set_param', { name: 'max_connections', value: '321' })).toEqual({
+      name: 'max_connections',
+      value: '321',
+    });
+    const primary = await info();
+    await eventually(
+      () => client(primary, 'shop', APP_PASSWORD, 'SELECT @@max_connections'),
+      (v) => v === '321',
+    );
+    const disallowed = await errorOf(h.call('set_param', { name: 'sync_binlog', value: '0' }));
+    expect(JSON.stringify(disallowed)).toMatch(/param_not_allowed/);
+    expect(
+      JSON.stringify(await errorOf(h.call('set_param', { name: 'max_connections', value: 'lots' }))),
+    ).toMatch(/invalid_value/);
+    const notReplica = await errorOf(h.call('promote', { nodeId: primary.primary }));
+    expect(JSON.stringify(notReplica)).toMatch(/not_a_replica/);
+  });
+});

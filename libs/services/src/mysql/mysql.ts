@@ -1,0 +1,681 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { ConflictError, CpsError, IdSchema, NotFoundError, ValidationError } from '@cps/core';
+import type { AgentContext, ManagerContext, NodeView } from '../contract/context.js';
+import { agentMethod, defineService, managerMethod, pluginState } from '../contract/service.js';
+import { mostAdvanced } from './gtid.js';
+import {
+  checkDumpText,
+  checkParam,
+  ident,
+  literal,
+  MAX_DUMP_BYTES,
+  NameSchema,
+  PasswordSchema,
+  PrivilegeSchema,
+  UserSchema,
+} from './inputs.js';
+import {
+  apply,
+  dumpDatabases,
+  ensureUser,
+  fence,
+  loadDump,
+  type NodeSettings,
+  position,
+  settingsOf,
+  sql,
+  startServer,
+  values,
+  waitFor,
+} from './server.js';
+
+/**
+ * The `mysql` service (ADR 10, docs/mysql.md): MariaDB from Debian, one primary and any number of
+ * replicas with GTID and semi-synchronous replication. Which node is the primary, and since which
+ * epoch, is the plugin's state (`primary_elected`); the manager alone elects, every server starts
+ * read-only, and only the configuration of the current epoch's primary opens it for writes.
+ */
+
+// ---- the plugin's state
+
+const PrimaryElected = z.object({
+  nodeId: IdSchema,
+  epoch: z.number().int().min(1),
+  /** The nodes whose data went through the election (they follow; any other copies afresh). */
+  members: z.array(IdSchema),
+  reason: z.string().max(300),
+});
+const ParamSet = z.object({ name: z.string().max(64), value: z.string().max(256) });
+const RootCreated = z.object({});
+
+interface MysqlState {
+  readonly epoch: number;
+  readonly primary?: string;
+  readonly members: readonly string[];
+  readonly params: Readonly<Record<string, string>>;
+  readonly rootCreated: boolean;
+}
+
+const state = pluginState<MysqlState>({
+  initial: { epoch: 0, members: [], params: {}, rootCreated: false },
+  events: { primary_elected: PrimaryElected, param_set: ParamSet, root_created: RootCreated },
+  evolve: (s, e) => {
+    if (e.name === 'primary_elected') {
+      const d = e.data as z.infer<typeof PrimaryElected>;
+      return { ...s, epoch: d.epoch, primary: d.nodeId, members: d.members };
+    }
+    if (e.name === 'param_set') {
+      const d = e.data as z.infer<typeof ParamSet>;
+      return { ...s, params: { ...s.params, [d.name]: d.value } };
+    }
+    if (e.name === 'root_created') return { ...s, rootCreated: true };
+    return s;
+  },
+});
+
+const stateOf = (ctx: ManagerContext): MysqlState => ctx.state() as MysqlState;
+const running = (ctx: ManagerContext): NodeView[] => ctx.nodes().filter((n) => n.state === 'running');
+const portOf = (n: NodeView): number => {
+  if (!n.ports) throw new CpsError('internal', `node ${n.nodeId} has no port range`);
+  return n.ports.from;
+};
+
+/** The running primary, or a `conflict` error naming why there is none. */
+const primaryNode = (ctx: ManagerContext): NodeView => {
+  const id = stateOf(ctx).primary;
+  const node = running(ctx).find((n) => n.nodeId === id);
+  if (!node)
+    throw new ConflictError(
+      id ? `the primary ${id} is not running (a failover is under way)` : 'no primary yet',
+    );
+  return node;
+};
+const onPrimary = (ctx: ManagerContext, method: string, args: unknown, timeoutMs = 30_000) =>
+  ctx.callAgent(primaryNode(ctx).nodeId, method, args, { timeoutMs });
+
+/** Records `node` as the primary of a new epoch (every node is then configured again) and moves the endpoint. */
+const elect = async (ctx: ManagerContext, node: NodeView, members: readonly string[], reason: string) => {
+  const s = stateOf(ctx);
+  await ctx.record('primary_elected', {
+    nodeId: node.nodeId,
+    epoch: s.epoch + 1,
+    members: [...members],
+    reason,
+  });
+  ctx.log.info('primary elected', { nodeId: node.nodeId, epoch: s.epoch + 1, reason });
+  await moveEndpoint(ctx, node);
+};
+
+const moveEndpoint = async (ctx: ManagerContext, node: NodeView) => {
+  const e = ctx.endpoints()['mysql'];
+  if (!node.address) return;
+  if (e?.nodeId !== node.nodeId || e.address !== node.address)
+    await ctx.setEndpoint('mysql', { address: node.address, port: portOf(node), nodeId: node.nodeId });
+};
+
+interface Position {
+  readonly nodeId: string;
+  readonly epoch: number;
+  readonly role: string;
+  readonly received: string;
+}
+
+/**
+ * Keeps one primary: the first running node (a `primary` one first) when none was ever elected;
+ * when the primary is gone (failed, removed), the replica of the current epoch that received the
+ * most, once it applied all it received. Runs after every change of the nodes, one run at a time,
+ * and again after a manager restart: an election is recorded before anything acts on it, so an
+ * interrupted failover is finished, never repeated.
+ */
+const ensurePrimary = async (ctx: ManagerContext): Promise<void> => {
+  const s = stateOf(ctx);
+  const current = ctx.nodes().find((n) => n.nodeId === s.primary);
+  if (current && ['requested', 'starting', 'running'].includes(current.state)) {
+    if (current.state === 'running') {
+      await moveEndpoint(ctx, current);
+      await ensureRoot(ctx, current);
+    }
+    return;
+  }
+  const candidates = running(ctx);
+  if (candidates.length === 0) return;
+  if (!s.primary) {
+    const first = candidates.find((n) => n.role === 'primary') ?? candidates[0]!;
+    return elect(ctx, first, [first.nodeId], 'first primary');
+  }
+  const answers = await ctx.fanOut(
+    candidates.map((n) => n.nodeId),
+    'position',
+    {},
+    { timeoutMs: 10_000 },
+  );
+  const positions = answers.flatMap((a): Position[] =>
+    a.ok ? [{ nodeId: a.nodeId, ...(a.result as Omit<Position, 'nodeId'>) }] : [],
+  );
+  const holders = positions.filter((p) => p.epoch === s.epoch && p.role === 'replica');
+  const best = mostAdvanced(holders.map((p) => ({ ...p, position: p.received })));
+  const why = `failover: ${s.primary} is ${current?.state ?? 'gone'}`;
+  if (best) {
+    const node = candidates.find((n) => n.nodeId === best.nodeId)!;
+    return elect(
+      ctx,
+      node,
+      holders.map((h) => h.nodeId),
+      why,
+    );
+  }
+  if (positions.length < candidates.length) return; // some did not answer: asked again at the next change
+  // no node holds the epoch's data (the primary was alone, or its replicas were still copying)
+  ctx.log.error(
+    'no replica holds the data of the lost primary: a running node is promoted with what it has',
+    {
+      primary: s.primary,
+      epoch: s.epoch,
+    },
+  );
+  const node = candidates.find((n) => n.nodeId === positions[0]!.nodeId)!;
+  await elect(ctx, node, [node.nodeId], `${why}; no replica held its data`);
+};
+
+/** The manifest's `Password`: the account `root` gets it once, on the first primary. */
+const ensureRoot = async (ctx: ManagerContext, primary: NodeView): Promise<void> => {
+  const password = (ctx.manifest as { Password?: string }).Password;
+  if (!password || stateOf(ctx).rootCreated) return;
+  await ctx.callAgent(primary.nodeId, 'ensure_user', { user: 'root', password }, { timeoutMs: 30_000 });
+  await ctx.record('root_created', {});
+};
+
+const Privileges = z.array(PrivilegeSchema).min(1).max(PrivilegeSchema.options.length);
+
+export const mysqlService = defineService({
+  type: 'mysql',
+  description:
+    'MariaDB (Debian mariadb-server): a primary and replicas with GTID and semi-synchronous replication, failover to the most advanced replica, dumps and loads',
+  roles: ['primary', 'replica'],
+  defaultRoles: { primary: 1 },
+  configSchema: z.object({}),
+  manifestKeys: z.object({
+    /** ConPaaS's `Password`: the account `root` (every database, no server administration) gets it. */
+    Password: PasswordSchema.optional(),
+  }),
+  packages: ['mariadb-server', 'mariadb-client', 'mariadb-backup'],
+  state,
+  manager: {
+    methods: {
+      get_connection_info: managerMethod({
+        description: 'Where clients connect: the primary (address, port), and the nodes serving reads',
+        readOnly: true,
+        args: z.object({}),
+        result: z.object({
+          host: z.string(),
+          port: z.number(),
+          primary: z.string(),
+          epoch: z.number(),
+          replicas: z.array(z.object({ nodeId: z.string(), host: z.string(), port: z.number() })),
+          user: z.string().optional(),
+        }),
+        handle: (ctx) => {
+          const p = primaryNode(ctx);
+          return {
+            host: p.address ?? '',
+            port: portOf(p),
+            primary: p.nodeId,
+            epoch: stateOf(ctx).epoch,
+            replicas: running(ctx)
+              .filter((n) => n.nodeId !== p.nodeId && n.address)
+              .map((n) => ({ nodeId: n.nodeId, host: n.address!, port: portOf(n) })),
+            ...((ctx.manifest as { Password?: string }).Password ? { user: 'root' } : {}),
+          };
+        },
+      }),
+      get_replication: managerMethod({
+        description: 'Each running node: its epoch and role, GTID positions, replication threads and lag',
+        readOnly: true,
+        args: z.object({}),
+        result: z.object({
+          primary: z.string().optional(),
+          epoch: z.number(),
+          nodes: z.array(z.record(z.string(), z.unknown())),
+        }),
+        handle: async (ctx) => {
+          const s = stateOf(ctx);
+          const answers = await ctx.fanOut(
+            running(ctx).map((n) => n.nodeId),
+            'position',
+            {},
+          );
+          return {
+            ...(s.primary ? { primary: s.primary } : {}),
+            epoch: s.epoch,
+            nodes: answers.map((a) =>
+              a.ok
+                ? { nodeId: a.nodeId, ...(a.result as object) }
+                : { nodeId: a.nodeId, error: a.error.message },
+            ),
+          };
+        },
+      }),
+      get_service_performance: managerMethod({
+        description: 'Per running node: queries per second, connections, replication lag',
+        readOnly: true,
+        args: z.object({}),
+        result: z.object({ nodes: z.array(z.record(z.string(), z.unknown())) }),
+        handle: async (ctx) => ({
+          nodes: (
+            await ctx.fanOut(
+              running(ctx).map((n) => n.nodeId),
+              'performance',
+              {},
+            )
+          ).map((a) =>
+            a.ok
+              ? { nodeId: a.nodeId, ...(a.result as object) }
+              : { nodeId: a.nodeId, error: a.error.message },
+          ),
+        }),
+      }),
+      create_database: managerMethod({
+        description: 'Creates a database (on the primary; the replicas follow)',
+        args: z.object({ name: NameSchema }),
+        result: z.object({ name: z.string(), created: z.boolean() }),
+        handle: async (ctx, a) =>
+          (await onPrimary(ctx, 'create_database', a)) as { name: string; created: boolean },
+      }),
+      create_user: managerMethod({
+        description: 'Creates a user with privileges on one database (never on the server itself)',
+        args: z.object({
+          name: UserSchema,
+          password: PasswordSchema,
+          database: NameSchema,
+          privileges: Privileges.default(['ALL']),
+        }),
+        result: z.object({ name: z.string(), database: z.string(), privileges: z.array(z.string()) }),
+        handle: async (ctx, a) => {
+          await onPrimary(ctx, 'create_user', a);
+          return { name: a.name, database: a.database, privileges: a.privileges };
+        },
+      }),
+      set_password: managerMethod({
+        description: "Sets a user's password (ConPaaS: the root user's); the old one stops working",
+        args: z.object({ user: UserSchema.default('root'), password: PasswordSchema }),
+        result: z.object({ user: z.string() }),
+        handle: async (ctx, a) => {
+          await onPrimary(ctx, 'set_password', a);
+          return { user: a.user };
+        },
+      }),
+      temporary_user: managerMethod({
+        description: 'A user that expires (dropped after `minutes`): what `cps mysql connect` uses',
+        args: z.object({ minutes: z.number().int().min(1).max(1_440).default(60) }),
+        result: z.object({
+          user: z.string(),
+          password: z.string(),
+          host: z.string(),
+          port: z.number(),
+          expiresAt: z.string(),
+        }),
+        handle: async (ctx, a) => {
+          const p = primaryNode(ctx);
+          const r = (await ctx.callAgent(p.nodeId, 'temporary_user', a, { timeoutMs: 30_000 })) as {
+            user: string;
+            password: string;
+          };
+          return {
+            ...r,
+            host: p.address ?? '',
+            port: portOf(p),
+            expiresAt: new Date(Date.now() + a.minutes * 60_000).toISOString(),
+          };
+        },
+      }),
+      set_param: managerMethod({
+        description: 'Sets an allow-listed server variable on every node, now and at every restart',
+        args: z.object({ name: z.string().min(1).max(64), value: z.string().min(1).max(256) }),
+        result: z.object({ name: z.string(), value: z.string() }),
+        handle: async (ctx, a) => {
+          checkParam(a.name, a.value);
+          // tried on the primary first: a value the server refuses is not recorded
+          await onPrimary(ctx, 'try_param', a);
+          await ctx.record('param_set', a);
+          return a;
+        },
+      }),
+      promote: managerMethod({
+        description:
+          'Makes a replica the primary: the primary stops taking writes, the replica catches up, then takes over',
+        args: z.object({ nodeId: IdSchema }),
+        result: z.object({ primary: z.string(), epoch: z.number() }),
+        handle: async (ctx, a) => {
+          const s = stateOf(ctx);
+          const node = running(ctx).find((n) => n.nodeId === a.nodeId);
+          if (!node) throw new NotFoundError(`no running node ${a.nodeId}`);
+          const pos = (await ctx.callAgent(node.nodeId, 'position', {})) as Omit<Position, 'nodeId'>;
+          if (node.nodeId === s.primary || pos.role !== 'replica' || pos.epoch !== s.epoch)
+            throw new ValidationError(`${a.nodeId} is not a replica in sync with the primary`, [
+              {
+                path: '$.nodeId',
+                code: 'not_a_replica',
+                message:
+                  node.nodeId === s.primary
+                    ? 'it is the primary'
+                    : 'it is not a replica of the current epoch',
+              },
+            ]);
+          const old = running(ctx).find((n) => n.nodeId === s.primary);
+          if (old) {
+            const { gtid } = (await ctx.callAgent(old.nodeId, 'fence', {}, { timeoutMs: 30_000 })) as {
+              gtid: string;
+            };
+            const { caughtUp } = (await ctx.callAgent(
+              node.nodeId,
+              'wait_for',
+              { gtid, seconds: 20 },
+              { timeoutMs: 30_000 },
+            )) as {
+              caughtUp: boolean;
+            };
+            if (!caughtUp) {
+              await ctx.callAgent(old.nodeId, 'reapply', {}, { timeoutMs: 30_000 });
+              throw new ConflictError(
+                `${a.nodeId} did not catch up with the primary in 20 s: nothing changed`,
+              );
+            }
+          }
+          const members = running(ctx)
+            .map((n) => n.nodeId)
+            .filter((n) => n !== s.primary);
+          await elect(ctx, node, old ? [...members, old.nodeId] : members, 'promoted');
+          return { primary: node.nodeId, epoch: s.epoch + 1 };
+        },
+      }),
+      load_dump: managerMethod({
+        description: `Loads an SQL dump (at most ${MAX_DUMP_BYTES} bytes) into a database, whole or not at all`,
+        args: z.object({ sql: z.string().max(MAX_DUMP_BYTES), database: NameSchema }),
+        result: z.object({ database: z.string(), tables: z.number() }),
+        handle: async (ctx, a) => {
+          checkDumpText(a.sql);
+          const r = (await onPrimary(ctx, 'load_dump', a, 10 * 60_000)) as { tables: number };
+          return { database: a.database, tables: r.tables };
+        },
+      }),
+      sqldump: managerMethod({
+        description: `A consistent SQL dump of one database or of all (at most ${MAX_DUMP_BYTES} bytes)`,
+        readOnly: true,
+        args: z.object({ database: NameSchema.optional() }),
+        result: z.object({ sql: z.string() }),
+        handle: async (ctx, a) => (await onPrimary(ctx, 'sqldump', a, 5 * 60_000)) as { sql: string },
+      }),
+    },
+    configureNode: (ctx, node): NodeSettings => {
+      const s = stateOf(ctx);
+      const primary = ctx.nodes().find((n) => n.nodeId === s.primary && n.state !== 'removed');
+      const base = {
+        epoch: s.epoch,
+        members: [...s.members],
+        admin: ctx.secret('admin'),
+        replication: ctx.secret('replication'),
+        params: { ...s.params },
+      };
+      if (!primary?.address || !primary.ports) return { role: 'standalone', semiSync: false, ...base };
+      if (primary.nodeId === node.nodeId)
+        return { role: 'primary', semiSync: running(ctx).some((n) => n.nodeId !== node.nodeId), ...base };
+      return {
+        role: 'replica',
+        semiSync: false,
+        primary: { nodeId: primary.nodeId, address: primary.address, port: portOf(primary) },
+        ...base,
+      };
+    },
+    onNodesChanged: ensurePrimary,
+  },
+  agent: {
+    methods: {
+      position: agentMethod({
+        description: "This node's epoch, role, GTID positions and replication",
+        args: z.object({}),
+        result: z.record(z.string(), z.unknown()),
+        handle: (ctx) => position(ctx),
+      }),
+      performance: agentMethod({
+        description: 'Queries per second since the last ask, connections, replication lag',
+        args: z.object({}),
+        result: z.record(z.string(), z.unknown()),
+        handle: async (ctx) => {
+          const [questions, uptime, threads] = (
+            await values(
+              ctx,
+              "SELECT (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME='QUESTIONS'), " +
+                "(SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME='UPTIME'), " +
+                "(SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME='THREADS_CONNECTED')",
+            )
+          ).map(Number);
+          const now = Date.now();
+          const last = samples.get(ctx.nodeId);
+          samples.set(ctx.nodeId, { at: now, questions: questions! });
+          const qps =
+            last && now > last.at && questions! >= last.questions
+              ? ((questions! - last.questions) * 1000) / (now - last.at)
+              : questions! / Math.max(1, uptime!);
+          const p = await position(ctx);
+          return {
+            queriesPerSecond: Math.round(qps * 10) / 10,
+            connections: threads,
+            ...(p.lagSeconds === undefined ? {} : { lagSeconds: p.lagSeconds }),
+            readOnly: p.readOnly,
+          };
+        },
+      }),
+      fence: agentMethod({
+        description: 'Stops taking writes; answers the position reached',
+        args: z.object({}),
+        result: z.object({ gtid: z.string() }),
+        handle: async (ctx) => ({ gtid: await fence(ctx) }),
+      }),
+      reapply: agentMethod({
+        description: 'Plays its configured role again (after a fence that led nowhere)',
+        args: z.object({}),
+        result: z.object({}),
+        handle: async (ctx) => {
+          await apply(ctx);
+          return {};
+        },
+      }),
+      wait_for: agentMethod({
+        description: 'Waits until this replica applied a GTID position',
+        args: z.object({ gtid: z.string().max(4_096), seconds: z.number().int().min(0).max(60) }),
+        result: z.object({ caughtUp: z.boolean() }),
+        handle: async (ctx, a) => ({ caughtUp: await waitFor(ctx, a.gtid, a.seconds) }),
+      }),
+      create_database: agentMethod({
+        description: 'CREATE DATABASE IF NOT EXISTS',
+        args: z.object({ name: NameSchema }),
+        result: z.object({ name: z.string(), created: z.boolean() }),
+        handle: async (ctx, a) => {
+          const [exists] = await values(
+            ctx,
+            `SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ${literal(a.name)}`,
+          );
+          await sql(ctx, `CREATE DATABASE IF NOT EXISTS ${ident(a.name)}`);
+          return { name: a.name, created: exists === '0' };
+        },
+      }),
+      create_user: agentMethod({
+        description: 'CREATE USER with privileges on one database',
+        args: z.object({
+          name: UserSchema,
+          password: PasswordSchema,
+          database: NameSchema,
+          privileges: Privileges,
+        }),
+        result: z.object({}),
+        handle: async (ctx, a) => {
+          const [exists] = await values(
+            ctx,
+            `SELECT COUNT(*) FROM mysql.global_priv WHERE User = ${literal(a.name)}`,
+          );
+          if (exists !== '0')
+            throw new ValidationError(`user ${a.name} exists`, [
+              { path: '$.name', code: 'exists', message: 'set its password with set_password' },
+            ]);
+          await sql(
+            ctx,
+            [
+              `CREATE DATABASE IF NOT EXISTS ${ident(a.database)}`,
+              `CREATE USER ${literal(a.name)}@'%' IDENTIFIED BY ${literal(a.password)}`,
+              `GRANT ${a.privileges.includes('ALL') ? 'ALL PRIVILEGES' : a.privileges.join(', ')} ON ${ident(a.database)}.* TO ${literal(a.name)}@'%'`,
+              '',
+            ].join(';\n'),
+          );
+          return {};
+        },
+      }),
+      set_password: agentMethod({
+        description: 'ALTER USER ... IDENTIFIED BY',
+        args: z.object({ user: UserSchema, password: PasswordSchema }),
+        result: z.object({}),
+        handle: async (ctx, a) => {
+          const [exists] = await values(
+            ctx,
+            `SELECT COUNT(*) FROM mysql.global_priv WHERE User = ${literal(a.user)}`,
+          );
+          if (exists === '0')
+            throw new ValidationError(`no user ${a.user}`, [
+              { path: '$.user', code: 'not_found', message: 'no such user' },
+            ]);
+          await sql(ctx, `ALTER USER ${literal(a.user)}@'%' IDENTIFIED BY ${literal(a.password)}`);
+          return {};
+        },
+      }),
+      ensure_user: agentMethod({
+        description: 'Creates a user with the privileges of the service users on every database',
+        args: z.object({ user: UserSchema, password: PasswordSchema }),
+        result: z.object({}),
+        handle: async (ctx, a) => {
+          await ensureUser(ctx, a.user, a.password);
+          return {};
+        },
+      }),
+      temporary_user: agentMethod({
+        description: 'A user dropped by the server itself after `minutes` (an event)',
+        args: z.object({ minutes: z.number().int().min(1).max(1_440) }),
+        result: z.object({ user: z.string(), password: z.string() }),
+        handle: async (ctx, a) => {
+          const user = `cps_tmp_${randomBytes(4).toString('hex')}`;
+          const password = randomBytes(24).toString('base64url');
+          await ensureUser(ctx, user, password);
+          await sql(
+            ctx,
+            `CREATE EVENT mysql.${ident(`${user}_expiry`)} ON SCHEDULE AT CURRENT_TIMESTAMP + INTERVAL ${a.minutes} MINUTE ` +
+              `ON COMPLETION NOT PRESERVE DO DROP USER IF EXISTS ${literal(user)}@'%'`,
+          );
+          return { user, password };
+        },
+      }),
+      try_param: agentMethod({
+        description: 'SET GLOBAL of an allow-listed variable',
+        args: z.object({ name: z.string(), value: z.string() }),
+        result: z.object({}),
+        handle: async (ctx, a) => {
+          checkParam(a.name, a.value);
+          try {
+            await sql(
+              ctx,
+              `SET GLOBAL ${a.name} = ${/^(\d+(\.\d+)?|ON|OFF)$/i.test(a.value) ? a.value : literal(a.value)}`,
+            );
+          } catch (e) {
+            throw new ValidationError(`the server refused ${a.name}=${a.value}`, [
+              { path: '$.value', code: 'invalid_value', message: String((e as Error).message).slice(0, 300) },
+            ]);
+          }
+          return {};
+        },
+      }),
+      load_dump: agentMethod({
+        description: 'Loads a dump into a database through a staging database',
+        args: z.object({ sql: z.string(), database: NameSchema }),
+        result: z.object({ tables: z.number() }),
+        handle: (ctx, a) => loadDump(ctx, a.database, a.sql),
+      }),
+      sqldump: agentMethod({
+        description: 'mariadb-dump of the users’ databases',
+        args: z.object({ database: NameSchema.optional() }),
+        result: z.object({ sql: z.string() }),
+        handle: async (ctx, a) => {
+          if (a.database) {
+            const [exists] = await values(
+              ctx,
+              `SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ${literal(a.database)}`,
+            );
+            if (exists === '0')
+              throw new ValidationError(`no database ${a.database}`, [
+                { path: '$.database', code: 'not_found', message: 'no such database' },
+              ]);
+          }
+          return { sql: await dumpDatabases(ctx, a.database, MAX_DUMP_BYTES) };
+        },
+      }),
+    },
+    onConfigure: async (ctx) => {
+      if (ctx.workload('mariadbd')?.state !== 'running') return;
+      await serially(ctx, () => apply(ctx));
+    },
+    onStart: async (ctx) => {
+      if (!settingsOf(ctx)) return;
+      await serially(ctx, async () => {
+        await startServer(ctx);
+        await apply(ctx);
+      });
+      watch(ctx);
+    },
+    onStop: async (ctx) => {
+      clearInterval(watchers.get(ctx.nodeId));
+      watchers.delete(ctx.nodeId);
+    },
+  },
+});
+
+/**
+ * A server restarted by the agent's supervisor (it died, kill -9) starts read-only and replicating
+ * nothing, as every server does: each second the agent looks at the server's uptime, and one that
+ * went down since the last look is given its role again.
+ */
+const watchers = new Map<string, NodeJS.Timeout>();
+const watch = (ctx: AgentContext): void => {
+  if (watchers.has(ctx.nodeId)) return;
+  let uptime = Infinity;
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy || ctx.workload('mariadbd')?.state !== 'running') return;
+    busy = true;
+    void values(
+      ctx,
+      "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME='UPTIME'",
+    )
+      .then(async ([up]) => {
+        const now = Number(up);
+        if (now < uptime && uptime !== Infinity) {
+          ctx.log.warn('mariadbd restarted: its role is applied again', { uptime: now });
+          await serially(ctx, () => apply(ctx));
+        }
+        uptime = now;
+      })
+      .catch(() => undefined)
+      .finally(() => {
+        busy = false;
+      });
+  }, 1_000);
+  timer.unref();
+  watchers.set(ctx.nodeId, timer);
+};
+
+/** The last `performance` sample of each node this agent process serves (one). */
+const samples = new Map<string, { at: number; questions: number }>();
+
+/** One configuration at a time on a node (a copy may outlast the manager's wait, which asks again). */
+const queues = new Map<string, Promise<void>>();
+const serially = (ctx: AgentContext, work: () => Promise<void>): Promise<void> => {
+  const next = (queues.get(ctx.nodeId) ?? Promise.resolve()).catch(() => undefined).then(work);
+  queues.set(ctx.nodeId, next);
+  return next;
+};
