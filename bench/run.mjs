@@ -22,6 +22,7 @@ import heartbeats from './cases/heartbeats.mjs';
 import directorHttp from './cases/director-http.mjs';
 import directorStart from './cases/director-start.mjs';
 import cli from './cases/cli.mjs';
+import { mysqlTps, mysqlReplica, mysqlFailover } from './cases/mysql.mjs';
 
 const ALL = [
   rpc,
@@ -35,6 +36,9 @@ const ALL = [
   directorStart,
   cli,
   nodesHost,
+  mysqlTps,
+  mysqlReplica,
+  mysqlFailover,
 ];
 
 const usage = `usage: node bench/run.mjs [options]
@@ -44,7 +48,8 @@ const usage = `usage: node bench/run.mjs [options]
   --json FILE   also write every run's figures as JSON
   --help        this text
 environment: BENCH_RUNS (runs), BENCH_STREAM_SIZE (commits in the replay/load stream, default 100000),
-             BENCH_TIMEOUT_S (hard limit for the whole suite, default 900)`;
+             BENCH_TIMEOUT_S (hard limit for the whole suite, default 900 plus the allowance of the
+             mysql benchmarks selected)`;
 
 const parseArgs = (argv) => {
   const o = { only: undefined, quick: false, runs: undefined, json: undefined };
@@ -77,7 +82,7 @@ const log = (...args) => console.error(`[bench ${new Date().toISOString().slice(
 
 const fmt = (value, unit) => {
   if (value === undefined || value === null || Number.isNaN(value)) return '-';
-  if (unit === 'events/s') return Math.round(value).toLocaleString('en-US');
+  if (unit === 'events/s' || unit === 'tps') return Math.round(value).toLocaleString('en-US');
   if (unit === 'ms') return value < 10 ? value.toFixed(3) : value.toFixed(1);
   if (unit === 'x') return `${value.toFixed(2)}x`;
   if (unit === 'MB' || unit === '% core') return value.toFixed(1);
@@ -106,8 +111,8 @@ const table = (rows) => {
     r.label,
     r.unit,
     fmt(r.cps, r.unit),
-    fmt(r.raw, r.unit),
-    fmt(r.ratio, 'x'),
+    r.baseline === false ? '—' : fmt(r.raw, r.unit),
+    r.baseline === false ? '—' : fmt(r.ratio, 'x'),
     r.target,
     r.verdict,
   ]);
@@ -131,7 +136,12 @@ const main = async () => {
     if (unknown.length) throw new Error(`unknown benchmark(s): ${unknown.join(', ')}\n${usage}`);
   }
 
-  const limitS = Number(process.env.BENCH_TIMEOUT_S ?? 900);
+  // the long benchmarks (a service's servers, minutes of load) bring their own allowance
+  const allowanceS = selected.reduce(
+    (s, c) => s + (c.allowance && !c.unavailable?.() ? c.allowance.prepareS + c.allowance.runS * runs : 0),
+    0,
+  );
+  const limitS = Number(process.env.BENCH_TIMEOUT_S ?? 900 + allowanceS);
   const watchdog = setTimeout(() => {
     log(`suite exceeded ${limitS} s: stopping servers and exiting`);
     void stopAll().finally(() => process.exit(2));
@@ -167,6 +177,18 @@ const main = async () => {
       const unavailable = c.unavailable?.();
       if (unavailable) {
         log(`${c.letter}. ${c.title}: skipped, ${unavailable}`);
+        results.push({
+          id: c.id,
+          key: 'skipped',
+          label: `${c.letter}. ${c.id}`,
+          unit: '',
+          cps: NaN,
+          raw: NaN,
+          ratio: NaN,
+          target: `skipped: ${unavailable}`,
+          verdict: 'skipped',
+          runs: [],
+        });
         continue;
       }
       const perRun = [];
@@ -183,9 +205,13 @@ const main = async () => {
         }
         const fx = live.get(c.fixture);
         env.natsServer ??= (fx.nc ?? fx.director ?? fx.any)?.info?.version;
-        state = await withTimeout(c.prepare(fx, opts), 120_000, `${c.id} prepare`);
+        state = await withTimeout(c.prepare(fx, opts), c.prepareTimeoutMs ?? 120_000, `${c.id} prepare`);
         for (let r = 0; r < runs; r++) {
-          const values = await withTimeout(c.run(state, r, opts), 180_000, `${c.id} run ${r + 1}`);
+          const values = await withTimeout(
+            c.run(state, r, opts),
+            c.runTimeoutMs ?? 180_000,
+            `${c.id} run ${r + 1}`,
+          );
           perRun.push(values);
           log(
             `${c.id} run ${r + 1}/${runs}: ` +
@@ -213,6 +239,7 @@ const main = async () => {
           key: f.key,
           label: f.label,
           unit: f.unit,
+          baseline: f.baseline,
           cps: median(cps),
           raw: median(raw),
           // The ratio is the median of the per-run ratios (each run's cps and raw figures were

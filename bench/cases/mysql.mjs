@@ -1,0 +1,870 @@
+// The mysql service in host mode (root), next to the same MariaDB work done by hand:
+// (n) sysbench oltp_read_write against the service's primary vs a mariadbd started by hand with the
+//     plugin's own server arguments;
+// (o) add_nodes of one replica until it is in sync with the primary (~100 MB of data) vs a dump piped
+//     into a second hand-started server, then GTID replication until in sync;
+// (p) kill -9 of every process of the primary's node while a client writes: time to the first
+//     accepted write, and until the manager recorded the new primary (no baseline).
+// The hand-started servers run as the workload user, on 127.0.0.1, in a temp dir under /tmp; every
+// server, harness and directory is registered with the runner's `servers` so that a failure, a
+// timeout or a signal stops it. Processes are ended by pid only.
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+} from 'node:fs';
+import { createServer } from 'node:net';
+import { delimiter, join } from 'node:path';
+import { addNodes, removeNodes } from '@cps/bus';
+import { LocalCloud, namespaceOfAddress, WORKLOAD_USER, workloadUser } from '@cps/clouds';
+import { ServiceHarness } from '@cps/testing';
+import { servers, stopNats } from '../lib/fixtures.mjs';
+import { now, sleep } from '../lib/stats.mjs';
+
+const MARIADBD = '/usr/sbin/mariadbd';
+const TOOLS = ['sysbench', 'mariadb', 'mariadb-dump', 'mariadb-install-db', 'ip'];
+const TABLES = 4;
+const THREADS = 4;
+/** InnoDB data + indexes per sysbench row (measured: 4 x 108,300 rows hold 104.3 MB). */
+const ROW_BYTES = 252;
+
+const log = (...args) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...args);
+
+const onPath = (tool) =>
+  (process.env.PATH ?? '').split(delimiter).some((dir) => dir && existsSync(join(dir, tool)));
+
+/** Why these benchmarks cannot run here, or undefined. */
+const unavailable = () => {
+  const why = LocalCloud.hostModeUnavailable();
+  if (why) return why === 'needs root' ? 'needs root/host mode' : `needs root/host mode (${why})`;
+  if (!workloadUser()) return `needs the workload user ${WORKLOAD_USER}`;
+  const missing = TOOLS.filter((t) => !onPath(t));
+  if (!existsSync(MARIADBD)) missing.push(MARIADBD);
+  return missing.length ? `missing ${missing.join(', ')}` : undefined;
+};
+
+// ---- processes
+
+/**
+ * Runs a program to its end (its own process group, killed by id at `timeoutMs`); answers its exit
+ * code and output. Only PATH (and `env`) reach it: passwords go in MYSQL_PWD, never in arguments,
+ * except sysbench's, which has no other way.
+ */
+const run = (command, args, o = {}) =>
+  new Promise((resolve, reject) => {
+    const user = o.asWorkload ? workloadUser() : undefined;
+    const child = spawn(command, args, {
+      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...o.env },
+      cwd: o.cwd,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true,
+      ...(user ? { uid: user.uid, gid: user.gid } : {}),
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d) => (stderr = (stderr + d).slice(-20_000)));
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {}
+    }, o.timeoutMs ?? 60_000);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? (signal ? 128 : 1), signal, stdout, stderr });
+    });
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(o.input ?? '');
+  });
+
+const must = async (what, command, args, o) => {
+  const r = await run(command, args, o);
+  if (r.code !== 0)
+    throw new Error(
+      `${what}: exit ${r.code}${r.signal ? ` (${r.signal})` : ''}: ${(r.stderr || r.stdout).trim().slice(-600)}`,
+    );
+  return r.stdout;
+};
+
+/** `at`: { host, port, user, password? }. Answers the output lines (tab-separated fields). */
+const sql = async (at, statements, o = {}) =>
+  (
+    await must(
+      `mariadb ${at.host}:${at.port}`,
+      'mariadb',
+      [
+        '--no-defaults',
+        '--protocol=TCP',
+        `--host=${at.host}`,
+        `--port=${at.port}`,
+        `--user=${at.user}`,
+        '--connect-timeout=5',
+        '--batch',
+        '--raw',
+        ...(o.header ? [] : ['--skip-column-names']),
+      ],
+      {
+        env: at.password ? { MYSQL_PWD: at.password } : {},
+        input: statements,
+        timeoutMs: o.timeoutMs ?? 30_000,
+      },
+    )
+  )
+    .split('\n')
+    .filter((l) => l.length > 0);
+
+/** One row with a header (SHOW SLAVE STATUS) as a record; undefined when there is none. */
+const row = async (at, statement) => {
+  const [header, values] = await sql(at, statement, { header: true });
+  if (!header || values === undefined) return undefined;
+  const fields = values.split('\t');
+  return Object.fromEntries(header.split('\t').map((n, i) => [n, fields[i] ?? '']));
+};
+
+const literal = (s) => `'${String(s).replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+const shellQuote = (a) => `'${a.replace(/'/g, `'\\''`)}'`;
+/** A password the service's rules accept (lower, upper, other characters). */
+const newPassword = () => `Bench-${randomBytes(9).toString('hex')}`;
+
+// ---- sysbench
+
+const sysbench = async (at, load, command) =>
+  must(
+    `sysbench ${command} on ${at.host}:${at.port}`,
+    'sysbench',
+    [
+      'oltp_read_write',
+      '--db-driver=mysql',
+      `--mysql-host=${at.host}`,
+      `--mysql-port=${at.port}`,
+      `--mysql-user=${at.user}`,
+      `--mysql-password=${at.password}`,
+      '--mysql-db=sbtest',
+      `--tables=${load.tables}`,
+      `--table-size=${load.rows}`,
+      `--threads=${THREADS}`,
+      ...(command === 'run' ? [`--time=${load.seconds}`, '--report-interval=0'] : []),
+      command,
+    ],
+    { timeoutMs: command === 'run' ? (load.seconds + 60) * 1000 : 600_000 },
+  );
+
+/** "transactions: N (X per sec.)" of sysbench's report. */
+const tpsOf = (out) => {
+  const m = /transactions:\s+\d+\s+\(([\d.]+) per sec\.\)/.exec(out);
+  if (!m) throw new Error(`no transaction rate in sysbench's output: ${out.slice(-500)}`);
+  return Number(m[1]);
+};
+
+/** Megabytes of InnoDB data and indexes in `sbtest`. */
+const sizeMb = async (at) =>
+  Number(
+    (
+      await sql(
+        at,
+        "SELECT SUM(DATA_LENGTH + INDEX_LENGTH) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'sbtest'",
+      )
+    )[0],
+  ) /
+  (1024 * 1024);
+
+// ---- the plugin's servers
+
+/** Every process of the host-mode node at `address` (its network namespace), by pid. */
+const pidsOfNode = (address) => {
+  const ns = namespaceOfAddress(address);
+  if (!ns) throw new Error(`${address} is not a host-mode node address`);
+  return execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' })
+    .split('\n')
+    .filter(Boolean)
+    .map(Number);
+};
+
+/** The arguments the plugin started the mariadbd of the node at `address` with (its command line). */
+const serviceServerArgs = (address) => {
+  for (const pid of pidsOfNode(address)) {
+    let argv;
+    try {
+      argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue;
+    }
+    if (argv.at(-1) === '') argv.pop();
+    if (argv[0] === MARIADBD) return argv.slice(1);
+  }
+  throw new Error(`no ${MARIADBD} among the processes of the node at ${address}`);
+};
+
+/** The arguments that name one server; every other argument is the plugin's, as it is. */
+const PER_SERVER = ['--datadir', '--port', '--bind-address', '--server-id', '--secure-file-priv'];
+const keyOf = (arg) => (arg.includes('=') ? arg.slice(0, arg.indexOf('=')) : arg);
+
+/** The plugin's server arguments with this server's data directory, port, address and id. */
+const handArgs = (template, values) => {
+  for (const key of PER_SERVER) {
+    const n = template.filter((a) => keyOf(a) === key).length;
+    if (n !== 1)
+      throw new Error(`the plugin's server arguments hold ${key} ${n} times: update bench/cases/mysql.mjs`);
+  }
+  return template.map((a) => (keyOf(a) in values ? `${keyOf(a)}=${values[keyOf(a)]}` : a));
+};
+
+// ---- servers started by hand
+
+const takenPorts = new Set();
+const canListen = (port) =>
+  new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+const freePort = async () => {
+  for (let port = 21_000; port < 22_000; port++) {
+    if (takenPorts.has(port)) continue;
+    if (await canListen(port)) {
+      takenPorts.add(port);
+      return port;
+    }
+  }
+  throw new Error('no free port in 21000-21999 on 127.0.0.1');
+};
+
+/**
+ * One mariadbd started by hand: a data directory made by mariadb-install-db, then the plugin's
+ * arguments (this server's directory, port, 127.0.0.1 and id in place of the node's), run as the
+ * workload user. Administered as root over TCP (no password; loopback only). The accounts
+ * mariadb-install-db made for the machine's host name are dropped: --skip-name-resolve ignores
+ * them, and mariadb-dump --system=users stops at them.
+ */
+class HandServer {
+  constructor(dir, port, serverId) {
+    this.dir = dir;
+    this.port = port;
+    this.serverId = serverId;
+    this.child = undefined;
+    this.exited = Promise.resolve();
+  }
+
+  get at() {
+    return { host: '127.0.0.1', port: this.port, user: 'root' };
+  }
+
+  static async start(root, name, template, serverId) {
+    const user = workloadUser();
+    const dir = join(root, name);
+    mkdirSync(join(dir, 'files'), { recursive: true, mode: 0o755 });
+    for (const d of [dir, join(dir, 'files')]) chownSync(d, user.uid, user.gid);
+    const server = new HandServer(dir, await freePort(), serverId);
+    try {
+      await must(
+        'mariadb-install-db',
+        'mariadb-install-db',
+        [
+          '--no-defaults',
+          `--datadir=${join(dir, 'db')}`,
+          '--auth-root-authentication-method=normal',
+          '--skip-test-db',
+        ],
+        { asWorkload: true, cwd: dir, timeoutMs: 120_000 },
+      );
+      const args = handArgs(template, {
+        '--datadir': join(dir, 'db'),
+        '--port': server.port,
+        '--bind-address': '127.0.0.1',
+        '--server-id': serverId,
+        '--secure-file-priv': join(dir, 'files'),
+      });
+      const out = openSync(join(dir, 'mariadbd.log'), 'a');
+      try {
+        server.child = spawn(MARIADBD, args, {
+          cwd: dir,
+          env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
+          stdio: ['ignore', out, out],
+          uid: user.uid,
+          gid: user.gid,
+        });
+      } finally {
+        closeSync(out);
+      }
+      server.exited = new Promise((resolve) => server.child.once('exit', resolve));
+      server.child.once('error', () => undefined);
+      const until = Date.now() + 60_000;
+      for (;;) {
+        if (server.child.exitCode !== null || server.child.signalCode !== null)
+          throw new Error(`${name}: mariadbd exited: ${server.logTail()}`);
+        try {
+          await sql(server.at, 'SELECT 1', { timeoutMs: 5_000 });
+          break;
+        } catch (e) {
+          if (Date.now() > until) throw new Error(`${name}: mariadbd did not answer in 60 s: ${e.message}`);
+          await sleep(100);
+        }
+      }
+      const local = "('localhost', '127.0.0.1', '::1', '%', '')";
+      await sql(
+        server.at,
+        [
+          'SET SESSION sql_log_bin = 0',
+          `DELETE FROM mysql.global_priv WHERE Host NOT IN ${local}`,
+          `DELETE FROM mysql.proxies_priv WHERE Host NOT IN ${local} OR Proxied_host NOT IN ${local}`,
+          'FLUSH PRIVILEGES',
+          '',
+        ].join(';\n'),
+      );
+      return server;
+    } catch (e) {
+      await server.stop();
+      throw e;
+    }
+  }
+
+  logTail() {
+    try {
+      return readFileSync(join(this.dir, 'mariadbd.log'), 'utf8').trim().slice(-600);
+    } catch {
+      return '(no log)';
+    }
+  }
+
+  /** SIGTERM by pid, SIGKILL after 60 s; then its directory and port are given back. */
+  async stop() {
+    const c = this.child;
+    if (c && c.exitCode === null && c.signalCode === null) {
+      try {
+        process.kill(c.pid, 'SIGTERM');
+      } catch {}
+      const done = await Promise.race([this.exited.then(() => true), sleep(60_000).then(() => false)]);
+      if (!done) {
+        try {
+          process.kill(c.pid, 'SIGKILL');
+        } catch {}
+        await this.exited;
+      }
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+    takenPorts.delete(this.port);
+  }
+}
+
+// ---- what a case holds: a harness, hand servers, a temp dir; all ended by `cleanup`
+
+const openScope = () => {
+  const root = mkdtempSync(join('/tmp', 'cps-bench-mysql-'));
+  chmodSync(root, 0o755);
+  const scope = {
+    root,
+    harness: undefined,
+    hand: new Set(),
+    closed: false,
+    async server(name, template, serverId) {
+      if (scope.closed) throw new Error('the benchmark was stopped');
+      const s = await HandServer.start(root, name, template, serverId);
+      scope.hand.add(s);
+      if (scope.closed) {
+        await scope.stopServer(s);
+        throw new Error('the benchmark was stopped');
+      }
+      return s;
+    },
+    async stopServer(s) {
+      scope.hand.delete(s);
+      await s.stop();
+    },
+    async cleanup() {
+      scope.closed = true;
+      await Promise.allSettled([...scope.hand].map((s) => scope.stopServer(s)));
+      if (scope.harness) await scope.harness.cleanup().catch((e) => log(`stopping the mysql harness: ${e}`));
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+  servers.add(scope);
+  return scope;
+};
+const closeScope = (scope) => stopNats(scope);
+
+/** Polls `read` every `every` ms until `ok`; errors of `read` count as not yet. */
+const until = async (scope, read, ok, ms, what, every = 250) => {
+  const deadline = Date.now() + ms;
+  let last;
+  for (;;) {
+    if (scope.closed) throw new Error(`stopped while waiting for ${what}`);
+    try {
+      last = await read();
+      if (ok(last)) return last;
+    } catch (e) {
+      last = String(e?.message ?? e);
+    }
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)?.slice(0, 1500)}`);
+    await sleep(every);
+  }
+};
+
+// ---- the service
+
+const replication = (h) => h.call('get_replication', {}, { timeoutMs: 20_000 });
+const connectionInfo = (h) => h.call('get_connection_info', {}, { timeoutMs: 5_000 });
+
+const primaryOk = (r, n) =>
+  n.nodeId === r.primary && n.role === 'primary' && n.epoch === r.epoch && n.readOnly === false;
+const replicaOk = (r, n) =>
+  n.nodeId !== r.primary &&
+  n.role === 'replica' &&
+  n.epoch === r.epoch &&
+  n.io === 'Yes' &&
+  n.sqlThread === 'Yes';
+/** `count` running nodes: the primary taking writes, every other one replicating. */
+const replicating = (r, count) =>
+  r.nodes.length === count &&
+  r.nodes.every((n) => (n.nodeId === r.primary ? primaryOk(r, n) : replicaOk(r, n)));
+
+/** A mysql service in host mode, started, its primary taking writes (and `replicas` replicas). */
+const startService = async (scope, replicas = 0) => {
+  const t0 = now();
+  scope.harness = await ServiceHarness.start({ type: 'mysql', hostMode: true });
+  const h = scope.harness;
+  await h.startup();
+  if (replicas > 0) await h.request(addNodes, { nodes: { replica: replicas } }, { timeoutMs: 30_000 });
+  await until(
+    scope,
+    () => replication(h),
+    (r) => replicating(r, 1 + replicas),
+    240_000,
+    'the mysql service',
+  );
+  log(`mysql service with ${1 + replicas} node(s) running in ${((now() - t0) / 1000).toFixed(1)} s`);
+  return h;
+};
+
+/** A user of the service (create_user: ALL on `database`), and where it connects. */
+const serviceUser = async (h, database) => {
+  const password = newPassword();
+  await h.call('create_user', { name: 'bench', password, database }, { timeoutMs: 30_000 });
+  const info = await connectionInfo(h);
+  return { host: info.host, port: info.port, user: 'bench', password };
+};
+
+/** The same user on a hand-started server, which then takes writes as the service's primary does. */
+const handUser = async (server, database, password) => {
+  await sql(
+    server.at,
+    [
+      'SET GLOBAL read_only = 0',
+      `CREATE DATABASE IF NOT EXISTS ${database}`,
+      `CREATE USER 'bench'@'%' IDENTIFIED BY ${literal(password)}`,
+      `GRANT ALL PRIVILEGES ON ${database}.* TO 'bench'@'%'`,
+      '',
+    ].join(';\n'),
+  );
+  return { ...server.at, user: 'bench', password };
+};
+
+const budget = { prepareMs: 900_000, runMs: 600_000 };
+const secondsText = (ms) => `${(ms / 1000).toFixed(1)} s`;
+
+// ---- (n) sysbench oltp_read_write
+
+export const mysqlTps = {
+  id: 'mysqltps',
+  letter: 'n',
+  title: 'sysbench oltp_read_write on the mysql service primary vs a mariadbd started by hand (host mode)',
+  fixture: 'none',
+  unavailable,
+  prepareTimeoutMs: budget.prepareMs,
+  runTimeoutMs: budget.runMs,
+  allowance: { prepareS: 300, runS: 150 },
+  figures: [
+    {
+      key: 'tps',
+      label: `n. sysbench oltp_read_write, ${THREADS} threads, tps`,
+      unit: 'tps',
+      target: { on: 'ratio', op: '>=', value: 0.9 },
+    },
+  ],
+
+  async prepare(_fx, opts) {
+    const scope = openScope();
+    try {
+      const load = opts.quick
+        ? { tables: TABLES, rows: 10_000, seconds: 10 }
+        : { tables: TABLES, rows: 100_000, seconds: 30 };
+      const h = await startService(scope);
+      const cps = await serviceUser(h, 'sbtest');
+      const template = serviceServerArgs(cps.host);
+      log(`the plugin's mariadbd arguments: ${template.join(' ')}`);
+      const hand = await scope.server('tps', template, 1001);
+      const raw = await handUser(hand, 'sbtest', cps.password);
+      for (const [which, at] of [
+        ['service', cps],
+        ['hand', raw],
+      ]) {
+        const t0 = now();
+        await sysbench(at, load, 'prepare');
+        log(
+          `sysbench prepare (${load.tables} x ${load.rows} rows) on the ${which} server: ${secondsText(now() - t0)}`,
+        );
+      }
+      log(`${load.seconds} s of oltp_read_write per side and run`);
+      return { scope, cps, raw, load };
+    } catch (e) {
+      await closeScope(scope);
+      throw e;
+    }
+  },
+
+  async run(state, runIndex) {
+    const tps = {};
+    for (const which of runIndex % 2 === 0 ? ['cps', 'raw'] : ['raw', 'cps'])
+      tps[which] = tpsOf(await sysbench(state[which], state.load, 'run'));
+    return { tps };
+  },
+
+  dispose: (state) => closeScope(state.scope),
+};
+
+// ---- (o) a new replica in sync with ~100 MB
+
+export const mysqlReplica = {
+  id: 'mysqlreplica',
+  letter: 'o',
+  title:
+    'add_nodes of a replica until in sync with ~100 MB vs mariadb-dump | mariadb and GTID replication by hand (host mode)',
+  fixture: 'none',
+  unavailable,
+  prepareTimeoutMs: budget.prepareMs,
+  runTimeoutMs: budget.runMs,
+  allowance: { prepareS: 300, runS: 300 },
+  figures: [
+    {
+      key: 'copy',
+      label: 'o. a new replica in sync with the primary',
+      unit: 'ms',
+      target: { on: 'ratio', op: '<=', value: 1.5 },
+    },
+    { key: 'size', label: 'o. data copied (InnoDB data + indexes)', unit: 'MB', target: null },
+  ],
+
+  async prepare(_fx, opts) {
+    const scope = openScope();
+    try {
+      const mb = opts.quick ? 10 : 100;
+      const load = { tables: TABLES, rows: Math.round((mb * 1024 * 1024) / ROW_BYTES / TABLES / 100) * 100 };
+      const h = await startService(scope);
+      const cps = await serviceUser(h, 'sbtest');
+      const template = serviceServerArgs(cps.host);
+      const primary = await scope.server('primary', template, 1001);
+      const raw = await handUser(primary, 'sbtest', cps.password);
+      const replPassword = newPassword();
+      await sql(
+        primary.at,
+        [
+          `CREATE USER 'repl'@'%' IDENTIFIED BY ${literal(replPassword)}`,
+          "GRANT REPLICATION SLAVE, REPLICATION SLAVE ADMIN, BINLOG MONITOR ON *.* TO 'repl'@'%'",
+          '',
+        ].join(';\n'),
+      );
+      const size = {};
+      for (const [which, at] of [
+        ['cps', cps],
+        ['raw', raw],
+      ]) {
+        const t0 = now();
+        await sysbench(at, load, 'prepare');
+        size[which] = await sizeMb(at);
+        log(
+          `sysbench prepare (${load.tables} x ${load.rows} rows) on the ${which === 'cps' ? 'service' : 'hand'} primary: ` +
+            `${secondsText(now() - t0)}, ${size[which].toFixed(1)} MB`,
+        );
+      }
+      return { scope, h, template, primary, replPassword, size, quick: opts.quick };
+    } catch (e) {
+      await closeScope(scope);
+      throw e;
+    }
+  },
+
+  async run(state, runIndex) {
+    const { scope, h } = state;
+    const waitMs = state.quick ? 180_000 : 400_000;
+    const cps = async () => {
+      // from a settled service: the primary alone (the replica of the last run removed)
+      await until(
+        scope,
+        () => replication(h),
+        (r) => replicating(r, 1),
+        120_000,
+        'the primary alone',
+      );
+      const before = new Set((await h.nodes()).map((n) => n.nodeId));
+      const t0 = now();
+      await h.request(addNodes, { nodes: { replica: 1 } }, { timeoutMs: 30_000 });
+      let added;
+      await until(
+        scope,
+        () => replication(h),
+        (r) => {
+          const p = r.nodes.find((n) => n.nodeId === r.primary);
+          const n = r.nodes.find((x) => !before.has(x.nodeId));
+          if (n) added = n.nodeId;
+          return !!p && !!n && primaryOk(r, p) && replicaOk(r, n) && !!p.current && n.current === p.current;
+        },
+        waitMs,
+        'the new replica in sync',
+      );
+      const ms = now() - t0;
+      await h.request(removeNodes, { nodeIds: [added] }, { timeoutMs: 30_000 });
+      await until(
+        scope,
+        () => replication(h),
+        (r) => replicating(r, 1),
+        120_000,
+        'the replica removed',
+      );
+      return ms;
+    };
+    const raw = async () => {
+      const p = state.primary.at;
+      const t0 = now();
+      const replica = await scope.server(`replica${runIndex}`, state.template, 2001 + runIndex);
+      try {
+        const started = now();
+        const client = (program, at, extra) =>
+          [
+            program,
+            '--no-defaults',
+            '--protocol=TCP',
+            `--host=${at.host}`,
+            `--port=${at.port}`,
+            `--user=${at.user}`,
+            ...extra,
+          ]
+            .map(shellQuote)
+            .join(' ');
+        const dump = client('mariadb-dump', p, [
+          '--single-transaction',
+          '--gtid',
+          '--master-data=1',
+          '--all-databases',
+          '--ignore-database=mysql',
+          '--ignore-database=sys',
+          '--system=users',
+          '--insert-ignore',
+        ]);
+        const load = client('mariadb', replica.at, ['--init-command=SET SESSION sql_log_bin=0']);
+        await must('mariadb-dump | mariadb', 'bash', ['-c', `set -o pipefail; ${dump} | ${load}`], {
+          timeoutMs: waitMs,
+        });
+        const copied = now();
+        await sql(
+          replica.at,
+          [
+            `CHANGE MASTER TO MASTER_HOST=${literal(p.host)}, MASTER_PORT=${p.port}, MASTER_USER='repl', ` +
+              `MASTER_PASSWORD=${literal(state.replPassword)}, MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1`,
+            'START SLAVE',
+            '',
+          ].join(';\n'),
+        );
+        await until(
+          scope,
+          async () => {
+            const st = await row(replica.at, 'SHOW SLAVE STATUS');
+            const [mine] = await sql(replica.at, 'SELECT @@gtid_current_pos');
+            const [theirs] = await sql(p, 'SELECT @@gtid_current_pos');
+            return { io: st?.Slave_IO_Running, sqlThread: st?.Slave_SQL_Running, mine, theirs };
+          },
+          (v) => v.io === 'Yes' && v.sqlThread === 'Yes' && !!v.theirs && v.mine === v.theirs,
+          waitMs,
+          'the hand replica in sync',
+        );
+        const ms = now() - t0;
+        log(
+          `hand replica: install + start ${secondsText(started - t0)}, dump | load ${secondsText(copied - started)}, ` +
+            `replicating ${secondsText(now() - copied)}`,
+        );
+        return ms;
+      } finally {
+        await scope.stopServer(replica);
+      }
+    };
+    const copy = {};
+    for (const which of runIndex % 2 === 0 ? ['cps', 'raw'] : ['raw', 'cps'])
+      copy[which] = await (which === 'cps' ? cps() : raw());
+    return { copy, size: state.size };
+  },
+
+  dispose: (state) => closeScope(state.scope),
+};
+
+// ---- (p) failover
+
+/**
+ * A client writing numbered rows one after another through whatever the service says its primary
+ * is; remembers when each acknowledged write began and ended.
+ */
+class Writer {
+  constructor(where, write) {
+    this.where = where;
+    this.write = write;
+    this.acks = [];
+    this.stopped = false;
+    this.done = Promise.resolve();
+  }
+
+  start() {
+    this.done = (async () => {
+      for (let id = 1; !this.stopped; id++) {
+        const started = now();
+        try {
+          await this.write(await this.where(), id);
+          this.acks.push({ id, started, at: now() });
+        } catch {
+          await sleep(50);
+        }
+      }
+    })();
+    return this;
+  }
+
+  async stop() {
+    this.stopped = true;
+    await this.done;
+  }
+
+  /** When the first write begun after `t` was acknowledged. */
+  async firstAckAfter(t, ms) {
+    const deadline = now() + ms;
+    for (;;) {
+      const ack = this.acks.find((a) => a.started > t);
+      if (ack) return ack.at;
+      if (now() > deadline) throw new Error(`no write acknowledged within ${ms} ms of the kill`);
+      await sleep(10);
+    }
+  }
+}
+
+/**
+ * When the manager recorded a primary other than `old`, in ms after `t0`: `get_replication` sent
+ * every 200 ms without waiting for the answers (while the lost node still counts as running, its
+ * answer waits for the agent that will never reply), and the earliest poll that names a new primary.
+ * The manager reads its state before it asks the nodes, so that poll's send time bounds the record.
+ */
+const newPrimaryRecorded = async (scope, h, old, t0, ms) => {
+  const naming = [];
+  const inFlight = new Set();
+  const deadline = now() + ms;
+  while (naming.length === 0 && now() < deadline && !scope.closed) {
+    const sent = now();
+    const poll = replication(h).then(
+      (r) => {
+        if (r.primary && r.primary !== old) naming.push(sent);
+      },
+      () => undefined,
+    );
+    inFlight.add(poll);
+    void poll.finally(() => inFlight.delete(poll));
+    await sleep(200);
+  }
+  await Promise.allSettled([...inFlight]);
+  if (naming.length === 0) throw new Error(`no new primary recorded within ${ms} ms`);
+  return Math.min(...naming) - t0;
+};
+
+export const mysqlFailover = {
+  id: 'mysqlfailover',
+  letter: 'p',
+  title:
+    "kill -9 of the mysql primary's node under writes: first accepted write, new primary recorded (host mode)",
+  fixture: 'none',
+  unavailable,
+  prepareTimeoutMs: budget.prepareMs,
+  runTimeoutMs: budget.runMs,
+  allowance: { prepareS: 240, runS: 240 },
+  figures: [
+    {
+      key: 'resume',
+      label: "p. kill -9 of the primary's node: first accepted write",
+      unit: 'ms',
+      target: { on: 'cps', op: '<=', value: 10_000 },
+      baseline: false,
+    },
+    {
+      key: 'elected',
+      label: 'p. new primary recorded (detection + election)',
+      unit: 'ms',
+      target: null,
+      baseline: false,
+    },
+  ],
+
+  async prepare() {
+    const scope = openScope();
+    try {
+      const h = await startService(scope, 1);
+      const user = await serviceUser(h, 'bench');
+      return { scope, h, password: user.password };
+    } catch (e) {
+      await closeScope(scope);
+      throw e;
+    }
+  },
+
+  async run(state, runIndex) {
+    const { scope, h } = state;
+    // from a settled service: the lost node of the last run replaced by a replica in sync
+    const r0 = await until(
+      scope,
+      () => replication(h),
+      (r) => replicating(r, 2),
+      300_000,
+      'a primary and a replica',
+    );
+    const info = await connectionInfo(h);
+    const as = (where) => ({ host: where.host, port: where.port, user: 'bench', password: state.password });
+    const table = `bench.w${runIndex}_${Date.now().toString(36)}`;
+    await sql(as(info), `CREATE TABLE ${table} (id INT PRIMARY KEY)`);
+    const writer = new Writer(
+      () => connectionInfo(h),
+      (where, id) => sql(as(where), `INSERT INTO ${table} VALUES (${id})`, { timeoutMs: 10_000 }),
+    ).start();
+    try {
+      await sleep(1_500);
+      if (writer.acks.length === 0) throw new Error('the writer got no write through before the kill');
+      const pids = pidsOfNode(info.host);
+      const t0 = now();
+      for (const pid of pids) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {}
+      }
+      const recorded = newPrimaryRecorded(scope, h, r0.primary, t0, 60_000);
+      recorded.catch(() => undefined);
+      const resumed = (await writer.firstAckAfter(t0, 60_000)) - t0;
+      const elected = await recorded;
+      await sleep(500);
+      await writer.stop();
+      const held = new Set((await sql(as(await connectionInfo(h)), `SELECT id FROM ${table}`)).map(Number));
+      const lost = writer.acks.filter((a) => !held.has(a.id)).length;
+      log(
+        `failover from ${r0.primary}: ${writer.acks.length} writes acknowledged` +
+          (lost ? `, ${lost} of them LOST` : ', all held by the new primary'),
+      );
+      return { resume: { cps: resumed, raw: NaN }, elected: { cps: elected, raw: NaN } };
+    } finally {
+      await writer.stop();
+    }
+  },
+
+  dispose: (state) => closeScope(state.scope),
+};
