@@ -63,8 +63,16 @@ if [ -n "$missing" ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing the services' software:$missing"
     export DEBIAN_FRONTEND=noninteractive
+    # the platform runs these servers on its nodes: the packages must not start the distribution's own
+    # instances (mariadb, redis) while they install; a policy of our own, removed after, says so
+    policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      policy=/usr/sbin/policy-rc.d
+      printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy"
+    fi
     # shellcheck disable=SC2086
     apt-get install -y -q $missing >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q $missing >/dev/null; }
+    if [ -n "$policy" ]; then rm -f "$policy"; fi
     # the platform runs these servers on its nodes: the distribution's own instances are not wanted
     if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
       for p in $missing; do systemctl disable --now "$p" >/dev/null 2>&1 || true; done

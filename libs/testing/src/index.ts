@@ -7,3 +7,4 @@ export { TestHost, type TestHostOptions } from './host.js';
 export { sourceCommand, spawnSource } from './source-process.js';
 export { ServiceHarness, type ServiceHarnessOptions } from './service-harness.js';
 export { connectFrom } from './namespaces.js';
+export { mariadb, type SqlServer } from './mariadb-client.js';

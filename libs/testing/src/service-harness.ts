@@ -57,23 +57,38 @@ export class ServiceHarness {
       stopGraceMs: 3_000,
       ...(o.hostMode ? { hostMode: true } : {}),
     });
-    const h = new ServiceHarness(host, o.appId ?? 'a1', o.serviceId ?? 's1');
     try {
-      await host.bus.request(
-        subjects.managerProvisioner(h.appId, h.serviceId),
-        createManagerNode,
-        { nodeId: h.managerNodeId, serviceType: o.type },
-        { requestId: `start-manager-${h.serviceId}`, timeoutMs: 30_000 },
-      );
-      await eventually(
-        () => h.info().catch(() => undefined),
-        (i) => i !== undefined,
-        30_000,
-      );
+      return await ServiceHarness.on(host, o);
     } catch (e) {
       await host.cleanup();
       throw e;
     }
+  }
+
+  /**
+   * Another service on the platform of `h` (another application's, say: a tenant next door). Its
+   * nodes and manager end with `h.cleanup()`.
+   */
+  static beside(
+    h: ServiceHarness,
+    o: Omit<ServiceHarnessOptions, 'managerEnv' | 'hostMode'>,
+  ): Promise<ServiceHarness> {
+    return ServiceHarness.on(h.host, o);
+  }
+
+  private static async on(host: TestHost, o: ServiceHarnessOptions): Promise<ServiceHarness> {
+    const h = new ServiceHarness(host, o.appId ?? 'a1', o.serviceId ?? 's1');
+    await host.bus.request(
+      subjects.managerProvisioner(h.appId, h.serviceId),
+      createManagerNode,
+      { nodeId: h.managerNodeId, serviceType: o.type },
+      { requestId: `start-manager-${h.appId}-${h.serviceId}`, timeoutMs: 30_000 },
+    );
+    await eventually(
+      () => h.info().catch(() => undefined),
+      (i) => i !== undefined,
+      30_000,
+    );
     return h;
   }
 
@@ -151,10 +166,11 @@ export class ServiceHarness {
   /** What `cps up` does to them: the reconciler starts every stopped node again, manager included. */
   async up(): Promise<void> {
     await this.reconcile();
+    // a manager catching up on a loaded machine (parallel test files) may take a while
     await eventually(
       () => this.info().catch(() => undefined),
       (i) => i !== undefined,
-      30_000,
+      60_000,
     );
   }
 

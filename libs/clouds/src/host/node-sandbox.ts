@@ -24,11 +24,13 @@ cd "$node_dir"
 exec 3<"$code"
 mount -t tmpfs -o mode=1777,size=256m,nosuid,nodev cps-tmp /tmp
 mount -t tmpfs -o mode=1777,size=64m,nosuid,nodev cps-shm /dev/shm
-cover=$hide; d=
-for part in $(echo "$hide" | tr / ' '); do
+cover=$hide; d=; IFS=/
+for part in $hide; do
+  [ -n "$part" ] || continue
   d="$d/$part"
   if [ -d "$d" ] && [ $(( $(stat -c %a "$d") % 2 )) -eq 0 ]; then cover=$d; break; fi
 done
+unset IFS
 if [ -d "$cover" ]; then mount -t tmpfs -o mode=0755,size=1m cps-hidden "$cover"; fi
 if [ ! -d "$code" ]; then
   mkdir -p "$code"

@@ -136,8 +136,9 @@ describe.skipIf(!hostMode).each(['ec2', 'opennebula'] as const)(
       expect(r?.disk).toEqual(['node', 'node.env', 'node.log']);
       // the machine's disk is a directory of the stand-in's on the host
       expect(readFileSync(join(machine?.disk as string, 'node', 'bus-ca.pem'), 'utf8')).toBe('not a CA\n');
-      // the node's pid is one of its machine's PID namespace (the boot script's init is 1)
-      expect(r?.pid).toBeLessThan(20);
+      // the node's pid is one of its machine's PID namespace (the boot script's init is 1, and the
+      // sandbox's few commands come before the node): the root namespace's are in the thousands
+      expect(r?.pid).toBeLessThan(50);
     });
 
     it('lets a second instance reach the first at its address', async () => {

@@ -175,12 +175,14 @@ describe('LocalCloud', () => {
     expect(await cloud.get(spec.nodeId)).toBeUndefined();
   });
 
-  it('writes the node directory private: 0700 directories, 0600 files', async () => {
-    const { cloud, dir } = cloudWith(root ? { workloadUser: workloadUser() } : {});
+  it('writes the node directory private: 0700 directories, 0600 files; with a workload user it may only walk to work/', async () => {
+    const withUser = root && workloadUser() !== undefined;
+    const { cloud, dir } = cloudWith(withUser ? { workloadUser: workloadUser() } : {});
     const files = { 'node.key': 'KEY', 'certs/ca.pem': 'CA', 'agent.conf': 'conf' };
     const node = await cloud.create(nodeSpec(freshNodeId(), { contextualization: { env: {}, files } }));
     const nodeDir = nodeDirOf(dir, node);
-    expect(mode(nodeDir)).toBe(0o700);
+    // searchable, not listable: the workload user reaches work/ by its path (mariadbd wants absolute paths)
+    expect(mode(nodeDir)).toBe(withUser ? 0o711 : 0o700);
     expect(mode(join(nodeDir, 'work'))).toBe(0o700);
     expect(mode(join(nodeDir, 'certs'))).toBe(0o700);
     for (const f of ['node.json', 'node.log', 'node.key', 'certs/ca.pem', 'agent.conf'])

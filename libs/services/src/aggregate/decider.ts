@@ -209,6 +209,11 @@ const removeNodes = (
   for (const n of removing)
     if (n.state === 'removed' || n.state === 'removing')
       throw new ConflictError(`node ${n.nodeId} is already ${n.state}`);
+  const keeps = Object.values(s.nodes).filter((n) => isActive(n) && !c.data.nodeIds.includes(n.nodeId));
+  if (keeps.length === 0)
+    throw new ValidationError('a running service keeps at least one node: shut it down to stop it', [
+      { path: '$.nodeIds', code: 'last_node', message: 'these are all its nodes' },
+    ]);
   for (const [role, count] of Object.entries(fixed)) {
     const left = Object.values(s.nodes).filter(
       (n) => n.role === role && isActive(n) && !c.data.nodeIds.includes(n.nodeId),

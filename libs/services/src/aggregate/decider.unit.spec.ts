@@ -88,6 +88,23 @@ describe('service state machine', () => {
     fails('validation', ...running, cmd('RemoveNodes', { operationId: 'op2', nodeIds: [] }));
   });
 
+  it('refuses to remove every node of a running service (shutdown stops it), naming the field', () => {
+    let error: unknown;
+    try {
+      run(...running, cmd('RemoveNodes', { operationId: 'op2', nodeIds: ['n1', 'n2'] }));
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toMatchObject({ code: 'validation', issues: [{ path: '$.nodeIds', code: 'last_node' }] });
+    // what is left may be gone already: removing the last active one is refused too
+    const n2gone = [
+      ...running,
+      cmd('RemoveNodes', { operationId: 'op3', nodeIds: ['n2'] }),
+      cmd('NodeRemoved', { nodeId: 'n2' }),
+    ];
+    fails('validation', ...n2gone, cmd('RemoveNodes', { operationId: 'op4', nodeIds: ['n1'] }));
+  });
+
   it('shuts down through EPILOGUE to STOPPED, and a stopped service starts again', () => {
     const down = cmd('Shutdown', { operationId: 'op9' });
     const epilogue = run(...running, down);

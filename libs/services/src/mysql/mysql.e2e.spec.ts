@@ -1,10 +1,15 @@
-import { execFile, execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { create as tarCreate } from 'tar';
+import { ArchiveStore, ensureArchiveBucket } from '@cps/archives';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addNodes, getLogs } from '@cps/bus';
+import { addNodes, getLogs, setArchive } from '@cps/bus';
 import { hasErrorCode } from '@cps/core';
 import { LocalCloud, namespaceOfAddress } from '@cps/clouds';
-import { eventually, ServiceHarness } from '@cps/testing';
+import { eventually, mariadb, ServiceHarness } from '@cps/testing';
 
 interface NodePosition {
   nodeId: string;
@@ -26,26 +31,8 @@ interface Where {
   port: number;
 }
 
-/** Runs SQL with the real `mariadb` client, as a user of the service would. */
-const client = (at: Where, user: string, password: string, statements: string): Promise<string> =>
-  new Promise((resolve, reject) => {
-    const child = execFile(
-      'mariadb',
-      [
-        '--no-defaults',
-        '--protocol=TCP',
-        `-h${at.host}`,
-        `-P${at.port}`,
-        `-u${user}`,
-        '--batch',
-        '--skip-column-names',
-      ],
-      { env: { PATH: process.env.PATH ?? '', MYSQL_PWD: password }, timeout: 15_000 },
-      (err, stdout, stderr) =>
-        err ? reject(new Error(stderr.trim() || err.message)) : resolve(stdout.trim()),
-    );
-    child.stdin?.end(statements);
-  });
+const client = (at: Where, user: string, password: string, statements: string) =>
+  mariadb(at, user, password, statements);
 
 const APP_PASSWORD = 'Shop-keeper-2026';
 const hostMode = LocalCloud.hostModeUnavailable() === undefined;
@@ -62,6 +49,17 @@ const isServer = (pid: number): boolean => {
   } catch {
     return false;
   }
+};
+/** A tar.gz of `files` (executable), as a tenant uploads its code. */
+const tarGz = async (files: Record<string, string>): Promise<Buffer> => {
+  const src = mkdtempSync(join(tmpdir(), 'cps-mysql-tenant-'));
+  for (const [name, body] of Object.entries(files)) writeFileSync(join(src, name), body, { mode: 0o755 });
+  const file = `${src}.tar.gz`;
+  await tarCreate({ gzip: true, file, cwd: src }, Object.keys(files));
+  const bytes = readFileSync(file);
+  rmSync(src, { recursive: true, force: true });
+  rmSync(file, { force: true });
+  return bytes;
 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -361,6 +359,109 @@ describe('mysql: a primary and replicas that keep every acknowledged commit', ()
       const healed = await replicating(4, 120_000);
       expect(healed.nodes.map((n) => n.nodeId)).not.toContain(nodeId);
       expect(healed.nodes.filter((n) => n.nodeId !== healed.primary && n.readOnly === true)).toHaveLength(3);
+    },
+  );
+
+  it.skipIf(!hostMode)(
+    'promote: a planned switch loses nothing; the old primary follows the new one',
+    async () => {
+      const r = await replicating(4);
+      await app(await info(), 'CREATE TABLE shop.w4 (id INT PRIMARY KEY)');
+      const target = r.nodes.find((n) => n.nodeId !== r.primary)!.nodeId;
+      const w = writer('shop.w4');
+      await sleep(1_000);
+      expect(await h.call('promote', { nodeId: target }, { timeoutMs: 60_000 })).toEqual({
+        primary: target,
+        epoch: r.epoch + 1,
+      });
+      await sleep(1_000);
+      await w.stop();
+      const after = await replicating(4);
+      expect(after.primary).toBe(target);
+      // the old primary is a replica of the new epoch, from its own data (not copied afresh)
+      expect(after.nodes.find((n) => n.nodeId === r.primary)).toMatchObject({
+        role: 'replica',
+        readOnly: true,
+      });
+      const held = await ids(await info(), 'shop.w4');
+      expect(w.acked.filter((id) => !held.has(id))).toEqual([]);
+      const logs = (await h.request(getLogs, { nodeId: r.primary! })).text;
+      expect(logs).not.toMatch(/set aside/);
+    },
+  );
+
+  it.skipIf(!hostMode)(
+    'kill -9 of the manager during a failover: the failover completes once, one primary',
+    async () => {
+      const r = await replicating(4);
+      const { nodeId, pids } = await primaryServer();
+      for (const pid of pids) process.kill(pid, 'SIGKILL');
+      // the manager dies as it detects the loss (the heartbeat timeout is 3 s)
+      await sleep(2_800);
+      await h.kill(await h.managerNode());
+      expect((await h.reconcile()).restarted).toContain('mgr-s1');
+      const after = await replicating(4, 120_000);
+      expect(after.primary).not.toBe(nodeId);
+      // one election more (each recorded election is one epoch), one server taking writes
+      expect(after.epoch).toBe(r.epoch + 1);
+      expect(after.nodes.filter((n) => n.readOnly === false)).toHaveLength(1);
+      await app(await info(), 'INSERT INTO shop.orders VALUES (3, "after the manager")');
+    },
+  );
+
+  it.skipIf(!hostMode)('cps down then cps up: the same primary, every row, replication live', async () => {
+    const before = await replicating(4);
+    const rows = await app(await info(), 'SELECT COUNT(*) FROM shop.orders');
+    await h.down();
+    await h.up();
+    await h.until('RUNNING', 120_000);
+    const after = await replicating(4, 120_000);
+    expect(after.primary).toBe(before.primary);
+    expect(after.epoch).toBe(before.epoch);
+    expect(await app(await info(), 'SELECT COUNT(*) FROM shop.orders')).toBe(rows);
+    await app(await info(), 'INSERT INTO shop.orders VALUES (4, "after up")');
+    for (const replica of (await info()).replicas)
+      await eventually(
+        () => app(replica, 'SELECT item FROM shop.orders WHERE id = 4').catch(() => ''),
+        (v) => v === 'after up',
+      );
+  });
+
+  it.skipIf(!hostMode)(
+    "a tenant of another application, with the primary's address and a stolen password, reaches nothing; one of this application does",
+    async () => {
+      const primary = await info();
+      // what a tenant's script tries, as the workload user on its own node: the port, then a client
+      const probe = [
+        `if timeout 3 bash -c 'exec 3<>/dev/tcp/${primary.host}/${primary.port}' 2>/dev/null; then echo tcp=open; else echo tcp=closed; fi > result.tmp`,
+        `MYSQL_PWD='${APP_PASSWORD}' timeout 10 mariadb --no-defaults --protocol=TCP -h ${primary.host} -P ${primary.port} -u shop --batch --skip-column-names -e 'SELECT item FROM shop.orders WHERE id = 1' >> result.tmp 2>&1`,
+        `mv result.tmp result.txt`,
+      ].join('\n');
+      const archive = await tarGz({ 'init.sh': probe });
+      const tenant = async (appId: string, serviceId: string): Promise<string> => {
+        const g = await ServiceHarness.beside(h, { type: 'generic', appId, serviceId });
+        await ensureArchiveBucket(h.host.bus.connection, serviceId);
+        await g.startup();
+        await new ArchiveStore(h.host.bus.connection, { serviceId }).put('v1', archive, {
+          maxBytes: 1 << 20,
+        });
+        await g.request(setArchive, { version: 'v1' }, { timeoutMs: 60_000 });
+        const node = (await g.nodes())[0]!.nodeId;
+        const result = join(h.host.dir, 'cloud', 'nodes', node, 'work', 'result.txt');
+        return eventually(
+          () => readFile(result, 'utf8').catch(() => ''),
+          (t) => t.length > 0,
+          30_000,
+        );
+      };
+      const stranger = await tenant('a2', 's2');
+      expect(stranger).toMatch(/^tcp=closed$/m);
+      expect(stranger).toMatch(/Can't connect/);
+      expect(stranger).not.toMatch(/first/);
+      // the same script on a node of this application: the port answers and the password works
+      const neighbour = await tenant('a1', 's3');
+      expect(neighbour).toMatch(/^tcp=open$/m);
+      expect(neighbour).toMatch(/^first$/m);
     },
   );
 

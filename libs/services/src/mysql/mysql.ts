@@ -199,7 +199,7 @@ export const mysqlService = defineService({
     /** ConPaaS's `Password`: the account `root` (every database, no server administration) gets it. */
     Password: PasswordSchema.optional(),
   }),
-  packages: ['mariadb-server', 'mariadb-client', 'mariadb-backup'],
+  packages: ['mariadb-server', 'mariadb-client'],
   state,
   manager: {
     methods: {

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { CpsError, ValidationError } from '@cps/core';
@@ -49,6 +50,8 @@ interface Stamp {
   readonly role: 'primary' | 'replica';
 }
 const stampFile = (ctx: AgentContext) => join(ctx.stateDir, 'mysql.json');
+/** Present while a copy of the primary is being made (a copy that died half-way is started afresh). */
+const copying = (ctx: AgentContext) => join(ctx.stateDir, 'mysql.copying');
 export const readStamp = async (ctx: AgentContext): Promise<Stamp | undefined> => {
   try {
     return JSON.parse(await readFile(stampFile(ctx), 'utf8')) as Stamp;
@@ -80,6 +83,8 @@ const serverArgs = (ctx: AgentContext, s: NodeSettings | undefined): string[] =>
   '--log-bin=binlog',
   '--log-warnings=1',
   '--binlog-format=ROW',
+  '--sync-binlog=1',
+  '--innodb-flush-log-at-trx-commit=1',
   '--gtid-strict-mode=1',
   '--log-slave-updates=1',
   '--skip-name-resolve',
@@ -338,16 +343,22 @@ const replicatesFrom = (st: Record<string, string> | undefined, s: NodeSettings)
 const copyFrom = async (ctx: AgentContext, s: NodeSettings, stamp: Stamp | undefined): Promise<void> => {
   const p = s.primary!;
   const started = Date.now();
-  await ctx.stopWorkload('mariadbd');
-  if (stamp) {
-    const aside = `${ctx.dataDir}/db.epoch${stamp.epoch}-${Date.now()}`;
-    await must(ctx, 'setting the old data aside', 'mv', ['-T', `${ctx.dataDir}/db`, aside]);
-    ctx.log.warn('data of an older epoch set aside; copying the primary afresh', {
-      aside,
-      epoch: stamp.epoch,
-    });
-  } else await must(ctx, 'removing the empty data', 'rm', ['-rf', `${ctx.dataDir}/db`]);
-  await startServer(ctx);
+  const attempt = copying(ctx);
+  // a fresh node's server holds nothing yet: it takes the copy as it is; anything else starts afresh
+  const fresh = !stamp && !existsSync(attempt);
+  await writeFile(attempt, String(s.epoch));
+  if (!fresh) {
+    await ctx.stopWorkload('mariadbd');
+    if (stamp) {
+      const aside = `${ctx.dataDir}/db.epoch${stamp.epoch}-${Date.now()}`;
+      await must(ctx, 'setting the old data aside', 'mv', ['-T', `${ctx.dataDir}/db`, aside]);
+      ctx.log.warn('data of an older epoch set aside; copying the primary afresh', {
+        aside,
+        epoch: stamp.epoch,
+      });
+    } else await must(ctx, 'removing a half-made copy', 'rm', ['-rf', `${ctx.dataDir}/db`]);
+    await startServer(ctx);
+  }
   await sql(ctx, 'SET GLOBAL read_only = 1');
   const client = (program: string, host: string, port: number, extra: readonly string[]) =>
     [
@@ -426,6 +437,7 @@ export const apply = async (ctx: AgentContext): Promise<void> => {
     await follow(ctx, s, stamp.role === 'primary' ? 'current_pos' : 'slave_pos');
   else await copyFrom(ctx, s, stamp);
   await writeStamp(ctx, { epoch: s.epoch, role: 'replica' });
+  await rm(copying(ctx), { force: true });
 };
 
 /** Read-only now, and the position reached: what a planned switch waits for on the new primary. */
