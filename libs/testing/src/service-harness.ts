@@ -11,6 +11,7 @@ import {
   type NodeInfo,
 } from '@cps/bus';
 import type { CloudNode } from '@cps/clouds';
+import { hasErrorCode } from '@cps/core';
 import type { z } from 'zod';
 import { eventually } from './eventually.js';
 import { TestHost } from './host.js';
@@ -154,8 +155,17 @@ export class ServiceHarness {
   }
 
   /** What the leading director's reconciler does every few seconds: dead nodes started again. */
-  async reconcile() {
-    return this.host.provisioner.reconcile();
+  async reconcile(): Promise<Awaited<ReturnType<TestHost['provisioner']['reconcile']>>> {
+    // as the reconciler does at its next round: a node's stream written meanwhile (a manager asking
+    // for a replacement) is read again, and the pass tried again
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.host.provisioner.reconcile();
+      } catch (e) {
+        if (!hasErrorCode(e, 'concurrency') || attempt >= 5) throw e;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
   }
 
   /** What `cps down` does to the nodes: every node (manager and agents) stopped, its directory kept. */

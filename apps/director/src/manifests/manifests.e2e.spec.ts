@@ -244,7 +244,7 @@ describe('manifests: validate, deploy as an operation, export', () => {
       ],
       [
         'unknown types among good ones',
-        { Services: [{ Type: 'generic' }, { Type: 'mysql' }, { Type: 'helloworld' }, { Type: 'xtreemfs' }] },
+        { Services: [{ Type: 'generic' }, { Type: 'hadoop' }, { Type: 'helloworld' }, { Type: 'xtreemfs' }] },
         [
           { path: '$.Services[1].Type', code: 'unknown_service_type' },
           { path: '$.Services[3].Type', code: 'unknown_service_type' },
