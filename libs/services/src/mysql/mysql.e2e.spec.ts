@@ -387,6 +387,10 @@ describe('mysql: a primary and replicas that keep every acknowledged commit', ()
       const r = await replicating(4);
       await app(await info(), 'CREATE TABLE shop.w4 (id INT PRIMARY KEY)');
       const target = r.nodes.find((n) => n.nodeId !== r.primary)!.nodeId;
+      // a temporary user (cps mysql connect): its expiry must keep running on the new primary
+      const temp = (await h.call('temporary_user', { minutes: 30 })) as { user: string; password: string };
+      const expiry = `SELECT STATUS FROM information_schema.EVENTS WHERE EVENT_NAME = '${temp.user}_expiry'`;
+      expect(await client(await info(), temp.user, temp.password, expiry)).toBe('ENABLED');
       const w = writer('shop.w4');
       await sleep(1_000);
       expect(await h.call('promote', { nodeId: target }, { timeoutMs: 60_000 })).toEqual({
@@ -404,6 +408,7 @@ describe('mysql: a primary and replicas that keep every acknowledged commit', ()
       });
       const held = await ids(await info(), 'shop.w4');
       expect(w.acked.filter((id) => !held.has(id))).toEqual([]);
+      expect(await client(await info(), temp.user, temp.password, expiry)).toBe('ENABLED');
       const logs = (await h.request(getLogs, { nodeId: r.primary! })).text;
       expect(logs).not.toMatch(/set aside/);
     },
@@ -430,6 +435,16 @@ describe('mysql: a primary and replicas that keep every acknowledged commit', ()
       // new manager then either finds the election recorded and carries it out, or finds no election
       // and the old primary back with its data (nothing to fail over)
       expect((await h.reconcile()).restarted).toContain('mgr-s1');
+      // settled: running, no node failed, being made or being removed, twice 3 s apart
+      const settled = async () => {
+        const [i, ns] = await Promise.all([h.info(), h.nodes()]);
+        return i.state === 'RUNNING' && ns.every((n) => n.state === 'running' || n.state === 'removed');
+      };
+      await eventually(
+        async () => (await settled().catch(() => false)) && (await sleep(3_000)) === undefined && settled(),
+        (ok) => ok,
+        120_000,
+      );
       const after = await replicating(4, 120_000);
       expect(after.nodes.filter((n) => n.readOnly === false)).toHaveLength(1);
       expect([r.epoch, r.epoch + 1]).toContain(after.epoch);

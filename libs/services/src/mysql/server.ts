@@ -419,6 +419,7 @@ export const apply = async (ctx: AgentContext): Promise<void> => {
   if (s.role === 'primary') {
     if (stamp?.epoch !== s.epoch || stamp.role !== 'primary') {
       await drainAndDetach(ctx);
+      await takeOverExpiries(ctx);
       await writeStamp(ctx, { epoch: s.epoch, role: 'primary' });
     }
     await sql(
@@ -438,6 +439,27 @@ export const apply = async (ctx: AgentContext): Promise<void> => {
   else await copyFrom(ctx, s, stamp);
   await writeStamp(ctx, { epoch: s.epoch, role: 'replica' });
   await rm(copying(ctx), { force: true });
+};
+
+/**
+ * The expiries of temporary users (events on the primary) came here through replication, disabled
+ * (MariaDB runs events on the primary only): a new primary enables those still to come and drops
+ * the users whose time passed.
+ */
+const takeOverExpiries = async (ctx: AgentContext): Promise<void> => {
+  const rows = await sql(
+    ctx,
+    "SELECT EVENT_NAME, EXECUTE_AT < NOW() FROM information_schema.EVENTS WHERE EVENT_SCHEMA = 'mysql' " +
+      "AND EVENT_NAME LIKE 'cps\\_tmp\\_%\\_expiry' AND STATUS = 'SLAVESIDE_DISABLED'",
+  );
+  const statements = rows.flatMap((r) => {
+    const [event, due] = r.split('\t') as [string, string];
+    const user = event.replace(/_expiry$/, '');
+    return due === '1'
+      ? [`DROP USER IF EXISTS ${literal(user)}@'%'`, `DROP EVENT IF EXISTS mysql.${ident(event)}`]
+      : [`ALTER EVENT mysql.${ident(event)} ENABLE`];
+  });
+  if (statements.length > 0) await sql(ctx, statements.join(';\n'));
 };
 
 /** Read-only now, and the position reached: what a planned switch waits for on the new primary. */
