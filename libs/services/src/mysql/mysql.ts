@@ -10,6 +10,7 @@ import {
   ident,
   literal,
   MAX_DUMP_BYTES,
+  paramValue,
   NameSchema,
   PasswordSchema,
   PrivilegeSchema,
@@ -17,6 +18,7 @@ import {
 } from './inputs.js';
 import {
   apply,
+  databaseExists,
   dumpDatabases,
   ensureUser,
   fence,
@@ -26,6 +28,7 @@ import {
   settingsOf,
   sql,
   startServer,
+  userExists,
   values,
   waitFor,
 } from './server.js';
@@ -492,12 +495,9 @@ export const mysqlService = defineService({
         args: z.object({ name: NameSchema }),
         result: z.object({ name: z.string(), created: z.boolean() }),
         handle: async (ctx, a) => {
-          const [exists] = await values(
-            ctx,
-            `SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ${literal(a.name)}`,
-          );
+          const existed = await databaseExists(ctx, a.name);
           await sql(ctx, `CREATE DATABASE IF NOT EXISTS ${ident(a.name)}`);
-          return { name: a.name, created: exists === '0' };
+          return { name: a.name, created: !existed };
         },
       }),
       create_user: agentMethod({
@@ -510,11 +510,7 @@ export const mysqlService = defineService({
         }),
         result: z.object({}),
         handle: async (ctx, a) => {
-          const [exists] = await values(
-            ctx,
-            `SELECT COUNT(*) FROM mysql.global_priv WHERE User = ${literal(a.name)}`,
-          );
-          if (exists !== '0')
+          if (await userExists(ctx, a.name))
             throw new ValidationError(`user ${a.name} exists`, [
               { path: '$.name', code: 'exists', message: 'set its password with set_password' },
             ]);
@@ -535,11 +531,7 @@ export const mysqlService = defineService({
         args: z.object({ user: UserSchema, password: PasswordSchema }),
         result: z.object({}),
         handle: async (ctx, a) => {
-          const [exists] = await values(
-            ctx,
-            `SELECT COUNT(*) FROM mysql.global_priv WHERE User = ${literal(a.user)}`,
-          );
-          if (exists === '0')
+          if (!(await userExists(ctx, a.user)))
             throw new ValidationError(`no user ${a.user}`, [
               { path: '$.user', code: 'not_found', message: 'no such user' },
             ]);
@@ -579,10 +571,7 @@ export const mysqlService = defineService({
         handle: async (ctx, a) => {
           checkParam(a.name, a.value);
           try {
-            await sql(
-              ctx,
-              `SET GLOBAL ${a.name} = ${/^(\d+(\.\d+)?|ON|OFF)$/i.test(a.value) ? a.value : literal(a.value)}`,
-            );
+            await sql(ctx, `SET GLOBAL ${a.name} = ${paramValue(a.value)}`);
           } catch (e) {
             throw new ValidationError(`the server refused ${a.name}=${a.value}`, [
               { path: '$.value', code: 'invalid_value', message: String((e as Error).message).slice(0, 300) },
@@ -603,11 +592,7 @@ export const mysqlService = defineService({
         result: z.object({ sql: z.string() }),
         handle: async (ctx, a) => {
           if (a.database) {
-            const [exists] = await values(
-              ctx,
-              `SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ${literal(a.database)}`,
-            );
-            if (exists === '0')
+            if (!(await databaseExists(ctx, a.database)))
               throw new ValidationError(`no database ${a.database}`, [
                 { path: '$.database', code: 'not_found', message: 'no such database' },
               ]);

@@ -605,6 +605,16 @@ export const dumpDatabases = async (
   return r.stdout;
 };
 
+/** Whether this server has the database `name`. */
+export const databaseExists = async (ctx: AgentContext, name: string): Promise<boolean> =>
+  (
+    await values(ctx, `SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ${literal(name)}`)
+  )[0] !== '0';
+
+/** Whether this server has an account named `user` (whatever its host). */
+export const userExists = async (ctx: AgentContext, user: string): Promise<boolean> =>
+  (await values(ctx, `SELECT COUNT(*) FROM mysql.global_priv WHERE User = ${literal(user)}`))[0] !== '0';
+
 /** Creates (or updates) a user with the privileges the service's users have on every database. */
 export const ensureUser = async (ctx: AgentContext, user: string, password: string): Promise<void> => {
   await sql(
