@@ -217,4 +217,31 @@ describe('Provisioner: nodes for managers, manager processes for supervisors', (
       expect(processesOf('n1')).toEqual([Number(live.instanceId)]);
     }
   });
+
+  it('never brings back a dead node its manager destroys while the reconciler revives others', async () => {
+    for (let round = 0; round < 4; round++) {
+      // the reconciler takes the records in order: reviving the first gives the destroy its time
+      const first = `keep${round}`;
+      const nodeId = `gone${round}`;
+      for (const id of [first, nodeId]) {
+        const made = await manager.request(mine, createNode, agent(id), { timeoutMs: 20_000 });
+        process.kill(Number(made.instanceId), 'SIGKILL');
+        await eventually(
+          () => host.cloud.get(id),
+          (n) => n?.state !== 'running',
+          5_000,
+        );
+      }
+      const reconciling = host.provisioner.reconcile();
+      await new Promise((r) => setTimeout(r, round * 5));
+      await Promise.all([
+        reconciling,
+        manager.request(mine, destroyNode, { nodeId }, { requestId: `destroy:${nodeId}`, timeoutMs: 20_000 }),
+      ]);
+      expect(host.provisioner.get(nodeId)?.status).toBe('destroyed');
+      expect(await host.cloud.get(nodeId)).toBeUndefined();
+      expect(processesOf(nodeId)).toEqual([]);
+      expect((await host.cloud.get(first))?.state).toBe('running');
+    }
+  });
 });

@@ -265,10 +265,12 @@ export class Provisioner {
         if ((r.status !== 'provisioned' && r.status !== 'recorded') || live?.state === 'running') continue;
         if ((this.o.onMissing ?? (() => 'recreate'))(r) === 'recreate') {
           await this.serial(r.nodeId, async () => {
-            // a manager's create may have started it meanwhile
+            // a manager's create may have started it meanwhile, or its destroy ended it for good
+            const cur = this.get(r.nodeId);
+            if (cur?.status !== 'provisioned' && cur?.status !== 'recorded') return;
             const now = await cloud.get(r.nodeId);
             if (now?.state === 'running') return;
-            await this.revive(r, cloud, now, `reconcile:${r.nodeId}:${this.now().getTime()}`);
+            await this.revive(cur, cloud, now, `reconcile:${r.nodeId}:${this.now().getTime()}`);
             (now?.state === 'stopped' && cloud.start ? report.restarted : report.recreated).push(r.nodeId);
           });
         } else {
