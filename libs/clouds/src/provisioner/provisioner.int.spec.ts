@@ -218,6 +218,27 @@ describe('Provisioner: nodes for managers, manager processes for supervisors', (
     }
   });
 
+  it('starts the agents again before their manager (cps up): the manager hears them at once', async () => {
+    const mgr = await host.bus.request(
+      subjects.managerProvisioner('a1', 's1'),
+      createManagerNode,
+      { nodeId: 'mgr-up', serviceType: 'helloworld' },
+      { timeoutMs: 20_000 },
+    );
+    const node = await manager.request(mine, createNode, agent('after-mgr'), { timeoutMs: 20_000 });
+    for (const n of [mgr, node]) process.kill(Number(n.instanceId), 'SIGKILL');
+    for (const id of ['mgr-up', 'after-mgr'])
+      await eventually(
+        () => host.cloud.get(id),
+        (n) => n?.state !== 'running',
+        5_000,
+      );
+    const report = await host.provisioner.reconcile();
+    expect(report.restarted).toEqual(['after-mgr', 'mgr-up']);
+    await host.bus.request(subjects.managerProvisioner('a1', 's1'), destroyNode, { nodeId: 'mgr-up' });
+    await manager.request(mine, destroyNode, { nodeId: 'after-mgr' });
+  });
+
   it('never brings back a dead node its manager destroys while the reconciler revives others', async () => {
     for (let round = 0; round < 4; round++) {
       // the reconciler takes the records in order: reviving the first gives the destroy its time

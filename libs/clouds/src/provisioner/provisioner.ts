@@ -256,7 +256,13 @@ export class Provisioner {
         }
       }
       const held = new Map(actual.map((n) => [n.nodeId, n]));
-      for (const r of this.list().filter((x) => x.cloud === cloud.name)) {
+      // agents before managers: a manager started last hears its agents at once, rather than
+      // counting their silence while the nodes after it are still being started
+      const records = this.list().filter((x) => x.cloud === cloud.name);
+      for (const r of [
+        ...records.filter((x) => x.kind !== 'manager'),
+        ...records.filter((x) => x.kind === 'manager'),
+      ]) {
         if (r.status === 'destroying') {
           await this.destroy(r.nodeId, undefined, `reconcile:${r.nodeId}`);
           continue;
