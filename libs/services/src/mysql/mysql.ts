@@ -558,7 +558,7 @@ export const mysqlService = defineService({
           await ensureUser(ctx, user, password);
           await sql(
             ctx,
-            `CREATE EVENT mysql.${ident(`${user}_expiry`)} ON SCHEDULE AT CURRENT_TIMESTAMP + INTERVAL ${a.minutes} MINUTE ` +
+            `CREATE EVENT IF NOT EXISTS mysql.${ident(`${user}_expiry`)} ON SCHEDULE AT CURRENT_TIMESTAMP + INTERVAL ${a.minutes} MINUTE ` +
               `ON COMPLETION NOT PRESERVE DO DROP USER IF EXISTS ${literal(user)}@'%'`,
           );
           return { user, password };

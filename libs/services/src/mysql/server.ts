@@ -293,7 +293,15 @@ const drainAndDetach = async (ctx: AgentContext): Promise<void> => {
     for (;;) {
       const st = await slaveStatus(ctx);
       const [applied] = await values(ctx, 'SELECT @@gtid_slave_pos');
-      if (!st || st['Slave_SQL_Running'] !== 'Yes' || (st['Gtid_IO_Pos'] ?? '') === (applied ?? '')) break;
+      // everything received applied, or all the relay log read: a transaction the dead primary
+      // sent only in part (received, never complete) is never applied, and was never acknowledged
+      if (
+        !st ||
+        st['Slave_SQL_Running'] !== 'Yes' ||
+        (st['Gtid_IO_Pos'] ?? '') === (applied ?? '') ||
+        /read all relay log/i.test(st['Slave_SQL_Running_State'] ?? '')
+      )
+        break;
       if (Date.now() > until) {
         ctx.log.warn('relay log not applied in 30 s: promoting anyway', { io: st['Gtid_IO_Pos'], applied });
         break;
@@ -393,6 +401,7 @@ const copyFrom = async (ctx: AgentContext, s: NodeSettings, stamp: Stamp | undef
   if (r.code !== 0)
     throw new CpsError('unavailable', `copying ${p.nodeId} to ${ctx.nodeId}: ${r.stderr.trim().slice(-500)}`);
   await sql(ctx, 'FLUSH LOCAL PRIVILEGES');
+  await copyExpiries(ctx, p);
   await follow(ctx, s);
   ctx.log.info('copied the primary', { primary: p.nodeId, ms: Date.now() - started });
 };
@@ -441,6 +450,32 @@ export const apply = async (ctx: AgentContext): Promise<void> => {
   await rm(copying(ctx), { force: true });
 };
 
+const EXPIRIES =
+  "FROM information_schema.EVENTS WHERE EVENT_SCHEMA = 'mysql' AND EVENT_NAME LIKE 'cps\\_tmp\\_%\\_expiry'";
+
+/**
+ * The copy leaves the `mysql` schema out, and the expiries of temporary users with it: they are
+ * made here as replication would have made them (disabled on a replica), not binary-logged. One
+ * made on the primary after the copy arrives by replication too, and is skipped (IF NOT EXISTS).
+ */
+const copyExpiries = async (ctx: AgentContext, p: { address: string; port: number }): Promise<void> => {
+  const rows = await sql(ctx, `SELECT EVENT_NAME, TIMESTAMPDIFF(SECOND, NOW(), EXECUTE_AT) ${EXPIRIES}`, {
+    host: p.address,
+    port: p.port,
+  });
+  const statements = rows.map((r) => {
+    const [event, left] = r.split('\t') as [string, string];
+    const user = event.replace(/_expiry$/, '');
+    return (
+      `CREATE EVENT IF NOT EXISTS mysql.${ident(event)} ON SCHEDULE AT CURRENT_TIMESTAMP + INTERVAL ` +
+      `${Math.max(1, Number(left) || 0)} SECOND ON COMPLETION NOT PRESERVE DISABLE ON SLAVE ` +
+      `DO DROP USER IF EXISTS ${literal(user)}@'%'`
+    );
+  });
+  if (statements.length > 0)
+    await sql(ctx, statements.join(';\n'), { initCommand: 'SET SESSION sql_log_bin=0' });
+};
+
 /**
  * The expiries of temporary users (events on the primary) came here through replication, disabled
  * (MariaDB runs events on the primary only): a new primary enables those still to come and drops
@@ -449,15 +484,19 @@ export const apply = async (ctx: AgentContext): Promise<void> => {
 const takeOverExpiries = async (ctx: AgentContext): Promise<void> => {
   const rows = await sql(
     ctx,
-    "SELECT EVENT_NAME, EXECUTE_AT < NOW() FROM information_schema.EVENTS WHERE EVENT_SCHEMA = 'mysql' " +
-      "AND EVENT_NAME LIKE 'cps\\_tmp\\_%\\_expiry' AND STATUS = 'SLAVESIDE_DISABLED'",
+    `SELECT EVENT_NAME, EXECUTE_AT < NOW() ${EXPIRIES} AND STATUS = 'SLAVESIDE_DISABLED'`,
   );
   const statements = rows.flatMap((r) => {
     const [event, due] = r.split('\t') as [string, string];
     const user = event.replace(/_expiry$/, '');
     return due === '1'
       ? [`DROP USER IF EXISTS ${literal(user)}@'%'`, `DROP EVENT IF EXISTS mysql.${ident(event)}`]
-      : [`ALTER EVENT mysql.${ident(event)} ENABLE`];
+      : // enabling is this server's own business: a replica without the event would stop on it
+        [
+          'SET SESSION sql_log_bin = 0',
+          `ALTER EVENT mysql.${ident(event)} ENABLE`,
+          'SET SESSION sql_log_bin = 1',
+        ];
   });
   if (statements.length > 0) await sql(ctx, statements.join(';\n'));
 };
