@@ -13,7 +13,9 @@ export {
   ArchiveStore,
   checkArchiveVersion,
   deleteArchiveBucket,
+  deleteDataBucket,
   ensureArchiveBucket,
+  ensureDataBucket,
   type ArchiveInfo,
   type ArchiveReader,
 } from './object-store.js';

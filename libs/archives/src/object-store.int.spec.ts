@@ -6,7 +6,13 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { hasErrorCode } from '@cps/core';
 import { TestNats } from '@cps/testing';
 import { subjects } from '@cps/bus';
-import { ARCHIVE_CHUNK_BYTES, ArchiveStore, deleteArchiveBucket, ensureArchiveBucket } from '@cps/archives';
+import {
+  ARCHIVE_CHUNK_BYTES,
+  ArchiveStore,
+  deleteArchiveBucket,
+  ensureArchiveBucket,
+  ensureDataBucket,
+} from '@cps/archives';
 
 const BUCKET = subjects.archiveBucket('s1');
 const STREAM = `OBJ_${BUCKET}`;
@@ -47,7 +53,13 @@ describe('ArchiveStore on the JetStream object store', () => {
     const data = randomBytes(5 * MiB);
     const before = (await jsm.streams.info(STREAM)).state.messages;
     const info = await store.put('v1', unevenly(data), { maxBytes: 8 * MiB });
-    expect(info).toEqual({ version: 'v1', size: 5 * MiB, digest: sha256(data), chunks: 40 });
+    expect(info).toEqual({
+      version: 'v1',
+      size: 5 * MiB,
+      digest: sha256(data),
+      chunks: 40,
+      stored: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+    });
 
     const maxPayload = director.info!.max_payload;
     expect(ARCHIVE_CHUNK_BYTES).toBeLessThanOrEqual(maxPayload);
@@ -138,6 +150,37 @@ describe('ArchiveStore on the JetStream object store', () => {
       .catch((err: unknown) => err);
     expect(hasErrorCode(write, 'forbidden')).toBe(true);
     expect(await store.info('v9')).toBeUndefined();
+  });
+
+  it("lets a manager write, list, read and delete its own service's data, and nobody else's", async () => {
+    await ensureDataBucket(director, 's1');
+    await ensureDataBucket(director, 's2');
+    const manager = await nats.connect({ role: 'manager', id: 's1', appId: 'a1', serviceId: 's1' });
+    const data = new ArchiveStore(manager, { serviceId: 's1', data: true });
+    const backup = randomBytes(300 * 1024);
+    const put = await data.put('b1', unevenly(backup), { maxBytes: MiB, description: '{"gtid":"0-1-5"}' });
+    expect(put).toMatchObject({ version: 'b1', size: backup.length, description: '{"gtid":"0-1-5"}' });
+    await data.put('b2', Buffer.from('second'), { maxBytes: MiB });
+    expect((await data.list()).map((i) => [i.version, i.description])).toEqual([
+      ['b1', '{"gtid":"0-1-5"}'],
+      ['b2', undefined],
+    ]);
+    expect((await readAll((await data.get('b1')).chunks)).equals(backup)).toBe(true);
+    expect(await data.delete('b1')).toBe(true);
+    expect((await data.list()).map((i) => i.version)).toEqual(['b2']);
+    // its archives stay read-only, another service's data out of reach
+    expect(await data.info('b1')).toBeUndefined();
+    const foreign = await new ArchiveStore(manager, { serviceId: 's2', data: true })
+      .put('x', Buffer.from('x'), { maxBytes: 10 })
+      .catch((err: unknown) => err);
+    expect(hasErrorCode(foreign, 'forbidden')).toBe(true);
+    const agent = await nats.connect({ role: 'agent', id: 'n1', appId: 'a1', serviceId: 's1', nodeId: 'n1' });
+    const byAgent = await new ArchiveStore(agent, { serviceId: 's1', data: true })
+      .list()
+      .catch((err: unknown) => err);
+    expect(hasErrorCode(byAgent, 'forbidden')).toBe(true);
+    await manager.close();
+    await agent.close();
   });
 
   it('deletes a service bucket with its archives', async () => {

@@ -25,6 +25,10 @@ export interface ArchiveInfo {
   readonly digest: string;
   /** How many messages hold the content. */
   readonly chunks: number;
+  /** What the writer said of it (`put`'s `description`). */
+  readonly description?: string;
+  /** When it was stored (ISO 8601). */
+  readonly stored: string;
 }
 
 /** An archive being read: its stored info and its content, verified against `info` as it streams. */
@@ -51,12 +55,37 @@ export const checkArchiveVersion = (version: string): string => {
  * Creates the archive bucket of service `serviceId` if it is missing (administrative: directors).
  * Each service has its own bucket so that its manager's read permission covers its archives only.
  */
-export const ensureArchiveBucket = async (
+export const ensureArchiveBucket = (
   nc: NatsConnection,
   serviceId: string,
   o: { replicas?: number; maxBytes?: number } = {},
+): Promise<void> => ensureBucket(nc, subjects.archiveBucket(serviceId), o);
+
+/**
+ * Creates the data bucket of service `serviceId` if it is missing (administrative: directors): where
+ * its manager keeps objects of its own (a database's backups), read and written by it alone.
+ */
+export const ensureDataBucket = (
+  nc: NatsConnection,
+  serviceId: string,
+  o: { replicas?: number; maxBytes?: number } = {},
+): Promise<void> => ensureBucket(nc, subjects.dataBucket(serviceId), o);
+
+const ensureBucket = async (
+  nc: NatsConnection,
+  bucket: string,
+  o: { replicas?: number; maxBytes?: number },
 ): Promise<void> => {
-  await new Objm(nc).create(subjects.archiveBucket(serviceId), {
+  const jsm = await jetstreamManager(nc);
+  // present already: left as it is (no update of its configuration on every start)
+  if (
+    await jsm.streams.info(`OBJ_${bucket}`).then(
+      () => true,
+      () => false,
+    )
+  )
+    return;
+  await new Objm(nc).create(bucket, {
     replicas: o.replicas ?? 1,
     storage: StorageType.File,
     ...(o.maxBytes === undefined ? {} : { max_bytes: o.maxBytes }),
@@ -64,8 +93,15 @@ export const ensureArchiveBucket = async (
 };
 
 /** Deletes the archive bucket of `serviceId` with everything in it (when the service is deleted). */
-export const deleteArchiveBucket = async (nc: NatsConnection, serviceId: string): Promise<boolean> => {
-  const stream = `OBJ_${subjects.archiveBucket(serviceId)}`;
+export const deleteArchiveBucket = (nc: NatsConnection, serviceId: string): Promise<boolean> =>
+  deleteBucket(nc, subjects.archiveBucket(serviceId));
+
+/** Deletes the data bucket of `serviceId` with everything in it (when the service is deleted). */
+export const deleteDataBucket = (nc: NatsConnection, serviceId: string): Promise<boolean> =>
+  deleteBucket(nc, subjects.dataBucket(serviceId));
+
+const deleteBucket = async (nc: NatsConnection, bucket: string): Promise<boolean> => {
+  const stream = `OBJ_${bucket}`;
   try {
     return await (await jetstreamManager(nc)).streams.delete(stream);
   } catch (e) {
@@ -86,6 +122,8 @@ const toInfo = (i: ObjectInfo): ArchiveInfo => ({
   size: i.size,
   digest: hexDigest(i.digest),
   chunks: i.chunks,
+  ...(i.description ? { description: i.description } : {}),
+  stored: i.mtime,
 });
 
 const fail = (code: ErrorCode, message: string, cause?: unknown): CpsError =>
@@ -138,9 +176,25 @@ export class ArchiveStore {
 
   constructor(
     private readonly nc: NatsConnection,
-    private readonly o: { readonly serviceId: string; readonly idleTimeoutMs?: number },
+    private readonly o: {
+      readonly serviceId: string;
+      readonly idleTimeoutMs?: number;
+      /** The service's data bucket rather than its code archives (`subjects.dataBucket`). */
+      readonly data?: boolean;
+    },
   ) {
-    this.bucketName = subjects.archiveBucket(o.serviceId);
+    this.bucketName = o.data ? subjects.dataBucket(o.serviceId) : subjects.archiveBucket(o.serviceId);
+  }
+
+  /** Every stored object, oldest first. */
+  async list(): Promise<ArchiveInfo[]> {
+    const all = await (await this.bucket()).list().catch((e: unknown) => {
+      throw toCpsError(e, this.bucketName);
+    });
+    return all
+      .filter((i) => !i.deleted)
+      .map(toInfo)
+      .sort((a, b) => a.stored.localeCompare(b.stored));
   }
 
   /**
@@ -150,7 +204,7 @@ export class ArchiveStore {
   async put(
     version: string,
     data: Uint8Array | AsyncIterable<Uint8Array>,
-    o: { readonly maxBytes: number },
+    o: { readonly maxBytes: number; readonly description?: string },
   ): Promise<ArchiveInfo> {
     checkArchiveVersion(version);
     const os = await this.bucket();
@@ -162,9 +216,17 @@ export class ArchiveStore {
     const { stream, digest } = limited(iterate(data), o.maxBytes, () => (tooLarge = true));
     let info: ObjectInfo;
     try {
-      info = await os.put({ name: version, options: { max_chunk_size: ARCHIVE_CHUNK_BYTES } }, stream, {
-        previousRevision: old?.revision ?? 0,
-      });
+      info = await os.put(
+        {
+          name: version,
+          ...(o.description === undefined ? {} : { description: o.description }),
+          options: { max_chunk_size: ARCHIVE_CHUNK_BYTES },
+        },
+        stream,
+        {
+          previousRevision: old?.revision ?? 0,
+        },
+      );
     } catch (e) {
       if (tooLarge)
         throw new CpsError('payload_too_large', `archive ${version} is larger than ${o.maxBytes} bytes`, [
@@ -266,7 +328,12 @@ export class ArchiveStore {
       .catch((e: unknown) => {
         this.store = undefined;
         if (/object store not found/i.test((e as Error).message))
-          throw new NotFoundError(`service ${this.o.serviceId} has no archive bucket`, { cause: e });
+          throw new NotFoundError(
+            `service ${this.o.serviceId} has no ${this.o.data ? 'data' : 'archive'} bucket`,
+            {
+              cause: e,
+            },
+          );
         throw toCpsError(e, this.bucketName);
       });
     return this.store;

@@ -7,6 +7,7 @@ export {
   SNAPSHOT_BUCKET,
   LOG_STREAM,
   ARCHIVE_BUCKET_PREFIX,
+  DATA_BUCKET_PREFIX,
   ALL_EVENTS,
   RENEWAL_SUBJECTS,
   type Address,
@@ -16,6 +17,7 @@ export {
   permissionsFor,
   aggregateWriterSubjects,
   bucketReaderSubjects,
+  bucketWriterSubjects,
   type BusPermissions,
 } from './identity/permissions.js';
 export {
@@ -74,6 +76,13 @@ export {
   configureAgent,
   HeartbeatSchema,
   MAX_ARCHIVE_BYTES,
+  MAX_SPOOL_BYTES,
+  SPOOL_NAME_PATTERN,
+  SPOOL_TRANSFER_CHUNK,
+  spoolInfo,
+  spoolRead,
+  spoolRemove,
+  spoolWrite,
   type Heartbeat,
 } from './protocol/agent.js';
 export { createManagerNode, createNode, destroyNode } from './protocol/provisioner.js';

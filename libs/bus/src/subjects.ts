@@ -21,6 +21,7 @@ export const SNAPSHOT_BUCKET = 'cps_snapshots';
 export const LOG_STREAM = 'CPS_LOGS';
 /** Code archives of one service live in their own object-store bucket: the unit its manager may read. */
 export const ARCHIVE_BUCKET_PREFIX = 'cps_archive_';
+export const DATA_BUCKET_PREFIX = 'cps_data_';
 
 const VERB = /^[a-z][a-z0-9_]{0,62}$/;
 
@@ -68,6 +69,11 @@ export const subjects = {
     address(`cps.sys.mgrnode.${id(app, 'app')}.${id(svc, 'svc')}`),
   /** The object-store bucket holding the code archives of service `svc` (service ids are platform-unique). */
   archiveBucket: (svc: string): string => `${ARCHIVE_BUCKET_PREFIX}${id(svc, 'svc')}`,
+  /**
+   * The object-store bucket a service's manager keeps its own objects in (a mysql service's backups
+   * and binary logs): it reads and writes there, and nowhere else.
+   */
+  dataBucket: (svc: string): string => `${DATA_BUCKET_PREFIX}${id(svc, 'svc')}`,
   /** Platform services (director-hosted). */
   system: (service: string): Address => address(`cps.sys.${id(service, 'service')}`),
   /** Where an identity asks for its own renewal: the subject itself names who asks. */

@@ -25,7 +25,9 @@ export type {
   ManagerContext,
   NodeAnswer,
   NodeView,
+  ObjectView,
   PluginLogger,
+  ServiceObjects,
   WorkFiles,
   WorkloadRequest,
 } from './contract/context.js';

@@ -1,3 +1,4 @@
+import { ensureDataBucket } from '@cps/archives';
 import { fileURLToPath } from 'node:url';
 import {
   subjects,
@@ -79,6 +80,8 @@ export class ServiceHarness {
 
   private static async on(host: TestHost, o: ServiceHarnessOptions): Promise<ServiceHarness> {
     const h = new ServiceHarness(host, o.appId ?? 'a1', o.serviceId ?? 's1');
+    // as the director does before it starts a manager
+    await ensureDataBucket(host.bus.connection, h.serviceId);
     await host.bus.request(
       subjects.managerProvisioner(h.appId, h.serviceId),
       createManagerNode,

@@ -10,6 +10,11 @@ import {
   type Handler,
   agentLogs,
   archiveChunk,
+  spoolInfo,
+  spoolRead,
+  spoolRemove,
+  spoolWrite,
+  SPOOL_TRANSFER_CHUNK,
   callMethod,
   checkAgentProcess,
   configureAgent,
@@ -29,6 +34,7 @@ import { execAs, probe } from './exec.js';
 import { DEFAULT_LOG_LIMIT_BYTES, MetricsSampler, type ProcessSupervisor } from '../processes/index.js';
 import { LogRing } from '../processes/log-ring.js';
 import { ArchiveReceiver } from './archive-receiver.js';
+import { Spool } from './spool.js';
 import { WorkDir } from './work-dir.js';
 
 export interface AgentRuntimeOptions {
@@ -92,6 +98,7 @@ export class AgentRuntime {
   private readonly boot = randomUUID();
   private readonly sampler = new MetricsSampler();
   private readonly archives: ArchiveReceiver;
+  private readonly spool: Spool;
   private readonly work: WorkDir;
   private readonly pluginLog: LogRing;
   private readonly log: PluginLogger;
@@ -99,6 +106,7 @@ export class AgentRuntime {
   constructor(private readonly o: AgentRuntimeOptions) {
     // beside `work`, never inside it: workloads must not swap an archive between check and extraction
     this.archives = new ArchiveReceiver(join(o.nodeDir, 'archives'));
+    this.spool = new Spool(join(o.nodeDir, 'spool'));
     this.pluginLog = new LogRing(join(o.nodeDir, 'logs', `${AGENT_LOG}.log`), DEFAULT_LOG_LIMIT_BYTES);
     this.log = o.log ?? ringLogger(this.pluginLog);
     this.work = new WorkDir(
@@ -140,6 +148,15 @@ export class AgentRuntime {
     handle(agentLogs, (d) => ({ text: this.logs(d.workload, d.tailBytes) }));
     handle(callMethod, async (d) => ({ result: await this.call(d.method, d.args) }));
     handle(archiveChunk, (d) => this.archives.receive({ ...d, data: Buffer.from(d.data, 'base64') }));
+    handle(spoolInfo, (d) => this.spool.info(d.name));
+    handle(spoolRead, async (d) => ({
+      data: (await this.spool.read(d.name, d.offset, SPOOL_TRANSFER_CHUNK)).toString('base64'),
+    }));
+    handle(spoolWrite, (d) => this.spool.receive({ ...d, data: Buffer.from(d.data, 'base64') }));
+    handle(spoolRemove, (d) => {
+      this.spool.remove(d.name);
+      return {};
+    });
     handle(configureAgent, async (d) => {
       if (this.fatal) throw new CpsError('unavailable', this.fatal);
       await this.configure(d, true);
@@ -315,12 +332,18 @@ export class AgentRuntime {
         return agent.current;
       },
       log: this.log,
+      spool: {
+        path: (name) => this.spool.path(name),
+        remove: (name) => this.spool.remove(name),
+      },
       exec: async (command, args, options) => {
         const r = await execAs(command, args, {
           cwd: this.workDir,
           env: this.workloadEnv(options?.env),
           user: this.o.workloadUser,
           ...(options?.input === undefined ? {} : { input: options.input }),
+          ...(options?.stdinFrom === undefined ? {} : { stdinFile: this.spool.path(options.stdinFrom) }),
+          ...(options?.stdoutTo === undefined ? {} : { stdoutFile: this.spool.path(options.stdoutTo) }),
           timeoutMs: options?.timeoutMs ?? 30_000,
           keepBytes: Math.min(options?.keepBytes ?? 64 * 1024, MAX_EXEC_OUTPUT),
         });

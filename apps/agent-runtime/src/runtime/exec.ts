@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { closeSync, constants, openSync } from 'node:fs';
 import { connect } from 'node:net';
 import type { ExecResult, WorkloadRequest } from '@cps/services';
 
@@ -14,6 +15,10 @@ export interface ExecOptions {
   readonly timeoutMs: number;
   /** How much of the end of each output to keep (default 64 KiB). */
   readonly keepBytes?: number;
+  /** A file the agent opens (never following a link) as its stdin, instead of `input`. */
+  readonly stdinFile?: string;
+  /** A file the agent creates (never following a link, mode 0600) for its stdout, kept whole. */
+  readonly stdoutFile?: string;
 }
 
 /**
@@ -22,13 +27,33 @@ export interface ExecOptions {
  */
 export const execAs = (command: string, args: readonly string[], o: ExecOptions): Promise<ExecResult> =>
   new Promise((resolve) => {
-    const child = spawn(command, [...args], {
-      cwd: o.cwd,
-      env: { ...o.env },
-      detached: true,
-      stdio: ['pipe', 'pipe', 'pipe'],
-      ...(o.user ? { uid: o.user.uid, gid: o.user.gid } : {}),
-    });
+    const fds: number[] = [];
+    const opened = (path: string, flags: number): number => {
+      const fd = openSync(path, flags | constants.O_NOFOLLOW, 0o600);
+      fds.push(fd);
+      return fd;
+    };
+    let child;
+    try {
+      child = spawn(command, [...args], {
+        cwd: o.cwd,
+        env: { ...o.env },
+        detached: true,
+        stdio: [
+          o.stdinFile === undefined ? 'pipe' : opened(o.stdinFile, constants.O_RDONLY),
+          o.stdoutFile === undefined
+            ? 'pipe'
+            : opened(o.stdoutFile, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC),
+          'pipe',
+        ],
+        ...(o.user ? { uid: o.user.uid, gid: o.user.gid } : {}),
+      });
+    } catch (e) {
+      resolve({ code: null, stdout: '', stderr: (e as Error).message });
+      return;
+    } finally {
+      for (const fd of fds) closeSync(fd);
+    }
     const chunks = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
     const size = { stdout: 0, stderr: 0 };
     const limit = o.keepBytes ?? KEEP;
@@ -42,10 +67,10 @@ export const execAs = (command: string, args: readonly string[], o: ExecOptions)
       const all = Buffer.concat(chunks[k]);
       return all.subarray(Math.max(0, all.length - limit)).toString();
     };
-    child.stdout.on('data', keep('stdout'));
-    child.stderr.on('data', keep('stderr'));
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(o.input ?? '');
+    child.stdout?.on('data', keep('stdout'));
+    child.stderr?.on('data', keep('stderr'));
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(o.input ?? '');
     const timer = setTimeout(() => {
       try {
         if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');

@@ -1,7 +1,7 @@
 import { aggregateIds, ConflictError, CpsError, NotFoundError } from '@cps/core';
 import { refuseIfLinked } from '../applications/app-decider.js';
 import { subjects, type Bus, shutdownService, startupService } from '@cps/bus';
-import { deleteArchiveBucket } from '@cps/archives';
+import { deleteArchiveBucket, deleteDataBucket, ensureDataBucket } from '@cps/archives';
 import { type ServiceCommand, type ServiceEvent, type ServiceState } from '@cps/services';
 import type { Principal } from '../api/request.js';
 import type { Actor, Aggregates, DirectorCore } from '../core/director-core.js';
@@ -106,6 +106,7 @@ export class ServiceOperations {
   async dismantle(app: ApplicationView, s: ServiceView, op: RunningOperation): Promise<void> {
     await this.stopOne(app, s, op);
     await deleteArchiveBucket(this.bus.connection, s.serviceId);
+    await deleteDataBucket(this.bus.connection, s.serviceId);
   }
 
   /** Starts one service: its manager (unless it runs), then `startup`, and waits until it is RUNNING. */
@@ -113,6 +114,8 @@ export class ServiceOperations {
     op.alive();
     if (s.state === 'RUNNING' && this.supervisor.managerOf(s.serviceId)) return;
     await this.born(app.appId, s.serviceId);
+    // the manager's own objects (backups): its bucket exists before it runs
+    await ensureDataBucket(this.bus.connection, s.serviceId);
     await this.supervisor.ensureManager(app.appId, s.serviceId, s.type, op.operationId);
     const info = await this.bus
       .request(

@@ -49,6 +49,7 @@ import {
   type NodeAnswer,
   type PluginLogger,
   type ServiceDefinition,
+  type ServiceObjects,
   serviceDecider,
   serviceHistory,
   withV2Fields,
@@ -60,6 +61,7 @@ import {
   type ServiceState,
 } from '@cps/services';
 import type { ServedCommand } from '@cps/nest-bus';
+import { inPieces, serviceObjects } from './service-objects.js';
 import { ArchiveStore } from '@cps/archives';
 
 export interface ManagerRuntimeOptions {
@@ -702,6 +704,8 @@ export class ManagerRuntime {
     return out.data;
   }
 
+  private objects: ServiceObjects | undefined;
+
   private archives(): ArchiveStore {
     this.archiveStore ??= new ArchiveStore(this.o.bus.connection, { serviceId: this.o.serviceId });
     return this.archiveStore;
@@ -725,26 +729,15 @@ export class ManagerRuntime {
   private async transfer(nodeId: string, a: ArchiveView): Promise<ArchiveView> {
     const to = subjects.agent(this.o.appId, this.o.serviceId, nodeId);
     const { chunks } = await this.archives().get(a.version);
-    let offset = 0;
-    let pending = Buffer.alloc(0);
-    const send = async (data: Buffer) => {
-      await this.o.bus.request(
+    const bytes = await inPieces(chunks, ARCHIVE_TRANSFER_CHUNK, (offset, data) =>
+      this.o.bus.request(
         to,
         archiveChunk,
         { ...a, offset, data: data.toString('base64') },
         { timeoutMs: 30_000 },
-      );
-      offset += data.length;
-    };
-    for await (const c of chunks) {
-      pending = Buffer.concat([pending, c]);
-      while (pending.length >= ARCHIVE_TRANSFER_CHUNK) {
-        await send(pending.subarray(0, ARCHIVE_TRANSFER_CHUNK));
-        pending = pending.subarray(ARCHIVE_TRANSFER_CHUNK);
-      }
-    }
-    if (pending.length > 0 || offset === 0) await send(pending);
-    this.log.info('archive sent', { nodeId, version: a.version, bytes: offset });
+      ),
+    );
+    this.log.info('archive sent', { nodeId, version: a.version, bytes });
     return a;
   }
 
@@ -799,6 +792,11 @@ export class ManagerRuntime {
           }),
         ),
       callAgent,
+      objects: (this.objects ??= serviceObjects(this.o.bus, {
+        appId: this.o.appId,
+        serviceId: this.o.serviceId,
+        log: this.log,
+      })),
       log: this.log,
     };
   }

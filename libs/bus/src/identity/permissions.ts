@@ -50,6 +50,17 @@ export const bucketReaderSubjects = (bucket: string): string[] => {
   ];
 };
 
+/**
+ * Read and write access to one object-store bucket (a service's own data): what a reader has, plus
+ * publishing its chunks and metadata and purging its own stream (replaced and deleted objects).
+ */
+export const bucketWriterSubjects = (bucket: string): string[] => [
+  ...bucketReaderSubjects(bucket),
+  `$O.${bucket}.C.>`,
+  `$O.${bucket}.M.>`,
+  `${JS}.STREAM.PURGE.OBJ_${bucket}`,
+];
+
 const requireIds = (i: Identity, ...fields: ('appId' | 'serviceId' | 'nodeId')[]): string[] =>
   fields.map((f) => {
     const v = i[f];
@@ -84,6 +95,7 @@ export const permissionsFor = (identity: Identity): BusPermissions => {
             `${subjects.provisioner(app, svc)}.>`,
             ...aggregateWriterSubjects(subjects.events(aggregate), aggregate),
             ...bucketReaderSubjects(subjects.archiveBucket(svc)),
+            ...bucketWriterSubjects(subjects.dataBucket(svc)),
           ],
           deny: [],
         },

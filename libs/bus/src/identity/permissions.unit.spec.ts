@@ -13,14 +13,19 @@ describe('permissions derived from identities', () => {
     expect(p.pub.allow).toContain('cps.agt.a1.s1.>');
     expect(p.pub.allow).toContain('cps.evt.svc.a1.s1');
     const bucket = `OBJ_${subjects.archiveBucket('s1')}`;
-    const js = p.pub.allow.filter((s) => s.startsWith('$JS') && !s.includes(bucket));
+    const data = subjects.dataBucket('s1');
+    const js = p.pub.allow.filter((s) => s.startsWith('$JS') && !s.includes(bucket) && !s.includes(data));
     expect(js.every((s) => s.endsWith('cps.evt.svc.a1.s1') || s.endsWith('svc.a1.s1'))).toBe(true);
     expect(js.some((s) => /STREAM\.(CREATE|UPDATE|DELETE|PURGE)|\.>$/.test(s))).toBe(false);
     // its own archive bucket: read-only (no publish to the bucket's subjects, no stream changes)
     const archive = p.pub.allow.filter((s) => s.includes(bucket));
     expect(archive.length).toBeGreaterThan(0);
     expect(archive.some((s) => /STREAM\.(CREATE|UPDATE|DELETE|PURGE)|MSG\.DELETE/.test(s))).toBe(false);
-    expect(p.pub.allow.some((s) => s.startsWith('$O.'))).toBe(false);
+    expect(p.pub.allow.some((s) => s.startsWith('$O.') && !s.startsWith(`$O.${data}.`))).toBe(false);
+    // its own data bucket: read and write, its own stream purged, never created, changed or deleted
+    const own = p.pub.allow.filter((s) => s.includes(data));
+    expect(own).toEqual(expect.arrayContaining([`$O.${data}.C.>`, `$O.${data}.M.>`]));
+    expect(own.some((s) => /STREAM\.(CREATE|UPDATE|DELETE)/.test(s))).toBe(false);
     expect([...p.pub.allow, ...p.sub.allow].some((s) => s.includes('s2'))).toBe(false);
   });
 

@@ -48,6 +48,43 @@ export const archiveChunk = defineCommand(
   z.object({ received: z.number(), complete: z.boolean() }),
 );
 
+/** A file of a node's spool: one token, no path (`[a-z0-9][a-z0-9._-]*`, no `..`, at most 128). */
+export const SPOOL_NAME_PATTERN = /^(?!.*\.\.)[a-z0-9][a-z0-9._-]{0,127}$/;
+const SpoolName = z.string().regex(SPOOL_NAME_PATTERN);
+/** Largest file a spool moves (a database backup). */
+export const MAX_SPOOL_BYTES = 64 * 1024 * 1024 * 1024;
+/** Raw bytes per spool piece (base64 in the message: under the default 1 MiB max_payload). */
+export const SPOOL_TRANSFER_CHUNK = 512 * 1024;
+
+/**
+ * A node's spool, files in transit between an agent and its manager (a backup on its way to the
+ * object store and back), in the node's private directory. The manager reads a file piece by piece
+ * (`spool_read`) after asking its size and SHA-256 (`spool_info`); it writes one in order
+ * (`spool_write`, checked at its last piece like `archive_chunk`); and removes it (`spool_remove`).
+ */
+export const spoolInfo = defineCommand(
+  'spool_info',
+  z.object({ name: SpoolName }),
+  z.object({ size: z.number(), digest: z.string() }),
+);
+export const spoolRead = defineCommand(
+  'spool_read',
+  z.object({ name: SpoolName, offset: z.number().int().min(0).max(MAX_SPOOL_BYTES) }),
+  z.object({ data: z.string() }),
+);
+export const spoolWrite = defineCommand(
+  'spool_write',
+  z.object({
+    name: SpoolName,
+    size: z.number().int().min(0).max(MAX_SPOOL_BYTES),
+    digest: Sha256Hex,
+    offset: z.number().int().min(0).max(MAX_SPOOL_BYTES),
+    data: z.base64().max(Math.ceil(SPOOL_TRANSFER_CHUNK / 3) * 4),
+  }),
+  z.object({ received: z.number(), complete: z.boolean() }),
+);
+export const spoolRemove = defineCommand('spool_remove', z.object({ name: SpoolName }), z.object({}));
+
 export const checkAgentProcess = defineCommand(
   'check_agent_process',
   z.object({}),

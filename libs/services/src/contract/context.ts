@@ -130,7 +130,46 @@ export interface ManagerContext {
    * of base64url). Pass it to nodes in their configuration; never record it.
    */
   secret(purpose: string): string;
+  /**
+   * The service's own objects (a database's backups), in its data bucket of the platform's object
+   * store: stored with their SHA-256, checked on the way out. Names are ids (`[a-z0-9][a-z0-9_-]*`).
+   */
+  readonly objects: ServiceObjects;
   readonly log: PluginLogger;
+}
+
+/** A stored object of the service. */
+export interface ObjectView {
+  readonly name: string;
+  readonly size: number;
+  /** SHA-256, lowercase hex. */
+  readonly digest: string;
+  /** What the plugin said of it when storing it (JSON, say). */
+  readonly description?: string;
+  /** When it was stored (ISO 8601). */
+  readonly stored: string;
+}
+
+/** See `ManagerContext.objects`. */
+export interface ServiceObjects {
+  /** Every object, oldest first. */
+  list(): Promise<readonly ObjectView[]>;
+  /** One object's view, or undefined. */
+  info(name: string): Promise<ObjectView | undefined>;
+  /**
+   * Stores the spool file `file` of node `nodeId` as object `name` (refused if `name` exists:
+   * `conflict`), piece by piece; its size and SHA-256 are checked against what the node reports.
+   */
+  fromNode(
+    nodeId: string,
+    file: string,
+    name: string,
+    o?: { readonly description?: string },
+  ): Promise<ObjectView>;
+  /** Copies object `name` into the spool of node `nodeId` as `file`; checked there before it appears. */
+  toNode(name: string, nodeId: string, file: string): Promise<ObjectView>;
+  /** Deletes an object; false if there was none. */
+  delete(name: string): Promise<boolean>;
 }
 
 /** A workload the agent runs under supervision (see the agent runtime's ProcessSupervisor). */
@@ -236,8 +275,23 @@ export interface AgentContext {
       readonly timeoutMs?: number;
       /** How much of the end of each output to keep (default 64 KiB, at most 8 MiB). */
       readonly keepBytes?: number;
+      /** A file of the node's {@link spool} as its stdin (instead of `input`). */
+      readonly stdinFrom?: string;
+      /** A file of the node's {@link spool} its stdout goes to, whole (then not in the result). */
+      readonly stdoutTo?: string;
     },
   ): Promise<ExecResult>;
+  /**
+   * The node's spool: files in transit between this agent and its manager, in the node's private
+   * directory (workloads cannot reach it; a command gets one only as its stdin or stdout, see
+   * `exec`). The manager moves them to and from the service's object store (`ManagerContext.objects`).
+   * A name is one token: `[a-z0-9][a-z0-9._-]*`, no `..`.
+   */
+  readonly spool: {
+    /** The file's path (it may not exist yet). */
+    path(name: string): string;
+    remove(name: string): void;
+  };
   /** Sends a signal to a running workload (a reload: nginx `SIGHUP`, php-fpm `SIGUSR2`). */
   signal(workload: string, signal: NodeJS.Signals): Promise<void>;
   /**

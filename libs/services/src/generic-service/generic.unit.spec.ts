@@ -49,6 +49,10 @@ const agentContext = (
       mkdir: async () => undefined,
     },
     archivePath: () => join(stateDir, 'archive'),
+    spool: {
+      path: (name) => join(stateDir, name),
+      remove: () => undefined,
+    },
     startWorkload: async (w) => {
       started.push(w);
     },
@@ -78,6 +82,13 @@ const managerContext = (nodes: readonly NodeView[], over: Partial<ManagerContext
   links: () => ({}),
   secret: () => {
     throw new Error('not here');
+  },
+  objects: {
+    list: () => Promise.reject(new Error('not here')),
+    info: () => Promise.reject(new Error('not here')),
+    fromNode: () => Promise.reject(new Error('not here')),
+    toNode: () => Promise.reject(new Error('not here')),
+    delete: () => Promise.reject(new Error('not here')),
   },
   log: silent,
   ...over,

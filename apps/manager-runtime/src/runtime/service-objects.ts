@@ -1,0 +1,118 @@
+import { ArchiveStore, type ArchiveInfo } from '@cps/archives';
+import {
+  MAX_SPOOL_BYTES,
+  SPOOL_TRANSFER_CHUNK,
+  spoolInfo,
+  spoolRead,
+  spoolRemove,
+  spoolWrite,
+  subjects,
+  type Bus,
+} from '@cps/bus';
+import { CpsError } from '@cps/core';
+import type { ObjectView, PluginLogger, ServiceObjects } from '@cps/services';
+
+/**
+ * Sends `chunks` in pieces of `pieceBytes` (the last one shorter; one empty piece for no content),
+ * each once the previous one was answered; resolves to the bytes sent.
+ */
+export const inPieces = async (
+  chunks: AsyncIterable<Uint8Array>,
+  pieceBytes: number,
+  send: (offset: number, data: Buffer) => Promise<unknown>,
+): Promise<number> => {
+  let offset = 0;
+  let pending = Buffer.alloc(0);
+  for await (const c of chunks) {
+    pending = Buffer.concat([pending, c]);
+    while (pending.length >= pieceBytes) {
+      await send(offset, pending.subarray(0, pieceBytes));
+      offset += pieceBytes;
+      pending = pending.subarray(pieceBytes);
+    }
+  }
+  if (pending.length > 0 || offset === 0) {
+    await send(offset, pending);
+    offset += pending.length;
+  }
+  return offset;
+};
+
+const view = (i: ArchiveInfo): ObjectView => ({
+  name: i.version,
+  size: i.size,
+  digest: i.digest,
+  stored: i.stored,
+  ...(i.description === undefined ? {} : { description: i.description }),
+});
+
+/**
+ * `ManagerContext.objects`: the service's data bucket, filled from and emptied into its nodes'
+ * spools piece by piece over the bus (agents have no JetStream access).
+ */
+export const serviceObjects = (
+  bus: Bus,
+  o: { readonly appId: string; readonly serviceId: string; readonly log: PluginLogger },
+): ServiceObjects => {
+  const store = new ArchiveStore(bus.connection, { serviceId: o.serviceId, data: true });
+  const agent = (nodeId: string) => subjects.agent(o.appId, o.serviceId, nodeId);
+  return {
+    list: async () => (await store.list()).map(view),
+    info: async (name) => {
+      const i = await store.info(name);
+      return i && view(i);
+    },
+    delete: (name) => store.delete(name),
+
+    fromNode: async (nodeId, file, name, options) => {
+      const started = Date.now();
+      const announced = await bus.request(agent(nodeId), spoolInfo, { name: file }, { timeoutMs: 120_000 });
+      async function* pieces(): AsyncGenerator<Uint8Array> {
+        let offset = 0;
+        while (offset < announced.size) {
+          const r = await bus.request(
+            agent(nodeId),
+            spoolRead,
+            { name: file, offset },
+            { timeoutMs: 30_000 },
+          );
+          const data = Buffer.from(r.data, 'base64');
+          if (data.length === 0) throw new CpsError('unavailable', `spool ${file} on ${nodeId} ended early`);
+          offset += data.length;
+          yield data;
+        }
+      }
+      const stored = await store.put(name, pieces(), {
+        maxBytes: MAX_SPOOL_BYTES,
+        ...(options?.description === undefined ? {} : { description: options.description }),
+      });
+      if (stored.size !== announced.size || stored.digest !== announced.digest) {
+        await store.delete(name);
+        throw new CpsError('internal', `object ${name}: what was stored differs from ${nodeId}'s ${file}`);
+      }
+      o.log.info('object stored from a node', { nodeId, name, bytes: stored.size, ms: Date.now() - started });
+      return view(stored);
+    },
+
+    toNode: async (name, nodeId, file) => {
+      const started = Date.now();
+      const { info, chunks } = await store.get(name);
+      let offset: number;
+      try {
+        offset = await inPieces(chunks, SPOOL_TRANSFER_CHUNK, (at, data) =>
+          bus.request(
+            agent(nodeId),
+            spoolWrite,
+            { name: file, size: info.size, digest: info.digest, offset: at, data: data.toString('base64') },
+            { timeoutMs: 60_000 },
+          ),
+        );
+      } catch (e) {
+        await bus.request(agent(nodeId), spoolRemove, { name: file }).catch(() => undefined);
+        throw e;
+      }
+      o.log.info('object sent to a node', { nodeId, name, bytes: offset, ms: Date.now() - started });
+      return view(info);
+    },
+  };
+};
