@@ -130,6 +130,7 @@ export class ManagerRuntime {
   private readonly inFlight = new Set<string>();
   private queue: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
+  private periodicTimer: NodeJS.Timeout | undefined;
   private heartbeats: NatsSubscription | undefined;
   /** When the manager started or its connection last came back; undefined while it is down. */
   private connectedAt: number | undefined;
@@ -219,6 +220,22 @@ export class ManagerRuntime {
       () => void this.check().catch((e: unknown) => this.log.error('check failed', { error: String(e) })),
       250,
     );
+    const periodic = this.o.service.manager.periodic;
+    if (periodic) {
+      let busy = false;
+      this.periodicTimer = setInterval(() => {
+        if (busy || this.stopped) return;
+        busy = true;
+        void (async () => {
+          const s = await this.state();
+          if (s.status === 'RUNNING') await periodic.run(this.context(s));
+        })()
+          .catch((e: unknown) => this.log.error('periodic run failed', { error: String(e) }))
+          .finally(() => {
+            busy = false;
+          });
+      }, periodic.everyMs);
+    }
   }
 
   private async watchConnection(): Promise<void> {
@@ -273,6 +290,7 @@ export class ManagerRuntime {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
+    clearInterval(this.periodicTimer);
     this.heartbeats?.unsubscribe();
     await this.queue.catch(() => undefined);
   }

@@ -82,10 +82,16 @@ export const serviceObjects = (
           yield data;
         }
       }
-      const stored = await store.put(name, pieces(), {
-        maxBytes: MAX_SPOOL_BYTES,
-        ...(options?.description === undefined ? {} : { description: options.description }),
-      });
+      const removeFile = () => bus.request(agent(nodeId), spoolRemove, { name: file }).catch(() => undefined);
+      let stored: ArchiveInfo;
+      try {
+        stored = await store.put(name, pieces(), {
+          maxBytes: MAX_SPOOL_BYTES,
+          ...(options?.description === undefined ? {} : { description: options.description }),
+        });
+      } finally {
+        await removeFile();
+      }
       if (stored.size !== announced.size || stored.digest !== announced.digest) {
         await store.delete(name);
         throw new CpsError('internal', `object ${name}: what was stored differs from ${nodeId}'s ${file}`);

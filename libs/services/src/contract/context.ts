@@ -157,8 +157,9 @@ export interface ServiceObjects {
   /** One object's view, or undefined. */
   info(name: string): Promise<ObjectView | undefined>;
   /**
-   * Stores the spool file `file` of node `nodeId` as object `name` (refused if `name` exists:
+   * Moves the spool file `file` of node `nodeId` into object `name` (refused if `name` exists:
    * `conflict`), piece by piece; its size and SHA-256 are checked against what the node reports.
+   * The node's file is removed, stored or not.
    */
   fromNode(
     nodeId: string,

@@ -104,6 +104,12 @@ export interface ServiceDefinition<
     readonly onNodesChanged?: (ctx: ManagerContext) => Promise<void>;
     /** Runs after `set_archive` made a new archive current (e.g. to send it to every node). */
     readonly onArchiveChanged?: (ctx: ManagerContext) => Promise<void>;
+    /**
+     * Runs every `everyMs` while the service is RUNNING, one run at a time (a scheduled backup, say).
+     * Keep what it decides in the plugin's state or objects: a restarted manager starts counting
+     * afresh.
+     */
+    readonly periodic?: { readonly everyMs: number; readonly run: (ctx: ManagerContext) => Promise<void> };
   };
   readonly agent: {
     readonly methods: AgentMethods;

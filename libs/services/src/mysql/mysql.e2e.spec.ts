@@ -490,6 +490,84 @@ describe('mysql: a primary and replicas that keep every acknowledged commit', ()
   );
 
   it.skipIf(!hostMode)(
+    'backup, restore of a backup and of a point in time: exactly the rows of that moment, the replaced data kept, replicas following',
+    async () => {
+      const count = (await h.nodes()).filter((n) => n.state === 'running').length;
+      await replicating(count, 120_000);
+      await h.call('create_database', { name: 'pitr' });
+      await h.call('create_user', { name: 'pitr', password: APP_PASSWORD, database: 'pitr' });
+      const app = async (where: Where, statements: string) => client(where, 'pitr', APP_PASSWORD, statements);
+      const rows = async () => Number(await app(await info(), 'SELECT COUNT(*) FROM pitr.t'));
+      const insert = async (from: number, to: number) => {
+        const values = Array.from({ length: to - from + 1 }, (_, i) => `(${from + i})`).join(',');
+        await app(await info(), `INSERT INTO pitr.t VALUES ${values}`);
+      };
+      await app(await info(), 'CREATE TABLE pitr.t (id INT PRIMARY KEY)');
+      await insert(1, 100);
+      const b = (await h.call('backup', {}, { timeoutMs: 120_000 })) as {
+        id: string;
+        size: number;
+        sha256: string;
+      };
+      expect(b.size).toBeGreaterThan(100_000);
+      expect(b.sha256).toMatch(/^[0-9a-f]{64}$/);
+      await insert(101, 200);
+      await sleep(1_500);
+      const moment = new Date().toISOString();
+      await sleep(1_500);
+      await insert(201, 300);
+
+      // never over live data unasked; bad moments and backups named
+      const unasked = await errorOf(h.call('restore', { at: moment }, { timeoutMs: 120_000 }));
+      expect(hasErrorCode(unasked, 'validation')).toBe(true);
+      expect(JSON.stringify(unasked)).toContain('confirmation_required');
+      for (const [args, code] of [
+        [{ at: new Date(Date.now() + 3_600_000).toISOString(), yes: true }, 'in_the_future'],
+        [{ backup: 'b-nope', yes: true }, 'not_found'],
+        [{ at: '2020-01-01T00:00:00Z', yes: true }, 'not_covered'],
+      ] as const) {
+        const e = await errorOf(h.call('restore', args, { timeoutMs: 120_000 }));
+        expect(hasErrorCode(e, 'validation')).toBe(true);
+        expect(JSON.stringify(e)).toContain(code);
+      }
+      expect(await rows()).toBe(300);
+
+      const pitr = (await h.call('restore', { at: moment, yes: true }, { timeoutMs: 300_000 })) as {
+        backup: string;
+        replaced: string;
+      };
+      expect(pitr.backup).toBe(b.id);
+      expect(pitr.replaced).toMatch(/db\.before-restore-\d+$/);
+      expect(await rows()).toBe(200);
+      expect(await app(await info(), 'SELECT MIN(id), MAX(id) FROM pitr.t')).toBe('1\t200');
+      // the replicas copy the restored data afresh
+      const after = await replicating(count, 180_000);
+      for (const n of after.nodes.filter((x) => x.nodeId !== after.primary))
+        expect(await app(await at(n.nodeId), 'SELECT COUNT(*) FROM pitr.t')).toBe('200');
+      await app(await info(), 'INSERT INTO pitr.t VALUES (1000)');
+
+      await h.call('restore', { backup: b.id, yes: true }, { timeoutMs: 300_000 });
+      expect(await rows()).toBe(100);
+      const listed = (await h.call('list_backups')) as {
+        backups: { id: string }[];
+        binlogs: { count: number };
+        restores: { backup: string; replaced: string }[];
+      };
+      expect(listed.backups.map((x) => x.id)).toContain(b.id);
+      expect(listed.binlogs.count).toBeGreaterThan(0);
+      expect(listed.restores.slice(-2).map((r) => r.backup)).toEqual([b.id, b.id]);
+
+      // retention: with a schedule keeping one, a new backup leaves only itself
+      await h.call('set_backup_schedule', { every_minutes: 60, keep: 1 });
+      const newest = (await h.call('backup', {}, { timeoutMs: 120_000 })) as { id: string };
+      expect(
+        ((await h.call('list_backups')) as { backups: { id: string }[] }).backups.map((x) => x.id),
+      ).toEqual([newest.id]);
+      await replicating(count, 180_000);
+    },
+  );
+
+  it.skipIf(!hostMode)(
     "a tenant of another application, with the primary's address and a stolen password, reaches nothing; one of this application does",
     async () => {
       const primary = await info();

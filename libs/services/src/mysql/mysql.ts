@@ -3,6 +3,25 @@ import { z } from 'zod';
 import { ConflictError, CpsError, IdSchema, NotFoundError, ValidationError } from '@cps/core';
 import type { AgentContext, ManagerContext, NodeView } from '../contract/context.js';
 import { agentMethod, defineService, managerMethod, pluginState } from '../contract/service.js';
+import {
+  archiveBinlogs,
+  BackupScheduleSchema,
+  BackupTaken,
+  BackupView,
+  backupNow,
+  BINLOG_NAME,
+  closedBinlogs,
+  exclusively,
+  recoverRestore,
+  restoreBackup,
+  RestoreArgs,
+  restoreOn,
+  restorePlan,
+  stored,
+  takeBackup,
+  takeBinlog,
+  type BackupSchedule,
+} from './backup.js';
 import { mostAdvanced } from './gtid.js';
 import {
   checkDumpText,
@@ -51,6 +70,16 @@ const PrimaryElected = z.object({
 });
 const ParamSet = z.object({ name: z.string().max(64), value: z.string().max(256) });
 const RootCreated = z.object({});
+const ScheduleSet = z.object({ schedule: BackupScheduleSchema.nullable() });
+/** A restore, as recorded: what it restored, on which node, and where the data it replaced lies. */
+const Restored = z.object({
+  backup: z.string(),
+  at: z.string().optional(),
+  nodeId: IdSchema,
+  replaced: z.string(),
+  gtid: z.string(),
+  when: z.string(),
+});
 
 interface MysqlState {
   readonly epoch: number;
@@ -58,11 +87,20 @@ interface MysqlState {
   readonly members: readonly string[];
   readonly params: Readonly<Record<string, string>>;
   readonly rootCreated: boolean;
+  /** Set by `set_backup_schedule` (null: none, whatever the manifest says). */
+  readonly schedule?: BackupSchedule | null;
+  readonly restores: readonly z.infer<typeof Restored>[];
 }
 
 const state = pluginState<MysqlState>({
-  initial: { epoch: 0, members: [], params: {}, rootCreated: false },
-  events: { primary_elected: PrimaryElected, param_set: ParamSet, root_created: RootCreated },
+  initial: { epoch: 0, members: [], params: {}, rootCreated: false, restores: [] },
+  events: {
+    primary_elected: PrimaryElected,
+    param_set: ParamSet,
+    root_created: RootCreated,
+    backup_schedule_set: ScheduleSet,
+    restored: Restored,
+  },
   evolve: (s, e) => {
     if (e.name === 'primary_elected') {
       const d = e.data as z.infer<typeof PrimaryElected>;
@@ -73,6 +111,10 @@ const state = pluginState<MysqlState>({
       return { ...s, params: { ...s.params, [d.name]: d.value } };
     }
     if (e.name === 'root_created') return { ...s, rootCreated: true };
+    if (e.name === 'backup_schedule_set')
+      return { ...s, schedule: (e.data as z.infer<typeof ScheduleSet>).schedule };
+    if (e.name === 'restored')
+      return { ...s, restores: [...s.restores, e.data as z.infer<typeof Restored>].slice(-100) };
     return s;
   },
 });
@@ -189,6 +231,39 @@ const ensureRoot = async (ctx: ManagerContext, primary: NodeView): Promise<void>
   await ctx.record('root_created', {});
 };
 
+/** The schedule set by `set_backup_schedule`, else the manifest's `Backups`. */
+const scheduleOf = (ctx: ManagerContext): BackupSchedule | undefined => {
+  const set = stateOf(ctx).schedule;
+  if (set !== undefined) return set ?? undefined;
+  const m = (ctx.manifest as { Backups?: { EveryMinutes: number; Keep: number; MaxAgeDays?: number } })
+    .Backups;
+  return (
+    m && {
+      every_minutes: m.EveryMinutes,
+      keep: m.Keep,
+      ...(m.MaxAgeDays ? { max_age_days: m.MaxAgeDays } : {}),
+    }
+  );
+};
+
+/** The schedule's backups when due, and the binary logs archived every 5 minutes in between. */
+const lastArchived = new Map<string, number>();
+const scheduled = async (ctx: ManagerContext): Promise<void> => {
+  const schedule = scheduleOf(ctx);
+  const primary = running(ctx).find((n) => n.nodeId === stateOf(ctx).primary);
+  if (!schedule || !primary) return;
+  await exclusively(ctx, async () => {
+    const latest = (await stored(ctx)).backups.at(-1);
+    if (!latest || Date.now() - Date.parse(latest.at) >= schedule.every_minutes * 60_000) {
+      await backupNow(ctx, primary, schedule);
+      lastArchived.set(ctx.serviceId, Date.now());
+    } else if (Date.now() - (lastArchived.get(ctx.serviceId) ?? 0) >= 5 * 60_000) {
+      await archiveBinlogs(ctx, primary);
+      lastArchived.set(ctx.serviceId, Date.now());
+    }
+  });
+};
+
 const Privileges = z.array(PrivilegeSchema).min(1).max(PrivilegeSchema.options.length);
 
 export const mysqlService = defineService({
@@ -201,8 +276,16 @@ export const mysqlService = defineService({
   manifestKeys: z.object({
     /** ConPaaS's `Password`: the account `root` (every database, no server administration) gets it. */
     Password: PasswordSchema.optional(),
+    /** Backups on a schedule, with their retention (`set_backup_schedule` overrides it). */
+    Backups: z
+      .object({
+        EveryMinutes: BackupScheduleSchema.shape.every_minutes,
+        Keep: BackupScheduleSchema.shape.keep,
+        MaxAgeDays: BackupScheduleSchema.shape.max_age_days,
+      })
+      .optional(),
   }),
-  packages: ['mariadb-server', 'mariadb-client'],
+  packages: ['mariadb-server', 'mariadb-client', 'mariadb-backup'],
   state,
   manager: {
     methods: {
@@ -409,7 +492,132 @@ export const mysqlService = defineService({
         result: z.object({ sql: z.string() }),
         handle: async (ctx, a) => (await onPrimary(ctx, 'sqldump', a, 5 * 60_000)) as { sql: string },
       }),
+      backup: managerMethod({
+        description: 'A full backup now (mariadb-backup), stored with its SHA-256 in the service’s objects',
+        args: z.object({}),
+        result: BackupView,
+        handle: (ctx) => exclusively(ctx, () => backupNow(ctx, primaryNode(ctx), scheduleOf(ctx))),
+      }),
+      list_backups: managerMethod({
+        description:
+          'The stored backups, the binary logs archived (what a point in time can reach), the schedule and past restores',
+        readOnly: true,
+        args: z.object({}),
+        result: z.object({
+          backups: z.array(BackupView),
+          binlogs: z.object({ count: z.number(), until: z.string().optional() }),
+          schedule: BackupScheduleSchema.optional(),
+          restores: z.array(Restored),
+        }),
+        handle: async (ctx) => {
+          const { backups, binlogs } = await stored(ctx);
+          const until = binlogs
+            .map((l) => l.closed)
+            .sort()
+            .at(-1);
+          const schedule = scheduleOf(ctx);
+          return {
+            backups,
+            binlogs: { count: binlogs.length, ...(until ? { until } : {}) },
+            ...(schedule ? { schedule } : {}),
+            restores: [...stateOf(ctx).restores],
+          };
+        },
+      }),
+      restore: managerMethod({
+        description:
+          'Replaces the data with a backup, or with the state at a point in time (the last backup before it and the archived binary logs); the replaced data is kept aside on the node. Asks `yes: true`.',
+        args: z
+          .object({
+            backup: IdSchema.optional(),
+            at: z.iso.datetime({ offset: true }).optional(),
+            yes: z.boolean().default(false),
+          })
+          .refine((a) => a.backup !== undefined || a.at !== undefined, {
+            message: 'a backup or a point in time (at)',
+            path: ['backup'],
+          }),
+        result: z.object({
+          backup: z.string(),
+          at: z.string().optional(),
+          nodeId: z.string(),
+          replaced: z.string(),
+          gtid: z.string(),
+        }),
+        handle: (ctx, a) =>
+          exclusively(ctx, async () => {
+            const at = a.at === undefined ? undefined : new Date(a.at);
+            if (at && at.getTime() > Date.now())
+              throw new ValidationError(`${a.at} is in the future`, [
+                { path: '$.at', code: 'in_the_future', message: 'a past moment' },
+              ]);
+            const primary = primaryNode(ctx);
+            // the logs up to now first: the moment asked for may be in the open one
+            if (at) await archiveBinlogs(ctx, primary);
+            const plan = await restorePlan(ctx, {
+              ...(a.backup ? { backup: a.backup } : {}),
+              ...(at ? { at } : {}),
+            });
+            if (!a.yes)
+              throw new ValidationError('a restore replaces the live data: ask again with yes', [
+                {
+                  path: '$.yes',
+                  code: 'confirmation_required',
+                  message: `replaces the data of ${primary.nodeId}`,
+                },
+              ]);
+            const r = await restoreOn(ctx, primary, plan, at);
+            const done = {
+              backup: plan.backup.id,
+              ...(at ? { at: at.toISOString() } : {}),
+              nodeId: primary.nodeId,
+              replaced: r.replaced,
+              gtid: r.gtid,
+            };
+            await ctx.record('restored', { ...done, when: new Date().toISOString() });
+            // a new epoch of the restored data: the replicas copy it afresh
+            await elect(
+              ctx,
+              primary,
+              [primary.nodeId],
+              `restored ${plan.backup.id}${at ? ` to ${done.at}` : ''}`,
+            );
+            return done;
+          }),
+      }),
+      set_backup_schedule: managerMethod({
+        description:
+          'Backs up every `every_minutes`, keeping `keep` backups and none older than `max_age_days`; every_minutes 0 stops it',
+        args: z.object({
+          every_minutes: z.number().int().min(0).max(10_080),
+          keep: BackupScheduleSchema.shape.keep,
+          max_age_days: BackupScheduleSchema.shape.max_age_days,
+        }),
+        result: z.object({ schedule: BackupScheduleSchema.nullable() }),
+        handle: async (ctx, a) => {
+          if (a.every_minutes !== 0 && a.every_minutes < 5)
+            throw new ValidationError('backups at most every 5 minutes', [
+              { path: '$.every_minutes', code: 'too_small', message: '0 (off) or at least 5' },
+            ]);
+          const schedule = a.every_minutes === 0 ? null : BackupScheduleSchema.parse(a);
+          await ctx.record('backup_schedule_set', { schedule });
+          return { schedule };
+        },
+      }),
+      delete_backup: managerMethod({
+        description: 'Deletes a stored backup',
+        args: z.object({ id: IdSchema }),
+        result: z.object({ id: z.string(), deleted: z.boolean() }),
+        handle: async (ctx, a) => {
+          if (!(await stored(ctx)).backups.some((b) => b.id === a.id))
+            throw new ValidationError(`no backup ${a.id}`, [
+              { path: '$.id', code: 'not_found', message: 'no such backup (see list_backups)' },
+            ]);
+          return { id: a.id, deleted: await ctx.objects.delete(a.id) };
+        },
+      }),
     },
+    periodic: { everyMs: 30_000, run: (ctx) => scheduled(ctx) },
     configureNode: (ctx, node): NodeSettings => {
       const s = stateOf(ctx);
       const primary = ctx.nodes().find((n) => n.nodeId === s.primary && n.state !== 'removed');
@@ -600,6 +808,40 @@ export const mysqlService = defineService({
           return { sql: await dumpDatabases(ctx, a.database, MAX_DUMP_BYTES) };
         },
       }),
+      backup_take: agentMethod({
+        description: 'A full backup (mariadb-backup, gzipped) into a spool file',
+        args: z.object({ file: z.string() }),
+        result: BackupTaken,
+        handle: (ctx, a) => takeBackup(ctx, a.file),
+      }),
+      binlogs_closed: agentMethod({
+        description: 'Closes the current binary log; the closed ones, oldest first',
+        args: z.object({}),
+        result: z.object({ dataId: z.string(), files: z.array(z.string()) }),
+        handle: (ctx) => closedBinlogs(ctx),
+      }),
+      binlog_take: agentMethod({
+        description: 'A closed binary log into a spool file',
+        args: z.object({ name: z.string().regex(BINLOG_NAME), file: z.string() }),
+        result: z.object({}),
+        handle: async (ctx, a) => {
+          await takeBinlog(ctx, a.name, a.file);
+          return {};
+        },
+      }),
+      restore: agentMethod({
+        description:
+          'Replaces the data with a backup (and binary logs) from the spool; the old data set aside',
+        args: RestoreArgs,
+        result: z.object({ replaced: z.string(), gtid: z.string() }),
+        handle: async (ctx, a) => {
+          let r: { replaced: string; gtid: string } | undefined;
+          await serially(ctx, async () => {
+            r = await restoreBackup(ctx, a);
+          });
+          return r!;
+        },
+      }),
     },
     onConfigure: async (ctx) => {
       if (ctx.workload('mariadbd')?.state !== 'running') return;
@@ -608,6 +850,7 @@ export const mysqlService = defineService({
     onStart: async (ctx) => {
       if (!settingsOf(ctx)) return;
       await serially(ctx, async () => {
+        await recoverRestore(ctx);
         await startServer(ctx);
         await apply(ctx);
       });

@@ -38,7 +38,7 @@ export const settingsOf = (ctx: AgentContext): NodeSettings | undefined => {
   return parsed.success ? parsed.data : undefined;
 };
 
-const requireSettings = (ctx: AgentContext): NodeSettings => {
+export const requireSettings = (ctx: AgentContext): NodeSettings => {
   const s = settingsOf(ctx);
   if (!s) throw new CpsError('conflict', `node ${ctx.nodeId} has no configuration yet`);
   return s;
@@ -65,8 +65,28 @@ const writeStamp = async (ctx: AgentContext, stamp: Stamp): Promise<void> => {
   await rename(tmp, stampFile(ctx));
 };
 
+/** Names one data directory's lineage of binary logs: new at every install and every restore. */
+const dataIdFile = (ctx: AgentContext) => join(ctx.stateDir, 'mysql.dataid');
+export const newDataId = async (ctx: AgentContext): Promise<string> => {
+  const id = randomBytes(4).toString('hex');
+  await writeFile(`${dataIdFile(ctx)}.tmp`, id);
+  await rename(`${dataIdFile(ctx)}.tmp`, dataIdFile(ctx));
+  return id;
+};
+export const dataId = async (ctx: AgentContext): Promise<string> => {
+  try {
+    return (await readFile(dataIdFile(ctx), 'utf8')).trim();
+  } catch {
+    return newDataId(ctx); // data made before data ids existed
+  }
+};
+
+/** One shell word per argument (for the pipelines of `bash -c`). */
+export const shell = (args: readonly string[]): string =>
+  args.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+
 /** The server's data directory: absolute (mariadbd resolves relative ones against its own base). */
-const dataPath = (ctx: AgentContext, name = 'db') => `${ctx.workDir}/${ctx.dataDir}/${name}`;
+export const dataPath = (ctx: AgentContext, name = 'db') => `${ctx.workDir}/${ctx.dataDir}/${name}`;
 export const portOf = (ctx: AgentContext) => ctx.ports.from;
 
 /** A server id per node (GTIDs name it): from the node's id, the same at every start. */
@@ -170,7 +190,7 @@ export const row = async (
 export const values = async (ctx: AgentContext, select: string): Promise<string[]> =>
   ((await sql(ctx, select))[0] ?? '').split('\t');
 
-const must = async (
+export const must = async (
   ctx: AgentContext,
   what: string,
   command: string,
@@ -226,6 +246,7 @@ const install = async (ctx: AgentContext, s: NodeSettings): Promise<void> => {
     ].join('\n'),
   );
   await must(ctx, 'moving the fresh data', 'mv', ['-T', fresh, `${ctx.dataDir}/db`]);
+  await newDataId(ctx);
 };
 
 const installed = async (ctx: AgentContext): Promise<boolean> =>
@@ -369,7 +390,7 @@ const copyFrom = async (ctx: AgentContext, s: NodeSettings, stamp: Stamp | undef
   }
   await sql(ctx, 'SET GLOBAL read_only = 1');
   const client = (program: string, host: string, port: number, extra: readonly string[]) =>
-    [
+    shell([
       program,
       '--no-defaults',
       '--protocol=TCP',
@@ -377,9 +398,7 @@ const copyFrom = async (ctx: AgentContext, s: NodeSettings, stamp: Stamp | undef
       `--port=${port}`,
       `--user=${ADMIN}`,
       ...extra,
-    ]
-      .map((a) => `'${a.replace(/'/g, `'\\''`)}'`)
-      .join(' ');
+    ]);
   const dump = client('mariadb-dump', p.address, p.port, [
     '--single-transaction',
     '--gtid',
