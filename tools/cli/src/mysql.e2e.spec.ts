@@ -88,4 +88,29 @@ describe.skipIf(LocalCloud.hostModeUnavailable() !== undefined)('mysql through t
       await cps('mysql', 'dump', 'db', '--database', 'shop', ...app).then((r) => r.stdout),
     ).not.toContain('`more`');
   });
+
+  it('backs up, lists the backups, and restores one only with --yes', async () => {
+    const backup = JSON.parse((await cps('--json', 'mysql', 'backup', 'db', ...app)).stdout) as {
+      id: string;
+    };
+    expect(backup.id).toMatch(/^b-/);
+    expect((await cps('mysql', 'backups', 'db', ...app)).stdout).toContain(backup.id);
+    const after = join(root, 'after.sql');
+    writeFileSync(after, 'CREATE TABLE later (id INT PRIMARY KEY);\n');
+    await cps('mysql', 'load', 'db', after, '--database', 'shop', ...app);
+
+    const unasked = await cps('mysql', 'restore', 'db', '--backup', backup.id, ...app).then(
+      () => undefined,
+      (e: { stderr: string; code: number }) => e,
+    );
+    expect(unasked?.code).not.toBe(0);
+    expect(unasked?.stderr).toMatch(/--yes/);
+    expect((await cps('mysql', 'dump', 'db', '--database', 'shop', ...app)).stdout).toContain('`later`');
+
+    const restored = (await cps('mysql', 'restore', 'db', '--backup', backup.id, '--yes', ...app)).stdout;
+    expect(restored).toMatch(/kept at \S+db\.before-restore-\d+/);
+    const out = (await cps('mysql', 'dump', 'db', '--database', 'shop', ...app)).stdout;
+    expect(out).toContain('CREATE TABLE `items`');
+    expect(out).not.toContain('`later`');
+  });
 });

@@ -4,7 +4,7 @@ import { constants as osConstants } from 'node:os';
 import { delimiter, join } from 'node:path';
 import type { Command } from 'commander';
 import { CpsError } from '@cps/core';
-import { json, readUserFile } from '../output.js';
+import { json, readUserFile, table, usage } from '../output.js';
 import { director, examples, type Globals } from './shared.js';
 
 /** The largest dump `cps mysql load` sends, in bytes of the file: the service's limit too. */
@@ -175,6 +175,19 @@ export const runClient = (file: string, u: TemporaryUser): Promise<number> =>
     });
   });
 
+/**
+ * `--at`: a moment JavaScript reads (ISO 8601, or a date and time of this machine's time zone),
+ * as ISO 8601 UTC; a validation error naming the flag otherwise.
+ */
+export const parseMoment = (value: string): string => {
+  const t = Date.parse(value);
+  if (Number.isNaN(t))
+    throw new CpsError('validation', `--at needs a date and time, got ${JSON.stringify(value)}`, [
+      { path: '--at', code: 'invalid_moment', message: 'e.g. 2026-12-06T18:30:00Z or "2026-12-06 19:30"' },
+    ]);
+  return new Date(t).toISOString();
+};
+
 const needApp = (o: { app?: string }): string => {
   if (!o.app) throw new CpsError('validation', 'give --app APP');
   return o.app;
@@ -207,8 +220,82 @@ export const mysqlCommands = (program: Command, g: Globals): void => {
       'cps mysql connect db --app shop',
       'cps mysql dump db --app shop > db.sql',
       'cps mysql load db db.sql --app shop --database shop',
+      'cps mysql backups db --app shop',
+      'cps mysql restore db --app shop --at 2026-12-06T18:30:00Z --yes',
     ],
   );
+
+  examples(mysql.command('backup <svc>'), ['cps mysql backup db --app shop'])
+    .description('a full backup of the service now, kept in the platform object store')
+    .option('--app <app>', 'application')
+    .action(async (svc: string, o: { app?: string }) => {
+      const app = needApp(o);
+      if (!g().json) console.error('backing up...');
+      const b = record('backup', await callManager(director(g), app, svc, 'backup', {}));
+      if (g().json) return json(b);
+      console.log(`backup ${text('backup', b, 'id')}: ${String(b['size'])} bytes, GTID ${String(b['gtid'])}`);
+    });
+
+  examples(mysql.command('backups <svc>'), [
+    'cps mysql backups db --app shop',
+    'cps --json mysql backups db --app shop',
+  ])
+    .description('the stored backups, and until when a point-in-time restore can reach')
+    .option('--app <app>', 'application')
+    .action(async (svc: string, o: { app?: string }) => {
+      const app = needApp(o);
+      const r = record('list_backups', await callManager(director(g), app, svc, 'list_backups', {}));
+      if (g().json) return json(r);
+      const backups = r['backups'];
+      if (!Array.isArray(backups)) throw unexpected('list_backups', 'backups is not a list');
+      if (backups.length === 0) console.log('no backups yet: cps mysql backup SVC --app APP takes one');
+      else table(backups as Record<string, unknown>[], ['id', 'at', 'size', 'gtid', 'nodeId']);
+      const logs = r['binlogs'] as { count?: number; until?: string } | undefined;
+      if (logs?.until)
+        console.error(
+          `point-in-time restores reach until ${logs.until} (${logs.count ?? 0} binary logs archived)`,
+        );
+      const schedule = r['schedule'] as Record<string, unknown> | undefined;
+      console.error(
+        schedule
+          ? `schedule: every ${String(schedule['every_minutes'])} minutes, keeping ${String(schedule['keep'])}`
+          : 'no schedule (cps service call ... set_backup_schedule, or Backups in the manifest)',
+      );
+    });
+
+  examples(mysql.command('restore <svc>'), [
+    'cps mysql restore db --app shop --backup b-20261206t183000z-1a2b --yes',
+    'cps mysql restore db --app shop --at 2026-12-06T18:30:00Z --yes',
+  ])
+    .description(
+      'replace the live data with a backup, or with its state at a moment (the backup before it and the binary logs); the replaced data is kept aside on the node',
+    )
+    .option('--app <app>', 'application')
+    .option('--backup <id>', 'a backup (see cps mysql backups)')
+    .option('--at <time>', 'a moment: ISO 8601, or a date and time of this machine')
+    .option('--yes', 'yes, replace the live data')
+    .action(async (svc: string, o: { app?: string; backup?: string; at?: string; yes?: boolean }) => {
+      const app = needApp(o);
+      if (!o.backup && !o.at) throw usage('give --backup ID or --at TIME');
+      const at = o.at === undefined ? undefined : parseMoment(o.at);
+      if (!o.yes)
+        throw new CpsError('validation', 'a restore replaces the live data of the service: add --yes', [
+          { path: '--yes', code: 'confirmation_required', message: 'required' },
+        ]);
+      if (!g().json) console.error(`restoring ${o.backup ?? `the state at ${at}`}...`);
+      const r = record(
+        'restore',
+        await callManager(director(g), app, svc, 'restore', {
+          ...(o.backup ? { backup: o.backup } : {}),
+          ...(at ? { at } : {}),
+          yes: true,
+        }),
+      );
+      if (g().json) return json(r);
+      console.log(
+        `restored ${text('restore', r, 'backup')}${typeof r['at'] === 'string' ? ` to ${r['at']}` : ''} on ${text('restore', r, 'nodeId')}; the data it replaced is kept at ${text('restore', r, 'replaced')} on that node`,
+      );
+    });
 
   examples(mysql.command('connect <svc>'), [
     'cps mysql connect db --app shop',

@@ -12,6 +12,7 @@ import {
   findOnPath,
   MAX_DUMP_BYTES,
   parseMinutes,
+  parseMoment,
   readDump,
   runClient,
   shellQuote,
@@ -198,5 +199,22 @@ describe('cps mysql load: the dump file', () => {
       code: 'validation',
       message: expect.stringContaining('no such file') as unknown,
     });
+  });
+});
+
+describe('cps mysql restore --at: the moment', () => {
+  it('reads ISO 8601 and local dates and times as UTC; refuses anything else, naming the flag', () => {
+    expect(parseMoment('2026-12-06T18:30:00Z')).toBe('2026-12-06T18:30:00.000Z');
+    expect(parseMoment('2026-12-06T19:30:00+01:00')).toBe('2026-12-06T18:30:00.000Z');
+    expect(parseMoment('2026-12-06 18:30')).toBe(new Date(2026, 11, 6, 18, 30).toISOString());
+    for (const bad of ['', 'yesterday', '2026-13-45T99:00:00Z']) {
+      let e: unknown;
+      try {
+        parseMoment(bad);
+      } catch (err) {
+        e = err;
+      }
+      expect(isCpsError(e) && e.code === 'validation' && e.issues[0]?.path === '--at').toBe(true);
+    }
   });
 });
