@@ -22,7 +22,7 @@ import heartbeats from './cases/heartbeats.mjs';
 import directorHttp from './cases/director-http.mjs';
 import directorStart from './cases/director-start.mjs';
 import cli from './cases/cli.mjs';
-import { mysqlTps, mysqlReplica, mysqlFailover } from './cases/mysql.mjs';
+import { mysqlTps, mysqlReplica, mysqlFailover, mysqlBackup } from './cases/mysql.mjs';
 
 const ALL = [
   rpc,
@@ -39,6 +39,7 @@ const ALL = [
   mysqlTps,
   mysqlReplica,
   mysqlFailover,
+  mysqlBackup,
 ];
 
 const usage = `usage: node bench/run.mjs [options]

@@ -3,6 +3,9 @@
 //     plugin's own server arguments;
 // (o) add_nodes of one replica until it is in sync with the primary (~100 MB of data) vs a dump piped
 //     into a second hand-started server, then GTID replication until in sync;
+// (q) backup of ~100 MB (mariadb-backup through the node's spool into the object store) and
+//     point-in-time restore vs mariadb-dump | gzip and gunzip | mariadb by hand (the issue's baseline),
+//     and the backup vs mariadb-backup | gzip to a local file by hand;
 // (p) kill -9 of every process of the primary's node while a client writes: time to the first
 //     accepted write, and until the manager recorded the new primary (no baseline).
 // The hand-started servers run as the workload user, on 127.0.0.1, in a temp dir under /tmp; every
@@ -20,10 +23,11 @@ import {
   openSync,
   readFileSync,
   rmSync,
+  statSync,
 } from 'node:fs';
 import { createServer } from 'node:net';
 import { delimiter, join } from 'node:path';
-import { addNodes, removeNodes } from '@cps/bus';
+import { addNodes, getLogs, removeNodes } from '@cps/bus';
 import { LocalCloud, namespaceOfAddress, WORKLOAD_USER, workloadUser } from '@cps/clouds';
 import { ServiceHarness } from '@cps/testing';
 import { servers, stopNats } from '../lib/fixtures.mjs';
@@ -286,32 +290,8 @@ class HandServer {
         '--server-id': serverId,
         '--secure-file-priv': join(dir, 'files'),
       });
-      const out = openSync(join(dir, 'mariadbd.log'), 'a');
-      try {
-        server.child = spawn(MARIADBD, args, {
-          cwd: dir,
-          env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
-          stdio: ['ignore', out, out],
-          uid: user.uid,
-          gid: user.gid,
-        });
-      } finally {
-        closeSync(out);
-      }
-      server.exited = new Promise((resolve) => server.child.once('exit', resolve));
-      server.child.once('error', () => undefined);
-      const until = Date.now() + 60_000;
-      for (;;) {
-        if (server.child.exitCode !== null || server.child.signalCode !== null)
-          throw new Error(`${name}: mariadbd exited: ${server.logTail()}`);
-        try {
-          await sql(server.at, 'SELECT 1', { timeoutMs: 5_000 });
-          break;
-        } catch (e) {
-          if (Date.now() > until) throw new Error(`${name}: mariadbd did not answer in 60 s: ${e.message}`);
-          await sleep(100);
-        }
-      }
+      server.args = args;
+      await server.launch(name);
       const local = "('localhost', '127.0.0.1', '::1', '%', '')";
       await sql(
         server.at,
@@ -327,6 +307,37 @@ class HandServer {
     } catch (e) {
       await server.stop();
       throw e;
+    }
+  }
+
+  /** Starts mariadbd with this server's arguments as the workload user; resolves once it answers. */
+  async launch(name) {
+    const user = workloadUser();
+    const out = openSync(join(this.dir, 'mariadbd.log'), 'a');
+    try {
+      this.child = spawn(MARIADBD, this.args, {
+        cwd: this.dir,
+        env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
+        stdio: ['ignore', out, out],
+        uid: user.uid,
+        gid: user.gid,
+      });
+    } finally {
+      closeSync(out);
+    }
+    this.exited = new Promise((resolve) => this.child.once('exit', resolve));
+    this.child.once('error', () => undefined);
+    const until = Date.now() + 60_000;
+    for (;;) {
+      if (this.child.exitCode !== null || this.child.signalCode !== null)
+        throw new Error(`${name}: mariadbd exited: ${this.logTail()}`);
+      try {
+        await sql(this.at, 'SELECT 1', { timeoutMs: 5_000 });
+        break;
+      } catch (e) {
+        if (Date.now() > until) throw new Error(`${name}: mariadbd did not answer in 60 s: ${e.message}`);
+        await sleep(100);
+      }
     }
   }
 
@@ -702,6 +713,173 @@ export const mysqlReplica = {
     for (const which of runIndex % 2 === 0 ? ['cps', 'raw'] : ['raw', 'cps'])
       copy[which] = await (which === 'cps' ? cps() : raw());
     return { copy, size: state.size };
+  },
+
+  dispose: (state) => closeScope(state.scope),
+};
+
+// ---- (q) backup and restore
+
+export const mysqlBackup = {
+  id: 'mysqlbackup',
+  letter: 'q',
+  title:
+    'backup and point-in-time restore of ~100 MB through the service (mariadb-backup, the object store on the way) vs mariadb-dump | gzip and gunzip | mariadb by hand, and vs mariadb-backup to a local file by hand (host mode)',
+  fixture: 'none',
+  unavailable,
+  prepareTimeoutMs: budget.prepareMs,
+  runTimeoutMs: budget.runMs,
+  allowance: { prepareS: 300, runS: 600 },
+  figures: [
+    {
+      key: 'backup',
+      label: 'q. backup: the service vs mariadb-dump | gzip by hand',
+      unit: 'ms',
+      target: null,
+    },
+    {
+      key: 'backupTool',
+      label: 'q. backup: the service vs mariadb-backup | gzip to a file by hand',
+      unit: 'ms',
+      target: null,
+    },
+    {
+      key: 'restore',
+      label: 'q. point-in-time restore, server taking queries again: the service vs gunzip | mariadb by hand',
+      unit: 'ms',
+      target: null,
+    },
+    { key: 'size', label: 'q. stored: the service backup vs the gzipped dump', unit: 'MB', target: null },
+    { key: 'data', label: 'q. data (InnoDB data + indexes)', unit: 'MB', target: null },
+  ],
+
+  async prepare(_fx, opts) {
+    const scope = openScope();
+    try {
+      const mb = opts.quick ? 10 : 100;
+      const load = { tables: TABLES, rows: Math.round((mb * 1024 * 1024) / ROW_BYTES / TABLES / 100) * 100 };
+      const h = await startService(scope);
+      const cps = await serviceUser(h, 'sbtest');
+      const primary = await scope.server('primary', serviceServerArgs(cps.host), 1001);
+      const raw = await handUser(primary, 'sbtest', cps.password);
+      const data = {};
+      for (const [which, at] of [
+        ['cps', cps],
+        ['raw', raw],
+      ]) {
+        await sysbench(at, load, 'prepare');
+        data[which] = await sizeMb(at);
+      }
+      log(`backup bench: ${data.cps.toFixed(1)} MB in the service, ${data.raw.toFixed(1)} MB by hand`);
+      return { scope, h, cps, primary, data };
+    } catch (e) {
+      await closeScope(scope);
+      throw e;
+    }
+  },
+
+  async run(state, runIndex) {
+    const { scope, h, primary } = state;
+    const dir = primary.dir;
+    const asRoot = ['--protocol=TCP', '--host=127.0.0.1', `--port=${primary.port}`, '--user=root'];
+    const f = { backup: {}, backupTool: {}, restore: {}, size: {} };
+    const cpsRound = async () => {
+      let t0 = now();
+      const b = await h.call('backup', {}, { timeoutMs: 1_800_000 });
+      f.backup.cps = f.backupTool.cps = now() - t0;
+      f.size.cps = b.size / 1024 / 1024;
+      // a moment after the backup, then a write after it that the restore must leave out
+      const info = await connectionInfo(h);
+      const at = { ...state.cps, host: info.host, port: info.port };
+      await sql(at, `UPDATE sbtest.sbtest1 SET c = 'before' WHERE id = 1`);
+      await sleep(1_100);
+      const moment = new Date().toISOString();
+      await sleep(1_100);
+      await sql(at, `UPDATE sbtest.sbtest1 SET c = 'after' WHERE id = 1`);
+      t0 = now();
+      await h.call('restore', { at: moment, yes: true }, { timeoutMs: 1_800_000 });
+      f.restore.cps = now() - t0;
+      const [c] = await sql(at, 'SELECT c FROM sbtest.sbtest1 WHERE id = 1');
+      if (c !== 'before') throw new Error(`the point-in-time restore gave ${c}, not the row of its moment`);
+      const { text } = await h.request(getLogs, { tailBytes: 30_000 });
+      log(
+        text
+          .split('\n')
+          .filter((l) => /backup stored|object stored|object sent/.test(l))
+          .slice(-5)
+          .join('\n'),
+      );
+      await until(
+        scope,
+        () => replication(h),
+        (r) => replicating(r, 1),
+        120_000,
+        'the restored primary',
+      );
+      await h.call('delete_backup', { id: b.id }, { timeoutMs: 60_000 });
+    };
+    const rawRound = async () => {
+      const dump = join(dir, 'dump.sql.gz');
+      let t0 = now();
+      await must(
+        'mariadb-dump',
+        'bash',
+        [
+          '-c',
+          `set -o pipefail; ${[
+            'mariadb-dump',
+            '--no-defaults',
+            '--single-transaction',
+            '--databases',
+            'sbtest',
+            ...asRoot,
+          ]
+            .map(shellQuote)
+            .join(' ')} | gzip -1 > ${shellQuote(dump)}`,
+        ],
+        { asWorkload: true, cwd: dir, timeoutMs: 1_800_000 },
+      );
+      f.backup.raw = now() - t0;
+      f.size.raw = statSync(dump).size / 1024 / 1024;
+      const file = join(dir, 'backup.mbs.gz');
+      t0 = now();
+      await must(
+        'mariadb-backup',
+        'bash',
+        [
+          '-c',
+          `set -o pipefail; ${[
+            'mariadb-backup',
+            '--no-defaults',
+            '--backup',
+            '--stream=mbstream',
+            `--target-dir=${join(dir, 'backup.tmp')}`,
+            `--datadir=${join(dir, 'db')}`,
+            ...asRoot,
+          ]
+            .map(shellQuote)
+            .join(' ')} | gzip -1 > ${shellQuote(file)}`,
+        ],
+        { asWorkload: true, cwd: dir, timeoutMs: 1_800_000 },
+      );
+      f.backupTool.raw = now() - t0;
+      rmSync(file, { force: true });
+      t0 = now();
+      await must(
+        'gunzip | mariadb',
+        'bash',
+        [
+          '-c',
+          `set -o pipefail; gunzip < ${shellQuote(dump)} | ${['mariadb', '--no-defaults', ...asRoot].map(shellQuote).join(' ')}`,
+        ],
+        { asWorkload: true, cwd: dir, timeoutMs: 1_800_000 },
+      );
+      f.restore.raw = now() - t0;
+      rmSync(dump, { force: true });
+    };
+    for (const which of runIndex % 2 === 0 ? ['cps', 'raw'] : ['raw', 'cps'])
+      await (which === 'cps' ? cpsRound() : rawRound());
+    return { ...f, data: state.data };
   },
 
   dispose: (state) => closeScope(state.scope),

@@ -181,6 +181,8 @@ export class ArchiveStore {
       readonly idleTimeoutMs?: number;
       /** The service's data bucket rather than its code archives (`subjects.dataBucket`). */
       readonly data?: boolean;
+      /** Bytes per stored chunk (default {@link ARCHIVE_CHUNK_BYTES}); never above max_payload. */
+      readonly chunkBytes?: number;
     },
   ) {
     this.bucketName = o.data ? subjects.dataBucket(o.serviceId) : subjects.archiveBucket(o.serviceId);
@@ -220,7 +222,7 @@ export class ArchiveStore {
         {
           name: version,
           ...(o.description === undefined ? {} : { description: o.description }),
-          options: { max_chunk_size: ARCHIVE_CHUNK_BYTES },
+          options: { max_chunk_size: this.o.chunkBytes ?? ARCHIVE_CHUNK_BYTES },
         },
         stream,
         {

@@ -5,6 +5,9 @@ import { join } from 'node:path';
 import { ConflictError, CpsError, NotFoundError, ValidationError } from '@cps/core';
 import { SPOOL_NAME_PATTERN } from '@cps/bus';
 
+/** How long a piece waits for the pieces before it (sent together, arriving out of order). */
+const ORDER_WAIT_MS = 2_000;
+
 const sha256File = (path: string): Promise<string> =>
   new Promise((resolve, reject) => {
     const h = createHash('sha256');
@@ -62,41 +65,58 @@ export class Spool {
   }
 
   /**
-   * One piece of `name`, in order: `offset` is the number of bytes already held (0 starts over).
-   * The last piece is checked against `size` and `digest` before the file appears.
+   * One piece of `name`: `offset` 0 starts the file over; any other piece continues the held bytes.
+   * A piece that arrives before those it follows (they were sent together) waits for them up to
+   * {@link ORDER_WAIT_MS}, then is refused (`conflict`). The last piece is checked against `size` and
+   * `digest` before the file appears.
    */
-  receive(p: {
+  async receive(p: {
     readonly name: string;
     readonly size: number;
     readonly digest: string;
     readonly offset: number;
     readonly data: Buffer;
   }): Promise<{ received: number; complete: boolean }> {
-    const run = async () => {
-      const done = this.path(p.name);
-      const part = `${done}.part`;
-      const held = p.offset === 0 ? 0 : existsSync(part) ? statSync(part).size : 0;
-      if (p.offset !== held)
-        throw new ConflictError(`spool ${p.name}: piece at ${p.offset}, but ${held} bytes are held`);
-      const received = p.offset + p.data.length;
-      if (received > p.size)
-        throw new CpsError('validation', `spool ${p.name}: more bytes than the announced ${p.size}`, [
-          { path: '$.data', code: 'too_large', message: `past the announced size ${p.size}` },
-        ]);
-      if (p.offset === 0) await writeFile(part, p.data, { mode: 0o600 });
-      else await appendFile(part, p.data);
-      if (received < p.size) return { received, complete: false };
-      if ((await sha256File(part)) !== p.digest) {
-        rmSync(part, { force: true });
-        throw new CpsError('validation', `spool ${p.name}: SHA-256 differs from the announced one`, [
-          { path: '$.digest', code: 'mismatch', message: 'content does not match the digest' },
-        ]);
-      }
-      renameSync(part, done);
-      return { received, complete: true };
-    };
-    const next = this.queue.then(run, run);
+    const deadline = Date.now() + ORDER_WAIT_MS;
+    for (;;) {
+      const r = await this.serially(() => this.write(p));
+      if (r !== 'later') return r;
+      if (Date.now() > deadline)
+        throw new ConflictError(`spool ${p.name}: piece at ${p.offset}, but the bytes before it never came`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+
+  private serially<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(work, work);
     this.queue = next.catch(() => undefined);
     return next;
+  }
+
+  private async write(
+    p: Parameters<Spool['receive']>[0],
+  ): Promise<{ received: number; complete: boolean } | 'later'> {
+    const done = this.path(p.name);
+    const part = `${done}.part`;
+    const held = p.offset === 0 ? 0 : existsSync(part) ? statSync(part).size : 0;
+    if (p.offset > held) return 'later';
+    if (p.offset !== held)
+      throw new ConflictError(`spool ${p.name}: piece at ${p.offset}, but ${held} bytes are held`);
+    const received = p.offset + p.data.length;
+    if (received > p.size)
+      throw new CpsError('validation', `spool ${p.name}: more bytes than the announced ${p.size}`, [
+        { path: '$.data', code: 'too_large', message: `past the announced size ${p.size}` },
+      ]);
+    if (p.offset === 0) await writeFile(part, p.data, { mode: 0o600 });
+    else await appendFile(part, p.data);
+    if (received < p.size) return { received, complete: false };
+    if ((await sha256File(part)) !== p.digest) {
+      rmSync(part, { force: true });
+      throw new CpsError('validation', `spool ${p.name}: SHA-256 differs from the announced one`, [
+        { path: '$.digest', code: 'mismatch', message: 'content does not match the digest' },
+      ]);
+    }
+    renameSync(part, done);
+    return { received, complete: true };
   }
 }

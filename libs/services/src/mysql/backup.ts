@@ -357,9 +357,19 @@ export const backupNow = async (
     nodeId: primary.nodeId,
     dataId: taken.dataId,
   };
+  const tookMs = Date.now() - at.getTime();
   const o = await ctx.objects.fromNode(primary.nodeId, file, id, { description: JSON.stringify(meta) });
-  ctx.log.info('backup stored', { id, bytes: o.size, gtid: taken.gtid });
-  await archiveBinlogs(ctx, primary);
+  const storedMs = Date.now() - at.getTime() - tookMs;
+  const logs = await archiveBinlogs(ctx, primary);
+  ctx.log.info('backup stored', {
+    id,
+    bytes: o.size,
+    gtid: taken.gtid,
+    backupMs: tookMs,
+    storeMs: storedMs,
+    binlogs: logs,
+    binlogsMs: Date.now() - at.getTime() - tookMs - storedMs,
+  });
   if (schedule) await prune(ctx, schedule);
   return { id, at: meta.at, size: o.size, sha256: o.digest, gtid: taken.gtid, nodeId: primary.nodeId };
 };
