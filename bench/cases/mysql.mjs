@@ -485,6 +485,33 @@ const handUser = async (server, database, password) => {
 const budget = { prepareMs: 900_000, runMs: 600_000 };
 const secondsText = (ms) => `${(ms / 1000).toFixed(1)} s`;
 
+/**
+ * The service (its primary alone) and a primary started by hand with its arguments, each loaded with
+ * ~`mb` MB of sysbench tables, the same user on both.
+ */
+const twinPrimaries = async (scope, mb) => {
+  const load = { tables: TABLES, rows: Math.round((mb * 1024 * 1024) / ROW_BYTES / TABLES / 100) * 100 };
+  const h = await startService(scope);
+  const cps = await serviceUser(h, 'sbtest');
+  const template = serviceServerArgs(cps.host);
+  const primary = await scope.server('primary', template, 1001);
+  const raw = await handUser(primary, 'sbtest', cps.password);
+  const size = {};
+  for (const [which, at] of [
+    ['cps', cps],
+    ['raw', raw],
+  ]) {
+    const t0 = now();
+    await sysbench(at, load, 'prepare');
+    size[which] = await sizeMb(at);
+    log(
+      `sysbench prepare (${load.tables} x ${load.rows} rows) on the ${which === 'cps' ? 'service' : 'hand'} primary: ` +
+        `${secondsText(now() - t0)}, ${size[which].toFixed(1)} MB`,
+    );
+  }
+  return { h, cps, template, primary, size };
+};
+
 // ---- (n) sysbench oltp_read_write
 
 export const mysqlTps = {
@@ -570,13 +597,7 @@ export const mysqlReplica = {
   async prepare(_fx, opts) {
     const scope = openScope();
     try {
-      const mb = opts.quick ? 10 : 100;
-      const load = { tables: TABLES, rows: Math.round((mb * 1024 * 1024) / ROW_BYTES / TABLES / 100) * 100 };
-      const h = await startService(scope);
-      const cps = await serviceUser(h, 'sbtest');
-      const template = serviceServerArgs(cps.host);
-      const primary = await scope.server('primary', template, 1001);
-      const raw = await handUser(primary, 'sbtest', cps.password);
+      const { h, template, primary, size } = await twinPrimaries(scope, opts.quick ? 10 : 100);
       const replPassword = newPassword();
       await sql(
         primary.at,
@@ -586,19 +607,6 @@ export const mysqlReplica = {
           '',
         ].join(';\n'),
       );
-      const size = {};
-      for (const [which, at] of [
-        ['cps', cps],
-        ['raw', raw],
-      ]) {
-        const t0 = now();
-        await sysbench(at, load, 'prepare');
-        size[which] = await sizeMb(at);
-        log(
-          `sysbench prepare (${load.tables} x ${load.rows} rows) on the ${which === 'cps' ? 'service' : 'hand'} primary: ` +
-            `${secondsText(now() - t0)}, ${size[which].toFixed(1)} MB`,
-        );
-      }
       return { scope, h, template, primary, replPassword, size, quick: opts.quick };
     } catch (e) {
       await closeScope(scope);
@@ -756,21 +764,7 @@ export const mysqlBackup = {
   async prepare(_fx, opts) {
     const scope = openScope();
     try {
-      const mb = opts.quick ? 10 : 100;
-      const load = { tables: TABLES, rows: Math.round((mb * 1024 * 1024) / ROW_BYTES / TABLES / 100) * 100 };
-      const h = await startService(scope);
-      const cps = await serviceUser(h, 'sbtest');
-      const primary = await scope.server('primary', serviceServerArgs(cps.host), 1001);
-      const raw = await handUser(primary, 'sbtest', cps.password);
-      const data = {};
-      for (const [which, at] of [
-        ['cps', cps],
-        ['raw', raw],
-      ]) {
-        await sysbench(at, load, 'prepare');
-        data[which] = await sizeMb(at);
-      }
-      log(`backup bench: ${data.cps.toFixed(1)} MB in the service, ${data.raw.toFixed(1)} MB by hand`);
+      const { h, cps, primary, size: data } = await twinPrimaries(scope, opts.quick ? 10 : 100);
       return { scope, h, cps, primary, data };
     } catch (e) {
       await closeScope(scope);
