@@ -61,6 +61,12 @@ ${reach.map((e) => `    iifname "${BRIDGE}" oifname "${UPLINK_INNER}" ip daddr $
 }
 `;
 
+/** The bridge's MAC address: locally administered, from the network number. */
+export const bridgeMac = (n: number): string =>
+  ['02', '63', '70', '73', (n >> 8) & 0xff, n & 0xff]
+    .map((b) => (typeof b === 'string' ? b : b.toString(16).padStart(2, '0')))
+    .join(':');
+
 interface NetworkRecord {
   readonly appId: string;
   readonly network: number;
@@ -128,6 +134,9 @@ export class AppNetworks {
         ns,
         'link set lo up',
         `link add ${BRIDGE} type bridge`,
+        // an address of its own: a bridge without one takes its lowest port's, which changes as nodes
+        // come and go, and the nodes' ARP entries for their gateway go stale for seconds
+        `link set ${BRIDGE} address ${bridgeMac(n)}`,
         `link set ${BRIDGE} alias ${this.tag}`,
         `address add ${bridgeAddress(n)}/24 dev ${BRIDGE}`,
         `link set ${BRIDGE} up`,

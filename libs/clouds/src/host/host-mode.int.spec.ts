@@ -15,6 +15,7 @@ import {
   uplinkName,
   uplinkRootAddress,
 } from './address-plan.js';
+import { bridgeMac } from './app-networks.js';
 import { links, namespaceExists, namespaces } from './kernel.js';
 import { claimPlatformAddress, releasePlatformAddress, type PlatformAddress } from './platform-address.js';
 
@@ -225,6 +226,28 @@ describe.skipIf(!hostMode)('host mode of the local cloud', () => {
     expect(namespaceExists(nsOf(a))).toBe(false);
     expect(namespaces(bridgeNamespace(network))).toEqual([]);
     expect(existsSync(join(dir, 'networks', 'downup.json'))).toBe(false);
+  });
+
+  it("keeps the bridge's address while nodes come and go: the other nodes' gateway never moves", async () => {
+    const dir = tempDir();
+    const cloud = hostCloud(dir);
+    const a = await cloud.create(nodeSpec(freshNodeId(), { appId: 'bridgemac' }));
+    const network = parseNodeAddress(a.address as string)?.network as number;
+    const mac = () =>
+      execFileSync('ip', ['-n', bridgeNamespace(network), '-br', 'link', 'show', 'dev', 'br0'], {
+        encoding: 'utf8',
+      })
+        .trim()
+        .split(/\s+/)[2];
+    const first = mac();
+    expect(first).toBe(bridgeMac(network));
+    const others: CloudNode[] = [];
+    for (let i = 0; i < 3; i++)
+      others.push(await cloud.create(nodeSpec(freshNodeId(), { appId: 'bridgemac' })));
+    await cloud.destroy(others[1]!.nodeId);
+    others.push(await cloud.create(nodeSpec(freshNodeId(), { appId: 'bridgemac' })));
+    expect(mac()).toBe(first);
+    for (const n of [a, ...others]) await cloud.destroy(n.nodeId).catch(() => undefined);
   });
 
   it('sees a node whose whole namespace was killed as stopped, and starts it again at its address', async () => {
