@@ -20,6 +20,7 @@ runNodeProcess('manager', async () => {
   const { bus, renewer } = await joinBus(`manager:${env('CPS_SERVICE_ID')}`);
   const nc = bus.connection;
   const heartbeatTimeoutMs = optionalMs('CPS_HEARTBEAT_TIMEOUT_MS');
+  const types = new ServiceRegistry([...builtinServices]);
   const heartbeatGraceMs = optionalMs('CPS_HEARTBEAT_GRACE_MS');
   const readyTimeoutMs = optionalMs('CPS_READY_TIMEOUT_MS');
   // the owner's key, when the supervisor gave one: opens the service's secret settings
@@ -30,7 +31,8 @@ runNodeProcess('manager', async () => {
     bus,
     store: new JetStreamEventStore(nc, { catalog: new EventCatalog(serviceEvents) }),
     snapshots: new KvSnapshotStore(nc),
-    service: new ServiceRegistry([...builtinServices]).get(env('CPS_SERVICE_TYPE')),
+    service: types.get(env('CPS_SERVICE_TYPE')),
+    types,
     appId: env('CPS_APP_ID'),
     serviceId: env('CPS_SERVICE_ID'),
     ...(heartbeatTimeoutMs ? { heartbeatTimeoutMs } : {}),

@@ -57,6 +57,7 @@ export {
   addNodes,
   getHistory,
   getLogs,
+  linkCredentials,
   getNodeInfo,
   getServiceInfo,
   listNodes,

@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalCloud } from '@cps/clouds';
@@ -112,5 +112,102 @@ describe.skipIf(LocalCloud.hostModeUnavailable() !== undefined)('mysql through t
     const out = (await cps('mysql', 'dump', 'db', '--database', 'shop', ...app)).stdout;
     expect(out).toContain('CREATE TABLE `items`');
     expect(out).not.toContain('`later`');
+  });
+
+  it('gives a service linking the database a user of its own in MYSQL_*: its database only, the password in no view', async () => {
+    const code = join(root, 'linked-code');
+    mkdirSync(code, { recursive: true });
+    const mariadbAs = 'mariadb -N -B -h "$MYSQL_HOST" -P "$MYSQL_PORT" -u "$MYSQL_USER"';
+    writeFileSync(
+      join(code, 'run.sh'),
+      [
+        '#!/bin/sh',
+        'export MYSQL_PWD="$MYSQL_PASSWORD"',
+        'echo "link $MYSQL_USER@$MYSQL_HOST:$MYSQL_PORT ip=$MYSQL_IP db=$MYSQL_DATABASE via $LINK_DB_MYSQL ($1)"',
+        `${mariadbAs} "$MYSQL_DATABASE" -e "CREATE TABLE IF NOT EXISTS t (x INT); INSERT INTO t VALUES (1); SELECT CONCAT('rows=', COUNT(*), ' ($1)') FROM t" 2>&1`,
+        // the tenant tries what its user was not given
+        `${mariadbAs} -e "SELECT CONCAT('escaped=', COUNT(*)) FROM mysql.user" 2>&1 | tr '\\n' ' '; echo "($1)"`,
+        `${mariadbAs} -e "CREATE DATABASE other" 2>&1 | tr '\\n' ' '; echo "($1)"`,
+        '',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
+    const manifest = join(root, 'linked.json');
+    writeFileSync(
+      manifest,
+      JSON.stringify({
+        Application: 'linked-db',
+        Services: [
+          { ServiceName: 'db', Type: 'mysql', Start: 1 },
+          { ServiceName: 'web', Type: 'generic', Start: 1, Archive: './linked-code', Links: { db: 'db' } },
+        ],
+      }),
+    );
+    await cps('deploy', manifest);
+    const linked = ['--app', 'linked-db'];
+    const master = await eventually(
+      async () =>
+        (
+          JSON.parse((await cps('--json', 'service', 'nodes', 'web', ...linked)).stdout) as {
+            nodes: Listed[];
+          }
+        ).nodes,
+      (ns) => ns.length > 0 && ns.every((n) => n.state === 'running'),
+      180_000,
+    );
+    const node = master[0]!.nodeId;
+    const ran = async (marker: string): Promise<string[]> => {
+      await eventually(
+        () =>
+          cps('service', 'call', 'web', 'run', ...linked, '--arg', `parameters=["${marker}"]`).then(
+            () => true,
+            () => false,
+          ),
+        (ok) => ok,
+        60_000,
+      );
+      const log = await eventually(
+        async () =>
+          (await cps('service', 'log', 'web', ...linked, '--node', node, '--workload', 'run')).stdout,
+        (t) => t.split('\n').filter((l) => l.includes(`(${marker})`)).length >= 3,
+        60_000,
+      );
+      // the lines run.sh printed, without the log's own prefix
+      return log
+        .split('\n')
+        .filter((l) => l.includes(`(${marker})`))
+        .map((l) => l.replace(/^out \S+ /, ''));
+    };
+    // the credentials reach the node once the director asked the database for them
+    const lines = await eventually(
+      () => ran(`m${Date.now()}`).catch((): string[] => []),
+      (ls) => ls.some((l) => l.startsWith('rows=')),
+      120_000,
+    ).catch(async (e: unknown) => {
+      for (const args of [
+        ['service', 'log', 'db', ...linked],
+        ['service', 'log', 'web', ...linked],
+        ['--json', 'service', 'info', 'web', ...linked],
+      ])
+        console.log(
+          args.join(' '),
+          (await cps(...args).catch((x: { stdout: string }) => x)).stdout.slice(-3000),
+        );
+      throw e;
+    });
+    const [info, rows, escaped, created] = lines;
+    expect(info).toMatch(
+      /^link cps_link_\S+@198\.18\.\d+\.\d+:\d+ ip=198\.18\.\d+\.\d+ db=web via 198\.18\.\d+\.\d+:\d+ /,
+    );
+    expect(rows).toMatch(/^rows=1 /);
+    expect(escaped).toMatch(/denied/i);
+    expect(escaped).not.toMatch(/escaped=\d/);
+    expect(created).toMatch(/denied/i);
+    // the password is in no view of the service
+    const views = [
+      (await cps('--json', 'service', 'info', 'web', ...linked)).stdout,
+      (await cps('--json', 'app', 'export', 'linked-db')).stdout,
+    ].join('\n');
+    expect(views).not.toMatch(/MYSQL_PASSWORD|credentials/);
   });
 });

@@ -376,7 +376,13 @@ export class AgentRuntime {
       },
       workload: (name) => {
         const w = this.o.supervisor.list().find((x) => x.name === name);
-        return w ? { state: w.state, ...(w.lastExit ? { exitCode: w.lastExit.code } : {}) } : undefined;
+        return w
+          ? {
+              state: w.state,
+              ...(w.lastExit ? { exitCode: w.lastExit.code } : {}),
+              ...(w.startedAt ? { startedAt: w.startedAt.getTime() } : {}),
+            }
+          : undefined;
       },
       stopWorkload: async (name) => {
         await this.o.supervisor.stop(name);

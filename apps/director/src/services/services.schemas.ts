@@ -15,7 +15,8 @@ export const ServiceSchema = ServiceSummarySchema.extend({
     .record(z.string(), EndpointSchema)
     .describe('where the service is reached, by purpose (`redis` on its primary, `http` on its proxy)'),
   links: z
-    .record(z.string(), LinkSchema)
+    // a link's credentials stay with its nodes
+    .record(z.string(), LinkSchema.omit({ credentials: true }))
     .describe('the services it links, by link name, with their endpoints as its nodes know them'),
 }).meta({ id: 'Service' });
 export const NewServiceSchema = z.strictObject({

@@ -29,6 +29,7 @@ import {
   removeNodes,
   setArchive,
   setLinks,
+  linkCredentials,
 } from '@cps/bus';
 import { ArchiveStore, ensureArchiveBucket, inspectArchive } from '@cps/archives';
 import {
@@ -139,7 +140,10 @@ export class Services {
       managerRunning: this.supervisor.managerOf(s.serviceId) !== undefined,
       ...(s.archive ? { archive: s.archive } : {}),
       endpoints: s.endpoints ?? {},
-      links: s.links ?? {},
+      // a link's credentials (sealed in the events) are its nodes' business only
+      links: Object.fromEntries(
+        Object.entries(s.links ?? {}).map(([name, { credentials: _sealed, ...link }]) => [name, link]),
+      ),
     };
   }
 
@@ -257,9 +261,12 @@ export class Services {
 
   private async syncLinks(): Promise<void> {
     const services = this.core.directory.services;
+    const withoutCredentials = (links: Record<string, LinkView>) =>
+      Object.fromEntries(Object.entries(links).map(([n, { credentials: _c, ...l }]) => [n, l]));
     for (const s of services.values()) {
       if (s.removed || !s.links || Object.keys(s.links).length === 0) continue;
       const wanted: Record<string, LinkView> = {};
+      let credentialsMissing = false;
       for (const [name, link] of Object.entries(s.links)) {
         const target = services.get(link.serviceId);
         wanted[name] = {
@@ -267,11 +274,40 @@ export class Services {
           ...(target?.type ? { type: target.type } : {}),
           endpoints: target?.endpoints ?? {},
         };
+        if (
+          target?.type &&
+          this.registry.has(target.type) &&
+          this.registry.get(target.type).links &&
+          !link.credentials
+        )
+          credentialsMissing = true;
       }
-      if (sameJson(wanted, s.links) || !this.supervisor.managerOf(s.serviceId)) continue;
-      await this.bus
-        .request(subjects.manager(s.appId, s.serviceId), setLinks, { links: wanted }, { timeoutMs: 5_000 })
-        .catch(() => undefined);
+      const current = withoutCredentials(s.links);
+      if ((sameJson(wanted, current) && !credentialsMissing) || !this.supervisor.managerOf(s.serviceId))
+        continue;
+      try {
+        // the credentials a linked service makes for this one, once (the linking manager keeps them)
+        for (const [name, link] of Object.entries(wanted)) {
+          const target = services.get(link.serviceId);
+          if (s.links[name]?.credentials || !target?.type || !this.registry.has(target.type)) continue;
+          if (!this.registry.get(target.type).links || !this.supervisor.managerOf(target.serviceId)) continue;
+          const r = await this.bus.request(
+            subjects.manager(target.appId, target.serviceId),
+            linkCredentials,
+            { serviceId: s.serviceId, name: s.name },
+            { timeoutMs: 30_000 },
+          );
+          wanted[name] = { ...link, credentials: r.credentials };
+        }
+        await this.bus.request(
+          subjects.manager(s.appId, s.serviceId),
+          setLinks,
+          { links: wanted },
+          { timeoutMs: 5_000 },
+        );
+      } catch {
+        // asked again at the next round
+      }
     }
   }
 

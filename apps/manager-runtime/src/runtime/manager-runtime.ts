@@ -22,6 +22,7 @@ import {
   getHistory,
   getLogs,
   getNodeInfo,
+  linkCredentials,
   getServiceInfo,
   HeartbeatSchema,
   listNodes,
@@ -50,6 +51,7 @@ import {
   type PluginLogger,
   type ServiceDefinition,
   type ServiceObjects,
+  type LinkView,
   serviceDecider,
   serviceHistory,
   withV2Fields,
@@ -77,6 +79,8 @@ export interface ManagerRuntimeOptions {
    * plugin. Without it, a config that carries a secret is refused.
    */
   readonly secrets?: SecretSealer;
+  /** Every service type: a linked one's `links.env` gives the nodes their environment. */
+  readonly types?: ServiceRegistry;
   /** A node that is not ready this long after it was requested is marked failed (default 60 s). */
   readonly readyTimeoutMs?: number;
   /** A running node silent this long is marked failed (default 3 s). */
@@ -176,13 +180,9 @@ export class ManagerRuntime {
     if (loaded.state.status === 'NONE') {
       const parsed = this.o.service.configSchema.safeParse(this.o.config ?? {});
       if (!parsed.success) throw new ValidationError('invalid service config', issuesFromZod(parsed.error));
-      const config = mapSecrets(this.o.service.configSchema, parsed.data, (v, path) => {
-        if (!this.o.secrets)
-          throw new ValidationError('this manager has no key to seal secrets with', [
-            { path, code: 'no_sealing_key', message: 'secret fields need a sealing key' },
-          ]);
-        return this.o.secrets.seal(String(v), path);
-      });
+      const config = mapSecrets(this.o.service.configSchema, parsed.data, (v, path) =>
+        this.seal(String(v), path),
+      );
       await this.exec(
         'Create',
         { appId: this.o.appId, serviceId: this.o.serviceId, type: this.o.service.type, config },
@@ -528,7 +528,7 @@ export class ManagerRuntime {
         nodes: Object.values(s.nodes)
           .filter((x) => x.state === 'running')
           .map(viewOf),
-        links: s.links,
+        links: this.nodeLinks(s),
       };
     } catch (e) {
       this.log.error('configureNode failed', { nodeId, error: String(e) });
@@ -653,12 +653,46 @@ export class ManagerRuntime {
           : {}),
         ...(s.archive ? { archive: s.archive } : {}),
         endpoints: s.endpoints,
-        links: s.links,
+        // credentials stay in the events, sealed, and go to the nodes only
+        links: Object.fromEntries(
+          Object.entries(s.links).map(([name, { credentials: _sealed, ...link }]) => [name, link]),
+        ),
       };
     });
-    handle(setLinks, async (d, ctx) => ({
-      changed: (await this.exec('SetLinks', { links: d.links }, ctx.requestId)).length > 0,
-    }));
+    handle(setLinks, async (d, ctx) => {
+      const current = (await this.live()).links;
+      // credentials come once (sealed here before they are recorded); a later set keeps them
+      const links = Object.fromEntries(
+        Object.entries(d.links).map(([name, l]) => {
+          const kept = current[name]?.serviceId === l.serviceId ? current[name]?.credentials : undefined;
+          const credentials = l.credentials
+            ? Object.fromEntries(
+                Object.entries(l.credentials).map(([k, v]) => [
+                  k,
+                  this.seal(v, `$.links.${name}.credentials.${k}`),
+                ]),
+              )
+            : kept;
+          const link: LinkView = {
+            serviceId: l.serviceId,
+            ...(l.type ? { type: l.type } : {}),
+            endpoints: l.endpoints,
+            ...(credentials ? { credentials } : {}),
+          };
+          return [name, link];
+        }),
+      );
+      return { changed: (await this.exec('SetLinks', { links }, ctx.requestId)).length > 0 };
+    });
+    handle(linkCredentials, async (d) => {
+      const links = this.o.service.links;
+      if (!links)
+        throw new ValidationError(
+          `a ${this.o.service.type} service gives no credentials to services linking it`,
+          [{ path: '$.serviceId', code: 'no_link_credentials', message: `${this.o.service.type} has none` }],
+        );
+      return { credentials: await links.credentials(this.context(await this.live()), d) };
+    });
     handle(setArchive, async (d, ctx) => {
       const info = await this.archives().info(d.version);
       if (!info)
@@ -723,6 +757,31 @@ export class ManagerRuntime {
   }
 
   private objects: ServiceObjects | undefined;
+
+  /** The links as the nodes get them: credentials opened, and the environment their type gives. */
+  private nodeLinks(s: Live): Record<string, LinkView> {
+    return Object.fromEntries(
+      Object.entries(s.links).map(([name, l]) => {
+        const credentials = Object.fromEntries(
+          Object.entries(l.credentials ?? {}).map(([k, v]) => [
+            k,
+            this.o.secrets ? this.o.secrets.open(v) : v,
+          ]),
+        );
+        const type = l.type && this.o.types?.has(l.type) ? this.o.types.get(l.type) : undefined;
+        const env = type?.links?.env({ endpoints: l.endpoints, credentials }) ?? {};
+        return [name, { ...l, credentials, env }];
+      }),
+    );
+  }
+
+  private seal(clear: string, path: string): string {
+    if (!this.o.secrets)
+      throw new ValidationError('this manager has no key to seal secrets with', [
+        { path, code: 'no_sealing_key', message: 'secret fields need a sealing key' },
+      ]);
+    return this.o.secrets.seal(clear, path);
+  }
 
   private archives(): ArchiveStore {
     this.archiveStore ??= new ArchiveStore(this.o.bus.connection, { serviceId: this.o.serviceId });

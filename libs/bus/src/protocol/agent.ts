@@ -106,7 +106,8 @@ export const configureAgent = defineCommand(
   z.object({
     settings: z.record(z.string(), z.unknown()),
     nodes: z.array(NodeViewSchema),
-    links: z.record(IdSchema, LinkSchema),
+    // a node gets the credentials opened, and the environment the linked type derives from them
+    links: z.record(IdSchema, LinkSchema.extend({ env: z.record(z.string(), z.string()).optional() })),
   }),
   z.object({ applied: z.boolean() }),
 );

@@ -20,6 +20,8 @@ export const LinkSchema = z.object({
   serviceId: IdSchema,
   type: IdSchema.optional(),
   endpoints: z.record(IdSchema, EndpointSchema),
+  /** What the linked service made for the linking one (its manager seals them before recording). */
+  credentials: z.record(z.string().regex(/^[A-Z][A-Z0-9_]{0,63}$/), z.string().max(4_096)).optional(),
 });
 /** The version name of a code archive (a file name in the service's bucket). */
 export const ArchiveVersionSchema = z

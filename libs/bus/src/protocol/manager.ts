@@ -90,6 +90,16 @@ export const setArchive = defineCommand(
   z.object({ version: z.string(), size: z.number(), digest: z.string() }),
 );
 
+/**
+ * Asked by the director of a service whose type gives credentials to the services linking it
+ * (`ServiceDefinition.links`): those of the linking service `serviceId`, made if missing.
+ */
+export const linkCredentials = defineCommand(
+  'link_credentials',
+  z.object({ serviceId: IdSchema, name: IdSchema }),
+  z.object({ credentials: z.record(z.string(), z.string()) }),
+);
+
 /** Log lines of one node (else of every node) of the service. */
 export const getLogs = defineCommand(
   'get_logs',

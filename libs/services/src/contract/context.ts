@@ -28,6 +28,16 @@ export interface LinkView {
   readonly type?: string;
   /** Its endpoints by name, as last heard: they change when it moves them (a failover). */
   readonly endpoints: Readonly<Record<string, Endpoint>>;
+  /**
+   * What the linked service made for this one (see `ServiceDefinition.links`: a database user and
+   * its password), kept sealed in the service's events and opened for its nodes.
+   */
+  readonly credentials?: Readonly<Record<string, string>>;
+  /**
+   * The environment the linked service's type gives a workload of this one (`MYSQL_HOST`, ...), from
+   * its current endpoints and the credentials: set in a node's configuration, not in events.
+   */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -301,8 +311,13 @@ export interface AgentContext {
    */
   archivePath(version: string): string;
   startWorkload(w: WorkloadRequest): Promise<void>;
-  /** A workload's state, or undefined if it was never started. */
-  workload(name: string): { readonly state: string; readonly exitCode?: number | null } | undefined;
+  /**
+   * A workload's state, or undefined if it was never started; `startedAt` (ms since the epoch) is
+   * when its current run began: a new value means it was started again (restarted after a crash).
+   */
+  workload(
+    name: string,
+  ): { readonly state: string; readonly exitCode?: number | null; readonly startedAt?: number } | undefined;
   stopWorkload(name: string): Promise<void>;
   readonly log: PluginLogger;
 }

@@ -87,6 +87,22 @@ export interface ServiceDefinition<
    * schema, `evolve` folds one into the state (pure). See `ManagerContext.state` and `record`.
    */
   readonly state?: PluginState;
+  /**
+   * What a service linking one of this type gets besides the endpoints: `credentials` made for it by
+   * this service's manager (idempotent; asked by the director once per link, kept sealed by the
+   * linking service), and `env`, the environment its workloads get from the link (pure: the
+   * endpoints move, the credentials stay).
+   */
+  readonly links?: {
+    readonly credentials: (
+      ctx: ManagerContext,
+      consumer: { readonly serviceId: string; readonly name: string },
+    ) => Promise<Record<string, string>>;
+    readonly env: (link: {
+      readonly endpoints: Readonly<Record<string, { readonly address: string; readonly port: number }>>;
+      readonly credentials: Readonly<Record<string, string>>;
+    }) => Record<string, string>;
+  };
   readonly manager: {
     readonly methods: ManagerMethods;
     /**

@@ -47,15 +47,19 @@ const saveState = (ctx: AgentContext, patch: Partial<NodeState>): void => {
 
 const envName = (s: string): string => s.toUpperCase().replace(/[^A-Z0-9]/g, '_');
 
-/** `LINK_<LINK>_<ENDPOINT>=address:port` for every endpoint of every linked service. */
+/**
+ * `LINK_<LINK>_<ENDPOINT>=address:port` for every endpoint of every linked service, and what each
+ * linked service's type gives (a mysql service: `MYSQL_HOST`, `MYSQL_USER`, ...).
+ */
 const linkEnv = (ctx: AgentContext): Record<string, string> =>
   Object.fromEntries(
-    Object.entries(ctx.config?.links ?? {}).flatMap(([link, l]) =>
-      Object.entries(l.endpoints).map(([name, e]) => [
+    Object.entries(ctx.config?.links ?? {}).flatMap(([link, l]): [string, string][] => [
+      ...Object.entries(l.env ?? {}),
+      ...Object.entries(l.endpoints).map(([name, e]): [string, string] => [
         `LINK_${envName(link)}_${envName(name)}`,
         `${e.address}:${e.port}`,
       ]),
-    ),
+    ]),
   );
 
 const scriptEnv = (ctx: AgentContext): Record<string, string> => {

@@ -47,6 +47,7 @@ import {
   settingsOf,
   sql,
   startServer,
+  untilUp,
   userExists,
   values,
   waitFor,
@@ -71,6 +72,8 @@ const PrimaryElected = z.object({
 const ParamSet = z.object({ name: z.string().max(64), value: z.string().max(256) });
 const RootCreated = z.object({});
 const ScheduleSet = z.object({ schedule: BackupScheduleSchema.nullable() });
+/** A user made for a service linking this one (its password is derived again, never recorded). */
+const LinkGranted = z.object({ serviceId: IdSchema, user: z.string(), database: z.string() });
 /** A restore, as recorded: what it restored, on which node, and where the data it replaced lies. */
 const Restored = z.object({
   backup: z.string(),
@@ -90,16 +93,18 @@ interface MysqlState {
   /** Set by `set_backup_schedule` (null: none, whatever the manifest says). */
   readonly schedule?: BackupSchedule | null;
   readonly restores: readonly z.infer<typeof Restored>[];
+  readonly linked: Readonly<Record<string, z.infer<typeof LinkGranted>>>;
 }
 
 const state = pluginState<MysqlState>({
-  initial: { epoch: 0, members: [], params: {}, rootCreated: false, restores: [] },
+  initial: { epoch: 0, members: [], params: {}, rootCreated: false, restores: [], linked: {} },
   events: {
     primary_elected: PrimaryElected,
     param_set: ParamSet,
     root_created: RootCreated,
     backup_schedule_set: ScheduleSet,
     restored: Restored,
+    link_granted: LinkGranted,
   },
   evolve: (s, e) => {
     if (e.name === 'primary_elected') {
@@ -113,6 +118,10 @@ const state = pluginState<MysqlState>({
     if (e.name === 'root_created') return { ...s, rootCreated: true };
     if (e.name === 'backup_schedule_set')
       return { ...s, schedule: (e.data as z.infer<typeof ScheduleSet>).schedule };
+    if (e.name === 'link_granted') {
+      const d = e.data as z.infer<typeof LinkGranted>;
+      return { ...s, linked: { ...s.linked, [d.serviceId]: d } };
+    }
     if (e.name === 'restored')
       return { ...s, restores: [...s.restores, e.data as z.infer<typeof Restored>].slice(-100) };
     return s;
@@ -231,6 +240,30 @@ const ensureRoot = async (ctx: ManagerContext, primary: NodeView): Promise<void>
   await ctx.record('root_created', {});
 };
 
+/**
+ * The database and user of a service linking this one: the database named after it (made if
+ * missing), a `cps_link_` user of its own with every privilege there and nowhere else, its password
+ * derived from the owner's key (the same at every ask, stored nowhere).
+ */
+const linkUser = (ctx: ManagerContext, consumer: { serviceId: string; name: string }) => {
+  let database = consumer.name
+    .toLowerCase()
+    .replace(/[^a-z0-9_]/g, '_')
+    .slice(0, 32);
+  if (!NameSchema.safeParse(database).success) database = `app_${database}`.slice(0, 32);
+  return {
+    user: `cps_link_${consumer.serviceId.replace(/[^A-Za-z0-9_]/g, '_')}`.slice(0, 80),
+    database,
+    password: ctx.secret(`link/${consumer.serviceId}`),
+  };
+};
+
+/** Makes (again) the users of the linking services: after a restore to a backup taken before them. */
+const ensureLinkUsers = async (ctx: ManagerContext): Promise<void> => {
+  for (const l of Object.values(stateOf(ctx).linked))
+    await onPrimary(ctx, 'link_user', { ...l, password: ctx.secret(`link/${l.serviceId}`) });
+};
+
 /** The schedule set by `set_backup_schedule`, else the manifest's `Backups`. */
 const scheduleOf = (ctx: ManagerContext): BackupSchedule | undefined => {
   const set = stateOf(ctx).schedule;
@@ -287,6 +320,28 @@ export const mysqlService = defineService({
   }),
   packages: ['mariadb-server', 'mariadb-client', 'mariadb-backup'],
   state,
+  links: {
+    credentials: async (ctx, consumer) => {
+      const u = linkUser(ctx, consumer);
+      await onPrimary(ctx, 'link_user', u);
+      const granted = stateOf(ctx).linked[consumer.serviceId];
+      if (granted?.user !== u.user || granted.database !== u.database)
+        await ctx.record('link_granted', {
+          serviceId: consumer.serviceId,
+          user: u.user,
+          database: u.database,
+        });
+      return { MYSQL_DATABASE: u.database, MYSQL_USER: u.user, MYSQL_PASSWORD: u.password };
+    },
+    // ConPaaS's MYSQL_IP too; the host follows the primary (a failover moves the endpoint)
+    env: ({ endpoints, credentials }) => {
+      const e = endpoints['mysql'];
+      return {
+        ...(e ? { MYSQL_HOST: e.address, MYSQL_IP: e.address, MYSQL_PORT: String(e.port) } : {}),
+        ...credentials,
+      };
+    },
+  },
   manager: {
     methods: {
       get_connection_info: managerMethod({
@@ -582,6 +637,8 @@ export const mysqlService = defineService({
               [primary.nodeId],
               `restored ${plan.backup.id}${at ? ` to ${done.at}` : ''}`,
             );
+            // the linking services' users, if the backup predates them
+            await ensureLinkUsers(ctx);
             return done;
           }),
       }),
@@ -747,6 +804,28 @@ export const mysqlService = defineService({
           return {};
         },
       }),
+      link_user: agentMethod({
+        description: 'The user of a linking service: every privilege on its database, its password set',
+        args: z.object({
+          user: z.string().regex(/^cps_link_[A-Za-z0-9_]+$/),
+          password: z.string(),
+          database: NameSchema,
+        }),
+        result: z.object({}),
+        handle: async (ctx, a) => {
+          await sql(
+            ctx,
+            [
+              `CREATE DATABASE IF NOT EXISTS ${ident(a.database)}`,
+              `CREATE USER IF NOT EXISTS ${literal(a.user)}@'%' IDENTIFIED BY ${literal(a.password)}`,
+              `ALTER USER ${literal(a.user)}@'%' IDENTIFIED BY ${literal(a.password)}`,
+              `GRANT ALL PRIVILEGES ON ${ident(a.database)}.* TO ${literal(a.user)}@'%'`,
+              '',
+            ].join(';\n'),
+          );
+          return {};
+        },
+      }),
       ensure_user: agentMethod({
         description: 'Creates a user with the privileges of the service users on every database',
         args: z.object({ user: UserSchema, password: PasswordSchema }),
@@ -865,30 +944,29 @@ export const mysqlService = defineService({
 
 /**
  * A server restarted by the agent's supervisor (it died, kill -9) starts read-only and replicating
- * nothing, as every server does: each second the agent looks at the server's uptime, and one that
- * went down since the last look is given its role again.
+ * nothing, as every server does: each second the agent looks at when the server's current run
+ * began, and a new run is given its role again once it answers (again the next second if that
+ * failed).
  */
 const watchers = new Map<string, NodeJS.Timeout>();
 const watch = (ctx: AgentContext): void => {
   if (watchers.has(ctx.nodeId)) return;
-  let uptime = Infinity;
+  let seen = ctx.workload('mariadbd')?.startedAt;
   let busy = false;
   const timer = setInterval(() => {
-    if (busy || ctx.workload('mariadbd')?.state !== 'running') return;
+    const w = ctx.workload('mariadbd');
+    if (busy || w?.state !== 'running' || w.startedAt === undefined || w.startedAt === seen) return;
+    const run = w.startedAt;
     busy = true;
-    void values(
-      ctx,
-      "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME='UPTIME'",
-    )
-      .then(async ([up]) => {
-        const now = Number(up);
-        if (now < uptime && uptime !== Infinity) {
-          ctx.log.warn('mariadbd restarted: its role is applied again', { uptime: now });
-          await serially(ctx, () => apply(ctx));
-        }
-        uptime = now;
+    void serially(ctx, async () => {
+      await untilUp(ctx);
+      await apply(ctx);
+    })
+      .then(() => {
+        if (seen !== undefined) ctx.log.warn('mariadbd started again: its role was applied again', { run });
+        seen = run;
       })
-      .catch(() => undefined)
+      .catch((e: unknown) => ctx.log.warn('applying the role after a restart failed', { error: String(e) }))
       .finally(() => {
         busy = false;
       });

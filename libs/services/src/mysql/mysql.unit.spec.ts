@@ -13,6 +13,7 @@ import {
   UserSchema,
 } from './inputs.js';
 import { serverId } from './server.js';
+import { mysqlService } from './mysql.js';
 
 const attempt = (f: () => unknown): unknown => {
   try {
@@ -112,5 +113,19 @@ describe('mysql: inputs', () => {
     expect(serverId('n1')).not.toBe(serverId('n2'));
     expect(serverId('n1')).toBeGreaterThan(0);
     expect(serverId('n1')).toBeLessThan(2 ** 32);
+  });
+});
+
+describe('mysql: what a linking service gets', () => {
+  it('MYSQL_* from the primary endpoint and the credentials; none of the host without an endpoint', () => {
+    const env = mysqlService.links!.env;
+    const credentials = { MYSQL_DATABASE: 'web', MYSQL_USER: 'cps_link_s1', MYSQL_PASSWORD: 'p' };
+    expect(env({ endpoints: { mysql: { address: '198.18.1.3', port: 20000 } }, credentials })).toEqual({
+      MYSQL_HOST: '198.18.1.3',
+      MYSQL_IP: '198.18.1.3',
+      MYSQL_PORT: '20000',
+      ...credentials,
+    });
+    expect(env({ endpoints: {}, credentials })).toEqual(credentials);
   });
 });

@@ -266,7 +266,7 @@ export const startServer = async (ctx: AgentContext): Promise<void> => {
   await untilUp(ctx);
 };
 
-const untilUp = async (ctx: AgentContext, ms = 60_000): Promise<void> => {
+export const untilUp = async (ctx: AgentContext, ms = 60_000): Promise<void> => {
   const until = Date.now() + ms;
   for (;;) {
     try {
