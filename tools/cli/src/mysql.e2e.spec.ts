@@ -1,4 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalCloud } from '@cps/clouds';
@@ -30,11 +32,27 @@ describe.skipIf(LocalCloud.hostModeUnavailable() !== undefined)('mysql through t
   const { root, cps } = platform;
   const app = ['--app', 'mysql-demo'];
 
+  // a manifest's Dump comes from a URL the director may download from (its CPS_ARCHIVE_ALLOW)
+  const dumpServer = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/sql' });
+    res.end(
+      'CREATE DATABASE seeded;\nCREATE TABLE seeded.t (id INT PRIMARY KEY);\nINSERT INTO seeded.t VALUES (1),(2),(3);\n',
+    );
+  });
+  let dumpUrl = '';
+
   beforeAll(async () => {
+    await new Promise<void>((r) => dumpServer.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(dumpServer.address() as AddressInfo).port}/`;
+    dumpUrl = `${base}seed.sql`;
+    platform.env['CPS_ARCHIVE_ALLOW'] = base;
     await platform.init();
     await cps('up');
   }, 120_000);
-  afterAll(() => platform.cleanup());
+  afterAll(async () => {
+    await platform.cleanup();
+    await new Promise((r) => dumpServer.close(r));
+  });
 
   it('deploys the example: a primary and a replica, reached with a temporary user from cps mysql connect', async () => {
     expect((await cps('deploy', join(process.cwd(), 'examples', 'mysql', 'manifest.json'))).stdout).toMatch(
@@ -209,5 +227,45 @@ describe.skipIf(LocalCloud.hostModeUnavailable() !== undefined)('mysql through t
       (await cps('--json', 'app', 'export', 'linked-db')).stdout,
     ].join('\n');
     expect(views).not.toMatch(/MYSQL_PASSWORD|credentials/);
+  });
+
+  it("loads a manifest's Dump (ConPaaS's) once into the new database; a URL off the allow-list is refused naming the key", async () => {
+    const manifest = join(root, 'seeded.json');
+    const write = (url: string) =>
+      writeFileSync(
+        manifest,
+        JSON.stringify({
+          Application: 'seeded',
+          Services: [{ ServiceName: 'db', Type: 'mysql', Start: 1, Dump: url }],
+        }),
+      );
+    write('http://192.0.2.1/elsewhere.sql');
+    const refused = await cps('deploy', manifest).then(
+      () => undefined,
+      (e: { stderr: string; code: number }) => e,
+    );
+    expect(refused?.code).not.toBe(0);
+    expect(refused?.stderr).toMatch(/Services\[0\]\.Dump/);
+    await cps('app', 'delete', 'seeded').catch(() => undefined);
+
+    write(dumpUrl);
+    await cps('deploy', manifest);
+    const seeded = ['--app', 'seeded'];
+    const c = await eventually(
+      async () => JSON.parse((await cps('--json', 'mysql', 'connect', 'db', ...seeded)).stdout) as Credential,
+      (x) => !!x.user,
+      120_000,
+    );
+    expect(
+      await eventually(
+        () => client(c, 'SELECT COUNT(*) FROM seeded.t').catch(() => ''),
+        (n) => n === '3',
+        60_000,
+      ),
+    ).toBe('3');
+    const info = JSON.parse(
+      (await cps('--json', 'service', 'call', 'db', 'get_connection_info', ...seeded)).stdout,
+    ) as { result?: { dump?: { bytes: number } }; dump?: { bytes: number } };
+    expect((info.result ?? info).dump?.bytes).toBeGreaterThan(50);
   });
 });

@@ -274,6 +274,7 @@ export class AgentRuntime {
       workloadsRunning: workloads.filter((w) => w.state === 'running').length,
       ...(sample.node.cpuPercent !== undefined ? { cpuPercent: sample.node.cpuPercent } : {}),
       rssBytes: sample.processes.reduce((a, p) => a + p.group.rssBytes, 0),
+      ...this.pluginMetrics(),
     };
     const hb: Heartbeat = {
       nodeId: this.o.nodeId,
@@ -287,6 +288,18 @@ export class AgentRuntime {
       ...(this.fatal ? { fatal: this.fatal } : {}),
     };
     this.o.bus.publish(`${subjects.fromNode(this.o.appId, this.o.serviceId, this.o.nodeId)}.heartbeat`, hb);
+  }
+
+  /** The plugin's own figures (finite numbers only); none before it started, or if it throws. */
+  private pluginMetrics(): Record<string, number> {
+    if (!this.started || !this.o.service.agent.metrics) return {};
+    try {
+      return Object.fromEntries(
+        Object.entries(this.o.service.agent.metrics(this.context())).filter(([, v]) => Number.isFinite(v)),
+      );
+    } catch {
+      return {};
+    }
   }
 
   private logs(workload: string | undefined, tailBytes: number): string {

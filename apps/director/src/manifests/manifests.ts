@@ -252,6 +252,28 @@ export class Manifests {
       await op.step(`${s.name}: archive ${info.version} (${info.size} bytes) stored`);
     }
 
+    // files the types need from their manifest keys (a database's Dump): in the service's objects
+    for (const s of plan.services) {
+      const def = this.registry.has(s.type) ? this.registry.get(s.type) : undefined;
+      for (const key of def?.manifestFiles ?? []) {
+        const url = s.manifest[key];
+        if (typeof url !== 'string') continue;
+        const info = await this.within(op, s, key, () =>
+          this.services.storeManifestFile(idOfService(s), key, async () => {
+            const { bytes } = await fetchArchive(url, {
+              allow,
+              maxBytes: this.o.maxArchiveBytes,
+              timeoutMs: this.o.downloadTimeoutMs,
+            });
+            op.alive();
+            return bytes;
+          }),
+        );
+        if (!info) continue;
+        await op.step(`${s.name}: ${key} (${info.size} bytes) stored`);
+      }
+    }
+
     for (const s of plan.services) {
       if (!s.start) continue;
       await this.within(op, s, 'Start', () =>
@@ -282,7 +304,7 @@ export class Manifests {
     } catch (e) {
       if (e instanceof StepFailed) throw e;
       let why = e instanceof Error ? e.message : String(e);
-      if (isCpsError(e) && e.code === 'forbidden' && key === 'Archive')
+      if (isCpsError(e) && e.code === 'forbidden' && (key === 'Archive' || key === 'Dump'))
         why += ' (allowed prefixes: the director’s CPS_ARCHIVE_ALLOW)';
       throw new StepFailed(`$.Services[${s.index}].${key} (service ${s.name}): ${why}`, { cause: e });
     }

@@ -31,7 +31,7 @@ import {
   setLinks,
   linkCredentials,
 } from '@cps/bus';
-import { ArchiveStore, ensureArchiveBucket, inspectArchive } from '@cps/archives';
+import { ArchiveStore, ensureArchiveBucket, ensureDataBucket, inspectArchive } from '@cps/archives';
 import {
   mapSecrets,
   strictSettings,
@@ -257,6 +257,23 @@ export class Services {
         .finally(() => (running = false));
     }, everyMs);
     return { stop: () => clearInterval(timer) };
+  }
+
+  /**
+   * Stores the file a manifest key of the service named (its type's `manifestFiles`: a database's
+   * `Dump`) in the service's objects as `manifest-<key>`, once; undefined when it is there already.
+   */
+  async storeManifestFile(
+    serviceId: string,
+    key: string,
+    download: () => Promise<Uint8Array>,
+  ): Promise<{ size: number } | undefined> {
+    await ensureDataBucket(this.bus.connection, serviceId);
+    const store = new ArchiveStore(this.bus.connection, { serviceId, data: true, chunkBytes: 512 * 1024 });
+    const name = `manifest-${key.toLowerCase()}`;
+    if (await store.info(name)) return undefined;
+    const bytes = await download();
+    return store.put(name, bytes, { maxBytes: Math.max(bytes.length, 1) });
   }
 
   private async syncLinks(): Promise<void> {

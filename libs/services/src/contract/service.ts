@@ -83,6 +83,12 @@ export interface ServiceDefinition<
    */
   readonly packages?: readonly string[];
   /**
+   * Keys of `manifestKeys` whose value is a URL of a file the plugin needs (a mysql service's
+   * `Dump`): at a deploy the director downloads it (allow-listed and size-limited, as an `Archive`)
+   * into the service's objects, as `manifest-<key in lowercase>`, before the service starts.
+   */
+  readonly manifestFiles?: readonly string[];
+  /**
    * The plugin's own state, kept as events in the service's stream: `events` names each event and its
    * schema, `evolve` folds one into the state (pure). See `ManagerContext.state` and `record`.
    */
@@ -139,6 +145,11 @@ export interface ServiceDefinition<
     readonly onStart?: (ctx: AgentContext) => Promise<void>;
     /** Runs before the agent stops (its node removed, the service stopped, the platform going down). */
     readonly onStop?: (ctx: AgentContext) => Promise<void>;
+    /**
+     * The service's own figures of this node, added to every heartbeat's metrics (queries per
+     * second, replication lag): called once a heartbeat, so it answers what it sampled last, at once.
+     */
+    readonly metrics?: (ctx: AgentContext) => Readonly<Record<string, number>>;
   };
 }
 

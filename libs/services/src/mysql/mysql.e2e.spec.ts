@@ -130,7 +130,11 @@ describe('mysql: a primary and replicas that keep every acknowledged commit', ()
   /** One primary taking writes, every other running node its replica with both threads running. */
   const replicating = async (count: number, ms = 60_000): Promise<Replication> =>
     eventually(
-      () => replication().catch((): Replication => ({ epoch: 0, nodes: [] })),
+      // asked four times a second: each ask runs a client on every node, and the machine is shared
+      () =>
+        sleep(250)
+          .then(() => replication())
+          .catch((): Replication => ({ epoch: 0, nodes: [] })),
       (r) =>
         r.nodes.length === count &&
         r.nodes.every((n) =>
@@ -178,14 +182,18 @@ describe('mysql: a primary and replicas that keep every acknowledged commit', ()
     console.log(JSON.stringify(nodes, null, 1));
     console.log((await h.request(getLogs, {}).catch(() => ({ text: '' }))).text.slice(-6000));
     for (const n of nodes)
-      for (const workload of ['agent', 'mariadbd'])
-        console.log(
-          n.nodeId,
-          workload,
-          (await h.request(getLogs, { nodeId: n.nodeId, workload }).catch(() => ({ text: '' }))).text.slice(
-            -3000,
-          ),
-        );
+      for (const workload of ['agent', 'mariadbd']) {
+        const { text } = await h
+          .request(getLogs, { nodeId: n.nodeId, workload, tailBytes: 400_000 })
+          .catch(() => ({ text: '' }));
+        // what went wrong (errors, warnings, a crash's first lines), then the end
+        const marked = text
+          .split('\n')
+          .filter((l) => /ERROR|Warning|warn |Assertion|signal|InnoDB: (?!Buffer)/.test(l))
+          .slice(-40)
+          .join('\n');
+        console.log(n.nodeId, workload, `${marked}\n...\n${text.slice(-2000)}`);
+      }
   };
 
   beforeAll(async () => {
@@ -596,6 +604,29 @@ describe('mysql: a primary and replicas that keep every acknowledged commit', ()
       const neighbour = await tenant('a1', 's3');
       expect(neighbour).toMatch(/^tcp=open$/m);
       expect(neighbour).toMatch(/^first$/m);
+    },
+  );
+
+  it.skipIf(!hostMode)(
+    "each node's heartbeat carries its queries per second and connections, a replica's its lag",
+    async () => {
+      const r = await replicating((await h.nodes()).filter((n) => n.state === 'running').length, 120_000);
+      const nodes = await eventually(
+        () => h.nodes(),
+        (ns) =>
+          ns
+            .filter((n) => n.state === 'running')
+            .every(
+              (n) =>
+                typeof n.metrics?.['queriesPerSecond'] === 'number' &&
+                typeof n.metrics['connections'] === 'number' &&
+                (n.nodeId === r.primary || typeof n.metrics['replicationLagSeconds'] === 'number'),
+            ),
+        30_000,
+      );
+      const primary = nodes.find((n) => n.nodeId === r.primary)!;
+      expect(primary.metrics?.['replicationLagSeconds']).toBeUndefined();
+      expect(primary.metrics?.['connections']).toBeGreaterThanOrEqual(1);
     },
   );
 

@@ -36,6 +36,7 @@ import {
   UserSchema,
 } from './inputs.js';
 import {
+  ADMIN,
   apply,
   databaseExists,
   dumpDatabases,
@@ -45,6 +46,7 @@ import {
   type NodeSettings,
   position,
   settingsOf,
+  slaveStatus,
   sql,
   startServer,
   untilUp,
@@ -74,6 +76,9 @@ const RootCreated = z.object({});
 const ScheduleSet = z.object({ schedule: BackupScheduleSchema.nullable() });
 /** A user made for a service linking this one (its password is derived again, never recorded). */
 const LinkGranted = z.object({ serviceId: IdSchema, user: z.string(), database: z.string() });
+/** The manifest's `Dump`: its load begun (`started`), then ended (`loaded`, with the error that ended it). */
+const DumpStarted = z.object({ bytes: z.number() });
+const DumpLoaded = z.object({ bytes: z.number(), error: z.string().max(1_000).optional() });
 /** A restore, as recorded: what it restored, on which node, and where the data it replaced lies. */
 const Restored = z.object({
   backup: z.string(),
@@ -94,6 +99,7 @@ interface MysqlState {
   readonly schedule?: BackupSchedule | null;
   readonly restores: readonly z.infer<typeof Restored>[];
   readonly linked: Readonly<Record<string, z.infer<typeof LinkGranted>>>;
+  readonly dump?: z.infer<typeof DumpLoaded> & { readonly done: boolean };
 }
 
 const state = pluginState<MysqlState>({
@@ -105,6 +111,8 @@ const state = pluginState<MysqlState>({
     backup_schedule_set: ScheduleSet,
     restored: Restored,
     link_granted: LinkGranted,
+    dump_started: DumpStarted,
+    dump_loaded: DumpLoaded,
   },
   evolve: (s, e) => {
     if (e.name === 'primary_elected') {
@@ -118,6 +126,10 @@ const state = pluginState<MysqlState>({
     if (e.name === 'root_created') return { ...s, rootCreated: true };
     if (e.name === 'backup_schedule_set')
       return { ...s, schedule: (e.data as z.infer<typeof ScheduleSet>).schedule };
+    if (e.name === 'dump_started')
+      return { ...s, dump: { ...(e.data as z.infer<typeof DumpStarted>), done: false } };
+    if (e.name === 'dump_loaded')
+      return { ...s, dump: { ...(e.data as z.infer<typeof DumpLoaded>), done: true } };
     if (e.name === 'link_granted') {
       const d = e.data as z.infer<typeof LinkGranted>;
       return { ...s, linked: { ...s.linked, [d.serviceId]: d } };
@@ -189,6 +201,7 @@ const ensurePrimary = async (ctx: ManagerContext): Promise<void> => {
     if (current.state === 'running') {
       await moveEndpoint(ctx, current);
       await ensureRoot(ctx, current);
+      await ensureDump(ctx, current);
     }
     return;
   }
@@ -196,7 +209,9 @@ const ensurePrimary = async (ctx: ManagerContext): Promise<void> => {
   if (candidates.length === 0) return;
   if (!s.primary) {
     const first = candidates.find((n) => n.role === 'primary') ?? candidates[0]!;
-    return elect(ctx, first, [first.nodeId], 'first primary');
+    await elect(ctx, first, [first.nodeId], 'first primary');
+    await ensureRoot(ctx, first);
+    return ensureDump(ctx, first);
   }
   const answers = await ctx.fanOut(
     candidates.map((n) => n.nodeId),
@@ -230,6 +245,50 @@ const ensurePrimary = async (ctx: ManagerContext): Promise<void> => {
   );
   const node = candidates.find((n) => n.nodeId === positions[0]!.nodeId)!;
   await elect(ctx, node, [node.nodeId], `${why}; no replica held its data`);
+};
+
+/**
+ * The manifest's `Dump` (ConPaaS's: an SQL file at a URL, which the director downloaded into the
+ * service's objects): loaded once into the primary as the `mariadb` client would, statement after
+ * statement, the first error ending it (recorded, and shown by `get_connection_info`). It loads in
+ * the background: a failover does not wait for it. A load a manager restart cut short is recorded
+ * as such, not run twice.
+ */
+const loadingDumps = new Set<string>();
+const ensureDump = async (ctx: ManagerContext, primary: NodeView): Promise<void> => {
+  const dump = stateOf(ctx).dump;
+  if (!(ctx.manifest as { Dump?: string }).Dump || dump?.done || loadingDumps.has(ctx.serviceId)) return;
+  if (dump)
+    return ctx.record('dump_loaded', {
+      bytes: dump.bytes,
+      error: 'interrupted: the manager restarted while loading it (load the rest with load_dump)',
+    });
+  const info = await ctx.objects.info('manifest-dump');
+  if (!info) return; // not downloaded yet: the next change of the nodes looks again
+  // the primary playing its role already (else the periodic run looks again)
+  const pos = (await ctx.callAgent(primary.nodeId, 'position', {})) as { role?: string; epoch?: number };
+  if (pos.role !== 'primary' || pos.epoch !== stateOf(ctx).epoch) return;
+  await ctx.record('dump_started', { bytes: info.size });
+  loadingDumps.add(ctx.serviceId);
+  void (async () => {
+    let error: string | undefined;
+    try {
+      await ctx.objects.toNode('manifest-dump', primary.nodeId, 'manifest-dump.sql');
+      const r = (await ctx.callAgent(
+        primary.nodeId,
+        'load_sql_file',
+        { file: 'manifest-dump.sql' },
+        { timeoutMs: 60 * 60_000 },
+      )) as { error?: string };
+      error = r.error;
+    } catch (e) {
+      error = String(e);
+    }
+    if (error) ctx.log.error("the manifest's Dump stopped at an error", { error });
+    await ctx.record('dump_loaded', { bytes: info.size, ...(error ? { error: error.slice(0, 1_000) } : {}) });
+  })()
+    .catch((e: unknown) => ctx.log.error("recording the manifest's Dump", { error: String(e) }))
+    .finally(() => loadingDumps.delete(ctx.serviceId));
 };
 
 /** The manifest's `Password`: the account `root` gets it once, on the first primary. */
@@ -284,7 +343,11 @@ const lastArchived = new Map<string, number>();
 const scheduled = async (ctx: ManagerContext): Promise<void> => {
   const schedule = scheduleOf(ctx);
   const primary = running(ctx).find((n) => n.nodeId === stateOf(ctx).primary);
-  if (!schedule || !primary) return;
+  if (!primary) return;
+  // what the first primary gets once (asked again here if it was not ready when elected)
+  await ensureRoot(ctx, primary);
+  await ensureDump(ctx, primary);
+  if (!schedule) return;
   await exclusively(ctx, async () => {
     const latest = (await stored(ctx)).backups.at(-1);
     if (!latest || Date.now() - Date.parse(latest.at) >= schedule.every_minutes * 60_000) {
@@ -309,6 +372,11 @@ export const mysqlService = defineService({
   manifestKeys: z.object({
     /** ConPaaS's `Password`: the account `root` (every database, no server administration) gets it. */
     Password: PasswordSchema.optional(),
+    /** ConPaaS's `Dump`: the URL of an SQL file loaded once into the new service (allow-listed). */
+    Dump: z
+      .url({ protocol: /^https?$/ })
+      .max(2_000)
+      .optional(),
     /** Backups on a schedule, with their retention (`set_backup_schedule` overrides it). */
     Backups: z
       .object({
@@ -319,6 +387,7 @@ export const mysqlService = defineService({
       .optional(),
   }),
   packages: ['mariadb-server', 'mariadb-client', 'mariadb-backup'],
+  manifestFiles: ['Dump'],
   state,
   links: {
     credentials: async (ctx, consumer) => {
@@ -355,6 +424,8 @@ export const mysqlService = defineService({
           epoch: z.number(),
           replicas: z.array(z.object({ nodeId: z.string(), host: z.string(), port: z.number() })),
           user: z.string().optional(),
+          /** The manifest's `Dump`, once loaded: its size, and the error that ended it if one did. */
+          dump: z.object({ bytes: z.number(), error: z.string().optional() }).optional(),
         }),
         handle: (ctx) => {
           const p = primaryNode(ctx);
@@ -367,6 +438,14 @@ export const mysqlService = defineService({
               .filter((n) => n.nodeId !== p.nodeId && n.address)
               .map((n) => ({ nodeId: n.nodeId, host: n.address!, port: portOf(n) })),
             ...((ctx.manifest as { Password?: string }).Password ? { user: 'root' } : {}),
+            ...(stateOf(ctx).dump?.done
+              ? {
+                  dump: {
+                    bytes: stateOf(ctx).dump!.bytes,
+                    ...(stateOf(ctx).dump!.error ? { error: stateOf(ctx).dump!.error } : {}),
+                  },
+                }
+              : {}),
           };
         },
       }),
@@ -804,6 +883,27 @@ export const mysqlService = defineService({
           return {};
         },
       }),
+      load_sql_file: agentMethod({
+        description: 'Runs an SQL file of the spool as the administrator; answers the first error',
+        args: z.object({ file: z.string() }),
+        result: z.object({ error: z.string().optional() }),
+        handle: async (ctx, a) => {
+          const s = settingsOf(ctx)!;
+          const r = await ctx.exec(
+            'mariadb',
+            [
+              '--no-defaults',
+              '--protocol=TCP',
+              `--host=${ctx.address}`,
+              `--port=${ctx.ports.from}`,
+              `--user=${ADMIN}`,
+            ],
+            { env: { MYSQL_PWD: s.admin }, stdinFrom: a.file, timeoutMs: 60 * 60_000 },
+          );
+          ctx.spool.remove(a.file);
+          return r.code === 0 ? {} : { error: (r.stderr || `exit ${r.code}`).trim().slice(-1_000) };
+        },
+      }),
       link_user: agentMethod({
         description: 'The user of a linking service: every privilege on its database, its password set',
         args: z.object({
@@ -939,6 +1039,10 @@ export const mysqlService = defineService({
       clearInterval(watchers.get(ctx.nodeId));
       watchers.delete(ctx.nodeId);
     },
+    metrics: (ctx) =>
+      Object.fromEntries(
+        Object.entries(figures.get(ctx.nodeId) ?? {}).filter(([k]) => k !== 'at' && k !== 'questions'),
+      ),
   },
 });
 
@@ -953,8 +1057,10 @@ const watch = (ctx: AgentContext): void => {
   if (watchers.has(ctx.nodeId)) return;
   let seen = ctx.workload('mariadbd')?.startedAt;
   let busy = false;
+  let tick = 0;
   const timer = setInterval(() => {
     const w = ctx.workload('mariadbd');
+    if (++tick % 5 === 0 && w?.state === 'running') void sampleFigures(ctx);
     if (busy || w?.state !== 'running' || w.startedAt === undefined || w.startedAt === seen) return;
     const run = w.startedAt;
     busy = true;
@@ -973,6 +1079,37 @@ const watch = (ctx: AgentContext): void => {
   }, 1_000);
   timer.unref();
   watchers.set(ctx.nodeId, timer);
+};
+
+/** What the heartbeats carry (`agent.metrics`): sampled every 5 s by the watcher. */
+const figures = new Map<string, Record<string, number>>();
+const sampleFigures = async (ctx: AgentContext): Promise<void> => {
+  try {
+    const [questions, threads] = (
+      await values(
+        ctx,
+        "SELECT (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME='QUESTIONS'), " +
+          "(SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME='THREADS_CONNECTED')",
+      )
+    ).map(Number);
+    const now = Date.now();
+    const last = figures.get(ctx.nodeId);
+    const qps =
+      last && last['at']! < now && questions! >= last['questions']!
+        ? ((questions! - last['questions']!) * 1000) / (now - last['at']!)
+        : undefined;
+    const st = await slaveStatus(ctx);
+    const behind = st ? Number(st['Seconds_Behind_Master']) : NaN;
+    figures.set(ctx.nodeId, {
+      at: now,
+      questions: questions!,
+      ...(qps === undefined ? {} : { queriesPerSecond: Math.round(qps * 10) / 10 }),
+      connections: threads!,
+      ...(Number.isFinite(behind) ? { replicationLagSeconds: behind } : {}),
+    });
+  } catch {
+    // the server is restarting: the next sample
+  }
 };
 
 /** The last `performance` sample of each node this agent process serves (one). */
