@@ -81,7 +81,7 @@ export interface ManagerRuntimeOptions {
   readonly secrets?: SecretSealer;
   /** Every service type: a linked one's `links.env` gives the nodes their environment. */
   readonly types?: ServiceRegistry;
-  /** A node that is not ready this long after it was requested is marked failed (default 60 s). */
+  /** A node that is not ready this long after its cloud started it is marked failed (default 60 s). */
   readonly readyTimeoutMs?: number;
   /** A running node silent this long is marked failed (default 3 s). */
   readonly heartbeatTimeoutMs?: number;
@@ -343,6 +343,10 @@ export class ManagerRuntime {
     if (e.type === 'NodeRequested') {
       this.since.set(e.data.nodeId, Date.now());
       this.provision(e.data.nodeId, e.data.role, e.data.cloud);
+    } else if (e.type === 'NodeStarted') {
+      // the time to be ready counts from the cloud's start of the node, not from a wait for a
+      // Provisioner nobody served (no director leading)
+      this.since.set(e.data.nodeId, Date.now());
     } else if (e.type === 'NodeRemovalRequested') {
       this.deprovision(e.data.nodeId);
     } else if (
