@@ -54,16 +54,22 @@ describe('a node lost while nobody serves the Provisioner', () => {
     expect(adapting.nodes.some((n) => n.nodeId !== victim!.nodeId && n.state === 'requested')).toBe(true);
     await new Promise((r) => setTimeout(r, 3_000));
     await host.serveProvisioner();
+    // a request sent as the Provisioner went away may wait out its own timeout (60 s) before it is
+    // asked again: the replacement comes once one is answered
     const healed = await eventually(
       running,
       (ns) => ns.length === 1 && ns[0]!.nodeId !== victim!.nodeId,
-      30_000,
-    );
+      90_000,
+    ).catch(async (e: unknown) => {
+      console.log(JSON.stringify((await director.request(at, listNodes, {})).nodes, null, 1));
+      console.log(JSON.stringify(await host.cloud.list(), null, 1));
+      throw e;
+    });
     expect(healed.map((n) => n.nodeId)).not.toContain(victim!.nodeId);
     const back = await eventually(info, (i) => i.state === 'RUNNING', 10_000);
     expect(back.state).toBe('RUNNING');
     await director.request(at, addNodes, { nodes: { node: 1 } });
     const grown = await eventually(running, (ns) => ns.length === 2, 30_000);
     expect(grown).toHaveLength(2);
-  });
+  }, 240_000);
 });
