@@ -28,6 +28,11 @@ export interface ExtractResult {
   readonly files: number;
   /** Bytes of file content written. */
   readonly bytes: number;
+  /**
+   * Regular files at the root or one directory down (`index.php`, `site/index.php`): what a service
+   * type checks an archive's shape with (see `ServiceDefinition.checkArchive`).
+   */
+  readonly nearRoot: readonly string[];
 }
 
 const HEAD = 512;
@@ -122,8 +127,8 @@ const unpack = async (
   const l = resolveLimits(limits);
   const sink = new Sink(out, l);
   await read(format, input, sink, l);
-  const { files, bytes } = await sink.finish();
-  return { format, files, bytes };
+  const { files, bytes, nearRoot } = await sink.finish();
+  return { format, files, bytes, nearRoot };
 };
 
 const ensureFree = async (dest: string): Promise<void> => {

@@ -49,11 +49,19 @@ export { helloworldService } from './helloworld/helloworld.js';
 export { genericService } from './generic-service/generic.js';
 export { redisService } from './redis/redis.js';
 export { mysqlService } from './mysql/mysql.js';
+export { phpService } from './php/php.js';
 
 import { helloworldService } from './helloworld/helloworld.js';
 import { genericService } from './generic-service/generic.js';
 import { redisService } from './redis/redis.js';
 import { mysqlService } from './mysql/mysql.js';
+import { phpService } from './php/php.js';
 
 /** Every service type cps ships, in one explicit list. */
-export const builtinServices = [helloworldService, genericService, redisService, mysqlService] as const;
+export const builtinServices = [
+  helloworldService,
+  genericService,
+  redisService,
+  mysqlService,
+  phpService,
+] as const;

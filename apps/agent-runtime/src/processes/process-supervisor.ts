@@ -252,10 +252,21 @@ export class ProcessSupervisor {
   private capture(w: Workload, child: ChildProcess): void {
     const out = new LineWriter(w.log, 'out');
     const err = new LineWriter(w.log, 'err');
+    const onStdout = w.spec.onStdout;
+    if (onStdout) {
+      child.stdout?.on('data', (b: Buffer) => {
+        try {
+          onStdout(b);
+        } catch {
+          // a consumer's fault is its own: the workload runs on
+        }
+      });
+      child.stdout?.on('error', () => undefined);
+    }
     for (const [pipe, writer] of [
-      [child.stdout, out],
-      [child.stderr, err],
-    ] as const) {
+      ...(onStdout ? [] : [[child.stdout, out] as const]),
+      [child.stderr, err] as const,
+    ]) {
       pipe?.on('data', (b: Buffer) => writer.push(b));
       pipe?.once('end', () => writer.end());
       pipe?.on('error', () => writer.end());

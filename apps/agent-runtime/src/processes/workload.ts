@@ -36,6 +36,11 @@ export interface WorkloadSpec {
   readonly maxRestarts?: number;
   /** The sliding window `maxRestarts` counts in. Default 60_000. */
   readonly restartWindowMs?: number;
+  /**
+   * Where the workload's stdout goes instead of its log: every chunk as it is read (a stream of
+   * figures such as an access log, which the agent reads this way without opening any path).
+   */
+  readonly onStdout?: (chunk: Buffer) => void;
   /** Size of the log ring (`<logDir>/<name>.log` plus one rotated file). Default 1 MiB, at least 1 KiB. */
   readonly logLimitBytes?: number;
 }

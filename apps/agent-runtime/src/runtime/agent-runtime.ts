@@ -381,6 +381,7 @@ export class AgentRuntime {
           env: this.workloadEnv(w.env),
           restart: w.restart ?? 'always',
           ...(w.input === undefined ? {} : { input: w.input }),
+          ...(w.stdout ? { onStdout: w.stdout } : {}),
           ...(this.o.workloadUser ? { user: this.o.workloadUser } : {}),
         });
         if (w.ready) this.probes.set(w.name, w.ready);

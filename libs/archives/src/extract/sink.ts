@@ -99,6 +99,8 @@ export const NO_OUTPUT: Output = {
 export class Sink {
   files = 0;
   bytes = 0;
+  /** Regular files at the root or one directory down (`index.php`, `site/index.php`). */
+  readonly nearRoot: string[] = [];
   private entries = 0;
   private declared = 0;
   private readonly tree = new Tree();
@@ -164,7 +166,7 @@ export class Sink {
       }
     };
     await this.out.file(path, fileMode(mode), counted.call(this));
-    this.files++;
+    this.counted(path);
     return size;
   }
 
@@ -180,7 +182,7 @@ export class Sink {
       throw refuse(name, 'link_target', 'a hard link must name a regular file earlier in the archive');
     this.regular(name, path);
     await this.out.hardLink(targetPath, path);
-    this.files++;
+    this.counted(path);
   }
 
   symlink(name: string, path: string, target: string): void {
@@ -189,11 +191,16 @@ export class Sink {
     this.symlinks.push({ name, path, target });
   }
 
-  async finish(): Promise<{ files: number; bytes: number }> {
+  async finish(): Promise<{ files: number; bytes: number; nearRoot: readonly string[] }> {
     for (const l of this.symlinks) this.tree.checkSymlink(l.name, l.path);
     for (const l of this.symlinks) await this.out.symlink(l.target, l.path);
     await this.out.finish(['', ...this.tree.directories()]);
-    return { files: this.files, bytes: this.bytes };
+    return { files: this.files, bytes: this.bytes, nearRoot: this.nearRoot };
+  }
+
+  private counted(path: string): void {
+    this.files++;
+    if (path.split('/').length <= 2 && this.nearRoot.length < 10_000) this.nearRoot.push(path);
   }
 
   private check(name: string, entryBytes: number, totalBytes: number): void {

@@ -201,6 +201,11 @@ export interface WorkloadRequest {
    * is not ready (no `NodeReady`) until every workload's probe passes; checked every heartbeat.
    */
   readonly ready?: { readonly tcp: number } | { readonly command: string; readonly args?: readonly string[] };
+  /**
+   * Where its stdout goes instead of the node's log: each chunk as it is read (an access log written
+   * to a pipe by a reader workload). The agent opens no path for it.
+   */
+  readonly stdout?: (chunk: Uint8Array) => void;
 }
 
 /** What a one-off command run by `AgentContext.exec` gave. */

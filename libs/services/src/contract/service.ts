@@ -83,6 +83,12 @@ export interface ServiceDefinition<
    */
   readonly packages?: readonly string[];
   /**
+   * Refuses a code archive this type cannot run, given its regular files at the root or one directory
+   * down (a php service: no `index.php` or `index.html` there): throw a `ValidationError` naming
+   * `$.archive`. The director asks it at every upload, before anything is stored.
+   */
+  readonly checkArchive?: (nearRoot: readonly string[]) => void;
+  /**
    * Keys of `manifestKeys` whose value is a URL of a file the plugin needs (a mysql service's
    * `Dump`): at a deploy the director downloads it (allow-listed and size-limited, as an `Archive`)
    * into the service's objects, as `manifest-<key in lowercase>`, before the service starts.
