@@ -166,7 +166,8 @@ describe('director over HTTPS: users, tokens, applications, errors', () => {
         .replace('{app}', app)
         .replace('{svc}', svc.body.serviceId as string)
         .replace('{node}', 'n1')
-        .replace('{method}', 'run');
+        .replace('{method}', 'run')
+        .replace('{version}', 'v1');
       const res = await bob.request(r.method, path, bodies[r.operationId] ?? {});
       expect(res.status, `${r.method} ${r.path}: ${res.text}`).toBe(404);
       expect(res.body.code).toBe('not_found');

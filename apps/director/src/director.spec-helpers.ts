@@ -12,6 +12,8 @@ export interface HttpAnswer {
   readonly status: number;
   readonly headers: Record<string, string | string[] | undefined>;
   readonly text: string;
+  /** The body's bytes as they came. */
+  readonly bytes: Buffer;
   /** The body parsed as JSON (undefined when it is not JSON). */
   readonly body: any;
 }
@@ -63,14 +65,15 @@ export class Client {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('end', () => {
-            const text = Buffer.concat(chunks).toString('utf8');
+            const bytes = Buffer.concat(chunks);
+            const text = bytes.toString('utf8');
             let parsed: unknown;
             try {
               parsed = text ? JSON.parse(text) : undefined;
             } catch {
               parsed = undefined;
             }
-            resolve({ status: res.statusCode ?? 0, headers: res.headers, text, body: parsed });
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, text, bytes, body: parsed });
           });
         },
       );

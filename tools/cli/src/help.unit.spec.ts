@@ -113,6 +113,12 @@ describe('cps --help', () => {
         'cps mysql connect',
         'cps mysql dump',
         'cps mysql load',
+        'cps php versions',
+        'cps php upload',
+        'cps php enable',
+        'cps php delete',
+        'cps php download',
+        'cps php config',
       ]),
     );
     expect(cases.map((c) => c.name)).not.toContain('cps supervisor');

@@ -10,6 +10,7 @@ import { appCommands } from './commands/apps.js';
 import { authCommands } from './commands/auth.js';
 import { mysqlCommands } from './commands/mysql.js';
 import { observeCommands } from './commands/observe.js';
+import { phpCommands } from './commands/php.js';
 import { examples, type GlobalFlags } from './commands/shared.js';
 import type { PlatformHealth, PlatformHome } from '@cps/platform';
 import { defaultHome } from './config.js';
@@ -292,6 +293,7 @@ export const buildProgram = (): Command => {
   appCommands(program, opts);
   observeCommands(program, opts);
   mysqlCommands(program, opts);
+  phpCommands(program, opts);
   examples(program.command('completion <shell>'), [
     'source <(cps completion bash)',
     'source <(cps completion zsh)',

@@ -88,7 +88,13 @@ describe('fuzzing every route of the OpenAPI document', () => {
   let ca: string;
   let doc: Document;
   /** A valid value for each path parameter: the refusals come from the value under test. */
-  const valid: Record<string, string> = { node: 'n1', method: 'run', id: 'op0123456789a', serial: 'ab' };
+  const valid: Record<string, string> = {
+    node: 'n1',
+    method: 'run',
+    id: 'op0123456789a',
+    serial: 'ab',
+    version: 'v1',
+  };
 
   const send = (c: Case, token: string): Promise<Answer> =>
     new Promise((resolve, reject) => {

@@ -1,4 +1,6 @@
-import { Controller, Inject } from '@nestjs/common';
+import { pipeline } from 'node:stream/promises';
+import { Controller, Inject, Res } from '@nestjs/common';
+import type { FastifyReply } from 'fastify';
 import type { RouteInput, RouteOutput } from '../api/route.js';
 import { Caller, Input, Req, Route } from '../api/route.decorator.js';
 import { actorOf, commandIdOf, type Principal, type RequestContext } from '../api/request.js';
@@ -153,6 +155,58 @@ export class ServicesController {
     @Caller() p: Principal,
     @Req() c: RequestContext,
   ): Promise<RouteOutput<R['uploadArchive']>> {
-    return this.services.uploadArchive(p, i.params.app, i.params.svc, i.body, meta(c, 'archive'));
+    return this.services.archives.upload(p, i.params.app, i.params.svc, i.body, meta(c, 'archive'), {
+      enable: i.query.enable,
+    });
+  }
+
+  @Route(serviceRoutes.listArchives)
+  listArchives(
+    @Input() i: RouteInput<R['listArchives']>,
+    @Caller() p: Principal,
+  ): Promise<RouteOutput<R['listArchives']>> {
+    return this.services.archives.list(p, i.params.app, i.params.svc);
+  }
+
+  /**
+   * Takes the response over once the version is found (a refusal before is problem+json): its
+   * bytes as they come from the bucket. Content that fails its digest ends the connection early,
+   * short of its `content-length`.
+   */
+  @Route(serviceRoutes.downloadArchive)
+  async downloadArchive(
+    @Input() i: RouteInput<R['downloadArchive']>,
+    @Caller() p: Principal,
+    @Res() reply: FastifyReply,
+  ): Promise<void> {
+    const { params } = i;
+    const archive = await this.services.archives.open(p, params.app, params.svc, params.version);
+    reply.hijack();
+    const res = reply.raw;
+    const headers: Record<string, string | number | readonly string[]> = {};
+    for (const [k, v] of Object.entries(reply.getHeaders())) if (v !== undefined) headers[k] = v;
+    res.writeHead(200, {
+      ...headers,
+      'content-type': 'application/octet-stream',
+      'content-length': archive.info.size,
+      'content-disposition': `attachment; filename="${archive.info.version}"`,
+    });
+    await pipeline(archive.chunks, res).catch(() => res.destroy());
+  }
+
+  @Route(serviceRoutes.enableArchive)
+  enableArchive(
+    @Input() i: RouteInput<R['enableArchive']>,
+    @Caller() p: Principal,
+    @Req() c: RequestContext,
+  ): Promise<RouteOutput<R['enableArchive']>> {
+    const { app, svc, version } = i.params;
+    return this.services.archives.enable(p, app, svc, version, meta(c, 'enable-archive'));
+  }
+
+  @Route(serviceRoutes.deleteArchive)
+  deleteArchive(@Input() i: RouteInput<R['deleteArchive']>, @Caller() p: Principal): Promise<void> {
+    const { app, svc, version } = i.params;
+    return this.services.archives.delete(p, app, svc, version);
   }
 }

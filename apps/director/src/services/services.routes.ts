@@ -5,7 +5,9 @@ import { AppParamsSchema } from '../applications/applications.schemas.js';
 import { AcceptedSchema } from '../operations/operations.schemas.js';
 import {
   AddNodesSchema,
+  ArchiveParamsSchema,
   ArchiveSchema,
+  ArchiveVersionsSchema,
   CallResultSchema,
   HistorySchema,
   LogsQuerySchema,
@@ -18,6 +20,7 @@ import {
   ServiceSchema,
   ServiceTypeSchema,
   SvcParamsSchema,
+  UploadArchiveQuerySchema,
 } from './services.schemas.js';
 
 /** The routes of services: the types, adding and changing services, and their managers' answers. */
@@ -187,12 +190,54 @@ export const serviceRoutes = {
     operationId: 'uploadArchive',
     method: 'PUT',
     path: '/v1/applications/{app}/services/{svc}/archive',
-    summary: 'Upload a code archive (tar, tar.gz or zip; the raw bytes as the body)',
+    summary:
+      'Upload a code archive (tar, tar.gz or zip; the raw bytes as the body): a new version, made current unless `?enable=false`',
     tag: 'services',
     params: SvcParamsSchema,
+    query: UploadArchiveQuerySchema,
     body: z.unknown(),
     consumes: ['application/octet-stream', 'application/gzip', 'application/x-tar', 'application/zip'],
     response: ArchiveSchema,
     errors: ['payload_too_large', 'conflict'],
+  }),
+  listArchives: defineRoute({
+    operationId: 'listArchives',
+    method: 'GET',
+    path: '/v1/applications/{app}/services/{svc}/archives',
+    summary: 'The stored versions of the service’s code, oldest first, the current one marked',
+    tag: 'services',
+    params: SvcParamsSchema,
+    response: ArchiveVersionsSchema,
+  }),
+  downloadArchive: defineRoute({
+    operationId: 'downloadArchive',
+    method: 'GET',
+    path: '/v1/applications/{app}/services/{svc}/archives/{version}',
+    summary: 'A stored version of the service’s code: the archive’s bytes as uploaded',
+    tag: 'services',
+    params: ArchiveParamsSchema,
+    response: z.string(),
+    produces: 'application/octet-stream',
+  }),
+  enableArchive: defineRoute({
+    operationId: 'enableArchive',
+    method: 'POST',
+    path: '/v1/applications/{app}/services/{svc}/archives/{version}/enable',
+    summary: 'Make a stored version the service’s code (its running nodes get it)',
+    tag: 'services',
+    status: 200,
+    params: ArchiveParamsSchema,
+    response: ArchiveSchema,
+    errors: ['conflict'],
+  }),
+  deleteArchive: defineRoute({
+    operationId: 'deleteArchive',
+    method: 'DELETE',
+    path: '/v1/applications/{app}/services/{svc}/archives/{version}',
+    summary: 'Delete a stored version (not the current one: enable another first)',
+    tag: 'services',
+    params: ArchiveParamsSchema,
+    status: 204,
+    errors: ['conflict'],
   }),
 } as const;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { NameSchema, RefSchema } from '../api/schemas.js';
+import { ID_PATTERN } from '@cps/core';
+import { NameSchema, RefSchema, TimeSchema } from '../api/schemas.js';
 import { AppParamsSchema, ServiceSummarySchema } from '../applications/applications.schemas.js';
 import { EndpointSchema, LinkSchema, NodeInfoSchema } from '@cps/bus';
 
@@ -62,7 +63,43 @@ export const HistorySchema = z.object({
   ),
 });
 export const CallResultSchema = z.object({ result: z.unknown() });
-export const ArchiveSchema = z.object({ version: z.string(), size: z.number(), digest: z.string() });
+export const ArchiveSchema = z.object({
+  version: z.string(),
+  size: z.number(),
+  digest: z.string().describe('SHA-256 of the content, lowercase hex'),
+  current: z.boolean().describe('whether it is the service’s code now'),
+});
+
+/** `?enable=` of an upload: whether the stored version becomes the service's code at once. */
+export const UploadArchiveQuerySchema = z.strictObject({
+  enable: z
+    .enum(['true', 'false'])
+    .default('true')
+    .transform((v) => v === 'true')
+    .describe('`false`: store the version only; make it current later with its `enable` route'),
+});
+
+/** `{version}` in paths: an archive version, by the rule the archive store keeps (`checkArchiveVersion`). */
+export const ArchiveParamsSchema = SvcParamsSchema.extend({
+  version: z
+    .string()
+    .max(64)
+    .regex(ID_PATTERN, 'an archive version: [a-z0-9][a-z0-9_-]*, 1 to 63 characters'),
+});
+
+/** One stored version of a service's code. */
+export const ArchiveVersionSchema = z
+  .object({
+    version: z.string(),
+    size: z.number(),
+    digest: z.string().describe('SHA-256 of the content, lowercase hex'),
+    stored: TimeSchema,
+    current: z.boolean().describe('whether it is the service’s code now'),
+  })
+  .meta({ id: 'ArchiveVersion' });
+export const ArchiveVersionsSchema = z.object({
+  versions: z.array(ArchiveVersionSchema).describe('oldest first'),
+});
 
 export const ServiceTypeSchema = z
   .object({

@@ -1,6 +1,3 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import type { Readable } from 'node:stream';
 import type { z } from 'zod';
 import {
   aggregateIds,
@@ -31,7 +28,7 @@ import {
   setLinks,
   linkCredentials,
 } from '@cps/bus';
-import { ArchiveStore, ensureArchiveBucket, ensureDataBucket, inspectArchive } from '@cps/archives';
+import { ArchiveStore, ensureDataBucket } from '@cps/archives';
 import {
   mapSecrets,
   strictSettings,
@@ -48,8 +45,8 @@ import { hashId, type Actor, type Aggregates, type DirectorCore } from '../core/
 import type { ApplicationView, ServiceView } from '../core/directory.js';
 import type { Applications } from '../applications/applications.js';
 import { serviceSecretContext, type UserKeys } from '../users/user-keys.js';
-import { withUploadedFile } from './archive-upload.js';
 import { parseMethodArgs } from './method-args.js';
+import { ServiceArchives } from './service-archives.js';
 import type { Supervisor } from './supervisor.js';
 
 /** How long a question to a service's manager waits for a manager being brought back. */
@@ -84,7 +81,21 @@ export class Services {
     private readonly aggregates: Aggregates<ServiceCommand, ServiceEvent, ServiceState>,
     private readonly userKeys: UserKeys,
     private readonly o: ServicesOptions,
-  ) {}
+  ) {
+    this.archives = new ServiceArchives({
+      core,
+      bus,
+      supervisor,
+      applications,
+      aggregates,
+      askSetArchive: (app, svc, version, requestId) => this.ask(app, svc, setArchive, { version }, requestId),
+      maxArchiveBytes: o.maxArchiveBytes,
+      checkArchive: (type, nearRoot) => this.registry.get(type).checkArchive?.(nearRoot),
+    });
+  }
+
+  /** The versions of each service's code: upload, list, download, enable, delete. */
+  readonly archives: ServiceArchives;
 
   /** The registry as the API shows it (built once: the registry does not change while running). */
   serviceTypes() {
@@ -482,38 +493,8 @@ export class Services {
     return this.ask(app, svc, callMethod, { method, args: parsed }, m.requestId);
   }
 
-  /**
-   * Makes an upload the service's code. The whole archive is first read through the rules its nodes
-   * unpack it with (`inspectArchive`, the same limits): one they would refuse is answered with that
-   * refusal (`validation`, the entry's path and the issue code) and changes nothing, neither the
-   * service's archive, nor its bucket, nor its nodes. Then it is stored in the service's bucket and
-   * recorded (by the manager, which hands it to the nodes, when the service runs).
-   */
-  async uploadArchive(p: Principal, a: string, s: string, body: unknown, m: Actor) {
-    const { app, svc } = this.applications.service(p, a, s);
-    if (!body || typeof (body as Readable)[Symbol.asyncIterator] !== 'function')
-      throw new ValidationError('send the archive as the raw body (application/octet-stream)', [
-        { path: '$', code: 'unsupported_media_type', message: 'application/octet-stream' },
-      ]);
-    const maxBytes = this.o.maxArchiveBytes;
-    return withUploadedFile(body as AsyncIterable<Uint8Array>, maxBytes, async (file) => {
-      await inspectArchive(file);
-      await ensureArchiveBucket(this.bus.connection, svc.serviceId);
-      const store = new ArchiveStore(this.bus.connection, { serviceId: svc.serviceId });
-      const version = `v${Date.now().toString(36)}${createHash('sha256').update(m.requestId).digest('hex').slice(0, 6)}`;
-      const info = await store.put(version, createReadStream(file), { maxBytes });
-      if (this.supervisor.managerOf(svc.serviceId))
-        await this.ask(app, svc, setArchive, { version }, m.requestId);
-      else {
-        const res = await this.aggregates.run(
-          aggregateIds.service(app.appId, svc.serviceId),
-          'SetArchive',
-          { version, size: info.size, digest: info.digest },
-          m,
-        );
-        await this.core.caughtUp(res.position);
-      }
-      return { version, size: info.size, digest: info.digest };
-    });
+  /** Stores an upload as a new version of the service's code, current at once (see {@link ServiceArchives.upload}). */
+  uploadArchive(p: Principal, a: string, s: string, body: unknown, m: Actor) {
+    return this.archives.upload(p, a, s, body, m);
   }
 }

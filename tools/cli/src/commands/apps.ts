@@ -3,7 +3,7 @@ import { CpsError, isCpsError } from '@cps/core';
 import type { components } from '@cps/sdk';
 import { archiveBytes, splitLocalArchives, type LocalArchive } from '../local-archives.js';
 import { argsSummary, json, readUserFile, table } from '../output.js';
-import { director, examples, finish, roleCounts, type Globals } from './shared.js';
+import { director, examples, finish, needApp, roleCounts, type Globals } from './shared.js';
 
 type Director = ReturnType<typeof director>;
 type ApplicationItem = components['schemas']['Application'];
@@ -191,10 +191,6 @@ export const appCommands = (program: Command, g: Globals): void => {
       'cps service add-nodes jobs --app shop --node 2',
     ],
   );
-  const needApp = (o: { app?: string }): string => {
-    if (!o.app) throw new CpsError('validation', 'give --app APP');
-    return o.app;
-  };
   examples(service.command('types'), ['cps service types', 'cps service types --json'])
     .description('the service types, their roles and methods')
     .action(async () => {

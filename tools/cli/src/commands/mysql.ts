@@ -5,7 +5,7 @@ import { delimiter, join } from 'node:path';
 import type { Command } from 'commander';
 import { CpsError } from '@cps/core';
 import { json, readUserFile, table, usage } from '../output.js';
-import { director, examples, type Globals } from './shared.js';
+import { callMethod, director, examples, needApp, type Globals } from './shared.js';
 
 /** The largest dump `cps mysql load` sends, in bytes of the file: the service's limit too. */
 export const MAX_DUMP_BYTES = 512 * 1024;
@@ -188,28 +188,6 @@ export const parseMoment = (value: string): string => {
   return new Date(t).toISOString();
 };
 
-const needApp = (o: { app?: string }): string => {
-  if (!o.app) throw new CpsError('validation', 'give --app APP');
-  return o.app;
-};
-
-/** Calls a method of the service's manager through the director's route (`cps service call`'s). */
-const callManager = async (
-  d: ReturnType<typeof director>,
-  app: string,
-  svc: string,
-  method: string,
-  args: Record<string, unknown>,
-): Promise<unknown> => {
-  const r = await d.ask(
-    d.cps.POST('/v1/applications/{app}/services/{svc}/calls/{method}', {
-      params: { path: { app, svc, method } },
-      body: args,
-    }),
-  );
-  return r.result;
-};
-
 /** `cps mysql …`: methods of a mysql service's manager, through the director as `cps service call`. */
 export const mysqlCommands = (program: Command, g: Globals): void => {
   const mysql = examples(
@@ -231,7 +209,7 @@ export const mysqlCommands = (program: Command, g: Globals): void => {
     .action(async (svc: string, o: { app?: string }) => {
       const app = needApp(o);
       if (!g().json) console.error('backing up...');
-      const b = record('backup', await callManager(director(g), app, svc, 'backup', {}));
+      const b = record('backup', await callMethod(director(g), app, svc, 'backup', {}));
       if (g().json) return json(b);
       console.log(`backup ${text('backup', b, 'id')}: ${String(b['size'])} bytes, GTID ${String(b['gtid'])}`);
     });
@@ -244,7 +222,7 @@ export const mysqlCommands = (program: Command, g: Globals): void => {
     .option('--app <app>', 'application')
     .action(async (svc: string, o: { app?: string }) => {
       const app = needApp(o);
-      const r = record('list_backups', await callManager(director(g), app, svc, 'list_backups', {}));
+      const r = record('list_backups', await callMethod(director(g), app, svc, 'list_backups', {}));
       if (g().json) return json(r);
       const backups = r['backups'];
       if (!Array.isArray(backups)) throw unexpected('list_backups', 'backups is not a list');
@@ -285,7 +263,7 @@ export const mysqlCommands = (program: Command, g: Globals): void => {
       if (!g().json) console.error(`restoring ${o.backup ?? `the state at ${at}`}...`);
       const r = record(
         'restore',
-        await callManager(director(g), app, svc, 'restore', {
+        await callMethod(director(g), app, svc, 'restore', {
           ...(o.backup ? { backup: o.backup } : {}),
           ...(at ? { at } : {}),
           yes: true,
@@ -319,7 +297,7 @@ export const mysqlCommands = (program: Command, g: Globals): void => {
       const client = o.exec ? findOnPath(CLIENT) : undefined;
       if (o.exec && !client) throw clientMissing();
       const d = director(g);
-      const u = asTemporaryUser(await callManager(d, app, svc, 'temporary_user', { minutes }));
+      const u = asTemporaryUser(await callMethod(d, app, svc, 'temporary_user', { minutes }));
       if (client) {
         console.error(`connecting to ${u.host}:${u.port} as ${u.user}; ${expiryLine(u)}`);
         process.exitCode = await runClient(client, u);
@@ -340,7 +318,7 @@ export const mysqlCommands = (program: Command, g: Globals): void => {
     .action(async (svc: string, o: { app?: string; database?: string }) => {
       const app = needApp(o);
       const d = director(g);
-      const result = await callManager(d, app, svc, 'sqldump', o.database ? { database: o.database } : {});
+      const result = await callMethod(d, app, svc, 'sqldump', o.database ? { database: o.database } : {});
       const sql = text('sqldump', record('sqldump', result), 'sql');
       if (g().json) return json({ sql });
       await new Promise<void>((resolve, reject) =>
@@ -364,7 +342,7 @@ export const mysqlCommands = (program: Command, g: Globals): void => {
       const d = director(g);
       if (!g().json)
         console.error(`loading ${file} (${Buffer.byteLength(sql)} bytes) into database ${o.database}...`);
-      const answer = await callManager(d, app, svc, 'load_dump', { sql, database: o.database });
+      const answer = await callMethod(d, app, svc, 'load_dump', { sql, database: o.database });
       const r = record('load_dump', answer);
       const tables = r['tables'];
       if (typeof tables !== 'number') throw unexpected('load_dump', 'tables is not a number');

@@ -19,6 +19,29 @@ export const director = (g: Globals) => {
   return { url, cps, context, ask };
 };
 
+/** `--app`'s value: commands on a service name its application. */
+export const needApp = (o: { app?: string }): string => {
+  if (!o.app) throw new CpsError('validation', 'give --app APP');
+  return o.app;
+};
+
+/** Calls a method of a service's manager through the director (`cps service call`'s route); answers its result. */
+export const callMethod = async (
+  d: ReturnType<typeof director>,
+  app: string,
+  svc: string,
+  method: string,
+  args: Record<string, unknown>,
+): Promise<unknown> => {
+  const r = await d.ask(
+    d.cps.POST('/v1/applications/{app}/services/{svc}/calls/{method}', {
+      params: { path: { app, svc, method } },
+      body: args,
+    }),
+  );
+  return r.result;
+};
+
 /** Waits for an accepted operation with progress, or prints its id with `--no-wait`. */
 export const finish = async (
   g: Globals,
