@@ -168,13 +168,15 @@ export const extractArchive = async (
   await ensureFree(dest);
   await mkdir(dirname(dest), { recursive: true });
   const tmp = await mkdtemp(join(dirname(dest), `.${basename(dest)}.partial-`));
+  const out = new DiskOutput(tmp);
   try {
-    const result = await unpack(format, input, new DiskOutput(tmp), limits);
+    const result = await unpack(format, input, out, limits);
     await rename(tmp, dest).catch((e: unknown) => {
       throw new ConflictError(`the destination ${basename(dest)} already exists`, { cause: e });
     });
     return result;
   } catch (e) {
+    await out.settle();
     await rm(tmp, { recursive: true, force: true });
     throw e;
   }

@@ -207,7 +207,12 @@ describe('extractArchive stops decompression bombs early', () => {
       gzipSync(tarOf([{ path: 'f', data: 'x' }])),
       ...Array<Buffer>(64).fill(zeros),
     ]);
-    await expect(extractArchive(archive, dest)).resolves.toEqual({ format: 'tar.gz', files: 1, bytes: 1 });
+    await expect(extractArchive(archive, dest)).resolves.toEqual({
+      format: 'tar.gz',
+      files: 1,
+      bytes: 1,
+      nearRoot: ['f'],
+    });
   });
 });
 
@@ -244,7 +249,13 @@ describe('extractArchive on zip', () => {
       { name: 'app/bin/run.sh', data: '#!/bin/sh\necho hi\n', mode: 0o104755 },
       { name: 'app/run', mode: 0o120777, data: 'bin/run.sh' },
     ]);
-    await expect(extractArchive(archive, dest)).resolves.toEqual({ format: 'zip', files: 2, bytes: 23 });
+    await expect(extractArchive(archive, dest)).resolves.toEqual({
+      format: 'zip',
+      files: 2,
+      bytes: 23,
+      // the files at the root or one directory down: these are deeper
+      nearRoot: [],
+    });
     expect(await readFile(join(dest, 'app/lib/util.php'), 'utf8')).toBe('<?php');
     expect(await modeOf(join(dest, 'app/bin/run.sh'))).toBe(0o755);
     expect(await modeOf(join(dest, 'app/lib/util.php'))).toBe(0o644);
@@ -287,6 +298,7 @@ describe('a zip is refused from its central directory, before any entry is read'
       format: 'zip',
       files: 1,
       bytes: 10,
+      nearRoot: ['d/f'],
     });
   });
 });
@@ -314,7 +326,12 @@ describe('extractArchive on good archives', () => {
   it.each([false, true])('unpacks a tar made by the tar library (gzip: %s) with its modes', async (gzip) => {
     const archive = await pack(await source(), gzip);
     const r = await extractArchive(archive, dest);
-    expect(r).toEqual({ format: gzip ? 'tar.gz' : 'tar', files: 3, bytes: CONTENT_BYTES });
+    expect(r).toEqual({
+      format: gzip ? 'tar.gz' : 'tar',
+      files: 3,
+      bytes: CONTENT_BYTES,
+      nearRoot: ['app/index.php', 'app/start.sh'],
+    });
     expect(await readFile(join(dest, 'app/lib/deep/data.txt'), 'utf8')).toBe('data');
     expect(await readFile(join(dest, 'app/data'), 'utf8')).toBe('data');
     expect(await modeOf(join(dest, 'app/start.sh'))).toBe(0o755);
@@ -329,13 +346,18 @@ describe('extractArchive on good archives', () => {
       const archive = await pack(await source(), gzip);
       const inspected = await inspectArchive(archive);
       expect(await readdir(work)).toEqual([]);
-      expect(inspected).toEqual({ format: gzip ? 'tar.gz' : 'tar', files: 3, bytes: CONTENT_BYTES });
+      expect(inspected).toMatchObject({ format: gzip ? 'tar.gz' : 'tar', files: 3, bytes: CONTENT_BYTES });
       expect(await extractArchive(archive, dest)).toEqual(inspected);
       await rm(dest, { recursive: true });
     }
     const file = join(work, 'upload.zip');
     await writeFile(file, zipOf([{ name: 'a/b.txt', data: 'b', deflate: true }]));
-    await expect(inspectArchive(file)).resolves.toEqual({ format: 'zip', files: 1, bytes: 1 });
+    await expect(inspectArchive(file)).resolves.toEqual({
+      format: 'zip',
+      files: 1,
+      bytes: 1,
+      nearRoot: ['a/b.txt'],
+    });
     expect(await readdir(work)).toEqual(['upload.zip']);
   });
 
@@ -348,6 +370,7 @@ describe('extractArchive on good archives', () => {
       format: 'zip',
       files: 1,
       bytes: 1,
+      nearRoot: ['a/b.txt'],
     });
     expect(await readFile(join(work, 'z/a/b.txt'), 'utf8')).toBe('b');
   });

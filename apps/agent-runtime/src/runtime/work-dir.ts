@@ -135,9 +135,22 @@ export class WorkDir implements WorkFiles {
   /** Hands a tree the agent just made in staging (nobody else can reach it) to the workload user. */
   private async giveAway(path: string): Promise<void> {
     if (!this.user) return;
-    await lchown(path, this.user.uid, this.user.gid);
-    if (!(await lstat(path)).isDirectory()) return;
-    for (const e of await readdir(path)) await this.giveAway(join(path, e));
+    // one `chown -R -h` (links themselves, never what they name) over a tree only the agent reaches
+    const { uid, gid } = this.user;
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn('/bin/chown', ['-R', '-h', `${uid}:${gid}`, '--', path], {
+        env: {},
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let err = '';
+      child.stderr.on('data', (b: Buffer) => {
+        if (err.length < 4096) err += b.toString();
+      });
+      child.once('error', reject);
+      child.once('close', (code) =>
+        code === 0 ? resolve() : reject(new Error(`chown -R exited ${code}: ${err.trim()}`)),
+      );
+    });
   }
 
   /**

@@ -186,7 +186,10 @@ export const phpService = defineService({
   defaultRoles: { proxy: 1 },
   fixedRoles: { proxy: 1 },
   configSchema: z.object({}),
-  manifestKeys: z.object({}),
+  manifestKeys: z.object({
+    /** ConPaaS's `Archive`: the first code version (a URL of the allow-list, or a local file `cps deploy` uploads). */
+    Archive: z.string().url().optional(),
+  }),
   packages: [
     'nginx',
     'php-fpm',

@@ -52,7 +52,7 @@ export type { UpstreamServer };
 // ---- what this node holds, in the plugin's private directory
 
 const Held = z.object({
-  versions: z.record(z.string(), z.object({ root: z.string() })).default({}),
+  versions: z.record(z.string(), z.object({ root: z.string(), at: z.number().default(0) })).default({}),
 });
 type Held = z.infer<typeof Held>;
 
@@ -278,7 +278,9 @@ const apply = async (ctx: AgentContext): Promise<void> => {
 /** Deletes the versions this node no longer keeps (never the one it serves). */
 const prune = async (ctx: AgentContext, s: NodeSettings): Promise<void> => {
   const held = readHeld(ctx);
-  const keep = new Set([...s.keep, ...(s.serve ? [s.serve] : [])]);
+  // the newest one too: a configuration made before the manager recorded it may arrive after it
+  const newest = Object.entries(held.versions).sort(([, a], [, b]) => b.at - a.at)[0]?.[0];
+  const keep = new Set([...s.keep, ...(s.serve ? [s.serve] : []), ...(newest ? [newest] : [])]);
   const drop = Object.keys(held.versions).filter((v) => !keep.has(v));
   if (drop.length === 0) return;
   // give nginx's old workers time to finish on a version before it goes
@@ -328,7 +330,7 @@ export const phpAgent = {
         ]);
       }
       const held = readHeld(ctx);
-      held.versions[version] = { root };
+      held.versions[version] = { root, at: Date.now() };
       saveHeld(ctx, held);
     }).then(() => ({ version, root: readHeld(ctx).versions[version]?.root ?? '' })),
 

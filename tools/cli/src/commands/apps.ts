@@ -253,10 +253,22 @@ export const appCommands = (program: Command, g: Globals): void => {
   );
   examples(service.command('info <svc>'), ['cps service info jobs --app shop'])
     .option('--app <app>', 'application')
-    .description('a service')
+    .description('a service: its state, its URL (a web service), nodes, code version, endpoints and links')
     .action(async (svc: string, o: { app?: string }) => {
       const d = director(g);
-      json(await d.ask(d.cps.GET('/v1/applications/{app}/services/{svc}', svcPath(needApp(o), svc))));
+      const s = await d.ask(d.cps.GET('/v1/applications/{app}/services/{svc}', svcPath(needApp(o), svc)));
+      if (g().json) return json(s);
+      const endpoints = (s.endpoints ?? {}) as Record<string, { address: string; port: number }>;
+      const http = endpoints['http'];
+      console.log(`${s.name} (${s.serviceId}): ${s.type}, ${s.state}`);
+      if (http) console.log(`url: http://${http.address}:${http.port}/`);
+      const nodes = Object.entries((s.nodes ?? {}) as Record<string, number>);
+      if (nodes.length > 0) console.log(`nodes: ${nodes.map(([r, n]) => `${r} ${n}`).join(', ')}`);
+      if (s.archive) console.log(`code: ${s.archive.version} (${s.archive.size} bytes)`);
+      for (const [name, e] of Object.entries(endpoints))
+        console.log(`endpoint ${name}: ${e.address}:${e.port}`);
+      for (const [name, l] of Object.entries((s.links ?? {}) as Record<string, { serviceId: string }>))
+        console.log(`link ${name}: ${l.serviceId}`);
     });
   examples(service.command('rename <svc> <name>'), ['cps service rename jobs workers --app shop'])
     .option('--app <app>', 'application')

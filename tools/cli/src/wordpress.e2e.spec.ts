@@ -1,0 +1,252 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LocalCloud, namespaceOfAddress } from '@cps/clouds';
+import { eventually } from '@cps/testing';
+import { cliPlatform } from './cli-platform.spec-helpers.js';
+
+interface Listed {
+  nodeId: string;
+  role: string;
+  state: string;
+  address?: string;
+}
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const PASSWORD = 'Blog-owner-2026';
+
+/** The processes of a host-mode node (its network namespace), by pid. */
+const pidsOfNode = (address: string): number[] =>
+  execFileSync('ip', ['netns', 'pids', namespaceOfAddress(address)!], { encoding: 'utf8' })
+    .split('\n')
+    .filter(Boolean)
+    .map(Number);
+const cmdline = (pid: number): string => {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+  } catch {
+    return '';
+  }
+};
+const kill9 = (pids: readonly number[]): void => {
+  for (const pid of pids)
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
+    }
+};
+
+const status = async (url: string): Promise<number> =>
+  fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(15_000) }).then(
+    (r) => r.arrayBuffer().then(() => r.status),
+    () => 0,
+  );
+
+/**
+ * A person's first steps, over HTTP through the proxy (ConPaaS's and WordPress's own way): the
+ * install's second step, a login, a post made through the REST API, that post read by an anonymous
+ * visitor.
+ */
+const installAndPost = async (base: string, title: string): Promise<void> => {
+  const form = (o: Record<string, string>) => new URLSearchParams(o);
+  let r = await fetch(`${base}/wp-admin/install.php?step=2`, {
+    method: 'POST',
+    body: form({
+      weblog_title: 'cps',
+      user_name: 'admin',
+      admin_password: PASSWORD,
+      admin_password2: PASSWORD,
+      pw_weak: 'on',
+      admin_email: 'admin@example.test',
+      blog_public: '0',
+    }),
+    redirect: 'manual',
+  });
+  expect(r.status).toBe(200);
+  expect(await r.text()).toContain('<h1>Success!</h1>');
+  r = await fetch(`${base}/wp-login.php`, {
+    method: 'POST',
+    headers: { cookie: 'wordpress_test_cookie=WP%20Cookie%20check' },
+    body: form({
+      log: 'admin',
+      pwd: PASSWORD,
+      'wp-submit': 'Log In',
+      redirect_to: `${base}/wp-admin/`,
+      testcookie: '1',
+    }),
+    redirect: 'manual',
+  });
+  expect(r.status).toBe(302);
+  const cookie = r.headers
+    .getSetCookie()
+    .map((c) => c.split(';')[0])
+    .join('; ');
+  const nonce = await (
+    await fetch(`${base}/wp-admin/admin-ajax.php?action=rest-nonce`, { headers: { cookie } })
+  ).text();
+  expect(nonce).toMatch(/^[0-9a-f]{10}$/);
+  r = await fetch(`${base}/wp-json/wp/v2/posts`, {
+    method: 'POST',
+    headers: { cookie, 'X-WP-Nonce': nonce, 'content-type': 'application/json' },
+    body: JSON.stringify({ title, content: 'Written through the REST API.', status: 'publish' }),
+  });
+  expect(r.status).toBe(201);
+  const { link } = (await r.json()) as { link: string };
+  expect(link.startsWith(base)).toBe(true);
+  const page = await fetch(link);
+  expect(page.status).toBe(200);
+  expect(await page.text()).toContain(title);
+  expect(await (await fetch(`${base}/`)).text()).toContain(title);
+};
+
+/** A visitor reloading a page in a loop: every answer's status counted. */
+class Visitor {
+  readonly statuses: number[] = [];
+  readonly at: number[] = [];
+  private stopped = false;
+  private done: Promise<void> = Promise.resolve();
+  constructor(private readonly url: string) {}
+  start(): this {
+    this.done = (async () => {
+      while (!this.stopped) {
+        this.statuses.push(await status(this.url));
+        this.at.push(Date.now());
+      }
+    })();
+    return this;
+  }
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.done;
+  }
+  failed(): number[] {
+    return this.statuses.filter((s) => s !== 200);
+  }
+}
+
+/**
+ * WordPress as a person deploys it: `cps deploy examples/wordpress/manifest.json` (the README's main
+ * job), then `wordpress-2`, whose two backends and replicated database keep it answering while
+ * parts of it are killed. Host mode: each node a host of its own.
+ */
+describe.skipIf(LocalCloud.hostModeUnavailable() !== undefined)('WordPress in one command', () => {
+  const platform = cliPlatform('cps-wordpress-');
+  const { cps } = platform;
+  const example = (name: string) => join(process.cwd(), 'examples', name, 'manifest.json');
+  const urlOf = async (app: string): Promise<string> => {
+    const info = JSON.parse((await cps('--json', 'service', 'info', 'web', '--app', app)).stdout) as {
+      endpoints?: Record<string, { address: string; port: number }>;
+    };
+    const e = info.endpoints?.['http'];
+    if (!e) throw new Error('no http endpoint yet');
+    return `http://${e.address}:${e.port}`;
+  };
+  const nodes = async (app: string, svc: string): Promise<Listed[]> =>
+    (JSON.parse((await cps('--json', 'service', 'nodes', svc, '--app', app)).stdout) as { nodes: Listed[] })
+      .nodes;
+
+  beforeAll(async () => {
+    execFileSync('bash', [join(process.cwd(), 'examples', 'wordpress', 'build.sh')], { stdio: 'ignore' });
+    await platform.init();
+    await cps('up');
+  }, 180_000);
+  afterAll(() => platform.cleanup(), 60_000);
+
+  it('deploys WordPress: the install completes through the proxy, a post made over REST is served to anyone', async () => {
+    const started = Date.now();
+    expect((await cps('deploy', example('wordpress'))).stdout).toMatch(/deployed: /);
+    const base = await eventually(
+      () => urlOf('wordpress').catch(() => ''),
+      (u) => u !== '',
+      30_000,
+    );
+    await eventually(
+      () => status(`${base}/wp-admin/install.php`),
+      (s) => s === 200,
+      60_000,
+    );
+    console.log(`deploy to install page: ${Date.now() - started} ms`);
+    // the CLI shows the URL
+    expect((await cps('service', 'info', 'web', '--app', 'wordpress')).stdout).toContain(base);
+    await installAndPost(base, 'Hello from cps');
+  }, 180_000);
+
+  it('wordpress-2: both backends serve; a backend’s php-fpm and then its whole node killed, the database primary killed: WordPress keeps answering', async () => {
+    await cps('deploy', example('wordpress-2'));
+    const base = await eventually(
+      () => urlOf('wordpress-2').catch(() => ''),
+      (u) => u !== '',
+      30_000,
+    );
+    await eventually(
+      () => status(`${base}/wp-admin/install.php`),
+      (s) => s === 200,
+      120_000,
+    );
+    await eventually(
+      async () =>
+        (await nodes('wordpress-2', 'web')).filter((n) => n.role === 'backend' && n.state === 'running'),
+      (b) => b.length === 2,
+      120_000,
+    );
+    await installAndPost(base, 'Two backends');
+    const perf = async () =>
+      (
+        JSON.parse(
+          (await cps('--json', 'service', 'call', 'web', 'get_service_performance', '--app', 'wordpress-2'))
+            .stdout,
+        ) as { nodes: { nodeId: string; role: string; http_requests_total?: number }[] }
+      ).nodes;
+    const visitor = new Visitor(`${base}/`).start();
+    try {
+      // the proxy spreads the front page over both backends: each one's access log counts its share
+      await eventually(
+        perf,
+        (ns) => ns.filter((n) => n.role === 'backend' && (n.http_requests_total ?? 0) >= 3).length === 2,
+        60_000,
+      );
+      const [first, second] = (await nodes('wordpress-2', 'web')).filter((n) => n.role === 'backend');
+      // kill -9 of one backend's php-fpm (master and children): its nginx answers 502, the proxy asks the other
+      const fpm = pidsOfNode(first!.address!).filter((p) => cmdline(p).startsWith('php-fpm'));
+      expect(fpm.length).toBeGreaterThan(0);
+      kill9(fpm);
+      await sleep(3_000);
+      // then the whole other node, every process of it
+      kill9(pidsOfNode(second!.address!));
+      await sleep(6_000);
+    } finally {
+      await visitor.stop();
+    }
+    console.log(
+      `front page during the kills: ${visitor.statuses.length} requests, ${visitor.failed().length} failed`,
+    );
+    expect(visitor.failed()).toEqual([]);
+    expect(visitor.statuses.length).toBeGreaterThan(10);
+
+    // the database's primary node killed (every process of it): WordPress answers again, by itself,
+    // within 15 s, on the promoted replica
+    const primary = JSON.parse(
+      (await cps('--json', 'service', 'call', 'db', 'get_connection_info', '--app', 'wordpress-2')).stdout,
+    ) as { primary: string; host: string };
+    const killedAt = Date.now();
+    kill9(pidsOfNode(primary.host));
+    await sleep(500);
+    const back = await eventually(
+      () =>
+        fetch(`${base}/`, { signal: AbortSignal.timeout(15_000) }).then(
+          async (r) => ({ s: r.status, body: await r.text(), at: Date.now() }),
+          () => ({ s: 0, body: '', at: Date.now() }),
+        ),
+      // the front page with the post, read from the database
+      (r) => r.s === 200 && r.body.includes('Two backends'),
+      30_000,
+    );
+    console.log(`WordPress answered again ${back.at - killedAt} ms after the primary was killed`);
+    const promoted = JSON.parse(
+      (await cps('--json', 'service', 'call', 'db', 'get_connection_info', '--app', 'wordpress-2')).stdout,
+    ) as { primary: string };
+    expect(promoted.primary).not.toBe(primary.primary);
+    expect(back.at - killedAt).toBeLessThan(15_000);
+  }, 420_000);
+});
