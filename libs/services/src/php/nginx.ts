@@ -41,6 +41,11 @@ export interface SiteConfig {
   /** How long nginx waits for PHP (php's max_execution_time plus a margin), in seconds. */
   readonly phpTimeout: number;
   readonly workers: number;
+  /**
+   * What PHP may open besides the version's document root (absolute: the node's temporary and
+   * session directories): its `open_basedir`, set with every request.
+   */
+  readonly phpDirs: readonly string[];
   /** Anonymous GET and HEAD answers of PHP kept this long (0: no cache). Only on the front. */
   readonly cacheSeconds: number;
   /** Part of the cache key: a new code version starts with an empty cache. */
@@ -120,6 +125,7 @@ const fastcgi = (c: SiteConfig, fpm: { address: string; port: number }): string[
   '      fastcgi_index index.php;',
   '      fastcgi_param PATH_INFO $fastcgi_path_info;',
   ...fastcgiParams(c.front),
+  `      fastcgi_param PHP_ADMIN_VALUE "open_basedir=$document_root/:${c.phpDirs.map((d) => `${d}/`).join(':')}";`,
   `      fastcgi_read_timeout ${c.phpTimeout}s;`,
   ...(c.front && c.cacheSeconds > 0 ? cacheUse('fastcgi', c.cacheSeconds) : []),
   '    }',

@@ -240,6 +240,7 @@ const apply = async (ctx: AgentContext): Promise<void> => {
     bodyLimit: bodyLimit(php),
     phpTimeout: Number(php['max_execution_time']) + 30,
     workers: Math.max(1, Math.min(availableParallelism(), 4)),
+    phpDirs: [`${work}/tmp`, `${work}/sessions`, '/usr/share/php'],
     cacheSeconds: s.role === 'proxy' ? s.cacheSeconds : 0,
     ...(s.serve ? { version: s.serve } : {}),
     ...(s.role === 'proxy'
