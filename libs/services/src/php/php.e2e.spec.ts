@@ -243,4 +243,27 @@ describe('php: nginx and php-fpm nodes serving versions of the code', () => {
     expect(loop.failures).toEqual([]);
     expect((await get(`${url}/`)).body).toMatch(/^A=v1 B=v1/);
   });
+
+  it('keeps anonymous answers for a while when the micro-cache is on, never a signed-in visitor’s, and starts afresh with a new version', async () => {
+    const head = async (headers: Record<string, string> = {}) => {
+      const r = await fetch(`${url}/`, { headers });
+      return { cache: r.headers.get('x-cache'), body: await r.text() };
+    };
+    expect((await head()).cache).toBeNull();
+    await h.call('set_cache', { seconds: 30 });
+    await eventually(
+      async () => [await head(), await head()],
+      ([, b]) => b!.cache === 'HIT',
+      20_000,
+    );
+    expect((await head({ cookie: 'wordpress_logged_in_x=1' })).cache).not.toBe('HIT');
+    await enable('v2');
+    await serving('v2');
+    await h.call('set_cache', { seconds: 0 });
+    await eventually(
+      () => head(),
+      (r) => r.cache === null,
+      20_000,
+    );
+  });
 });

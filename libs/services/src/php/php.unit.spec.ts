@@ -1,0 +1,184 @@
+import { describe, expect, it } from 'vitest';
+import { hasErrorCode } from '@cps/core';
+import { AccessLogStats } from './access-log.js';
+import { nginxConf, type SiteConfig } from './nginx.js';
+import { applyPhpSettings, bodyLimit, fpmConf, PHP_DEFAULTS, phpIni } from './php-config.js';
+import { phpService } from './php.js';
+import { documentRoot } from './server.js';
+
+const issuesOf = (f: () => unknown) => {
+  try {
+    f();
+  } catch (e) {
+    if (hasErrorCode(e, 'validation'))
+      return (e as unknown as { issues: { path: string; code: string }[] }).issues;
+    throw e;
+  }
+  throw new Error('accepted');
+};
+
+describe('php settings', () => {
+  it('applies known settings in their normal form', () => {
+    const s = applyPhpSettings({}, { memory_limit: '256m', display_errors: 'true', max_execution_time: 60 });
+    expect(s).toMatchObject({ memory_limit: '256M', display_errors: 'On', max_execution_time: '60' });
+    expect(s['date.timezone']).toBe('UTC');
+  });
+
+  it('refuses unknown keys, bad values and out-of-range ones, all at once, naming each field', () => {
+    expect(
+      issuesOf(() =>
+        applyPhpSettings(
+          {},
+          { nope: '1', memory_limit: '8M', max_execution_time: 'soon', 'date.timezone': 'Nowhere/Land' },
+        ),
+      ),
+    ).toEqual([
+      expect.objectContaining({ path: '$.settings.nope', code: 'unknown_setting' }),
+      expect.objectContaining({ path: '$.settings.memory_limit', code: 'out_of_range' }),
+      expect.objectContaining({ path: '$.settings.max_execution_time', code: 'invalid_value' }),
+      expect.objectContaining({ path: '$.settings.date.timezone', code: 'invalid_value' }),
+    ]);
+  });
+
+  it('wants post_max_size at least upload_max_filesize; nginx’s body limit follows the larger', () => {
+    expect(issuesOf(() => applyPhpSettings({}, { upload_max_filesize: '64M' }))).toEqual([
+      expect.objectContaining({ path: '$.settings.upload_max_filesize', code: 'out_of_range' }),
+    ]);
+    const s = applyPhpSettings({}, { upload_max_filesize: '64M', post_max_size: '65M' });
+    expect(bodyLimit(s)).toBe('66m');
+    expect(nginxConf(site({ bodyLimit: bodyLimit(s) }))).toContain('client_max_body_size 66m;');
+  });
+
+  it('writes php.ini with the settings and opcache, and a pool that passes only plain values', () => {
+    const ini = phpIni({
+      settings: { ...PHP_DEFAULTS, memory_limit: '64M' },
+      extensions: ['mysqli'],
+      work: '/w',
+    });
+    expect(ini).toContain('memory_limit = 64M');
+    expect(ini).toContain('extension = mysqli');
+    expect(ini).toContain('zend_extension = opcache');
+    const pool = fpmConf({
+      work: '/w',
+      address: '198.18.0.2',
+      port: 20003,
+      children: 4,
+      env: { MYSQL_HOST: '198.18.0.3', MYSQL_PASSWORD: 'a"b;c', 'bad-name': 'x' },
+    });
+    expect(pool.conf).toContain('env[MYSQL_HOST] = "198.18.0.3"');
+    expect(pool.conf).toContain('listen.allowed_clients = 198.18.0.2');
+    expect(pool.conf).not.toContain('a"b');
+    expect([...pool.skipped].sort()).toEqual(['MYSQL_PASSWORD', 'bad-name']);
+  });
+});
+
+const site = (o: Partial<SiteConfig> = {}): SiteConfig => ({
+  listen: { address: '198.18.0.2', port: 20000 },
+  root: 'code-v1',
+  php: { kind: 'local', fpm: { address: '198.18.0.2', port: 20003 } },
+  static: { kind: 'local' },
+  front: true,
+  trusted: [],
+  bodyLimit: '17m',
+  phpTimeout: 60,
+  workers: 2,
+  cacheSeconds: 0,
+  phpDirs: ['/w/tmp'],
+  ...o,
+});
+
+describe('nginx configuration', () => {
+  it('one node: static files and PHP on the node, PHP confined to the document root', () => {
+    const c = nginxConf(site());
+    expect(c).toContain('root code-v1;');
+    expect(c).toContain('try_files $uri $uri/ /index.php$is_args$args;');
+    expect(c).toContain('fastcgi_pass 198.18.0.2:20003;');
+    expect(c).toContain('open_basedir=$document_root/:/w/tmp/');
+    expect(c).not.toContain('upstream');
+  });
+
+  it('backends: weighted, failed ones out for 2 s, idempotent requests retried, the proxy’s own PHP as backup', () => {
+    const c = nginxConf(
+      site({
+        php: {
+          kind: 'remote',
+          servers: [
+            { nodeId: 'n1', address: '198.18.0.4', port: 20000, weight: 3 },
+            { nodeId: 'n2', address: '198.18.0.5', port: 20000, weight: 1 },
+          ],
+        },
+        fallback: {
+          listen: { address: '198.18.0.2', port: 20002 },
+          fpm: { address: '198.18.0.2', port: 20003 },
+        },
+      }),
+    );
+    expect(c).toContain('server 198.18.0.4:20000 weight=3 max_fails=1 fail_timeout=2s;');
+    expect(c).toContain('server 198.18.0.2:20002 backup;');
+    expect(c).toContain('proxy_next_upstream error timeout http_502 http_503 http_504;');
+    expect(c).toContain('listen 198.18.0.2:20002;');
+    expect(c).toContain('try_files $uri @php;');
+  });
+
+  it('no code yet: every request answers 503 with Retry-After', () => {
+    const c = nginxConf(site({ root: undefined }));
+    expect(c).toContain('return 503;');
+    expect(c).not.toContain('fastcgi_pass');
+  });
+
+  it('the micro-cache keys on the version and skips visitors with a cookie', () => {
+    const c = nginxConf(site({ cacheSeconds: 5, version: 'v7' }));
+    expect(c).toContain('fastcgi_cache_valid 200 301 302 404 5s;');
+    expect(c).toContain('default "v7";');
+    expect(c).toContain('fastcgi_no_cache $cps_no_cache;');
+    expect(nginxConf(site())).not.toContain('cache');
+  });
+
+  it('a node behind the proxy believes only the proxy’s X-Forwarded-For', () => {
+    const c = nginxConf(site({ front: false, trusted: ['198.18.0.2'] }));
+    expect(c).toContain('set_real_ip_from 198.18.0.2;');
+    expect(c).toContain('fastcgi_param HTTPS $cps_https;');
+  });
+});
+
+describe('the access log figures', () => {
+  it('counts requests per second, percentiles and errors over the window, from chunks cut anywhere', () => {
+    const stats = new AccessLogStats(10);
+    const now = 1_800_000_000_000;
+    const second = now / 1000 - 5;
+    const lines = Array.from(
+      { length: 100 },
+      (_, i) =>
+        `${second}.${String(i).padStart(3, '0')} ${i < 5 ? 502 : i < 8 ? 404 : 200} ${((i + 1) / 1000).toFixed(3)}\n`,
+    ).join('');
+    stats.push(lines.slice(0, 37));
+    stats.push(Buffer.from(lines.slice(37)));
+    const f = stats.figures(now);
+    expect(f.http_requests_per_s).toBe(10);
+    expect(f.http_5xx_per_s).toBe(0.5);
+    expect(f.http_4xx_per_s).toBe(0.3);
+    expect(f.http_p50_ms).toBeGreaterThanOrEqual(50);
+    expect(f.http_p50_ms).toBeLessThan(53);
+    expect(f.http_p99_ms).toBeGreaterThanOrEqual(99);
+    expect(f.http_p99_ms).toBeLessThan(104);
+    // a line from outside the window, and garbage, count for nothing
+    stats.push(`${now / 1000 - 60} 200 0.001\nnot a line\n`);
+    expect(stats.figures(now).http_requests_per_s).toBe(10);
+    expect(stats.figures(now + 30_000).http_requests_per_s).toBe(0);
+  });
+});
+
+describe('the archive a php service takes', () => {
+  it('has index.php or index.html at its root or in its only top-level directory', () => {
+    const check = phpService.checkArchive!;
+    expect(() => check(['index.php', 'lib/a.php'])).not.toThrow();
+    expect(() => check(['wordpress/index.php', 'wordpress/wp-login.php'])).not.toThrow();
+    for (const bad of [[], ['README'], ['a/index.php', 'b/index.php'], ['README', 'site/index.php']])
+      expect(issuesOf(() => check(bad))).toEqual([
+        expect.objectContaining({ path: '$.archive', code: 'no_index' }),
+      ]);
+    expect(documentRoot(['index.html'])).toBe('');
+    expect(documentRoot(['wordpress'])).toBe('wordpress');
+    expect(documentRoot(['a', 'b'])).toBeUndefined();
+  });
+});
