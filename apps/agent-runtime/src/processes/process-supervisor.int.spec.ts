@@ -114,6 +114,22 @@ describe('ProcessSupervisor', () => {
     expect(events.map((e) => e.type)).toEqual(['started', 'exited']);
   });
 
+  it('hands stdout to onStdout instead of the log when asked (stderr still logged), across restarts', async () => {
+    const { s } = supervisor();
+    let seen = '';
+    await s.start(
+      node(`console.log('figure 1'); console.error('a warning'); setTimeout(() => process.exit(1), 50)`, {
+        restart: 'always',
+        backoff: { initialMs: 50 },
+        onStdout: (b) => (seen += b.toString()),
+      }),
+    );
+    await waitFor(() => seen.split('figure 1').length > 2, 'two runs of output');
+    const log = s.logs('w');
+    expect(log).toMatch(/^err \S+Z a warning$/m);
+    expect(outLines(log)).toEqual([]);
+  });
+
   it('gives the workload exactly the environment it was given', async () => {
     process.env.CPS_SUPERVISOR_CANARY = 'must not leak';
     try {
