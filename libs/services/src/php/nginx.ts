@@ -54,6 +54,14 @@ export interface SiteConfig {
    * The proxy's own PHP, for when every backend fails or goes: a second server of this nginx on
    * `listen` (running PHP on `fpm`), the backends' `backup` in the upstream.
    */
+  readonly tls?: {
+    /** HTTPS on this port too, with these files (relative to the work directory). */
+    readonly port: number;
+    readonly certificate: string;
+    readonly key: string;
+    /** Plain HTTP answers with a redirection to HTTPS. */
+    readonly redirect: boolean;
+  };
   readonly fallback?: {
     readonly listen: { readonly address: string; readonly port: number };
     readonly fpm: { readonly address: string; readonly port: number };
@@ -280,6 +288,22 @@ export const nginxConf = (c: SiteConfig): string => {
     ...upstreams,
     '  server {',
     `    listen ${c.listen.address}:${c.listen.port} default_server backlog=4096;`,
+    ...(c.tls
+      ? [
+          `    listen ${c.listen.address}:${c.tls.port} ssl default_server backlog=4096;`,
+          `    ssl_certificate ${c.tls.certificate};`,
+          `    ssl_certificate_key ${c.tls.key};`,
+          '    ssl_protocols TLSv1.2 TLSv1.3;',
+          '    ssl_session_cache shared:tls:10m;',
+          ...(c.tls.redirect
+            ? [
+                '    if ($scheme = http) {',
+                `      return 301 https://$host:${c.tls.port}$request_uri;`,
+                '    }',
+              ]
+            : []),
+        ]
+      : []),
     '    server_name _;',
     ...(c.root !== undefined ? [`    root ${c.root};`] : []),
     '    index index.php index.html index.htm;',

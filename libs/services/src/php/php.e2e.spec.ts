@@ -1,5 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { create as tarCreate } from 'tar';
@@ -265,5 +267,94 @@ describe('php: nginx and php-fpm nodes serving versions of the code', () => {
       (r) => r.cache === null,
       20_000,
     );
+  });
+
+  it('serves HTTPS with the user’s certificate, redirects plain HTTP when asked, refuses a key that is not the certificate’s', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cps-php-tls-'));
+    const address = new URL(url).hostname;
+    const certFor = (name: string) => {
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'ec',
+          '-pkeyopt',
+          'ec_paramgen_curve:P-256',
+          '-nodes',
+          '-days',
+          '2',
+          '-subj',
+          `/CN=${name}`,
+          '-addext',
+          `subjectAltName=IP:${address}`,
+          '-keyout',
+          join(dir, `${name}.key`),
+          '-out',
+          join(dir, `${name}.crt`),
+        ],
+        { stdio: 'ignore' },
+      );
+      return {
+        certificate: readFileSync(join(dir, `${name}.crt`), 'utf8'),
+        key: readFileSync(join(dir, `${name}.key`), 'utf8'),
+      };
+    };
+    try {
+      const site = certFor('site');
+      const other = certFor('other');
+      const refused = await h.call('set_certificate', { certificate: site.certificate, key: other.key }).then(
+        () => undefined,
+        (e: unknown) => e as { code: string; issues?: { path: string; code: string }[] },
+      );
+      expect(refused?.code).toBe('validation');
+      expect(refused?.issues).toContainEqual(
+        expect.objectContaining({ path: '$.key', code: 'key_mismatch' }),
+      );
+      expect(await h.call('get_certificate')).toEqual({});
+
+      await h.call('set_certificate', { ...site, redirect_http: true });
+      const https = await eventually(
+        async () =>
+          ((await h.info()).endpoints as Record<string, { address: string; port: number }>)['https'],
+        (e) => e !== undefined,
+        20_000,
+      );
+      const body = await eventually(
+        () =>
+          new Promise<string>((resolve) => {
+            const req = httpsRequest(
+              { host: https!.address, port: https!.port, path: '/', ca: site.certificate, timeout: 5_000 },
+              (res) => {
+                let b = '';
+                res.on('data', (d: Buffer) => (b += d.toString()));
+                res.on('end', () => resolve(b));
+              },
+            );
+            req.on('error', () => resolve(''));
+            req.end();
+          }),
+        (b) => b.startsWith('A=v'),
+        20_000,
+      );
+      expect(body).toMatch(/^A=v\d B=v\d/);
+      const plain = await eventually(
+        () => fetch(`${url}/x?y=1`, { redirect: 'manual', headers: { connection: 'close' } }),
+        (r) => r.status === 301,
+        10_000,
+      );
+      expect(plain.headers.get('location')).toBe(`https://${https!.address}:${https!.port}/x?y=1`);
+      // the key is sealed in the service's events, never shown
+      expect(JSON.stringify(await h.call('get_certificate'))).not.toContain('PRIVATE KEY');
+      await h.call('remove_certificate');
+      await eventually(
+        () => get(`${url}/`).then((g) => g.status),
+        (st) => st === 200,
+        20_000,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

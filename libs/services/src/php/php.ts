@@ -3,7 +3,15 @@ import { IdSchema, ValidationError } from '@cps/core';
 import type { ManagerContext, NodeView } from '../contract/context.js';
 import { agentMethod, defineService, managerMethod, pluginState } from '../contract/service.js';
 import { applyPhpSettings, PHP_DEFAULTS, type PhpSettings } from './php-config.js';
-import { NGINX_PORT_OFFSET, phpAgent, type NodeSettings, type UpstreamServer } from './server.js';
+import {
+  HTTPS_PORT_OFFSET,
+  NGINX_PORT_OFFSET,
+  phpAgent,
+  type NodeSettings,
+  type UpstreamServer,
+} from './server.js';
+import { checkCertificate, openWith, sealWith } from './tls.js';
+import { secret } from '../contract/secrets.js';
 
 /**
  * ConPaaS's php service: nginx in front (`proxy`), nginx for static files (`web`), php-fpm
@@ -24,16 +32,32 @@ interface PhpState {
   readonly settings: PhpSettings;
   readonly weights: Readonly<Record<string, number>>;
   readonly cacheSeconds: number;
+  /** The proxy's HTTPS certificate, its key sealed (see tls.ts). */
+  readonly tls?: z.infer<typeof TlsSet>;
 }
 
 const CodeReady = z.object({ version: z.string(), nodeIds: z.array(IdSchema) });
 const PhpConfigured = z.object({ settings: z.record(z.string(), z.string()) });
 const WeightsSet = z.object({ weights: z.record(IdSchema, z.number().int().min(1).max(100)) });
 const CacheSet = z.object({ seconds: z.number().int().min(0).max(3600) });
+const TlsSet = z.object({
+  certificate: z.string(),
+  sealedKey: z.string(),
+  redirect: z.boolean(),
+  view: z.object({
+    subject: z.string(),
+    issuer: z.string(),
+    validTo: z.string(),
+    fingerprint256: z.string(),
+    names: z.array(z.string()),
+  }),
+});
 
 const state = pluginState<PhpState>({
   initial: { held: {}, settings: {}, weights: {}, cacheSeconds: 0 },
   events: {
+    tls_set: TlsSet,
+    tls_removed: z.object({}),
     code_ready: CodeReady,
     php_configured: PhpConfigured,
     weights_set: WeightsSet,
@@ -52,6 +76,10 @@ const state = pluginState<PhpState>({
         return { ...s, settings: (e.data as z.infer<typeof PhpConfigured>).settings };
       case 'weights_set':
         return { ...s, weights: { ...s.weights, ...(e.data as z.infer<typeof WeightsSet>).weights } };
+      case 'tls_set':
+        return { ...s, tls: e.data as z.infer<typeof TlsSet> };
+      case 'tls_removed':
+        return { held: s.held, settings: s.settings, weights: s.weights, cacheSeconds: s.cacheSeconds };
       case 'cache_set':
         return { ...s, cacheSeconds: (e.data as z.infer<typeof CacheSet>).seconds };
       default:
@@ -106,6 +134,15 @@ const configureNode = (ctx: ManagerContext, node: NodeView): NodeSettings => {
     php_settings: { ...PHP_DEFAULTS, ...s.settings },
     cacheSeconds: s.cacheSeconds,
     env: { CPS_SECRET: ctx.secret('php-app'), CPS_SERVICE: ctx.serviceId },
+    ...(role === 'proxy' && s.tls
+      ? {
+          tls: {
+            certificate: s.tls.certificate,
+            key: openWith(ctx.secret(TLS_KEY), s.tls.sealedKey),
+            redirect: s.tls.redirect,
+          },
+        }
+      : {}),
   };
 };
 
@@ -147,15 +184,31 @@ const deliver = (ctx: ManagerContext, o: { readonly enabled?: boolean } = {}): P
       await ctx.record('code_ready', { version: archive.version, nodeIds });
   });
 
-/** The service's URL: the proxy's port on the proxy's address. */
+/** The service's URLs: the proxy's ports on the proxy's address (HTTPS when it has a certificate). */
 const publishEndpoint = async (ctx: ManagerContext): Promise<void> => {
   const proxy = running(ctx).find((n) => n.role === 'proxy' && reachable(n));
-  const current = ctx.endpoints()['http'];
   if (!proxy?.address || !proxy.ports) return;
-  const port = proxy.ports.from + NGINX_PORT_OFFSET;
-  if (current?.address === proxy.address && current.port === port && current.nodeId === proxy.nodeId) return;
-  await ctx.setEndpoint('http', { address: proxy.address, port, nodeId: proxy.nodeId });
+  const set = async (name: string, port: number | undefined) => {
+    const current = ctx.endpoints()[name];
+    if (port === undefined) {
+      if (current) await ctx.setEndpoint(name, undefined);
+      return;
+    }
+    if (
+      current &&
+      current.address === proxy.address &&
+      current.port === port &&
+      current.nodeId === proxy.nodeId
+    )
+      return;
+    await ctx.setEndpoint(name, { address: proxy.address!, port, nodeId: proxy.nodeId });
+  };
+  await set('http', proxy.ports.from + NGINX_PORT_OFFSET);
+  await set('https', stateOf(ctx).tls ? proxy.ports.from + HTTPS_PORT_OFFSET : undefined);
 };
+
+/** The purpose of the service secret that seals the proxy's private key. */
+const TLS_KEY = 'php-tls-key';
 
 const Figures = z.record(z.string(), z.number());
 
@@ -252,6 +305,66 @@ export const phpService = defineService({
         handle: async (ctx, a) => {
           await ctx.record('cache_set', { seconds: a.seconds });
           return { seconds: a.seconds };
+        },
+      }),
+      set_certificate: managerMethod({
+        description:
+          'Serves HTTPS on the proxy with this certificate (PEM, then its chain) and key; `redirect_http` sends plain HTTP to HTTPS (default false: both answer)',
+        args: z.object({
+          certificate: z.string().min(1).max(65_536),
+          key: secret(z.string().min(1).max(65_536)),
+          redirect_http: z.boolean().default(false),
+        }),
+        result: z.object({
+          subject: z.string(),
+          issuer: z.string(),
+          validTo: z.string(),
+          fingerprint256: z.string(),
+          names: z.array(z.string()),
+          redirect_http: z.boolean(),
+        }),
+        handle: async (ctx, a) => {
+          const view = checkCertificate(a.certificate, a.key, new Date());
+          await ctx.record('tls_set', {
+            certificate: a.certificate,
+            sealedKey: sealWith(ctx.secret(TLS_KEY), a.key),
+            redirect: a.redirect_http,
+            view,
+          });
+          await publishEndpoint(ctx);
+          return { ...view, redirect_http: a.redirect_http };
+        },
+      }),
+      get_certificate: managerMethod({
+        description: 'The proxy’s HTTPS certificate (its key is never shown), if it has one',
+        readOnly: true,
+        args: z.object({}),
+        result: z.object({
+          certificate: z
+            .object({
+              subject: z.string(),
+              issuer: z.string(),
+              validTo: z.string(),
+              fingerprint256: z.string(),
+              names: z.array(z.string()),
+              redirect_http: z.boolean(),
+            })
+            .optional(),
+        }),
+        handle: (ctx) => {
+          const t = stateOf(ctx).tls;
+          return t ? { certificate: { ...t.view, redirect_http: t.redirect } } : {};
+        },
+      }),
+      remove_certificate: managerMethod({
+        description: 'Stops serving HTTPS on the proxy',
+        args: z.object({}),
+        result: z.object({ removed: z.boolean() }),
+        handle: async (ctx) => {
+          if (!stateOf(ctx).tls) return { removed: false };
+          await ctx.record('tls_removed', {});
+          await publishEndpoint(ctx);
+          return { removed: true };
         },
       }),
       get_code_status: managerMethod({

@@ -5,6 +5,7 @@ import { nginxConf, type SiteConfig } from './nginx.js';
 import { applyPhpSettings, bodyLimit, fpmConf, PHP_DEFAULTS, phpIni } from './php-config.js';
 import { phpService } from './php.js';
 import { documentRoot } from './server.js';
+import { checkCertificate, openWith, sealWith } from './tls.js';
 
 const issuesOf = (f: () => unknown) => {
   try {
@@ -180,5 +181,29 @@ describe('the archive a php service takes', () => {
     expect(documentRoot(['index.html'])).toBe('');
     expect(documentRoot(['wordpress'])).toBe('wordpress');
     expect(documentRoot(['a', 'b'])).toBeUndefined();
+  });
+});
+
+describe('the proxy’s certificate', () => {
+  it('refuses what is not a certificate or not a key, naming the field', () => {
+    expect(issuesOf(() => checkCertificate('hello', 'x', new Date()))).toEqual([
+      expect.objectContaining({ path: '$.certificate', code: 'invalid_certificate' }),
+    ]);
+    const broken = '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----';
+    expect(issuesOf(() => checkCertificate(broken, 'x', new Date()))).toEqual([
+      expect.objectContaining({ path: '$.certificate', code: 'invalid_certificate' }),
+    ]);
+  });
+
+  it('seals the key with the service’s secret: only that secret opens it, and a changed byte is refused', () => {
+    const secretA = Buffer.alloc(32, 1).toString('base64url');
+    const secretB = Buffer.alloc(32, 2).toString('base64url');
+    const sealed = sealWith(secretA, '-----BEGIN PRIVATE KEY-----');
+    expect(sealed).not.toContain('PRIVATE');
+    expect(openWith(secretA, sealed)).toBe('-----BEGIN PRIVATE KEY-----');
+    expect(() => openWith(secretB, sealed)).toThrow();
+    const [v, iv, tag, body] = sealed.split(':');
+    const flipped = `${v}:${iv}:${tag}:${body!.slice(0, -2)}${body!.endsWith('A') ? 'B' : 'A'}${body!.slice(-1)}`;
+    expect(() => openWith(secretA, flipped)).toThrow();
   });
 });

@@ -20,6 +20,8 @@ export const NGINX_PORT_OFFSET = 0;
 /** The proxy's own PHP behind its nginx, the backends' backup (see nginx.ts `fallback`). */
 export const FALLBACK_PORT_OFFSET = 2;
 export const FPM_PORT_OFFSET = 3;
+/** The proxy's HTTPS port, when it has a certificate. */
+export const HTTPS_PORT_OFFSET = 1;
 
 export const Upstream = z.object({
   nodeId: IdSchema,
@@ -43,6 +45,8 @@ export const NodeSettings = z.object({
   trusted: z.array(z.string()).default([]),
   php_settings: z.record(z.string(), z.string()).default({}),
   cacheSeconds: z.number().int().min(0).default(0),
+  /** The proxy's HTTPS: its certificate (chain) and key, PEM, and whether plain HTTP redirects. */
+  tls: z.object({ certificate: z.string(), key: z.string(), redirect: z.boolean() }).optional(),
   /** The service's own variables for PHP (CPS_SECRET, CPS_SERVICE); the links' come from the links. */
   env: z.record(z.string(), z.string()).default({}),
 });
@@ -242,6 +246,16 @@ const apply = async (ctx: AgentContext): Promise<void> => {
     workers: Math.max(1, Math.min(availableParallelism(), 4)),
     phpDirs: [`${work}/tmp`, `${work}/sessions`, '/usr/share/php'],
     cacheSeconds: s.role === 'proxy' ? s.cacheSeconds : 0,
+    ...(s.role === 'proxy' && s.tls
+      ? {
+          tls: {
+            port: ctx.ports.from + HTTPS_PORT_OFFSET,
+            certificate: `${work}/tls.crt`,
+            key: `${work}/tls.key`,
+            redirect: s.tls.redirect,
+          },
+        }
+      : {}),
     ...(s.serve ? { version: s.serve } : {}),
     ...(s.role === 'proxy'
       ? {
@@ -257,6 +271,10 @@ const apply = async (ctx: AgentContext): Promise<void> => {
   const pool = fpmConf({ work, address: ctx.address, port: fpmPort(ctx), children: 4, env: phpEnv(ctx, s) });
   if (pool.skipped.length > 0)
     ctx.log.warn('variables left out of PHP: their values cannot be passed', { names: pool.skipped });
+  if (s.tls) {
+    await put(ctx, 'tls.crt', s.tls.certificate);
+    await put(ctx, 'tls.key', s.tls.key);
+  }
   const iniChanged = await put(ctx, 'php.ini', phpIni({ settings: php, extensions: extensions(), work }));
   const poolChanged = await put(ctx, 'php-fpm.conf', pool.conf);
   const fpmChanged = iniChanged || poolChanged;
