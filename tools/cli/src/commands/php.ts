@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { createWriteStream, existsSync } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { link, rename, rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -262,4 +262,47 @@ export const phpCommands = (program: Command, g: Globals): void => {
       if (update) console.error(`updated ${settingLines(settings).join(' ')}`);
       for (const line of settingLines(shown)) console.log(line);
     });
+  examples(php.command('certificate <svc>'), [
+    'cps php certificate web --cert site.crt --key site.key --app shop',
+    'cps php certificate web --cert site.crt --key site.key --redirect --app shop',
+    'cps php certificate web --app shop',
+    'cps php certificate web --remove --app shop',
+  ])
+    .description(
+      "the proxy's HTTPS certificate; with --cert and --key (PEM files), serve HTTPS with them (--redirect: plain HTTP redirects to HTTPS)",
+    )
+    .option('--app <app>', 'application')
+    .option('--cert <file>', 'the certificate, then its chain (PEM)')
+    .option('--key <file>', "the certificate's private key (PEM)")
+    .option('--redirect', 'plain HTTP answers with a redirection to HTTPS')
+    .option('--remove', 'stop serving HTTPS')
+    .action(
+      async (
+        svc: string,
+        o: { app?: string; cert?: string; key?: string; redirect?: boolean; remove?: boolean },
+      ) => {
+        const app = needApp(o);
+        const d = director(g);
+        if (o.remove) {
+          const r = await callMethod(d, app, svc, 'remove_certificate', {});
+          return g().json ? json(r) : console.log('HTTPS stopped');
+        }
+        if (!o.cert !== !o.key)
+          throw new CpsError('validation', 'give both --cert and --key', [
+            { path: o.cert ? '--key' : '--cert', code: 'required', message: 'a certificate needs its key' },
+          ]);
+        const r = o.cert
+          ? await callMethod(d, app, svc, 'set_certificate', {
+              certificate: readFileSync(o.cert, 'utf8'),
+              key: readFileSync(o.key!, 'utf8'),
+              redirect_http: o.redirect === true,
+            })
+          : await callMethod(d, app, svc, 'get_certificate', {});
+        if (g().json) return json(r);
+        const c = ((r as { certificate?: unknown }).certificate ?? r) as Record<string, unknown>;
+        if (!c['subject']) return console.log('no certificate: the proxy serves plain HTTP');
+        for (const k of ['subject', 'issuer', 'validTo', 'names', 'fingerprint256', 'redirect_http'])
+          console.log(`${k}: ${Array.isArray(c[k]) ? (c[k] as string[]).join(', ') : String(c[k])}`);
+      },
+    );
 };
