@@ -252,7 +252,10 @@ export class AgentRuntime {
           }),
         ),
       );
+      const was = this.probesPass;
       this.probesPass = results.every(Boolean);
+      // ready now: said at once rather than at the next beat (a deploy waits for it)
+      if (!was && this.probesPass && this.started && !this.stopping) this.publish();
     } finally {
       this.probing = false;
     }
@@ -264,6 +267,10 @@ export class AgentRuntime {
 
   private heartbeat(): void {
     if (this.started && !this.stopping) void this.runProbes().catch(() => undefined);
+    this.publish();
+  }
+
+  private publish(): void {
     const workloads = this.o.supervisor.list();
     const sample = this.sampler.sample(workloads.flatMap((w) => (w.pid ? [w.pid] : [])));
     const metrics: Record<string, number> = {

@@ -114,6 +114,15 @@ const upstream = (ctx: ManagerContext, role: 'backend' | 'web'): UpstreamServer[
 
 const configureNode = (ctx: ManagerContext, node: NodeView): NodeSettings => {
   const s = stateOf(ctx);
+  // a node that joins gets the code while it starts, so it serves it as soon as it is ready
+  if (
+    (node.state === 'requested' || node.state === 'starting') &&
+    ctx.archive() &&
+    !s.held[node.nodeId]?.includes(ctx.archive()!.version)
+  )
+    void deliver(ctx, { starting: node.nodeId }).catch((e: unknown) =>
+      ctx.log.warn('early code delivery', { nodeId: node.nodeId, error: String(e) }),
+    );
   const enabled = ctx.archive()?.version;
   const holds = s.held[node.nodeId] ?? [];
   const serve = enabled !== undefined && holds.includes(enabled) ? enabled : holds[holds.length - 1];
@@ -158,16 +167,27 @@ const serialized = <T>(f: () => Promise<T>): Promise<T> => {
  * Sends the enabled version to every running node that does not hold it and has it unpacked there;
  * records which nodes now hold it (every node is then configured again: they switch together).
  */
-const deliver = (ctx: ManagerContext, o: { readonly enabled?: boolean } = {}): Promise<void> =>
+const deliver = (
+  ctx: ManagerContext,
+  o: { readonly enabled?: boolean; readonly starting?: string } = {},
+): Promise<void> =>
   serialized(async () => {
     const archive = ctx.archive();
     if (!archive) return;
     const held = stateOf(ctx).held;
-    const lacking = running(ctx).filter((n) => !held[n.nodeId]?.includes(archive.version));
+    const targets = ctx
+      .nodes()
+      .filter(
+        (n) =>
+          n.state === 'running' ||
+          ((n.state === 'requested' || n.state === 'starting') && n.nodeId === o.starting),
+      );
+    const lacking = targets.filter((n) => !held[n.nodeId]?.includes(archive.version));
     // a version every node holds already (a rollback): recorded all the same, so every node switches
     if (lacking.length === 0 && o.enabled)
       return ctx.record('code_ready', { version: archive.version, nodeIds: [] });
     if (lacking.length === 0) return;
+    ctx.log.info('sending the code', { version: archive.version, nodeIds: lacking.map((n) => n.nodeId) });
     const results = await Promise.allSettled(
       lacking.map(async (n) => {
         await ctx.sendArchive(n.nodeId);

@@ -210,6 +210,8 @@ const startNginx = async (ctx: AgentContext): Promise<void> => {
     restart: 'always',
     ready: { tcp: nginxPort(ctx) },
   });
+  // the node's first readiness check then passes
+  await waitForPort(ctx.address, nginxPort(ctx), 5_000);
 };
 
 /**
