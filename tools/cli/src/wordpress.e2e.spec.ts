@@ -172,6 +172,22 @@ describe.skipIf(LocalCloud.hostModeUnavailable() !== undefined)('WordPress in on
     await installAndPost(base, 'Hello from cps');
   }, 180_000);
 
+  it('comes back whole after cps down and cps up: the same URL, the post still there', async () => {
+    const base = await urlOf('wordpress');
+    await cps('down');
+    await cps('up');
+    const page = await eventually(
+      () =>
+        fetch(`${base}/`, { signal: AbortSignal.timeout(10_000) }).then(
+          async (r) => (r.status === 200 ? r.text() : ''),
+          () => '',
+        ),
+      (t) => t.includes('Hello from cps'),
+      120_000,
+    );
+    expect(page).toContain('Hello from cps');
+  }, 240_000);
+
   it('wordpress-2: both backends serve; a backend’s php-fpm and then its whole node killed, the database primary killed: WordPress keeps answering', async () => {
     await cps('deploy', example('wordpress-2'));
     const base = await eventually(
