@@ -6,12 +6,11 @@ import { CpsError, ValidationError } from '@cps/core';
 import type { AgentContext, ManagerContext, NodeView } from '../contract/context.js';
 import { literal } from './inputs.js';
 import {
-  ADMIN,
+  connectArgs,
   dataId,
   dataPath,
   must,
   newDataId,
-  portOf,
   requireSettings,
   shell,
   sql,
@@ -31,15 +30,7 @@ const HOUR = 60 * 60_000;
 
 export const BINLOG_NAME = /^binlog\.\d{6}$/;
 
-const client = (ctx: AgentContext) =>
-  shell([
-    'mariadb',
-    '--no-defaults',
-    '--protocol=TCP',
-    `--host=${ctx.address}`,
-    `--port=${portOf(ctx)}`,
-    `--user=${ADMIN}`,
-  ]);
+const client = (ctx: AgentContext) => shell(['mariadb', '--no-defaults', ...connectArgs(ctx)]);
 
 const run = async (
   ctx: AgentContext,
@@ -68,10 +59,7 @@ export const takeBackup = async (ctx: AgentContext, file: string): Promise<z.inf
       '--stream=mbstream',
       `--target-dir=${dataPath(ctx, 'backup.tmp')}`,
       `--datadir=${dataPath(ctx)}`,
-      '--protocol=TCP',
-      `--host=${ctx.address}`,
-      `--port=${portOf(ctx)}`,
-      `--user=${ADMIN}`,
+      ...connectArgs(ctx),
     ])} | gzip -1`,
     { env: { MYSQL_PWD: s.admin }, stdoutTo: file },
   );

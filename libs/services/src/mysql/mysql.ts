@@ -36,12 +36,12 @@ import {
   UserSchema,
 } from './inputs.js';
 import {
-  ADMIN,
   apply,
   databaseExists,
   dumpDatabases,
   ensureUser,
   fence,
+  connectArgs,
   loadDump,
   type NodeSettings,
   position,
@@ -889,17 +889,11 @@ export const mysqlService = defineService({
         result: z.object({ error: z.string().optional() }),
         handle: async (ctx, a) => {
           const s = settingsOf(ctx)!;
-          const r = await ctx.exec(
-            'mariadb',
-            [
-              '--no-defaults',
-              '--protocol=TCP',
-              `--host=${ctx.address}`,
-              `--port=${ctx.ports.from}`,
-              `--user=${ADMIN}`,
-            ],
-            { env: { MYSQL_PWD: s.admin }, stdinFrom: a.file, timeoutMs: 60 * 60_000 },
-          );
+          const r = await ctx.exec('mariadb', ['--no-defaults', ...connectArgs(ctx)], {
+            env: { MYSQL_PWD: s.admin },
+            stdinFrom: a.file,
+            timeoutMs: 60 * 60_000,
+          });
           ctx.spool.remove(a.file);
           return r.code === 0 ? {} : { error: (r.stderr || `exit ${r.code}`).trim().slice(-1_000) };
         },

@@ -89,6 +89,21 @@ export const shell = (args: readonly string[]): string =>
 export const dataPath = (ctx: AgentContext, name = 'db') => `${ctx.workDir}/${ctx.dataDir}/${name}`;
 export const portOf = (ctx: AgentContext) => ctx.ports.from;
 
+/**
+ * How a client program reaches a server: over TCP, this node's server unless `host`/`port` name
+ * another, as the service's administrator unless `user` is given (the password goes in the
+ * environment). Put `--no-defaults` before these: MariaDB's tools want it first.
+ */
+export const connectArgs = (
+  ctx: AgentContext,
+  o: { readonly host?: string; readonly port?: number; readonly user?: string } = {},
+): string[] => [
+  '--protocol=TCP',
+  `--host=${o.host ?? ctx.address}`,
+  `--port=${o.port ?? portOf(ctx)}`,
+  `--user=${o.user ?? ADMIN}`,
+];
+
 /** A server id per node (GTIDs name it): from the node's id, the same at every start. */
 export const serverId = (nodeId: string): number =>
   (createHash('sha256').update(nodeId).digest().readUInt32BE(0) % 4_294_967_294) + 1;
@@ -149,10 +164,7 @@ export const sql = async (ctx: AgentContext, statements: string, o: SqlOptions =
     'mariadb',
     [
       '--no-defaults',
-      '--protocol=TCP',
-      `--host=${o.host ?? ctx.address}`,
-      `--port=${o.port ?? portOf(ctx)}`,
-      `--user=${o.user ?? ADMIN}`,
+      ...connectArgs(ctx, o),
       '--batch',
       '--raw',
       ...(o.header ? [] : ['--skip-column-names']),
@@ -394,15 +406,7 @@ const copyFrom = async (ctx: AgentContext, s: NodeSettings, stamp: Stamp | undef
   }
   await sql(ctx, 'SET GLOBAL read_only = 1');
   const client = (program: string, host: string, port: number, extra: readonly string[]) =>
-    shell([
-      program,
-      '--no-defaults',
-      '--protocol=TCP',
-      `--host=${host}`,
-      `--port=${port}`,
-      `--user=${ADMIN}`,
-      ...extra,
-    ]);
+    shell([program, '--no-defaults', ...connectArgs(ctx, { host, port }), ...extra]);
   const dump = client('mariadb-dump', p.address, p.port, [
     '--single-transaction',
     '--gtid',
@@ -570,15 +574,7 @@ export const loadDump = async (
   try {
     const r = await ctx.exec(
       'mariadb',
-      [
-        '--no-defaults',
-        '--protocol=TCP',
-        `--host=${ctx.address}`,
-        `--port=${portOf(ctx)}`,
-        `--user=${loader}`,
-        `--database=${stage}`,
-        '--batch',
-      ],
+      ['--no-defaults', ...connectArgs(ctx, { user: loader }), `--database=${stage}`, '--batch'],
       { env: { MYSQL_PWD: password }, input: dump, timeoutMs: 10 * 60_000 },
     );
     if (r.code !== 0) {
@@ -643,10 +639,7 @@ export const dumpDatabases = async (
     'mariadb-dump',
     [
       '--no-defaults',
-      '--protocol=TCP',
-      `--host=${ctx.address}`,
-      `--port=${portOf(ctx)}`,
-      `--user=${ADMIN}`,
+      ...connectArgs(ctx),
       '--single-transaction',
       '--routines',
       '--triggers',
