@@ -20,8 +20,9 @@ $read = function ($p) { $c = @file_get_contents($p); return $c === false ? null 
 $sh = function ($cmd) { $o = []; $code = 0; @exec($cmd . ' 2>/dev/null', $o, $code); return ['code' => $code, 'out' => substr(implode("\n", $o), 0, 200)]; };
 $tcp = function ($host, $port) { $s = @fsockopen($host, $port, $errno, $errstr, 2); if (!$s) return null; stream_set_timeout($s, 2); return $s; };
 $r['php_shadow'] = $read('/etc/shadow');
-$r['php_passwd'] = $read('/etc/passwd');
-$r['php_outside_root'] = $read(__DIR__ . '/../php-fpm.conf');
+$r['php_node_identity'] = $read($t['nodeDir'] . '/identity.json');
+$r['php_master_key'] = $read($t['home'] . '/master.key');
+$r['php_other_node'] = $read($t['otherNodeDir'] . '/php-fpm.conf');
 $r['sh_shadow'] = $sh('cat /etc/shadow');
 $r['sh_node_identity'] = $sh('cat ' . escapeshellarg($t['nodeDir'] . '/identity.json'));
 $r['sh_node_state'] = $sh('ls ' . escapeshellarg($t['nodeDir'] . '/state'));
@@ -94,7 +95,7 @@ describe.skipIf(LocalCloud.hostModeUnavailable() !== undefined)(
       rmSync(src, { recursive: true, force: true });
     }, 60_000);
 
-    it('reads nothing outside its own code, reaches no other application, no NATS without a certificate, no director', async () => {
+    it('reads nothing that is not its own node’s, reaches no other application, no NATS without a certificate, no director', async () => {
       mkdirSync(join(src, 'victim'));
       writeFileSync(join(src, 'victim', 'index.php'), '<?php echo "victim";');
       const victim = (await deploy('victim', 'victim'))!;
@@ -157,10 +158,10 @@ describe.skipIf(LocalCloud.hostModeUnavailable() !== undefined)(
         60_000,
       );
       console.log(JSON.stringify(r, null, 1));
-      // the machine's files: open_basedir and permissions; its own node's other files: open_basedir
-      expect(r!['php_shadow']).toBeNull();
-      expect(r!['php_passwd']).toBeNull();
-      expect(r!['php_outside_root']).toBeNull();
+      // what is not its own: the machine's secrets (permissions), the platform's keys (root's, or
+      // not even there), another node's files (not there: a mount namespace of its own)
+      for (const k of ['php_shadow', 'php_node_identity', 'php_master_key', 'php_other_node'])
+        expect(r![k], k).toBeNull();
       expect((r!['sh_shadow'] as { code: number }).code).not.toBe(0);
       // the platform's keys and its node's private directory: not readable; the platform's home and
       // the other application's node: not even there (a mount namespace of its own)

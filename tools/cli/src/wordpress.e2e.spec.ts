@@ -37,10 +37,20 @@ const kill9 = (pids: readonly number[]): void => {
     }
 };
 
-const status = async (url: string): Promise<number> =>
+/**
+ * One visit's status (0: no answer). A request on a kept-alive connection the proxy closed before
+ * answering (nginx closes its idle ones when it reloads for a node change) is sent again once, as
+ * browsers do (RFC 9112, 9.3.1); an answer, even a 502, is never retried.
+ */
+const status = async (url: string, retried = false): Promise<number> =>
   fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(15_000) }).then(
     (r) => r.arrayBuffer().then(() => r.status),
-    () => 0,
+    (e: unknown) => {
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      if (!retried && cause?.code === 'UND_ERR_SOCKET' && cause.message === 'other side closed')
+        return status(url, true);
+      return 0;
+    },
   );
 
 /**

@@ -28,7 +28,11 @@ export type StaticHandling =
 
 export interface SiteConfig {
   readonly listen: { readonly address: string; readonly port: number };
-  /** The version's document root, relative to the work directory; none: every request answers 503. */
+  /**
+   * The document root, relative to the work directory: a link the agent points at the served
+   * version's directory (a switch moves the link, and nginx needs no reload); none: every request
+   * answers 503. PHP gets the real path (`$realpath_root`), so a request stays in one version.
+   */
   readonly root?: string;
   readonly php: PhpHandling;
   readonly static: StaticHandling;
@@ -41,15 +45,8 @@ export interface SiteConfig {
   /** How long nginx waits for PHP (php's max_execution_time plus a margin), in seconds. */
   readonly phpTimeout: number;
   readonly workers: number;
-  /**
-   * What PHP may open besides the version's document root (absolute: the node's temporary and
-   * session directories): its `open_basedir`, set with every request.
-   */
-  readonly phpDirs: readonly string[];
   /** Anonymous GET and HEAD answers of PHP kept this long (0: no cache). Only on the front. */
   readonly cacheSeconds: number;
-  /** Part of the cache key: a new code version starts with an empty cache. */
-  readonly version?: string;
   /**
    * The proxy's own PHP, for when every backend fails or goes: a second server of this nginx on
    * `listen` (running PHP on `fpm`), the backends' `backup` in the upstream.
@@ -86,7 +83,7 @@ const upstream = (
 /** What php-fpm is told of a request (our own list: Debian's sends HTTP_HOST without the port). */
 const fastcgiParams = (front: boolean): string[] =>
   [
-    ['SCRIPT_FILENAME', '$document_root$fastcgi_script_name'],
+    ['SCRIPT_FILENAME', '$realpath_root$fastcgi_script_name'],
     ['SCRIPT_NAME', '$fastcgi_script_name'],
     ['QUERY_STRING', '$query_string'],
     ['REQUEST_METHOD', '$request_method'],
@@ -94,7 +91,7 @@ const fastcgiParams = (front: boolean): string[] =>
     ['CONTENT_LENGTH', '$content_length'],
     ['REQUEST_URI', '$request_uri'],
     ['DOCUMENT_URI', '$document_uri'],
-    ['DOCUMENT_ROOT', '$document_root'],
+    ['DOCUMENT_ROOT', '$realpath_root'],
     ['SERVER_PROTOCOL', '$server_protocol'],
     ['REQUEST_SCHEME', front ? '$scheme' : '$cps_scheme'],
     ['HTTPS', front ? '$https' : '$cps_https'],
@@ -133,7 +130,6 @@ const fastcgi = (c: SiteConfig, fpm: { address: string; port: number }): string[
   '      fastcgi_index index.php;',
   '      fastcgi_param PATH_INFO $fastcgi_path_info;',
   ...fastcgiParams(c.front),
-  `      fastcgi_param PHP_ADMIN_VALUE "open_basedir=$document_root/:${c.phpDirs.map((d) => `${d}/`).join(':')}";`,
   `      fastcgi_read_timeout ${c.phpTimeout}s;`,
   ...(c.front && c.cacheSeconds > 0 ? cacheUse('fastcgi', c.cacheSeconds) : []),
   '    }',
@@ -141,7 +137,8 @@ const fastcgi = (c: SiteConfig, fpm: { address: string; port: number }): string[
 
 const cacheUse = (kind: 'fastcgi' | 'proxy', seconds: number): string[] => [
   `      ${kind}_cache micro_${kind};`,
-  `      ${kind}_cache_key "$cps_version$scheme$request_method$http_host$request_uri";`,
+  // the served version's real directory: a switch starts with an empty cache
+  `      ${kind}_cache_key "$realpath_root$scheme$request_method$http_host$request_uri";`,
   `      ${kind}_cache_valid 200 301 302 404 ${seconds}s;`,
   `      ${kind}_cache_methods GET HEAD;`,
   `      ${kind}_cache_bypass $cps_no_cache;`,
@@ -279,9 +276,6 @@ export const nginxConf = (c: SiteConfig): string => {
           '  map $http_cookie $cps_no_cache {',
           "    default '';",
           '    ~. 1;',
-          '  }',
-          `  map $host $cps_version {`,
-          `    default "${c.version ?? ''}";`,
           '  }',
         ]
       : []),

@@ -203,8 +203,6 @@ export const phpIni = (o: {
     `upload_tmp_dir = "${o.work}/tmp"`,
     `sys_temp_dir = "${o.work}/tmp"`,
     `session.save_path = "${o.work}/sessions"`,
-    // the node's own directory (and the system's PHP libraries): nothing else of the machine
-    `open_basedir = "${o.work}/:/usr/share/php/:/dev/urandom"`,
     '',
     '[Date]',
     `date.timezone = "${s['date.timezone']}"`,

@@ -84,17 +84,17 @@ const site = (o: Partial<SiteConfig> = {}): SiteConfig => ({
   phpTimeout: 60,
   workers: 2,
   cacheSeconds: 0,
-  phpDirs: ['/w/tmp'],
   ...o,
 });
 
 describe('nginx configuration', () => {
-  it('one node: static files and PHP on the node, PHP confined to the document root', () => {
+  it('one node: static files and PHP on the node', () => {
     const c = nginxConf(site());
     expect(c).toContain('root code-v1;');
     expect(c).toContain('try_files $uri $uri/ /index.php$is_args$args;');
     expect(c).toContain('fastcgi_pass 198.18.0.2:20003;');
-    expect(c).toContain('open_basedir=$document_root/:/w/tmp/');
+    // PHP gets the real directory the link points at: one request, one version
+    expect(c).toContain('fastcgi_param SCRIPT_FILENAME $realpath_root$fastcgi_script_name;');
     expect(c).not.toContain('upstream');
   });
 
@@ -128,9 +128,9 @@ describe('nginx configuration', () => {
   });
 
   it('the micro-cache keys on the version and skips visitors with a cookie', () => {
-    const c = nginxConf(site({ cacheSeconds: 5, version: 'v7' }));
+    const c = nginxConf(site({ cacheSeconds: 5 }));
     expect(c).toContain('fastcgi_cache_valid 200 301 302 404 5s;');
-    expect(c).toContain('default "v7";');
+    expect(c).toContain('fastcgi_cache_key "$realpath_root$scheme');
     expect(c).toContain('fastcgi_no_cache $cps_no_cache;');
     expect(nginxConf(site())).not.toContain('cache');
   });

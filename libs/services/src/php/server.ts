@@ -20,6 +20,8 @@ export const NGINX_PORT_OFFSET = 0;
 /** The proxy's own PHP behind its nginx, the backends' backup (see nginx.ts `fallback`). */
 export const FALLBACK_PORT_OFFSET = 2;
 export const FPM_PORT_OFFSET = 3;
+/** The link in the work directory to the served version's document root. */
+const CURRENT = 'code-current';
 /** The proxy's HTTPS port, when it has a certificate. */
 export const HTTPS_PORT_OFFSET = 1;
 
@@ -225,7 +227,19 @@ const apply = async (ctx: AgentContext): Promise<void> => {
   const work = ctx.workDir;
   const php = { ...PHP_DEFAULTS, ...s.php_settings };
   const fpmAddress = { address: ctx.address, port: fpmPort(ctx) };
-  const root = rootOf(ctx, s);
+  const target = rootOf(ctx, s);
+  // the served version: one link moved at once (no reload, no connection closed)
+  if (target !== undefined && written.get(CURRENT) !== target) {
+    const r = await ctx.exec('/bin/sh', [
+      '-c',
+      `ln -sfn "$1" ${CURRENT}.new && mv -Tf ${CURRENT}.new ${CURRENT}`,
+      'sh',
+      target,
+    ]);
+    if (r.code !== 0) throw new CpsError('internal', `pointing ${CURRENT} at ${target}: ${r.stderr.trim()}`);
+    written.set(CURRENT, target);
+  }
+  const root = target !== undefined ? CURRENT : undefined;
   const conf = nginxConf({
     listen: { address: ctx.address, port: nginxPort(ctx) },
     ...(root !== undefined ? { root } : {}),
@@ -246,7 +260,6 @@ const apply = async (ctx: AgentContext): Promise<void> => {
     bodyLimit: bodyLimit(php),
     phpTimeout: Number(php['max_execution_time']) + 30,
     workers: Math.max(1, Math.min(availableParallelism(), 4)),
-    phpDirs: [`${work}/tmp`, `${work}/sessions`, '/usr/share/php'],
     cacheSeconds: s.role === 'proxy' ? s.cacheSeconds : 0,
     ...(s.role === 'proxy' && s.tls
       ? {
@@ -258,7 +271,6 @@ const apply = async (ctx: AgentContext): Promise<void> => {
           },
         }
       : {}),
-    ...(s.serve ? { version: s.serve } : {}),
     ...(s.role === 'proxy'
       ? {
           fallback: {
