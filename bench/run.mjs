@@ -23,6 +23,7 @@ import directorHttp from './cases/director-http.mjs';
 import directorStart from './cases/director-start.mjs';
 import cli from './cases/cli.mjs';
 import { mysqlTps, mysqlReplica, mysqlFailover, mysqlBackup } from './cases/mysql.mjs';
+import { phpBench } from './cases/php.mjs';
 
 const ALL = [
   rpc,
@@ -40,6 +41,7 @@ const ALL = [
   mysqlReplica,
   mysqlFailover,
   mysqlBackup,
+  phpBench,
 ];
 
 const usage = `usage: node bench/run.mjs [options]
@@ -50,7 +52,7 @@ const usage = `usage: node bench/run.mjs [options]
   --help        this text
 environment: BENCH_RUNS (runs), BENCH_STREAM_SIZE (commits in the replay/load stream, default 100000),
              BENCH_TIMEOUT_S (hard limit for the whole suite, default 900 plus the allowance of the
-             mysql benchmarks selected)`;
+             mysql and php benchmarks selected)`;
 
 const parseArgs = (argv) => {
   const o = { only: undefined, quick: false, runs: undefined, json: undefined };
@@ -84,6 +86,9 @@ const log = (...args) => console.error(`[bench ${new Date().toISOString().slice(
 const fmt = (value, unit) => {
   if (value === undefined || value === null || Number.isNaN(value)) return '-';
   if (unit === 'events/s' || unit === 'tps') return Math.round(value).toLocaleString('en-US');
+  if (unit === 'req/s') return value < 100 ? value.toFixed(1) : Math.round(value).toLocaleString('en-US');
+  if (unit === 'requests') return Math.round(value).toLocaleString('en-US');
+  if (unit === 'load' || unit === 'µs') return value.toFixed(2);
   if (unit === 'ms') return value < 10 ? value.toFixed(3) : value.toFixed(1);
   if (unit === 'x') return `${value.toFixed(2)}x`;
   if (unit === 'MB' || unit === '% core') return value.toFixed(1);
