@@ -19,6 +19,7 @@ import {
 } from '@cps/bus';
 import { ensureEventStream, ensureLogStream, ensureSnapshotBucket } from '@cps/events';
 import { managerEntry } from '../lib/fixtures.mjs';
+import { until } from '../lib/processes.mjs';
 import { sleep } from '../lib/stats.mjs';
 
 const at = subjects.manager('a1', 's1');
@@ -27,15 +28,6 @@ const cpuTicks = (pid) => {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return Number(f[11]) + Number(f[12]);
-};
-const waitFor = async (read, ok, ms, what) => {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await read().catch(() => undefined);
-    if (v !== undefined && ok(v)) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
 };
 
 const RAW_SUBSCRIBER = `
@@ -113,7 +105,7 @@ export default {
     });
 
     const info = () => bus.request(at, getServiceInfo, {}, { timeoutMs: 5_000 });
-    await waitFor(info, () => true, 30_000, 'the manager');
+    await until(info, () => true, 30_000, 'the manager', { every: 20 });
 
     // the simulator: every node the manager knows heartbeats once a second, except the dead ones
     const state = { nodes: [], dead: new Set(), stop: false };
@@ -149,12 +141,12 @@ export default {
     })();
 
     await bus.request(at, startupService, {});
-    await waitFor(info, (i) => i.state === 'RUNNING', 60_000, 'RUNNING');
+    await until(info, (i) => i.state === 'RUNNING', 60_000, 'RUNNING', { every: 20 });
     const target = opts.quick ? 300 : 1_000;
     while ((await info()).nodes.node < target) {
       const missing = target - (await info()).nodes.node;
       await bus.request(at, addNodes, { nodes: { node: Math.min(100, missing) } });
-      await waitFor(info, (i) => i.state === 'RUNNING', 120_000, 'RUNNING after add_nodes');
+      await until(info, (i) => i.state === 'RUNNING', 120_000, 'RUNNING after add_nodes', { every: 20 });
     }
     return { bus, manager, raw, dir, state, simulator, info, target };
   },
@@ -177,16 +169,19 @@ export default {
     const victim = running[Math.floor(running.length / 2)].nodeId;
     s.state.dead.add(victim);
     const lastBeat = s.state.lastCycle;
-    const detected = await waitFor(
+    const detected = await until(
       () => s.bus.request(at, getNodeInfo, { nodeId: victim }, { timeoutMs: 5_000 }),
       (n) => n.state !== 'running',
       20_000,
       'detection',
+      { every: 20 },
     );
     // measured from the victim's last heartbeat (polling adds up to ~20 ms)
     const detectMs = Date.now() - lastBeat;
     if (!detected) throw new Error('not detected');
-    await waitFor(s.info, (i) => i.state === 'RUNNING' && i.nodes.node >= s.target, 60_000, 'replacement');
+    await until(s.info, (i) => i.state === 'RUNNING' && i.nodes.node >= s.target, 60_000, 'replacement', {
+      every: 20,
+    });
     return { cpu, detect: { cps: detectMs }, nodes: { cps: running.length } };
   },
 

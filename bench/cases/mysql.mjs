@@ -11,26 +11,24 @@
 // The hand-started servers run as the workload user, on 127.0.0.1, in a temp dir under /tmp; every
 // server, harness and directory is registered with the runner's `servers` so that a failure, a
 // timeout or a signal stops it. Processes are ended by pid only.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
   chownSync,
-  closeSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
-  openSync,
   readFileSync,
   rmSync,
   statSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { addNodes, getLogs, removeNodes } from '@cps/bus';
 import { LocalCloud, namespaceOfAddress, WORKLOAD_USER, workloadUser } from '@cps/clouds';
 import { ServiceHarness } from '@cps/testing';
 import { servers, stopNats } from '../lib/fixtures.mjs';
+import { must, onPath, portRange, Server, signalPid, until } from '../lib/processes.mjs';
 import { now, sleep } from '../lib/stats.mjs';
 
 const MARIADBD = '/usr/sbin/mariadbd';
@@ -41,9 +39,6 @@ const THREADS = 4;
 const ROW_BYTES = 252;
 
 const log = (...args) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...args);
-
-const onPath = (tool) =>
-  (process.env.PATH ?? '').split(delimiter).some((dir) => dir && existsSync(join(dir, tool)));
 
 /** Why these benchmarks cannot run here, or undefined. */
 const unavailable = () => {
@@ -57,50 +52,8 @@ const unavailable = () => {
 
 // ---- processes
 
-/**
- * Runs a program to its end (its own process group, killed by id at `timeoutMs`); answers its exit
- * code and output. Only PATH (and `env`) reach it: passwords go in MYSQL_PWD, never in arguments,
- * except sysbench's, which has no other way.
- */
-const run = (command, args, o = {}) =>
-  new Promise((resolve, reject) => {
-    const user = o.asWorkload ? workloadUser() : undefined;
-    const child = spawn(command, args, {
-      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...o.env },
-      cwd: o.cwd,
-      stdio: ['pipe', 'pipe', 'pipe'],
-      detached: true,
-      ...(user ? { uid: user.uid, gid: user.gid } : {}),
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d) => (stderr = (stderr + d).slice(-20_000)));
-    const timer = setTimeout(() => {
-      try {
-        process.kill(-child.pid, 'SIGKILL');
-      } catch {}
-    }, o.timeoutMs ?? 60_000);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? (signal ? 128 : 1), signal, stdout, stderr });
-    });
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(o.input ?? '');
-  });
-
-const must = async (what, command, args, o) => {
-  const r = await run(command, args, o);
-  if (r.code !== 0)
-    throw new Error(
-      `${what}: exit ${r.code}${r.signal ? ` (${r.signal})` : ''}: ${(r.stderr || r.stdout).trim().slice(-600)}`,
-    );
-  return r.stdout;
-};
+// Programs run through `run`/`must` of ../lib/processes.mjs get only PATH (and `env`): passwords go
+// in MYSQL_PWD, never in arguments, except sysbench's, which has no other way.
 
 /** `at`: { host, port, user, password? }. Answers the output lines (tab-separated fields). */
 const sql = async (at, statements, o = {}) =>
@@ -227,23 +180,8 @@ const handArgs = (template, values) => {
 
 // ---- servers started by hand
 
-const takenPorts = new Set();
-const canListen = (port) =>
-  new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-const freePort = async () => {
-  for (let port = 21_000; port < 22_000; port++) {
-    if (takenPorts.has(port)) continue;
-    if (await canListen(port)) {
-      takenPorts.add(port);
-      return port;
-    }
-  }
-  throw new Error('no free port in 21000-21999 on 127.0.0.1');
-};
+/** The hand servers' ports (php.mjs takes 22000-22999). */
+const ports = portRange(21_000, 21_999);
 
 /**
  * One mariadbd started by hand: a data directory made by mariadb-install-db, then the plugin's
@@ -257,8 +195,7 @@ class HandServer {
     this.dir = dir;
     this.port = port;
     this.serverId = serverId;
-    this.child = undefined;
-    this.exited = Promise.resolve();
+    this.process = undefined;
   }
 
   get at() {
@@ -270,7 +207,7 @@ class HandServer {
     const dir = join(root, name);
     mkdirSync(join(dir, 'files'), { recursive: true, mode: 0o755 });
     for (const d of [dir, join(dir, 'files')]) chownSync(d, user.uid, user.gid);
-    const server = new HandServer(dir, await freePort(), serverId);
+    const server = new HandServer(dir, await ports.take(), serverId);
     try {
       await must(
         'mariadb-install-db',
@@ -281,7 +218,7 @@ class HandServer {
           '--auth-root-authentication-method=normal',
           '--skip-test-db',
         ],
-        { asWorkload: true, cwd: dir, timeoutMs: 120_000 },
+        { user: workloadUser(), cwd: dir, timeoutMs: 120_000 },
       );
       const args = handArgs(template, {
         '--datadir': join(dir, 'db'),
@@ -312,25 +249,14 @@ class HandServer {
 
   /** Starts mariadbd with this server's arguments as the workload user; resolves once it answers. */
   async launch(name) {
-    const user = workloadUser();
-    const out = openSync(join(this.dir, 'mariadbd.log'), 'a');
-    try {
-      this.child = spawn(MARIADBD, this.args, {
-        cwd: this.dir,
-        env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
-        stdio: ['ignore', out, out],
-        uid: user.uid,
-        gid: user.gid,
-      });
-    } finally {
-      closeSync(out);
-    }
-    this.exited = new Promise((resolve) => this.child.once('exit', resolve));
-    this.child.once('error', () => undefined);
+    this.process = new Server(name, MARIADBD, this.args, {
+      logFile: join(this.dir, 'mariadbd.log'),
+      cwd: this.dir,
+      user: workloadUser(),
+    });
     const until = Date.now() + 60_000;
     for (;;) {
-      if (this.child.exitCode !== null || this.child.signalCode !== null)
-        throw new Error(`${name}: mariadbd exited: ${this.logTail()}`);
+      if (!this.process.running) throw new Error(`${name}: mariadbd exited: ${this.process.tail(600)}`);
       try {
         await sql(this.at, 'SELECT 1', { timeoutMs: 5_000 });
         break;
@@ -341,31 +267,11 @@ class HandServer {
     }
   }
 
-  logTail() {
-    try {
-      return readFileSync(join(this.dir, 'mariadbd.log'), 'utf8').trim().slice(-600);
-    } catch {
-      return '(no log)';
-    }
-  }
-
   /** SIGTERM by pid, SIGKILL after 60 s; then its directory and port are given back. */
   async stop() {
-    const c = this.child;
-    if (c && c.exitCode === null && c.signalCode === null) {
-      try {
-        process.kill(c.pid, 'SIGTERM');
-      } catch {}
-      const done = await Promise.race([this.exited.then(() => true), sleep(60_000).then(() => false)]);
-      if (!done) {
-        try {
-          process.kill(c.pid, 'SIGKILL');
-        } catch {}
-        await this.exited;
-      }
-    }
+    await this.process?.stop(60_000);
     rmSync(this.dir, { recursive: true, force: true });
-    takenPorts.delete(this.port);
+    ports.release(this.port);
   }
 }
 
@@ -405,24 +311,6 @@ const openScope = () => {
 };
 const closeScope = (scope) => stopNats(scope);
 
-/** Polls `read` every `every` ms until `ok`; errors of `read` count as not yet. */
-const until = async (scope, read, ok, ms, what, every = 250) => {
-  const deadline = Date.now() + ms;
-  let last;
-  for (;;) {
-    if (scope.closed) throw new Error(`stopped while waiting for ${what}`);
-    try {
-      last = await read();
-      if (ok(last)) return last;
-    } catch (e) {
-      last = String(e?.message ?? e);
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)?.slice(0, 1500)}`);
-    await sleep(every);
-  }
-};
-
 // ---- the service
 
 const replication = (h) => h.call('get_replication', {}, { timeoutMs: 20_000 });
@@ -449,11 +337,11 @@ const startService = async (scope, replicas = 0) => {
   await h.startup();
   if (replicas > 0) await h.request(addNodes, { nodes: { replica: replicas } }, { timeoutMs: 30_000 });
   await until(
-    scope,
     () => replication(h),
     (r) => replicating(r, 1 + replicas),
     240_000,
     'the mysql service',
+    { scope },
   );
   log(`mysql service with ${1 + replicas} node(s) running in ${((now() - t0) / 1000).toFixed(1)} s`);
   return h;
@@ -620,18 +508,17 @@ export const mysqlReplica = {
     const cps = async () => {
       // from a settled service: the primary alone (the replica of the last run removed)
       await until(
-        scope,
         () => replication(h),
         (r) => replicating(r, 1),
         120_000,
         'the primary alone',
+        { scope },
       );
       const before = new Set((await h.nodes()).map((n) => n.nodeId));
       const t0 = now();
       await h.request(addNodes, { nodes: { replica: 1 } }, { timeoutMs: 30_000 });
       let added;
       await until(
-        scope,
         () => replication(h),
         (r) => {
           const p = r.nodes.find((n) => n.nodeId === r.primary);
@@ -641,15 +528,16 @@ export const mysqlReplica = {
         },
         waitMs,
         'the new replica in sync',
+        { scope },
       );
       const ms = now() - t0;
       await h.request(removeNodes, { nodeIds: [added] }, { timeoutMs: 30_000 });
       await until(
-        scope,
         () => replication(h),
         (r) => replicating(r, 1),
         120_000,
         'the replica removed',
+        { scope },
       );
       return ms;
     };
@@ -696,7 +584,6 @@ export const mysqlReplica = {
           ].join(';\n'),
         );
         await until(
-          scope,
           async () => {
             const st = await row(replica.at, 'SHOW SLAVE STATUS');
             const [mine] = await sql(replica.at, 'SELECT @@gtid_current_pos');
@@ -706,6 +593,7 @@ export const mysqlReplica = {
           (v) => v.io === 'Yes' && v.sqlThread === 'Yes' && !!v.theirs && v.mine === v.theirs,
           waitMs,
           'the hand replica in sync',
+          { scope },
         );
         const ms = now() - t0;
         log(
@@ -804,11 +692,11 @@ export const mysqlBackup = {
           .join('\n'),
       );
       await until(
-        scope,
         () => replication(h),
         (r) => replicating(r, 1),
         120_000,
         'the restored primary',
+        { scope },
       );
       await h.call('delete_backup', { id: b.id }, { timeoutMs: 60_000 });
     };
@@ -831,7 +719,7 @@ export const mysqlBackup = {
             .map(shellQuote)
             .join(' ')} | gzip -1 > ${shellQuote(dump)}`,
         ],
-        { asWorkload: true, cwd: dir, timeoutMs: 1_800_000 },
+        { user: workloadUser(), cwd: dir, timeoutMs: 1_800_000 },
       );
       f.backup.raw = now() - t0;
       f.size.raw = statSync(dump).size / 1024 / 1024;
@@ -854,7 +742,7 @@ export const mysqlBackup = {
             .map(shellQuote)
             .join(' ')} | gzip -1 > ${shellQuote(file)}`,
         ],
-        { asWorkload: true, cwd: dir, timeoutMs: 1_800_000 },
+        { user: workloadUser(), cwd: dir, timeoutMs: 1_800_000 },
       );
       f.backupTool.raw = now() - t0;
       rmSync(file, { force: true });
@@ -866,7 +754,7 @@ export const mysqlBackup = {
           '-c',
           `set -o pipefail; gunzip < ${shellQuote(dump)} | ${['mariadb', '--no-defaults', ...asRoot].map(shellQuote).join(' ')}`,
         ],
-        { asWorkload: true, cwd: dir, timeoutMs: 1_800_000 },
+        { user: workloadUser(), cwd: dir, timeoutMs: 1_800_000 },
       );
       f.restore.raw = now() - t0;
       rmSync(dump, { force: true });
@@ -996,11 +884,11 @@ export const mysqlFailover = {
     const { scope, h } = state;
     // from a settled service: the lost node of the last run replaced by a replica in sync
     const r0 = await until(
-      scope,
       () => replication(h),
       (r) => replicating(r, 2),
       300_000,
       'a primary and a replica',
+      { scope },
     );
     const info = await connectionInfo(h);
     const as = (where) => ({ host: where.host, port: where.port, user: 'bench', password: state.password });
@@ -1015,11 +903,7 @@ export const mysqlFailover = {
       if (writer.acks.length === 0) throw new Error('the writer got no write through before the kill');
       const pids = pidsOfNode(info.host);
       const t0 = now();
-      for (const pid of pids) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {}
-      }
+      for (const pid of pids) signalPid(pid, 'SIGKILL');
       const recorded = newPrimaryRecorded(scope, h, r0.primary, t0, 60_000);
       recorded.catch(() => undefined);
       const resumed = (await writer.firstAckAfter(t0, 60_000)) - t0;

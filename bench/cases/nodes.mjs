@@ -18,20 +18,11 @@ import {
 } from '@cps/bus';
 import { LocalCloud, workloadUser } from '@cps/clouds';
 import { agentEntry } from '../lib/fixtures.mjs';
+import { signalPid, until } from '../lib/processes.mjs';
 import { median, now, sleep } from '../lib/stats.mjs';
 
 const at = subjects.manager('a1', 's1');
 const MANAGER = 'mgr-bench';
-
-const waitFor = async (read, ok, ms, what) => {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await read().catch(() => undefined);
-    if (v !== undefined && ok(v)) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-};
 
 /** A namespace made by hand for a raw agent, on the network's bridge, then the agent run in it. */
 const byHand = (network, p) =>
@@ -83,9 +74,9 @@ const nodesCase = ({ id, letter, fixture, hostMode }) => ({
       'bench-manager',
     );
     const info = () => bus.request(at, getServiceInfo, {}, { timeoutMs: 2_000 });
-    await waitFor(info, () => true, 30_000, 'the manager');
+    await until(info, () => true, 30_000, 'the manager', { every: 10 });
     await bus.request(at, startupService, {});
-    await waitFor(info, (i) => i.state === 'RUNNING', 60_000, 'RUNNING');
+    await until(info, (i) => i.state === 'RUNNING', 60_000, 'RUNNING', { every: 10 });
     // the raw agents' configuration comes, as it must, from an identity of their service's manager
     const asManager = await host.nats.bus({ role: 'manager', id: 's1', appId: 'a1', serviceId: 's1' });
     // host mode: the raw agents join the application's network, beside the manager's node
@@ -97,18 +88,22 @@ const nodesCase = ({ id, letter, fixture, hostMode }) => ({
   async run(state, runIndex) {
     const cps = async () => {
       // from a settled service: a removal of the last round (or a replaced node) may still be adapting
-      await waitFor(state.info, (i) => i.state === 'RUNNING', 60_000, 'RUNNING before add_nodes');
+      await until(state.info, (i) => i.state === 'RUNNING', 60_000, 'RUNNING before add_nodes', {
+        every: 10,
+      });
       const before = new Set((await state.bus.request(at, listNodes, {})).nodes.map((n) => n.nodeId));
       const t0 = now();
       await state.bus.request(at, addNodes, { nodes: { node: 3 } });
-      await waitFor(state.info, (i) => i.state === 'RUNNING', 60_000, 'RUNNING after add_nodes');
+      await until(state.info, (i) => i.state === 'RUNNING', 60_000, 'RUNNING after add_nodes', { every: 10 });
       const ms = now() - t0;
       const added = (await state.bus.request(at, listNodes, {})).nodes
         .filter((n) => !before.has(n.nodeId))
         .map((n) => n.nodeId);
       if (added.length !== 3) throw new Error(`expected 3 new nodes, got ${added.length}`);
       await state.bus.request(at, removeNodes, { nodeIds: added });
-      await waitFor(state.info, (i) => i.state === 'RUNNING', 60_000, 'RUNNING after remove_nodes');
+      await until(state.info, (i) => i.state === 'RUNNING', 60_000, 'RUNNING after remove_nodes', {
+        every: 10,
+      });
       return ms;
     };
     const raw = async () => {
@@ -179,19 +174,16 @@ const nodesCase = ({ id, letter, fixture, hostMode }) => ({
               detached: true,
             }),
       );
-      await waitFor(
+      await until(
         async () => ids.every((id) => ready.has(id)),
         (v) => v,
         60_000,
         'raw agents ready',
+        { every: 10 },
       );
       const ms = now() - t0;
       sub.unsubscribe();
-      for (const c of children) {
-        try {
-          process.kill(-c.pid, 'SIGTERM');
-        } catch {}
-      }
+      for (const c of children) signalPid(-c.pid, 'SIGTERM');
       await sleep(300);
       for (const p of prepared) {
         if (hostMode) {

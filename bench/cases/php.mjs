@@ -16,28 +16,25 @@
 // Every measurement logs the CPU each kind of process used meanwhile (from /proc).
 // Every server started by hand runs from a temp dir under /tmp, is stopped by its pid, and the
 // platform is brought down with `cps down` on the bench's own CPS_HOME, whatever happens.
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
   chownSync,
-  closeSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
-  openSync,
   readdirSync,
   readFileSync,
   readlinkSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
 import { loadavg } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { LocalCloud, namespaceOfAddress, WORKLOAD_USER, workloadUser } from '@cps/clouds';
 import { freePort as platformPort, PlatformHome } from '@cps/platform';
 import { servers, stopNats } from '../lib/fixtures.mjs';
+import { must, onPath, portRange, run, Server, until } from '../lib/processes.mjs';
 import { now, sleep } from '../lib/stats.mjs';
 
 const CLI = join(process.cwd(), 'tools', 'cli', 'bin', 'cps.js');
@@ -57,9 +54,6 @@ const POSTS = 9; // with WordPress's own "Hello world!", a front page of 10 post
 const CACHE_SECONDS = 10;
 
 const log = (...args) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...args);
-
-const onPath = (tool) =>
-  (process.env.PATH ?? '').split(delimiter).some((dir) => dir && existsSync(join(dir, tool)));
 
 const fpmBinary = () =>
   readdirSync('/usr/sbin')
@@ -83,129 +77,8 @@ const unavailable = () => {
 
 // ---- processes
 
-/**
- * Runs a program to its end in its own process group (killed by id at `timeoutMs`); answers its
- * exit code and output. `onLine(line, stream)` sees each output line as it comes.
- */
-const run = (command, args, o = {}) =>
-  new Promise((resolvePromise, reject) => {
-    const child = spawn(command, args, {
-      env: o.env ?? { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
-      cwd: o.cwd,
-      stdio: ['pipe', 'pipe', 'pipe'],
-      detached: true,
-      ...(o.user ? { uid: o.user.uid, gid: o.user.gid } : {}),
-    });
-    let stdout = '';
-    let stderr = '';
-    const partial = { stdout: '', stderr: '' };
-    const feed = (stream, d) => {
-      if (!o.onLine) return;
-      const lines = (partial[stream] + d).split('\n');
-      partial[stream] = lines.pop();
-      for (const l of lines) o.onLine(l, stream);
-    };
-    child.stdout.setEncoding('utf8').on('data', (d) => {
-      stdout += d;
-      feed('stdout', d);
-    });
-    child.stderr.setEncoding('utf8').on('data', (d) => {
-      stderr = (stderr + d).slice(-50_000);
-      feed('stderr', d);
-    });
-    const timer = setTimeout(() => {
-      try {
-        process.kill(-child.pid, 'SIGKILL');
-      } catch {}
-    }, o.timeoutMs ?? 60_000);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      for (const s of ['stdout', 'stderr']) if (partial[s]) o.onLine?.(partial[s], s);
-      resolvePromise({ code: code ?? (signal ? 128 : 1), signal, stdout, stderr });
-    });
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(o.input ?? '');
-  });
-
-const must = async (what, command, args, o) => {
-  const r = await run(command, args, o);
-  if (r.code !== 0)
-    throw new Error(
-      `${what}: exit ${r.code}${r.signal ? ` (${r.signal})` : ''}: ${(r.stderr || r.stdout).trim().slice(-800)}`,
-    );
-  return r.stdout;
-};
-
-/** A server process started by hand: its output in `logFile`, stopped by its pid. */
-class Server {
-  constructor(name, command, args, o) {
-    this.name = name;
-    this.logFile = o.logFile;
-    const out = openSync(o.logFile, 'a');
-    try {
-      this.child = spawn(command, args, {
-        cwd: o.cwd,
-        env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...o.env },
-        stdio: ['ignore', out, out],
-        ...(o.user ? { uid: o.user.uid, gid: o.user.gid } : {}),
-      });
-    } finally {
-      closeSync(out);
-    }
-    this.child.once('error', () => undefined);
-    this.exited = new Promise((r) => this.child.once('exit', r));
-  }
-
-  get running() {
-    return this.child.exitCode === null && this.child.signalCode === null;
-  }
-
-  tail() {
-    try {
-      return readFileSync(this.logFile, 'utf8').trim().slice(-800);
-    } catch {
-      return '(no log)';
-    }
-  }
-
-  /** SIGTERM by pid, SIGKILL after `graceMs`. */
-  async stop(graceMs = 20_000) {
-    if (!this.running) return;
-    try {
-      process.kill(this.child.pid, 'SIGTERM');
-    } catch {}
-    const done = await Promise.race([this.exited.then(() => true), sleep(graceMs).then(() => false)]);
-    if (!done) {
-      try {
-        process.kill(this.child.pid, 'SIGKILL');
-      } catch {}
-      await this.exited;
-    }
-  }
-}
-
-const takenPorts = new Set();
-const canListen = (port) =>
-  new Promise((r) => {
-    const s = createServer();
-    s.once('error', () => r(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => r(true)));
-  });
-/** A free port on 127.0.0.1 from 22000 (mysql.mjs takes 21000-21999). */
-const freePort = async () => {
-  for (let port = 22_000; port < 23_000; port++) {
-    if (takenPorts.has(port)) continue;
-    if (await canListen(port)) {
-      takenPorts.add(port);
-      return port;
-    }
-  }
-  throw new Error('no free port in 22000-22999 on 127.0.0.1');
-};
+/** The hand servers' ports (mysql.mjs takes 21000-21999). */
+const ports = portRange(22_000, 22_999);
 
 const status = (url, ms = 10_000) =>
   fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(ms) }).then(
@@ -215,24 +88,6 @@ const status = (url, ms = 10_000) =>
     },
     () => 0,
   );
-
-/** Polls `read` every `every` ms until `ok`; errors of `read` count as not yet. */
-const until = async (scope, read, ok, ms, what, every = 250) => {
-  const deadline = Date.now() + ms;
-  let last;
-  for (;;) {
-    if (scope.closed) throw new Error(`stopped while waiting for ${what}`);
-    try {
-      last = await read();
-      if (ok(last)) return last;
-    } catch (e) {
-      last = String(e?.message ?? e);
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)?.slice(0, 1000)}`);
-    await sleep(every);
-  }
-};
 
 // ---- wrk
 
@@ -475,14 +330,16 @@ const deployWordPress = async (scope) => {
     },
   });
   marks.command = now() - t0;
-  const base = await until(scope, () => urlOf(scope, 'wordpress'), Boolean, 60_000, 'the WordPress URL', 100);
-  await until(
+  const base = await until(() => urlOf(scope, 'wordpress'), Boolean, 60_000, 'the WordPress URL', {
     scope,
+    every: 100,
+  });
+  await until(
     () => status(`${base}/wp-admin/install.php`, 5_000),
     (s) => s === 200,
     120_000,
     'install.php',
-    50,
+    { scope, every: 50 },
   );
   marks.served = now() - t0;
   lines.push(`${(marks.served / 1000).toFixed(2).padStart(6)} s  (bench) /wp-admin/install.php answers 200`);
@@ -614,7 +471,7 @@ const startHand = async (scope, name, template, serviceIni) => {
   const hand = { dir, servers: [], ports: [] };
   scope.hand = hand;
   const port = async () => {
-    const p = await freePort();
+    const p = await ports.take();
     hand.ports.push(p);
     return p;
   };
@@ -667,7 +524,6 @@ const startHand = async (scope, name, template, serviceIni) => {
   });
   hand.servers.push(mariadbd);
   await until(
-    scope,
     async () => {
       if (!mariadbd.running) throw new Error(`mariadbd exited: ${mariadbd.tail()}`);
       return sqlAt(dbPort, 'SELECT 1', { timeoutMs: 5_000 });
@@ -675,7 +531,7 @@ const startHand = async (scope, name, template, serviceIni) => {
     (out) => out.trim() === '1',
     60_000,
     'the hand mariadbd',
-    50,
+    { scope, every: 50 },
   );
   const dbPassword = randomBytes(12).toString('hex');
   await sqlAt(
@@ -816,7 +672,6 @@ const startHand = async (scope, name, template, serviceIni) => {
   };
   hand.base = `http://127.0.0.1:${hand.web.wp1}`;
   await until(
-    scope,
     async () => {
       const dead = hand.servers.find((s) => !s.running);
       if (dead) throw new Error(`${dead.name} exited: ${dead.tail()}`);
@@ -825,7 +680,7 @@ const startHand = async (scope, name, template, serviceIni) => {
     (s) => s === 200,
     60_000,
     'install.php by hand',
-    50,
+    { scope, every: 50 },
   );
   phases.served = now() - t0;
   hand.ms = phases.served;
@@ -841,7 +696,7 @@ const startHand = async (scope, name, template, serviceIni) => {
 const stopHand = async (hand) => {
   for (const s of [...hand.servers].reverse()) await s.stop();
   hand.servers = [];
-  for (const p of hand.ports) takenPorts.delete(p);
+  for (const p of hand.ports) ports.release(p);
   rmSync(hand.dir, { recursive: true, force: true });
 };
 
@@ -1114,19 +969,15 @@ export const phpBench = {
         }),
       );
       await cps(scope, ['deploy', join(small, 'manifest.json')], { timeoutMs: 300_000 });
-      const smallUrl = await until(
+      const smallUrl = await until(() => urlOf(scope, 'php-bench'), Boolean, 60_000, 'the small app URL', {
         scope,
-        () => urlOf(scope, 'php-bench'),
-        Boolean,
-        60_000,
-        'the small app URL',
-      );
+      });
       await until(
-        scope,
         () => fetch(`${smallUrl}/hello.txt`).then((r) => r.text()),
         (b) => b === STATIC_BODY,
         120_000,
         'the static file',
+        { scope },
       );
       log(`small app served at ${smallUrl}, ${((now() - t0) / 1000).toFixed(1)} s after the start`);
       return {
@@ -1235,12 +1086,11 @@ export const phpBench = {
         `seconds=${CACHE_SECONDS}`,
       ]);
       await until(
-        scope,
         () => fetch(`${d.base}/`).then(async (r) => (await r.arrayBuffer(), r.headers.get('x-cache'))),
         (x) => x === 'HIT',
         60_000,
         'an X-Cache: HIT',
-        100,
+        { scope, every: 100 },
       );
       log(
         `set_cache ${CACHE_SECONDS}: answers from the cache ${((now() - t) / 1000).toFixed(1)} s after the call`,
@@ -1250,12 +1100,11 @@ export const phpBench = {
       f.cacheP99 = { cps: cached.p99, raw: one.cps.p99 };
       await cps(scope, ['service', 'call', 'web', 'set_cache', '--app', 'wordpress', '--arg', 'seconds=0']);
       await until(
-        scope,
         () => fetch(`${d.base}/`).then(async (r) => (await r.arrayBuffer(), r.headers.get('x-cache'))),
         (x) => x === null,
         60_000,
         'no X-Cache header',
-        100,
+        { scope, every: 100 },
       );
 
       // 3. two backend nodes
@@ -1266,7 +1115,6 @@ export const phpBench = {
       const added = now() - t;
       let running;
       const backends = await until(
-        scope,
         async () =>
           (await nodesOf(scope, 'wordpress', 'web')).filter(
             (n) => n.role === 'backend' && n.state === 'running',
@@ -1274,11 +1122,11 @@ export const phpBench = {
         (b) => b.length === 2,
         120_000,
         'two running backends',
+        { scope },
       );
       running = now() - t;
       // the proxy sends PHP to both: each backend's access log counts requests
       await until(
-        scope,
         async () => {
           await Promise.all(Array.from({ length: 8 }, () => status(`${d.base}/`)));
           const perf = await cpsJson(scope, [
@@ -1294,7 +1142,7 @@ export const phpBench = {
         (n) => n === 2,
         120_000,
         'both backends serving',
-        500,
+        { scope, every: 500 },
       );
       const serving = now() - t;
       f.addBackends = { cps: serving, raw: NaN };

@@ -5,20 +5,14 @@
 # from the environment and make the database's schema on first use. Installs the package when
 # missing (apt-get, as root). Does nothing when the archive is newer than all its inputs; FORCE=1
 # rebuilds anyway.
-set -eu
+. "$(dirname "$0")/../lib/build-archive.sh"
 
-here=$(cd "$(dirname "$0")" && pwd)
 src=/usr/share/mediawiki
 skin=Vector
 out=$here/build/mediawiki.tar.gz
 
 if [ ! -f "$src/includes/Setup.php" ] || [ ! -d "$src/skins/$skin" ]; then
-	echo "installing Debian's mediawiki" >&2
-	if [ "$(id -u)" != 0 ]; then
-		echo "run as root, or: apt-get install --no-install-recommends mediawiki" >&2
-		exit 1
-	fi
-	apt-get install -y --no-install-recommends mediawiki >&2
+	install_packages mediawiki
 fi
 
 # What the archive takes from the package. Left out: LocalSettings.php, config and images (links
@@ -29,17 +23,9 @@ ours="LocalSettings.php cps-schema.php"
 
 inputs=""
 for p in $code; do inputs="$inputs $src/$p"; done
-if [ "${FORCE:-0}" != 1 ] && [ -f "$out" ] &&
-	[ -z "$(cd "$here" && find -L $inputs "$src/skins/$skin" $ours build.sh -newer "$out" -print -quit 2>/dev/null)" ]; then
-	echo "up to date: $out"
-	exit 0
-fi
+skip_if_up_to_date $inputs "$src/skins/$skin" $ours
 
-start=$(date +%s.%N)
-mkdir -p "$here/build"
-stage=$(mktemp -d "$here/build/.stage.XXXXXX")
-trap 'rm -rf "$stage"' EXIT INT TERM
-root=$stage/root
+begin_stage
 mkdir -p "$root/skins"
 
 for p in $code; do cp -rL --preserve=mode,timestamps "$src/$p" "$root/"; done
@@ -54,14 +40,4 @@ done
 find "$root/languages/messages" -type f ! -name MessagesEn.php -delete
 
 for f in $ours; do cp "$here/$f" "$root/$f"; done
-chmod -R u=rwX,go=rX "$root"
-
-tar -C "$root" --sort=name --owner=0 --group=0 --numeric-owner -cf - . | gzip -6 -n >"$stage/out.tar.gz"
-mv "$stage/out.tar.gz" "$out"
-
-files=$(find "$root" -type f | wc -l)
-entries=$(find "$root" | wc -l)
-size=$(wc -c <"$out")
-end=$(date +%s.%N)
-echo "$start $end" | awk -v o="$out" -v f="$files" -v e="$entries" -v s="$size" \
-	'{ printf "built %s: %s files (%s entries), %s bytes, %.1f s\n", o, f, e, s, $2 - $1 }'
+pack_archive entries

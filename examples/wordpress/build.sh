@@ -5,34 +5,18 @@
 # and our must-use plugin mu-plugins/cps.php (no update checks). Installs the packages when
 # missing (apt-get, as root). Does nothing when the archive is newer than all its inputs; FORCE=1
 # rebuilds anyway.
-set -eu
+. "$(dirname "$0")/../lib/build-archive.sh"
 
-here=$(cd "$(dirname "$0")" && pwd)
 src=/usr/share/wordpress
 theme=twentytwentythree
 out=$here/build/wordpress.tar.gz
 
 if [ ! -f "$src/wp-settings.php" ] || [ ! -d "$src/wp-content/themes/$theme" ]; then
-	echo "installing Debian's wordpress and wordpress-theme-$theme" >&2
-	if [ "$(id -u)" != 0 ]; then
-		echo "run as root, or: apt-get install --no-install-recommends wordpress wordpress-theme-$theme" >&2
-		exit 1
-	fi
-	apt-get install -y --no-install-recommends wordpress "wordpress-theme-$theme" >&2
+	install_packages wordpress "wordpress-theme-$theme"
 fi
+skip_if_up_to_date "$src" wp-config.php mu-plugins
 
-# Up to date when no input is newer than the archive.
-if [ "${FORCE:-0}" != 1 ] && [ -f "$out" ] &&
-	[ -z "$(find -L "$src" "$here/wp-config.php" "$here/mu-plugins" "$here/build.sh" -newer "$out" -print -quit 2>/dev/null)" ]; then
-	echo "up to date: $out"
-	exit 0
-fi
-
-start=$(date +%s.%N)
-mkdir -p "$here/build"
-stage=$(mktemp -d "$here/build/.stage.XXXXXX")
-trap 'rm -rf "$stage"' EXIT INT TERM
-root=$stage/root
+begin_stage
 mkdir -p "$root/wp-content/themes" "$root/wp-content/plugins" "$root/wp-content/mu-plugins"
 
 # The code. Debian ships 23 symlinks (into /usr/share/javascript, /usr/share/php/getid3,
@@ -64,13 +48,4 @@ find "$root/wp-includes/js/dist" "$root/wp-includes/css/dist" -type f \( -name '
 
 cp "$here/wp-config.php" "$root/wp-config.php"
 cp "$here/mu-plugins/cps.php" "$root/wp-content/mu-plugins/cps.php"
-chmod -R u=rwX,go=rX "$root"
-
-# A reproducible tar (sorted, numeric root owner), gzip -6 without a name or a time stamp.
-tar -C "$root" --sort=name --owner=0 --group=0 --numeric-owner -cf - . | gzip -6 -n >"$stage/out.tar.gz"
-mv "$stage/out.tar.gz" "$out"
-
-files=$(find "$root" -type f | wc -l)
-size=$(wc -c <"$out")
-end=$(date +%s.%N)
-echo "$start $end" | awk -v o="$out" -v f="$files" -v s="$size" '{ printf "built %s: %s files, %s bytes, %.1f s\n", o, f, s, $2 - $1 }'
+pack_archive

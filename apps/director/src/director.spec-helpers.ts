@@ -1,8 +1,9 @@
 import { request as httpsRequest } from 'node:https';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
+import { create as tarCreate } from 'tar';
 import { OperatorModeAuthority } from '@cps/bus';
 import { LocalCloud, workloadUser } from '@cps/clouds';
 import { eventually, TestNats } from '@cps/testing';
@@ -107,6 +108,22 @@ export const succeeded = async (c: Client, accepted: HttpAnswer, what: string, m
 
 export const ADMIN_PASSWORD = 'admin-password-for-tests';
 
+/** A service's code as uploaded: a gzipped tar of `files` (name to content, each file mode 755). */
+export const archiveOf = async (files: Record<string, string | Buffer>): Promise<Buffer> => {
+  const src = mkdtempSync(join(tmpdir(), 'cps-archive-'));
+  try {
+    for (const [name, body] of Object.entries(files)) writeFileSync(join(src, name), body, { mode: 0o755 });
+    await tarCreate({ gzip: true, file: join(src, 'code.tgz'), cwd: src }, Object.keys(files));
+    return readFileSync(join(src, 'code.tgz'));
+  } finally {
+    rmSync(src, { recursive: true, force: true });
+  }
+};
+
+const expectStatus = (r: HttpAnswer, status: number) => {
+  if (r.status !== status) throw new Error(`${status} expected: ${r.status} ${r.text}`);
+};
+
 /**
  * A real platform for director tests: a nats-server with operator-mode mTLS, the local cloud with
  * the built manager and agent runtimes, and directors in this process over HTTPS.
@@ -191,20 +208,36 @@ export class DirectorHarness {
 
   /**
    * Creates application `app` with service `name` of `type` (its agents on `cloud`, the default
-   * cloud when absent) as the user of `c` and starts it; answers the service's path once its start
-   * has succeeded.
+   * cloud when absent) as the user of `c`, not started; answers the service's path and id.
    */
+  async createdService(
+    c: Client,
+    app: string,
+    type: string,
+    name: string,
+    cloud?: string,
+  ): Promise<{ path: string; serviceId: string }> {
+    expectStatus(await c.post('/v1/applications', { name: app }), 201);
+    const s = await c.post(`/v1/applications/${app}/services`, { type, name, ...(cloud ? { cloud } : {}) });
+    expectStatus(s, 201);
+    return { path: `/v1/applications/${app}/services/${name}`, serviceId: s.body.serviceId as string };
+  }
+
+  /** {@link createdService}, then started; answers the service's path once its start has succeeded. */
   async startedService(c: Client, app: string, type: string, name: string, cloud?: string): Promise<string> {
-    const must = (r: HttpAnswer, status: number) => {
-      if (r.status !== status) throw new Error(`${status} expected: ${r.status} ${r.text}`);
-    };
-    must(await c.post('/v1/applications', { name: app }), 201);
-    must(await c.post(`/v1/applications/${app}/services`, { type, name, ...(cloud ? { cloud } : {}) }), 201);
-    const path = `/v1/applications/${app}/services/${name}`;
+    const { path } = await this.createdService(c, app, type, name, cloud);
     const start = await c.post(`${path}/start`, {});
-    must(start, 202);
+    expectStatus(start, 202);
     await succeeded(c, start, `start of ${path}`, 60_000);
     return path;
+  }
+
+  /** The code directory of each agent node of service `serviceId` on the local cloud, by node id. */
+  async codeDirs(serviceId: string): Promise<Record<string, string>> {
+    const nodes = (await this.cloud.list()).filter((n) => n.kind === 'agent' && n.serviceId === serviceId);
+    return Object.fromEntries(
+      nodes.map((n) => [n.nodeId, join(this.dir, 'cloud', 'nodes', n.nodeId, 'work', 'code')]),
+    );
   }
 
   /** An anonymous client of a director, trusting the platform's CA. */

@@ -4,6 +4,7 @@ import type { RouteInput, RouteOutput } from '../api/route.js';
 import { Caller, Input, Route } from '../api/route.decorator.js';
 import type { Authenticator } from '../api/route.guard.js';
 import type { CpsRequest, Principal } from '../api/request.js';
+import { takeOverReply } from '../api/raw-reply.js';
 import type { History } from './history.js';
 import { historyRoutes } from './history.routes.js';
 
@@ -41,12 +42,7 @@ export class HistoryController {
     const req = reply.request as CpsRequest;
     const given = req.headers['last-event-id'];
     const stream = await this.history.prepareStream(p, i.query, Array.isArray(given) ? given[0] : given);
-    reply.hijack();
-    const res = reply.raw;
-    const headers: Record<string, string | number | readonly string[]> = {};
-    for (const [k, v] of Object.entries(reply.getHeaders())) if (v !== undefined) headers[k] = v;
-    res.writeHead(200, {
-      ...headers,
+    const res = takeOverReply(reply, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache, no-transform',
       'x-accel-buffering': 'no',

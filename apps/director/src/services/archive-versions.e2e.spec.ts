@@ -1,29 +1,20 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { create as tarCreate } from 'tar';
 import { eventually } from '@cps/testing';
 import type { Director } from '../director.js';
-import { DirectorHarness, succeeded, type Client, type HttpAnswer } from '../director.spec-helpers.js';
+import {
+  archiveOf,
+  DirectorHarness,
+  succeeded,
+  type Client,
+  type HttpAnswer,
+} from '../director.spec-helpers.js';
 
 /** A generic service's code whose `version.txt` says which one it is. */
-const codeOf = async (label: string): Promise<Buffer> => {
-  const src = mkdtempSync(join(tmpdir(), 'cps-versions-'));
-  try {
-    const files: Record<string, string> = {
-      'init.sh': 'echo init\n',
-      'run.sh': 'echo run\nsleep 60\n',
-      'version.txt': `${label}\n`,
-    };
-    for (const [name, body] of Object.entries(files)) writeFileSync(join(src, name), body, { mode: 0o755 });
-    await tarCreate({ gzip: true, file: join(src, 'code.tgz'), cwd: src }, Object.keys(files));
-    return readFileSync(join(src, 'code.tgz'));
-  } finally {
-    rmSync(src, { recursive: true, force: true });
-  }
-};
+const codeOf = (label: string): Promise<Buffer> =>
+  archiveOf({ 'init.sh': 'echo init\n', 'run.sh': 'echo run\nsleep 60\n', 'version.txt': `${label}\n` });
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
@@ -53,29 +44,19 @@ describe('the versions of a service’s code: upload, list, download, enable, de
   const current = async (): Promise<string | undefined> => (await alice.get(svc)).body.archive?.version;
 
   /** The content of `version.txt` on each of the service's nodes. */
-  const nodeLabels = async (): Promise<string[]> => {
-    const nodes = (await h.cloud.list()).filter((n) => n.kind === 'agent' && n.serviceId === serviceId);
-    return nodes.map((n) => {
-      const file = join(h.dir, 'cloud', 'nodes', n.nodeId, 'work', 'code', 'version.txt');
+  const nodeLabels = async (): Promise<string[]> =>
+    Object.values(await h.codeDirs(serviceId)).map((dir) => {
+      const file = join(dir, 'version.txt');
       return statSync(file, { throwIfNoEntry: false }) ? readFileSync(file, 'utf8').trim() : '';
     });
-  };
 
   beforeAll(async () => {
     for (const label of ['one', 'two', 'three', 'four']) code[label] = await codeOf(label);
     h = await DirectorHarness.start();
-    d = await h.startDirector();
+    d = await h.leadingDirector();
     alice = await h.user(d, 'alice');
     bob = await h.user(d, 'bob');
-    await eventually(
-      async () => d.leading,
-      (l) => l,
-      10_000,
-    );
-    expectOk(await alice.post('/v1/applications', { name: 'site' }), 201);
-    const s = await alice.post('/v1/applications/site/services', { type: 'generic', name: 'web' });
-    expectOk(s, 201);
-    serviceId = s.body.serviceId as string;
+    serviceId = (await h.createdService(alice, 'site', 'generic', 'web')).serviceId;
   });
   afterAll(async () => h?.cleanup());
 

@@ -4,6 +4,7 @@ import type { FastifyReply } from 'fastify';
 import type { RouteInput, RouteOutput } from '../api/route.js';
 import { Caller, Input, Req, Route } from '../api/route.decorator.js';
 import { actorOf, commandIdOf, type Principal, type RequestContext } from '../api/request.js';
+import { takeOverReply } from '../api/raw-reply.js';
 import type { ServiceOperations } from './service-operations.js';
 import type { Services } from './services.js';
 import { serviceRoutes } from './services.routes.js';
@@ -181,12 +182,7 @@ export class ServicesController {
   ): Promise<void> {
     const { params } = i;
     const archive = await this.services.archives.open(p, params.app, params.svc, params.version);
-    reply.hijack();
-    const res = reply.raw;
-    const headers: Record<string, string | number | readonly string[]> = {};
-    for (const [k, v] of Object.entries(reply.getHeaders())) if (v !== undefined) headers[k] = v;
-    res.writeHead(200, {
-      ...headers,
+    const res = takeOverReply(reply, {
       'content-type': 'application/octet-stream',
       'content-length': archive.info.size,
       'content-disposition': `attachment; filename="${archive.info.version}"`,
