@@ -18,6 +18,7 @@ import {
   identityEvents,
   IdentityIssuer,
   IssuedNodeIdentities,
+  servicesCertifier,
   type BusIdentity,
   type PlatformSecrets,
 } from '@cps/platform';
@@ -244,6 +245,7 @@ export class Director {
       identities,
       policy: credit,
       software: (type) => (registry.has(type) ? (registry.get(type).packages ?? []) : []),
+      certifier: servicesCertifier(o.secrets),
     });
 
     const clouds = o.clouds.map((c) => c.name);

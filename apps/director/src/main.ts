@@ -63,6 +63,9 @@ const main = async (): Promise<void> => {
     log,
   });
   writeFileSync(join(home.dir, 'ca.pem'), info.busTrustPem, { mode: 0o644 });
+  // what a browser or curl trusts to reach the services that serve HTTPS with a platform certificate
+  if (info.servicesCaPem)
+    writeFileSync(join(home.dir, 'services-ca.pem'), info.servicesCaPem, { mode: 0o644 });
   // for `cps up` to sign the CLI in: the generated password, or none when it was CPS_ADMIN_PASSWORD
   if (director.adminCreated)
     writeFileSync(

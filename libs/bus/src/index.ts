@@ -86,5 +86,5 @@ export {
   spoolWrite,
   type Heartbeat,
 } from './protocol/agent.js';
-export { createManagerNode, createNode, destroyNode } from './protocol/provisioner.js';
+export { createManagerNode, createNode, destroyNode, issueNodeCertificate } from './protocol/provisioner.js';
 export { renewIdentity } from './protocol/identity.js';

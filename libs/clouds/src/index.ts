@@ -32,6 +32,7 @@ export { WORKLOAD_USER, workloadUser, type WorkloadUser } from './local/workload
 export {
   Provisioner,
   type MissingNodePolicy,
+  type NodeCertifier,
   type NodeIdentitySource,
   type ProvisionerOptions,
   type ProvisionPolicy,

@@ -15,6 +15,8 @@ export {
   freshKeys,
   issueBusIdentity,
   issueServerCert,
+  servicesCertifier,
+  SERVICE_CERT_TTL_MS,
   type BusIdentity,
   type KeySource,
   type PlatformSecrets,

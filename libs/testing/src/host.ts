@@ -20,7 +20,7 @@ import {
   ensureSnapshotBucket,
   JetStreamEventStore,
 } from '@cps/events';
-import { identityEvents, IdentityIssuer, IssuedNodeIdentities } from '@cps/platform';
+import { identityEvents, IdentityIssuer, IssuedNodeIdentities, servicesCertifier } from '@cps/platform';
 import { TestNats } from './nats.js';
 
 export interface TestHostOptions {
@@ -109,6 +109,7 @@ export class TestHost {
       store,
       clouds: [cloud],
       identities,
+      certifier: servicesCertifier(nats.secrets),
       ...(o.policy ? { policy: o.policy } : {}),
     });
     await provisioner.load();

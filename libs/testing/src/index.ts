@@ -8,3 +8,4 @@ export { sourceCommand, spawnSource } from './source-process.js';
 export { ServiceHarness, type ServiceHarnessOptions } from './service-harness.js';
 export { connectFrom } from './namespaces.js';
 export { mariadb, type SqlServer } from './mariadb-client.js';
+export { httpGet, httpsText, type Got } from './http-client.js';

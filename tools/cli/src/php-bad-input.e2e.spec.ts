@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, ftruncateSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, ftruncateSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually } from '@cps/testing';
+import { eventually, httpsText } from '@cps/testing';
 import { tarOf, zerosBomb } from '../../../libs/archives/src/extract/archives.spec-helpers.js';
 import { cliPlatform } from './cli-platform.spec-helpers.js';
 
@@ -317,6 +318,62 @@ describe('cps php: bad input is refused and changes nothing', () => {
     expect(await service()).toEqual(before);
     expect((await settings())['memory_limit']).toBe('128M');
   });
+
+  it('a certificate that is not its key’s: key_mismatch on $.key, no HTTPS; --platform then serves HTTPS the written CA vouches for', async () => {
+    const selfSigned = (name: string) => {
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'rsa:2048',
+          '-nodes',
+          '-days',
+          '2',
+          '-subj',
+          `/CN=${name}`,
+          '-keyout',
+          join(root, `${name}.key`),
+          '-out',
+          join(root, `${name}.crt`),
+        ],
+        { stdio: 'ignore' },
+      );
+      return { cert: join(root, `${name}.crt`), key: join(root, `${name}.key`) };
+    };
+    const [one, two] = [selfSigned('one'), selfSigned('two')];
+    const r = await fails(
+      'php',
+      'certificate',
+      'site',
+      '--certificate',
+      one.cert,
+      '--private-key',
+      two.key,
+      ...app,
+    );
+    expect(r.stderr).toMatch(/^error \[validation\]: /);
+    expect(r.stderr).toMatch(/^ {2}\$\.key: .+ \(key_mismatch\)$/m);
+    expect((await cps('php', 'certificate', 'site', ...app)).stdout).toMatch(/^no certificate/);
+    expect(await service()).toEqual(before);
+
+    const ca = join(root, 'services-ca.pem');
+    const shown = (await cps('php', 'certificate', 'site', '--platform', '--ca-out', ca, ...app)).stdout;
+    expect(shown).toMatch(/^issuer: .*cps services/m);
+    const https = await eventually(
+      async () => (await info()).endpoints?.['https'],
+      (e) => e !== undefined,
+      30_000,
+    );
+    const body = await eventually(
+      () => httpsText(https!, readFileSync(ca)),
+      (b) => b === GOOD_PAGE,
+      30_000,
+    );
+    expect(body).toBe(GOOD_PAGE);
+    expect((await cps('php', 'certificate', 'site', '--remove', ...app)).stdout).toMatch(/^HTTPS stopped/);
+  }, 120_000);
 
   it('after all that, the good version still serves, and a good change still goes through', async () => {
     expect(await page()).toEqual({ status: 200, body: GOOD_PAGE });

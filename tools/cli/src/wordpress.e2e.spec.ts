@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalCloud, namespaceOfAddress } from '@cps/clouds';
-import { eventually } from '@cps/testing';
+import { eventually, httpGet } from '@cps/testing';
 import { cliPlatform } from './cli-platform.spec-helpers.js';
 
 interface Listed {
@@ -37,20 +37,11 @@ const kill9 = (pids: readonly number[]): void => {
     }
 };
 
-/**
- * One visit's status (0: no answer). A request on a kept-alive connection the proxy closed before
- * answering (nginx closes its idle ones when it reloads for a node change) is sent again once, as
- * browsers do (RFC 9112, 9.3.1); an answer, even a 502, is never retried.
- */
-const status = async (url: string, retried = false): Promise<number> =>
-  fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(15_000) }).then(
-    (r) => r.arrayBuffer().then(() => r.status),
-    (e: unknown) => {
-      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-      if (!retried && cause?.code === 'UND_ERR_SOCKET' && cause.message === 'other side closed')
-        return status(url, true);
-      return 0;
-    },
+/** One visit's status (0: no answer), sent again once only as clients do (see `httpGet`). */
+const status = (url: string): Promise<number> =>
+  httpGet(url, 15_000).then(
+    (r) => r.status,
+    () => 0,
   );
 
 /**

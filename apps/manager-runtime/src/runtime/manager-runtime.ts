@@ -36,6 +36,7 @@ import {
   setLinks,
   type NodeInfo,
   createNode,
+  issueNodeCertificate,
   destroyNode,
 } from '@cps/bus';
 import { CommandHandler, type EventStore, type SnapshotStore } from '@cps/events';
@@ -859,6 +860,15 @@ export class ManagerRuntime {
           throw new CpsError('internal', `service ${s.serviceId} has no key to derive its secrets from`);
         return this.o.secrets.derive(purpose);
       },
+      issueCertificate: (nodeId, publicKeyPem) =>
+        this.toProvisioner(() =>
+          this.o.bus.request(
+            subjects.provisioner(this.o.appId, this.o.serviceId),
+            issueNodeCertificate,
+            { nodeId, publicKeyPem },
+            { timeoutMs: 10_000 },
+          ),
+        ),
       fanOut: (nodeIds, method, args, options) =>
         Promise.all(
           nodeIds.map(async (nodeId): Promise<NodeAnswer> => {

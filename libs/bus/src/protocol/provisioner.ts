@@ -4,7 +4,7 @@ import { defineCommand } from '../rpc/command.js';
 
 /**
  * What the Provisioner (on the leading director) serves. A manager asks for the nodes of its service
- * at `subjects.provisioner(app, svc)`: `createNode`, `destroyNode`.
+ * at `subjects.provisioner(app, svc)`: `createNode`, `destroyNode`, `issueNodeCertificate`.
  */
 export const createNode = defineCommand(
   'create',
@@ -39,4 +39,20 @@ export const destroyNode = defineCommand(
   'destroy',
   z.object({ nodeId: IdSchema }),
   z.object({ nodeId: z.string(), destroyed: z.boolean() }),
+);
+/**
+ * A manager asks for an HTTPS certificate of one node of its service from the platform's services
+ * CA, for the key it made (it sends the public key only). The certificate names the address the
+ * node has, and nothing the manager chooses.
+ */
+export const issueNodeCertificate = defineCommand(
+  'certificate',
+  z.object({ nodeId: IdSchema, publicKeyPem: z.string().min(1).max(16_384) }),
+  z.object({
+    /** The node's certificate (PEM). */
+    certificate: z.string(),
+    /** The services CA it chains to (PEM): what a client trusts to reach the node over HTTPS. */
+    ca: z.string(),
+    notAfter: z.string(),
+  }),
 );

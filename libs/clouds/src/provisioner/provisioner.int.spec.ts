@@ -2,8 +2,9 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hasErrorCode, ForbiddenError } from '@cps/core';
-import { Bus, subjects, createManagerNode, createNode, destroyNode } from '@cps/bus';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { generateKeyPair, hasErrorCode, ForbiddenError } from '@cps/core';
+import { Bus, subjects, createManagerNode, createNode, destroyNode, issueNodeCertificate } from '@cps/bus';
 import { InMemoryEventStore } from '@cps/events';
 import { eventually, TestHost, ViolationLog } from '@cps/testing';
 import { Provisioner, type BaseCloud } from '@cps/clouds';
@@ -121,6 +122,37 @@ describe('Provisioner: nodes for managers, manager processes for supervisors', (
       (e) => hasErrorCode(e, 'forbidden'),
     );
     expect(host.provisioner.get('m1')).toBeUndefined();
+  });
+
+  it("signs an HTTPS certificate for its own service's node only, naming the node's address, from the services CA alone", async () => {
+    const key = generateKeyPair();
+    const n1 = host.provisioner.get('n1');
+    expect(n1?.address).toBeDefined();
+    const r = await manager.request(mine, issueNodeCertificate, {
+      nodeId: 'n1',
+      publicKeyPem: key.publicKeyPem,
+    });
+    const cert = new X509Certificate(r.certificate);
+    expect(cert.verify(new X509Certificate(r.ca).publicKey)).toBe(true);
+    expect(cert.subjectAltName).toContain(`IP Address:${n1!.address}`);
+    expect(cert.checkPrivateKey(createPrivateKey(key.privateKeyPem))).toBe(true);
+    // nothing of the platform trusts it: neither the bus CA nor the platform's root signed it
+    for (const platformCa of [host.nats.secrets.busCa, host.nats.secrets.root])
+      expect(cert.verify(new X509Certificate(platformCa.certPem).publicKey)).toBe(false);
+
+    // s2's manager cannot have a certificate for s1's node, nor one for a node that is nobody's
+    await expect(
+      other.request(subjects.provisioner('a1', 's2'), issueNodeCertificate, {
+        nodeId: 'n1',
+        publicKeyPem: key.publicKeyPem,
+      }),
+    ).rejects.toSatisfy((e) => hasErrorCode(e, 'forbidden'));
+    await expect(
+      manager.request(mine, issueNodeCertificate, { nodeId: 'nobody', publicKeyPem: key.publicKeyPem }),
+    ).rejects.toSatisfy((e) => hasErrorCode(e, 'not_found'));
+    await expect(
+      manager.request(mine, issueNodeCertificate, { nodeId: 'n1', publicKeyPem: 'not a key' }),
+    ).rejects.toSatisfy((e) => hasErrorCode(e, 'validation') && e.issues[0]?.path === '$.publicKeyPem');
   });
 
   it("starts a service's manager process for a supervisor; its manager cannot destroy it", async () => {

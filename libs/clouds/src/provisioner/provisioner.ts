@@ -8,7 +8,14 @@ import {
   tryParseAggregateId,
   type Identity,
 } from '@cps/core';
-import { createManagerNode, createNode, destroyNode, type Bus, type Served } from '@cps/bus';
+import {
+  createManagerNode,
+  createNode,
+  destroyNode,
+  issueNodeCertificate,
+  type Bus,
+  type Served,
+} from '@cps/bus';
 import type { AppendOptions, EventStore } from '@cps/events';
 import type { BaseCloud, CloudNode, Contextualization, NodeKind } from '../types.js';
 import { evolveNode, type NodeEvent, type NodeRecord } from './node-events.js';
@@ -30,6 +37,20 @@ export interface ProvisionPolicy {
   }): Promise<void>;
 }
 
+/**
+ * Signs a node's HTTPS certificate for the key given, naming `hosts` (the platform's services CA:
+ * see `@cps/platform`). The Provisioner decides the node and its names; this only signs.
+ */
+export interface NodeCertifier {
+  certify(request: {
+    appId: string;
+    serviceId: string;
+    nodeId: string;
+    publicKeyPem: string;
+    hosts: readonly string[];
+  }): z.output<typeof issueNodeCertificate.reply>;
+}
+
 /** What the reconciler does with a node recorded as provisioned that its cloud no longer runs. */
 export type MissingNodePolicy = (node: NodeRecord) => 'recreate' | 'forget';
 
@@ -41,6 +62,8 @@ export interface ProvisionerOptions {
   readonly onMissing?: MissingNodePolicy;
   /** The Debian packages the nodes of a service type need (handed to the cloud in the node spec). */
   readonly software?: (serviceType: string) => readonly string[];
+  /** Signs the nodes' HTTPS certificates managers ask for (none: `issueNodeCertificate` is not served). */
+  readonly certifier?: NodeCertifier;
   readonly clock?: () => Date;
 }
 
@@ -99,7 +122,9 @@ export class Provisioner {
 
   /**
    * Serves `create` and `destroy` of agents for every manager, and of manager processes for
-   * supervisors; the subject names the service asked for.
+   * supervisors; the subject names the service asked for. With a certifier, also
+   * `issueNodeCertificate`: a certificate for a provisioned node of the asking manager's own
+   * service, naming the address recorded for it (a manager never chooses the names).
    */
   serve(bus: Bus): Served {
     const supervisor = 'cps.sys.mgrnode.*.*';
@@ -125,8 +150,36 @@ export class Provisioner {
         const owner = { appId: app as string, serviceId: svc as string, kind: 'agent' as const };
         return this.destroy(d.nodeId, owner, ctx.requestId);
       }),
+      ...(this.o.certifier
+        ? [
+            bus.handleAt(`cps.sys.node.*.*.${issueNodeCertificate.name}`, issueNodeCertificate, (d, ctx) => {
+              const [, , , app, svc] = ctx.subject.split('.');
+              return this.certify(app as string, svc as string, d);
+            }),
+          ]
+        : []),
     ];
     return { stop: async () => void (await Promise.all(served.map((s) => s.stop()))) };
+  }
+
+  private certify(
+    appId: string,
+    serviceId: string,
+    d: z.output<typeof issueNodeCertificate.request>,
+  ): z.output<typeof issueNodeCertificate.reply> {
+    const node = this.get(d.nodeId);
+    if (!node) throw new NotFoundError(`no node ${d.nodeId}`);
+    if (node.appId !== appId || node.serviceId !== serviceId || node.kind !== 'agent')
+      throw new ForbiddenError(`node ${d.nodeId} is not a node of service ${serviceId}`);
+    if (node.status !== 'provisioned' || !node.address)
+      throw new ConflictError(`node ${d.nodeId} is ${node.status}, with no address yet`);
+    return this.o.certifier!.certify({
+      appId,
+      serviceId,
+      nodeId: d.nodeId,
+      publicKeyPem: d.publicKeyPem,
+      hosts: [node.address],
+    });
   }
 
   list(): NodeRecord[] {

@@ -19,6 +19,7 @@ import { ownerTag } from '@cps/clouds';
 import {
   busTrustPem,
   createPlatformSecrets,
+  createServicesCa,
   issueBusIdentity,
   type BusIdentity,
   type KeySource,
@@ -40,6 +41,8 @@ export interface PlatformInfo {
   readonly busTrustPem: string;
   readonly userCaPem: string;
   readonly rootCaPem: string;
+  /** The CA of services' HTTPS certificates (absent in homes made before it until their next `cps up`). */
+  readonly servicesCaPem?: string;
   readonly operatorPublicKey: string;
   readonly accountPublicKey: string;
 }
@@ -147,7 +150,7 @@ export class PlatformHome {
       const nats = o.natsPort ?? (await preferredPort(14222));
       const director = o.directorPort ?? (await preferredPort(14443, new Set([nats])));
       await home.create(nats, director, o.keys, o.now ?? new Date(), o.natsUrls);
-    } else home.secrets();
+    } else home.upgrade(o.now ?? new Date(), o.keys);
     return home;
   }
 
@@ -166,6 +169,17 @@ export class PlatformHome {
   secrets(): SealedSecrets {
     const sealed = readFileSync(join(this.dir, 'secrets.sealed'), 'utf8');
     return JSON.parse(unseal(this.key, sealed, 'platform-secrets').toString('utf8')) as SealedSecrets;
+  }
+
+  /** Adds what a home made by an earlier version lacks: the services CA. */
+  private upgrade(now: Date, keys?: KeySource): void {
+    const secrets = this.secrets();
+    if (secrets.servicesCa) return;
+    const servicesCa = createServicesCa(now, keys);
+    const sealed: SealedSecrets = { ...secrets, servicesCa };
+    writeAtomic(join(this.dir, 'secrets.sealed'), seal(this.key, JSON.stringify(sealed), 'platform-secrets'));
+    const info: PlatformInfo = { ...this.info(), servicesCaPem: servicesCa.certPem };
+    writeAtomic(this.infoFile, JSON.stringify(info, null, 2) + '\n', 0o644);
   }
 
   /** The id of the director this home belongs to (`d1` for the home that created the platform). */
@@ -217,6 +231,7 @@ export class PlatformHome {
       busTrustPem: busTrustPem(secrets),
       userCaPem: secrets.userCa.certPem,
       rootCaPem: secrets.root.certPem,
+      servicesCaPem: secrets.servicesCa.certPem,
       operatorPublicKey: publicKeyOfSeed(secrets.operator.operatorSeed),
       accountPublicKey: publicKeyOfSeed(secrets.operator.accountSeed),
     };
@@ -263,7 +278,7 @@ export const joinPlatform = async (
   return home;
 };
 
-const sealingKeyFromPassphrase = (passphrase: string): SealingKey => {
+export const sealingKeyFromPassphrase = (passphrase: string): SealingKey => {
   if (passphrase.length < 16)
     throw new CpsError('validation', 'the join passphrase must have at least 16 characters', [
       { path: '$.passphrase', code: 'too_short', message: 'at least 16 characters' },

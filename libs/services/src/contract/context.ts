@@ -141,6 +141,15 @@ export interface ManagerContext {
    */
   secret(purpose: string): string;
   /**
+   * An HTTPS certificate for one running node of the service from the platform's services CA, for
+   * the key the plugin made (only its public half leaves): it names the node's address. `conflict`
+   * if the node has no address yet. The CA is what a client trusts to reach the node.
+   */
+  issueCertificate(
+    nodeId: string,
+    publicKeyPem: string,
+  ): Promise<{ readonly certificate: string; readonly ca: string; readonly notAfter: string }>;
+  /**
    * The service's own objects (a database's backups), in its data bucket of the platform's object
    * store: stored with their SHA-256, checked on the way out. Names are ids (`[a-z0-9][a-z0-9_-]*`).
    */

@@ -83,6 +83,7 @@ const managerContext = (nodes: readonly NodeView[], over: Partial<ManagerContext
   secret: () => {
     throw new Error('not here');
   },
+  issueCertificate: () => Promise.reject(new Error('not here')),
   objects: {
     list: () => Promise.reject(new Error('not here')),
     info: () => Promise.reject(new Error('not here')),

@@ -1,7 +1,5 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { create as tarCreate } from 'tar';
@@ -9,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ArchiveStore, ensureArchiveBucket } from '@cps/archives';
 import { addNodes, getLogs, removeNodes, setArchive } from '@cps/bus';
 import { LocalCloud } from '@cps/clouds';
-import { eventually, ServiceHarness } from '@cps/testing';
+import { eventually, httpGet as get, httpsText, ServiceHarness, type Got } from '@cps/testing';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -38,33 +36,6 @@ const app = (v: string) =>
     'lib.php': `<?php $b = '${v}';`,
     'info.php': `<?php header('Content-Type: application/json'); echo json_encode(['memory_limit' => ini_get('memory_limit'), 'upload' => ini_get('upload_max_filesize'), 'tz' => date_default_timezone_get(), 'opcache' => function_exists('opcache_get_status') && opcache_get_status(false) !== false, 'mysqli' => extension_loaded('mysqli')]);`,
     'static/hello.txt': `hello ${v}\n`,
-  });
-
-interface Got {
-  status: number;
-  body: string;
-}
-/**
- * One GET, as HTTP clients do it: a request sent on a kept-alive connection the server had just
- * closed (nginx closes its idle ones when it reloads) is sent again once, on a new connection
- * (RFC 9112, 9.3.1; Node's documentation of `reusedSocket`). Any other error is a failure.
- */
-const get = (url: string, timeoutMs = 10_000, retried = false): Promise<Got> =>
-  new Promise((resolve, reject) => {
-    const req = httpRequest(url, { timeout: timeoutMs }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', (e: NodeJS.ErrnoException) => {
-      if (!retried && req.reusedSocket && (e.code === 'ECONNRESET' || e.message === 'socket hang up'))
-        resolve(get(url, timeoutMs, true));
-      else reject(e);
-    });
-    req.end();
   });
 
 /** A client asking for `url` in a loop; every answer kept (status and body), failures counted. */
@@ -332,19 +303,7 @@ describe('php: nginx and php-fpm nodes serving versions of the code', () => {
         20_000,
       );
       const body = await eventually(
-        () =>
-          new Promise<string>((resolve) => {
-            const req = httpsRequest(
-              { host: https!.address, port: https!.port, path: '/', ca: site.certificate, timeout: 5_000 },
-              (res) => {
-                let b = '';
-                res.on('data', (d: Buffer) => (b += d.toString()));
-                res.on('end', () => resolve(b));
-              },
-            );
-            req.on('error', () => resolve(''));
-            req.end();
-          }),
+        () => httpsText(https!, site.certificate),
         (b) => b.startsWith('A=v'),
         20_000,
       );
@@ -366,5 +325,35 @@ describe('php: nginx and php-fpm nodes serving versions of the code', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('serves HTTPS with a certificate the platform’s services CA issues for the proxy’s address', async () => {
+    const refused = await h.call('set_certificate', { platform: true, certificate: 'x', key: 'y' }).then(
+      () => undefined,
+      (e: unknown) => e as { code: string; issues?: { path: string; code: string }[] },
+    );
+    expect(refused?.issues).toContainEqual(expect.objectContaining({ path: '$.platform', code: 'conflict' }));
+    const set = (await h.call('set_certificate', { platform: true })) as {
+      ca: string;
+      names: string[];
+      issuer: string;
+    };
+    const address = new URL(url).hostname;
+    expect(set.names).toContain(`IP Address:${address}`);
+    expect(set.issuer).toContain('cps services');
+    const https = await eventually(
+      async () => ((await h.info()).endpoints as Record<string, { address: string; port: number }>)['https'],
+      (e) => e !== undefined,
+      20_000,
+    );
+    // a client that trusts the services CA (and checks the name: the address) gets the page
+    const body = await eventually(
+      () => httpsText(https!, set.ca),
+      (b) => b.startsWith('A=v'),
+      20_000,
+    );
+    expect(body).toMatch(/^A=v\d B=v\d/);
+    expect(await h.call('get_certificate')).toMatchObject({ certificate: { issuer: set.issuer } });
+    await h.call('remove_certificate');
   });
 });

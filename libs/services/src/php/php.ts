@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { IdSchema, ValidationError } from '@cps/core';
+import { ConflictError, generateKeyPairAsync, IdSchema, ValidationError } from '@cps/core';
 import type { ManagerContext, NodeView } from '../contract/context.js';
 import { agentMethod, defineService, managerMethod, pluginState } from '../contract/service.js';
 import { applyPhpSettings, PHP_DEFAULTS, type PhpSettings } from './php-config.js';
@@ -10,7 +10,7 @@ import {
   type NodeSettings,
   type UpstreamServer,
 } from './server.js';
-import { checkCertificate, openWith, sealWith } from './tls.js';
+import { checkCertificate, openWith, sealWith, type CertificateView } from './tls.js';
 import { secret } from '../contract/secrets.js';
 
 /**
@@ -51,6 +51,8 @@ const TlsSet = z.object({
     fingerprint256: z.string(),
     names: z.array(z.string()),
   }),
+  /** Set when the platform's services CA issued it, for the proxy node named (renewed as it moves). */
+  platform: z.object({ nodeId: IdSchema }).optional(),
 });
 
 const state = pluginState<PhpState>({
@@ -230,6 +232,56 @@ const publishEndpoint = async (ctx: ManagerContext): Promise<void> => {
 /** The purpose of the service secret that seals the proxy's private key. */
 const TLS_KEY = 'php-tls-key';
 
+const CertificateResult = z.object({
+  subject: z.string(),
+  issuer: z.string(),
+  validTo: z.string(),
+  fingerprint256: z.string(),
+  names: z.array(z.string()),
+  redirect_http: z.boolean(),
+});
+
+/** A platform certificate is issued again when the proxy moved or when this little validity is left. */
+const RENEW_BEFORE_MS = 30 * 24 * 3600_000;
+
+/**
+ * Makes a key, has the platform's services CA certify it for the running proxy's address, and
+ * records it (the key sealed like a user's).
+ */
+const issuePlatformCertificate = async (
+  ctx: ManagerContext,
+  redirect: boolean,
+): Promise<{ view: CertificateView; ca: string }> => {
+  const proxy = running(ctx).find((n) => n.role === 'proxy' && reachable(n));
+  if (!proxy) throw new ConflictError('the service has no running proxy to issue a certificate for');
+  const key = await generateKeyPairAsync();
+  const issued = await ctx.issueCertificate(proxy.nodeId, key.publicKeyPem);
+  const view = checkCertificate(issued.certificate, key.privateKeyPem, new Date());
+  await ctx.record('tls_set', {
+    certificate: issued.certificate,
+    sealedKey: sealWith(ctx.secret(TLS_KEY), key.privateKeyPem),
+    redirect,
+    view,
+    platform: { nodeId: proxy.nodeId },
+  });
+  return { view, ca: issued.ca };
+};
+
+/** A platform certificate follows its proxy: issued again for a new proxy node, or before it expires. */
+const renewPlatformCertificate = async (ctx: ManagerContext): Promise<void> => {
+  const tls = stateOf(ctx).tls;
+  if (!tls?.platform) return;
+  const proxy = running(ctx).find((n) => n.role === 'proxy' && reachable(n));
+  if (!proxy) return;
+  const moved = proxy.nodeId !== tls.platform.nodeId;
+  if (!moved && Date.parse(tls.view.validTo) - Date.now() > RENEW_BEFORE_MS) return;
+  try {
+    await issuePlatformCertificate(ctx, tls.redirect);
+  } catch (e) {
+    ctx.log.warn('the platform certificate was not renewed', { error: String(e) });
+  }
+};
+
 const Figures = z.record(z.string(), z.number());
 
 /**
@@ -329,21 +381,33 @@ export const phpService = defineService({
       }),
       set_certificate: managerMethod({
         description:
-          'Serves HTTPS on the proxy with this certificate (PEM, then its chain) and key; `redirect_http` sends plain HTTP to HTTPS (default false: both answer)',
+          'Serves HTTPS on the proxy with this certificate (PEM, then its chain) and key, or (`platform`) with one from the platform’s services CA for the proxy’s address, renewed as needed; `redirect_http` sends plain HTTP to HTTPS (default false: both answer)',
         args: z.object({
-          certificate: z.string().min(1).max(65_536),
-          key: secret(z.string().min(1).max(65_536)),
+          certificate: z.string().min(1).max(65_536).optional(),
+          key: secret(z.string().min(1).max(65_536)).optional(),
+          platform: z.boolean().default(false),
           redirect_http: z.boolean().default(false),
         }),
-        result: z.object({
-          subject: z.string(),
-          issuer: z.string(),
-          validTo: z.string(),
-          fingerprint256: z.string(),
-          names: z.array(z.string()),
-          redirect_http: z.boolean(),
+        result: CertificateResult.extend({
+          /** The services CA, when the platform issued the certificate: what clients trust. */
+          ca: z.string().optional(),
         }),
         handle: async (ctx, a) => {
+          if (a.platform) {
+            if (a.certificate !== undefined || a.key !== undefined)
+              throw new ValidationError('give a certificate and key, or platform, not both', [
+                { path: '$.platform', code: 'conflict', message: 'the platform issues the key itself' },
+              ]);
+            const issued = await issuePlatformCertificate(ctx, a.redirect_http);
+            await publishEndpoint(ctx);
+            return { ...issued.view, redirect_http: a.redirect_http, ca: issued.ca };
+          }
+          if (a.certificate === undefined || a.key === undefined) {
+            const path = a.certificate === undefined ? '$.certificate' : '$.key';
+            throw new ValidationError('a certificate and its key are needed (or platform: true)', [
+              { path, code: 'required', message: 'required unless platform is true' },
+            ]);
+          }
           const view = checkCertificate(a.certificate, a.key, new Date());
           await ctx.record('tls_set', {
             certificate: a.certificate,
@@ -359,18 +423,7 @@ export const phpService = defineService({
         description: 'The proxy’s HTTPS certificate (its key is never shown), if it has one',
         readOnly: true,
         args: z.object({}),
-        result: z.object({
-          certificate: z
-            .object({
-              subject: z.string(),
-              issuer: z.string(),
-              validTo: z.string(),
-              fingerprint256: z.string(),
-              names: z.array(z.string()),
-              redirect_http: z.boolean(),
-            })
-            .optional(),
-        }),
+        result: z.object({ certificate: CertificateResult.optional() }),
         handle: (ctx) => {
           const t = stateOf(ctx).tls;
           return t ? { certificate: { ...t.view, redirect_http: t.redirect } } : {};
@@ -432,6 +485,7 @@ export const phpService = defineService({
     },
     configureNode,
     onNodesChanged: async (ctx) => {
+      await renewPlatformCertificate(ctx);
       await publishEndpoint(ctx);
       await deliver(ctx);
     },

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { createWriteStream, existsSync, readFileSync } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { link, rename, rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -263,23 +263,37 @@ export const phpCommands = (program: Command, g: Globals): void => {
       for (const line of settingLines(shown)) console.log(line);
     });
   examples(php.command('certificate <svc>'), [
-    'cps php certificate web --cert site.crt --key site.key --app shop',
-    'cps php certificate web --cert site.crt --key site.key --redirect --app shop',
+    'cps php certificate web --certificate site.crt --private-key site.key --app shop',
+    'cps php certificate web --certificate site.crt --private-key site.key --redirect --app shop',
+    'cps php certificate web --platform --ca-out services-ca.pem --app shop',
     'cps php certificate web --app shop',
     'cps php certificate web --remove --app shop',
   ])
     .description(
-      "the proxy's HTTPS certificate; with --cert and --key (PEM files), serve HTTPS with them (--redirect: plain HTTP redirects to HTTPS)",
+      "the proxy's HTTPS certificate; with --certificate and --private-key (PEM files), serve HTTPS with them, or with --platform with one the platform's services CA issues for the proxy's address (--redirect: plain HTTP redirects to HTTPS)",
     )
     .option('--app <app>', 'application')
-    .option('--cert <file>', 'the certificate, then its chain (PEM)')
-    .option('--key <file>', "the certificate's private key (PEM)")
+    .option('--certificate <file>', 'the certificate, then its chain (PEM)')
+    .option('--private-key <file>', "the certificate's private key (PEM)")
+    .option('--platform', "a certificate from the platform's services CA, renewed by the service")
+    .option(
+      '--ca-out <file>',
+      'with --platform: where to write the services CA, for browsers and curl to trust',
+    )
     .option('--redirect', 'plain HTTP answers with a redirection to HTTPS')
     .option('--remove', 'stop serving HTTPS')
     .action(
       async (
         svc: string,
-        o: { app?: string; cert?: string; key?: string; redirect?: boolean; remove?: boolean },
+        o: {
+          app?: string;
+          certificate?: string;
+          privateKey?: string;
+          platform?: boolean;
+          caOut?: string;
+          redirect?: boolean;
+          remove?: boolean;
+        },
       ) => {
         const app = needApp(o);
         const d = director(g);
@@ -287,17 +301,39 @@ export const phpCommands = (program: Command, g: Globals): void => {
           const r = await callMethod(d, app, svc, 'remove_certificate', {});
           return g().json ? json(r) : console.log('HTTPS stopped');
         }
-        if (!o.cert !== !o.key)
-          throw new CpsError('validation', 'give both --cert and --key', [
-            { path: o.cert ? '--key' : '--cert', code: 'required', message: 'a certificate needs its key' },
+        if (!o.certificate !== !o.privateKey)
+          throw new CpsError('validation', 'give both --certificate and --private-key', [
+            {
+              path: o.certificate ? '--private-key' : '--certificate',
+              code: 'required',
+              message: 'a certificate needs its key',
+            },
           ]);
-        const r = o.cert
+        if (o.caOut && !o.platform)
+          throw new CpsError('validation', '--ca-out goes with --platform', [
+            { path: '--ca-out', code: 'conflict', message: 'only a platform certificate has a services CA' },
+          ]);
+        if (o.platform && o.certificate)
+          throw new CpsError('validation', 'give --platform or --certificate and --private-key, not both', [
+            { path: '--platform', code: 'conflict', message: 'the platform makes the key itself' },
+          ]);
+        const r = o.platform
           ? await callMethod(d, app, svc, 'set_certificate', {
-              certificate: readFileSync(o.cert, 'utf8'),
-              key: readFileSync(o.key!, 'utf8'),
+              platform: true,
               redirect_http: o.redirect === true,
             })
-          : await callMethod(d, app, svc, 'get_certificate', {});
+          : o.certificate
+            ? await callMethod(d, app, svc, 'set_certificate', {
+                certificate: readFileSync(o.certificate, 'utf8'),
+                key: readFileSync(o.privateKey!, 'utf8'),
+                redirect_http: o.redirect === true,
+              })
+            : await callMethod(d, app, svc, 'get_certificate', {});
+        const ca = (r as { ca?: unknown }).ca;
+        if (o.caOut && typeof ca === 'string') {
+          writeFileSync(o.caOut, ca, { mode: 0o644 });
+          console.error(`the services CA the certificate chains to is in ${o.caOut}`);
+        }
         if (g().json) return json(r);
         const c = ((r as { certificate?: unknown }).certificate ?? r) as Record<string, unknown>;
         if (!c['subject']) return console.log('no certificate: the proxy serves plain HTTP');
