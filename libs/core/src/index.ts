@@ -69,3 +69,4 @@ export {
   type AggregateId,
   type AggregateType,
 } from './ids/aggregate-ids.js';
+export { serial, serialByKey, type Serial } from './concurrency/serial.js';

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { z } from 'zod';
-import { CpsError, issuesFromZod, NotFoundError, ValidationError } from '@cps/core';
+import { CpsError, issuesFromZod, NotFoundError, serial, ValidationError } from '@cps/core';
 import {
   subjects,
   type Bus,
@@ -93,7 +93,8 @@ export class AgentRuntime {
   private fatal: string | undefined;
   private stopping = false;
   private current: NodeConfig | undefined;
-  private configuring: Promise<unknown> = Promise.resolve();
+  /** One configuration at a time. */
+  private readonly oneConfiguration = serial();
   private readonly probes = new Map<string, NonNullable<WorkloadRequest['ready']>>();
   private readonly boot = randomUUID();
   private readonly sampler = new MetricsSampler();
@@ -211,10 +212,8 @@ export class AgentRuntime {
         this.heartbeat();
       }
     };
-    const next = this.configuring.then(run, run);
-    this.configuring = next.catch((e: unknown) =>
-      this.log.error('configuration failed', { error: (e as Error).message }),
-    );
+    const next = this.oneConfiguration(run);
+    next.catch((e: unknown) => this.log.error('configuration failed', { error: (e as Error).message }));
     return next;
   }
 
@@ -229,7 +228,7 @@ export class AgentRuntime {
   async stop(): Promise<void> {
     this.stopping = true;
     clearInterval(this.timer);
-    await this.configuring;
+    await this.oneConfiguration(async () => undefined);
     if (this.started)
       await this.o.service.agent
         .onStop?.(this.context())

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { appendFile, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ConflictError, CpsError, NotFoundError, ValidationError } from '@cps/core';
+import { ConflictError, CpsError, NotFoundError, serial, ValidationError } from '@cps/core';
 import { SPOOL_NAME_PATTERN } from '@cps/bus';
 
 /** How long a piece waits for the pieces before it (sent together, arriving out of order). */
@@ -24,7 +24,7 @@ const sha256File = (path: string): Promise<string> =>
  * announced size and SHA-256.
  */
 export class Spool {
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly serially = serial();
 
   constructor(private readonly dir: string) {}
 
@@ -85,12 +85,6 @@ export class Spool {
         throw new ConflictError(`spool ${p.name}: piece at ${p.offset}, but the bytes before it never came`);
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
-  }
-
-  private serially<T>(work: () => Promise<T>): Promise<T> {
-    const next = this.queue.then(work, work);
-    this.queue = next.catch(() => undefined);
-    return next;
   }
 
   private async write(

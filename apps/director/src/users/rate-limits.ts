@@ -1,3 +1,4 @@
+import { serialByKey } from '@cps/core';
 import { createRequire } from 'node:module';
 import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
@@ -43,7 +44,7 @@ export interface LimiterOptions {
  */
 export class RateLimits {
   private kv: Promise<KV> | undefined;
-  private readonly queues = new Map<string, Promise<unknown>>();
+  private readonly serially = serialByKey();
 
   constructor(private readonly nc: NatsConnection) {}
 
@@ -100,17 +101,6 @@ export class RateLimits {
       await (await this.bucket()).delete(key);
       return had;
     });
-  }
-
-  private serially<T>(key: string, f: () => Promise<T>): Promise<T> {
-    const before = this.queues.get(key) ?? Promise.resolve();
-    const run = before.then(f, f);
-    const settled = run.catch(() => undefined);
-    this.queues.set(key, settled);
-    void settled.then(() => {
-      if (this.queues.get(key) === settled) this.queues.delete(key);
-    });
-    return run;
   }
 
   private bucket(): Promise<KV> {

@@ -8,6 +8,7 @@ import {
   isCpsError,
   issuesFromZod,
   NotFoundError,
+  serial,
   ValidationError,
 } from '@cps/core';
 import {
@@ -133,7 +134,8 @@ export class ManagerRuntime {
   /** The state as last loaded or written. */
   private latest: ServiceState | undefined;
   private readonly inFlight = new Set<string>();
-  private queue: Promise<unknown> = Promise.resolve();
+  /** One command of the service at a time. */
+  private readonly oneCommand = serial();
   private timer: NodeJS.Timeout | undefined;
   private periodicTimer: NodeJS.Timeout | undefined;
   private heartbeats: NatsSubscription | undefined;
@@ -293,7 +295,7 @@ export class ManagerRuntime {
     clearInterval(this.timer);
     clearInterval(this.periodicTimer);
     this.heartbeats?.unsubscribe();
-    await this.queue.catch(() => undefined);
+    await this.oneCommand(async () => undefined);
   }
 
   async state(): Promise<ServiceState> {
@@ -324,9 +326,7 @@ export class ManagerRuntime {
       for (const e of r.events) this.react(e, r.state);
       return r.events;
     };
-    const next = this.queue.then(run, run);
-    this.queue = next.catch(() => undefined);
-    return next;
+    return this.oneCommand(run);
   }
 
   private react(e: ServiceEvent, state: ServiceState): void {

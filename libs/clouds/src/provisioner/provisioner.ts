@@ -4,9 +4,10 @@ import {
   ConflictError,
   CpsError,
   ForbiddenError,
-  NotFoundError,
-  tryParseAggregateId,
   type Identity,
+  NotFoundError,
+  serialByKey,
+  tryParseAggregateId,
 } from '@cps/core';
 import {
   createManagerNode,
@@ -83,19 +84,8 @@ export interface ReconcileReport {
  */
 export class Provisioner {
   private readonly records = new Map<string, { record: NodeRecord; version: number }>();
-  private readonly locks = new Map<string, Promise<unknown>>();
-
   /** One step at a time per node: racing requests for one node id see each other's records. */
-  private serial<T>(nodeId: string, step: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(nodeId) ?? Promise.resolve();
-    const next = prev.then(step, step);
-    const settled = next.catch(() => undefined);
-    this.locks.set(nodeId, settled);
-    void settled.then(() => {
-      if (this.locks.get(nodeId) === settled) this.locks.delete(nodeId);
-    });
-    return next;
-  }
+  private readonly serial = serialByKey();
   private readonly clouds: ReadonlyMap<string, BaseCloud>;
   /** The configured clouds in order (the first is the default): name, driver, mode. */
   readonly cloudList: readonly { readonly name: string; readonly kind: string; readonly mode?: string }[];

@@ -1,7 +1,7 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { ConflictError, CpsError, IdSchema, isErrorCode } from '@cps/core';
+import { ConflictError, CpsError, IdSchema, isErrorCode, serial } from '@cps/core';
 import type { AgentContext, ManagerContext } from '../contract/context.js';
 import { agentMethod, defineService, managerMethod } from '../contract/service.js';
 import { secret } from '../contract/secrets.js';
@@ -14,7 +14,8 @@ import { secret } from '../contract/secrets.js';
  */
 const SCRIPTS = ['init', 'notify', 'run', 'interrupt', 'cleanup'] as const;
 type Script = (typeof SCRIPTS)[number];
-let updates: Promise<unknown> = Promise.resolve();
+/** One code update at a time on this node. */
+const oneUpdate = serial();
 const EnvName = z.string().regex(/^[A-Z_][A-Z0-9_]{0,63}$/);
 const Agents = z.array(z.object({ nodeId: IdSchema, role: z.string(), address: z.string() }));
 /** What each node is told (its configuration's settings): the scripts' environment, secrets opened. */
@@ -271,9 +272,7 @@ export const genericService = defineService({
             await runScript(ctx, 'init');
             return { updated: true };
           };
-          const next = updates.then(update, update);
-          updates = next.catch(() => undefined);
-          return next;
+          return oneUpdate(update);
         },
       }),
       execute_script: agentMethod({

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ConflictError, generateKeyPairAsync, IdSchema, ValidationError } from '@cps/core';
+import { ConflictError, generateKeyPairAsync, IdSchema, serial, ValidationError } from '@cps/core';
 import type { ManagerContext, NodeView } from '../contract/context.js';
 import { agentMethod, defineService, managerMethod, pluginState } from '../contract/service.js';
 import { applyPhpSettings, PHP_DEFAULTS, type PhpSettings } from './php-config.js';
@@ -157,13 +157,8 @@ const configureNode = (ctx: ManagerContext, node: NodeView): NodeSettings => {
   };
 };
 
-let chain: Promise<unknown> = Promise.resolve();
 /** One delivery at a time in this manager (a node change and a new version may come together). */
-const serialized = <T>(f: () => Promise<T>): Promise<T> => {
-  const run = chain.then(f, f);
-  chain = run.catch(() => undefined);
-  return run;
-};
+const serialized = serial();
 
 /**
  * Sends the enabled version to every running node that does not hold it and has it unpacked there;

@@ -3,7 +3,7 @@ import { createConnection } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { CpsError, IdSchema, ValidationError } from '@cps/core';
+import { CpsError, IdSchema, serial, ValidationError } from '@cps/core';
 import type { AgentContext } from '../contract/context.js';
 import { AccessLogStats } from './access-log.js';
 import { nginxConf, type UpstreamServer } from './nginx.js';
@@ -115,7 +115,8 @@ const stats = new AccessLogStats(10);
 const started = new Set<string>();
 /** What was last written, to reload only on a change. */
 const written = new Map<string, string>();
-let applying: Promise<unknown> = Promise.resolve();
+/** One change of the node at a time. */
+const oneChange = serial();
 
 const settingsOf = (ctx: AgentContext): NodeSettings | undefined => {
   const p = NodeSettings.safeParse(ctx.config?.settings);
@@ -326,8 +327,8 @@ const prune = async (ctx: AgentContext, s: NodeSettings): Promise<void> => {
 };
 
 const serialized = (ctx: AgentContext, f: () => Promise<void>): Promise<void> => {
-  const run = applying.then(f, f);
-  applying = run.catch((e: unknown) => ctx.log.error('php node', { error: String(e) }));
+  const run = oneChange(f);
+  run.catch((e: unknown) => ctx.log.error('php node', { error: String(e) }));
   return run;
 };
 
