@@ -274,19 +274,37 @@ export class Manifests {
       }
     }
 
-    for (const s of plan.services) {
-      if (!s.start) continue;
-      await this.within(op, s, 'Start', () =>
-        this.start(op, p, appId, idOfService(s), as(`start:${s.index}`)),
+    // started in their order without waiting for each to run (as compose starts what a service
+    // depends on): a service that links another gets its credentials and endpoints once that one
+    // gives them (the director's link keeper), and configures its nodes again then. The deploy waits
+    // for all; the first failure, in the manifest's order, fails it.
+    const starting = plan.services.filter((s) => s.start);
+    const started: string[] = [];
+    for (const s of starting)
+      started.push(
+        await this.within(op, s, 'Start', async () => {
+          const { operationId } = await this.serviceOperations.startService(
+            p,
+            appId,
+            idOfService(s),
+            as(`start:${s.index}`),
+          );
+          return operationId;
+        }),
       );
-      await op.step(`${s.name} is RUNNING`);
-      if (s.instances) {
+    const running = await Promise.allSettled(
+      starting.map(async (s, i) => {
+        await this.within(op, s, 'Start', () => this.running(op, idOfService(s), started[i]!));
+        await op.step(`${s.name} is RUNNING`);
+        if (!s.instances) return;
         const changed = await this.within(op, s, 'StartupInstances', () =>
           this.scale(op, p, appId, idOfService(s), s, as(`nodes:${s.index}`)),
         );
         if (changed) await op.step(`${s.name}: nodes ${changed}`);
-      }
-    }
+      }),
+    );
+    const failed = running.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
 
     return { appId, serviceIds: [...ids.values()] };
   }
@@ -310,15 +328,8 @@ export class Manifests {
     }
   }
 
-  /** Starts a service through its own operation and waits until it is RUNNING. */
-  private async start(
-    op: RunningOperation,
-    p: Principal,
-    appId: string,
-    serviceId: string,
-    m: Actor,
-  ): Promise<void> {
-    const { operationId } = await this.serviceOperations.startService(p, appId, serviceId, m);
+  /** Waits until the start operation of a service has succeeded and the service is RUNNING. */
+  private async running(op: RunningOperation, serviceId: string, operationId: string): Promise<void> {
     await op.succeeded(operationId, `the start of ${serviceId}`, 'the start failed', this.waits);
     await op.until(
       `${serviceId} RUNNING`,
