@@ -211,7 +211,7 @@ export class ManagerRuntime {
             ...(hb.data.boot ? { boot: hb.data.boot } : {}),
           });
           if (hb.data.ready && !before?.ready) this.checkSoon();
-          this.onHeartbeat(nodeId, hb.data);
+          this.onHeartbeat(nodeId, hb.data, hb.data.boot !== undefined && before?.boot !== hb.data.boot);
         },
       },
     );
@@ -476,7 +476,7 @@ export class ManagerRuntime {
    * (its cloud restarted it elsewhere) is recorded where it is now; a new boot of an agent (a
    * new node, a restarted agent, a restart of this manager) is configured.
    */
-  private onHeartbeat(nodeId: string, hb: z.output<typeof HeartbeatSchema>): void {
+  private onHeartbeat(nodeId: string, hb: z.output<typeof HeartbeatSchema>, newBoot: boolean): void {
     const n = this.latest?.status === 'NONE' ? undefined : this.latest?.nodes[nodeId];
     if (!n || n.state === 'removed' || n.state === 'removing' || n.state === 'failed') return;
     if (hb.fatal && (n.state === 'requested' || n.state === 'starting')) {
@@ -495,6 +495,19 @@ export class ManagerRuntime {
         this.log.warn('recording a moved node', { nodeId, error: String(e) }),
       );
     if (hb.boot && this.configured.get(nodeId)?.boot !== hb.boot) this.configureSoon([nodeId]);
+    if (newBoot && (n.state === 'requested' || n.state === 'starting')) this.nodeJoined(nodeId);
+  }
+
+  /** The plugin's `onNodeJoined` for a node not running yet whose agent now answers (never awaited). */
+  private nodeJoined(nodeId: string): void {
+    const hook = this.o.service.manager.onNodeJoined;
+    if (!hook) return;
+    void this.live()
+      .then(async (s) => {
+        const n = s.nodes[nodeId];
+        if (n && (n.state === 'requested' || n.state === 'starting')) await hook(this.context(s), viewOf(n));
+      })
+      .catch((e: unknown) => this.log.warn('onNodeJoined failed', { nodeId, error: String(e) }));
   }
 
   /**

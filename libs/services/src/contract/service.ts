@@ -130,6 +130,12 @@ export interface ServiceDefinition<
     ) => Promise<Record<string, unknown>> | Record<string, unknown>;
     /** Runs after a node became ready, failed or was removed (e.g. to pick a new primary). */
     readonly onNodesChanged?: (ctx: ManagerContext) => Promise<void>;
+    /**
+     * Runs when the agent of a node that is not running yet first answers (a new node, a
+     * replacement; once per agent boot): e.g. to send it the code while it gets ready. Nothing
+     * waits for it: the node becomes ready on its own, and a failure is only logged.
+     */
+    readonly onNodeJoined?: (ctx: ManagerContext, node: NodeView) => Promise<void>;
     /** Runs after `set_archive` made a new archive current (e.g. to send it to every node). */
     readonly onArchiveChanged?: (ctx: ManagerContext) => Promise<void>;
     /**

@@ -116,15 +116,6 @@ const upstream = (ctx: ManagerContext, role: 'backend' | 'web'): UpstreamServer[
 
 const configureNode = (ctx: ManagerContext, node: NodeView): NodeSettings => {
   const s = stateOf(ctx);
-  // a node that joins gets the code while it starts, so it serves it as soon as it is ready
-  if (
-    (node.state === 'requested' || node.state === 'starting') &&
-    ctx.archive() &&
-    !s.held[node.nodeId]?.includes(ctx.archive()!.version)
-  )
-    void deliver(ctx, { starting: node.nodeId }).catch((e: unknown) =>
-      ctx.log.warn('early code delivery', { nodeId: node.nodeId, error: String(e) }),
-    );
   const enabled = ctx.archive()?.version;
   const holds = s.held[node.nodeId] ?? [];
   const serve = enabled !== undefined && holds.includes(enabled) ? enabled : holds[holds.length - 1];
@@ -483,6 +474,12 @@ export const phpService = defineService({
       await renewPlatformCertificate(ctx);
       await publishEndpoint(ctx);
       await deliver(ctx);
+    },
+    // a node that joins gets the code while it starts, so it serves it as soon as it is ready
+    onNodeJoined: async (ctx, node) => {
+      const archive = ctx.archive();
+      if (archive && !stateOf(ctx).held[node.nodeId]?.includes(archive.version))
+        await deliver(ctx, { starting: node.nodeId });
     },
     onArchiveChanged: (ctx) => deliver(ctx, { enabled: true }),
   },
