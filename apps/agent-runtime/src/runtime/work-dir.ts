@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
-import { constants } from 'node:fs';
-import { lchown, lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
+import { constants, createReadStream } from 'node:fs';
+import { lchown, lstat, mkdir, open, readdir, rename, rm, rmdir } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { extractArchive } from '@cps/archives';
+import { detectFormat, extractArchive } from '@cps/archives';
 import { ConflictError, CpsError, ValidationError } from '@cps/core';
 import type { WorkFiles } from '@cps/services';
 
@@ -21,6 +21,17 @@ const checkName = (name: string): void => {
     throw new ValidationError(`'${name}' is not one entry of the work directory`, [
       { path: '$.name', code: 'invalid', message: 'one name: no /, not . or ..' },
     ]);
+};
+
+/** The first bytes of a file, by which an archive's format is told. */
+const headOf = async (path: string): Promise<Buffer> => {
+  const fh = await open(path, 'r');
+  try {
+    const { buffer, bytesRead } = await fh.read(Buffer.alloc(512), 0, 512, 0);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
 };
 
 const isErrno = (e: unknown, ...codes: string[]): boolean =>
@@ -60,19 +71,95 @@ export class WorkDir implements WorkFiles {
     await this.moveIn(tmp, name);
   }
 
+  /**
+   * A tar or tar.gz is unpacked by GNU tar running as the workload user, in a directory of
+   * staging given to it first (tar starts there: it never goes through staging, which it cannot
+   * enter): the agent parses nothing a tenant wrote, and what a hostile archive could do is what
+   * the workload can do anyway. The director read the same bytes through `inspectArchive` at
+   * upload and the agent checked their digest. A zip is unpacked by `extractArchive` as before.
+   */
   async unpack(version: string, name: string): Promise<{ readonly entries: readonly string[] }> {
     checkName(name);
+    const archive = this.archivePath(version);
     const tmp = await this.fresh();
+    let theirs = false;
     try {
-      await extractArchive(this.archivePath(version), tmp);
+      const format = detectFormat(await headOf(archive));
+      if (format === 'zip' || format === undefined) {
+        await extractArchive(archive, tmp);
+        theirs = true;
+        await this.giveAway(tmp);
+      } else {
+        await mkdir(tmp, { mode: 0o755 });
+        theirs = true;
+        if (this.user) await lchown(tmp, this.user.uid, this.user.gid);
+        await this.untar(archive, format === 'tar.gz', tmp);
+      }
       const entries = (await readdir(tmp)).sort();
-      await this.giveAway(tmp);
       await this.moveIn(tmp, name);
       return { entries };
     } catch (e) {
-      await rm(tmp, { recursive: true, force: true });
+      if (theirs) await this.clear(tmp);
+      else await rm(tmp, { recursive: true, force: true });
       throw e;
     }
+  }
+
+  private untar(archive: string, gzip: boolean, dir: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const child = spawn(
+        'tar',
+        ['-x', ...(gzip ? ['-z'] : []), '-f', '-', '--no-same-owner', '--no-same-permissions'],
+        {
+          cwd: dir,
+          env: { PATH: '/usr/bin:/bin' },
+          stdio: ['pipe', 'ignore', 'pipe'],
+          ...(this.user ? { uid: this.user.uid, gid: this.user.gid } : {}),
+        },
+      );
+      let err = '';
+      child.stderr.on('data', (b: Buffer) => {
+        if (err.length < 4096) err += b.toString();
+      });
+      const input = createReadStream(archive);
+      input.on('error', (e) => {
+        child.kill();
+        reject(e);
+      });
+      child.stdin.on('error', () => undefined); // tar stopped reading: its exit says why
+      input.pipe(child.stdin);
+      child.once('error', reject);
+      child.once('close', (code) =>
+        code === 0
+          ? resolve()
+          : reject(
+              new ValidationError(`the archive cannot be unpacked: ${err.trim().slice(0, 500)}`, [
+                { path: '$.version', code: 'invalid_archive', message: err.trim().slice(0, 200) },
+              ]),
+            ),
+      );
+    });
+  }
+
+  /**
+   * Removes a tree of staging the workload user owns: its content by `find -delete` as that user,
+   * then the emptied directory; never a recursive delete as root through what the user could
+   * have rearranged (what it left behind stays in staging, where nothing reads it).
+   */
+  private async clear(tmp: string): Promise<void> {
+    if (this.user)
+      await new Promise<void>((resolve) => {
+        const child = spawn('find', ['.', '-mindepth', '1', '-delete'], {
+          cwd: tmp,
+          env: { PATH: '/usr/bin:/bin' },
+          stdio: 'ignore',
+          uid: this.user!.uid,
+          gid: this.user!.gid,
+        });
+        child.once('error', () => resolve());
+        child.once('close', () => resolve());
+      });
+    await (this.user ? rmdir(tmp) : rm(tmp, { recursive: true, force: true })).catch(() => undefined);
   }
 
   /**

@@ -353,7 +353,7 @@ describe('manifests: validate, deploy as an operation, export', () => {
     expect(await appNames(alice)).not.toContain('generic-hello');
   }, 300_000);
 
-  it('starts the services it should (asked in manifest order, not one after the other) and applies StartupInstances', async () => {
+  it('starts the services it should, each on its own way (not one after the other), and applies StartupInstances', async () => {
     const r = await alice.post('/v1/manifests', {
       yaml: [
         'Description: Two tiers',

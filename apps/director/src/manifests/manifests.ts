@@ -216,73 +216,20 @@ export class Manifests {
       for (const k of s.pending) await op.step(`${s.name}: ${k} is not applied yet`);
     }
 
+    // Each service then goes its own way: its archive (uploaded by the client or fetched), the files
+    // its type takes from the manifest, its start, its node counts. A service waits for nothing but
+    // its own inputs (a database starts while the site's code is still uploading), and a service that
+    // links another gets that one's credentials and endpoints once they are given (the director's
+    // link keeper), then configures its nodes again: as compose starts what a service depends on
+    // without waiting for it to be ready. The deploy waits for all; the first failure in the
+    // manifest's order fails it.
     const allow = this.o.archiveAllow();
-    for (const s of plan.services) {
-      if (s.archive === undefined) continue;
-      const url = s.archive;
-      if (url.startsWith(UPLOAD_ARCHIVE)) {
-        // the client uploads it now that the service exists; nothing starts before it is there
-        const id = idOfService(s);
-        if (!this.core.directory.services.get(id)?.archive) {
-          await op.step(
-            `${s.name}: waiting for the upload of its archive ${url.slice(UPLOAD_ARCHIVE.length)}`,
-          );
-          await this.within(op, s, 'Archive', () =>
-            op.until(
-              `the upload of ${s.name}'s archive`,
-              () => !!this.core.directory.services.get(id)?.archive,
-              this.waits,
-            ),
-          );
-        }
-        await op.step(`${s.name}: archive uploaded`);
-        continue;
-      }
-      const { bytes } = await this.within(op, s, 'Archive', () =>
-        fetchArchive(url, {
-          allow,
-          maxBytes: this.o.maxArchiveBytes,
-          timeoutMs: this.o.downloadTimeoutMs,
-        }),
-      );
-      op.alive();
-      const info = await this.within(op, s, 'Archive', () =>
-        this.services.uploadArchive(p, appId, idOfService(s), once(bytes), as(`archive:${s.index}`)),
-      );
-      await op.step(`${s.name}: archive ${info.version} (${info.size} bytes) stored`);
-    }
-
-    // files the types need from their manifest keys (a database's Dump): in the service's objects
-    for (const s of plan.services) {
-      const def = this.registry.has(s.type) ? this.registry.get(s.type) : undefined;
-      for (const key of def?.manifestFiles ?? []) {
-        const url = s.manifest[key];
-        if (typeof url !== 'string') continue;
-        const info = await this.within(op, s, key, () =>
-          this.services.storeManifestFile(idOfService(s), key, async () => {
-            const { bytes } = await fetchArchive(url, {
-              allow,
-              maxBytes: this.o.maxArchiveBytes,
-              timeoutMs: this.o.downloadTimeoutMs,
-            });
-            op.alive();
-            return bytes;
-          }),
-        );
-        if (!info) continue;
-        await op.step(`${s.name}: ${key} (${info.size} bytes) stored`);
-      }
-    }
-
-    // started in their order without waiting for each to run (as compose starts what a service
-    // depends on): a service that links another gets its credentials and endpoints once that one
-    // gives them (the director's link keeper), and configures its nodes again then. The deploy waits
-    // for all; the first failure, in the manifest's order, fails it.
-    const starting = plan.services.filter((s) => s.start);
-    const started: string[] = [];
-    for (const s of starting)
-      started.push(
-        await this.within(op, s, 'Start', async () => {
+    const chains = await Promise.allSettled(
+      plan.services.map(async (s) => {
+        await this.archiveOf(op, s, idOfService(s), { p, appId, allow, as });
+        await this.manifestFilesOf(op, s, idOfService(s), allow);
+        if (!s.start) return;
+        const started = await this.within(op, s, 'Start', async () => {
           const { operationId } = await this.serviceOperations.startService(
             p,
             appId,
@@ -290,11 +237,8 @@ export class Manifests {
             as(`start:${s.index}`),
           );
           return operationId;
-        }),
-      );
-    const running = await Promise.allSettled(
-      starting.map(async (s, i) => {
-        await this.within(op, s, 'Start', () => this.running(op, idOfService(s), started[i]!));
+        });
+        await this.within(op, s, 'Start', () => this.running(op, idOfService(s), started));
         await op.step(`${s.name} is RUNNING`);
         if (!s.instances) return;
         const changed = await this.within(op, s, 'StartupInstances', () =>
@@ -303,10 +247,75 @@ export class Manifests {
         if (changed) await op.step(`${s.name}: nodes ${changed}`);
       }),
     );
-    const failed = running.find((r) => r.status === 'rejected');
+    const failed = chains.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
 
     return { appId, serviceIds: [...ids.values()] };
+  }
+
+  /** The service's archive, once there: uploaded by the client (`upload:<name>`) or fetched. */
+  private async archiveOf(
+    op: RunningOperation<DeployPlan, DeployGiven>,
+    s: PlannedService,
+    serviceId: string,
+    c: { p: Principal; appId: string; allow: readonly string[]; as: (what: string) => Actor },
+  ): Promise<void> {
+    if (s.archive === undefined) return;
+    const url = s.archive;
+    if (url.startsWith(UPLOAD_ARCHIVE)) {
+      // the client uploads it now that the service exists; the service starts once it is there
+      if (!this.core.directory.services.get(serviceId)?.archive) {
+        await op.step(`${s.name}: waiting for the upload of its archive ${url.slice(UPLOAD_ARCHIVE.length)}`);
+        await this.within(op, s, 'Archive', () =>
+          op.until(
+            `the upload of ${s.name}'s archive`,
+            () => !!this.core.directory.services.get(serviceId)?.archive,
+            this.waits,
+          ),
+        );
+      }
+      await op.step(`${s.name}: archive uploaded`);
+      return;
+    }
+    const { bytes } = await this.within(op, s, 'Archive', () =>
+      fetchArchive(url, {
+        allow: c.allow,
+        maxBytes: this.o.maxArchiveBytes,
+        timeoutMs: this.o.downloadTimeoutMs,
+      }),
+    );
+    op.alive();
+    const info = await this.within(op, s, 'Archive', () =>
+      this.services.uploadArchive(c.p, c.appId, serviceId, once(bytes), c.as(`archive:${s.index}`)),
+    );
+    await op.step(`${s.name}: archive ${info.version} (${info.size} bytes) stored`);
+  }
+
+  /** The files its type takes from its manifest keys (a database's Dump), in the service's objects. */
+  private async manifestFilesOf(
+    op: RunningOperation<DeployPlan, DeployGiven>,
+    s: PlannedService,
+    serviceId: string,
+    allow: readonly string[],
+  ): Promise<void> {
+    const def = this.registry.has(s.type) ? this.registry.get(s.type) : undefined;
+    for (const key of def?.manifestFiles ?? []) {
+      const url = s.manifest[key];
+      if (typeof url !== 'string') continue;
+      const info = await this.within(op, s, key, () =>
+        this.services.storeManifestFile(serviceId, key, async () => {
+          const { bytes } = await fetchArchive(url, {
+            allow,
+            maxBytes: this.o.maxArchiveBytes,
+            timeoutMs: this.o.downloadTimeoutMs,
+          });
+          op.alive();
+          return bytes;
+        }),
+      );
+      if (!info) continue;
+      await op.step(`${s.name}: ${key} (${info.size} bytes) stored`);
+    }
   }
 
   /** Runs one step of service `s`; a failure names `$.Services[i].<key>` and the service. */

@@ -68,6 +68,9 @@ import type { ServedCommand } from '@cps/nest-bus';
 import { inPieces, serviceObjects } from './service-objects.js';
 import { ArchiveStore } from '@cps/archives';
 
+/** Pieces of an archive sent to a node before the first is answered. */
+const PIECES_IN_FLIGHT = 4;
+
 export interface ManagerRuntimeOptions {
   readonly bus: Bus;
   readonly store: EventStore;
@@ -824,13 +827,18 @@ export class ManagerRuntime {
   private async transfer(nodeId: string, a: ArchiveView): Promise<ArchiveView> {
     const to = subjects.agent(this.o.appId, this.o.serviceId, nodeId);
     const { chunks } = await this.archives().get(a.version);
-    const bytes = await inPieces(chunks, ARCHIVE_TRANSFER_CHUNK, (offset, data) =>
-      this.o.bus.request(
-        to,
-        archiveChunk,
-        { ...a, offset, data: data.toString('base64') },
-        { timeoutMs: 30_000 },
-      ),
+    // a few pieces in flight (the agent's spool puts an early one after those it follows)
+    const bytes = await inPieces(
+      chunks,
+      ARCHIVE_TRANSFER_CHUNK,
+      (offset, data) =>
+        this.o.bus.request(
+          to,
+          archiveChunk,
+          { ...a, offset, data: data.toString('base64') },
+          { timeoutMs: 30_000 },
+        ),
+      PIECES_IN_FLIGHT,
     );
     this.log.info('archive sent', { nodeId, version: a.version, bytes });
     return a;

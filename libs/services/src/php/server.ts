@@ -348,10 +348,14 @@ export const phpAgent = {
   metrics: (): Readonly<Record<string, number>> => ({ ...stats.figures(Date.now()) }),
 
   /** Unpacks `version` (sent by the manager) beside the others; idempotent. */
-  prepare: (ctx: AgentContext, version: string): Promise<{ version: string; root: string }> =>
-    serialized(ctx, async () => {
+  prepare: (ctx: AgentContext, version: string): Promise<{ version: string; root: string }> => {
+    const asked = Date.now();
+    return serialized(ctx, async () => {
+      ctx.log.info('code to unpack', { version, waitedMs: Date.now() - asked });
       if (readHeld(ctx).versions[version]) return;
+      const began = Date.now();
       const { entries } = await ctx.files.unpack(version, `code-${version}`);
+      ctx.log.info('code unpacked', { version, ms: Date.now() - began });
       const root = documentRoot(entries);
       if (root === undefined) {
         await ctx.files.remove(`code-${version}`);
@@ -366,7 +370,8 @@ export const phpAgent = {
       const held = readHeld(ctx);
       held.versions[version] = { root, at: Date.now() };
       saveHeld(ctx, held);
-    }).then(() => ({ version, root: readHeld(ctx).versions[version]?.root ?? '' })),
+    }).then(() => ({ version, root: readHeld(ctx).versions[version]?.root ?? '' }));
+  },
 
   held: (ctx: AgentContext): string[] => Object.keys(readHeld(ctx).versions),
 };
