@@ -443,8 +443,8 @@ const fastcgiBlock = (pass) => `    location ~ \\.php$ {
       fastcgi_param HTTP_PROXY "";
     }`;
 
-const site = (port, root, pass) => `  server {
-    listen 127.0.0.1:${port} backlog=4096;
+const site = (port, root, pass, address = '127.0.0.1') => `  server {
+    listen ${address}:${port} backlog=4096;
     root ${root};
     index index.php index.html;
     location / {
@@ -692,6 +692,73 @@ const startHand = async (scope, name, template, serviceIni) => {
   return hand;
 };
 
+/**
+ * nginx by hand inside a node's network namespace (`ip netns exec`: its network only, the host's
+ * files), serving `root` on the node's `address:port` with the hand configuration's settings: the
+ * same server on the same path from the host as the service's proxy. `stop()` ends it by pid.
+ */
+const startHandOnNode = async (scope, ns, address, port, root) => {
+  const ngx = join(scope.root, 'nginx-on-node');
+  mkdirSync(join(ngx, 'tmp'), { recursive: true, mode: 0o755 });
+  const conf = [
+    'worker_processes auto;',
+    `pid ${join(ngx, 'nginx.pid')};`,
+    `error_log ${join(ngx, 'error.log')} warn;`,
+    'events { worker_connections 1024; }',
+    'http {',
+    '  include /etc/nginx/mime.types;',
+    '  default_type application/octet-stream;',
+    '  sendfile on;',
+    '  tcp_nopush on;',
+    '  keepalive_timeout 65s;',
+    `  access_log ${join(ngx, 'access.log')} combined buffer=4k flush=1s;`,
+    ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map(
+      (t) => `  ${t}_temp_path ${join(ngx, 'tmp', t)};`,
+    ),
+    site(port, root, '127.0.0.1:9', address),
+    '}',
+    '',
+  ].join('\n');
+  writeFileSync(join(ngx, 'nginx.conf'), conf);
+  const nginx = new Server(
+    'nginx',
+    'ip',
+    [
+      'netns',
+      'exec',
+      ns,
+      NGINX,
+      '-p',
+      ngx,
+      '-c',
+      join(ngx, 'nginx.conf'),
+      '-e',
+      join(ngx, 'error.log'),
+      '-g',
+      'daemon off;',
+    ],
+    { logFile: join(ngx, 'nginx.out'), cwd: ngx },
+  );
+  const url = `http://${address}:${port}/hello.txt`;
+  await until(
+    async () => {
+      if (!nginx.running) throw new Error(`nginx on the node exited: ${nginx.tail()}`);
+      return status(url, 2_000);
+    },
+    (st) => st === 200,
+    20_000,
+    "nginx by hand on the proxy's node",
+    { scope, every: 50 },
+  );
+  return {
+    url,
+    stop: async () => {
+      await nginx.stop();
+      rmSync(ngx, { recursive: true, force: true });
+    },
+  };
+};
+
 /** Every server by hand stopped by its pid (nginx first, the database last), its directory removed. */
 const stopHand = async (hand) => {
   for (const s of [...hand.servers].reverse()) await s.stop();
@@ -830,7 +897,7 @@ export const phpBench = {
   figures: [
     {
       key: 'staticRps',
-      label: 'r. static 13 B file: proxy vs nginx by hand',
+      label: 'r. static 13 B file from the host: proxy vs nginx by hand on the host (loopback)',
       unit: 'req/s',
       target: { on: 'ratio', op: '>=', value: 0.9 },
     },
@@ -841,6 +908,12 @@ export const phpBench = {
       label: "r. static 13 B file, wrk inside the proxy node's namespace: vs nginx by hand",
       unit: 'req/s',
       target: null,
+    },
+    {
+      key: 'staticSamePath',
+      label: "r. static 13 B file from the host: proxy vs nginx by hand on the proxy's node (same path)",
+      unit: 'req/s',
+      target: { on: 'ratio', op: '>=', value: 0.9 },
     },
     {
       key: 'deploy',
@@ -1054,6 +1127,25 @@ export const phpBench = {
         { netns: namespaceOfAddress(new URL(state.smallUrl).hostname) },
       );
       f.staticInside = { cps: inside.rps, raw: st.raw.rps };
+      // the same nginx by hand on the proxy's own node: the same path from the host (two veths and the
+      // bridge's namespace), so the ratio is the service's configuration alone
+      const smallAt = new URL(state.smallUrl);
+      const onNode = await startHandOnNode(
+        scope,
+        namespaceOfAddress(smallAt.hostname),
+        smallAt.hostname,
+        Number(smallAt.port) + 10,
+        scope.smallRoot,
+      );
+      try {
+        const same = await pair(runIndex, {
+          cps: () => measure('static, service (again)', `${state.smallUrl}/hello.txt`, s, s.static),
+          raw: () => measure("static, by hand on the proxy's node", onNode.url, s, s.static),
+        });
+        f.staticSamePath = { cps: same.cps.rps, raw: same.raw.rps };
+      } finally {
+        await onNode.stop();
+      }
 
       // 2. the front page, one backend (the proxy's own php-fpm)
       const one = await pair(runIndex, {
