@@ -253,8 +253,16 @@ const issuePlatformCertificate = async (
   return { view, ca: issued.ca };
 };
 
-/** A platform certificate follows its proxy: issued again for a new proxy node, or before it expires. */
-const renewPlatformCertificate = async (ctx: ManagerContext): Promise<void> => {
+/** One renewal at a time (a change of the nodes and the periodic check may come together). */
+const oneRenewal = serial();
+
+/**
+ * A platform certificate follows its proxy: issued again for a new proxy node, or once less than
+ * {@link RENEW_BEFORE_MS} of it is left (checked at every change of the nodes and every hour).
+ */
+const renewPlatformCertificate = (ctx: ManagerContext): Promise<void> => oneRenewal(() => renewNow(ctx));
+
+const renewNow = async (ctx: ManagerContext): Promise<void> => {
   const tls = stateOf(ctx).tls;
   if (!tls?.platform) return;
   const proxy = running(ctx).find((n) => n.role === 'proxy' && reachable(n));
@@ -482,6 +490,7 @@ export const phpService = defineService({
         await deliver(ctx, { starting: node.nodeId });
     },
     onArchiveChanged: (ctx) => deliver(ctx, { enabled: true }),
+    periodic: { everyMs: 3_600_000, run: renewPlatformCertificate },
   },
   agent: {
     methods: {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { hasErrorCode } from '@cps/core';
+import { createRootCa, generateKeyPair, hasErrorCode, issueCertificate } from '@cps/core';
+import type { ManagerContext, NodeView } from '../contract/context.js';
 import { AccessLogStats } from './access-log.js';
 import { nginxConf, type SiteConfig } from './nginx.js';
 import { applyPhpSettings, bodyLimit, fpmConf, PHP_DEFAULTS, phpIni } from './php-config.js';
@@ -205,5 +206,99 @@ describe('the proxy’s certificate', () => {
     const [v, iv, tag, body] = sealed.split(':');
     const flipped = `${v}:${iv}:${tag}:${body!.slice(0, -2)}${body!.endsWith('A') ? 'B' : 'A'}${body!.slice(-1)}`;
     expect(() => openWith(secretA, flipped)).toThrow();
+  });
+});
+
+describe('a certificate from the platform’s services CA', () => {
+  const DAY = 24 * 3600_000;
+  const ca = createRootCa({ commonName: 'cps services', now: new Date(), validForMs: 365 * DAY });
+  const SECRET = 'x'.repeat(43);
+  const proxy = (nodeId: string): NodeView => ({
+    nodeId,
+    role: 'proxy',
+    cloud: 'local',
+    state: 'running',
+    address: '198.18.1.5',
+    ports: { from: 20000, to: 20019 },
+  });
+  /** The service as a manager sees it: a proxy, and a certificate the platform issued for `issuedFor`. */
+  const service = (o: { proxy: string; issuedFor?: string; daysLeft: number }) => {
+    const key = generateKeyPair();
+    const certificate = issueCertificate(ca, {
+      identity: { role: 'server', id: o.issuedFor ?? o.proxy },
+      usage: 'server',
+      publicKeyPem: key.publicKeyPem,
+      now: new Date(),
+      validForMs: o.daysLeft * DAY,
+      ipAddresses: ['198.18.1.5'],
+    });
+    const tls = {
+      certificate,
+      sealedKey: sealWith(SECRET, key.privateKeyPem),
+      redirect: true,
+      view: checkCertificate(certificate, key.privateKeyPem, new Date()),
+      ...(o.issuedFor === 'user' ? {} : { platform: { nodeId: o.issuedFor ?? o.proxy } }),
+    };
+    const recorded: { name: string; data: Record<string, unknown> }[] = [];
+    const asked: string[] = [];
+    const ctx = {
+      appId: 'a1',
+      serviceId: 'w1',
+      nodes: () => [proxy(o.proxy)],
+      state: () => ({ held: {}, settings: {}, weights: {}, cacheSeconds: 0, tls }),
+      secret: () => SECRET,
+      record: async (name: string, data: Record<string, unknown>) => void recorded.push({ name, data }),
+      issueCertificate: async (nodeId: string, publicKeyPem: string) => {
+        asked.push(nodeId);
+        return {
+          certificate: issueCertificate(ca, {
+            identity: { role: 'server', id: nodeId },
+            usage: 'server',
+            publicKeyPem,
+            now: new Date(),
+            validForMs: 90 * DAY,
+            ipAddresses: ['198.18.1.5'],
+          }),
+          ca: ca.certPem,
+          notAfter: new Date(Date.now() + 90 * DAY).toISOString(),
+        };
+      },
+      log: { info: () => undefined, warn: () => undefined, error: () => undefined },
+    } as unknown as ManagerContext;
+    return { ctx, recorded, asked };
+  };
+  const renew = (ctx: ManagerContext) => phpService.manager.periodic!.run(ctx);
+
+  it('is left alone while the proxy is the same and more than 30 days are left', async () => {
+    const s = service({ proxy: 'p1', daysLeft: 60 });
+    await renew(s.ctx);
+    expect(s.asked).toEqual([]);
+    expect(s.recorded).toEqual([]);
+  });
+
+  it('is issued again, redirect kept, when less than 30 days are left or the proxy moved', async () => {
+    for (const s of [
+      service({ proxy: 'p1', daysLeft: 10 }),
+      service({ proxy: 'p2', issuedFor: 'p1', daysLeft: 60 }),
+    ]) {
+      await renew(s.ctx);
+      const proxyId = (s.ctx.nodes()[0] as NodeView).nodeId;
+      expect(s.asked).toEqual([proxyId]);
+      expect(s.recorded).toHaveLength(1);
+      expect(s.recorded[0]).toMatchObject({
+        name: 'tls_set',
+        data: { redirect: true, platform: { nodeId: proxyId } },
+      });
+      // the new key is sealed, never in clear
+      expect(JSON.stringify(s.recorded[0]!.data)).not.toContain('PRIVATE KEY');
+      expect(openWith(SECRET, s.recorded[0]!.data['sealedKey'] as string)).toContain('PRIVATE KEY');
+    }
+  });
+
+  it('never replaces a certificate the user gave, however close its end', async () => {
+    const s = service({ proxy: 'p1', issuedFor: 'user', daysLeft: 1 });
+    await renew(s.ctx);
+    expect(s.asked).toEqual([]);
+    expect(s.recorded).toEqual([]);
   });
 });
