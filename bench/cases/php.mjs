@@ -443,6 +443,24 @@ const fastcgiBlock = (pass) => `    location ~ \\.php$ {
       fastcgi_param HTTP_PROXY "";
     }`;
 
+/** The first lines of an nginx by hand in directory `ngx`, up to its `http {` block's servers. */
+const handNginxHead = (ngx) => [
+  'worker_processes auto;',
+  `pid ${join(ngx, 'nginx.pid')};`,
+  `error_log ${join(ngx, 'error.log')} warn;`,
+  'events { worker_connections 1024; }',
+  'http {',
+  '  include /etc/nginx/mime.types;',
+  '  default_type application/octet-stream;',
+  '  sendfile on;',
+  '  tcp_nopush on;',
+  '  keepalive_timeout 65s;',
+  `  access_log ${join(ngx, 'access.log')} combined buffer=4k flush=1s;`,
+  ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map(
+    (t) => `  ${t}_temp_path ${join(ngx, 'tmp', t)};`,
+  ),
+];
+
 const site = (port, root, pass, address = '127.0.0.1') => `  server {
     listen ${address}:${port} backlog=4096;
     root ${root};
@@ -635,20 +653,7 @@ const startHand = async (scope, name, template, serviceIni) => {
   hand.web = { small: await port(), wp1: await port(), wp2: await port(), wp3: await port() };
   const nginxConf = (smallRoot) =>
     [
-      'worker_processes auto;',
-      `pid ${join(ngx, 'nginx.pid')};`,
-      `error_log ${join(ngx, 'error.log')} warn;`,
-      'events { worker_connections 1024; }',
-      'http {',
-      '  include /etc/nginx/mime.types;',
-      '  default_type application/octet-stream;',
-      '  sendfile on;',
-      '  tcp_nopush on;',
-      '  keepalive_timeout 65s;',
-      `  access_log ${join(ngx, 'access.log')} combined buffer=4k flush=1s;`,
-      ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map(
-        (t) => `  ${t}_temp_path ${join(ngx, 'tmp', t)};`,
-      ),
+      ...handNginxHead(ngx),
       `  upstream php_two { server 127.0.0.1:${fpmPorts[0]}; server 127.0.0.1:${fpmPorts[1]}; }`,
       site(hand.web.small, smallRoot, `127.0.0.1:${fpmPorts[0]}`),
       site(hand.web.wp1, wp, `127.0.0.1:${fpmPorts[0]}`),
@@ -700,25 +705,7 @@ const startHand = async (scope, name, template, serviceIni) => {
 const startHandOnNode = async (scope, ns, address, port, root) => {
   const ngx = join(scope.root, 'nginx-on-node');
   mkdirSync(join(ngx, 'tmp'), { recursive: true, mode: 0o755 });
-  const conf = [
-    'worker_processes auto;',
-    `pid ${join(ngx, 'nginx.pid')};`,
-    `error_log ${join(ngx, 'error.log')} warn;`,
-    'events { worker_connections 1024; }',
-    'http {',
-    '  include /etc/nginx/mime.types;',
-    '  default_type application/octet-stream;',
-    '  sendfile on;',
-    '  tcp_nopush on;',
-    '  keepalive_timeout 65s;',
-    `  access_log ${join(ngx, 'access.log')} combined buffer=4k flush=1s;`,
-    ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map(
-      (t) => `  ${t}_temp_path ${join(ngx, 'tmp', t)};`,
-    ),
-    site(port, root, '127.0.0.1:9', address),
-    '}',
-    '',
-  ].join('\n');
+  const conf = [...handNginxHead(ngx), site(port, root, '127.0.0.1:9', address), '}', ''].join('\n');
   writeFileSync(join(ngx, 'nginx.conf'), conf);
   const nginx = new Server(
     'nginx',

@@ -101,6 +101,13 @@ describe('php: nginx and php-fpm nodes serving versions of the code', () => {
     if (!e) throw new Error('no http endpoint');
     return `http://${e.address}:${e.port}`;
   };
+  /** The `https` endpoint, once the service shows one. */
+  const httpsEndpoint = () =>
+    eventually(
+      async () => ((await h.info()).endpoints as Record<string, { address: string; port: number }>)['https'],
+      (e) => e !== undefined,
+      20_000,
+    );
   const serving = (v: string, ms = 60_000) =>
     eventually(
       () => get(`${url}/`).catch((e: unknown) => ({ status: 0, body: String(e) })),
@@ -296,12 +303,7 @@ describe('php: nginx and php-fpm nodes serving versions of the code', () => {
       expect(await h.call('get_certificate')).toEqual({});
 
       await h.call('set_certificate', { ...site, redirect_http: true });
-      const https = await eventually(
-        async () =>
-          ((await h.info()).endpoints as Record<string, { address: string; port: number }>)['https'],
-        (e) => e !== undefined,
-        20_000,
-      );
+      const https = await httpsEndpoint();
       const body = await eventually(
         () => httpsText(https!, site.certificate),
         (b) => b.startsWith('A=v'),
@@ -341,11 +343,7 @@ describe('php: nginx and php-fpm nodes serving versions of the code', () => {
     const address = new URL(url).hostname;
     expect(set.names).toContain(`IP Address:${address}`);
     expect(set.issuer).toContain('cps services');
-    const https = await eventually(
-      async () => ((await h.info()).endpoints as Record<string, { address: string; port: number }>)['https'],
-      (e) => e !== undefined,
-      20_000,
-    );
+    const https = await httpsEndpoint();
     // a client that trusts the services CA (and checks the name: the address) gets the page
     const body = await eventually(
       () => httpsText(https!, set.ca),

@@ -94,6 +94,8 @@ const stateOf = (ctx: ManagerContext): PhpState => ctx.state() as PhpState;
 const running = (ctx: ManagerContext): NodeView[] => ctx.nodes().filter((n) => n.state === 'running');
 const reachable = (n: NodeView): n is NodeView & { address: string; ports: { from: number; to: number } } =>
   n.address !== undefined && n.ports !== undefined;
+/** The running proxy with an address and ports, if there is one. */
+const runningProxy = (ctx: ManagerContext) => running(ctx).find((n) => n.role === 'proxy' && reachable(n));
 
 // ---- manager side
 
@@ -194,7 +196,7 @@ const deliver = (
 
 /** The service's URLs: the proxy's ports on the proxy's address (HTTPS when it has a certificate). */
 const publishEndpoint = async (ctx: ManagerContext): Promise<void> => {
-  const proxy = running(ctx).find((n) => n.role === 'proxy' && reachable(n));
+  const proxy = runningProxy(ctx);
   if (!proxy?.address || !proxy.ports) return;
   const set = async (name: string, port: number | undefined) => {
     const current = ctx.endpoints()[name];
@@ -238,7 +240,7 @@ const issuePlatformCertificate = async (
   ctx: ManagerContext,
   redirect: boolean,
 ): Promise<{ view: CertificateView; ca: string }> => {
-  const proxy = running(ctx).find((n) => n.role === 'proxy' && reachable(n));
+  const proxy = runningProxy(ctx);
   if (!proxy) throw new ConflictError('the service has no running proxy to issue a certificate for');
   const key = await generateKeyPairAsync();
   const issued = await ctx.issueCertificate(proxy.nodeId, key.publicKeyPem);
@@ -265,7 +267,7 @@ const renewPlatformCertificate = (ctx: ManagerContext): Promise<void> => oneRene
 const renewNow = async (ctx: ManagerContext): Promise<void> => {
   const tls = stateOf(ctx).tls;
   if (!tls?.platform) return;
-  const proxy = running(ctx).find((n) => n.role === 'proxy' && reachable(n));
+  const proxy = runningProxy(ctx);
   if (!proxy) return;
   const moved = proxy.nodeId !== tls.platform.nodeId;
   if (!moved && Date.parse(tls.view.validTo) - Date.now() > RENEW_BEFORE_MS) return;
