@@ -27,6 +27,7 @@ import { builtinServices, serviceDecider, serviceEvents, ServiceRegistry } from 
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import pino, { type Logger } from 'pino';
 import { createHttpApp } from './api/http-app.js';
+import { serveDashboard } from './api/dashboard-files.js';
 import { HttpMetrics } from './api/metrics.js';
 import { buildOpenApi } from './api/openapi.js';
 import { ApplicationOperations } from './applications/application-operations.js';
@@ -98,6 +99,10 @@ export interface DirectorOptions {
   readonly readModelSnapshotMinEvents?: number;
   readonly log?: Logger;
   readonly version?: string;
+  /** The key of the HTTPS certificate (default: a new one at each start). */
+  readonly httpsKey?: KeyPair;
+  /** The web dashboard's build (a directory with `index.html`), served at `/`; none when absent. */
+  readonly dashboard?: string;
 }
 
 /**
@@ -163,7 +168,7 @@ export class Director {
     const presence = new Presence(nc, `${o.directorId}.${randomBytes(4).toString('hex')}`);
     await presence.start();
     // the HTTPS key is made off the event loop while the read model catches up
-    const httpsKey = generateKeyPairAsync();
+    const httpsKey = o.httpsKey ?? generateKeyPairAsync();
 
     const store = new JetStreamEventStore(nc, {
       catalog: new EventCatalog([
@@ -330,6 +335,7 @@ export class Director {
       { parseAs: 'string', bodyLimit: 256 * 1024 },
       (_req, body, done) => done(null, { yaml: body as string }),
     );
+    if (o.dashboard) serveDashboard(fastify, o.dashboard, log);
     await caughtUp;
     const boot = await accounts.bootstrapAdmin(o.adminPassword);
     await app.listen(o.port, o.host ?? '127.0.0.1');

@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect, jwtAuthenticator } from '@nats-io/transport-node';
@@ -12,6 +12,9 @@ import { Director } from './director.js';
 /** Where the node processes' entry points are, beside this app in the repository. */
 const entry = (app: 'manager-runtime' | 'agent-runtime'): string =>
   fileURLToPath(new URL(`../../${app}/dist/main.js`, import.meta.url));
+
+/** The web dashboard's build, beside this app (absent until `npm run build` built it). */
+const dashboard = fileURLToPath(new URL('../../dashboard/dist/', import.meta.url));
 
 /**
  * The director process: reads the platform home (`CPS_HOME`), joins its NATS with the director's
@@ -60,6 +63,8 @@ const main = async (): Promise<void> => {
     ...(process.env['CPS_STREAM_REPLICAS'] ? { replicas: Number(process.env['CPS_STREAM_REPLICAS']) } : {}),
     ...(process.env['CPS_ADMIN_PASSWORD'] ? { adminPassword: process.env['CPS_ADMIN_PASSWORD'] } : {}),
     accounts: { registration: process.env['CPS_REGISTRATION'] === 'open' ? 'open' : 'admin' },
+    ...(existsSync(join(dashboard, 'index.html')) ? { dashboard } : {}),
+    httpsKey: home.directorHttpsKey(),
     log,
   });
   writeFileSync(join(home.dir, 'ca.pem'), info.busTrustPem, { mode: 0o644 });

@@ -714,6 +714,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/applications/{app}/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An application’s services and nodes as they were just after an event (`at`) or at a time, rebuilt from its events */
+        get: operations["applicationAt"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/certificates": {
         parameters: {
             query?: never;
@@ -832,6 +849,10 @@ export interface components {
             cloud: string;
             /** @description INIT, PROLOGUE, RUNNING, ADAPTING, EPILOGUE, STOPPED, ERROR */
             state: string;
+            /** @description its agent nodes per role (requested to removing) */
+            nodes: {
+                [key: string]: number;
+            };
         };
         Accepted: {
             operationId: string;
@@ -861,15 +882,15 @@ export interface components {
             cloud: string;
             /** @description INIT, PROLOGUE, RUNNING, ADAPTING, EPILOGUE, STOPPED, ERROR */
             state: string;
+            /** @description nodes per role */
+            nodes: {
+                [key: string]: number;
+            };
             appId: string;
             archive?: {
                 version: string;
                 size: number;
                 digest: string;
-            };
-            /** @description nodes per role */
-            nodes: {
-                [key: string]: number;
             };
             managerRunning: boolean;
             /** @description where the service is reached, by purpose (`redis` on its primary, `http` on its proxy) */
@@ -1024,6 +1045,35 @@ export interface components {
             actor: string;
             /** @description the event data, every secret replaced by "[redacted]" */
             data: unknown;
+        };
+        ApplicationAt: {
+            at: {
+                /** @description the last event folded in (`0`: none) */
+                cursor: string;
+                /** @description when that event was recorded */
+                time?: string;
+                /** @description how many of the application’s events were folded in */
+                events: number;
+            };
+            /** @description absent before it was created */
+            application?: {
+                appId: string;
+                name: string;
+                description: string;
+                deleted: boolean;
+            };
+            services: {
+                serviceId: string;
+                name: string;
+                type: string;
+                cloud: string;
+                state: string;
+                nodes: {
+                    nodeId: string;
+                    role: string;
+                    state: string;
+                }[];
+            }[];
         };
         IssuedClientCertificate: {
             /** @description lowercase hex */
@@ -6024,6 +6074,94 @@ export interface operations {
                 };
                 content: {
                     "text/event-stream": string;
+                };
+            };
+            /** @description error: validation */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description error: unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description error: forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description error: not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description error: payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description error: internal */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description error: unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    applicationAt: {
+        parameters: {
+            query?: {
+                at?: string;
+                time?: string;
+            };
+            header?: never;
+            path: {
+                app: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApplicationAt"];
                 };
             };
             /** @description error: validation */

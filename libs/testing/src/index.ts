@@ -9,3 +9,4 @@ export { ServiceHarness, type ServiceHarnessOptions } from './service-harness.js
 export { connectFrom } from './namespaces.js';
 export { mariadb, type SqlServer } from './mariadb-client.js';
 export { httpGet, httpsText, type Got } from './http-client.js';
+export { cliPlatform, CLI, run } from './cli-platform.js';

@@ -5,8 +5,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bridgeNamespace, LocalCloud, namespaceOfAddress } from '@cps/clouds';
 import { PlatformHome } from '@cps/platform';
-import { connectFrom, eventually } from '@cps/testing';
-import { cliPlatform } from './cli-platform.spec-helpers.js';
+import { cliPlatform, connectFrom, eventually } from '@cps/testing';
 
 const exec = promisify(execFile);
 

@@ -4,8 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalCloud } from '@cps/clouds';
-import { eventually, mariadb } from '@cps/testing';
-import { cliPlatform } from './cli-platform.spec-helpers.js';
+import { cliPlatform, eventually, mariadb } from '@cps/testing';
 
 interface Listed {
   nodeId: string;

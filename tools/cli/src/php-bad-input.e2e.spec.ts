@@ -4,9 +4,8 @@ import { closeSync, ftruncateSync, mkdirSync, openSync, readFileSync, rmSync, wr
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, httpsText } from '@cps/testing';
+import { cliPlatform, eventually, httpsText } from '@cps/testing';
 import { tarOf, zerosBomb } from '../../../libs/archives/src/extract/archives.spec-helpers.js';
-import { cliPlatform } from './cli-platform.spec-helpers.js';
 
 interface Version {
   version: string;

@@ -3,8 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalCloud } from '@cps/clouds';
-import { eventually } from '@cps/testing';
-import { CLI, cliPlatform, run } from './cli-platform.spec-helpers.js';
+import { CLI, cliPlatform, eventually, run } from '@cps/testing';
 
 interface Page {
   status: number;

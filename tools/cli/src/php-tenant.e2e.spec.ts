@@ -3,8 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalCloud } from '@cps/clouds';
-import { eventually } from '@cps/testing';
-import { cliPlatform } from './cli-platform.spec-helpers.js';
+import { cliPlatform, eventually } from '@cps/testing';
 
 /**
  * What a hostile tenant's PHP tries on its own php node, each attempt answered as one JSON field:

@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { list as tarList } from 'tar';
-import { CLI, cliPlatform, run } from './cli-platform.spec-helpers.js';
+import { CLI, cliPlatform, run } from '@cps/testing';
 
 interface Version {
   version: string;

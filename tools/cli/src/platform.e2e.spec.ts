@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectBus } from '@cps/bus';
 import { JetStreamEventStore } from '@cps/events';
 import { isRunning, PlatformHome } from '@cps/platform';
-import { CLI, cliPlatform, run } from './cli-platform.spec-helpers.js';
+import { CLI, cliPlatform, run } from '@cps/testing';
 import { aggregateIds } from '@cps/core';
 
 describe('cps up / status / down: the local platform as a user runs it', () => {

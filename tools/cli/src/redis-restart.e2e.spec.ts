@@ -1,8 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually } from '@cps/testing';
-import { cliPlatform } from './cli-platform.spec-helpers.js';
+import { cliPlatform, eventually } from '@cps/testing';
 
 interface Replication {
   primary?: string;

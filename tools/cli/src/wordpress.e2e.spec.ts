@@ -3,8 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalCloud, namespaceOfAddress } from '@cps/clouds';
-import { eventually, httpGet } from '@cps/testing';
-import { cliPlatform } from './cli-platform.spec-helpers.js';
+import { cliPlatform, eventually, httpGet } from '@cps/testing';
 
 interface Listed {
   nodeId: string;

@@ -13,6 +13,9 @@ export const ServiceSummarySchema = z
     type: z.string(),
     cloud: z.string(),
     state: z.string().describe('INIT, PROLOGUE, RUNNING, ADAPTING, EPILOGUE, STOPPED, ERROR'),
+    nodes: z
+      .record(z.string(), z.number().int())
+      .describe('its agent nodes per role (requested to removing)'),
   })
   .meta({ id: 'ServiceSummary' });
 

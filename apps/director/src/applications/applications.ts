@@ -76,9 +76,14 @@ export class Applications {
       description: a.description,
       owner: a.owner,
       createdAt: a.createdAt,
-      services: this.core.directory
-        .servicesOf(a)
-        .map((s) => ({ serviceId: s.serviceId, name: s.name, type: s.type, cloud: s.cloud, state: s.state })),
+      services: this.core.directory.servicesOf(a).map((s) => ({
+        serviceId: s.serviceId,
+        name: s.name,
+        type: s.type,
+        cloud: s.cloud,
+        state: s.state,
+        nodes: nodesPerRole(s),
+      })),
     };
   }
 
@@ -147,3 +152,10 @@ export class Applications {
       throw new CpsError('quota_exceeded', 'no credit left: ask an admin for credit');
   }
 }
+
+/** A service's agent nodes counted per role. */
+const nodesPerRole = (s: ServiceView): Record<string, number> => {
+  const counts: Record<string, number> = {};
+  for (const n of Object.values(s.nodes)) counts[n['role'] ?? ''] = (counts[n['role'] ?? ''] ?? 0) + 1;
+  return counts;
+};

@@ -16,7 +16,7 @@ export const HISTORY = Symbol('History');
 /** The token of the authenticator a stream asks again at every keepalive. */
 export const HISTORY_AUTHENTICATOR = Symbol('HistoryAuthenticator');
 
-/** `GET /v1/events` and its live form, `GET /v1/events/stream`. */
+/** `GET /v1/events`, its live form `GET /v1/events/stream`, and an application at a past moment. */
 @Controller()
 export class HistoryController {
   constructor(
@@ -30,6 +30,14 @@ export class HistoryController {
     @Caller() p: Principal,
   ): Promise<RouteOutput<R['listEvents']>> {
     return this.history.page(p, i.query);
+  }
+
+  @Route(historyRoutes.applicationAt)
+  applicationAt(
+    @Input() i: RouteInput<R['applicationAt']>,
+    @Caller() p: Principal,
+  ): Promise<RouteOutput<R['applicationAt']>> {
+    return this.history.applicationAt(p, i.params.app, i.query);
   }
 
   /** Takes the response over from the framework: headers now, then one SSE message per event. */

@@ -1,8 +1,15 @@
 import { z } from 'zod';
 import { defineRoute } from '../api/route.js';
-import { EventPageSchema, EventsQuerySchema, EventStreamQuerySchema } from './history.schemas.js';
+import { AppParamsSchema } from '../applications/applications.schemas.js';
+import {
+  ApplicationAtQuerySchema,
+  ApplicationAtSchema,
+  EventPageSchema,
+  EventsQuerySchema,
+  EventStreamQuerySchema,
+} from './history.schemas.js';
 
-/** The routes of the event history: a page of it, and its live stream. */
+/** The routes of the event history: a page of it, its live stream, and an application at a past moment. */
 export const historyRoutes = {
   listEvents: defineRoute({
     operationId: 'listEvents',
@@ -24,5 +31,16 @@ export const historyRoutes = {
     query: EventStreamQuerySchema,
     response: z.string().describe('`id: <cursor>`, `event: <type>`, `data: <HistoryEvent as JSON>`'),
     produces: 'text/event-stream',
+  }),
+  applicationAt: defineRoute({
+    operationId: 'applicationAt',
+    method: 'GET',
+    path: '/v1/applications/{app}/history',
+    summary:
+      'An application’s services and nodes as they were just after an event (`at`) or at a time, rebuilt from its events',
+    tag: 'events',
+    params: AppParamsSchema,
+    query: ApplicationAtQuerySchema,
+    response: ApplicationAtSchema,
   }),
 } as const;

@@ -90,3 +90,46 @@ export const EventPageSchema = z
   })
   .meta({ id: 'EventPage' });
 export type EventPage = z.input<typeof EventPageSchema>;
+
+/** `GET /v1/applications/{app}/history`: the moment to show, by cursor or by time (default: now). */
+export const ApplicationAtQuerySchema = z
+  .strictObject({
+    at: CursorSchema.optional().describe('as it was just after this event (an event’s `cursor`)'),
+    time: Time.optional().describe('as it was at this time'),
+  })
+  .refine((q) => q.at === undefined || q.time === undefined, {
+    message: 'give `at` or `time`, not both',
+    path: ['time'],
+  });
+export type ApplicationAtQuery = z.output<typeof ApplicationAtQuerySchema>;
+
+/** An application's services and nodes at one past moment, folded from its events. */
+export const ApplicationAtSchema = z
+  .object({
+    at: z.object({
+      cursor: z.string().describe('the last event folded in (`0`: none)'),
+      time: z.string().optional().describe('when that event was recorded'),
+      events: z.number().int().describe('how many of the application’s events were folded in'),
+    }),
+    application: z
+      .object({
+        appId: z.string(),
+        name: z.string(),
+        description: z.string(),
+        deleted: z.boolean(),
+      })
+      .optional()
+      .describe('absent before it was created'),
+    services: z.array(
+      z.object({
+        serviceId: z.string(),
+        name: z.string(),
+        type: z.string(),
+        cloud: z.string(),
+        state: z.string(),
+        nodes: z.array(z.object({ nodeId: z.string(), role: z.string(), state: z.string() })),
+      }),
+    ),
+  })
+  .meta({ id: 'ApplicationAt' });
+export type ApplicationAt = z.input<typeof ApplicationAtSchema>;

@@ -1,12 +1,19 @@
 import type { Writable } from 'node:stream';
-import { NotFoundError, ValidationError } from '@cps/core';
+import { aggregateIds, NotFoundError, ValidationError } from '@cps/core';
 import type { EventStore, RecordedEvent } from '@cps/events';
 import type { Logger } from 'pino';
 import type { Principal } from '../api/request.js';
-import type { Directory } from '../core/directory.js';
+import { Directory } from '../core/directory.js';
 import { cursorOf, isAfter, parseCursor, readFrom, type Cursor } from './cursor.js';
 import { serveEventStream, type EventStream, type SseMessage } from './event-stream.js';
-import type { EventPage, EventsQuery, EventStreamQuery, HistoryEvent } from './history.schemas.js';
+import type {
+  ApplicationAt,
+  ApplicationAtQuery,
+  EventPage,
+  EventsQuery,
+  EventStreamQuery,
+  HistoryEvent,
+} from './history.schemas.js';
 import { redactSecrets } from './redact.js';
 import { mayRead, Ownership, type Place } from './visibility.js';
 
@@ -25,7 +32,7 @@ export interface HistoryOptions {
 }
 
 export interface HistoryDeps {
-  readonly store: Pick<EventStore, 'readAll' | 'subscribeAll' | 'head'>;
+  readonly store: Pick<EventStore, 'readAll' | 'subscribeAll' | 'head' | 'readAggregate'>;
   readonly directory: Pick<Directory, 'apps' | 'services' | 'operations' | 'nodes' | 'appOf' | 'servicesOf'>;
   /** Resolves once the read model shows the commit at `position`. */
   readonly caughtUp: (position: number) => Promise<void>;
@@ -166,6 +173,61 @@ export class History {
         });
         return s;
       },
+    };
+  }
+
+  /**
+   * An application (deleted ones too) as it was just after the event at `q.at`, or at `q.time`
+   * (default: now): its own events and its services' folded, up to that moment, by the read model's
+   * own code into a fresh one. Reads only that application's streams, never the whole log.
+   */
+  async applicationAt(p: Principal, ref: string, q: ApplicationAtQuery): Promise<ApplicationAt> {
+    const appId = this.appIdOf(p, ref);
+    const own = await this.deps.store.readAggregate(aggregateIds.app(appId));
+    const serviceIds = new Set(
+      own.events.flatMap((e) =>
+        e.type === 'ServiceAdded' ? [(e.data as { serviceId: string }).serviceId] : [],
+      ),
+    );
+    const theirs = await Promise.all(
+      [...serviceIds].map((id) => this.deps.store.readAggregate(aggregateIds.service(appId, id))),
+    );
+    const events = [...own.events, ...theirs.flatMap((r) => r.events)].sort(
+      (a, b) => a.position.commit - b.position.commit || a.position.index - b.position.index,
+    );
+    const within = (e: RecordedEvent): boolean =>
+      q.at !== undefined ? !isAfter(e, q.at) : q.time === undefined || Date.parse(e.metadata.at) <= q.time;
+    const then = new Directory();
+    let last: RecordedEvent | undefined;
+    let folded = 0;
+    for (const e of events) {
+      if (!within(e)) continue;
+      then.handle(e);
+      last = e;
+      folded++;
+    }
+    const app = then.apps.get(appId);
+    return {
+      at: {
+        cursor: last ? cursorOf(last) : '0',
+        events: folded,
+        ...(last ? { time: last.metadata.at } : {}),
+      },
+      ...(app
+        ? { application: { appId, name: app.name, description: app.description, deleted: app.deleted } }
+        : {}),
+      services: (app ? then.servicesOf(app) : []).map((s) => ({
+        serviceId: s.serviceId,
+        name: s.name,
+        type: s.type,
+        cloud: s.cloud,
+        state: s.state,
+        nodes: Object.entries(s.nodes).map(([nodeId, n]) => ({
+          nodeId,
+          role: n['role'] ?? '',
+          state: n['state'] ?? '',
+        })),
+      })),
     };
   }
 

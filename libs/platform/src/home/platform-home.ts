@@ -210,6 +210,22 @@ export class PlatformHome {
     return issued;
   }
 
+  /**
+   * The key of a director's HTTPS certificate, made once and kept (sealed): the certificate is issued
+   * again at every start, its key stays, so a browser or client that pins the key keeps trusting it.
+   */
+  directorHttpsKey(id = this.directorId()): KeyPair {
+    const file = join(this.dir, 'identities', `director-${id}-https.sealed`);
+    if (existsSync(file))
+      return JSON.parse(
+        unseal(this.key, readFileSync(file, 'utf8'), `https:${id}`).toString('utf8'),
+      ) as KeyPair;
+    const key = generateKeyPair();
+    mkdirSync(join(this.dir, 'identities'), { recursive: true, mode: 0o700 });
+    writeAtomic(file, seal(this.key, JSON.stringify(key), `https:${id}`));
+    return key;
+  }
+
   private async create(
     natsPort: number,
     directorPort: number,

@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { LocalCloud } from '@cps/clouds';
 import { freePort, PlatformHome } from '@cps/platform';
 
+/** Runs a program, resolving with its output (rejecting with its exit code and output). */
 export const run = promisify(execFile);
 /** The built `cps` command. */
 export const CLI = join(process.cwd(), 'tools', 'cli', 'bin', 'cps.js');

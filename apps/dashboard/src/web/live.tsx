@@ -1,0 +1,91 @@
+import {
+  createContext,
+  useCallback,
+  useContext,
+  useEffect,
+  useMemo,
+  useRef,
+  useState,
+  type ReactNode,
+} from 'react';
+import { useQueryClient } from '@tanstack/react-query';
+import { CpsApiError, followEvents, type HistoryEvent } from '@cps/sdk';
+import { useSession } from './session.js';
+
+/** The state of the tab's event stream, as the banner shows it. */
+export type StreamState =
+  { readonly kind: 'connecting' | 'live' } | { readonly kind: 'cut'; readonly attempt: number };
+
+type Listener = (e: HistoryEvent) => void;
+
+interface Live {
+  readonly state: StreamState;
+  /** Hears every event the stream brings, until the returned function is called. */
+  readonly subscribe: (l: Listener) => () => void;
+}
+
+const Context = createContext<Live>({ state: { kind: 'connecting' }, subscribe: () => () => undefined });
+
+/** What an event can change: the cached answers under these query keys are fetched again. */
+const LIVE_KEYS = new Set(['apps', 'app', 'service', 'nodes', 'operation', 'me', 'users']);
+
+/**
+ * One event stream per signed-in tab (`followEvents` with `reconnect`): each event marks the
+ * cached answers it may change as stale, and the visible ones are fetched again at once, so
+ * nothing the stream carries is polled. A cut stream resumes after the last event seen; the
+ * banner says so meanwhile.
+ */
+export const LiveProvider = ({ children }: { children: ReactNode }) => {
+  const { session, api, signOut } = useSession();
+  const queries = useQueryClient();
+  const [state, setState] = useState<StreamState>({ kind: 'connecting' });
+  const listeners = useRef(new Set<Listener>());
+  useEffect(() => {
+    if (!session) return;
+    const abort = new AbortController();
+    setState({ kind: 'connecting' });
+    let pending: number | undefined;
+    const refresh = (): void => {
+      pending = undefined;
+      void queries.invalidateQueries({ predicate: (q) => LIVE_KEYS.has(String(q.queryKey[0])) });
+    };
+    void (async () => {
+      try {
+        for await (const e of followEvents(api, {
+          reconnect: true,
+          signal: abort.signal,
+          onReconnect: (attempt) => setState({ kind: 'cut', attempt }),
+          onOpen: () => setState({ kind: 'live' }),
+        })) {
+          for (const l of listeners.current) l(e);
+          // events come in bursts (a commit holds several): one refresh per burst
+          pending ??= window.setTimeout(refresh, 0);
+        }
+      } catch (e) {
+        if (abort.signal.aborted) return;
+        if (e instanceof CpsApiError && e.status === 401) await signOut();
+        else setState({ kind: 'cut', attempt: 0 });
+      }
+    })();
+    return () => {
+      abort.abort();
+      if (pending !== undefined) window.clearTimeout(pending);
+    };
+  }, [session, api, queries, signOut]);
+  const subscribe = useCallback((l: Listener) => {
+    listeners.current.add(l);
+    return () => void listeners.current.delete(l);
+  }, []);
+  const value = useMemo(() => ({ state, subscribe }), [state, subscribe]);
+  return <Context.Provider value={value}>{children}</Context.Provider>;
+};
+
+export const useLive = (): Live => useContext(Context);
+
+/** Calls `l` for each live event while the component is mounted. */
+export const useLiveEvents = (l: Listener): void => {
+  const { subscribe } = useLive();
+  const latest = useRef(l);
+  latest.current = l;
+  useEffect(() => subscribe((e) => latest.current(e)), [subscribe]);
+};
