@@ -33,6 +33,9 @@ cat <<MSG
 
 WordPress runs. Open ${site} in a browser and finish its install (site title, your user).
 
+Manage it in the dashboard: ${url}/ (sign in as admin, with the login printed above; the browser
+warns about the director's certificate until it trusts the platform CA that \`cps up\` printed above).
+
 (cps is node tools/cli/bin/cps.js)
   cps service info web --app wordpress            its URL, nodes and code version
   cps service add-nodes web --app wordpress --backend 2   two php-fpm backends behind the proxy

@@ -187,6 +187,9 @@ export const buildProgram = (): Command => {
       if (r.directorUrl) {
         console.log(`  director: ${r.directorUrl} (CA: ${join(home.dir, 'ca.pem')})`);
         console.log(
+          `  dashboard: ${r.directorUrl}/ (a browser warns until it trusts the CA above; sign in as admin)`,
+        );
+        console.log(
           shown
             ? `  admin login: admin / ${shown.password}  (shown once: keep it, or set CPS_ADMIN_PASSWORD before the first start)`
             : admin

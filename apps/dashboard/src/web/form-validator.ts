@@ -18,6 +18,18 @@ import {
 
 const DRAFT = '2020-12';
 
+/** Keywords whose errors sum up their children's. */
+const SUMMARIES = new Set([
+  'properties',
+  'additionalProperties',
+  'patternProperties',
+  'items',
+  'prefixItems',
+  'contains',
+  '$ref',
+  'allOf',
+]);
+
 /** `#/a/0/b` -> `.a.0.b` (rjsf's property paths), `#` -> ``. */
 const property = (instanceLocation: string): string =>
   instanceLocation
@@ -29,9 +41,11 @@ const property = (instanceLocation: string): string =>
 
 const errorsOf = (schema: RJSFSchema, data: unknown): RJSFValidationError[] => {
   const r = new Validator(schema as Schema, DRAFT, false).validate(data);
-  // the leaves: a parent's "properties do not match" only repeats its children
+  // a parent's "property x does not match" only repeats what its children say
   const leaves = r.errors.filter(
-    (e) => !r.errors.some((o) => o !== e && o.instanceLocation.startsWith(`${e.instanceLocation}/`)),
+    (e) =>
+      !SUMMARIES.has(e.keyword) ||
+      !r.errors.some((o) => o !== e && o.instanceLocation.startsWith(`${e.instanceLocation}/`)),
   );
   return leaves.map((e) => {
     const p = property(e.instanceLocation);

@@ -394,6 +394,50 @@ describe('event history over HTTPS', () => {
     );
   });
 
+  it('answers an application as it was just after any of its events, or at a time', async () => {
+    await createApp(alice, 'then');
+    expect(
+      (await alice.post('/v1/applications/then/services', { type: 'helloworld', name: 'web' })).status,
+    ).toBe(201);
+    expect((await alice.patch('/v1/applications/then/services/web', { name: 'site' })).status).toBe(200);
+    expect(
+      (await alice.post('/v1/applications/then/services', { type: 'helloworld', name: 'jobs' })).status,
+    ).toBe(201);
+    expect((await alice.delete('/v1/applications/then/services/jobs')).status).toBeLessThan(300);
+    const events = (await walk(alice, 'application=then')).events;
+    const at = async (q: string) => {
+      const r = await alice.get(`/v1/applications/then/history?${q}`);
+      expect(r.status, r.text).toBe(200);
+      return r.body as { at: { cursor: string; events: number }; services: { name: string }[] };
+    };
+    const names = async (q: string) => (await at(q)).services.map((x) => x.name);
+    const cursorAfter = (type: string, n = 0) => events.filter((e) => e.type === type)[n]!.cursor;
+
+    const created = await at(`at=${cursorAfter('ApplicationCreated')}`);
+    expect(created.services).toEqual([]);
+    expect(created.at.cursor).toBe(cursorAfter('ApplicationCreated'));
+    expect(await names(`at=${cursorAfter('ServiceAdded')}`)).toEqual(['web']);
+    expect(await names(`at=${cursorAfter('ServiceRenamed')}`)).toEqual(['site']);
+    expect(await names(`at=${cursorAfter('ServiceAdded', 1)}`)).toEqual(['site', 'jobs']);
+    expect(await names('')).toEqual(['site']);
+    const now = await at(`time=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`);
+    expect(now.services.map((x) => x.name)).toEqual(['site']);
+    expect(now.at.events).toBe((await at('')).at.events);
+    const before = await alice.get('/v1/applications/then/history?time=2020-01-01T00:00:00Z');
+    expect(before.body).toMatchObject({ at: { cursor: '0', events: 0 }, services: [] });
+    expect(before.body.application).toBeUndefined();
+
+    const both = await alice.get(`/v1/applications/then/history?at=1&time=2020-01-01T00:00:00Z`);
+    expect(both.status).toBe(400);
+    expect(both.body.issues.map((i: { path: string }) => i.path)).toContain('query.time');
+    const bad = await alice.get('/v1/applications/then/history?at=zz');
+    expect(bad.status).toBe(400);
+    expect(bad.body.issues.map((i: { path: string }) => i.path)).toContain('query.at');
+    expect((await bob.get('/v1/applications/then/history')).status).toBe(404);
+    expect((await bob.get(`/v1/applications/${appsOf['alice']![0]}/history`)).status).toBe(404);
+    expect((await admin.get(`/v1/applications/${appsOf['alice']![0]}/history`)).status).toBe(200);
+  });
+
   it('ends open streams when the director stops', async () => {
     const s = await SseReader.open(d.url, ca, admin.token!, '/v1/events/stream');
     expect(s.status).toBe(200);

@@ -33,6 +33,17 @@ describe('PlatformHome', () => {
     expect(home.info().busTrustPem).not.toContain(s.servicesCa.certPem.trim());
   });
 
+  it('keeps a director’s HTTPS key, sealed, from one start to the next', async () => {
+    const dir = fresh();
+    const home = await PlatformHome.init(dir, { env: {}, keys: pooledKeys(), natsPort: 1, directorPort: 2 });
+    const key = home.directorHttpsKey();
+    expect(key.privateKeyPem).toMatch(/PRIVATE KEY/);
+    expect(PlatformHome.open(dir, {}).directorHttpsKey()).toEqual(key);
+    expect(home.directorHttpsKey('d2').publicKeyPem).not.toBe(key.publicKeyPem);
+    const stored = readFileSync(join(dir, 'identities', 'director-d1-https.sealed'), 'utf8');
+    expect(stored).not.toContain('PRIVATE KEY');
+  });
+
   it('gives a home made before the services CA one at its next start, and keeps it after', async () => {
     const first = await PlatformHome.init(fresh(), {
       env: {},
