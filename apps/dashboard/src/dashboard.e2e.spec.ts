@@ -105,6 +105,12 @@ describe('the web dashboard, in a browser', () => {
     await expect.poll(() => row.textContent(), { timeout: 60_000 }).toMatch(/RUNNING/);
     expect(await page.evaluate('window.sameDocument')).toBe(true);
     await accessible('application');
+    await page.getByRole('link', { name: 'Applications' }).click();
+    await expect
+      .poll(() => page.getByRole('table', { name: 'applications' }).textContent())
+      .toMatch(/shop.*jobs RUNNING/);
+    await accessible('applications');
+    await page.getByRole('link', { name: 'shop' }).click();
   });
 
   it('uploads code, calls a method through its generated form, and follows a node’s log live', async () => {
