@@ -24,6 +24,7 @@ import directorStart from './cases/director-start.mjs';
 import cli from './cases/cli.mjs';
 import { mysqlTps, mysqlReplica, mysqlFailover, mysqlBackup } from './cases/mysql.mjs';
 import { phpBench } from './cases/php.mjs';
+import dashboard from './cases/dashboard.mjs';
 
 const ALL = [
   rpc,
@@ -42,6 +43,7 @@ const ALL = [
   mysqlFailover,
   mysqlBackup,
   phpBench,
+  dashboard,
 ];
 
 const usage = `usage: node bench/run.mjs [options]
@@ -91,7 +93,7 @@ const fmt = (value, unit) => {
   if (unit === 'load' || unit === 'µs') return value.toFixed(2);
   if (unit === 'ms') return value < 10 ? value.toFixed(3) : value.toFixed(1);
   if (unit === 'x') return `${value.toFixed(2)}x`;
-  if (unit === 'MB' || unit === '% core') return value.toFixed(1);
+  if (unit === 'MB' || unit === 'kB' || unit === '% core') return value.toFixed(1);
   return String(value);
 };
 

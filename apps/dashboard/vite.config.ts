@@ -13,7 +13,7 @@ export default defineConfig({
     outDir: 'dist',
     emptyOutDir: true,
     target: 'es2022',
-    // the budget is checked by bench case d, not here
+    // the budget is measured by bench case s (dashboard), not here
     chunkSizeWarningLimit: 1_000,
     rolldownOptions: {
       // libraries marked 'use client' for server rendering: meaningless in a single-page app

@@ -26,8 +26,18 @@ interface Live {
 
 const Context = createContext<Live>({ state: { kind: 'connecting' }, subscribe: () => () => undefined });
 
-/** What an event can change: the cached answers under these query keys are fetched again. */
-const LIVE_KEYS = new Set(['apps', 'app', 'service', 'nodes', 'operation', 'me', 'users']);
+/**
+ * The cached answers (by the first element of their query key) an event can change: an event of an
+ * application or its services changes what is shown of applications; a user's (credit, tokens) what
+ * is shown of users; an operation's, operations. Others (a name claimed, an identity renewed) none.
+ */
+const keysOf = (e: HistoryEvent): readonly string[] => {
+  const kind = e.aggregate.split('.')[0];
+  if (e.appId !== undefined) return ['apps', 'app', 'service', 'nodes', 'operation'];
+  if (kind === 'user') return ['me', 'users'];
+  if (kind === 'op') return ['operation'];
+  return [];
+};
 
 /**
  * One event stream per signed-in tab (`followEvents` with `reconnect`): each event marks the
@@ -45,9 +55,12 @@ export const LiveProvider = ({ children }: { children: ReactNode }) => {
     const abort = new AbortController();
     setState({ kind: 'connecting' });
     let pending: number | undefined;
+    const stale = new Set<string>();
     const refresh = (): void => {
       pending = undefined;
-      void queries.invalidateQueries({ predicate: (q) => LIVE_KEYS.has(String(q.queryKey[0])) });
+      const keys = new Set(stale);
+      stale.clear();
+      void queries.invalidateQueries({ predicate: (q) => keys.has(String(q.queryKey[0])) });
     };
     void (async () => {
       try {
@@ -58,6 +71,9 @@ export const LiveProvider = ({ children }: { children: ReactNode }) => {
           onOpen: () => setState({ kind: 'live' }),
         })) {
           for (const l of listeners.current) l(e);
+          const keys = keysOf(e);
+          if (keys.length === 0) continue;
+          for (const k of keys) stale.add(k);
           // events come in bursts (a commit holds several): one refresh per burst
           pending ??= window.setTimeout(refresh, 0);
         }
