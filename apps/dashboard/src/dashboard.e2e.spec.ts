@@ -37,6 +37,8 @@ describe('the web dashboard, in a browser', () => {
   };
 
   const signIn = async (username: string, password: string) => {
+    // other pages have fields of these names too (a new user's): the sign-in page first
+    await page.getByRole('heading', { name: 'Sign in to cps' }).waitFor();
     await page.getByLabel('User name').fill(username);
     await page.getByLabel('Password').fill(password);
     await page.getByRole('button', { name: 'Sign in' }).click();

@@ -47,10 +47,11 @@ export const SessionProvider = ({ children }: { children: ReactNode }) => {
     sessionStorage.setItem(KEY, JSON.stringify(next));
     setSession(next);
   }, []);
+  // the page forgets the session at once; the director is told to end it meanwhile
   const signOut = useCallback(async () => {
-    await api.DELETE('/v1/sessions/current').catch(() => undefined);
     sessionStorage.removeItem(KEY);
     setSession(undefined);
+    await api.DELETE('/v1/sessions/current').catch(() => undefined);
   }, [api]);
   const value = useMemo(() => ({ session, api, signIn, signOut }), [session, api, signIn, signOut]);
   return <Context.Provider value={value}>{children}</Context.Provider>;
