@@ -36,6 +36,22 @@ describe('the web dashboard, in a browser', () => {
     await screenshot(page, name);
   };
 
+  /** What the platform recorded about a node, and its manager's last log lines: for a failure's message. */
+  const diagnosis = async (nodeId: string) => {
+    const events = (await cps('events', '--app', 'shop', '--limit', '500')) as {
+      events: { at: string; type: string; data: { nodeId?: string } }[];
+    };
+    const about = events.events.filter((e) => e.data.nodeId === nodeId).map((e) => `${e.at} ${e.type}`);
+    const managers = (await p.localNodes()).filter((n) => n.kind === 'manager');
+    const logs = managers.map((m) =>
+      readFileSync(join(p.home, 'cloud', 'nodes', m.nodeId, 'node.log'), 'utf8')
+        .split('\n')
+        .slice(-30)
+        .join('\n'),
+    );
+    return `its events: ${about.join(', ')}; the managers' logs:\n${logs.join('\n')}`;
+  };
+
   const signIn = async (username: string, password: string) => {
     // other pages have fields of these names too (a new user's): the sign-in page first
     await page.getByRole('heading', { name: 'Sign in to cps' }).waitFor();
@@ -156,21 +172,21 @@ describe('the web dashboard, in a browser', () => {
     const victim = String(await nodeRows.first().getAttribute('data-node'));
     const local = (await p.localNodes()).find((n) => n.nodeId === victim);
     expect(local?.instanceId).toBeTruthy();
+    // every text the victim's row shows from now on, however briefly
+    await page.evaluate(`window.victimSeen = [];
+      new MutationObserver(() => {
+        const row = document.querySelector('tr[data-node="${victim}"]');
+        window.victimSeen.push(row ? row.textContent : '(gone)');
+      }).observe(document.body, { subtree: true, childList: true, characterData: true });`);
     process.kill(Number(local?.instanceId), 'SIGKILL');
     // failed (shown while it lasts), then replaced by another running node
+    const seen = () => page.evaluate<string[]>('window.victimSeen');
     await expect
-      .poll(
-        async () =>
-          (await page
-            .locator(`tr[data-node="${victim}"]`)
-            .textContent()
-            .catch(() => '')) ?? '',
-        {
-          timeout: 30_000,
-          interval: 100,
-        },
-      )
-      .toMatch(/failed|no heartbeat/);
+      .poll(async () => (await seen()).some((t) => /failed|no heartbeat/.test(t)), { timeout: 30_000 })
+      .toBe(true)
+      .catch(async (e: unknown) => {
+        throw new Error(`the page never showed ${victim} fail; ${await diagnosis(victim)}`, { cause: e });
+      });
     await expect
       .poll(
         async () =>

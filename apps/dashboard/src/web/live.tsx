@@ -33,7 +33,8 @@ const Context = createContext<Live>({ state: { kind: 'connecting' }, subscribe: 
  */
 const keysOf = (e: HistoryEvent): readonly string[] => {
   const kind = e.aggregate.split('.')[0];
-  if (e.appId !== undefined) return ['apps', 'app', 'service', 'nodes', 'operation'];
+  if (e.appId !== undefined || kind === 'app' || kind === 'svc' || kind === 'node')
+    return ['apps', 'app', 'service', 'nodes', 'operation'];
   if (kind === 'user') return ['me', 'users'];
   if (kind === 'op') return ['operation'];
   return [];
