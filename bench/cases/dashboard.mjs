@@ -30,17 +30,10 @@ const CLI = join(process.cwd(), 'tools', 'cli', 'bin', 'cps.js');
 const DIST = join(process.cwd(), 'apps', 'dashboard', 'dist');
 /** Debian's Chromium (the `chromium` package), as in the dashboard's browser tests. */
 const CHROMIUM = process.env.CPS_CHROMIUM ?? '/usr/bin/chromium';
-/** The browser tests' launch flags (apps/dashboard/src/browser.spec-helpers.ts). */
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
+/** The browser tests' launch flags, shared with them (apps/dashboard/chromium-flags.json). */
+const FLAGS = JSON.parse(
+  readFileSync(join(process.cwd(), 'apps', 'dashboard', 'chromium-flags.json'), 'utf8'),
+);
 const PASSWORD = 'bench-dashboard-admin-password';
 const APPS = 1_000;
 /** The applications made in prepare: `app-0000` .. `app-0999`, so the 1,000th row is `app-0999`. */

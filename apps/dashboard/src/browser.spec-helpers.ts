@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
@@ -14,16 +14,9 @@ export const CHROMIUM = process.env['CPS_CHROMIUM'] ?? '/usr/bin/chromium';
  * none of Chromium's own background traffic (updates, sync, metrics), which would only meet
  * refused connections here.
  */
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
+const FLAGS = JSON.parse(
+  readFileSync(new URL('../chromium-flags.json', import.meta.url), 'utf8'),
+) as readonly string[];
 
 /**
  * The SHA-256 of the director's public key (base64), read from its TLS handshake while checking

@@ -35,7 +35,8 @@ interface SessionContext {
 
 const Context = createContext<SessionContext | undefined>(undefined);
 
-const clientFor = (token?: string): CpsClient =>
+/** A client of the director this page came from: signed in with `token`, or anonymous. */
+export const clientFor = (token?: string): CpsClient =>
   createCpsClient({ url: location.origin, ...(token ? { token } : {}) });
 
 export const SessionProvider = ({ children }: { children: ReactNode }) => {

@@ -147,3 +147,15 @@ export const CloudSelect = () => {
     </label>
   );
 };
+
+/** A service's endpoint: an HTTP(S) one is a link to the site, any other its address and port. */
+export const Endpoint = ({ name, address, port }: { name: string; address: string; port: number }) =>
+  name === 'http' || name === 'https' ? (
+    <a href={`${name}://${address}:${port}/`} target="_blank" rel="noreferrer">
+      {name}://{address}:{port}/
+    </a>
+  ) : (
+    <>
+      {address}:{port}
+    </>
+  );

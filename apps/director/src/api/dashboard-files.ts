@@ -18,7 +18,7 @@ import type { CpsRequest } from './request.js';
  * this origin and no inline script, so that injected markup cannot read the session token.
  */
 
-export const DASHBOARD_CSP = [
+const DASHBOARD_CSP = [
   "default-src 'self'",
   "script-src 'self'",
   "style-src 'self'",

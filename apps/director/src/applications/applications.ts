@@ -1,7 +1,7 @@
 import { aggregateIds, nameScopes, CpsError, NotFoundError } from '@cps/core';
 import type { Principal } from '../api/request.js';
 import { Aggregates, hashId, type Actor, type DirectorCore } from '../core/director-core.js';
-import type { ApplicationView, ServiceView } from '../core/directory.js';
+import { nodesPerRole, type ApplicationView, type ServiceView } from '../core/directory.js';
 import { appDecider, type AppCommand, type AppState } from './app-decider.js';
 import type { AppEvent } from './app-events.js';
 import type { AppCursor } from './applications.schemas.js';
@@ -153,9 +153,3 @@ export class Applications {
   }
 }
 
-/** A service's agent nodes counted per role. */
-const nodesPerRole = (s: ServiceView): Record<string, number> => {
-  const counts: Record<string, number> = {};
-  for (const n of Object.values(s.nodes)) counts[n['role'] ?? ''] = (counts[n['role'] ?? ''] ?? 0) + 1;
-  return counts;
-};

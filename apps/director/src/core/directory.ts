@@ -46,6 +46,13 @@ export interface ServiceView {
   links?: Record<string, LinkView>;
 }
 
+/** A service's agent nodes counted per role. */
+export const nodesPerRole = (s: Pick<ServiceView, 'nodes'>): Record<string, number> => {
+  const counts: Record<string, number> = {};
+  for (const n of Object.values(s.nodes)) counts[n['role'] ?? ''] = (counts[n['role'] ?? ''] ?? 0) + 1;
+  return counts;
+};
+
 export interface ApplicationView {
   readonly appId: string;
   readonly owner: string;

@@ -42,7 +42,7 @@ import {
 } from '@cps/services';
 import type { Principal } from '../api/request.js';
 import { hashId, type Actor, type Aggregates, type DirectorCore } from '../core/director-core.js';
-import type { ApplicationView, ServiceView } from '../core/directory.js';
+import { nodesPerRole, type ApplicationView, type ServiceView } from '../core/directory.js';
 import type { Applications } from '../applications/applications.js';
 import { serviceSecretContext, type UserKeys } from '../users/user-keys.js';
 import { parseMethodArgs } from './method-args.js';
@@ -137,9 +137,6 @@ export class Services {
   }
 
   serviceDto(s: ServiceView) {
-    const nodes: Record<string, number> = {};
-    for (const n of Object.values(s.nodes))
-      nodes[n['role'] as string] = (nodes[n['role'] as string] ?? 0) + 1;
     return {
       serviceId: s.serviceId,
       appId: s.appId,
@@ -147,7 +144,7 @@ export class Services {
       type: s.type,
       cloud: s.cloud,
       state: s.state,
-      nodes,
+      nodes: nodesPerRole(s),
       managerRunning: this.supervisor.managerOf(s.serviceId) !== undefined,
       ...(s.archive ? { archive: s.archive } : {}),
       endpoints: s.endpoints ?? {},

@@ -6,7 +6,7 @@ import { unwrap, type HistoryEvent } from '@cps/sdk';
 import { useApplication, useService, useServiceTypes } from '../api.js';
 import { useLiveEvents } from '../live.js';
 import { useApi } from '../session.js';
-import { ActionButton, Empty, ErrorView, Loading, State, Time, field, CloudSelect } from '../ui.js';
+import { ActionButton, Empty, ErrorView, Loading, State, Time, field, CloudSelect, Endpoint } from '../ui.js';
 
 /** An application: its services now (or at a past moment), and what can be done to them. */
 export const AppPage = (): ReactNode => {
@@ -156,17 +156,12 @@ const Endpoints = ({ app, svc }: { app: string; svc: string }) => {
   if (endpoints.length === 0) return <span>—</span>;
   return (
     <>
-      {endpoints.map(([name, e]) =>
-        name === 'http' || name === 'https' ? (
-          <a key={name} href={`${name}://${e.address}:${e.port}/`} target="_blank" rel="noreferrer">
-            {name}://{e.address}:{e.port}/
-          </a>
-        ) : (
-          <span key={name} className="chip">
-            {name} {e.address}:{e.port}
-          </span>
-        ),
-      )}
+      {endpoints.map(([name, e]) => (
+        <span key={name} className="chip">
+          {name === 'http' || name === 'https' ? '' : `${name} `}
+          <Endpoint name={name} address={e.address} port={e.port} />
+        </span>
+      ))}
     </>
   );
 };

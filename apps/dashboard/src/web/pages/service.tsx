@@ -5,7 +5,7 @@ import { useQuery } from '@tanstack/react-query';
 import { unwrap } from '@cps/sdk';
 import { useNodes, useService, useServiceTypes, type Node } from '../api.js';
 import { useApi } from '../session.js';
-import { ActionButton, Empty, ErrorView, Loading, State, Time, field, CloudSelect } from '../ui.js';
+import { ActionButton, Empty, ErrorView, Loading, State, Time, field, CloudSelect, Endpoint } from '../ui.js';
 import { Chart, type Series } from '../chart.js';
 
 /** The type's methods as generated forms: react-jsonschema-form is loaded with them only. */
@@ -44,13 +44,7 @@ const ServicePage = (): ReactNode => {
                 <div key={name}>
                   <dt>{name}</dt>
                   <dd>
-                    {name === 'http' || name === 'https' ? (
-                      <a href={`${name}://${e.address}:${e.port}/`} target="_blank" rel="noreferrer">
-                        {name}://{e.address}:{e.port}/
-                      </a>
-                    ) : (
-                      `${e.address}:${e.port}`
-                    )}
+                    <Endpoint name={name} address={e.address} port={e.port} />
                   </dd>
                 </div>
               ))}

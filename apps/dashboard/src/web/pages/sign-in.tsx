@@ -1,7 +1,7 @@
 import type { ReactNode } from 'react';
 import { useState, type FormEvent } from 'react';
-import { unwrap, createCpsClient } from '@cps/sdk';
-import { useSession } from '../session.js';
+import { unwrap } from '@cps/sdk';
+import { clientFor, useSession } from '../session.js';
 import { ErrorView, field } from '../ui.js';
 
 /** Sign in, or create an account where the platform lets anyone register. */
@@ -18,10 +18,7 @@ export const SignInPage = (): ReactNode => {
     setBusy(true);
     setError(undefined);
     try {
-      if (mode === 'register')
-        await unwrap(
-          createCpsClient({ url: location.origin }).POST('/v1/users', { body: { username, password } }),
-        );
+      if (mode === 'register') await unwrap(clientFor().POST('/v1/users', { body: { username, password } }));
       await signIn(username, password);
     } catch (err) {
       setError(err);
