@@ -152,4 +152,3 @@ export class Applications {
       throw new CpsError('quota_exceeded', 'no credit left: ask an admin for credit');
   }
 }
-
