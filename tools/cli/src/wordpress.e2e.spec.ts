@@ -262,13 +262,9 @@ describe.skipIf(LocalCloud.hostModeUnavailable() !== undefined)('WordPress in on
     const promoted = JSON.parse(
       (await cps('--json', 'service', 'call', 'db', 'get_connection_info', '--app', 'wordpress-2')).stdout,
     ) as { primary: string };
-    // the replica promoted, or (when the reconciler revived the killed node first) the same node back
-    // with its data: either way WordPress answers without a redeploy
-    console.log(
-      promoted.primary === primary.primary
-        ? `the killed primary ${primary.primary} came back (revived before it was declared failed)`
-        : `the replica ${promoted.primary} was promoted`,
-    );
+    // the replica promoted: a dead agent is its manager's to fail and replace, never revived meanwhile
+    expect(promoted.primary).not.toBe(primary.primary);
+    console.log(`the replica ${promoted.primary} was promoted`);
     expect(back.at - killedAt).toBeLessThan(15_000);
   }, 420_000);
 });

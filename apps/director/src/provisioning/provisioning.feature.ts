@@ -25,11 +25,14 @@ export const provisioningFeature: DirectorFeature = {
       await ctx.provisioner.load();
       const served = ctx.provisioner.serve(ctx.bus);
       await ctx.bus.flush();
-      const reconcile = (): void =>
-        void ctx.provisioner.reconcile().catch((e: unknown) => ctx.log.warn({ err: e }, 'reconcile failed'));
-      // at once: after a restart of the platform, its managers and nodes come back now, not a period later
-      reconcile();
-      const timer = setInterval(reconcile, ctx.every.reconcileMs);
+      const reconcile = (agents: 'revive' | 'leave'): void =>
+        void ctx.provisioner
+          .reconcile({ agents })
+          .catch((e: unknown) => ctx.log.warn({ err: e }, 'reconcile failed'));
+      // at once: after a restart of the platform, its managers and nodes come back now, not a period
+      // later; from then on a dead agent is its running manager's to fail and replace
+      reconcile('revive');
+      const timer = setInterval(() => reconcile('leave'), ctx.every.reconcileMs);
       return {
         stop: async () => {
           clearInterval(timer);

@@ -138,6 +138,33 @@ describe('a generic service driven through the director, as a user does it', () 
     expect((await bob.post(`${svc}/calls/run`, {})).status).toBe(404);
   });
 
+  it('leaves an agent killed with -9 to its manager: failed and replaced, never started again by the reconciler', async () => {
+    type Listed = { nodeId: string; role: string; state: string }[];
+    const before = (await alice.get(`${svc}/nodes`)).body.nodes as Listed;
+    const victim = before.find((n) => n.role === 'node')!;
+    const node = (await h.cloud.get(victim.nodeId))!;
+    process.kill(Number(node.instanceId), 'SIGKILL');
+    // the reconciler runs every 2 s here, sooner than the manager's 3 s heartbeat timeout: every
+    // instance the cloud shows for the victim until it is gone is watched
+    const instances = new Set<string>();
+    const healed = await eventually(
+      async () => {
+        const held = await h.cloud.get(victim.nodeId);
+        if (held) instances.add(`${held.instanceId}:${held.state}`);
+        return (await alice.get(`${svc}/nodes`)).body.nodes as Listed;
+      },
+      (ns) =>
+        ns.find((n) => n.nodeId === victim.nodeId)?.state === 'removed' &&
+        ns.filter((n) => n.state === 'running').length === before.length,
+      60_000,
+    );
+    expect(healed.filter((n) => n.role === 'node' && n.state === 'running')).toHaveLength(2);
+    expect([...instances].every((i) => i.startsWith(`${node.instanceId}:`))).toBe(true);
+    expect(await h.cloud.get(victim.nodeId)).toBeUndefined();
+    const history = (await alice.get(`${svc}/logs`)).body.text as string;
+    expect(history).toMatch(new RegExp(`NodeFailed.*${victim.nodeId}.*no heartbeat`));
+  });
+
   it('answers for a service whose manager was killed: the question waits for the re-created manager', async () => {
     type Listed = { nodeId: string; state: string }[];
     const before = (await alice.get(`${svc}/nodes`)).body.nodes as Listed;

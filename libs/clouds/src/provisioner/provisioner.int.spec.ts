@@ -250,25 +250,40 @@ describe('Provisioner: nodes for managers, manager processes for supervisors', (
     }
   });
 
-  it('starts the agents again before their manager (cps up): the manager hears them at once', async () => {
+  /** A manager node and an agent node of a1/s1, both created and then killed with -9. */
+  const killedManagerAndAgent = async (managerId: string, agentId: string): Promise<void> => {
     const mgr = await host.bus.request(
       subjects.managerProvisioner('a1', 's1'),
       createManagerNode,
-      { nodeId: 'mgr-up', serviceType: 'helloworld' },
+      { nodeId: managerId, serviceType: 'helloworld' },
       { timeoutMs: 20_000 },
     );
-    const node = await manager.request(mine, createNode, agent('after-mgr'), { timeoutMs: 20_000 });
+    const node = await manager.request(mine, createNode, agent(agentId), { timeoutMs: 20_000 });
     for (const n of [mgr, node]) process.kill(Number(n.instanceId), 'SIGKILL');
-    for (const id of ['mgr-up', 'after-mgr'])
+    for (const id of [managerId, agentId])
       await eventually(
         () => host.cloud.get(id),
         (n) => n?.state !== 'running',
         5_000,
       );
+  };
+
+  it('starts the agents again before their manager (cps up): the manager hears them at once', async () => {
+    await killedManagerAndAgent('mgr-up', 'after-mgr');
     const report = await host.provisioner.reconcile();
     expect(report.restarted).toEqual(['after-mgr', 'mgr-up']);
     await host.bus.request(subjects.managerProvisioner('a1', 's1'), destroyNode, { nodeId: 'mgr-up' });
     await manager.request(mine, destroyNode, { nodeId: 'after-mgr' });
+  });
+
+  it('leaves dead agents to their managers in a periodic pass, and brings back a dead manager', async () => {
+    await killedManagerAndAgent('mgr-left', 'left');
+    const report = await host.provisioner.reconcile({ agents: 'leave' });
+    expect(report.restarted).toEqual(['mgr-left']);
+    expect((await host.cloud.get('left'))?.state).toBe('stopped');
+    expect(host.provisioner.get('left')?.status).toBe('provisioned');
+    await host.bus.request(subjects.managerProvisioner('a1', 's1'), destroyNode, { nodeId: 'mgr-left' });
+    await manager.request(mine, destroyNode, { nodeId: 'left' });
   });
 
   it('never brings back a dead node its manager destroys while the reconciler revives others', async () => {

@@ -280,8 +280,14 @@ export class Provisioner {
     return { nodeId, destroyed: true };
   }
 
-  /** Compares every cloud with the records: destroys orphans, re-creates or forgets missing nodes. */
-  async reconcile(): Promise<ReconcileReport> {
+  /**
+   * Compares every cloud with the records: destroys orphans, re-creates or forgets missing nodes.
+   * With `agents: 'leave'` a dead agent is left to its manager, which alone decides an agent's fate
+   * while it runs (it fails and replaces a silent one); a dead manager is always brought back. The
+   * director revives agents too only when it starts leading (after a platform restart no manager
+   * ran to see them die), so a running service never gets both a restarted node and its replacement.
+   */
+  async reconcile(o: { readonly agents?: 'revive' | 'leave' } = {}): Promise<ReconcileReport> {
     const report: ReconcileReport = { orphansDestroyed: [], restarted: [], recreated: [], forgotten: [] };
     for (const cloud of this.clouds.values()) {
       const actual = await cloud.list();
@@ -312,6 +318,7 @@ export class Provisioner {
         }
         const live = held.get(r.nodeId);
         if ((r.status !== 'provisioned' && r.status !== 'recorded') || live?.state === 'running') continue;
+        if (r.kind === 'agent' && o.agents === 'leave') continue;
         if ((this.o.onMissing ?? (() => 'recreate'))(r) === 'recreate') {
           await this.serial(r.nodeId, async () => {
             // a manager's create may have started it meanwhile, or its destroy ended it for good

@@ -167,11 +167,21 @@ const phpEnv = (ctx: AgentContext, s: NodeSettings): Record<string, string> => {
   return { ...env, ...s.env };
 };
 
+/** The version unpacked last. */
+const newest = (versions: Record<string, { readonly at: number }>): string | undefined =>
+  Object.entries(versions).sort(([, a], [, b]) => b.at - a.at)[0]?.[0];
+
+/**
+ * The directory served: the version the configuration names or, while it names none (the node was
+ * configured before its first code came), the newest it holds, as the manager would name it. So a
+ * node the proxy starts sending requests to never answers 503 for want of a configuration pass.
+ */
 const rootOf = (ctx: AgentContext, s: NodeSettings): string | undefined => {
-  if (!s.serve) return undefined;
-  const v = readHeld(ctx).versions[s.serve];
-  if (!v) return undefined;
-  return v.root === '' ? `code-${s.serve}` : `code-${s.serve}/${v.root}`;
+  const held = readHeld(ctx).versions;
+  const version = s.serve ?? newest(held);
+  const v = version === undefined ? undefined : held[version];
+  if (version === undefined || !v) return undefined;
+  return v.root === '' ? `code-${version}` : `code-${version}/${v.root}`;
 };
 
 const prepareDirs = async (ctx: AgentContext): Promise<void> => {
@@ -313,8 +323,8 @@ const apply = async (ctx: AgentContext): Promise<void> => {
 const prune = async (ctx: AgentContext, s: NodeSettings): Promise<void> => {
   const held = readHeld(ctx);
   // the newest one too: a configuration made before the manager recorded it may arrive after it
-  const newest = Object.entries(held.versions).sort(([, a], [, b]) => b.at - a.at)[0]?.[0];
-  const keep = new Set([...s.keep, ...(s.serve ? [s.serve] : []), ...(newest ? [newest] : [])]);
+  const last = newest(held.versions);
+  const keep = new Set([...s.keep, ...(s.serve ? [s.serve] : []), ...(last ? [last] : [])]);
   const drop = Object.keys(held.versions).filter((v) => !keep.has(v));
   if (drop.length === 0) return;
   // give nginx's old workers time to finish on a version before it goes
@@ -370,6 +380,8 @@ export const phpAgent = {
       const held = readHeld(ctx);
       held.versions[version] = { root, at: Date.now() };
       saveHeld(ctx, held);
+      // a node told to serve nothing yet serves its first code at once (see rootOf)
+      if (started.has(ctx.nodeId) && !settingsOf(ctx)?.serve) await apply(ctx);
     }).then(() => ({ version, root: readHeld(ctx).versions[version]?.root ?? '' }));
   },
 
