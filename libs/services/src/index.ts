@@ -50,12 +50,14 @@ export { genericService } from './generic-service/generic.js';
 export { redisService } from './redis/redis.js';
 export { mysqlService } from './mysql/mysql.js';
 export { phpService } from './php/php.js';
+export { storageService } from './storage/storage.js';
 
 import { helloworldService } from './helloworld/helloworld.js';
 import { genericService } from './generic-service/generic.js';
 import { redisService } from './redis/redis.js';
 import { mysqlService } from './mysql/mysql.js';
 import { phpService } from './php/php.js';
+import { storageService } from './storage/storage.js';
 
 /** Every service type cps ships, in one explicit list. */
 export const builtinServices = [
@@ -64,4 +66,5 @@ export const builtinServices = [
   redisService,
   mysqlService,
   phpService,
+  storageService,
 ] as const;

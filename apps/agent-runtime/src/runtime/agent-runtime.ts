@@ -176,6 +176,14 @@ export class AgentRuntime {
       this.fatal = `software missing on this node: ${missing.join(', ')} (Debian package${missing.length > 1 ? 's' : ''}; install with apt-get install ${missing.join(' ')})`;
       this.log.error(this.fatal);
     }
+    const unfit = this.o.service.checkNode?.({
+      address: this.o.address,
+      privileged: process.getuid?.() === 0,
+    });
+    if (unfit && !this.fatal) {
+      this.fatal = `this node cannot run ${this.o.service.type}: ${unfit}`;
+      this.log.error(this.fatal);
+    }
     await this.work.ensure();
     if (!this.fatal) await this.work.mkdir(DATA_DIR);
     if (o.serve) await o.serve(this.commands());

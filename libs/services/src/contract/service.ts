@@ -83,6 +83,15 @@ export interface ServiceDefinition<
    */
   readonly packages?: readonly string[];
   /**
+   * Why a node cannot run this type (an agent that is not root where the type mounts file systems, a
+   * loopback address where its servers refuse one), or undefined when it can: asked by each agent at
+   * its start, which then fails at once with that reason, as it does when software is missing.
+   */
+  readonly checkNode?: (node: {
+    readonly address: string;
+    readonly privileged: boolean;
+  }) => string | undefined;
+  /**
    * Refuses a code archive this type cannot run, given its regular files at the root or one directory
    * down (a php service: no `index.php` or `index.html` there): throw a `ValidationError` naming
    * `$.archive`. The director asks it at every upload, before anything is stored.

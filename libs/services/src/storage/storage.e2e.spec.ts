@@ -1,0 +1,141 @@
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LocalCloud } from '@cps/clouds';
+import { hasErrorCode } from '@cps/core';
+import { eventually, ServiceHarness } from '@cps/testing';
+
+const run = promisify(execFile);
+const hostMode = LocalCloud.hostModeUnavailable() === undefined;
+
+interface VolumeView {
+  name: string;
+  replicas: number;
+  quotaBytes?: number;
+  files: number;
+  usedBytes: number;
+  health: string;
+  mounts: number;
+}
+
+/**
+ * The storage service for real: Debian's MooseFS master and chunk servers on three nodes, each a
+ * network namespace of its own (MooseFS refuses loopback addresses, so host mode only).
+ */
+describe.skipIf(!hostMode)('storage: MooseFS volumes on three nodes', () => {
+  let h: ServiceHarness;
+  const volumes = async () => ((await h.call('list_volumes')) as { volumes: VolumeView[] }).volumes;
+  /** Runs `script` in the mount and network namespaces of node `nodeId`, as root. */
+  const onNode = async (nodeId: string, script: string): Promise<string> => {
+    const node = await h.agentNode(nodeId);
+    return (
+      await run('nsenter', ['-t', node.instanceId, '-m', '-n', '/bin/sh', '-c', script], { timeout: 60_000 })
+    ).stdout;
+  };
+  const nodeFile = (nodeId: string, name: string): string =>
+    readFileSync(join(h.host.dir, 'cloud', 'nodes', nodeId, 'work', name), 'utf8');
+  const refusal = async (method: string, args: unknown) =>
+    h.call(method, args).then(
+      () => undefined,
+      (e: unknown) => e as { code: string; issues?: { path: string; code: string }[] },
+    );
+
+  beforeAll(async () => {
+    h = await ServiceHarness.start({ type: 'storage', hostMode: true });
+    await h.startup();
+  }, 180_000);
+  afterAll(async () => h?.cleanup());
+
+  it('starts a master and two chunk servers; a replicated volume is made, healthy and empty', async () => {
+    const nodes = await h.nodes();
+    expect(nodes.map((n) => n.role).sort()).toEqual(['chunk', 'chunk', 'master']);
+    expect(nodes.every((n) => n.state === 'running' && n.address?.startsWith('198.18.'))).toBe(true);
+    expect(await h.call('create_volume', { name: 'files', replicas: 2, quotaBytes: 1 << 30 })).toEqual({
+      name: 'files',
+      replicas: 2,
+      quotaBytes: 1 << 30,
+    });
+    const health = (await h.call('get_storage_health')) as { health: string; nodes: { serving: boolean }[] };
+    expect(health.nodes.every((n) => n.serving)).toBe(true);
+    expect(await volumes()).toEqual([
+      expect.objectContaining({
+        name: 'files',
+        replicas: 2,
+        quotaBytes: 1 << 30,
+        files: 0,
+        health: 'healthy',
+      }),
+    ]);
+  });
+
+  it('refuses bad volume input with the field and changes nothing', async () => {
+    const bad = await refusal('create_volume', { name: '../etc', replicas: 2 });
+    expect(bad?.code).toBe('validation');
+    expect(bad?.issues?.[0]?.path).toBe('$.name');
+    const many = await refusal('create_volume', { name: 'big', replicas: 4 });
+    expect(many?.code).toBe('validation');
+    expect(many?.issues?.[0]).toMatchObject({ path: '$.replicas', code: 'too_many_replicas' });
+    expect((await refusal('create_volume', { name: 'files', replicas: 1 }))?.code).toBe('conflict');
+    expect((await refusal('delete_volume', { name: 'nothing' }))?.code).toBe('not_found');
+    expect((await refusal('set_replication', { name: 'files', replicas: 9 }))?.code).toBe('validation');
+    expect((await volumes()).map((v) => v.name)).toEqual(['files']);
+  });
+
+  it('holds a file written on one node for another node that mounts the volume, replicated twice', async () => {
+    const nodes = await h.nodes();
+    const master = nodes.find((n) => n.role === 'master')!;
+    const chunk = nodes.find((n) => n.role === 'chunk')!;
+    const password = /password=([^\s,]+)/.exec(nodeFile(master.nodeId, 'mfsexports.cfg'))![1]!;
+    const port = Number(/MATOCL_LISTEN_PORT = (\d+)/.exec(nodeFile(master.nodeId, 'mfsmaster.cfg'))![1]);
+    const mount = (nodeId: string, extra: string) =>
+      onNode(
+        nodeId,
+        `mkdir -p /tmp/v && mfsmount /tmp/v -H ${master.address} -P ${port} -S /files ${extra} >/dev/null 2>&1`,
+      );
+    await mount(master.nodeId, '');
+    await onNode(
+      master.nodeId,
+      'head -c 3000000 /dev/urandom > /tmp/v/blob && sha256sum /tmp/v/blob > /tmp/v/blob.sum',
+    );
+    // another node, with the clients' password: the same bytes
+    await mount(chunk.nodeId, `-o mfspassword=${password}`);
+    expect(await onNode(chunk.nodeId, 'cd /tmp/v && sha256sum -c blob.sum')).toContain('blob: OK');
+    // without the password, no mount
+    const other = nodes.find((n) => n.role === 'chunk' && n.nodeId !== chunk.nodeId)!;
+    await expect(mount(other.nodeId, '')).rejects.toThrow();
+    const listed = await eventually(
+      volumes,
+      (v) => v[0]?.files === 2 && v[0].mounts === 2 && v[0].health === 'healthy',
+      30_000,
+    );
+    expect(listed[0]?.usedBytes).toBeGreaterThan(3_000_000);
+    const info = await onNode(master.nodeId, 'mfsfileinfo /tmp/v/blob');
+    expect(info.match(/copy \d+:/g)).toHaveLength(2);
+
+    // mounted: not deleted, unless forced
+    const mounted = await refusal('delete_volume', { name: 'files' });
+    expect(mounted?.code).toBe('conflict');
+    expect(mounted?.issues?.[0]).toMatchObject({ path: '$.name', code: 'volume_mounted' });
+    expect(await onNode(chunk.nodeId, 'cat /tmp/v/blob.sum')).toContain('blob');
+
+    // three copies once asked
+    expect(await h.call('set_replication', { name: 'files', replicas: 3 })).toEqual({
+      name: 'files',
+      replicas: 3,
+    });
+    await eventually(
+      async () => (await onNode(master.nodeId, 'mfsfileinfo /tmp/v/blob')).match(/copy \d+:/g)?.length,
+      (n) => n === 3,
+      60_000,
+    );
+    for (const n of [master.nodeId, chunk.nodeId]) await onNode(n, 'umount /tmp/v');
+    await eventually(volumes, (v) => v[0]?.mounts === 0, 30_000);
+    expect(await h.call('delete_volume', { name: 'files' })).toEqual({ deleted: 'files' });
+    expect(await volumes()).toEqual([]);
+    await expect(h.call('delete_volume', { name: 'files' })).rejects.toSatisfy((e) =>
+      hasErrorCode(e, 'not_found'),
+    );
+  });
+});

@@ -1,0 +1,612 @@
+import { execFile } from 'node:child_process';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { ConflictError, CpsError, IdSchema, NotFoundError, ValidationError } from '@cps/core';
+import type { AgentContext, ManagerContext, NodeView } from '../contract/context.js';
+import { agentMethod, defineService, managerMethod, pluginState } from '../contract/service.js';
+import {
+  chunkConfig,
+  exportsConfig,
+  hddConfig,
+  masterConfig,
+  mountArgs,
+  parseChunkClasses,
+  parseChunkServers,
+  parseDirInfo,
+  parseGoal,
+  parseMounts,
+  parseQuota,
+  PORTS,
+} from './moosefs.js';
+
+/**
+ * Distributed storage on MooseFS (ADR 13): a `master` node (the metadata server, and a chunk server
+ * of its own) and `chunk` nodes (chunk servers). Volumes are top-level directories of the file
+ * system, each with its replication goal and an optional quota; services that link this one mount
+ * them. The volumes are the plugin's state, so a restarted manager knows them; their content lives on
+ * the chunk servers, in the nodes' data directories.
+ */
+
+// ---- the plugin's state: the volumes
+
+const VolumeName = IdSchema.describe('a volume name: [a-z0-9][a-z0-9_-]*');
+const Replicas = z.number().int().min(1).max(9);
+const VolumeCreated = z.object({
+  name: VolumeName,
+  replicas: Replicas,
+  quotaBytes: z.number().int().positive().optional(),
+});
+const VolumeDeleted = z.object({ name: VolumeName });
+const ReplicationSet = z.object({ name: VolumeName, replicas: Replicas });
+
+type Volume = z.infer<typeof VolumeCreated>;
+interface StorageState {
+  readonly volumes: Readonly<Record<string, Volume>>;
+}
+const state = pluginState<StorageState>({
+  initial: { volumes: {} },
+  events: { volume_created: VolumeCreated, volume_deleted: VolumeDeleted, replication_set: ReplicationSet },
+  evolve: (s, e) => {
+    if (e.name === 'volume_created') {
+      const v = e.data as Volume;
+      return { volumes: { ...s.volumes, [v.name]: v } };
+    }
+    if (e.name === 'volume_deleted') {
+      const gone = (e.data as { name: string }).name;
+      const rest = Object.fromEntries(Object.entries(s.volumes).filter(([n]) => n !== gone));
+      return { volumes: rest };
+    }
+    if (e.name === 'replication_set') {
+      const r = e.data as z.infer<typeof ReplicationSet>;
+      const v = s.volumes[r.name];
+      return v ? { volumes: { ...s.volumes, [r.name]: { ...v, replicas: r.replicas } } } : s;
+    }
+    return s;
+  },
+});
+
+/** What each node is told. */
+const NodeSettings = z.object({
+  master: z.object({ address: z.string(), chunkservers: z.number(), clients: z.number() }).optional(),
+  /** What a client of a volume gives the master. */
+  password: z.string(),
+});
+type NodeSettings = z.infer<typeof NodeSettings>;
+
+const CLIENTS = 'mfs-clients';
+
+// ---- manager side
+
+const volumesOf = (ctx: ManagerContext): Readonly<Record<string, Volume>> =>
+  (ctx.state() as StorageState).volumes;
+const running = (ctx: ManagerContext): NodeView[] => ctx.nodes().filter((n) => n.state === 'running');
+
+const masterOf = (ctx: ManagerContext): NodeView | undefined =>
+  ctx.nodes().find((n) => n.role === 'master' && n.state !== 'removed' && n.state !== 'failed');
+
+const runningMaster = (ctx: ManagerContext): NodeView => {
+  const m = masterOf(ctx);
+  if (m?.state !== 'running') throw new CpsError('unavailable', 'the storage master is not running');
+  return m;
+};
+
+const masterAt = (m: NodeView) => {
+  if (!m.address || !m.ports) throw new CpsError('internal', 'the master has no address yet');
+  return {
+    address: m.address,
+    chunkservers: m.ports.from + PORTS.chunkservers,
+    clients: m.ports.from + PORTS.clients,
+  };
+};
+
+/** A replica count this service can hold: at most one copy per chunk server (every node runs one). */
+const checkReplicas = (ctx: ManagerContext, replicas: number): void => {
+  const servers = running(ctx).length;
+  if (replicas > servers)
+    throw new ValidationError(
+      `${replicas} replicas need ${replicas} storage nodes; this service runs ${servers}`,
+      [
+        {
+          path: '$.replicas',
+          code: 'too_many_replicas',
+          message: `at most ${servers}, one per running storage node (add nodes first)`,
+        },
+      ],
+    );
+};
+
+const volumeOf = (ctx: ManagerContext, name: string): Volume => {
+  const v = volumesOf(ctx)[name];
+  if (!v) throw new NotFoundError(`no volume ${name}`);
+  return v;
+};
+
+const onMaster = (ctx: ManagerContext, method: string, args: unknown): Promise<unknown> =>
+  ctx.callAgent(runningMaster(ctx).nodeId, method, args, { timeoutMs: 60_000 });
+
+/** The volumes the manifest asks for (`Volumes`, or ConPaaS's `VolumeStartup`) that do not exist yet. */
+const manifestVolumes = (ctx: ManagerContext): Volume[] => {
+  const m = ctx.manifest as z.infer<typeof ManifestKeys>;
+  const wanted: Volume[] = [
+    ...(m.Volumes ?? []).map((v) => ({
+      name: v.Name,
+      replicas: v.Replicas,
+      ...(v.Quota ? { quotaBytes: v.Quota } : {}),
+    })),
+    ...(m.VolumeStartup ? [{ name: m.VolumeStartup.volumeName, replicas: 1 }] : []),
+  ];
+  return wanted.filter((v) => !volumesOf(ctx)[v.name]);
+};
+
+const createVolume = async (ctx: ManagerContext, v: Volume): Promise<void> => {
+  await onMaster(ctx, 'make_volume', v);
+  await ctx.record('volume_created', v);
+};
+
+/** Once the master runs: its endpoint published, and the manifest's volumes made. */
+const onNodesChanged = async (ctx: ManagerContext): Promise<void> => {
+  const m = masterOf(ctx);
+  if (m?.state !== 'running' || !m.address) return;
+  const at = masterAt(m);
+  await ctx.setEndpoint('mfs', { address: at.address, port: at.clients, nodeId: m.nodeId });
+  const servers = running(ctx).length;
+  for (const v of manifestVolumes(ctx))
+    await createVolume(ctx, { ...v, replicas: Math.min(v.replicas, servers) }).catch((e: unknown) =>
+      ctx.log.warn('a volume of the manifest was not made', { volume: v.name, error: String(e) }),
+    );
+};
+
+const VolumeView = z.object({
+  name: z.string(),
+  replicas: z.number(),
+  quotaBytes: z.number().optional(),
+  files: z.number(),
+  usedBytes: z.number(),
+  storedBytes: z.number(),
+  health: z.enum(['healthy', 'degraded']),
+  mounts: z.number(),
+});
+const VolumeFigures = z.object({
+  name: z.string(),
+  goal: z.number().optional(),
+  quotaBytes: z.number().optional(),
+  files: z.number(),
+  length: z.number(),
+  size: z.number(),
+});
+const Health = z.object({
+  servers: z.array(
+    z.object({ address: z.string(), chunks: z.number(), usedBytes: z.number(), totalBytes: z.number() }),
+  ),
+  chunks: z.record(z.string(), z.number()),
+  mounts: z.array(z.object({ address: z.string(), path: z.string() })),
+});
+
+const ManifestKeys = z.object({
+  /** The volumes made once the service runs. */
+  Volumes: z
+    .array(
+      z.strictObject({
+        Name: VolumeName,
+        Replicas: Replicas.default(2),
+        /** Bytes the volume's files may hold in all. */
+        Quota: z.number().int().positive().optional(),
+      }),
+    )
+    .max(100)
+    .optional(),
+  /** ConPaaS's xtreemfs entry: one volume (its owner is the application's user). */
+  VolumeStartup: z.object({ volumeName: VolumeName, owner: z.string().max(128).optional() }).optional(),
+});
+
+// ---- agent side
+
+const settingsOf = (ctx: AgentContext): NodeSettings | undefined => {
+  const s = NodeSettings.safeParse(ctx.config?.settings);
+  return s.success ? s.data : undefined;
+};
+
+/** Runs one of MooseFS's tools as the agent (root: they work on the administration mount). */
+const tool = (command: string, args: readonly string[], timeoutMs = 60_000): Promise<string> =>
+  new Promise((resolve, reject) => {
+    execFile(
+      command,
+      [...args],
+      { timeout: timeoutMs, maxBuffer: 4 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        if (err)
+          reject(
+            new CpsError(
+              'unavailable',
+              `${command} ${args.join(' ')}: ${(stderr || err.message).trim().slice(0, 400)}`,
+            ),
+          );
+        else resolve(stdout);
+      },
+    );
+  });
+
+/** The whole file system, mounted where no workload reaches (the plugin's own directory). */
+const adminMount = (ctx: AgentContext): string => join(ctx.stateDir, 'admin');
+
+const isMounted = (dir: string): boolean =>
+  readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .some((l) => l.split(' ')[4] === dir);
+
+const admin = async (ctx: AgentContext): Promise<string> => {
+  const dir = adminMount(ctx);
+  if (isMounted(dir)) return dir;
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  await tool(
+    'mfsmount',
+    mountArgs({ dir, master: { address: ctx.address, port: ctx.ports.from + PORTS.clients } }),
+  );
+  return dir;
+};
+
+const volumeDir = async (ctx: AgentContext, name: string): Promise<string> =>
+  join(await admin(ctx), VolumeName.parse(name));
+
+const exists = (path: string): boolean => {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+};
+
+const masterTool = (ctx: AgentContext, set: string): Promise<string> =>
+  tool('mfscli', [
+    '-H',
+    ctx.address,
+    '-P',
+    String(ctx.ports.from + PORTS.clients),
+    set,
+    '-p',
+    '-n',
+    '-s',
+    '|',
+  ]);
+
+/** Paths of the node's MooseFS files: configuration in the work directory, data in the data directory. */
+const paths = (ctx: AgentContext) => ({
+  masterData: join(ctx.workDir, ctx.dataDir, 'master'),
+  chunkData: join(ctx.workDir, ctx.dataDir, 'chunks'),
+  masterCfg: join(ctx.workDir, 'mfsmaster.cfg'),
+  exportsCfg: join(ctx.workDir, 'mfsexports.cfg'),
+  chunkCfg: join(ctx.workDir, 'mfschunkserver.cfg'),
+  hddCfg: join(ctx.workDir, 'mfshdd.cfg'),
+});
+
+const writeConfigs = async (ctx: AgentContext, s: NodeSettings): Promise<void> => {
+  const p = paths(ctx);
+  if (ctx.role === 'master') {
+    await ctx.files.write(
+      'mfsmaster.cfg',
+      masterConfig({
+        dataPath: p.masterData,
+        exportsPath: p.exportsCfg,
+        address: ctx.address,
+        firstPort: ctx.ports.from,
+      }),
+    );
+    await ctx.files.write(
+      'mfsexports.cfg',
+      exportsConfig({ masterAddress: ctx.address, password: s.password }),
+    );
+  }
+  if (s.master) {
+    await ctx.files.write(
+      'mfschunkserver.cfg',
+      chunkConfig({
+        dataPath: p.chunkData,
+        hddConfPath: p.hddCfg,
+        address: ctx.address,
+        firstPort: ctx.ports.from,
+        master: { address: s.master.address, port: s.master.chunkservers },
+      }),
+    );
+    await ctx.files.write('mfshdd.cfg', hddConfig(join(p.chunkData, 'hdd'), false));
+  }
+};
+
+/** Where this node's chunk server last pointed: a new master address means a restart of it. */
+const chunkMaster = new Map<string, string>();
+
+const startChunkServer = async (ctx: AgentContext, s: NodeSettings): Promise<void> => {
+  if (!s.master) return;
+  await ctx.startWorkload({
+    name: 'mfschunkserver',
+    command: '/usr/sbin/mfschunkserver',
+    args: ['-f', '-c', paths(ctx).chunkCfg],
+    restart: 'always',
+    ready: { tcp: ctx.ports.from + PORTS.chunkserver },
+  });
+  chunkMaster.set(ctx.nodeId, `${s.master.address}:${s.master.chunkservers}`);
+};
+
+const onStart = async (ctx: AgentContext): Promise<void> => {
+  const s = settingsOf(ctx);
+  if (!s) return;
+  // as the workload user, in its own directory: the daemons' data
+  const mk = await ctx.exec('/bin/sh', [
+    '-c',
+    `mkdir -p "$1/master" "$1/chunks/hdd" && { [ -e "$1/master/metadata.mfs" ] || [ -e "$1/master/metadata.mfs.back" ] || cp /var/lib/mfs/metadata.mfs.empty "$1/master/metadata.mfs"; }`,
+    'sh',
+    ctx.dataDir,
+  ]);
+  if (mk.code !== 0) throw new CpsError('internal', `preparing the data directory: ${mk.stderr.trim()}`);
+  if (ctx.role === 'master')
+    await ctx.startWorkload({
+      name: 'mfsmaster',
+      command: '/usr/sbin/mfsmaster',
+      // -a: after a crash, the metadata is rebuilt from the change logs
+      args: ['-f', '-a', '-c', paths(ctx).masterCfg],
+      restart: 'always',
+      ready: { tcp: ctx.ports.from + PORTS.clients },
+    });
+  await startChunkServer(ctx, s);
+};
+
+const onConfigure = async (ctx: AgentContext): Promise<void> => {
+  const s = settingsOf(ctx);
+  if (!s) return;
+  await writeConfigs(ctx, s);
+  const was = chunkMaster.get(ctx.nodeId);
+  if (was !== undefined && s.master && was !== `${s.master.address}:${s.master.chunkservers}`) {
+    await ctx.stopWorkload('mfschunkserver');
+    await startChunkServer(ctx, s);
+  }
+};
+
+export const storageService = defineService({
+  type: 'storage',
+  description:
+    'Distributed storage on MooseFS: replicated volumes that the nodes of linked services mount (host mode)',
+  roles: ['master', 'chunk'],
+  defaultRoles: { master: 1, chunk: 2 },
+  fixedRoles: { master: 1 },
+  configSchema: z.object({}),
+  manifestKeys: ManifestKeys,
+  packages: ['moosefs-master', 'moosefs-chunkserver', 'moosefs-client', 'moosefs-cli'],
+  checkNode: (node) => {
+    if (!node.privileged)
+      return 'storage nodes mount their file system (FUSE): the agent must run as root (host mode)';
+    if (node.address.startsWith('127.'))
+      return 'MooseFS does not run on a loopback address: storage needs host mode (cps up as root), where each node has its own address';
+    return undefined;
+  },
+  state,
+  links: {
+    credentials: (ctx) => Promise.resolve({ password: ctx.secret(CLIENTS) }),
+    env: (link) => {
+      const mfs = link.endpoints['mfs'];
+      const env: Record<string, string> = {};
+      if (mfs) Object.assign(env, { MFS_MASTER: mfs.address, MFS_PORT: String(mfs.port) });
+      return env;
+    },
+  },
+  manager: {
+    methods: {
+      create_volume: managerMethod({
+        description: 'Makes a volume: a directory of the file system with its replica count (and quota)',
+        args: z.object({
+          name: VolumeName,
+          replicas: Replicas.default(2),
+          quotaBytes: z.number().int().positive().optional(),
+        }),
+        result: VolumeCreated,
+        handle: async (ctx, a) => {
+          if (volumesOf(ctx)[a.name]) throw new ConflictError(`volume ${a.name} exists`);
+          checkReplicas(ctx, a.replicas);
+          const v = {
+            name: a.name,
+            replicas: a.replicas,
+            ...(a.quotaBytes ? { quotaBytes: a.quotaBytes } : {}),
+          };
+          await createVolume(ctx, v);
+          return v;
+        },
+      }),
+      delete_volume: managerMethod({
+        description: 'Deletes a volume and its files; refused while a node mounts it, unless forced',
+        args: z.object({ name: VolumeName, force: z.boolean().default(false) }),
+        result: z.object({ deleted: z.string() }),
+        handle: async (ctx, a) => {
+          volumeOf(ctx, a.name);
+          const health = Health.parse(await onMaster(ctx, 'health', {}));
+          const mounts = health.mounts.filter((m) => m.path === `/${a.name}`);
+          if (mounts.length > 0 && !a.force)
+            throw new CpsError(
+              'conflict',
+              `volume ${a.name} is mounted by ${mounts.map((m) => m.address).join(', ')}: unmount it first, or force`,
+              [
+                {
+                  path: '$.name',
+                  code: 'volume_mounted',
+                  message: 'mounted: stop the services that mount it, or force',
+                },
+              ],
+            );
+          await onMaster(ctx, 'remove_volume', { name: a.name });
+          await ctx.record('volume_deleted', { name: a.name });
+          return { deleted: a.name };
+        },
+      }),
+      set_replication: managerMethod({
+        description:
+          'Changes how many copies of each of the volume’s chunks are kept (copied in the background)',
+        args: z.object({ name: VolumeName, replicas: Replicas }),
+        result: ReplicationSet,
+        handle: async (ctx, a) => {
+          volumeOf(ctx, a.name);
+          checkReplicas(ctx, a.replicas);
+          await onMaster(ctx, 'set_goal', { name: a.name, goal: a.replicas });
+          await ctx.record('replication_set', a);
+          return a;
+        },
+      }),
+      list_volumes: managerMethod({
+        description: 'The volumes: replicas, quota, files, bytes used and stored, mounts, health',
+        readOnly: true,
+        args: z.object({}),
+        result: z.object({ volumes: z.array(VolumeView) }),
+        handle: async (ctx) => {
+          const names = Object.keys(volumesOf(ctx));
+          const figures = z.array(VolumeFigures).parse(await onMaster(ctx, 'volumes', { names }));
+          const health = Health.parse(await onMaster(ctx, 'health', {}));
+          // MooseFS counts chunks short of their goal for the whole file system, not per directory
+          const short =
+            (health.chunks['missing'] ?? 0) +
+            (health.chunks['endangered'] ?? 0) +
+            (health.chunks['undergoal'] ?? 0);
+          return {
+            volumes: figures.map((f) => {
+              const v = volumesOf(ctx)[f.name]!;
+              const degraded = v.replicas > health.servers.length || (short > 0 && f.size > 0);
+              return {
+                name: f.name,
+                replicas: f.goal ?? v.replicas,
+                ...(f.quotaBytes !== undefined ? { quotaBytes: f.quotaBytes } : {}),
+                files: f.files,
+                usedBytes: f.length,
+                storedBytes: f.size,
+                health: degraded ? ('degraded' as const) : ('healthy' as const),
+                mounts: health.mounts.filter((m) => m.path === `/${f.name}`).length,
+              };
+            }),
+          };
+        },
+      }),
+      get_storage_health: managerMethod({
+        description:
+          'The chunk servers the master has, each storage node’s state, and chunks short of their goal',
+        readOnly: true,
+        args: z.object({}),
+        result: z.object({
+          health: z.enum(['healthy', 'degraded']),
+          nodes: z.array(
+            z.object({ nodeId: z.string(), role: z.string(), state: z.string(), serving: z.boolean() }),
+          ),
+          chunks: z.record(z.string(), z.number()),
+        }),
+        handle: async (ctx) => {
+          const health = Health.parse(await onMaster(ctx, 'health', {}));
+          const nodes = ctx
+            .nodes()
+            .filter((n) => n.state !== 'removed')
+            .map((n) => ({
+              nodeId: n.nodeId,
+              role: n.role,
+              state: n.state,
+              serving: health.servers.some((s) => s.address === n.address),
+            }));
+          const short =
+            (health.chunks['missing'] ?? 0) +
+            (health.chunks['endangered'] ?? 0) +
+            (health.chunks['undergoal'] ?? 0);
+          return {
+            health:
+              short === 0 && nodes.every((n) => n.serving) ? ('healthy' as const) : ('degraded' as const),
+            nodes,
+            chunks: health.chunks,
+          };
+        },
+      }),
+    },
+    configureNode: (ctx): NodeSettings => {
+      const m = masterOf(ctx);
+      return {
+        ...(m?.address && m.ports ? { master: masterAt(m) } : {}),
+        password: ctx.secret(CLIENTS),
+      };
+    },
+    onNodesChanged,
+  },
+  agent: {
+    methods: {
+      make_volume: agentMethod({
+        description: 'Makes the volume’s directory, owned by the workload user, with its goal and quota',
+        args: VolumeCreated,
+        result: z.object({ made: z.boolean() }),
+        handle: async (ctx, a) => {
+          const dir = await volumeDir(ctx, a.name);
+          const made = !exists(dir);
+          if (made) mkdirSync(dir, { mode: 0o755 });
+          // the mounting nodes' workloads run as the same account as this node's
+          const owner = statSync(ctx.workDir);
+          await tool('chown', [`${owner.uid}:${owner.gid}`, dir]);
+          await tool('mfssetgoal', ['-r', String(a.replicas), dir]);
+          if (a.quotaBytes) await tool('mfssetquota', ['-L', String(a.quotaBytes), dir]);
+          return { made };
+        },
+      }),
+      remove_volume: agentMethod({
+        description: 'Deletes the volume’s directory and everything in it',
+        args: z.object({ name: VolumeName }),
+        result: z.object({ removed: z.boolean() }),
+        handle: async (ctx, a) => {
+          const dir = await volumeDir(ctx, a.name);
+          if (!exists(dir)) return { removed: false };
+          await tool('rm', ['-rf', '--one-file-system', dir], 600_000);
+          return { removed: true };
+        },
+      }),
+      set_goal: agentMethod({
+        description: 'Sets the goal of the volume’s directory and everything in it',
+        args: z.object({ name: VolumeName, goal: Replicas }),
+        result: z.object({ goal: z.number() }),
+        handle: async (ctx, a) => {
+          const dir = await volumeDir(ctx, a.name);
+          if (!exists(dir)) throw new NotFoundError(`no volume ${a.name} on the file system`);
+          await tool('mfssetgoal', ['-r', String(a.goal), dir], 600_000);
+          return { goal: a.goal };
+        },
+      }),
+      volumes: agentMethod({
+        description: 'Each volume’s goal, quota, files and bytes',
+        args: z.object({ names: z.array(VolumeName).max(1000) }),
+        result: z.array(VolumeFigures),
+        handle: async (ctx, a) => {
+          const root = await admin(ctx);
+          const out: z.infer<typeof VolumeFigures>[] = [];
+          for (const name of a.names) {
+            const dir = join(root, name);
+            if (!exists(dir)) continue;
+            const info = parseDirInfo(await tool('mfsdirinfo', ['-n', dir]));
+            const goal = parseGoal(await tool('mfsgetgoal', [dir]));
+            const quota = parseQuota(await tool('mfsgetquota', ['-n', dir]).catch(() => ''));
+            out.push({
+              name,
+              ...(goal !== undefined ? { goal } : {}),
+              ...(quota !== undefined ? { quotaBytes: quota } : {}),
+              files: info.files,
+              length: info.length,
+              size: info.size,
+            });
+          }
+          return out;
+        },
+      }),
+      health: agentMethod({
+        description: 'The master’s chunk servers, chunk classes and clients’ mounts (mfscli)',
+        args: z.object({}),
+        result: Health,
+        handle: async (ctx) => ({
+          servers: parseChunkServers(await masterTool(ctx, '-SCS')).map((s) => ({
+            address: s.address,
+            chunks: s.chunks,
+            usedBytes: s.usedBytes,
+            totalBytes: s.totalBytes,
+          })),
+          chunks: parseChunkClasses(await masterTool(ctx, '-SIC')),
+          mounts: parseMounts(await masterTool(ctx, '-SMS')),
+        }),
+      }),
+    },
+    onConfigure,
+    onStart,
+  },
+});
