@@ -9,6 +9,7 @@ import { json } from './output.js';
 import { appCommands } from './commands/apps.js';
 import { authCommands } from './commands/auth.js';
 import { mysqlCommands } from './commands/mysql.js';
+import { storageCommands } from './commands/storage.js';
 import { observeCommands } from './commands/observe.js';
 import { phpCommands } from './commands/php.js';
 import { examples, type GlobalFlags } from './commands/shared.js';
@@ -297,6 +298,7 @@ export const buildProgram = (): Command => {
   observeCommands(program, opts);
   mysqlCommands(program, opts);
   phpCommands(program, opts);
+  storageCommands(program, opts);
   examples(program.command('completion <shell>'), [
     'source <(cps completion bash)',
     'source <(cps completion zsh)',

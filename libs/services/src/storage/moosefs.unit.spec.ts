@@ -1,0 +1,109 @@
+import { describe, expect, it } from 'vitest';
+import {
+  chunkConfig,
+  exportsConfig,
+  hddConfig,
+  masterConfig,
+  mountArgs,
+  parseChunkClasses,
+  parseChunkServers,
+  parseDirInfo,
+  parseGoal,
+  parseMounts,
+  parseQuota,
+} from './moosefs.js';
+
+// what MooseFS 3.0.117's tools printed on this project's test nodes (198.18.0.0/15)
+const CS = `chunk servers:|198.18.1.2|20003|1|-|3.0.117|0|maintenance_off|1|25380331520|108944293888|-|0|0|0
+chunk servers:|198.18.1.3|20003|2|-|3.0.117|0|maintenance_off|3|1024|2048|-|0|0|0`;
+const MS = `active mounts, parameters:|1|198.18.1.2|/var/lib/cps/state/admin|1|1|3.0.117|/|rw|yes|no|no|0|0|-|-|-|-|-|-|000|00000000
+active mounts, parameters:|2|198.18.1.4|/tmp/v|0|1|3.0.117|/files|rw|yes|no|no|0|0|-|-|-|-|-|-|000|00000000`;
+const IC = `all chunks matrix:|goal/copies/chunks:|2|1|2
+all chunks matrix:|chunkclass missing:|0
+all chunks matrix:|chunkclass endangered:|2
+all chunks matrix:|chunkclass undergoal:|0
+all chunks matrix:|chunkclass pending deletion:|1`;
+const DIRINFO = `/x/files:
+ inodes:                          2
+  directories:                    1
+  files:                          1
+ chunks:                          1
+ length:                    3145728
+ size:                      3153920
+ realsize:                  6307840`;
+const QUOTA = `/x/files: (current values | soft quota | hard quota) ; soft quota grace period: default
+ inodes   |                    1 |                    - |                    - |
+ length   |              3145728 |                    - |           1073741824 |
+ size     |              3153920 |                    - |                    - |`;
+
+describe('MooseFS files and tool output', () => {
+  it('configures the master and a chunk server on the node’s address and ports only', () => {
+    const m = masterConfig({
+      dataPath: '/n/work/data/master',
+      exportsPath: '/n/work/x.cfg',
+      address: '198.18.1.2',
+      firstPort: 20000,
+    });
+    expect(m).toContain('MATOCL_LISTEN_HOST = 198.18.1.2\nMATOCL_LISTEN_PORT = 20002');
+    expect(m).toContain('DATA_PATH = /n/work/data/master');
+    const c = chunkConfig({
+      dataPath: '/n/work/data/chunks',
+      hddConfPath: '/n/work/hdd.cfg',
+      address: '198.18.1.3',
+      firstPort: 20000,
+      master: { address: '198.18.1.2', port: 20001 },
+    });
+    expect(c).toContain('MASTER_HOST = 198.18.1.2\nMASTER_PORT = 20001');
+    expect(c).toContain('CSSERV_LISTEN_HOST = 198.18.1.3\nCSSERV_LISTEN_PORT = 20003');
+    expect(hddConfig('/d', false)).toBe('/d\n');
+    expect(hddConfig('/d', true)).toBe('*/d\n');
+  });
+
+  it('exports the root to the master’s node alone, and to others only with the clients’ password', () => {
+    const lines = exportsConfig({ masterAddress: '198.18.1.2', password: 'pw' }).trim().split('\n');
+    expect(lines).toEqual([
+      '198.18.1.2 / rw,alldirs,admin,maproot=0:0',
+      '* / rw,alldirs,maproot=0:0,password=pw',
+    ]);
+  });
+
+  it('mounts a volume as a sub-folder, the password as an option', () => {
+    expect(
+      mountArgs({
+        dir: '/m',
+        master: { address: '198.18.1.2', port: 20002 },
+        volume: 'files',
+        password: 'pw',
+      }),
+    ).toEqual([
+      '/m',
+      '-H',
+      '198.18.1.2',
+      '-P',
+      '20002',
+      '-S',
+      '/files',
+      '-o',
+      'allow_other,mfscachemode=AUTO,mfspassword=pw',
+    ]);
+    expect(mountArgs({ dir: '/m', master: { address: 'a', port: 1 } })).toContain('/');
+  });
+
+  it('reads chunk servers, mounts, chunk classes, directory figures, goals and quotas', () => {
+    expect(parseChunkServers(CS)).toEqual([
+      { address: '198.18.1.2', port: 20003, chunks: 1, usedBytes: 25380331520, totalBytes: 108944293888 },
+      { address: '198.18.1.3', port: 20003, chunks: 3, usedBytes: 1024, totalBytes: 2048 },
+    ]);
+    expect(parseChunkServers('master info:|x|y\n')).toEqual([]);
+    expect(parseMounts(MS)).toEqual([
+      { address: '198.18.1.2', path: '/' },
+      { address: '198.18.1.4', path: '/files' },
+    ]);
+    expect(parseChunkClasses(IC)).toEqual({ missing: 0, endangered: 2, undergoal: 0, pending_deletion: 1 });
+    expect(parseDirInfo(DIRINFO)).toEqual({ files: 1, length: 3145728, size: 3153920 });
+    expect(parseGoal('/x/files: 2\n')).toBe(2);
+    expect(parseGoal('nothing')).toBeUndefined();
+    expect(parseQuota(QUOTA)).toBe(1073741824);
+    expect(parseQuota(QUOTA.replace('1073741824', '         -'))).toBeUndefined();
+  });
+});
