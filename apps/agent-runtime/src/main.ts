@@ -16,9 +16,11 @@ runNodeProcess('agent', async () => {
   const { nodeId, nodeDir, address, ports } = parseNodeEnvironment(process.env);
   const { bus, renewer } = await joinBus(`agent:${nodeId}`);
   const user = workloadUser();
+  const types = new ServiceRegistry([...builtinServices]);
   const agent = new AgentRuntime({
     bus,
-    service: new ServiceRegistry([...builtinServices]).get(env('CPS_SERVICE_TYPE')),
+    service: types.get(env('CPS_SERVICE_TYPE')),
+    types: (type) => (types.has(type) ? types.get(type) : undefined),
     appId: env('CPS_APP_ID'),
     serviceId: env('CPS_SERVICE_ID'),
     nodeId,

@@ -52,7 +52,13 @@ export {
   type Served,
 } from './rpc/bus.js';
 export { OperatorModeAuthority, type BusAuthority } from './identity/authority.js';
-export { callMethod, EndpointSchema, LinkSchema } from './protocol/common.js';
+export {
+  callMethod,
+  EndpointSchema,
+  LinkSchema,
+  MountPathSchema,
+  VolumeMountSchema,
+} from './protocol/common.js';
 export {
   addNodes,
   getHistory,

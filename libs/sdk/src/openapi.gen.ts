@@ -998,6 +998,8 @@ export interface components {
             Links?: {
                 [key: string]: string;
             };
+            /** @description cps: for a storage service, the volumes it makes ([{ Name, Replicas, Quota }]); for any other, the volumes its nodes mount ([{ Storage: a storage ServiceName, Volume, Mount: a path in the work directory }], host mode) */
+            Volumes?: unknown[];
             /** @description nodes per role once started */
             StartupInstances?: {
                 [key: string]: number | string;
@@ -3306,6 +3308,17 @@ export interface operations {
                     links?: {
                         [key: string]: string;
                     };
+                    /**
+                     * @description volumes of storage services its nodes mount before their workloads start (host mode)
+                     * @default []
+                     */
+                    volumes?: {
+                        /** @description a storage service of the same application (id or name) */
+                        storage: string;
+                        volume: string;
+                        /** @description where the nodes see it, relative to their work directory */
+                        mount: string;
+                    }[];
                 };
             };
         };

@@ -22,6 +22,7 @@ export type {
   ExecResult,
   LinkView,
   NodeConfig,
+  VolumeMount,
   ManagerContext,
   NodeAnswer,
   NodeView,

@@ -27,6 +27,14 @@ export const cliPlatform = (prefix: string) => {
     home,
     env,
     cps,
+    /** Runs a `cps` command that must fail; answers its exit code and outputs. */
+    fails: async (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
+      (await cps(...args).then(
+        () => {
+          throw new Error(`cps ${args.join(' ')} should have failed`);
+        },
+        (e: unknown) => e,
+      )) as { code: number; stdout: string; stderr: string },
     init: async (): Promise<void> => {
       await PlatformHome.init(home, { env, natsPort: await freePort(), directorPort: await freePort() });
     },

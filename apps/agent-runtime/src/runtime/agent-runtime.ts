@@ -36,6 +36,7 @@ import { LogRing } from '../processes/log-ring.js';
 import { ArchiveReceiver } from './archive-receiver.js';
 import { Spool } from './spool.js';
 import { WorkDir } from './work-dir.js';
+import { VolumeMounts } from './volumes.js';
 
 export interface AgentRuntimeOptions {
   readonly bus: Bus;
@@ -54,6 +55,8 @@ export interface AgentRuntimeOptions {
   readonly heartbeatMs?: number;
   /** Where the plugin's `ctx.log` goes; by default the node's `agent` log (see {@link AGENT_LOG}). */
   readonly log?: PluginLogger;
+  /** The definitions of the types this node's service may link (a storage type mounts its volumes). */
+  readonly types?: (type: string) => ServiceDefinition | undefined;
 }
 
 /**
@@ -103,6 +106,7 @@ export class AgentRuntime {
   private readonly work: WorkDir;
   private readonly pluginLog: LogRing;
   private readonly log: PluginLogger;
+  private readonly volumes: VolumeMounts;
 
   constructor(private readonly o: AgentRuntimeOptions) {
     // beside `work`, never inside it: workloads must not swap an archive between check and extraction
@@ -116,6 +120,15 @@ export class AgentRuntime {
       (version) => this.archives.path(version),
       o.workloadUser,
     );
+    this.volumes = new VolumeMounts({
+      nodeDir: o.nodeDir,
+      workDir: this.work.path,
+      address: o.address,
+      user: o.workloadUser,
+      types: o.types ?? (() => undefined),
+      env: () => this.workloadEnv(),
+      log: this.log,
+    });
   }
 
   private get workDir(): string {
@@ -212,6 +225,17 @@ export class AgentRuntime {
         renameSync(tmp, this.configFile);
       }
       this.current = config;
+      if ((config.volumes ?? []).length > 0) {
+        // a node that can never mount fails at once, saying why (not later, never ready)
+        const unable = this.volumes.unable();
+        if (unable) {
+          this.fatal = `this node cannot mount volumes: ${unable}`;
+          this.log.error(this.fatal);
+          this.heartbeat();
+          throw new CpsError('unavailable', this.fatal);
+        }
+        await this.volumes.apply(config);
+      }
       await this.o.service.agent.onConfigure?.(this.context(), config);
       if (!this.started) {
         await this.o.service.agent.onStart?.(this.context());
@@ -242,6 +266,7 @@ export class AgentRuntime {
         .onStop?.(this.context())
         .catch((e: unknown) => this.log.warn('onStop failed', { error: (e as Error).message }));
     await this.o.supervisor.stopAll({ graceMs: 3_000 });
+    await this.volumes.unmountAll();
   }
 
   /** Whether every workload with a readiness probe answers it (checked once per heartbeat, never twice at once). */

@@ -6,6 +6,7 @@ import {
   type Command,
   type Decider,
 } from '@cps/core';
+import type { VolumeMount } from '@cps/services';
 import type { AppEvent } from './app-events.js';
 
 export interface AppService {
@@ -18,6 +19,8 @@ export interface AppService {
   readonly links?: Readonly<Record<string, string>>;
   /** The type-specific keys of its manifest entry (secret ones sealed). */
   readonly manifest?: Readonly<Record<string, unknown>>;
+  /** The volumes of linked storage services its nodes mount (`link` names one of `links`). */
+  readonly volumes?: VolumeMount[];
 }
 
 export type AppState =

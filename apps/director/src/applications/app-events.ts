@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { IdSchema } from '@cps/core';
+import { VolumeMountSchema } from '@cps/bus';
 import { defineEvent, type EventOf } from '@cps/events';
 
 export const ApplicationCreated = defineEvent(
@@ -22,6 +23,8 @@ export const ServiceAdded = defineEvent(
     config: z.unknown(),
     links: z.record(IdSchema, IdSchema).optional(),
     manifest: z.record(z.string(), z.unknown()).optional(),
+    /** The volumes of linked storage services its nodes mount. */
+    volumes: z.array(VolumeMountSchema).optional(),
   }),
 );
 export const ServiceRenamed = defineEvent(

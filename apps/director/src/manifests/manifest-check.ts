@@ -1,8 +1,10 @@
-import type { z } from 'zod';
+import { z } from 'zod';
 import { CpsError, issuesFromZod, type Issue } from '@cps/core';
 import { mapSecrets, redact, strictSettings, type ServiceRegistry } from '@cps/services';
 import { parse as parseYaml } from 'yaml';
+import { MountPathSchema } from '@cps/bus';
 import { NameSchema } from '../api/schemas.js';
+import { linkNameOf } from '../services/link-name.js';
 import { tooDeep } from '../api/json-depth.js';
 import {
   COMMON_SERVICE_KEYS,
@@ -31,7 +33,23 @@ export interface PlannedService {
   readonly manifest: Readonly<Record<string, unknown>>;
   /** Keys the manifest gave that cps does not act on yet (`StartupScript`). */
   readonly pending: readonly string[];
+  /** The volumes of storage services of the manifest (by name) its nodes mount. */
+  readonly volumes: readonly { storage: string; volume: string; mount: string }[];
 }
+
+/**
+ * `Volumes` of a service whose type does not make volumes: the volumes it mounts, each of a storage
+ * service of the manifest (`Storage`, its ServiceName), at `Mount` in its nodes' work directory.
+ */
+const MountsSchema = z
+  .array(
+    z.strictObject({
+      Storage: NameSchema,
+      Volume: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'a volume name: [a-z0-9][a-z0-9_-]*'),
+      Mount: MountPathSchema,
+    }),
+  )
+  .max(16);
 
 /** A manifest that passed every check. */
 export interface DeployPlan {
@@ -162,7 +180,15 @@ export const manifestChecker = (c: CheckContext) => {
       }
       const def = c.registry.get(s.Type);
       const own = Object.keys(def.manifestKeys.shape);
-      const given = Object.keys(s).filter((k) => !COMMON_SERVICE_KEYS.has(k) && s[k] !== undefined);
+      // `Volumes` of a type that makes none: the volumes it mounts
+      const mounts =
+        !own.includes('Volumes') && s['Volumes'] !== undefined
+          ? MountsSchema.safeParse(s['Volumes'])
+          : undefined;
+      if (mounts && !mounts.success) issues.push(...at(issuesFromZod(mounts.error), `${where}.Volumes`));
+      const given = Object.keys(s).filter(
+        (k) => !COMMON_SERVICE_KEYS.has(k) && s[k] !== undefined && !(k === 'Volumes' && mounts),
+      );
       for (const k of given.filter((k) => !own.includes(k)))
         issues.push({
           path: `${where}.${k}`,
@@ -219,6 +245,9 @@ export const manifestChecker = (c: CheckContext) => {
             )
           : {},
         pending: s.StartupScript !== undefined ? ['StartupScript'] : [],
+        volumes: mounts?.success
+          ? mounts.data.map((v) => ({ storage: v.Storage, volume: v.Volume, mount: v.Mount }))
+          : [],
       });
     });
     if (issues.length > 0 || !top.success) return { issues };
@@ -233,7 +262,9 @@ export const manifestChecker = (c: CheckContext) => {
       taken.add(name);
       return { ...p, name };
     });
-    const ordered = linkOrder(services, issues);
+    const linked = services.map((p) => withVolumeLinks(p, services, c.registry, issues));
+    if (issues.length > 0) return { issues };
+    const ordered = linkOrder(linked, issues);
     if (!ordered) return { issues };
     return {
       issues,
@@ -244,6 +275,58 @@ export const manifestChecker = (c: CheckContext) => {
       },
     };
   };
+};
+
+/**
+ * A service with the links its volumes need (to each volume's storage service, unless it links it
+ * already), after checking each volume: its `Storage` a service of the manifest of a type that makes
+ * volumes, its `Volume` one that service's entry makes, and no two mount points the same or one
+ * inside another.
+ */
+const withVolumeLinks = (
+  p: PlannedService,
+  services: readonly PlannedService[],
+  registry: ServiceRegistry,
+  issues: Issue[],
+): PlannedService => {
+  if (p.volumes.length === 0) return p;
+  const links: Record<string, string> = { ...p.links };
+  p.volumes.forEach((v, j) => {
+    const where = `$.Services[${p.index}].Volumes[${j}]`;
+    const storage = services.find((x) => x.name === v.storage);
+    const volumes = storage && registry.has(storage.type) ? registry.get(storage.type).volumes : undefined;
+    if (!storage)
+      issues.push({
+        path: `${where}.Storage`,
+        code: 'unknown_service',
+        message: `no service of this manifest is named ${v.storage}`,
+      });
+    else if (!volumes)
+      issues.push({
+        path: `${where}.Storage`,
+        code: 'not_storage',
+        message: `${v.storage} is a ${storage.type} service: volumes come from a storage service`,
+      });
+    else if (!volumes.declared(storage.manifest).includes(v.volume))
+      issues.push({
+        path: `${where}.Volume`,
+        code: 'unknown_volume',
+        message: `${v.storage} makes no volume ${v.volume}; it makes: ${volumes.declared(storage.manifest).join(', ') || 'none (give it Volumes)'}`,
+      });
+    else if (!Object.values(links).includes(v.storage)) links[linkNameOf(v.storage, links)] = v.storage;
+    const clash = p.volumes.findIndex(
+      (w, k) =>
+        k < j &&
+        (w.mount === v.mount || w.mount.startsWith(`${v.mount}/`) || v.mount.startsWith(`${w.mount}/`)),
+    );
+    if (clash >= 0)
+      issues.push({
+        path: `${where}.Mount`,
+        code: 'overlapping_mount',
+        message: `${v.mount} and Volumes[${clash}].Mount: one mount point each, none inside another`,
+      });
+  });
+  return { ...p, links };
 };
 
 /**

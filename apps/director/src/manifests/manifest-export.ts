@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { mapSecrets, type ServiceRegistry } from '@cps/services';
+import { mapSecrets, type ServiceRegistry, type VolumeMount } from '@cps/services';
 import type { ApplicationView, ServiceView } from '../core/directory.js';
 import { SECRET_REFERENCE } from './manifest-check.js';
 import type { ManifestSchema } from './manifests.schemas.js';
@@ -38,12 +38,14 @@ export const exportManifest = (
     /** Link name -> service id, as the service was added with. */
     readonly links?: Readonly<Record<string, string>> | undefined;
     readonly manifest?: Readonly<Record<string, unknown>> | undefined;
+    /** The volumes its nodes mount, by link name. */
+    readonly volumes?: readonly VolumeMount[] | undefined;
   }[],
   registry: ServiceRegistry,
 ): z.input<typeof ManifestSchema> => ({
   Application: app.name,
   Description: app.description,
-  Services: services.map(({ view: s, config, links, manifest }) => {
+  Services: services.map(({ view: s, config, links, manifest, volumes }) => {
     const names = new Map(services.map((x) => [x.view.serviceId, x.view.name]));
     const linked = Object.fromEntries(
       Object.entries(links ?? {}).flatMap(([link, id]) => (names.has(id) ? [[link, names.get(id)!]] : [])),
@@ -74,6 +76,15 @@ export const exportManifest = (
       ...(settings ? { Config: settings } : {}),
       ...(Object.keys(linked).length > 0 ? { Links: linked } : {}),
       ...keys,
+      ...(volumes && volumes.length > 0
+        ? {
+            Volumes: volumes.map((v) => ({
+              Storage: linked[v.link] ?? v.link,
+              Volume: v.volume,
+              Mount: v.mount,
+            })),
+          }
+        : {}),
     };
   }),
 });

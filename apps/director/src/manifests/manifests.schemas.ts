@@ -74,6 +74,12 @@ export const ManifestServiceSchema = z
       .describe(
         'cps: link name -> the ServiceName of another service of this manifest, whose endpoints reach this service’s nodes (no cycles)',
       ),
+    Volumes: z
+      .array(z.unknown())
+      .optional()
+      .describe(
+        'cps: for a storage service, the volumes it makes ([{ Name, Replicas, Quota }]); for any other, the volumes its nodes mount ([{ Storage: a storage ServiceName, Volume, Mount: a path in the work directory }], host mode)',
+      ),
     StartupInstances: z
       .record(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'a role name'), Count)
       .optional()

@@ -138,7 +138,7 @@ export class Manifests {
       app,
       this.applications.servicesOf(app).map((view) => {
         const e = entries.get(view.serviceId);
-        return { view, config: e?.config, links: e?.links, manifest: e?.manifest };
+        return { view, config: e?.config, links: e?.links, manifest: e?.manifest, volumes: e?.volumes };
       }),
       this.registry,
     );
@@ -204,6 +204,7 @@ export class Manifests {
             config: { ...s.config },
             links,
             manifest: { ...s.manifest },
+            volumes: (s.volumes ?? []).map((v) => ({ ...v, storage: idOfService(byName.get(v.storage)!) })),
           },
           { requestId: addRequestId(operationId, s), actor },
         ),

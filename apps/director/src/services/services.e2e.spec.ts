@@ -81,6 +81,59 @@ describe('a generic service driven through the director, as a user does it', () 
     expect((await alice.get(`${svc}/nodes`)).body.code).toBe('conflict');
   });
 
+  it('adds a service that mounts volumes of a storage service, linked to it; refuses bad volumes at their path', async () => {
+    const base = '/v1/applications/vols/services';
+    expect((await alice.post('/v1/applications', { name: 'vols' })).status).toBe(201);
+    expect((await alice.post(base, { type: 'storage', name: 'Files' })).status).toBe(201);
+    expect((await alice.post(base, { type: 'generic', name: 'plain' })).status).toBe(201);
+    const refused = async (volumes: unknown[], path: string, code: string) => {
+      const r = await alice.post(base, { type: 'generic', name: 'user', volumes });
+      expect(r.status, r.text).toBe(400);
+      expect(r.body.issues, r.text).toEqual([expect.objectContaining({ path, code })]);
+    };
+    await refused([{ storage: 'plain', volume: 'v', mount: 'v' }], '$.volumes[0].storage', 'not_storage');
+    await refused(
+      [{ storage: 'nowhere', volume: 'v', mount: 'v' }],
+      '$.volumes[0].storage',
+      'unknown_service',
+    );
+    await refused([{ storage: 'Files', volume: 'v', mount: '../v' }], '$.volumes[0].mount', 'invalid_format');
+    await refused([{ storage: 'Files', volume: 'v', mount: '/v' }], '$.volumes[0].mount', 'invalid_format');
+    await refused(
+      [
+        { storage: 'Files', volume: 'v', mount: 'a' },
+        { storage: 'Files', volume: 'w', mount: 'a/b' },
+      ],
+      '$.volumes[1].mount',
+      'overlapping_mount',
+    );
+    // bob's storage service is not alice's to mount
+    expect((await bob.post('/v1/applications', { name: 'bobs' })).status).toBe(201);
+    expect(
+      (await bob.post('/v1/applications/bobs/services', { type: 'storage', name: 'Files' })).status,
+    ).toBe(201);
+    const bobs = (await bob.get('/v1/applications/bobs/services/Files')).body.serviceId as string;
+    await refused([{ storage: bobs, volume: 'v', mount: 'v' }], '$.volumes[0].storage', 'unknown_service');
+    expect(((await alice.get(base)).body.services as { name: string }[]).map((s) => s.name).sort()).toEqual([
+      'Files',
+      'plain',
+    ]);
+    const ok = await alice.post(base, {
+      type: 'generic',
+      name: 'user',
+      volumes: [{ storage: 'Files', volume: 'v', mount: 'data/v' }],
+    });
+    expect(ok.status, ok.text).toBe(201);
+    // linked to the storage service under its name, so the link's endpoints and password reach its nodes
+    expect(Object.keys(ok.body.links as object)).toEqual(['files']);
+    const exported = (await alice.get('/v1/applications/vols/manifest')).body as {
+      Services: { ServiceName: string; Volumes?: unknown }[];
+    };
+    expect(exported.Services.find((s) => s.ServiceName === 'user')?.Volumes).toEqual([
+      { Storage: 'Files', Volume: 'v', Mount: 'data/v' },
+    ]);
+  });
+
   it('uploads the code archive (bigger than a NATS message) into the service bucket', async () => {
     const r = await alice.put(`${svc}/archive`, archive);
     expect(r.status, r.text).toBe(200);

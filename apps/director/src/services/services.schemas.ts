@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { ID_PATTERN } from '@cps/core';
 import { NameSchema, RefSchema, TimeSchema } from '../api/schemas.js';
 import { AppParamsSchema, ServiceSummarySchema } from '../applications/applications.schemas.js';
-import { EndpointSchema, LinkSchema, NodeInfoSchema } from '@cps/bus';
+import { EndpointSchema, LinkSchema, MountPathSchema, NodeInfoSchema } from '@cps/bus';
 
 /** `{app}/services/{svc}` in paths. */
 export const SvcParamsSchema = AppParamsSchema.extend({ svc: RefSchema });
@@ -31,6 +31,17 @@ export const NewServiceSchema = z.strictObject({
     .describe(
       'link name -> a service of the same application (id or name): its endpoints reach this service’s nodes',
     ),
+  volumes: z
+    .array(
+      z.strictObject({
+        storage: RefSchema.describe('a storage service of the same application (id or name)'),
+        volume: z.string().regex(ID_PATTERN, 'a volume name: [a-z0-9][a-z0-9_-]*').max(64),
+        mount: MountPathSchema.describe('where the nodes see it, relative to their work directory'),
+      }),
+    )
+    .max(16)
+    .default([])
+    .describe('volumes of storage services its nodes mount before their workloads start (host mode)'),
 });
 export const PatchServiceSchema = z.strictObject({ name: NameSchema });
 

@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { linkNameOf } from './link-name.js';
 import {
   aggregateIds,
   ConflictError,
@@ -39,6 +40,7 @@ import {
   type ServiceEvent,
   type ServiceRegistry,
   type ServiceState,
+  type VolumeMount,
 } from '@cps/services';
 import type { Principal } from '../api/request.js';
 import { hashId, type Actor, type Aggregates, type DirectorCore } from '../core/director-core.js';
@@ -167,11 +169,18 @@ export class Services {
       links?: Record<string, string>;
       /** Type-specific manifest keys (from a manifest entry). */
       manifest?: Record<string, unknown>;
+      /** Volumes of storage services of the same application (id or name) its nodes mount. */
+      volumes?: readonly { storage: string; volume: string; mount: string }[];
     },
     m: Actor,
   ): Promise<ServiceView> {
     const app = this.applications.app(p, appRef);
-    const links = this.resolveLinks(p, app, r.links ?? {});
+    const { links, volumes } = this.resolveVolumes(
+      p,
+      app,
+      this.resolveLinks(p, app, r.links ?? {}),
+      r.volumes ?? [],
+    );
     if (!this.registry.has(r.type))
       throw new ValidationError(`unknown service type ${r.type}`, [
         {
@@ -204,6 +213,7 @@ export class Services {
       config,
       ...(Object.keys(links).length > 0 ? { links } : {}),
       ...(Object.keys(manifest).length > 0 ? { manifest } : {}),
+      ...(volumes.length > 0 ? { volumes } : {}),
     };
     // the application decides on the name, the quota and the links first: a refused service leaves no record
     await this.applications.apps.run(
@@ -248,6 +258,68 @@ export class Services {
     if (issues.length > 0)
       throw new ValidationError('links to services this application does not have', issues);
     return resolved;
+  }
+
+  /**
+   * The volumes a new service mounts, each by the link to its storage service: the link the request
+   * gives to that service, else one made, named after it. Refused, each at its path: a storage that
+   * is not a service of this application or not of a storage type, a volume mounted twice, and mount
+   * points that are the same or one inside another.
+   */
+  private resolveVolumes(
+    p: Principal,
+    app: ApplicationView,
+    links: Readonly<Record<string, string>>,
+    asked: readonly { storage: string; volume: string; mount: string }[],
+  ): { links: Record<string, string>; volumes: VolumeMount[] } {
+    const issues: Issue[] = [];
+    const all: Record<string, string> = { ...links };
+    const volumes: VolumeMount[] = [];
+    asked.forEach((v, i) => {
+      let storage: ServiceView;
+      try {
+        storage = this.applications.service(p, app.appId, v.storage).svc;
+      } catch (e) {
+        if (!isCpsError(e) || e.code !== 'not_found') throw e;
+        issues.push({
+          path: `$.volumes[${i}].storage`,
+          code: 'unknown_service',
+          message: `no service ${v.storage} in application ${app.name}`,
+        });
+        return;
+      }
+      if (!this.registry.has(storage.type) || !this.registry.get(storage.type).volumes) {
+        issues.push({
+          path: `$.volumes[${i}].storage`,
+          code: 'not_storage',
+          message: `${storage.name} is a ${storage.type} service: volumes come from a storage service`,
+        });
+        return;
+      }
+      let link = Object.entries(all).find(([, id]) => id === storage.serviceId)?.[0];
+      if (link === undefined) {
+        link = linkNameOf(storage.name, all);
+        all[link] = storage.serviceId;
+      }
+      const clash = volumes.findIndex(
+        (w) => w.mount === v.mount || w.mount.startsWith(`${v.mount}/`) || v.mount.startsWith(`${w.mount}/`),
+      );
+      if (clash >= 0)
+        issues.push({
+          path: `$.volumes[${i}].mount`,
+          code: 'overlapping_mount',
+          message: `${v.mount} and ${volumes[clash]!.mount} (volumes[${clash}]): one mount point each, none inside another`,
+        });
+      else if (volumes.some((w) => w.link === link && w.volume === v.volume))
+        issues.push({
+          path: `$.volumes[${i}].volume`,
+          code: 'duplicate_volume',
+          message: `${v.volume} of ${storage.name} is mounted once`,
+        });
+      else volumes.push({ link, volume: v.volume, mount: v.mount });
+    });
+    if (issues.length > 0) throw new ValidationError('volumes this service cannot mount', issues);
+    return { links: all, volumes };
   }
 
   /**

@@ -550,6 +550,7 @@ export class ManagerRuntime {
           .filter((x) => x.state === 'running')
           .map(viewOf),
         links: this.nodeLinks(s),
+        ...(s.volumes && s.volumes.length > 0 ? { volumes: s.volumes } : {}),
       };
     } catch (e) {
       this.log.error('configureNode failed', { nodeId, error: String(e) });
@@ -562,7 +563,12 @@ export class ManagerRuntime {
       await this.o.bus.request(
         subjects.agent(s.appId, s.serviceId, nodeId),
         configureAgent,
-        { ...config, nodes: [...config.nodes] },
+        {
+          settings: config.settings,
+          links: config.links,
+          nodes: [...config.nodes],
+          ...(config.volumes ? { volumes: [...config.volumes] } : {}),
+        },
         {
           timeoutMs: CONFIGURE_TIMEOUT_MS,
         },

@@ -8,6 +8,7 @@ import {
   LogTextSchema,
   NodeStateSchema,
   PortsSchema,
+  VolumeMountSchema,
 } from './common.js';
 
 /**
@@ -108,6 +109,7 @@ export const configureAgent = defineCommand(
     nodes: z.array(NodeViewSchema),
     // a node gets the credentials opened, and the environment the linked type derives from them
     links: z.record(IdSchema, LinkSchema.extend({ env: z.record(z.string(), z.string()).optional() })),
+    volumes: z.array(VolumeMountSchema).max(16).optional(),
   }),
   z.object({ applied: z.boolean() }),
 );

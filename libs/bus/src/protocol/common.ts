@@ -23,6 +23,24 @@ export const LinkSchema = z.object({
   /** What the linked service made for the linking one (its manager seals them before recording). */
   credentials: z.record(z.string().regex(/^[A-Z][A-Z0-9_]{0,63}$/), z.string().max(4_096)).optional(),
 });
+/**
+ * Where a node mounts a volume: a path relative to its work directory, 1 to 4 names, none `.` or
+ * `..` (so never absolute, never outside it).
+ */
+export const MountPathSchema = z
+  .string()
+  .max(260)
+  .regex(
+    /^(?!\.{1,2}(\/|$))[A-Za-z0-9._-]{1,64}(\/(?!\.{1,2}(\/|$))[A-Za-z0-9._-]{1,64}){0,3}$/,
+    'a path inside the work directory: 1 to 4 names of letters, digits, . _ -, none . or .., no leading /',
+  );
+/** A volume of a linked storage service, mounted by the nodes of the linking service. */
+export const VolumeMountSchema = z.object({
+  /** The link (by its name) to the storage service. */
+  link: IdSchema,
+  volume: IdSchema,
+  mount: MountPathSchema,
+});
 /** The version name of a code archive (a file name in the service's bucket). */
 export const ArchiveVersionSchema = z
   .string()

@@ -8,7 +8,7 @@ import {
   type Command,
   type Decider,
 } from '@cps/core';
-import type { ArchiveView, Endpoint, LinkView } from '../contract/context.js';
+import type { ArchiveView, Endpoint, LinkView, VolumeMount } from '../contract/context.js';
 import type { ServiceDefinition, ServiceStatus } from '../contract/service.js';
 import type { ServiceEvent } from './events.js';
 
@@ -53,6 +53,8 @@ export type ServiceState =
       readonly plugin: unknown;
       /** The type-specific keys its manifest entry gave (secret ones sealed). */
       readonly manifest: Readonly<Record<string, unknown>>;
+      /** The volumes of linked storage services its nodes mount. */
+      readonly volumes?: readonly VolumeMount[];
     };
 
 type Live = Exclude<ServiceState, { status: 'NONE' }>;
@@ -74,6 +76,7 @@ export type ServiceCommand =
         config: unknown;
         links?: Readonly<Record<string, string>>;
         manifest?: Readonly<Record<string, unknown>>;
+        volumes?: VolumeMount[];
       }
     >
   | Command<'Startup', { operationId: string; nodes: readonly NodeRequest[] }>

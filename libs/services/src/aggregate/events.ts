@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { IdSchema } from '@cps/core';
-import { EndpointSchema, LinkSchema } from '@cps/bus';
+import { EndpointSchema, LinkSchema, VolumeMountSchema } from '@cps/bus';
 import { defineEvent, type EventOf } from '@cps/events';
 
 const Status = z.enum(['INIT', 'PROLOGUE', 'RUNNING', 'ADAPTING', 'EPILOGUE', 'STOPPED', 'ERROR']);
@@ -18,6 +18,8 @@ export const ServiceCreated = defineEvent(
     links: z.record(IdSchema, IdSchema).optional(),
     /** The type-specific keys of its manifest entry (its `manifestKeys`; secret ones sealed). */
     manifest: z.record(z.string(), z.unknown()).optional(),
+    /** The volumes of linked storage services its nodes mount. */
+    volumes: z.array(VolumeMountSchema).optional(),
   }),
 );
 export const ServiceStateChanged = defineEvent(

@@ -51,6 +51,19 @@ export interface NodeConfig {
   readonly nodes: readonly NodeView[];
   /** The services this one links, by link name. */
   readonly links: Readonly<Record<string, LinkView>>;
+  /**
+   * The volumes of linked storage services its nodes mount (the agent runtime mounts them in the
+   * work directory before the workloads start; the plugin only sees the directories).
+   */
+  readonly volumes?: readonly VolumeMount[];
+}
+
+/** A volume of the storage service linked as `link`, mounted at `mount` in the work directory. */
+export interface VolumeMount {
+  readonly link: string;
+  readonly volume: string;
+  /** Relative to the work directory: 1 to 4 names, none `.` or `..`. */
+  readonly mount: string;
 }
 
 export interface PluginLogger {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { IdSchema, ValidationError } from '@cps/core';
-import type { AgentContext, ManagerContext, NodeConfig, NodeView } from './context.js';
+import type { AgentContext, LinkView, ManagerContext, NodeConfig, NodeView } from './context.js';
 
 /** The life-cycle states of every service (ConPaaS's state machine). */
 export const ServiceStatuses = {
@@ -123,6 +123,21 @@ export interface ServiceDefinition<
       readonly endpoints: Readonly<Record<string, { readonly address: string; readonly port: number }>>;
       readonly credentials: Readonly<Record<string, string>>;
     }) => Record<string, string>;
+  };
+  /**
+   * A storage type's volumes, as the nodes of a service that links it mount them: the command (run
+   * as root by the mounting node's agent, in the node's own mount namespace) that mounts `volume` of
+   * the linked service on `dir`, a directory no workload reaches; the agent then binds it into the
+   * work directory. It must fail (exit non-zero) when the volume does not exist.
+   */
+  readonly volumes?: {
+    readonly mountCommand: (o: {
+      readonly link: LinkView;
+      readonly volume: string;
+      readonly dir: string;
+    }) => { readonly command: string; readonly args: readonly string[] };
+    /** The volumes a manifest entry of this type makes (its type-specific keys, parsed). */
+    readonly declared: (manifest: Readonly<Record<string, unknown>>) => readonly string[];
   };
   readonly manager: {
     readonly methods: ManagerMethods;

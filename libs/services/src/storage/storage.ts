@@ -150,6 +150,8 @@ const onNodesChanged = async (ctx: ManagerContext): Promise<void> => {
   if (m?.state !== 'running' || !m.address) return;
   const at = masterAt(m);
   await ctx.setEndpoint('mfs', { address: at.address, port: at.clients, nodeId: m.nodeId });
+  // the manifest's volumes once every node asked for runs: their replicas count the chunk servers
+  if (ctx.nodes().some((n) => n.state === 'requested' || n.state === 'starting')) return;
   const servers = running(ctx).length;
   for (const v of manifestVolumes(ctx))
     await createVolume(ctx, { ...v, replicas: Math.min(v.replicas, servers) }).catch((e: unknown) =>
@@ -380,12 +382,35 @@ export const storageService = defineService({
   },
   state,
   links: {
-    credentials: (ctx) => Promise.resolve({ password: ctx.secret(CLIENTS) }),
+    credentials: (ctx) => Promise.resolve({ PASSWORD: ctx.secret(CLIENTS) }),
     env: (link) => {
       const mfs = link.endpoints['mfs'];
       const env: Record<string, string> = {};
       if (mfs) Object.assign(env, { MFS_MASTER: mfs.address, MFS_PORT: String(mfs.port) });
       return env;
+    },
+  },
+  volumes: {
+    declared: (manifest) => {
+      const m = ManifestKeys.safeParse(manifest);
+      if (!m.success) return [];
+      return [
+        ...(m.data.Volumes ?? []).map((v) => v.Name),
+        ...(m.data.VolumeStartup ? [m.data.VolumeStartup.volumeName] : []),
+      ];
+    },
+    mountCommand: ({ link, volume, dir }) => {
+      const mfs = link.endpoints['mfs'];
+      if (!mfs) throw new CpsError('unavailable', `storage ${link.serviceId} has no master running yet`);
+      return {
+        command: '/usr/bin/mfsmount',
+        args: mountArgs({
+          dir,
+          master: mfs,
+          volume,
+          ...(link.credentials?.['PASSWORD'] ? { password: link.credentials['PASSWORD'] } : {}),
+        }),
+      };
     },
   },
   manager: {
