@@ -15,7 +15,7 @@ import {
 } from '@cps/bus';
 import { workloadUser } from '@cps/clouds';
 import { freePort } from '@cps/platform';
-import { agentMethod, defineService } from '@cps/services';
+import { agentMethod, defineService, type ServiceDefinition } from '@cps/services';
 import { eventually, TestNats } from '@cps/testing';
 import { ProcessSupervisor } from '../processes/index.js';
 import { AgentRuntime, DATA_DIR } from './agent-runtime.js';
@@ -92,12 +92,21 @@ describe('the agent runtime: configuration, readiness, durable data, one-off com
   const lastBeat = async () => beats.at(-1);
 
   let port = 0;
-  const startAgent = async (packages: string[] = []): Promise<AgentRuntime> => {
+  const buses = new Map<AgentRuntime, Awaited<ReturnType<TestNats['bus']>>>();
+  /** Stops an agent and closes its connection: it answers nothing more for the node. */
+  const retire = async (agent: AgentRuntime): Promise<void> => {
+    await agent.stop();
+    await buses.get(agent)?.close();
+  };
+  const startAgent = async (
+    packages: string[] = [],
+    checkNode?: ServiceDefinition['checkNode'],
+  ): Promise<AgentRuntime> => {
     const bus = await nats.bus({ role: 'agent', id: 'n1', appId: 'a1', serviceId: 's1', nodeId: 'n1' });
     const user = workloadUser();
     const agent = new AgentRuntime({
       bus,
-      service: probe(packages),
+      service: checkNode ? { ...probe(packages), checkNode } : probe(packages),
       appId: 'a1',
       serviceId: 's1',
       nodeId: 'n1',
@@ -110,6 +119,7 @@ describe('the agent runtime: configuration, readiness, durable data, one-off com
       ...(user && root ? { workloadUser: user } : {}),
     });
     agents.push(agent);
+    buses.set(agent, bus);
     await agent.start();
     return agent;
   };
@@ -171,7 +181,7 @@ describe('the agent runtime: configuration, readiness, durable data, one-off com
     // a second push: onConfigure again, no second start
     await manager.request(at, configureAgent, config({ delay: 800, generation: 2 }), { timeoutMs: 10_000 });
     expect(seen.slice(2)).toEqual(['configure {"delay":800,"generation":2}']);
-    await agent.stop();
+    await retire(agent);
     expect(seen.at(-1)).toBe('stop');
   });
 
@@ -183,7 +193,7 @@ describe('the agent runtime: configuration, readiness, durable data, one-off com
     expect(seen).toEqual(['configure {"delay":800,"generation":2}', 'start {"delay":800,"generation":2}']);
     const b = await eventually(lastBeat, (x) => x !== undefined);
     expect(b?.boot).not.toBe(before);
-    await agent.stop();
+    await retire(agent);
   });
 
   it('says which software is missing: every heartbeat carries it, a configuration is refused', async () => {
@@ -198,6 +208,38 @@ describe('the agent runtime: configuration, readiness, durable data, one-off com
       hasErrorCode(e, 'unavailable'),
     );
     expect(seen).toEqual([]);
-    await agent.stop();
+    await retire(agent);
+  });
+
+  it('fails at once on a node its type says it cannot run on, with the type’s reason', async () => {
+    seen.length = 0;
+    beats.length = 0;
+    const agent = await startAgent([], (node) =>
+      node.address.startsWith('127.') ? 'needs an address of its own' : undefined,
+    );
+    const b = await eventually(lastBeat, (x) => x !== undefined && beats.length >= 2);
+    expect(b?.fatal).toBe('this node cannot run probe: needs an address of its own');
+    await expect(manager.request(at, configureAgent, config({}))).rejects.toSatisfy((e) =>
+      hasErrorCode(e, 'unavailable'),
+    );
+    expect(seen).toEqual([]);
+    await retire(agent);
+  });
+
+  it('fails at once when told to mount volumes where it cannot (a loopback address), saying why', async () => {
+    seen.length = 0;
+    beats.length = 0;
+    const agent = await startAgent();
+    // it starts from the configuration it kept; the one with volumes reaches no hook
+    const before = [...seen];
+    const told = { ...config({}), volumes: [{ link: 'files', volume: 'shared', mount: 'shared' }] };
+    await expect(manager.request(at, configureAgent, told)).rejects.toSatisfy((e) =>
+      hasErrorCode(e, 'unavailable'),
+    );
+    const b = await eventually(lastBeat, (x) => x?.fatal !== undefined);
+    expect(b?.fatal).toMatch(/^this node cannot mount volumes: .*host mode/);
+    expect(b?.ready).toBe(false);
+    expect(seen).toEqual(before);
+    await retire(agent);
   });
 });

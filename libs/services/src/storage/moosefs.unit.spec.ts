@@ -107,3 +107,25 @@ describe('MooseFS files and tool output', () => {
     expect(parseQuota(QUOTA.replace('1073741824', '         -'))).toBeUndefined();
   });
 });
+
+describe('the storage type', () => {
+  it('says why a node cannot run it: no root, or a loopback address', async () => {
+    const { storageService } = await import('./storage.js');
+    expect(storageService.checkNode?.({ address: '198.18.1.2', privileged: true })).toBeUndefined();
+    expect(storageService.checkNode?.({ address: '198.18.1.2', privileged: false })).toMatch(/root/);
+    expect(storageService.checkNode?.({ address: '127.0.0.1', privileged: true })).toMatch(
+      /loopback.*host mode/,
+    );
+  });
+
+  it('declares the volumes of a manifest entry, ConPaaS’s VolumeStartup included', async () => {
+    const { storageService } = await import('./storage.js');
+    expect(
+      storageService.volumes?.declared({
+        Volumes: [{ Name: 'a', Replicas: 2 }, { Name: 'b' }],
+        VolumeStartup: { volumeName: 'c', owner: 'x' },
+      }),
+    ).toEqual(['a', 'b', 'c']);
+    expect(storageService.volumes?.declared({ Volumes: 'nonsense' })).toEqual([]);
+  });
+});
