@@ -262,7 +262,7 @@ describe('the cps CLI: a user’s flow, output and failures', () => {
       ].join('\n');
       return (await run('bash', ['-c', script], { env })).stdout.trim().split(' ');
     };
-    expect(await complete('s')).toEqual(['status', 'service']);
+    expect(await complete('s')).toEqual(['status', 'service', 'storage']);
     expect(await complete('su')).toEqual(['']);
     expect(await complete('service', 'add')).toEqual(['add', 'add-nodes']);
     expect(await complete('app', '')).toEqual(

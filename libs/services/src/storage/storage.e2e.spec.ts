@@ -57,8 +57,13 @@ describe.skipIf(!hostMode)('storage: MooseFS volumes on three nodes', () => {
       replicas: 2,
       quotaBytes: 1 << 30,
     });
-    const health = (await h.call('get_storage_health')) as { health: string; nodes: { serving: boolean }[] };
-    expect(health.nodes.every((n) => n.serving)).toBe(true);
+    // a node is ready once its chunk server listens; it serves once the master has heard from it
+    const health = await eventually(
+      async () => (await h.call('get_storage_health')) as { health: string; nodes: { serving: boolean }[] },
+      (x) => x.nodes.length === 3 && x.nodes.every((n) => n.serving),
+      30_000,
+    );
+    expect(health.health).toBe('healthy');
     expect(await volumes()).toEqual([
       expect.objectContaining({
         name: 'files',
