@@ -324,7 +324,20 @@ const startChunkServer = async (ctx: AgentContext, s: NodeSettings): Promise<voi
     command: '/usr/sbin/mfschunkserver',
     args: ['-f', '-c', paths(ctx).chunkCfg],
     restart: 'always',
-    ready: { tcp: ctx.ports.from + PORTS.chunkserver },
+    // ready once the master counts it among its chunk servers (listening is not enough: a volume
+    // written before would get fewer copies than its goal, made up only later)
+    ready: {
+      command: '/bin/sh',
+      args: [
+        '-c',
+        `/usr/bin/mfscli -H "$1" -P "$2" -SCS -p -n -s '|' | grep -qF "|$3|$4|"`,
+        'sh',
+        s.master.address,
+        String(s.master.clients),
+        ctx.address,
+        String(ctx.ports.from + PORTS.chunkserver),
+      ],
+    },
   });
   chunkMaster.set(ctx.nodeId, `${s.master.address}:${s.master.chunkservers}`);
 };
