@@ -25,6 +25,7 @@ import cli from './cases/cli.mjs';
 import { mysqlTps, mysqlReplica, mysqlFailover, mysqlBackup } from './cases/mysql.mjs';
 import { phpBench } from './cases/php.mjs';
 import dashboard from './cases/dashboard.mjs';
+import storage from './cases/storage.mjs';
 
 const ALL = [
   rpc,
@@ -44,6 +45,7 @@ const ALL = [
   mysqlBackup,
   phpBench,
   dashboard,
+  storage,
 ];
 
 const usage = `usage: node bench/run.mjs [options]
@@ -93,7 +95,8 @@ const fmt = (value, unit) => {
   if (unit === 'load' || unit === 'µs') return value.toFixed(2);
   if (unit === 'ms') return value < 10 ? value.toFixed(3) : value.toFixed(1);
   if (unit === 'x') return `${value.toFixed(2)}x`;
-  if (unit === 'MB' || unit === 'kB' || unit === '% core') return value.toFixed(1);
+  if (unit === 'MB' || unit === 'kB' || unit === '% core' || unit === 'MB/s') return value.toFixed(1);
+  if (unit === 's') return value.toFixed(2);
   return String(value);
 };
 
