@@ -27,11 +27,13 @@ interface VolumeView {
 describe.skipIf(!hostMode)('storage: MooseFS volumes on three nodes', () => {
   let h: ServiceHarness;
   const volumes = async () => ((await h.call('list_volumes')) as { volumes: VolumeView[] }).volumes;
-  /** Runs `script` in the mount and network namespaces of node `nodeId`, as root. */
+  /** Runs `script` in the mount, network and PID namespaces of node `nodeId`, as root (what it leaves running ends with the node). */
   const onNode = async (nodeId: string, script: string): Promise<string> => {
     const node = await h.agentNode(nodeId);
     return (
-      await run('nsenter', ['-t', node.instanceId, '-m', '-n', '/bin/sh', '-c', script], { timeout: 60_000 })
+      await run('nsenter', ['-t', node.instanceId, '-m', '-n', '-p', '/bin/sh', '-c', script], {
+        timeout: 60_000,
+      })
     ).stdout;
   };
   const nodeFile = (nodeId: string, name: string): string =>
