@@ -16,14 +16,14 @@ import {
 // what MooseFS 3.0.117's tools printed on this project's test nodes (198.18.0.0/15)
 const CS = `chunk servers:|198.18.1.2|20003|1|-|3.0.117|0|maintenance_off|1|25380331520|108944293888|-|0|0|0
 chunk servers:|198.18.1.3|20003|2|-|3.0.117|0|maintenance_off|3|1024|2048|-|0|0|0`;
-const MS = `active mounts, parameters:|1|198.18.1.2|/var/lib/cps/state/admin|1|1|3.0.117|/|rw|yes|no|no|0|0|-|-|-|-|-|-|000|00000000
-active mounts, parameters:|2|198.18.1.4|/tmp/v|0|1|3.0.117|/files|rw|yes|no|no|0|0|-|-|-|-|-|-|000|00000000`;
+const MS = `active mounts, parameters:|1|198.18.1.2|node/state/admin|1|1|3.0.117|/|rw|yes|no|no|0|0|-|-|-|-|-|-|000|00000000
+active mounts, parameters:|2|198.18.1.4|node/volumes/v|0|1|3.0.117|/files|rw|yes|no|no|0|0|-|-|-|-|-|-|000|00000000`;
 const IC = `all chunks matrix:|goal/copies/chunks:|2|1|2
 all chunks matrix:|chunkclass missing:|0
 all chunks matrix:|chunkclass endangered:|2
 all chunks matrix:|chunkclass undergoal:|0
 all chunks matrix:|chunkclass pending deletion:|1`;
-const DIRINFO = `/x/files:
+const DIRINFO = `files:
  inodes:                          2
   directories:                    1
   files:                          1
@@ -31,7 +31,7 @@ const DIRINFO = `/x/files:
  length:                    3145728
  size:                      3153920
  realsize:                  6307840`;
-const QUOTA = `/x/files: (current values | soft quota | hard quota) ; soft quota grace period: default
+const QUOTA = `files: (current values | soft quota | hard quota) ; soft quota grace period: default
  inodes   |                    1 |                    - |                    - |
  length   |              3145728 |                    - |           1073741824 |
  size     |              3153920 |                    - |                    - |`;
@@ -39,24 +39,24 @@ const QUOTA = `/x/files: (current values | soft quota | hard quota) ; soft quota
 describe('MooseFS files and tool output', () => {
   it('configures the master and a chunk server on the node’s address and ports only', () => {
     const m = masterConfig({
-      dataPath: '/n/work/data/master',
-      exportsPath: '/n/work/x.cfg',
+      dataPath: 'node/work/data/master',
+      exportsPath: 'node/work/x.cfg',
       address: '198.18.1.2',
       firstPort: 20000,
     });
     expect(m).toContain('MATOCL_LISTEN_HOST = 198.18.1.2\nMATOCL_LISTEN_PORT = 20002');
-    expect(m).toContain('DATA_PATH = /n/work/data/master');
+    expect(m).toContain('DATA_PATH = node/work/data/master');
     const c = chunkConfig({
-      dataPath: '/n/work/data/chunks',
-      hddConfPath: '/n/work/hdd.cfg',
+      dataPath: 'node/work/data/chunks',
+      hddConfPath: 'node/work/hdd.cfg',
       address: '198.18.1.3',
       firstPort: 20000,
       master: { address: '198.18.1.2', port: 20001 },
     });
     expect(c).toContain('MASTER_HOST = 198.18.1.2\nMASTER_PORT = 20001');
     expect(c).toContain('CSSERV_LISTEN_HOST = 198.18.1.3\nCSSERV_LISTEN_PORT = 20003');
-    expect(hddConfig('/d', false)).toBe('/d\n');
-    expect(hddConfig('/d', true)).toBe('*/d\n');
+    expect(hddConfig('hdd', false)).toBe('hdd\n');
+    expect(hddConfig('hdd', true)).toBe('*hdd\n');
   });
 
   it('exports the root to the master’s node alone, and to others only with the clients’ password', () => {
@@ -70,13 +70,13 @@ describe('MooseFS files and tool output', () => {
   it('mounts a volume as a sub-folder, the password as an option', () => {
     expect(
       mountArgs({
-        dir: '/m',
+        dir: 'mnt',
         master: { address: '198.18.1.2', port: 20002 },
         volume: 'files',
         password: 'pw',
       }),
     ).toEqual([
-      '/m',
+      'mnt',
       '-H',
       '198.18.1.2',
       '-P',
@@ -86,7 +86,7 @@ describe('MooseFS files and tool output', () => {
       '-o',
       'allow_other,mfscachemode=AUTO,mfspassword=pw',
     ]);
-    expect(mountArgs({ dir: '/m', master: { address: 'a', port: 1 } })).toContain('/');
+    expect(mountArgs({ dir: 'mnt', master: { address: 'a', port: 1 } })).toContain('/');
   });
 
   it('reads chunk servers, mounts, chunk classes, directory figures, goals and quotas', () => {
@@ -101,7 +101,7 @@ describe('MooseFS files and tool output', () => {
     ]);
     expect(parseChunkClasses(IC)).toEqual({ missing: 0, endangered: 2, undergoal: 0, pending_deletion: 1 });
     expect(parseDirInfo(DIRINFO)).toEqual({ files: 1, length: 3145728, size: 3153920 });
-    expect(parseGoal('/x/files: 2\n')).toBe(2);
+    expect(parseGoal('files: 2\n')).toBe(2);
     expect(parseGoal('nothing')).toBeUndefined();
     expect(parseQuota(QUOTA)).toBe(1073741824);
     expect(parseQuota(QUOTA.replace('1073741824', '         -'))).toBeUndefined();
