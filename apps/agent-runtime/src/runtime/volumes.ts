@@ -72,13 +72,14 @@ export class VolumeMounts {
     return undefined;
   }
 
-  /** Mounts every volume of `config` not mounted yet, in order; the first failure stops it. */
+  /**
+   * Mounts every volume of `config` not mounted yet, in order; the first failure stops it. The
+   * caller checks {@link unable} first.
+   */
   async apply(config: NodeConfig): Promise<void> {
     for (const v of config.volumes ?? []) {
       const key = `${v.link}/${v.volume}`;
       if (this.bound.get(key) === v.mount) continue;
-      const unable = this.unable();
-      if (unable) throw new CpsError('unavailable', unable);
       const link = config.links[v.link];
       const def = link?.type ? this.o.types(link.type) : undefined;
       if (!link || !def?.volumes)

@@ -4,7 +4,7 @@ import { mapSecrets, redact, strictSettings, type ServiceRegistry } from '@cps/s
 import { parse as parseYaml } from 'yaml';
 import { MountPathSchema } from '@cps/bus';
 import { NameSchema } from '../api/schemas.js';
-import { linkNameOf } from '../services/link-name.js';
+import { linkNameOf, mountsOverlap } from '../services/volume-links.js';
 import { tooDeep } from '../api/json-depth.js';
 import {
   COMMON_SERVICE_KEYS,
@@ -314,11 +314,7 @@ const withVolumeLinks = (
         message: `${v.storage} makes no volume ${v.volume}; it makes: ${volumes.declared(storage.manifest).join(', ') || 'none (give it Volumes)'}`,
       });
     else if (!Object.values(links).includes(v.storage)) links[linkNameOf(v.storage, links)] = v.storage;
-    const clash = p.volumes.findIndex(
-      (w, k) =>
-        k < j &&
-        (w.mount === v.mount || w.mount.startsWith(`${v.mount}/`) || v.mount.startsWith(`${w.mount}/`)),
-    );
+    const clash = p.volumes.findIndex((w, k) => k < j && mountsOverlap(w.mount, v.mount));
     if (clash >= 0)
       issues.push({
         path: `${where}.Mount`,

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { linkNameOf } from './link-name.js';
+import { linkNameOf, mountsOverlap } from './volume-links.js';
 import {
   aggregateIds,
   ConflictError,
@@ -301,9 +301,7 @@ export class Services {
         link = linkNameOf(storage.name, all);
         all[link] = storage.serviceId;
       }
-      const clash = volumes.findIndex(
-        (w) => w.mount === v.mount || w.mount.startsWith(`${v.mount}/`) || v.mount.startsWith(`${w.mount}/`),
-      );
+      const clash = volumes.findIndex((w) => mountsOverlap(w.mount, v.mount));
       if (clash >= 0)
         issues.push({
           path: `$.volumes[${i}].mount`,

@@ -185,6 +185,14 @@ const Health = z.object({
   mounts: z.array(z.object({ address: z.string(), path: z.string() })),
 });
 
+/** What the master says of its chunk servers, chunks and mounts (see the agent's `health`). */
+const masterHealth = async (ctx: ManagerContext): Promise<z.infer<typeof Health>> =>
+  Health.parse(await onMaster(ctx, 'health', {}));
+
+/** Chunks with fewer copies than their goal: none, one of a goal above one, or too few. */
+const shortOfGoal = (health: z.infer<typeof Health>): number =>
+  (health.chunks['missing'] ?? 0) + (health.chunks['endangered'] ?? 0) + (health.chunks['undergoal'] ?? 0);
+
 const ManifestKeys = z.object({
   /** The volumes made once the service runs. */
   Volumes: z
@@ -454,7 +462,7 @@ export const storageService = defineService({
         result: z.object({ deleted: z.string() }),
         handle: async (ctx, a) => {
           volumeOf(ctx, a.name);
-          const health = Health.parse(await onMaster(ctx, 'health', {}));
+          const health = await masterHealth(ctx);
           const mounts = health.mounts.filter((m) => m.path === `/${a.name}`);
           if (mounts.length > 0 && !a.force)
             throw new CpsError(
@@ -494,12 +502,9 @@ export const storageService = defineService({
         handle: async (ctx) => {
           const names = Object.keys(volumesOf(ctx));
           const figures = z.array(VolumeFigures).parse(await onMaster(ctx, 'volumes', { names }));
-          const health = Health.parse(await onMaster(ctx, 'health', {}));
+          const health = await masterHealth(ctx);
           // MooseFS counts chunks short of their goal for the whole file system, not per directory
-          const short =
-            (health.chunks['missing'] ?? 0) +
-            (health.chunks['endangered'] ?? 0) +
-            (health.chunks['undergoal'] ?? 0);
+          const short = shortOfGoal(health);
           return {
             volumes: figures.map((f) => {
               const v = volumesOf(ctx)[f.name]!;
@@ -531,7 +536,7 @@ export const storageService = defineService({
           chunks: z.record(z.string(), z.number()),
         }),
         handle: async (ctx) => {
-          const health = Health.parse(await onMaster(ctx, 'health', {}));
+          const health = await masterHealth(ctx);
           const nodes = ctx
             .nodes()
             .filter((n) => n.state !== 'removed')
@@ -541,10 +546,7 @@ export const storageService = defineService({
               state: n.state,
               serving: health.servers.some((s) => s.address === n.address),
             }));
-          const short =
-            (health.chunks['missing'] ?? 0) +
-            (health.chunks['endangered'] ?? 0) +
-            (health.chunks['undergoal'] ?? 0);
+          const short = shortOfGoal(health);
           return {
             health:
               short === 0 && nodes.every((n) => n.serving) ? ('healthy' as const) : ('degraded' as const),

@@ -13,3 +13,7 @@ export const linkNameOf = (name: string, taken: Readonly<Record<string, string>>
   for (let n = 2; link in taken; n++) link = `${base}-${n}`;
   return link;
 };
+
+/** Whether two mount points are the same or one lies inside the other (one volume would hide another). */
+export const mountsOverlap = (a: string, b: string): boolean =>
+  a === b || a.startsWith(`${b}/`) || b.startsWith(`${a}/`);
