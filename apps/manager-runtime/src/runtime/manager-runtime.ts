@@ -145,6 +145,8 @@ export class ManagerRuntime {
   /** When the manager started or its connection last came back; undefined while it is down. */
   private connectedAt: number | undefined;
   private stopped = false;
+  /** Aborted when the runtime stops: long plugin hooks (a drain) end with it. */
+  private readonly stopping = new AbortController();
   private checkQueued = false;
   private nodesChangedQueued = false;
   private nodesChanging: Promise<void> = Promise.resolve();
@@ -295,6 +297,7 @@ export class ManagerRuntime {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopping.abort();
     clearInterval(this.timer);
     clearInterval(this.periodicTimer);
     this.heartbeats?.unsubscribe();
@@ -405,7 +408,34 @@ export class ManagerRuntime {
   private deprovision(nodeId: string): void {
     if (this.inFlight.has(`destroy:${nodeId}`)) return;
     this.inFlight.add(`destroy:${nodeId}`);
-    void this.toProvisioner(() =>
+    void this.beforeRemove(nodeId)
+      .then(() => this.destroy(nodeId))
+      .finally(() => {
+        this.inFlight.delete(`destroy:${nodeId}`);
+        this.seen.delete(nodeId);
+      });
+  }
+
+  /**
+   * The plugin's `beforeRemove` for a node that `remove_nodes` removes (not one of a shutdown, nor a
+   * failed node being replaced): its data moved away, say. Never fails.
+   */
+  private async beforeRemove(nodeId: string): Promise<void> {
+    const hook = this.o.service.manager.beforeRemove;
+    if (!hook) return;
+    try {
+      const s = await this.live();
+      const n = s.nodes[nodeId];
+      if (n && s.operation?.kind === 'remove_nodes')
+        await hook(this.context(s), viewOf(n), this.stopping.signal);
+    } catch (e) {
+      if (!this.stopped)
+        this.log.warn('beforeRemove failed: the node is removed all the same', { nodeId, error: String(e) });
+    }
+  }
+
+  private destroy(nodeId: string): Promise<unknown> {
+    return this.toProvisioner(() =>
       this.o.bus.request(
         subjects.provisioner(this.o.appId, this.o.serviceId),
         destroyNode,
@@ -421,11 +451,7 @@ export class ManagerRuntime {
           return undefined;
         },
       )
-      .catch((e: unknown) => this.log.error('deprovision', { nodeId, error: String(e) }))
-      .finally(() => {
-        this.inFlight.delete(`destroy:${nodeId}`);
-        this.seen.delete(nodeId);
-      });
+      .catch((e: unknown) => this.log.error('deprovision', { nodeId, error: String(e) }));
   }
 
   private async replace(failed: ServiceNode): Promise<void> {
@@ -595,6 +621,7 @@ export class ManagerRuntime {
       cloud: n.cloud,
       state: n.state,
       ...(n.address ? { address: n.address } : {}),
+      ...(n.ports ? { ports: { from: n.ports.from, to: n.ports.to } } : {}),
       ...(n.reason ? { reason: n.reason } : {}),
       ...(hb ? { lastHeartbeat: new Date(hb.at).toISOString(), metrics: hb.metrics } : {}),
     };
@@ -648,6 +675,14 @@ export class ManagerRuntime {
       const s = await this.live();
       const operationId = `op-${ctx.requestId}`;
       const nodeIds = 'nodeIds' in d ? d.nodeIds : this.pickNodes(s, d.nodes);
+      const remaining = Object.values(s.nodes).filter(
+        (n) =>
+          !nodeIds.includes(n.nodeId) &&
+          n.state !== 'removing' &&
+          n.state !== 'removed' &&
+          n.state !== 'failed',
+      );
+      this.o.service.manager.checkRemove?.(this.context(s), remaining.map(viewOf));
       await this.exec('RemoveNodes', { operationId, nodeIds }, ctx.requestId);
       return { operationId };
     });

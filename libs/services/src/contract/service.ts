@@ -160,6 +160,20 @@ export interface ServiceDefinition<
      * waits for it: the node becomes ready on its own, and a failure is only logged.
      */
     readonly onNodeJoined?: (ctx: ManagerContext, node: NodeView) => Promise<void>;
+    /**
+     * Runs before a node that `remove_nodes` removes is destroyed (not at a shutdown, nor for a failed
+     * node being replaced): e.g. to move its data to the other nodes first. The operation lasts until
+     * it resolves; a failure is logged and the node destroyed all the same, so a hook that must not
+     * lose data waits rather than fails. `stopping` is aborted when the manager stops; a restarted
+     * manager runs the hook again for the nodes still being removed, so it must be idempotent.
+     */
+    readonly beforeRemove?: (ctx: ManagerContext, node: NodeView, stopping: AbortSignal) => Promise<void>;
+    /**
+     * Refuses a `remove_nodes` (throws a `CpsError` naming `$.nodeIds` or `$.nodes`) that would leave
+     * the service unable to keep what it holds: e.g. fewer storage nodes than a volume's replicas.
+     * `remaining` are the nodes that would be left.
+     */
+    readonly checkRemove?: (ctx: ManagerContext, remaining: readonly NodeView[]) => void;
     /** Runs after `set_archive` made a new archive current (e.g. to send it to every node). */
     readonly onArchiveChanged?: (ctx: ManagerContext) => Promise<void>;
     /**

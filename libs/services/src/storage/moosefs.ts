@@ -41,8 +41,16 @@ export const masterConfig = (m: MasterFiles): string =>
     MATOCS_LISTEN_PORT: m.firstPort + PORTS.chunkservers,
     MATOCL_LISTEN_HOST: m.address,
     MATOCL_LISTEN_PORT: m.firstPort + PORTS.clients,
-    // a file deleted is gone at once: a deleted volume frees its space
+    // the trash is emptied every hour (volumes keep no trash: see the agent's make_volume)
     EMPTY_TRASH_PERIOD: 1,
+    // every chunk checked every 60 s (MooseFS's least) rather than 300, with more copies made at once:
+    // a goal raised, a disk drained, a server lost are acted on within a minute or two
+    CHUNKS_LOOP_MIN_TIME: 60,
+    CHUNKS_WRITE_REP_LIMIT: '20,20,20,20',
+    CHUNKS_READ_REP_LIMIT: '50,50,50,50',
+    // replications start 10 s after the master does (60 by default): time for its chunk servers to
+    // connect, not to be counted missing
+    REPLICATIONS_DELAY_INIT: 10,
   });
 
 /**
@@ -174,3 +182,77 @@ export const parseMounts = (out: string): { address: string; path: string }[] =>
     if (!f[0]?.startsWith('active mounts') || !f[7]?.startsWith('/')) return [];
     return [{ address: f[2]!, path: f[7] }];
   });
+
+/** One chunk server disk, as `mfscli -SHD -p -n -s '|'` lists it: `disks:|<ip>:<port>:<path>|<chunks>|<errors>|<status>|...`. */
+export interface DiskRow {
+  readonly server: string;
+  readonly path: string;
+  readonly chunks: number;
+  /** `ok`, `marked for removal (not ready)`, `marked for removal (ready)`, `damaged`, ... */
+  readonly status: string;
+}
+
+export const parseDisks = (out: string): DiskRow[] =>
+  out.split('\n').flatMap((line) => {
+    const f = line.split('|').map((x) => x.trim());
+    const m = /^(\d+\.\d+\.\d+\.\d+:\d+):(.*)$/.exec(f[1] ?? '');
+    if (!f[0]?.startsWith('disks') || !m || f.length < 5) return [];
+    return [{ server: m[1]!, path: m[2]!, chunks: Number(f[2]), status: f[4]! }];
+  });
+
+/** The chunk classes of chunks with fewer copies than their goal. */
+const SHORT = ['missing', 'endangered', 'undergoal'] as const;
+
+/** Chunks with fewer copies than their goal (none, one of a goal above one, or too few). */
+export const shortOfGoal = (chunks: Readonly<Record<string, number>>): number =>
+  SHORT.reduce((sum, k) => sum + (chunks[k] ?? 0), 0);
+
+/** How many chunks of a goal have so many copies: one cell of `mfscli -SIC`'s matrix. */
+export interface MatrixCell {
+  readonly goal: number;
+  readonly copies: number;
+  readonly chunks: number;
+}
+
+/** Reads the goal/copies matrix of `mfscli -SIC [-m 1] -p -n -s '|'` (`...goal/copies/chunks:|<goal>|<copies>|<count>`). */
+export const parseChunkMatrix = (out: string): MatrixCell[] =>
+  out.split('\n').flatMap((line) => {
+    const m = /goal\/copies\/chunks:\|(\d+)\|(\d+)\|(\d+)/.exec(line);
+    return m ? [{ goal: Number(m[1]), copies: Number(m[2]), chunks: Number(m[3]) }] : [];
+  });
+
+/**
+ * Whether a chunk server being drained (`server`: `<address>:<port>`) can go. All from the master:
+ * its disks are marked for removal (`mfscli -SHD`); the master counts none of its chunks as regular
+ * copies any more (`-SCS` gives it 0 chunks: the marking reached the chunk table); and no chunk needs
+ * a marked copy. The last compares the goal/copies matrix counting every copy (`-SIC`) with the one
+ * counting regular copies only (`-SIC -m 1`): for each goal g and each t up to the copies the other
+ * servers can hold (g, at most one per server left), as many chunks have fewer than t copies in one
+ * as in the other. A chunk only loses copies without the marked ones, so equal counts mean none falls
+ * below what the servers left can keep; a chunk short for another reason (a node down, a goal above
+ * the servers left) does not hold the drain back. MooseFS's own `marked for removal (ready)` is not
+ * used: it stays `(not ready)` long after the copies are made.
+ */
+export const drained = (
+  o: {
+    readonly disks: readonly DiskRow[];
+    readonly servers: readonly { readonly address: string; readonly port: number; readonly chunks: number }[];
+    readonly matrix: readonly MatrixCell[];
+    readonly regularMatrix: readonly MatrixCell[];
+  },
+  server: string,
+): boolean => {
+  const left = o.servers.filter((c) => `${c.address}:${c.port}` !== server).length;
+  const fewer = (m: readonly MatrixCell[], goal: number, t: number) =>
+    m.filter((c) => c.goal === goal && c.copies < t).reduce((sum, c) => sum + c.chunks, 0);
+  const goals = [...new Set([...o.matrix, ...o.regularMatrix].map((c) => c.goal))];
+  return (
+    o.disks.filter((d) => d.server === server).every((d) => d.status.startsWith('marked for removal')) &&
+    o.servers.filter((c) => `${c.address}:${c.port}` === server).every((c) => c.chunks === 0) &&
+    goals.every((g) =>
+      Array.from({ length: Math.min(g, left) }, (_, i) => i + 1).every(
+        (t) => fewer(o.matrix, g, t) === fewer(o.regularMatrix, g, t),
+      ),
+    )
+  );
+};

@@ -1,13 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import {
   chunkConfig,
+  drained,
   exportsConfig,
   hddConfig,
   masterConfig,
   mountArgs,
   parseChunkClasses,
+  parseChunkMatrix,
   parseChunkServers,
   parseDirInfo,
+  parseDisks,
   parseGoal,
   parseMounts,
   parseQuota,
@@ -23,6 +26,18 @@ all chunks matrix:|chunkclass missing:|0
 all chunks matrix:|chunkclass endangered:|2
 all chunks matrix:|chunkclass undergoal:|0
 all chunks matrix:|chunkclass pending deletion:|1`;
+const HD = `disks:|198.18.1.3:20003:node/data/chunks/hdd/|13|no errors|marked for removal (not ready)|0|2247356957|0|44|0|0|62|0|25865125888|108944293888
+disks:|198.18.1.2:20003:node/data/chunks/hdd/|14|no errors|ok|-|-|-|-|-|-|-|-|25884676096|108944293888`;
+const CS3 = `chunk servers:|198.18.1.2|20003|1|-|3.0.117|0|maintenance_off|9|25887080448|108944293888|-|0|0|0
+chunk servers:|198.18.1.3|20003|3|-|3.0.117|0|maintenance_off|13|25887080448|108944293888|-|0|0|0
+chunk servers:|198.18.1.4|20003|2|-|3.0.117|0|maintenance_off|15|25887080448|108944293888|-|0|0|0`;
+const ALL = `all chunks matrix:|goal/copies/chunks:|1|1|13
+all chunks matrix:|goal/copies/chunks:|1|2|7
+all chunks matrix:|goal/copies/chunks:|3|3|2
+all chunks matrix:|chunkclass missing:|0`;
+const REGULAR = `regular chunks matrix:|goal/copies/chunks:|1|1|20
+regular chunks matrix:|goal/copies/chunks:|3|2|2
+regular chunks matrix:|chunkclass undergoal:|2`;
 const DIRINFO = `files:
  inodes:                          2
   directories:                    1
@@ -105,6 +120,59 @@ describe('MooseFS files and tool output', () => {
     expect(parseGoal('nothing')).toBeUndefined();
     expect(parseQuota(QUOTA)).toBe(1073741824);
     expect(parseQuota(QUOTA.replace('1073741824', '         -'))).toBeUndefined();
+  });
+});
+
+describe('a drain', () => {
+  const disks = parseDisks(HD);
+  const servers = parseChunkServers(CS3);
+  const marked = '198.18.1.3:20003';
+  const gone = servers.map((c) => (`${c.address}:${c.port}` === marked ? { ...c, chunks: 0 } : c));
+  const cells = (...rows: [number, number, number][]) =>
+    rows.map(([goal, copies, chunks]) => ({ goal, copies, chunks }));
+
+  it('reads the chunk servers’ disks and the goal/copies matrices', () => {
+    expect(disks).toEqual([
+      {
+        server: '198.18.1.3:20003',
+        path: 'node/data/chunks/hdd/',
+        chunks: 13,
+        status: 'marked for removal (not ready)',
+      },
+      { server: '198.18.1.2:20003', path: 'node/data/chunks/hdd/', chunks: 14, status: 'ok' },
+    ]);
+    expect(parseChunkMatrix(REGULAR)).toEqual(cells([1, 1, 20], [3, 2, 2]));
+    expect(parseChunkMatrix(ALL)).toEqual(cells([1, 1, 13], [1, 2, 7], [3, 3, 2]));
+  });
+
+  it('is over once no chunk needs a copy on the marked disk to keep what the servers left can hold', () => {
+    // as seen at the end of a drain: the goal-1 chunks moved; two chunks of goal 3 have their 2
+    // copies on the two servers left, which can hold no more
+    const over = {
+      disks,
+      servers: gone,
+      matrix: parseChunkMatrix(ALL),
+      regularMatrix: parseChunkMatrix(REGULAR),
+    };
+    expect(drained(over, marked)).toBe(true);
+    // under way: 3 chunks of goal 2 with one copy besides the marked one
+    const under = {
+      ...over,
+      matrix: cells([2, 2, 7], [2, 3, 13]),
+      regularMatrix: cells([2, 1, 3], [2, 2, 17]),
+    };
+    expect(drained(under, marked)).toBe(false);
+    // goal 1: a chunk whose only copy is on the marked disk
+    expect(
+      drained({ ...over, matrix: cells([1, 1, 20]), regularMatrix: cells([1, 0, 5], [1, 1, 15]) }, marked),
+    ).toBe(false);
+    // short of its goal with or without the marked copies (another node down): not the drain's to wait for
+    const down = cells([2, 1, 2], [2, 2, 18]);
+    expect(drained({ ...over, matrix: down, regularMatrix: down }, marked)).toBe(true);
+    // the master still counts the server's chunks as regular: the marking has not reached it
+    expect(drained({ ...over, servers }, marked)).toBe(false);
+    // a disk not marked (the chunk server has not read its configuration again)
+    expect(drained(over, '198.18.1.2:20003')).toBe(false);
   });
 });
 

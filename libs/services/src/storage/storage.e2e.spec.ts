@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalCloud } from '@cps/clouds';
+import { getLogs, removeNodes } from '@cps/bus';
 import { hasErrorCode } from '@cps/core';
 import { eventually, ServiceHarness } from '@cps/testing';
 
@@ -142,4 +143,49 @@ describe.skipIf(!hostMode)('storage: MooseFS volumes on three nodes', () => {
       hasErrorCode(e, 'not_found'),
     );
   });
+
+  it('drains a chunk server before removing it: its chunks copied to the others first, no file lost', async () => {
+    const nodes = await h.nodes();
+    const master = nodes.find((n) => n.role === 'master')!;
+    const victim = nodes.find((n) => n.role === 'chunk')!;
+    // a volume of three replicas needs the three nodes: no removal
+    await h.call('create_volume', { name: 'wide', replicas: 3 });
+    const refused = await h.request(removeNodes, { nodeIds: [victim.nodeId] }).then(
+      () => undefined,
+      (e: unknown) => e as { code: string; issues?: { path: string; code: string }[] },
+    );
+    expect(refused?.code).toBe('validation');
+    expect(refused?.issues?.[0]).toMatchObject({ path: '$.nodeIds', code: 'too_few_nodes' });
+    expect((await h.nodes()).find((n) => n.nodeId === victim.nodeId)?.state).toBe('running');
+    await h.call('delete_volume', { name: 'wide' });
+
+    // one copy of each chunk: without a drain, the victim's chunks would be lost with it
+    await h.call('create_volume', { name: 'keep', replicas: 1 });
+    const port = Number(/MATOCL_LISTEN_PORT = (\d+)/.exec(nodeFile(master.nodeId, 'mfsmaster.cfg'))![1]);
+    await onNode(
+      master.nodeId,
+      `mkdir -p /tmp/k && mfsmount /tmp/k -H ${master.address} -P ${port} -S /keep >/dev/null 2>&1`,
+    );
+    await onNode(
+      master.nodeId,
+      'for i in $(seq 1 20); do head -c 300000 /dev/urandom > /tmp/k/f$i; done; cd /tmp/k && sha256sum f* > /tmp/sums',
+    );
+    const where = async () => onNode(master.nodeId, 'mfsfileinfo /tmp/k/f*');
+    expect(await where()).toContain(`${victim.address}:`);
+    const t0 = Date.now();
+    await h.request(removeNodes, { nodeIds: [victim.nodeId] });
+    await eventually(
+      () => h.nodes(),
+      (ns) => ns.find((n) => n.nodeId === victim.nodeId)?.state === 'removed',
+      280_000,
+    );
+    console.log(`chunk server drained and removed in ${Date.now() - t0} ms`);
+    expect((await h.request(getLogs, {})).text).toMatch(new RegExp(`drained.*${victim.nodeId}`));
+    // every file whole, each chunk on a server that stays
+    expect(await onNode(master.nodeId, 'cd /tmp/k && sha256sum -c /tmp/sums')).not.toMatch(/FAILED/);
+    const after = await where();
+    expect(after).not.toContain(`${victim.address}:`);
+    expect(after.match(/copy \d+: .*VALID/g)).toHaveLength(20);
+    await onNode(master.nodeId, 'umount /tmp/k');
+  }, 360_000);
 });

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ConflictError, CpsError, IdSchema, NotFoundError, ValidationError } from '@cps/core';
@@ -7,13 +7,17 @@ import type { AgentContext, ManagerContext, NodeView } from '../contract/context
 import { agentMethod, defineService, managerMethod, pluginState } from '../contract/service.js';
 import {
   chunkConfig,
+  drained,
+  shortOfGoal,
   exportsConfig,
   hddConfig,
   masterConfig,
   mountArgs,
   parseChunkClasses,
+  parseChunkMatrix,
   parseChunkServers,
   parseDirInfo,
+  parseDisks,
   parseGoal,
   parseMounts,
   parseQuota,
@@ -159,6 +163,41 @@ const onNodesChanged = async (ctx: ManagerContext): Promise<void> => {
     );
 };
 
+/** How long a drain may take before the node is removed all the same (logged). */
+const DRAIN_MS = 60 * 60_000;
+
+/**
+ * A chunk server leaving: its disk is marked for removal and the node is removed only once the
+ * master holds every chunk of it elsewhere. A node that does not answer (dead, being replaced) has
+ * nothing left to move.
+ */
+const drainNode = async (ctx: ManagerContext, node: NodeView, stopping: AbortSignal): Promise<void> => {
+  if (node.role === 'master' || !node.address || !node.ports) return;
+  try {
+    await ctx.callAgent(node.nodeId, 'drain', {}, { timeoutMs: 10_000 });
+  } catch (e) {
+    ctx.log.info('not drained: the node does not answer', { nodeId: node.nodeId, error: String(e) });
+    return;
+  }
+  const server = `${node.address}:${node.ports.from + PORTS.chunkserver}`;
+  const started = Date.now();
+  ctx.log.info('draining', { nodeId: node.nodeId, server });
+  while (Date.now() - started < DRAIN_MS) {
+    if (stopping.aborted)
+      throw new CpsError('unavailable', 'the manager stopped: the drain goes on at its restart');
+    const health = await onMaster(ctx, 'health', {}).then(
+      (h) => Health.parse(h),
+      () => undefined,
+    );
+    if (health && drained(health, server)) {
+      ctx.log.info('drained', { nodeId: node.nodeId, ms: Date.now() - started });
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 2_000));
+  }
+  ctx.log.warn('drain not finished in time: the node is removed all the same', { nodeId: node.nodeId });
+};
+
 const VolumeView = z.object({
   name: z.string(),
   replicas: z.number(),
@@ -179,19 +218,25 @@ const VolumeFigures = z.object({
 });
 const Health = z.object({
   servers: z.array(
-    z.object({ address: z.string(), chunks: z.number(), usedBytes: z.number(), totalBytes: z.number() }),
+    z.object({
+      address: z.string(),
+      port: z.number(),
+      chunks: z.number(),
+      usedBytes: z.number(),
+      totalBytes: z.number(),
+    }),
   ),
   chunks: z.record(z.string(), z.number()),
+  /** How many chunks of each goal have so many copies: counting every copy, and regular ones only (not on disks marked for removal). */
+  matrix: z.array(z.object({ goal: z.number(), copies: z.number(), chunks: z.number() })),
+  regularMatrix: z.array(z.object({ goal: z.number(), copies: z.number(), chunks: z.number() })),
   mounts: z.array(z.object({ address: z.string(), path: z.string() })),
+  disks: z.array(z.object({ server: z.string(), path: z.string(), chunks: z.number(), status: z.string() })),
 });
 
 /** What the master says of its chunk servers, chunks and mounts (see the agent's `health`). */
 const masterHealth = async (ctx: ManagerContext): Promise<z.infer<typeof Health>> =>
   Health.parse(await onMaster(ctx, 'health', {}));
-
-/** Chunks with fewer copies than their goal: none, one of a goal above one, or too few. */
-const shortOfGoal = (health: z.infer<typeof Health>): number =>
-  (health.chunks['missing'] ?? 0) + (health.chunks['endangered'] ?? 0) + (health.chunks['undergoal'] ?? 0);
 
 const ManifestKeys = z.object({
   /** The volumes made once the service runs. */
@@ -267,13 +312,15 @@ const exists = (path: string): boolean => {
   }
 };
 
-const masterTool = (ctx: AgentContext, set: string): Promise<string> =>
+/** `mfscli` on this node's master: one data set (`-SCS`, ...), in one of its modes. */
+const masterTool = (ctx: AgentContext, set: string, mode?: string): Promise<string> =>
   tool('mfscli', [
     '-H',
     ctx.address,
     '-P',
     String(ctx.ports.from + PORTS.clients),
     set,
+    ...(mode ? ['-m', mode] : []),
     '-p',
     '-n',
     '-s',
@@ -318,9 +365,12 @@ const writeConfigs = async (ctx: AgentContext, s: NodeSettings): Promise<void> =
         master: { address: s.master.address, port: s.master.chunkservers },
       }),
     );
-    await ctx.files.write('mfshdd.cfg', hddConfig(join(p.chunkData, 'hdd'), false));
+    await ctx.files.write('mfshdd.cfg', hddConfig(join(p.chunkData, 'hdd'), existsSync(drainMarker(ctx))));
   }
 };
+
+/** Present once the node was told to drain: its disk stays marked for removal across configurations. */
+const drainMarker = (ctx: AgentContext): string => join(ctx.stateDir, 'draining');
 
 /** Where this node's chunk server last pointed: a new master address means a restart of it. */
 const chunkMaster = new Map<string, string>();
@@ -504,7 +554,7 @@ export const storageService = defineService({
           const figures = z.array(VolumeFigures).parse(await onMaster(ctx, 'volumes', { names }));
           const health = await masterHealth(ctx);
           // MooseFS counts chunks short of their goal for the whole file system, not per directory
-          const short = shortOfGoal(health);
+          const short = shortOfGoal(health.chunks);
           return {
             volumes: figures.map((f) => {
               const v = volumesOf(ctx)[f.name]!;
@@ -546,7 +596,7 @@ export const storageService = defineService({
               state: n.state,
               serving: health.servers.some((s) => s.address === n.address),
             }));
-          const short = shortOfGoal(health);
+          const short = shortOfGoal(health.chunks);
           return {
             health:
               short === 0 && nodes.every((n) => n.serving) ? ('healthy' as const) : ('degraded' as const),
@@ -564,6 +614,18 @@ export const storageService = defineService({
       };
     },
     onNodesChanged,
+    beforeRemove: drainNode,
+    checkRemove: (ctx, remaining) => {
+      const most = Math.max(0, ...Object.values(volumesOf(ctx)).map((v) => v.replicas));
+      if (remaining.length < most)
+        throw new ValidationError(`a volume keeps ${most} replicas: ${most} storage nodes must stay`, [
+          {
+            path: '$.nodeIds',
+            code: 'too_few_nodes',
+            message: `${remaining.length} would be left; lower the volumes' replication first (set_replication)`,
+          },
+        ]);
+    },
   },
   agent: {
     methods: {
@@ -579,8 +641,24 @@ export const storageService = defineService({
           const owner = statSync(ctx.workDir);
           await tool('chown', [`${owner.uid}:${owner.gid}`, dir]);
           await tool('mfssetgoal', ['-r', String(a.replicas), dir]);
+          // no trash (MooseFS keeps a deleted file a day by default): a file deleted, or the volume,
+          // frees its space at once, and leaves no chunk behind to hold a drain back
+          await tool('mfssettrashtime', ['-r', '0', dir]);
           if (a.quotaBytes) await tool('mfssetquota', ['-L', String(a.quotaBytes), dir]);
           return { made };
+        },
+      }),
+      drain: agentMethod({
+        description: 'Marks this chunk server’s disk for removal: the master copies its chunks to the others',
+        args: z.object({}),
+        result: z.object({ draining: z.boolean() }),
+        handle: async (ctx) => {
+          mkdirSync(ctx.stateDir, { recursive: true, mode: 0o700 });
+          writeFileSync(drainMarker(ctx), new Date().toISOString());
+          await ctx.files.write('mfshdd.cfg', hddConfig(join(paths(ctx).chunkData, 'hdd'), true));
+          // the chunk server reads its disks again on SIGHUP
+          await ctx.signal('mfschunkserver', 'SIGHUP');
+          return { draining: true };
         },
       }),
       remove_volume: agentMethod({
@@ -637,12 +715,18 @@ export const storageService = defineService({
         handle: async (ctx) => ({
           servers: parseChunkServers(await masterTool(ctx, '-SCS')).map((s) => ({
             address: s.address,
+            port: s.port,
             chunks: s.chunks,
             usedBytes: s.usedBytes,
             totalBytes: s.totalBytes,
           })),
-          chunks: parseChunkClasses(await masterTool(ctx, '-SIC')),
+          ...(await masterTool(ctx, '-SIC').then((out) => ({
+            chunks: parseChunkClasses(out),
+            matrix: parseChunkMatrix(out),
+          }))),
+          regularMatrix: parseChunkMatrix(await masterTool(ctx, '-SIC', '1')),
           mounts: parseMounts(await masterTool(ctx, '-SMS')),
+          disks: parseDisks(await masterTool(ctx, '-SHD')),
         }),
       }),
     },
