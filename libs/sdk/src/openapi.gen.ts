@@ -923,6 +923,10 @@ export interface components {
             /** @enum {string} */
             state: "requested" | "starting" | "running" | "failed" | "removing" | "removed";
             address?: string;
+            ports?: {
+                from: number;
+                to: number;
+            };
             reason?: string;
             lastHeartbeat?: string;
             metrics?: {

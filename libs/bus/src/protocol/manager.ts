@@ -23,6 +23,8 @@ export const NodeInfoSchema = z.object({
   cloud: z.string(),
   state: NodeStateSchema,
   address: z.string().optional(),
+  /** The node's ports: its services listen on these, from `from` on. */
+  ports: z.object({ from: z.number(), to: z.number() }).optional(),
   reason: z.string().optional(),
   lastHeartbeat: z.string().optional(),
   metrics: z.record(z.string(), z.number()).optional(),
