@@ -41,6 +41,31 @@ export const cliPlatform = (prefix: string) => {
     /** The local cloud's nodes, as its directory shows them (also while the platform is down). */
     localNodes: () =>
       new LocalCloud({ dir: join(home, 'cloud'), command: () => ({ command: 'none', args: [] }) }).list(),
+    /**
+     * Runs `script` as a tenant would: the workload user (`cps-work`), in the mount, network and PID
+     * namespaces of host-mode node `nodeId`, from its work directory. Answers whether it exited 0,
+     * and its outputs.
+     */
+    asTenant: async (nodeId: string, script: string): Promise<{ ok: boolean; out: string }> => {
+      const cloud = new LocalCloud({
+        dir: join(home, 'cloud'),
+        command: () => ({ command: 'none', args: [] }),
+      });
+      const node = (await cloud.list()).find((n) => n.nodeId === nodeId);
+      if (!node) throw new Error(`no node ${nodeId}`);
+      const args = ['-t', node.instanceId, '-m', '-n', '-p'];
+      const user = ['setpriv', '--reuid=cps-work', '--regid=cps-work', '--clear-groups'];
+      return run('nsenter', [...args, ...user, '/bin/sh', '-c', `cd "$CPS_WORK" && ${script}`], {
+        env: { ...process.env, CPS_WORK: join(home, 'cloud', 'nodes', nodeId, 'work') },
+        timeout: 60_000,
+      }).then(
+        (r) => ({ ok: true, out: r.stdout + r.stderr }),
+        (e: { stdout?: string; stderr?: string }) => ({
+          ok: false,
+          out: `${e.stdout ?? ''}${e.stderr ?? ''}`,
+        }),
+      );
+    },
     cleanup: async (): Promise<void> => {
       await cps('down').catch(() => undefined);
       rmSync(root, { recursive: true, force: true });

@@ -32,7 +32,7 @@ interface Volume {
  */
 describe.skipIf(LocalCloud.hostModeUnavailable() !== undefined)('storage through the cps command', () => {
   const platform = cliPlatform('cps-storage-');
-  const { root, cps, fails } = platform;
+  const { root, cps, fails, asTenant } = platform;
   const app = ['--app', 'storage'];
 
   const nodesOf = async (svc: string): Promise<Listed[]> =>
@@ -42,34 +42,6 @@ describe.skipIf(LocalCloud.hostModeUnavailable() !== undefined)('storage through
       .volumes;
   const runOutput = async (nodeId: string): Promise<string> =>
     (await cps('service', 'log', 'jobs', ...app, '--node', nodeId, '--workload', 'run')).stdout;
-  /** Runs `script` as the tenant (the workload user) in node `nodeId`'s namespaces and work directory. */
-  const asTenant = async (nodeId: string, script: string) => {
-    const node = (await platform.localNodes()).find((n) => n.nodeId === nodeId)!;
-    return exec(
-      'nsenter',
-      [
-        '-t',
-        node.instanceId,
-        '-m',
-        '-n',
-        '-p',
-        'setpriv',
-        '--reuid=cps-work',
-        '--regid=cps-work',
-        '--clear-groups',
-        '/bin/sh',
-        '-c',
-        `cd "$CPS_WORK" && ${script}`,
-      ],
-      {
-        env: { ...process.env, CPS_WORK: join(platform.home, 'cloud', 'nodes', nodeId, 'work') },
-        timeout: 60_000,
-      },
-    ).then(
-      (r) => ({ ok: true, out: r.stdout + r.stderr }),
-      (e: { stdout?: string; stderr?: string }) => ({ ok: false, out: `${e.stdout ?? ''}${e.stderr ?? ''}` }),
-    );
-  };
   beforeAll(async () => {
     await platform.init();
     await cps('up');

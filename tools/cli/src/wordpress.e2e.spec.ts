@@ -1,5 +1,7 @@
 import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalCloud, namespaceOfAddress } from '@cps/clouds';
@@ -10,6 +12,7 @@ interface Listed {
   role: string;
   state: string;
   address?: string;
+  ports?: { from: number; to: number };
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const PASSWORD = 'Blog-owner-2026';
@@ -48,7 +51,7 @@ const status = (url: string): Promise<number> =>
  * install's second step, a login, a post made through the REST API, that post read by an anonymous
  * visitor.
  */
-const installAndPost = async (base: string, title: string): Promise<void> => {
+const installAndPost = async (base: string, title: string): Promise<{ cookie: string; nonce: string }> => {
   const form = (o: Record<string, string>) => new URLSearchParams(o);
   let r = await fetch(`${base}/wp-admin/install.php?step=2`, {
     method: 'POST',
@@ -98,7 +101,42 @@ const installAndPost = async (base: string, title: string): Promise<void> => {
   expect(page.status).toBe(200);
   expect(await page.text()).toContain(title);
   expect(await (await fetch(`${base}/`)).text()).toContain(title);
+  return { cookie, nonce };
 };
+
+/** A POST with the headers given, `host` included (which `fetch` does not send as given). */
+const post = (
+  url: string,
+  body: Buffer,
+  headers: Record<string, string>,
+): Promise<{ status: number; body: string }> =>
+  new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      { method: 'POST', headers: { ...headers, 'content-length': String(body.length) } },
+      (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts).toString() }));
+      },
+    );
+    req.on('error', reject);
+    req.setTimeout(30_000, () => req.destroy(new Error('timed out')));
+    req.end(body);
+  });
+
+/** A GIF of one pixel whose two colours are random: a picture no other run uploads. */
+const uniqueGif = (): Buffer =>
+  Buffer.concat([
+    Buffer.from('GIF89a', 'latin1'),
+    Buffer.from([1, 0, 1, 0, 0x80, 0, 0]),
+    randomBytes(6),
+    Buffer.from([0x2c, 0, 0, 0, 0, 1, 0, 1, 0, 0, 2, 2, 0x44, 1, 0, 0x3b]),
+  ]);
+const sha256 = (b: Buffer | ArrayBuffer): string =>
+  createHash('sha256')
+    .update(Buffer.from(b as ArrayBuffer))
+    .digest('hex');
 
 /** A visitor reloading a page in a loop: every answer's status counted. */
 class Visitor {
@@ -267,4 +305,81 @@ describe.skipIf(LocalCloud.hostModeUnavailable() !== undefined)('WordPress in on
     console.log(`the replica ${promoted.primary} was promoted`);
     expect(back.at - killedAt).toBeLessThan(15_000);
   }, 420_000);
+
+  it('wordpress-ha: a picture uploaded through one backend is served by the other and by the proxy, still once that backend is removed; a script put on the volume never runs', async () => {
+    // room on 2 cores: wordpress-2 has been shown
+    await cps('app', 'delete', 'wordpress-2');
+    const started = Date.now();
+    await cps('deploy', example('wordpress-ha'));
+    const base = await eventually(
+      () => urlOf('wordpress-ha').catch(() => ''),
+      (u) => u !== '',
+      60_000,
+    );
+    await eventually(
+      () => status(`${base}/wp-admin/install.php`),
+      (s) => s === 200,
+      180_000,
+    );
+    const backends = await eventually(
+      async () =>
+        (await nodes('wordpress-ha', 'web')).filter((n) => n.role === 'backend' && n.state === 'running'),
+      (b) => b.length === 2,
+      120_000,
+    );
+    console.log(`wordpress-ha: install page after ${Date.now() - started} ms`);
+    const { cookie, nonce } = await installAndPost(base, 'Shared uploads');
+    const [first, second] = backends.map((b) => `http://${b.address!}:${b.ports!.from}`);
+    // each backend serves the site itself once configured with its volume (until then the proxy's
+    // own PHP answers for it)
+    for (const at of [first!, second!])
+      await eventually(
+        () => status(`${at}/wp-login.php`),
+        (s) => s === 200,
+        120_000,
+      );
+
+    // uploaded through the first backend itself (as the site's host: WordPress names its login
+    // cookie after the site's URL)
+    const gif = uniqueGif();
+    const r = await post(`${first!}/wp-json/wp/v2/media`, gif, {
+      host: new URL(base).host,
+      cookie,
+      'X-WP-Nonce': nonce,
+      'content-type': 'image/gif',
+      'content-disposition': 'attachment; filename="pixel.gif"',
+    });
+    expect(r.status, r.body).toBe(201);
+    const path = new URL((JSON.parse(r.body) as { source_url: string }).source_url).pathname;
+    expect(path).toMatch(/^\/wp-content\/uploads\/\d{4}\/\d{2}\/pixel[^/]*\.gif$/);
+    const served = async (at: string) => {
+      const res = await fetch(`${at}${path}`, { signal: AbortSignal.timeout(15_000) });
+      return { status: res.status, sum: sha256(await res.arrayBuffer()) };
+    };
+    const want = { status: 200, sum: sha256(gif) };
+    expect(await served(second!)).toEqual(want);
+    expect(await served(base)).toEqual(want);
+
+    // a tenant's script put on the volume (by the workload user of the second backend): never run
+    const put = await platform.asTenant(
+      backends[1]!.nodeId,
+      `echo '<?php echo "ran";' > wp-content/uploads/evil.php`,
+    );
+    expect(put).toEqual({ ok: true, out: '' });
+    for (const at of [base, first!, second!]) {
+      const res = await fetch(`${at}/wp-content/uploads/evil.php`);
+      expect(res.status).toBe(403);
+      expect(await res.text()).not.toContain('ran');
+    }
+
+    // the first backend removed: its upload is still served, from the volume
+    await cps('service', 'remove-nodes', 'web', backends[0]!.nodeId, '--app', 'wordpress-ha');
+    await eventually(
+      async () => (await nodes('wordpress-ha', 'web')).find((n) => n.nodeId === backends[0]!.nodeId)?.state,
+      (s) => s === undefined || s === 'removed',
+      120_000,
+    );
+    expect(await served(base)).toEqual(want);
+    expect(await served(second!)).toEqual(want);
+  }, 600_000);
 });

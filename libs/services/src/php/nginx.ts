@@ -34,6 +34,11 @@ export interface SiteConfig {
    * answers 503. PHP gets the real path (`$realpath_root`), so a request stays in one version.
    */
   readonly root?: string;
+  /**
+   * Paths of the document root where the node shows a volume it mounts (`wp-content/uploads`): served
+   * from this node as static files, whatever `php` and `static` say, and never run as PHP.
+   */
+  readonly volumes?: readonly string[];
   readonly php: PhpHandling;
   readonly static: StaticHandling;
   /** The node that faces clients (the proxy): it sets X-Forwarded-*; the others trust `trusted`'s. */
@@ -158,7 +163,19 @@ const phpRemote = (c: SiteConfig): string[] => [
 const locations = (c: SiteConfig): string[] => {
   if (c.root === undefined)
     return ['    location / {', '      add_header Retry-After 2 always;', '      return 503;', '    }'];
-  const hidden = ['    location ~ /\\.(?!well-known/) {', '      deny all;', '    }'];
+  const hidden = [
+    '    location ~ /\\.(?!well-known/) {',
+    '      deny all;',
+    '    }',
+    // a volume's files: this node's mount (shared by every node), a script there never runs
+    ...(c.volumes ?? []).flatMap((v) => [
+      `    location ^~ /${v}/ {`,
+      '      location ~* (\\.(php|phar|phtml|pht|phps)$|/\\.) {',
+      '        return 403;',
+      '      }',
+      '    }',
+    ]),
+  ];
   // a file that exists goes to the web nodes (418 is only a jump to @web, never an answer)
   const toWeb =
     c.static.kind === 'remote' ? ['      if (-f $request_filename) {', '        return 418;', '      }'] : [];

@@ -122,6 +122,22 @@ describe('nginx configuration', () => {
     expect(c).toContain('try_files $uri @php;');
   });
 
+  it('a volume in the document root: its files served by the node itself, never a script run there', () => {
+    const c = nginxConf(
+      site({
+        volumes: ['wp-content/uploads'],
+        php: { kind: 'remote', servers: [] },
+        static: { kind: 'local' },
+      }),
+    );
+    const at = c.indexOf('location ^~ /wp-content/uploads/ {');
+    expect(at).toBeGreaterThan(0);
+    // before the PHP location: a prefix with ^~ wins over every regular expression
+    expect(at).toBeLessThan(c.indexOf('location ~ [^/]\\.php(/|$)'));
+    expect(c.slice(at, c.indexOf('\n    }', at))).toContain('return 403;');
+    expect(nginxConf(site())).not.toContain('location ^~');
+  });
+
   it('no code yet: every request answers 503 with Retry-After', () => {
     const c = nginxConf(site({ root: undefined }));
     expect(c).toContain('return 503;');

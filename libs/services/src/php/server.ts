@@ -228,6 +228,29 @@ const startNginx = async (ctx: AgentContext): Promise<void> => {
 };
 
 /**
+ * A volume the node mounts (at `<work>/<mount>`) shows in the served version at the same path: a
+ * link, made as the workload user, in place of what the archive has there. So an application writes
+ * its uploads where it always does (WordPress: `wp-content/uploads`), on the volume every node shares.
+ */
+const showVolumes = async (ctx: AgentContext, version: string, mounts: readonly string[]): Promise<void> => {
+  for (const mount of mounts) {
+    const key = `volume:${version}:${mount}`;
+    if (written.has(key)) continue;
+    const r = await ctx.exec('/bin/sh', [
+      '-c',
+      'cd "$1" && mkdir -p "$(dirname "$2")" && { [ -L "$2" ] || rm -rf "$2"; } && ln -sfn "$3" "$2.cps-link" && mv -Tf "$2.cps-link" "$2"',
+      'sh',
+      version,
+      mount,
+      join(ctx.workDir, mount),
+    ]);
+    if (r.code !== 0)
+      throw new CpsError('internal', `showing volume ${mount} in ${version}: ${r.stderr.trim()}`);
+    written.set(key, 'linked');
+  }
+};
+
+/**
  * Brings the node to what its configuration says, idempotently: files written, php-fpm started
  * before nginx sends it anything (and stopped a while after nginx stopped sending), nginx reloaded
  * when its configuration changed, php-fpm reloaded when its own did, old versions deleted.
@@ -251,9 +274,12 @@ const apply = async (ctx: AgentContext): Promise<void> => {
     written.set(CURRENT, target);
   }
   const root = target !== undefined ? CURRENT : undefined;
+  const volumes = (ctx.config?.volumes ?? []).map((v) => v.mount);
+  if (target !== undefined) await showVolumes(ctx, target, volumes);
   const conf = nginxConf({
     listen: { address: ctx.address, port: nginxPort(ctx) },
     ...(root !== undefined ? { root } : {}),
+    ...(volumes.length > 0 ? { volumes } : {}),
     php:
       s.php === 'local'
         ? { kind: 'local', fpm: fpmAddress }
