@@ -86,6 +86,41 @@ export const chunkConfig = (c: ChunkFiles): string =>
     HDD_LEAVE_SPACE_DEFAULT: '64MiB',
   });
 
+export interface MetaloggerFiles {
+  readonly dataPath: string;
+  readonly master: { readonly address: string; readonly port: number };
+}
+
+/**
+ * mfsmetalogger.cfg: a copy of the master's metadata (downloaded every hour) and of its change log
+ * (as it happens), in the node's data directory: what a new master starts from if the master's node
+ * is lost.
+ */
+export const metaloggerConfig = (m: MetaloggerFiles): string =>
+  cfg({
+    DATA_PATH: m.dataPath,
+    LOCK_FILE: `${m.dataPath}/.mfsmetalogger.lock`,
+    MASTER_HOST: m.master.address,
+    MASTER_PORT: m.master.port,
+    META_DOWNLOAD_FREQ: 1,
+  });
+
+/**
+ * The files of a metalogger's directory a new master starts from (`mfsmaster -a` replays the change
+ * logs onto the metadata): the metadata it downloaded, if any (a master that never saved its metadata
+ * gives none: the new master starts from an empty file system and replays every change), and the
+ * change logs.
+ */
+export const isRestoreFile = (name: string): boolean =>
+  /^(metadata_ml\.mfs\.back(\.\d+)?|changelog_ml(_back)?\.\d+\.mfs)$/.test(name);
+
+/** The number of the last change in a change log (`<id>: <time>|<operation>` lines); 0 if none. */
+export const lastChange = (changelog: string): number => {
+  const lines = changelog.trimEnd().split('\n');
+  const m = /^(\d+):/.exec(lines[lines.length - 1] ?? '');
+  return m ? Number(m[1]) : 0;
+};
+
 /** mfshdd.cfg: one chunk directory; `*` first marks it for removal (its chunks are copied away). */
 export const hddConfig = (dir: string, draining: boolean): string => `${draining ? '*' : ''}${dir}\n`;
 

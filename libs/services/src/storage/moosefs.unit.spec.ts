@@ -4,7 +4,10 @@ import {
   drained,
   exportsConfig,
   hddConfig,
+  isRestoreFile,
+  lastChange,
   masterConfig,
+  metaloggerConfig,
   mountArgs,
   parseChunkClasses,
   parseChunkMatrix,
@@ -120,6 +123,38 @@ describe('MooseFS files and tool output', () => {
     expect(parseGoal('nothing')).toBeUndefined();
     expect(parseQuota(QUOTA)).toBe(1073741824);
     expect(parseQuota(QUOTA.replace('1073741824', '         -'))).toBeUndefined();
+  });
+});
+
+describe('the metadata kept elsewhere', () => {
+  it('runs a metalogger against the master’s metalogger port, downloading the metadata every hour', () => {
+    const c = metaloggerConfig({
+      dataPath: 'node/data/metalogger',
+      master: { address: '198.18.1.2', port: 20000 },
+    });
+    expect(c).toContain('MASTER_HOST = 198.18.1.2\nMASTER_PORT = 20000\n');
+    expect(c).toContain('DATA_PATH = node/data/metalogger\n');
+    expect(c).toContain('META_DOWNLOAD_FREQ = 1\n');
+  });
+
+  it('restores a master from the metadata and change logs only, and knows the last change', () => {
+    const names = [
+      'metadata_ml.mfs.back',
+      'changelog_ml.0.mfs',
+      'changelog_ml_back.1.mfs',
+      'metadata_ml.tmp',
+      '.mfsmetalogger.lock',
+      '../x',
+      'changelog_ml.0.mfs/..',
+    ];
+    expect(names.filter(isRestoreFile)).toEqual([
+      'metadata_ml.mfs.back',
+      'changelog_ml.0.mfs',
+      'changelog_ml_back.1.mfs',
+    ]);
+    // as a metalogger wrote it
+    expect(lastChange('20: 1796637469|UNLOCK(3)\n21: 1796637469|SETSCLASS(2,0,1,1,4):4,0,0\n')).toBe(21);
+    expect(lastChange('')).toBe(0);
   });
 });
 

@@ -187,5 +187,59 @@ describe.skipIf(!hostMode)('storage: MooseFS volumes on three nodes', () => {
     expect(after).not.toContain(`${victim.address}:`);
     expect(after.match(/copy \d+: .*VALID/g)).toHaveLength(20);
     await onNode(master.nodeId, 'umount /tmp/k');
+    await eventually(volumes, (v) => v.find((x) => x.name === 'keep')?.mounts === 0, 30_000);
+    await h.call('delete_volume', { name: 'keep' });
   }, 360_000);
+
+  it('loses the master’s whole node (kill -9 of every process): a new master starts from a metalogger’s copy, every file still there', async () => {
+    const before = await h.nodes();
+    const master = before.find((n) => n.role === 'master' && n.state === 'running')!;
+    const chunk = before.find((n) => n.role === 'chunk' && n.state === 'running')!;
+    await h.call('create_volume', { name: 'meta', replicas: 2 });
+    const password = /password=([^\s,]+)/.exec(nodeFile(master.nodeId, 'mfsexports.cfg'))![1]!;
+    const port = Number(/MATOCL_LISTEN_PORT = (\d+)/.exec(nodeFile(master.nodeId, 'mfsmaster.cfg'))![1]);
+    const mount = (address: string) =>
+      onNode(
+        chunk.nodeId,
+        `mkdir -p /tmp/m && mfsmount /tmp/m -H ${address} -P ${port} -S /meta -o mfspassword=${password} >/dev/null 2>&1`,
+      );
+    await mount(master.address!);
+    await onNode(
+      chunk.nodeId,
+      'mkdir -p /tmp/m/dir && for i in 1 2 3 4 5; do head -c 200000 /dev/urandom > /tmp/m/dir/f$i; done; cd /tmp/m/dir && sha256sum f* > /tmp/meta.sums && cd / && umount /tmp/m',
+    );
+    // the metalogger on the chunk node has the change log up to the last file
+    await eventually(
+      () =>
+        onNode(
+          chunk.nodeId,
+          `tail -n 1 ${join(h.host.dir, 'cloud', 'nodes', chunk.nodeId, 'work', 'data', 'metalogger', 'changelog_ml.0.mfs')}`,
+        ),
+      (t) => t.trim().length > 0,
+      10_000,
+    );
+    const ns = (
+      await run('ip', ['netns', 'identify', (await h.agentNode(master.nodeId)).instanceId])
+    ).stdout.trim();
+    const pids = (await run('ip', ['netns', 'pids', ns])).stdout.split('\n').filter(Boolean).map(Number);
+    expect(pids.length).toBeGreaterThan(2);
+    for (const pid of pids) process.kill(pid, 'SIGKILL');
+    const t0 = Date.now();
+    const fresh = await eventually(
+      () => h.nodes(),
+      (list) => list.some((n) => n.role === 'master' && n.state === 'running' && n.nodeId !== master.nodeId),
+      180_000,
+    );
+    const next = fresh.find((n) => n.role === 'master' && n.state === 'running')!;
+    console.log(`a new master running ${Date.now() - t0} ms after its node was killed`);
+    expect((await h.request(getLogs, {})).text).toMatch(
+      new RegExp(`master restored from a metalogger.*${next.nodeId}`),
+    );
+    // the volumes and their files, through the new master
+    expect((await volumes()).map((v) => v.name)).toEqual(['meta']);
+    await mount(next.address!);
+    expect(await onNode(chunk.nodeId, 'cd /tmp/m/dir && sha256sum -c /tmp/meta.sums')).not.toMatch(/FAILED/);
+    expect((await onNode(chunk.nodeId, 'ls /tmp/m/dir')).split('\n').filter(Boolean)).toHaveLength(5);
+    await onNode(chunk.nodeId, 'umount /tmp/m');
+  }, 300_000);
 });

@@ -11,7 +11,10 @@ import {
   shortOfGoal,
   exportsConfig,
   hddConfig,
+  isRestoreFile,
+  lastChange,
   masterConfig,
+  metaloggerConfig,
   mountArgs,
   parseChunkClasses,
   parseChunkMatrix,
@@ -44,27 +47,37 @@ const VolumeCreated = z.object({
 const VolumeDeleted = z.object({ name: VolumeName });
 const ReplicationSet = z.object({ name: VolumeName, replicas: Replicas });
 
+const MasterRan = z.object({ nodeId: IdSchema });
+
 type Volume = z.infer<typeof VolumeCreated>;
 interface StorageState {
   readonly volumes: Readonly<Record<string, Volume>>;
+  /** The node whose master ran last: a master on another node starts from a metalogger's copy. */
+  readonly master?: string;
 }
 const state = pluginState<StorageState>({
   initial: { volumes: {} },
-  events: { volume_created: VolumeCreated, volume_deleted: VolumeDeleted, replication_set: ReplicationSet },
+  events: {
+    volume_created: VolumeCreated,
+    volume_deleted: VolumeDeleted,
+    replication_set: ReplicationSet,
+    master_ran: MasterRan,
+  },
   evolve: (s, e) => {
+    if (e.name === 'master_ran') return { ...s, master: (e.data as { nodeId: string }).nodeId };
     if (e.name === 'volume_created') {
       const v = e.data as Volume;
-      return { volumes: { ...s.volumes, [v.name]: v } };
+      return { ...s, volumes: { ...s.volumes, [v.name]: v } };
     }
     if (e.name === 'volume_deleted') {
       const gone = (e.data as { name: string }).name;
       const rest = Object.fromEntries(Object.entries(s.volumes).filter(([n]) => n !== gone));
-      return { volumes: rest };
+      return { ...s, volumes: rest };
     }
     if (e.name === 'replication_set') {
       const r = e.data as z.infer<typeof ReplicationSet>;
       const v = s.volumes[r.name];
-      return v ? { volumes: { ...s.volumes, [r.name]: { ...v, replicas: r.replicas } } } : s;
+      return v ? { ...s, volumes: { ...s.volumes, [r.name]: { ...v, replicas: r.replicas } } } : s;
     }
     return s;
   },
@@ -72,7 +85,11 @@ const state = pluginState<StorageState>({
 
 /** What each node is told. */
 const NodeSettings = z.object({
-  master: z.object({ address: z.string(), chunkservers: z.number(), clients: z.number() }).optional(),
+  master: z
+    .object({ address: z.string(), metaloggers: z.number(), chunkservers: z.number(), clients: z.number() })
+    .optional(),
+  /** A master node that starts from a metalogger's copy (the manager sends it), not empty. */
+  restore: z.boolean().optional(),
   /** What a client of a volume gives the master. */
   password: z.string(),
 });
@@ -99,6 +116,7 @@ const masterAt = (m: NodeView) => {
   if (!m.address || !m.ports) throw new CpsError('internal', 'the master has no address yet');
   return {
     address: m.address,
+    metaloggers: m.ports.from + PORTS.metaloggers,
     chunkservers: m.ports.from + PORTS.chunkservers,
     clients: m.ports.from + PORTS.clients,
   };
@@ -154,6 +172,7 @@ const onNodesChanged = async (ctx: ManagerContext): Promise<void> => {
   if (m?.state !== 'running' || !m.address) return;
   const at = masterAt(m);
   await ctx.setEndpoint('mfs', { address: at.address, port: at.clients, nodeId: m.nodeId });
+  if ((ctx.state() as StorageState).master !== m.nodeId) await ctx.record('master_ran', { nodeId: m.nodeId });
   // the manifest's volumes once every node asked for runs: their replicas count the chunk servers
   if (ctx.nodes().some((n) => n.state === 'requested' || n.state === 'starting')) return;
   const servers = running(ctx).length;
@@ -161,6 +180,59 @@ const onNodesChanged = async (ctx: ManagerContext): Promise<void> => {
     await createVolume(ctx, { ...v, replicas: Math.min(v.replicas, servers) }).catch((e: unknown) =>
       ctx.log.warn('a volume of the manifest was not made', { volume: v.name, error: String(e) }),
     );
+};
+
+/** A master node other than the one that ran last: the file system's metadata is elsewhere. */
+const needsRestore = (ctx: ManagerContext, node: NodeView): boolean => {
+  const last = (ctx.state() as StorageState).master;
+  return last !== undefined && last !== node.nodeId;
+};
+
+const Metalog = z.object({
+  lastChange: z.number(),
+  files: z.array(z.object({ name: z.string(), size: z.number() })),
+});
+/** Bytes of a metalogger's file per request. */
+const PART = 256 * 1024;
+
+/**
+ * A new master (its node replaced the lost one): the freshest metalogger's copy of the metadata and
+ * change logs (the chunk node whose change log goes furthest) is sent to it, part by part through
+ * the manager, and it starts from there (`mfsmaster -a`). With no copy anywhere it starts empty, and
+ * says so.
+ */
+const restoreMaster = async (ctx: ManagerContext, node: NodeView): Promise<void> => {
+  const copies = await ctx.fanOut(
+    running(ctx)
+      .filter((n) => n.role === 'chunk')
+      .map((n) => n.nodeId),
+    'metalog',
+    {},
+    { timeoutMs: 10_000 },
+  );
+  const best = copies
+    .flatMap((c) => (c.ok ? [{ nodeId: c.nodeId, log: Metalog.parse(c.result) }] : []))
+    .filter((c) => c.log.files.length > 0)
+    .sort((a, b) => b.log.lastChange - a.log.lastChange)[0];
+  if (!best) ctx.log.error('no metalogger has a copy of the metadata: the new master starts empty', {});
+  for (const f of best?.log.files ?? [])
+    for (let offset = 0; offset < f.size || offset === 0; offset += PART) {
+      const part = z
+        .object({ data: z.string() })
+        .parse(await ctx.callAgent(best!.nodeId, 'metalog_read', { name: f.name, offset, length: PART }));
+      await ctx.callAgent(
+        node.nodeId,
+        'restore_part',
+        { name: f.name, offset, data: part.data },
+        { timeoutMs: 30_000 },
+      );
+      if (f.size === 0) break;
+    }
+  await ctx.callAgent(node.nodeId, 'restore_master', {}, { timeoutMs: 30_000 });
+  ctx.log.info('master restored from a metalogger', {
+    nodeId: node.nodeId,
+    ...(best ? { from: best.nodeId, lastChange: best.log.lastChange } : {}),
+  });
 };
 
 /** How long a drain may take before the node is removed all the same (logged). */
@@ -334,6 +406,8 @@ const paths = (ctx: AgentContext) => ({
   masterCfg: join(ctx.workDir, 'mfsmaster.cfg'),
   exportsCfg: join(ctx.workDir, 'mfsexports.cfg'),
   chunkCfg: join(ctx.workDir, 'mfschunkserver.cfg'),
+  metaloggerData: join(ctx.workDir, ctx.dataDir, 'metalogger'),
+  metaloggerCfg: join(ctx.workDir, 'mfsmetalogger.cfg'),
   hddCfg: join(ctx.workDir, 'mfshdd.cfg'),
 });
 
@@ -366,6 +440,14 @@ const writeConfigs = async (ctx: AgentContext, s: NodeSettings): Promise<void> =
       }),
     );
     await ctx.files.write('mfshdd.cfg', hddConfig(join(p.chunkData, 'hdd'), existsSync(drainMarker(ctx))));
+    if (ctx.role === 'chunk')
+      await ctx.files.write(
+        'mfsmetalogger.cfg',
+        metaloggerConfig({
+          dataPath: p.metaloggerData,
+          master: { address: s.master.address, port: s.master.metaloggers },
+        }),
+      );
   }
 };
 
@@ -397,8 +479,47 @@ const startChunkServer = async (ctx: AgentContext, s: NodeSettings): Promise<voi
       ],
     },
   });
+  if (ctx.role === 'chunk')
+    await ctx.startWorkload({
+      name: 'mfsmetalogger',
+      command: '/usr/sbin/mfsmetalogger',
+      args: ['-f', '-c', paths(ctx).metaloggerCfg],
+      restart: 'always',
+    });
   chunkMaster.set(ctx.nodeId, `${s.master.address}:${s.master.chunkservers}`);
 };
+
+/** A new file system: MooseFS's empty metadata file. */
+const emptyMetadata = async (ctx: AgentContext): Promise<void> => {
+  const r = await ctx.exec('/bin/sh', [
+    '-c',
+    'cp /var/lib/mfs/metadata.mfs.empty "$1/master/metadata.mfs"',
+    'sh',
+    ctx.dataDir,
+  ]);
+  if (r.code !== 0) throw new CpsError('internal', `empty metadata: ${r.stderr.trim()}`);
+};
+
+const startMaster = (ctx: AgentContext): Promise<void> =>
+  ctx.startWorkload({
+    name: 'mfsmaster',
+    command: '/usr/sbin/mfsmaster',
+    // -a: the metadata rebuilt from the change logs (after a crash, or from a metalogger's copy)
+    args: ['-f', '-a', '-c', paths(ctx).masterCfg],
+    restart: 'always',
+    ready: { tcp: ctx.ports.from + PORTS.clients },
+  });
+
+/** Whether the master's data directory holds metadata (its own, or a metalogger's copy). */
+const hasMetadata = async (ctx: AgentContext): Promise<boolean> =>
+  (
+    await ctx.exec('/bin/sh', [
+      '-c',
+      'cd "$1/master" && for f in metadata.mfs metadata.mfs.back metadata_ml.mfs.back; do [ -e "$f" ] && exit 0; done; exit 1',
+      'sh',
+      ctx.dataDir,
+    ])
+  ).code === 0;
 
 const onStart = async (ctx: AgentContext): Promise<void> => {
   const s = settingsOf(ctx);
@@ -406,20 +527,19 @@ const onStart = async (ctx: AgentContext): Promise<void> => {
   // as the workload user, in its own directory: the daemons' data
   const mk = await ctx.exec('/bin/sh', [
     '-c',
-    `mkdir -p "$1/master" "$1/chunks/hdd" && { [ -e "$1/master/metadata.mfs" ] || [ -e "$1/master/metadata.mfs.back" ] || cp /var/lib/mfs/metadata.mfs.empty "$1/master/metadata.mfs"; }`,
+    'mkdir -p "$1/master" "$1/chunks/hdd" "$1/metalogger"',
     'sh',
     ctx.dataDir,
   ]);
   if (mk.code !== 0) throw new CpsError('internal', `preparing the data directory: ${mk.stderr.trim()}`);
-  if (ctx.role === 'master')
-    await ctx.startWorkload({
-      name: 'mfsmaster',
-      command: '/usr/sbin/mfsmaster',
-      // -a: after a crash, the metadata is rebuilt from the change logs
-      args: ['-f', '-a', '-c', paths(ctx).masterCfg],
-      restart: 'always',
-      ready: { tcp: ctx.ports.from + PORTS.clients },
-    });
+  if (ctx.role === 'master') {
+    // a replacement master waits for the metalogger's copy (the manager's restore_master starts it)
+    if (await hasMetadata(ctx)) await startMaster(ctx);
+    else if (!s.restore) {
+      await emptyMetadata(ctx);
+      await startMaster(ctx);
+    }
+  }
   await startChunkServer(ctx, s);
 };
 
@@ -430,6 +550,7 @@ const onConfigure = async (ctx: AgentContext): Promise<void> => {
   const was = chunkMaster.get(ctx.nodeId);
   if (was !== undefined && s.master && was !== `${s.master.address}:${s.master.chunkservers}`) {
     await ctx.stopWorkload('mfschunkserver');
+    if (ctx.role === 'chunk') await ctx.stopWorkload('mfsmetalogger');
     await startChunkServer(ctx, s);
   }
 };
@@ -606,12 +727,16 @@ export const storageService = defineService({
         },
       }),
     },
-    configureNode: (ctx): NodeSettings => {
+    configureNode: (ctx, node): NodeSettings => {
       const m = masterOf(ctx);
       return {
         ...(m?.address && m.ports ? { master: masterAt(m) } : {}),
+        ...(node.role === 'master' && needsRestore(ctx, node) ? { restore: true } : {}),
         password: ctx.secret(CLIENTS),
       };
+    },
+    onNodeJoined: async (ctx, node) => {
+      if (node.role === 'master' && needsRestore(ctx, node)) await restoreMaster(ctx, node);
     },
     onNodesChanged,
     beforeRemove: drainNode,
@@ -659,6 +784,97 @@ export const storageService = defineService({
           // the chunk server reads its disks again on SIGHUP
           await ctx.signal('mfschunkserver', 'SIGHUP');
           return { draining: true };
+        },
+      }),
+      metalog: agentMethod({
+        description: 'This node’s metalogger copy: its files and the last change it holds',
+        args: z.object({}),
+        result: Metalog,
+        handle: async (ctx) => {
+          const r = await ctx.exec('/bin/sh', [
+            '-c',
+            'cd "$1/metalogger" 2>/dev/null || exit 0; for f in *; do [ -f "$f" ] && echo "file $(stat -c %s "$f") $f"; done; echo "last $(tail -n 1 changelog_ml.0.mfs 2>/dev/null)"',
+            'sh',
+            ctx.dataDir,
+          ]);
+          if (r.code !== 0) throw new CpsError('internal', `reading the metalogger: ${r.stderr.trim()}`);
+          const files = r.stdout.split('\n').flatMap((l) => {
+            const m = /^file (\d+) (.+)$/.exec(l);
+            return m && isRestoreFile(m[2]!) ? [{ name: m[2]!, size: Number(m[1]) }] : [];
+          });
+          return { lastChange: lastChange(/^last (.*)$/m.exec(r.stdout)?.[1] ?? ''), files };
+        },
+      }),
+      metalog_read: agentMethod({
+        description: 'A part of one of this node’s metalogger files, in base64',
+        args: z.object({
+          name: z.string().refine(isRestoreFile, 'a metalogger file'),
+          offset: z.number().int().min(0),
+          length: z.number().int().min(1).max(PART),
+        }),
+        result: z.object({ data: z.string() }),
+        handle: async (ctx, a) => {
+          const r = await ctx.exec(
+            '/bin/sh',
+            [
+              '-c',
+              'tail -c +"$3" "$1/metalogger/$2" | head -c "$4" | base64 -w 0',
+              'sh',
+              ctx.dataDir,
+              a.name,
+              String(a.offset + 1),
+              String(a.length),
+            ],
+            { keepBytes: 2 * PART },
+          );
+          if (r.code !== 0) throw new CpsError('internal', `reading ${a.name}: ${r.stderr.trim()}`);
+          return { data: r.stdout.trim() };
+        },
+      }),
+      restore_part: agentMethod({
+        description: 'Writes a part of a metalogger file into this master’s data directory',
+        args: z.object({
+          name: z.string().refine(isRestoreFile, 'a metalogger file'),
+          offset: z.number().int().min(0),
+          data: z.string().max(PART * 2),
+        }),
+        result: z.object({ written: z.number() }),
+        handle: async (ctx, a) => {
+          if (ctx.role !== 'master') throw new ConflictError('not a master node');
+          // the first part makes the file anew: a restore that starts again starts from nothing
+          const r = await ctx.exec(
+            '/bin/sh',
+            [
+              '-c',
+              'mkdir -p "$1/restore" && f="$1/restore/$2" && { [ "$3" != 0 ] || : > "$f"; } && base64 -d >> "$f"',
+              'sh',
+              ctx.dataDir,
+              a.name,
+              String(a.offset),
+            ],
+            { input: a.data },
+          );
+          if (r.code !== 0) throw new CpsError('internal', `writing ${a.name}: ${r.stderr.trim()}`);
+          return { written: Buffer.from(a.data, 'base64').length };
+        },
+      }),
+      restore_master: agentMethod({
+        description: 'Starts this master from the metalogger’s copy it was sent (empty if none came)',
+        args: z.object({}),
+        result: z.object({ started: z.boolean() }),
+        handle: async (ctx) => {
+          if (ctx.role !== 'master') throw new ConflictError('not a master node');
+          // the parts were written aside: a restore cut short never leaves half a file to start from
+          const r = await ctx.exec('/bin/sh', [
+            '-c',
+            '[ ! -d "$1/restore" ] || { mv -f "$1/restore"/* "$1/master/" 2>/dev/null; rm -rf "$1/restore"; }',
+            'sh',
+            ctx.dataDir,
+          ]);
+          if (r.code !== 0) throw new CpsError('internal', `moving the copy in: ${r.stderr.trim()}`);
+          if (!(await hasMetadata(ctx))) await emptyMetadata(ctx);
+          await startMaster(ctx);
+          return { started: true };
         },
       }),
       remove_volume: agentMethod({
