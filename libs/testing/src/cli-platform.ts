@@ -22,6 +22,9 @@ export const cliPlatform = (prefix: string) => {
   const home = join(root, 'home');
   const env: NodeJS.ProcessEnv = { ...process.env, CPS_HOME: home, CPS_CONFIG_DIR: join(root, 'config') };
   const cps = (...args: string[]) => run(process.execPath, [CLI, ...args], { env, timeout: 60_000 });
+  /** The local cloud's nodes, as its directory shows them (also while the platform is down). */
+  const localNodes = () =>
+    new LocalCloud({ dir: join(home, 'cloud'), command: () => ({ command: 'none', args: [] }) }).list();
   return {
     root,
     home,
@@ -38,20 +41,14 @@ export const cliPlatform = (prefix: string) => {
     init: async (): Promise<void> => {
       await PlatformHome.init(home, { env, natsPort: await freePort(), directorPort: await freePort() });
     },
-    /** The local cloud's nodes, as its directory shows them (also while the platform is down). */
-    localNodes: () =>
-      new LocalCloud({ dir: join(home, 'cloud'), command: () => ({ command: 'none', args: [] }) }).list(),
+    localNodes,
     /**
      * Runs `script` as a tenant would: the workload user (`cps-work`), in the mount, network and PID
      * namespaces of host-mode node `nodeId`, from its work directory. Answers whether it exited 0,
      * and its outputs.
      */
     asTenant: async (nodeId: string, script: string): Promise<{ ok: boolean; out: string }> => {
-      const cloud = new LocalCloud({
-        dir: join(home, 'cloud'),
-        command: () => ({ command: 'none', args: [] }),
-      });
-      const node = (await cloud.list()).find((n) => n.nodeId === nodeId);
+      const node = (await localNodes()).find((n) => n.nodeId === nodeId);
       if (!node) throw new Error(`no node ${nodeId}`);
       const args = ['-t', node.instanceId, '-m', '-n', '-p'];
       const user = ['setpriv', '--reuid=cps-work', '--regid=cps-work', '--clear-groups'];

@@ -185,6 +185,13 @@ export const parseChunkClasses = (out: string): Record<string, number> =>
     }),
   );
 
+/** The fields of each line of `mfscli ... -p -n -s '|'` output whose first field starts with `set`. */
+const rows = (out: string, set: string): string[][] =>
+  out.split('\n').flatMap((line) => {
+    const f = line.split('|').map((x) => x.trim());
+    return f[0]?.startsWith(set) ? [f] : [];
+  });
+
 /** One row of `mfscli -SCS -p -n -s '|'`: a chunk server the master has. */
 export interface ChunkServerRow {
   readonly address: string;
@@ -199,9 +206,8 @@ export interface ChunkServerRow {
  * `chunk servers:|<ip>|<port>|<id>|<name>|<version>|<load>|<maintenance>|<chunks>|<used>|<total>|...`.
  */
 export const parseChunkServers = (out: string): ChunkServerRow[] =>
-  out.split('\n').flatMap((line) => {
-    const f = line.split('|').map((x) => x.trim());
-    if (!f[0]?.startsWith('chunk servers') || f.length < 11) return [];
+  rows(out, 'chunk servers').flatMap((f) => {
+    if (f.length < 11) return [];
     const n = (i: number) => Number(f[i]);
     if (![2, 8, 9, 10].every((i) => Number.isFinite(n(i)))) return [];
     return [{ address: f[1]!, port: n(2), chunks: n(8), usedBytes: n(9), totalBytes: n(10) }];
@@ -212,9 +218,8 @@ export const parseChunkServers = (out: string): ChunkServerRow[] =>
  * `active mounts, parameters:|<session>|<ip>|<mount point>|<open files>|<sockets>|<version>|<sub-folder>|...`.
  */
 export const parseMounts = (out: string): { address: string; path: string }[] =>
-  out.split('\n').flatMap((line) => {
-    const f = line.split('|').map((x) => x.trim());
-    if (!f[0]?.startsWith('active mounts') || !f[7]?.startsWith('/')) return [];
+  rows(out, 'active mounts').flatMap((f) => {
+    if (!f[7]?.startsWith('/')) return [];
     return [{ address: f[2]!, path: f[7] }];
   });
 
@@ -228,10 +233,9 @@ export interface DiskRow {
 }
 
 export const parseDisks = (out: string): DiskRow[] =>
-  out.split('\n').flatMap((line) => {
-    const f = line.split('|').map((x) => x.trim());
+  rows(out, 'disks').flatMap((f) => {
     const m = /^(\d+\.\d+\.\d+\.\d+:\d+):(.*)$/.exec(f[1] ?? '');
-    if (!f[0]?.startsWith('disks') || !m || f.length < 5) return [];
+    if (!m || f.length < 5) return [];
     return [{ server: m[1]!, path: m[2]!, chunks: Number(f[2]), status: f[4]! }];
   });
 

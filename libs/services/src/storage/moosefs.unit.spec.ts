@@ -57,16 +57,16 @@ const QUOTA = `files: (current values | soft quota | hard quota) ; soft quota gr
 describe('MooseFS files and tool output', () => {
   it('configures the master and a chunk server on the node’s address and ports only', () => {
     const m = masterConfig({
-      dataPath: 'node/work/data/master',
-      exportsPath: 'node/work/x.cfg',
+      dataPath: 'node-dir/data/master',
+      exportsPath: 'node-dir/x.cfg',
       address: '198.18.1.2',
       firstPort: 20000,
     });
     expect(m).toContain('MATOCL_LISTEN_HOST = 198.18.1.2\nMATOCL_LISTEN_PORT = 20002');
-    expect(m).toContain('DATA_PATH = node/work/data/master');
+    expect(m).toContain('DATA_PATH = node-dir/data/master');
     const c = chunkConfig({
-      dataPath: 'node/work/data/chunks',
-      hddConfPath: 'node/work/hdd.cfg',
+      dataPath: 'node-dir/data/chunks',
+      hddConfPath: 'node-dir/hdd.cfg',
       address: '198.18.1.3',
       firstPort: 20000,
       master: { address: '198.18.1.2', port: 20001 },

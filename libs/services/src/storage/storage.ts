@@ -216,6 +216,7 @@ const restoreMaster = async (ctx: ManagerContext, node: NodeView): Promise<void>
     .sort((a, b) => b.log.lastChange - a.log.lastChange)[0];
   if (!best) ctx.log.error('no metalogger has a copy of the metadata: the new master starts empty', {});
   for (const f of best?.log.files ?? [])
+    // at least one part: an empty file is made too
     for (let offset = 0; offset < f.size || offset === 0; offset += PART) {
       const part = z
         .object({ data: z.string() })
@@ -226,7 +227,6 @@ const restoreMaster = async (ctx: ManagerContext, node: NodeView): Promise<void>
         { name: f.name, offset, data: part.data },
         { timeoutMs: 30_000 },
       );
-      if (f.size === 0) break;
     }
   await ctx.callAgent(node.nodeId, 'restore_master', {}, { timeoutMs: 30_000 });
   ctx.log.info('master restored from a metalogger', {
@@ -257,11 +257,11 @@ const drainNode = async (ctx: ManagerContext, node: NodeView, stopping: AbortSig
   while (Date.now() - started < DRAIN_MS) {
     if (stopping.aborted)
       throw new CpsError('unavailable', 'the manager stopped: the drain goes on at its restart');
-    const health = await onMaster(ctx, 'health', {}).then(
-      (h) => Health.parse(h),
+    const status = await onMaster(ctx, 'drain_status', {}).then(
+      (d) => DrainStatus.parse(d),
       () => undefined,
     );
-    if (health && drained(health, server)) {
+    if (status && drained(status, server)) {
       ctx.log.info('drained', { nodeId: node.nodeId, ms: Date.now() - started });
       return;
     }
@@ -288,22 +288,26 @@ const VolumeFigures = z.object({
   length: z.number(),
   size: z.number(),
 });
+const ServerRow = z.object({
+  address: z.string(),
+  port: z.number(),
+  chunks: z.number(),
+  usedBytes: z.number(),
+  totalBytes: z.number(),
+});
 const Health = z.object({
-  servers: z.array(
-    z.object({
-      address: z.string(),
-      port: z.number(),
-      chunks: z.number(),
-      usedBytes: z.number(),
-      totalBytes: z.number(),
-    }),
-  ),
+  servers: z.array(ServerRow),
   chunks: z.record(z.string(), z.number()),
-  /** How many chunks of each goal have so many copies: counting every copy, and regular ones only (not on disks marked for removal). */
-  matrix: z.array(z.object({ goal: z.number(), copies: z.number(), chunks: z.number() })),
-  regularMatrix: z.array(z.object({ goal: z.number(), copies: z.number(), chunks: z.number() })),
   mounts: z.array(z.object({ address: z.string(), path: z.string() })),
+});
+const Cell = z.object({ goal: z.number(), copies: z.number(), chunks: z.number() });
+/** What `drained` reads: see it in `moosefs.ts`. */
+const DrainStatus = z.object({
+  servers: z.array(ServerRow),
   disks: z.array(z.object({ server: z.string(), path: z.string(), chunks: z.number(), status: z.string() })),
+  /** How many chunks of each goal have so many copies: every copy, and regular ones only (not on disks marked for removal). */
+  matrix: z.array(Cell),
+  regularMatrix: z.array(Cell),
 });
 
 /** What the master says of its chunk servers, chunks and mounts (see the agent's `health`). */
@@ -489,16 +493,26 @@ const startChunkServer = async (ctx: AgentContext, s: NodeSettings): Promise<voi
   chunkMaster.set(ctx.nodeId, `${s.master.address}:${s.master.chunkservers}`);
 };
 
-/** A new file system: MooseFS's empty metadata file. */
-const emptyMetadata = async (ctx: AgentContext): Promise<void> => {
-  const r = await ctx.exec('/bin/sh', [
-    '-c',
-    'cp /var/lib/mfs/metadata.mfs.empty "$1/master/metadata.mfs"',
-    'sh',
-    ctx.dataDir,
-  ]);
-  if (r.code !== 0) throw new CpsError('internal', `empty metadata: ${r.stderr.trim()}`);
+/**
+ * Runs `script` as the workload user on the node's data directory (`$1`; `args` are `$2`...): the
+ * daemons' files are the workload's, so the agent never touches them itself. Fails with `what` and
+ * the script's stderr; resolves to its stdout.
+ */
+const inData = async (
+  ctx: AgentContext,
+  what: string,
+  script: string,
+  args: readonly string[] = [],
+  options: { readonly input?: string; readonly keepBytes?: number } = {},
+): Promise<string> => {
+  const r = await ctx.exec('/bin/sh', ['-c', script, 'sh', ctx.dataDir, ...args], options);
+  if (r.code !== 0) throw new CpsError('internal', `${what}: ${r.stderr.trim()}`);
+  return r.stdout;
 };
+
+/** A new file system: MooseFS's empty metadata file. */
+const emptyMetadata = (ctx: AgentContext): Promise<string> =>
+  inData(ctx, 'empty metadata', 'cp /var/lib/mfs/metadata.mfs.empty "$1/master/metadata.mfs"');
 
 const startMaster = (ctx: AgentContext): Promise<void> =>
   ctx.startWorkload({
@@ -525,13 +539,7 @@ const onStart = async (ctx: AgentContext): Promise<void> => {
   const s = settingsOf(ctx);
   if (!s) return;
   // as the workload user, in its own directory: the daemons' data
-  const mk = await ctx.exec('/bin/sh', [
-    '-c',
-    'mkdir -p "$1/master" "$1/chunks/hdd" "$1/metalogger"',
-    'sh',
-    ctx.dataDir,
-  ]);
-  if (mk.code !== 0) throw new CpsError('internal', `preparing the data directory: ${mk.stderr.trim()}`);
+  await inData(ctx, 'preparing the data directory', 'mkdir -p "$1/master" "$1/chunks/hdd" "$1/metalogger"');
   if (ctx.role === 'master') {
     // a replacement master waits for the metalogger's copy (the manager's restore_master starts it)
     if (await hasMetadata(ctx)) await startMaster(ctx);
@@ -791,18 +799,16 @@ export const storageService = defineService({
         args: z.object({}),
         result: Metalog,
         handle: async (ctx) => {
-          const r = await ctx.exec('/bin/sh', [
-            '-c',
+          const out = await inData(
+            ctx,
+            'reading the metalogger',
             'cd "$1/metalogger" 2>/dev/null || exit 0; for f in *; do [ -f "$f" ] && echo "file $(stat -c %s "$f") $f"; done; echo "last $(tail -n 1 changelog_ml.0.mfs 2>/dev/null)"',
-            'sh',
-            ctx.dataDir,
-          ]);
-          if (r.code !== 0) throw new CpsError('internal', `reading the metalogger: ${r.stderr.trim()}`);
-          const files = r.stdout.split('\n').flatMap((l) => {
+          );
+          const files = out.split('\n').flatMap((l) => {
             const m = /^file (\d+) (.+)$/.exec(l);
             return m && isRestoreFile(m[2]!) ? [{ name: m[2]!, size: Number(m[1]) }] : [];
           });
-          return { lastChange: lastChange(/^last (.*)$/m.exec(r.stdout)?.[1] ?? ''), files };
+          return { lastChange: lastChange(/^last (.*)$/m.exec(out)?.[1] ?? ''), files };
         },
       }),
       metalog_read: agentMethod({
@@ -814,21 +820,14 @@ export const storageService = defineService({
         }),
         result: z.object({ data: z.string() }),
         handle: async (ctx, a) => {
-          const r = await ctx.exec(
-            '/bin/sh',
-            [
-              '-c',
-              'tail -c +"$3" "$1/metalogger/$2" | head -c "$4" | base64 -w 0',
-              'sh',
-              ctx.dataDir,
-              a.name,
-              String(a.offset + 1),
-              String(a.length),
-            ],
+          const data = await inData(
+            ctx,
+            `reading ${a.name}`,
+            'tail -c +"$3" "$1/metalogger/$2" | head -c "$4" | base64 -w 0',
+            [a.name, String(a.offset + 1), String(a.length)],
             { keepBytes: 2 * PART },
           );
-          if (r.code !== 0) throw new CpsError('internal', `reading ${a.name}: ${r.stderr.trim()}`);
-          return { data: r.stdout.trim() };
+          return { data: data.trim() };
         },
       }),
       restore_part: agentMethod({
@@ -842,19 +841,13 @@ export const storageService = defineService({
         handle: async (ctx, a) => {
           if (ctx.role !== 'master') throw new ConflictError('not a master node');
           // the first part makes the file anew: a restore that starts again starts from nothing
-          const r = await ctx.exec(
-            '/bin/sh',
-            [
-              '-c',
-              'mkdir -p "$1/restore" && f="$1/restore/$2" && { [ "$3" != 0 ] || : > "$f"; } && base64 -d >> "$f"',
-              'sh',
-              ctx.dataDir,
-              a.name,
-              String(a.offset),
-            ],
+          await inData(
+            ctx,
+            `writing ${a.name}`,
+            'mkdir -p "$1/restore" && f="$1/restore/$2" && { [ "$3" != 0 ] || : > "$f"; } && base64 -d >> "$f"',
+            [a.name, String(a.offset)],
             { input: a.data },
           );
-          if (r.code !== 0) throw new CpsError('internal', `writing ${a.name}: ${r.stderr.trim()}`);
           return { written: Buffer.from(a.data, 'base64').length };
         },
       }),
@@ -865,13 +858,11 @@ export const storageService = defineService({
         handle: async (ctx) => {
           if (ctx.role !== 'master') throw new ConflictError('not a master node');
           // the parts were written aside: a restore cut short never leaves half a file to start from
-          const r = await ctx.exec('/bin/sh', [
-            '-c',
+          await inData(
+            ctx,
+            'moving the copy in',
             '[ ! -d "$1/restore" ] || { mv -f "$1/restore"/* "$1/master/" 2>/dev/null; rm -rf "$1/restore"; }',
-            'sh',
-            ctx.dataDir,
-          ]);
-          if (r.code !== 0) throw new CpsError('internal', `moving the copy in: ${r.stderr.trim()}`);
+          );
           if (!(await hasMetadata(ctx))) await emptyMetadata(ctx);
           await startMaster(ctx);
           return { started: true };
@@ -929,20 +920,20 @@ export const storageService = defineService({
         args: z.object({}),
         result: Health,
         handle: async (ctx) => ({
-          servers: parseChunkServers(await masterTool(ctx, '-SCS')).map((s) => ({
-            address: s.address,
-            port: s.port,
-            chunks: s.chunks,
-            usedBytes: s.usedBytes,
-            totalBytes: s.totalBytes,
-          })),
-          ...(await masterTool(ctx, '-SIC').then((out) => ({
-            chunks: parseChunkClasses(out),
-            matrix: parseChunkMatrix(out),
-          }))),
-          regularMatrix: parseChunkMatrix(await masterTool(ctx, '-SIC', '1')),
+          servers: parseChunkServers(await masterTool(ctx, '-SCS')),
+          chunks: parseChunkClasses(await masterTool(ctx, '-SIC')),
           mounts: parseMounts(await masterTool(ctx, '-SMS')),
+        }),
+      }),
+      drain_status: agentMethod({
+        description: 'What the master says of a drain: chunk servers, disks, and the goal/copies matrices',
+        args: z.object({}),
+        result: DrainStatus,
+        handle: async (ctx) => ({
+          servers: parseChunkServers(await masterTool(ctx, '-SCS')),
           disks: parseDisks(await masterTool(ctx, '-SHD')),
+          matrix: parseChunkMatrix(await masterTool(ctx, '-SIC')),
+          regularMatrix: parseChunkMatrix(await masterTool(ctx, '-SIC', '1')),
         }),
       }),
     },
